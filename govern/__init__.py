@@ -1,0 +1,269 @@
+"""govern: keeps a company's official social media accounts under control."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, g, render_template, request
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from govern.config import load_config
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("govern")
+csrf = CSRFProtect()
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the govern application (the composition root)."""
+    settings = load_config(config)
+    app = Flask(
+        __name__,
+        template_folder="../templates",
+        static_folder="../static",
+        instance_path=str(settings["INSTANCE_PATH"]),
+    )
+    app.config.update(settings)
+    register_proxy(app)
+    register_database(app)
+    register_sessions(app)
+    register_security(app)
+    register_auth(app)
+    register_keyring(app)
+    register_blueprints(app)
+    register_errors(app)
+    register_templates(app)
+    return app
+
+
+def register_proxy(app: Flask) -> None:
+    """Trust exactly the configured number of reverse proxies for client IP and scheme."""
+    hops = app.config["PROXY_HOPS"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
+
+
+def register_database(app: Flask) -> None:
+    """Engine, per-context session, and the refusal to serve an out-of-date schema."""
+    from govern.db import Database
+    from govern.schema import ensure_current
+
+    db = Database(app.config["DATABASE_URL"])
+    db.init_app(app)
+    if app.config["REQUIRE_CURRENT_SCHEMA"]:
+        ensure_current(db.engine)
+
+
+def register_sessions(app: Flask) -> None:
+    """Server-side sessions; uncommitted work of a request never rides along with the session save."""
+    from govern.auth.sessions import ServerSessionInterface
+    from govern.db import get_session
+
+    app.session_interface = ServerSessionInterface()
+
+    @app.after_request
+    def _discard_uncommitted(response: Response) -> Response:
+        # Registered first, so it runs last among after_request hooks, just before the session
+        # is saved: whatever a view flushed but did not commit is rolled back, not saved.
+        if "db_session" in g:
+            get_session().rollback()
+        return response
+
+
+def register_security(app: Flask) -> None:
+    """CSRF on every state-changing request, request ids, permissions, headers."""
+    from govern import web
+    from govern.audit import services as audit_services
+
+    csrf.init_app(app)
+    audit_services.context_provider = web.current_audit_context
+    app.before_request(web.assign_request_id)
+    app.before_request(web.reject_nul_bytes)
+    app.before_request(web.enforce_permissions)
+    app.after_request(web.set_security_headers)
+    if not app.testing:
+        from govern.logs import configure_logging
+
+        configure_logging()
+
+
+def register_auth(app: Flask) -> None:
+    """Flask-Login over the server-side session, and the auth services' injected kit."""
+    from datetime import timedelta
+
+    from govern.auth.models import User
+    from govern.auth.passwords import PasswordHashing
+    from govern.auth.services import AuthKit
+    from govern.auth.throttle import (
+        DatabaseThrottleStore,
+        RedisThrottleStore,
+        ThrottlePolicy,
+        ThrottleStore,
+    )
+    from govern.crypto.secretbox import SecretBox, derive_key
+    from govern.db import get_session
+
+    login_manager = LoginManager()
+    login_manager.session_protection = None  # the server-side session table does this job
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None  # type: ignore[assignment]
+    login_manager.init_app(app)
+
+    @login_manager.user_loader
+    def _load_user(user_id: str) -> User | None:
+        from flask import session
+
+        # Only a live server-side session that completed both factors identifies a user; this
+        # also shuts Flask-Login's remember-me cookie path, which govern does not use.
+        row = getattr(session, "row", None)
+        if not user_id.isdigit() or row is None or row.authenticated_at is None or row.user_id != int(user_id):
+            return None
+        user = get_session().get(User, int(user_id))
+        # Authorisation is re-read from the database on every request.
+        return user if user is not None and user.is_active and user.has_mfa else None
+
+    keys = [app.config["SECRET_KEY"], *app.config["SECRET_KEY_FALLBACKS"]]
+    throttle: ThrottleStore = (
+        RedisThrottleStore(app.config["REDIS_URL"]) if app.config["REDIS_URL"] else DatabaseThrottleStore()
+    )
+    app.extensions["govern.auth"] = AuthKit(
+        hashing=PasswordHashing(app.config["ARGON2_TIME_COST"], app.config["ARGON2_MEMORY_KIB"]),
+        mfa_box=SecretBox([derive_key(k.encode(), "govern/users.mfa_seed/v1") for k in keys]),
+        throttle=throttle,
+        account_policy=ThrottlePolicy(
+            app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_LOCKOUT_SECONDS"], app.config["LOGIN_LOCKOUT_MAX_SECONDS"]
+        ),
+        ip_policy=ThrottlePolicy(
+            app.config["LOGIN_IP_MAX_FAILURES"], app.config["LOGIN_LOCKOUT_SECONDS"], app.config["LOGIN_LOCKOUT_MAX_SECONDS"]
+        ),
+        setup_token_ttl=app.config["SETUP_TOKEN_TTL"] if isinstance(app.config["SETUP_TOKEN_TTL"], timedelta) else timedelta(hours=72),
+        issuer=f"govern ({app.config['ORGANISATION_NAME']})" if app.config["ORGANISATION_NAME"] else "govern",
+    )
+
+
+def register_keyring(app: Flask) -> None:
+    """Load the vault keyring from outside the database; without one the vault stays sealed."""
+    import json
+
+    from govern.crypto.keyring import Keyring, KeyringError
+
+    app.extensions["govern.keyring"] = None
+    app.extensions["govern.keyring_problem"] = None
+    try:
+        if app.config["VAULT_KEYRING_JSON"]:
+            app.extensions["govern.keyring"] = Keyring.from_json(app.config["VAULT_KEYRING_JSON"])
+        else:
+            app.extensions["govern.keyring"] = Keyring.load(app.config["VAULT_KEY_FILE"])
+    except (KeyringError, OSError, json.JSONDecodeError) as exc:
+        app.extensions["govern.keyring_problem"] = str(exc)
+        log.warning("vault sealed: %s", exc)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Only the composition root imports views."""
+    from govern.web import BoundedIntConverter
+
+    # Ids in URLs fit the database's integer columns; larger numbers are a plain 404.
+    app.url_map.converters["int"] = BoundedIntConverter
+    from govern.accounts.views import bp as accounts_bp
+    from govern.audit.views import bp as audit_bp
+    from govern.auth.views import bp as auth_bp
+    from govern.directory.views import bp as directory_bp
+    from govern.grants.views import bp as grants_bp
+    from govern.home.views import bp as home_bp
+    from govern.policies.views import bp as policies_bp
+    from govern.reports.views import bp as reports_bp
+    from govern.reviews.views import bp as reviews_bp
+    from govern.users.views import bp as users_bp
+
+    for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
+               reviews_bp, reports_bp):
+        app.register_blueprint(bp)
+
+
+def register_errors(app: Flask) -> None:
+    """Every error gets a page in the layout that reveals nothing internal."""
+    from govern.auth.throttle import ThrottleUnavailableError
+    from govern.errors import AuditWriteError, GovernError, ThrottledError
+
+    def page(status: int, title: str, message: str) -> tuple[str, int]:
+        return render_template("errors/error.html", status=status, title=title, message=message), status
+
+    @app.errorhandler(CSRFError)
+    def _csrf(_exc: CSRFError) -> tuple[str, int]:
+        return page(400, "The form expired", "This form is out of date or was not sent from govern. Go back, reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        messages = {
+            400: ("Bad request", "The request could not be understood. Check what you entered and try again."),
+            401: ("Sign-in needed", "Sign in again to continue; for sensitive actions, confirm a code from your authenticator."),
+            403: ("Not allowed", "You do not have permission to do this. Ask an administrator if you need it."),
+            404: ("Not found", "There is nothing here, or you may not see it."),
+            405: ("Not allowed this way", "This address does not accept that kind of request."),
+            413: ("Too large", "What you sent is too large."),
+            429: ("Too many attempts", "Too many attempts. Wait a moment and try again."),
+        }
+        title, message = messages.get(status, (exc.name, "The request could not be completed."))
+        return page(status, title, message)
+
+    @app.errorhandler(ThrottledError)
+    def _throttled(exc: ThrottledError) -> Any:
+        from govern import audit
+        from govern.db import get_session
+
+        db = get_session()
+        db.rollback()
+        audit.record(db, "auth.throttled", outcome="denied",
+                     details={"retry_after_seconds": exc.retry_after, "endpoint": request.endpoint})
+        db.commit()
+        body, status = page(429, "Too many attempts", exc.message)
+        return body, status, {"Retry-After": str(exc.retry_after)}
+
+    @app.errorhandler(AuditWriteError)
+    def _audit_failed(exc: AuditWriteError) -> tuple[str, int]:
+        log.error("audit write failed; change refused: %s", exc.message)
+        return page(503, "Not recorded, not done", "govern could not record this action in the audit trail, so it did not do it. Try again; if it keeps failing, tell IT.")
+
+    @app.errorhandler(ThrottleUnavailableError)
+    def _throttle_down(_exc: ThrottleUnavailableError) -> tuple[str, int]:
+        log.error("throttle store unreachable; sign-in refused")
+        return page(503, "Sign-in unavailable", "Sign-in is paused because a safety service is unreachable. Try again in a few minutes.")
+
+    @app.errorhandler(OperationalError)
+    def _db_down(_exc: OperationalError) -> tuple[str, int]:
+        log.error("database unavailable", exc_info=True)
+        return page(503, "Temporarily unavailable", "govern cannot reach its database. Nothing was changed. Try again in a few minutes.")
+
+    @app.errorhandler(GovernError)
+    def _domain(exc: GovernError) -> tuple[str, int]:
+        titles = {403: "Not allowed", 404: "Not found", 409: "Could not be done", 400: "Could not be done"}
+        return page(exc.status_code, titles.get(exc.status_code, "Could not be done"), exc.message)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[str, int]:
+        log.error("unexpected error on %s %s", request.method, request.endpoint, exc_info=exc)
+        return page(500, "Something went wrong", "govern hit an unexpected problem and did not finish. Nothing was half-done. Try again; if it keeps happening, tell IT.")
+
+
+def register_templates(app: Flask) -> None:
+    """Helpers every template may use."""
+    from flask_login import current_user
+
+    from govern import web
+
+    @app.context_processor
+    def _inject() -> dict[str, Any]:
+        return {
+            "may": lambda name: web.may(current_user, name),
+            "organisation_name": app.config["ORGANISATION_NAME"] or "your company",
+            "vault_sealed": app.extensions.get("govern.keyring") is None,
+        }

@@ -1,0 +1,1 @@
+"""The account registry: official social accounts and the role catalogue with platform mappings."""

@@ -1,0 +1,1 @@
+"""App users: login with password and TOTP, server-side sessions, throttling, app roles."""

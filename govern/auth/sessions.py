@@ -1,0 +1,167 @@
+"""Server-side sessions: the cookie carries a random token, the state lives in ``web_sessions``.
+
+This is what makes logout, deactivation and role changes end a session at once (a cookie
+captured earlier finds no row), and what enforces the idle and absolute timeouts on the server.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import OperationalError
+from werkzeug.datastructures import CallbackDict
+
+from govern import audit
+from govern.audit.services import AuditContext
+from govern.auth.models import WebSession
+from govern.crypto.tokens import new_token, token_digest
+from govern.db import get_session, utcnow
+
+#: The cookie name when served over HTTPS: the __Host- prefix pins it to this host, path / and Secure.
+SECURE_COOKIE_NAME = "__Host-govern_session"
+PLAIN_COOKIE_NAME = "govern_session"
+#: last_seen_at is written at most this often for a session whose data did not change.
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+class ServerSession(CallbackDict[str, Any], SessionMixin):
+    """The session dict of one request, with what save_session needs to know."""
+
+    def __init__(self, initial: dict[str, Any] | None = None, *, row: WebSession | None = None) -> None:
+        def on_update(_self: ServerSession) -> None:
+            _self.modified = True
+
+        super().__init__(initial or {}, on_update)
+        self.row = row
+        self.modified = False
+        self.regenerate = False
+        self.ended = False
+        self.expired = False
+        #: Set by the login flow: stamps to write with the next save.
+        self.mark_authenticated = False
+        self.mark_mfa_verified = False
+
+    @property
+    def digest(self) -> str | None:
+        """The stored id (token digest) of this session, if it has been saved."""
+        return self.row.id if self.row is not None else None
+
+
+def cookie_name(request: Request) -> str:
+    """Secure requests use the __Host- cookie; plain HTTP (local embedded use) the plain one."""
+    return SECURE_COOKIE_NAME if request.is_secure else PLAIN_COOKIE_NAME
+
+
+class ServerSessionInterface(SessionInterface):
+    """Loads and stores session state in the database through the request's DB session."""
+
+    def open_session(self, app: Flask, request: Request) -> ServerSession:
+        token = request.cookies.get(cookie_name(request))
+        if not token or len(token) > 100:
+            return ServerSession()
+        db = get_session()
+        try:
+            row = db.get(WebSession, token_digest(token))
+        except OperationalError:
+            # Database down: carry on without a session; the view's own query answers 503.
+            db.rollback()
+            return ServerSession()
+        if row is None:
+            return ServerSession()
+        now = utcnow()
+        started = row.authenticated_at or row.created_at
+        idle_out = now - row.last_seen_at > app.config["SESSION_IDLE_TIMEOUT"]
+        if idle_out or now - started > app.config["SESSION_ABSOLUTE_TIMEOUT"]:
+            db.execute(delete(WebSession).where(WebSession.id == row.id))
+            if row.user_id is not None:
+                audit.record(db, "auth.session.expired", target_type="user", target_id=row.user_id,
+                             details={"limit": "idle" if idle_out else "absolute"}, context=_system_context(request))
+            db.commit()
+            expired = ServerSession()
+            expired.expired = row.user_id is not None
+            return expired
+        try:
+            data = json.loads(row.data)
+        except ValueError:
+            data = {}
+        return ServerSession(data, row=row)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        assert isinstance(session, ServerSession)
+        from flask import request
+
+        db = get_session()
+        name = cookie_name(request)
+        secure = request.is_secure
+        carried_authenticated_at = session.row.authenticated_at if session.row is not None else None
+        carried_mfa_verified_at = session.row.mfa_verified_at if session.row is not None else None
+        if session.ended or (session.row is not None and session.regenerate):
+            if session.row is not None:
+                db.execute(delete(WebSession).where(WebSession.id == session.row.id))
+            if session.ended:
+                db.commit()
+                response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+                return
+            session.row = None
+        now = utcnow()
+        if session.row is None:
+            if not session:
+                return  # nothing to remember about an anonymous visitor
+            _purge_idle_sessions(db, now - app.config["SESSION_IDLE_TIMEOUT"], request)
+            token = new_token()
+            values: dict[str, Any] = {
+                "id": token_digest(token),
+                "public_id": secrets.token_hex(8),
+                "user_id": _user_id(session),
+                "data": json.dumps(dict(session)),
+                "created_at": now,
+                "last_seen_at": now,
+                "authenticated_at": now if session.mark_authenticated else carried_authenticated_at,
+                "mfa_verified_at": now if session.mark_mfa_verified else carried_mfa_verified_at,
+                "ip": (request.remote_addr or "")[:64] or None,
+                "user_agent": (request.user_agent.string or "")[:200] or None,
+            }
+            db.execute(insert(WebSession).values(**values))
+            db.commit()
+            response.set_cookie(
+                name, token, path="/", secure=secure, httponly=True, samesite="Lax"
+            )  # a browser-session cookie: the server decides when it ends
+            return
+        changes: dict[str, Any] = {}
+        if session.modified:
+            changes["data"] = json.dumps(dict(session))
+            changes["user_id"] = _user_id(session)
+        if session.mark_mfa_verified:
+            changes["mfa_verified_at"] = now
+        if changes or now - session.row.last_seen_at >= TOUCH_INTERVAL:
+            changes["last_seen_at"] = now
+            result = db.execute(update(WebSession).where(WebSession.id == session.row.id).values(**changes))
+            db.commit()
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                # The row was deleted during this request (logout elsewhere, role change...).
+                response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+
+
+def _system_context(request: Request) -> AuditContext:
+    # No current_user here: the session that would identify one is being opened or saved.
+    return AuditContext(actor_label="system", ip=request.remote_addr)
+
+
+def _purge_idle_sessions(db: Any, cutoff: Any, request: Request) -> None:
+    """Delete sessions idle past the limit (an indexed delete), so the table cannot grow without bound."""
+    signed_in = db.scalar(select(func.count()).select_from(WebSession).where(WebSession.last_seen_at < cutoff, WebSession.user_id.is_not(None)))
+    purged = db.execute(delete(WebSession).where(WebSession.last_seen_at < cutoff)).rowcount
+    if signed_in:
+        audit.record(db, "auth.sessions.purged", details={"count": purged, "signed_in": signed_in, "limit": "idle"},
+                     context=_system_context(request))
+
+
+def _user_id(session: ServerSession) -> int | None:
+    raw = session.get("_user_id")
+    return int(raw) if raw is not None and str(raw).isdigit() else None

@@ -1,0 +1,351 @@
+"""Login (password, then TOTP), first-time setup and enrolment, logout, step-up and own account."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from typing import Any
+
+import segno
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_user, logout_user
+from markupsafe import Markup
+from werkzeug.wrappers import Response
+
+from govern.auth import services
+from govern.auth.forms import (
+    ChangePasswordForm,
+    CodeForm,
+    ConfirmForm,
+    CurrentPasswordForm,
+    EnrolForm,
+    LoginForm,
+    NewPasswordForm,
+    SetupTokenForm,
+)
+from govern.auth.models import User
+from govern.auth.services import AuthKit
+from govern.crypto import totp
+from govern.db import get_session
+from govern.errors import ForbiddenError, InvalidError, NotFoundError
+from govern.web import PUBLIC, STAFF, client_ip, fresh_mfa_required, permission, safe_next
+
+bp = Blueprint("auth", __name__)
+
+#: How long the step between password and second factor may take.
+PENDING_LOGIN_SECONDS = 300
+
+
+def _kit() -> AuthKit:
+    kit: AuthKit = current_app.extensions["govern.auth"]
+    return kit
+
+
+def _begin_new_session() -> None:
+    """Drop everything of the previous session and issue a new session id (ASVS 7.2.4)."""
+    session.clear()
+    session.regenerate = True  # type: ignore[attr-defined]
+
+
+def _pending_user() -> User | None:
+    pending = session.get("auth_pending")
+    if not isinstance(pending, dict) or time.time() - float(pending.get("at", 0)) > PENDING_LOGIN_SECONDS:
+        return None
+    user = get_session().get(User, int(pending.get("user_id", 0)))
+    if user is None or not user.is_active or _password_stamp(user) != pending.get("password_stamp"):
+        return None  # deactivated, or the password changed since it was checked
+    return user
+
+
+def _password_stamp(user: User) -> str:
+    return user.password_changed_at.isoformat() if user.password_changed_at else ""
+
+
+def _finish_login(user: User, factor: str, next_url: str | None) -> Response:
+    db = get_session()
+    services.record_login(db, user=user, factor=factor)
+    db.commit()
+    _begin_new_session()
+    login_user(user, remember=False)
+    session.mark_authenticated = True  # type: ignore[attr-defined]
+    session.mark_mfa_verified = True  # type: ignore[attr-defined]
+    return redirect(safe_next(next_url, url_for("home.index")))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@permission(PUBLIC)
+def login() -> Any:
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"))
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next"), "")
+        if getattr(session, "expired", False):
+            flash("Your session ended after a period of inactivity. Sign in again.", "info")
+    if form.validate_on_submit():
+        db = get_session()
+        try:
+            user = services.check_password_login(
+                db, _kit(), email=form.email.data or "", password=form.password.data or "", ip=client_ip()
+            )
+        except (InvalidError, ForbiddenError) as exc:
+            db.commit()  # the failure count and its audit event must persist
+            form.password.errors = [exc.message]
+            return render_template("auth/login.html", form=form), 200
+        db.commit()
+        _begin_new_session()
+        session["auth_pending"] = {"user_id": user.id, "at": time.time(), "password_stamp": _password_stamp(user)}
+        session["next"] = safe_next(form.next.data, "")
+        return redirect(url_for("auth.login_code"))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@permission(PUBLIC)
+def login_code() -> Any:
+    user = _pending_user()
+    if user is None:
+        flash("Start by entering your email and password.", "info")
+        return redirect(url_for("auth.login"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        db = get_session()
+        try:
+            factor = services.verify_second_factor(
+                db, _kit(), user=user, code=form.code.data or "", ip=client_ip(), purpose="login"
+            )
+        except InvalidError as exc:
+            db.commit()
+            form.code.errors = [exc.message]
+            return render_template("auth/login_code.html", form=form, user=user), 200
+        if factor == "recovery_code":
+            # A recovery code means the authenticator may be lost: end every other session.
+            services.end_user_sessions(db, user=user, actor=user, reason="recovery_code_used")
+            remaining = services.count_unused_recovery_codes(db, user)
+            flash(f"You signed in with a recovery code; {remaining} left. Create new codes under Your account if you are running low.", "warning")
+        return _finish_login(user, factor, session.get("next"))
+    return render_template("auth/login_code.html", form=form, user=user)
+
+
+@bp.route("/logout", methods=["POST"])
+@permission(STAFF)
+def logout() -> Response:
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        return redirect(url_for("home.index"))
+    db = get_session()
+    services.record_logout(db, user=current_user)  # type: ignore[arg-type]
+    db.commit()
+    logout_user()
+    session.ended = True  # type: ignore[attr-defined]
+    response = redirect(url_for("auth.login"))
+    response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
+    return response
+
+
+@bp.route("/reauth", methods=["GET", "POST"])
+@permission(STAFF)
+def reauth() -> Any:
+    form = CodeForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next"), "")
+    if form.validate_on_submit():
+        db = get_session()
+        try:
+            services.verify_second_factor(db, _kit(), user=current_user, code=form.code.data or "", ip=client_ip(), purpose="reauth")  # type: ignore[arg-type]
+        except InvalidError as exc:
+            db.commit()
+            form.code.errors = [exc.message]
+            return render_template("auth/reauth.html", form=form), 200
+        db.commit()
+        session.regenerate = True  # type: ignore[attr-defined]
+        session.mark_mfa_verified = True  # type: ignore[attr-defined]
+        return redirect(safe_next(form.next.data, url_for("home.index")))
+    return render_template("auth/reauth.html", form=form)
+
+
+# --- setup: first login and MFA re-enrolment ------------------------------------------------------
+
+
+def _setup_state() -> dict[str, Any] | None:
+    state = session.get("setup")
+    return state if isinstance(state, dict) and "token_id" in state else None
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+@permission(PUBLIC)
+def setup() -> Any:
+    form = SetupTokenForm()
+    if form.validate_on_submit():
+        db = get_session()
+        try:
+            token = services.redeem_setup_token(db, _kit(), token=form.token.data or "", ip=client_ip())
+        except InvalidError as exc:
+            db.commit()
+            form.token.errors = [exc.message]
+            return render_template("auth/setup.html", form=form), 200
+        db.commit()
+        if current_user.is_authenticated:
+            logout_user()
+        _begin_new_session()
+        session["setup"] = {"token_id": token.id, "password_ok": False}
+        return redirect(url_for("auth.setup_password"))
+    return render_template("auth/setup.html", form=form)
+
+
+@bp.route("/setup/password", methods=["GET", "POST"])
+@permission(PUBLIC)
+def setup_password() -> Any:
+    state = _setup_state()
+    if state is None:
+        return redirect(url_for("auth.setup"))
+    db = get_session()
+    token = services.live_setup_token(db, int(state["token_id"]))
+    user = db.get(User, token.user_id)
+    form: NewPasswordForm | CurrentPasswordForm = (
+        CurrentPasswordForm() if token.purpose == "mfa_reset" else NewPasswordForm()
+    )
+    if form.validate_on_submit():
+        try:
+            services.set_password_during_setup(
+                db,
+                _kit(),
+                setup=token,
+                password=(form.password.data or "") if isinstance(form, NewPasswordForm) else "",
+                current_password=(form.current_password.data or "") if isinstance(form, CurrentPasswordForm) else None,
+                ip=client_ip(),
+            )
+        except InvalidError as exc:
+            db.commit()
+            field = next(iter(exc.reasons), "password" if token.purpose == "setup" else "current_password")
+            getattr(form, field).errors = [exc.reasons.get(field, exc.message)]
+            return render_template("auth/setup_password.html", form=form, user=user, purpose=token.purpose), 200
+        db.commit()
+        state["password_ok"] = True
+        session["setup"] = state
+        return redirect(url_for("auth.setup_authenticator"))
+    return render_template("auth/setup_password.html", form=form, user=user, purpose=token.purpose)
+
+
+def _qr_svg(uri: str) -> Markup:
+    buffer = io.BytesIO()
+    segno.make(uri, error="m").save(buffer, kind="svg", xmldecl=False, svgns=True, nl=False, scale=5, border=2,
+                                   title="QR code for your authenticator app")
+    return Markup(buffer.getvalue().decode("utf-8"))  # noqa: S704 - segno output, no user input in markup
+
+
+@bp.route("/setup/authenticator", methods=["GET", "POST"])
+@permission(PUBLIC)
+def setup_authenticator() -> Any:
+    state = _setup_state()
+    if state is None or not state.get("password_ok"):
+        return redirect(url_for("auth.setup"))
+    db = get_session()
+    kit = _kit()
+    token = services.live_setup_token(db, int(state["token_id"]))
+    user = db.get(User, token.user_id)
+    assert user is not None
+    if "seed" not in state:
+        state["seed"] = base64.b64encode(services.seal_pending_seed(kit, user, totp.new_seed())).decode("ascii")
+        session["setup"] = state
+    seed = services.open_pending_seed(kit, user, base64.b64decode(state["seed"]))
+    form = EnrolForm()
+    if form.validate_on_submit():
+        try:
+            user, codes = services.confirm_enrolment(db, kit, setup=token, seed=seed, code=form.code.data or "", ip=client_ip())
+        except InvalidError as exc:
+            db.commit()
+            form.code.errors = [exc.message]
+        else:
+            services.record_login(db, user=user, factor="totp")
+            db.commit()
+            _begin_new_session()
+            login_user(user, remember=False)
+            session.mark_authenticated = True  # type: ignore[attr-defined]
+            session.mark_mfa_verified = True  # type: ignore[attr-defined]
+            return render_template("auth/recovery_codes.html", codes=codes, first_time=True)
+    uri = services.enrolment_uri(kit, user, seed)
+    grouped = " ".join(seed[i : i + 4] for i in range(0, len(seed), 4))
+    return render_template("auth/setup_authenticator.html", form=form, qr=_qr_svg(uri), seed=grouped, user=user)
+
+
+# --- own account ------------------------------------------------------------------------------------
+
+
+@bp.route("/account")
+@permission(STAFF)
+def account() -> str:
+    db = get_session()
+    user: User = current_user  # type: ignore[assignment]
+    return render_template(
+        "auth/account.html",
+        user=user,
+        sessions=services.list_user_sessions(db, user, idle=current_app.config["SESSION_IDLE_TIMEOUT"],
+                                             absolute=current_app.config["SESSION_ABSOLUTE_TIMEOUT"]),
+        current_session=getattr(session, "digest", None),
+        codes_left=services.count_unused_recovery_codes(db, user),
+        form=ConfirmForm(),
+    )
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@permission(STAFF)
+def change_password() -> Any:
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        db = get_session()
+        try:
+            ended = services.change_password(
+                db, _kit(), user=current_user, current_password=form.current_password.data or "",  # type: ignore[arg-type]
+                code=form.code.data or "", new_password=form.new_password.data or "", ip=client_ip(),
+                keep_session_id=getattr(session, "digest", None),
+            )
+        except InvalidError as exc:
+            db.commit()
+            for field, message in (exc.reasons or {"code": exc.message}).items():
+                getattr(form, field).errors = [message]
+            return render_template("auth/change_password.html", form=form), 200
+        db.commit()
+        session.regenerate = True  # type: ignore[attr-defined]
+        session.mark_mfa_verified = True  # type: ignore[attr-defined]
+        flash(f"Your password was changed. {ended} other session(s) were signed out.", "success")
+        return redirect(url_for("auth.account"))
+    return render_template("auth/change_password.html", form=form)
+
+
+@bp.route("/account/recovery-codes", methods=["POST"])
+@permission(STAFF)
+@fresh_mfa_required
+def regenerate_recovery_codes() -> Any:
+    if not ConfirmForm().validate_on_submit():
+        return redirect(url_for("auth.account"))
+    db = get_session()
+    codes = services.regenerate_recovery_codes(db, _kit(), user=current_user)  # type: ignore[arg-type]
+    db.commit()
+    return render_template("auth/recovery_codes.html", codes=codes, first_time=False)
+
+
+@bp.route("/account/sessions/<public_id>/end", methods=["POST"])
+@permission(STAFF)
+def end_own_session(public_id: str) -> Response:
+    if not ConfirmForm().validate_on_submit():
+        return redirect(url_for("auth.account"))
+    db = get_session()
+    try:
+        services.end_one_session(db, actor=current_user, owner=current_user, public_id=public_id[:32])  # type: ignore[arg-type]
+    except NotFoundError as exc:
+        flash(exc.message, "info")
+        return redirect(url_for("auth.account"))
+    db.commit()
+    flash("That session was signed out.", "success")
+    return redirect(url_for("auth.account"))

@@ -1,0 +1,158 @@
+"""Settings: defaults, GOVERN_* environment variables and files in the instance folder.
+
+Bad configuration fails fast with one line that says what to change (ConfigError).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from govern.crypto.keyring import write_private_file
+
+ENVIRONMENTS = ("development", "production", "testing")
+
+#: Secret keys that ship in tutorials and defaults; production refuses them.
+KNOWN_DEV_SECRET_KEYS = frozenset({"dev", "development", "secret", "changeme", "change-me", "test"})
+
+#: ASVS 5.0 Appendix C floor for argon2id with t=2.
+ARGON2_MIN_TIME_COST = 2
+ARGON2_MIN_MEMORY_KIB = 19456
+
+
+class ConfigError(Exception):
+    """The configuration cannot work; the message says what to change."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"GOVERN_{name}")
+    return default if value is None or value == "" else value
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"GOVERN_{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"GOVERN_{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if raw is None:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"GOVERN_{name} must be true or false, got {raw!r}")
+
+
+def default_instance_path() -> Path:
+    """The instance folder: GOVERN_INSTANCE_PATH, else ./instance."""
+    return Path(_env("INSTANCE_PATH") or Path.cwd() / "instance").resolve()
+
+
+def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build the configuration from defaults, the environment and ``overrides``."""
+    overrides = dict(overrides or {})
+    env = overrides.get("ENV") or _env("ENV", "development")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"GOVERN_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+    instance = Path(overrides.get("INSTANCE_PATH") or default_instance_path())
+    is_production = env == "production"
+
+    config: dict[str, Any] = {
+        "ENV": env,
+        "INSTANCE_PATH": instance,
+        "DEBUG": _bool("DEBUG", False),
+        "TESTING": env == "testing",
+        "DATABASE_URL": _env("DATABASE_URL", f"sqlite:///{instance / 'govern.db'}"),
+        "SECRET_KEY": _env("SECRET_KEY"),
+        "SECRET_KEY_FALLBACKS": [k for k in (_env("SECRET_KEY_FALLBACKS") or "").split(",") if k],
+        "SECRET_KEY_FILE": Path(_env("SECRET_KEY_FILE") or instance / "secret_key"),
+        "VAULT_KEY_FILE": Path(_env("VAULT_KEY_FILE") or instance / "vault.key"),
+        "VAULT_KEYRING_JSON": _env("VAULT_KEYRING"),
+        "REDIS_URL": _env("REDIS_URL"),
+        "PROXY_HOPS": _int("PROXY_HOPS", 0),
+        "BASE_URL": (_env("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "SESSION_IDLE_TIMEOUT": timedelta(minutes=_int("SESSION_IDLE_MINUTES", 30, minimum=1)),
+        "SESSION_ABSOLUTE_TIMEOUT": timedelta(hours=_int("SESSION_MAX_HOURS", 12, minimum=1)),
+        "FRESH_MFA_WINDOW": timedelta(minutes=5),
+        "SETUP_TOKEN_TTL": timedelta(hours=_int("SETUP_TOKEN_HOURS", 72, minimum=1)),
+        "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", 5, minimum=1),
+        "LOGIN_IP_MAX_FAILURES": _int("LOGIN_IP_MAX_FAILURES", 20, minimum=1),
+        "LOGIN_LOCKOUT_SECONDS": _int("LOGIN_LOCKOUT_SECONDS", 60, minimum=1),
+        "LOGIN_LOCKOUT_MAX_SECONDS": _int("LOGIN_LOCKOUT_MAX_SECONDS", 3600, minimum=1),
+        "ARGON2_TIME_COST": _int("ARGON2_TIME_COST", 3, minimum=1),
+        "ARGON2_MEMORY_KIB": _int("ARGON2_MEMORY_KIB", 65536, minimum=1),
+        "SMTP_HOST": _env("SMTP_HOST"),
+        "SMTP_PORT": _int("SMTP_PORT", 25, minimum=1),
+        "SMTP_USERNAME": _env("SMTP_USERNAME"),
+        "SMTP_PASSWORD": _env("SMTP_PASSWORD"),
+        "SMTP_STARTTLS": _bool("SMTP_STARTTLS", False),
+        "SMTP_FROM": _env("SMTP_FROM", "govern@localhost"),
+        "REQUIRE_CURRENT_SCHEMA": True,
+        "ORGANISATION_NAME": _env("ORGANISATION_NAME"),
+        # Flask and Flask-WTF settings that follow from the above.
+        "WTF_CSRF_TIME_LIMIT": None,  # tokens live as long as the server-side session
+        "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+        "PROPAGATE_EXCEPTIONS": False,
+        "TRAP_HTTP_EXCEPTIONS": False,
+    }
+    config.update(overrides)
+    config["INSTANCE_PATH"] = Path(config["INSTANCE_PATH"])
+    config["IS_PRODUCTION"] = is_production
+    _resolve_secret_key(config, create=not is_production)
+    validate(config)
+    return config
+
+
+def _resolve_secret_key(config: dict[str, Any], *, create: bool) -> None:
+    """Take the secret key from the environment, else the instance file (created outside production)."""
+    if config.get("SECRET_KEY"):
+        return
+    path: Path = config["SECRET_KEY_FILE"]
+    if path.exists():
+        config["SECRET_KEY"] = path.read_text(encoding="utf-8").strip()
+    elif create:
+        key = secrets.token_urlsafe(48)
+        write_private_file(path, key + "\n")
+        config["SECRET_KEY"] = key
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Refuse configurations that would run insecurely or not at all."""
+    if config["ARGON2_TIME_COST"] < ARGON2_MIN_TIME_COST or config["ARGON2_MEMORY_KIB"] < ARGON2_MIN_MEMORY_KIB:
+        raise ConfigError(
+            "argon2id parameters below the ASVS floor (t>=2, m>=19456 KiB): "
+            "raise GOVERN_ARGON2_TIME_COST / GOVERN_ARGON2_MEMORY_KIB"
+        )
+    key = config.get("SECRET_KEY")
+    if config["IS_PRODUCTION"]:
+        if config["DEBUG"] or os.environ.get("FLASK_DEBUG") in {"1", "true", "True"}:
+            raise ConfigError("production refuses to start with debug on: unset GOVERN_DEBUG and FLASK_DEBUG")
+        if not key:
+            raise ConfigError("production needs a secret key: set GOVERN_SECRET_KEY or GOVERN_SECRET_KEY_FILE")
+        if key.lower() in KNOWN_DEV_SECRET_KEYS or len(key) < 32:
+            raise ConfigError(
+                "production refuses the development secret key: set GOVERN_SECRET_KEY to 32+ random characters"
+            )
+        if not config.get("VAULT_KEYRING_JSON") and not Path(config["VAULT_KEY_FILE"]).exists():
+            raise ConfigError(
+                f"production needs the vault key file: none at {config['VAULT_KEY_FILE']} "
+                "(create it with `govern keys init` or set GOVERN_VAULT_KEYRING)"
+            )
+    if not key:
+        raise ConfigError("no secret key: set GOVERN_SECRET_KEY or create the instance folder with `govern init`")
+    if config.get("VAULT_KEYRING_JSON") and key in config["VAULT_KEYRING_JSON"]:
+        raise ConfigError("the secret key and the vault keyring must be different keys")

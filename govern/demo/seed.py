@@ -1,0 +1,366 @@
+"""Demo data: a small, realistic company built through the real services, so every rule holds.
+
+Northpeak Outdoor (a made-up brand on the reserved .example domain) has five departments,
+thirty people, twelve official accounts, published policies, about forty grants (owner and
+admin ones approved by a second person), a few time-bound grants, one open request, and two
+revocations whose removal from the platform nobody has confirmed yet. Everything is
+deterministic: seeding two fresh instances gives the same company.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from govern import audit
+from govern.accounts.models import PLATFORM_LABELS, Account
+from govern.accounts.services import AccountInput, create_account
+from govern.auth.models import User, UserRole
+from govern.auth.services import AuthKit, create_user
+from govern.db import utcnow
+from govern.directory.models import Person
+from govern.directory.services import create_person
+from govern.errors import ConflictError
+from govern.grants.models import Grant
+from govern.grants.services import approve_grant, grant_role, request_role, revoke_grant
+from govern.policies.models import Acknowledgement, PolicyVersion
+from govern.policies.services import current_version
+
+COMPANY = "Northpeak Outdoor"
+DOMAIN = "northpeak.example"
+RECOVERY_MAILBOX = f"social-recovery@{DOMAIN} (shared mailbox, IT)"
+RECOVERY_PHONE = "IT on-call phone, +1 555 0100"
+
+#: key, full name, department, title, manager's key (managers come before their reports).
+PEOPLE: tuple[tuple[str, str, str, str, str | None], ...] = (
+    ("m_head", "Hannah Lindqvist", "Marketing", "Head of Marketing", None),
+    ("m_social", "Tomás Alvarez", "Marketing", "Social Media Lead", "m_head"),
+    ("m_content1", "Priya Raman", "Marketing", "Content Creator", "m_social"),
+    ("m_content2", "Jonas Becker", "Marketing", "Content Creator", "m_social"),
+    ("m_video", "Aiko Tanaka", "Marketing", "Video Producer", "m_social"),
+    ("m_paid", "Marcus Reid", "Marketing", "Paid Social Specialist", "m_head"),
+    ("m_community1", "Léa Martin", "Marketing", "Community Manager", "m_social"),
+    ("m_community2", "Daniel Okafor", "Marketing", "Community Manager", "m_social"),
+    ("m_intern", "Sofia Rossi", "Marketing", "Marketing Intern", "m_social"),
+    ("c_head", "Claire Dubois", "Communications", "Head of Communications", None),
+    ("c_pr", "Ethan Brooks", "Communications", "PR Manager", "c_head"),
+    ("c_press", "Nadia Haddad", "Communications", "Press Officer", "c_pr"),
+    ("c_internal", "Oliver Grant", "Communications", "Internal Communications Specialist", "c_head"),
+    ("c_spokes", "Isabel Fernández", "Communications", "Executive Spokesperson", "c_head"),
+    ("s_lead", "Kwame Mensah", "Customer Support", "Customer Support Lead", None),
+    ("s_team", "Emma Nilsson", "Customer Support", "Social Care Team Lead", "s_lead"),
+    ("s_agent1", "Lucas Moreau", "Customer Support", "Social Care Agent", "s_team"),
+    ("s_agent2", "Mei Chen", "Customer Support", "Social Care Agent", "s_team"),
+    ("s_agent3", "Rafael Costa", "Customer Support", "Social Care Agent", "s_team"),
+    ("s_agent4", "Zoe Williams", "Customer Support", "Social Care Agent", "s_team"),
+    ("s_qa", "Ahmed Karimi", "Customer Support", "Support Quality Analyst", "s_lead"),
+    ("h_dir", "Grace Whitfield", "HR", "HR Director", None),
+    ("h_bp", "Samuel Adeyemi", "HR", "HR Business Partner", "h_dir"),
+    ("h_talent", "Julia Novak", "HR", "Talent Acquisition Lead", "h_dir"),
+    ("h_brand", "Chloe Park", "HR", "Employer Brand Specialist", "h_dir"),
+    ("i_mgr", "Viktor Petrov", "IT", "IT Manager", None),
+    ("i_sec", "Amara Diallo", "IT", "Security Engineer", "i_mgr"),
+    ("i_sys", "Ben Carter", "IT", "Systems Administrator", "i_mgr"),
+    ("i_help", "Lina Schmidt", "IT", "IT Support Technician", "i_mgr"),
+    ("i_audit", "Ruth Morgan", "IT", "IT Risk & Compliance Analyst", "i_mgr"),
+)
+
+#: Logins: person key and app roles (an empty set is plain staff). Owners of accounts are
+#: managers, because only an account's owner (or an admin) may grant roles on it.
+LOGINS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("m_head", frozenset({"manager"})),
+    ("m_social", frozenset({"manager"})),
+    ("c_head", frozenset({"manager"})),
+    ("s_lead", frozenset({"manager"})),
+    ("h_dir", frozenset({"hr", "manager"})),
+    ("h_bp", frozenset({"hr"})),
+    ("i_mgr", frozenset({"it"})),
+    ("i_sec", frozenset({"it"})),
+    ("i_audit", frozenset({"auditor"})),
+    ("s_agent1", frozenset()),
+)
+#: Who becomes an admin when the instance has none yet (someone must approve owner/admin grants).
+FALLBACK_ADMIN = "i_mgr"
+
+#: key, platform, handle, display name, business owner, crisis contact, tier, max credential holders.
+ACCOUNTS: tuple[tuple[str, str, str, str, str, str, str, int], ...] = (
+    ("ig_main", "instagram", "northpeak", "Northpeak Outdoor", "m_head", "c_head", "critical", 4),
+    ("fb_main", "facebook", "northpeak.outdoor", "Northpeak Outdoor", "m_head", "c_head", "high", 4),
+    ("tt_main", "tiktok", "northpeak", "Northpeak on TikTok", "m_social", "c_head", "high", 3),
+    ("yt_main", "youtube", "NorthpeakTV", "Northpeak TV", "m_head", "c_head", "standard", 3),
+    ("th_main", "threads", "northpeak", "Northpeak on Threads", "m_social", "c_head", "standard", 3),
+    ("x_news", "x", "northpeak", "Northpeak News", "c_head", "c_pr", "critical", 4),
+    ("li_company", "linkedin", "northpeak-outdoor", "Northpeak Outdoor on LinkedIn", "c_head", "c_pr", "high", 3),
+    ("bs_main", "bluesky", "northpeak.bsky.social", "Northpeak on Bluesky", "c_head", "c_pr", "standard", 3),
+    ("md_main", "mastodon", "northpeak@mastodon.social", "Northpeak on Mastodon", "c_head", "c_pr", "standard", 3),
+    ("x_help", "x", "northpeak_help", "Northpeak Help", "s_lead", "c_head", "high", 3),
+    ("fb_help", "facebook", "northpeak.help", "Northpeak Help", "s_lead", "c_head", "standard", 3),
+    ("ig_careers", "instagram", "northpeak.careers", "Northpeak Careers", "h_dir", "c_pr", "standard", 3),
+)
+
+#: person, account, role, reason, days until it ends (None: no end). Granted by the account's
+#: owner; owner and admin grants then wait for an admin's approval (four-eyes).
+GRANTS: tuple[tuple[str, str, str, str, int | None], ...] = (
+    ("m_head", "ig_main", "owner", "Accountable for the brand's main account.", None),
+    ("m_social", "ig_main", "admin", "Runs the account day to day; second admin.", None),
+    ("m_content1", "ig_main", "publisher", "Publishes the weekly content plan.", None),
+    ("m_video", "ig_main", "publisher", "Publishes Reels.", None),
+    ("m_community1", "ig_main", "moderator", "Answers comments and direct messages.", None),
+    ("m_paid", "ig_main", "advertiser", "Runs paid campaigns.", None),
+    ("m_head", "fb_main", "owner", "Accountable for the Facebook Page.", None),
+    ("m_social", "fb_main", "admin", "Second admin of the Page.", None),
+    ("m_community1", "fb_main", "publisher", "Publishes community posts and events.", None),
+    ("m_community2", "fb_main", "moderator", "Moderates comments.", None),
+    ("m_paid", "fb_main", "advertiser", "Autumn campaign on Facebook.", 45),
+    ("m_social", "tt_main", "owner", "Accountable for TikTok.", None),
+    ("m_head", "tt_main", "admin", "Second admin of TikTok.", None),
+    ("m_intern", "tt_main", "publisher", "Publishes short videos during the internship.", 75),
+    ("m_head", "yt_main", "owner", "Accountable for the YouTube channel.", None),
+    ("m_video", "yt_main", "admin", "Uploads and manages videos.", None),
+    ("m_paid", "yt_main", "analyst", "Reads video performance.", None),
+    ("m_social", "th_main", "owner", "Accountable for Threads.", None),
+    ("m_head", "th_main", "admin", "Second admin of Threads.", None),
+    ("m_content2", "th_main", "publisher", "Publishes on Threads.", None),
+    ("c_head", "x_news", "owner", "Accountable for the news account.", None),
+    ("c_pr", "x_news", "admin", "Second admin; press announcements.", None),
+    ("c_press", "x_news", "publisher", "Publishes press releases.", None),
+    ("c_spokes", "x_news", "publisher", "Posts during the product launch week.", 14),
+    ("c_head", "li_company", "owner", "Accountable for the LinkedIn Page.", None),
+    ("c_pr", "li_company", "admin", "Second admin of the LinkedIn Page.", None),
+    ("h_brand", "li_company", "publisher", "Publishes employer-brand stories.", None),
+    ("c_head", "bs_main", "owner", "Accountable for Bluesky.", None),
+    ("c_pr", "bs_main", "admin", "Second admin of Bluesky.", None),
+    ("c_press", "bs_main", "publisher", "Publishes press releases.", None),
+    # Only one admin on Mastodon: the account page shows the risk.
+    ("c_head", "md_main", "owner", "Accountable for Mastodon.", None),
+    ("c_internal", "md_main", "publisher", "Publishes on Mastodon.", None),
+    ("s_lead", "x_help", "owner", "Accountable for the help account.", None),
+    ("s_team", "x_help", "admin", "Second admin; runs the social care rota.", None),
+    ("s_agent2", "x_help", "publisher", "Replies to customers publicly.", None),
+    ("s_agent3", "x_help", "moderator", "Handles direct messages.", None),
+    ("s_qa", "x_help", "analyst", "Reviews response times.", None),
+    ("s_lead", "fb_help", "owner", "Accountable for the help Page.", None),
+    ("s_team", "fb_help", "admin", "Second admin of the help Page.", None),
+    ("s_agent2", "fb_help", "moderator", "Answers Messenger conversations.", None),
+    ("s_agent4", "fb_help", "moderator", "Answers Messenger conversations.", None),
+    ("h_dir", "ig_careers", "owner", "Accountable for the careers account.", None),
+    ("h_talent", "ig_careers", "admin", "Second admin; job posts.", None),
+    ("h_brand", "ig_careers", "publisher", "Publishes life-at-Northpeak stories.", None),
+    # Ended below, so the reports and account pages show history and open removals.
+    ("m_content2", "yt_main", "analyst", "Video reporting for the spring campaign.", None),
+    ("m_community2", "x_help", "moderator", "Holiday cover for Social Care.", None),
+)
+#: person, account, role, reason: revoked by the account's owner, removal left unconfirmed.
+REVOCATIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("m_content2", "yt_main", "analyst", "The spring campaign report is delivered."),
+    ("m_community2", "x_help", "moderator", "Holiday cover ended."),
+)
+#: person (with a staff login), account, role, reason: a request nobody has decided yet.
+REQUEST = ("s_agent1", "fb_help", "moderator", "I join the Facebook Help rota next month.")
+
+#: Who has not accepted the standard policy (nobody may hold a credential without it, so these
+#: hold none; the analyst's grant shows up as "holders who have not accepted the current policy").
+STANDARD_NOT_ACCEPTED = frozenset({"s_qa", "i_sys", "i_help"})
+
+POLICIES = {
+    "standard": (
+        f"{COMPANY} social media policy",
+        "# Our official accounts\n\n"
+        "1. Official accounts belong to the company, never to a person.\n"
+        "2. Sign in only with the credentials govern gives you, and never share them.\n"
+        "3. Post only what the content plan or your lead approved; when in doubt, ask.\n"
+        "4. Answer customers politely; move personal data to a private channel.\n"
+        "5. In a crisis, stop scheduled posts and call the account's crisis contact.\n"
+        "6. Report anything suspicious (a login alert, a post you did not write) to IT at once.\n",
+    ),
+    "privileged": (
+        f"{COMPANY} policy for account owners and admins",
+        "# Owners and admins\n\n"
+        "In addition to the social media policy:\n\n"
+        "1. Keep at least two admins on every account; never remove the last one.\n"
+        "2. Grant roles on the platform only when govern shows an approved grant.\n"
+        "3. Remove leavers from the platform's own role list the day they leave, and confirm it in govern.\n"
+        "4. Keep the recovery email and phone on company-controlled addresses.\n",
+    ),
+}
+
+
+@dataclass
+class SeedSummary:
+    """What the seed created, for the command's report."""
+
+    departments: list[str] = field(default_factory=list)
+    people: int = 0
+    accounts: int = 0
+    platforms: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
+    acceptances: int = 0
+    grants: dict[str, int] = field(default_factory=dict)
+    time_bound: int = 0
+    open_removals: int = 0
+    logins: list[tuple[str, list[str]]] = field(default_factory=list)
+    approver: str = ""
+    new_admin: str | None = None
+
+
+def email_of(name: str) -> str:
+    """first.last@northpeak.example, accents dropped."""
+    import unicodedata
+
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return f"{ascii_name.lower().replace(' ', '.')}@{DOMAIN}"
+
+
+def _start_date(index: int) -> date:
+    return date(2017 + index % 8, 1 + (index * 5) % 12, 1 + (index * 7) % 28)
+
+
+def _refuse_unless_fresh(session: Session) -> None:
+    if session.scalar(select(Account.id).limit(1)) is not None:
+        raise ConflictError(
+            "This instance has accounts already: `govern demo seed` only fills a fresh instance "
+            "(run it right after `govern init` on an empty database)."
+        )
+    if session.scalar(select(Person.id).where(Person.email.like(f"%@{DOMAIN}")).limit(1)) is not None:
+        raise ConflictError(f"People of the demo company ({DOMAIN}) exist already; the demo was seeded before.")
+
+
+def _people(session: Session) -> dict[str, Person]:
+    people: dict[str, Person] = {}
+    for index, (key, name, department, title, manager) in enumerate(PEOPLE):
+        person = create_person(session, actor=None, full_name=name, email=email_of(name), department=department)
+        person.employee_id = f"NP-{1001 + index}"
+        person.title = title
+        person.manager_id = people[manager].id if manager else None
+        person.start_date = _start_date(index)
+        session.flush()
+        audit.record(session, "person.updated", target_type="person", target_id=person.id, details={
+            "changes": {"employee_id": person.employee_id, "title": title, "manager_id": person.manager_id,
+                        "start_date": person.start_date.isoformat()},
+        })
+        people[key] = person
+    return people
+
+
+def _logins(session: Session, kit: AuthKit, people: dict[str, Person]) -> tuple[dict[str, User], User, bool]:
+    """Create the logins (their setup secrets are discarded); return them and the approving admin."""
+    existing_admin = session.scalar(
+        select(User).join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role == "admin", User.is_active.is_(True)).order_by(User.id).limit(1)
+    )
+    users: dict[str, User] = {}
+    for key, roles in LOGINS:
+        wanted = set(roles) | ({"admin"} if existing_admin is None and key == FALLBACK_ADMIN else set())
+        users[key], _secret = create_user(session, kit, actor=None, person=people[key], roles=wanted)
+    return users, existing_admin or users[FALLBACK_ADMIN], existing_admin is None
+
+
+def _policies(session: Session) -> dict[str, PolicyVersion]:
+    """The current policy of each tier, publishing version 1 where a tier has none yet."""
+    # The policies area has no publishing service yet: insert the row and audit it here.
+    versions: dict[str, PolicyVersion] = {}
+    for tier, (title, body) in POLICIES.items():
+        version = current_version(session, tier)
+        if version is None:
+            version = PolicyVersion(tier=tier, version=1, title=title, body_markdown=body, published_at=utcnow())
+            session.add(version)
+            session.flush()
+            audit.record(session, "policy.published", target_type="policy_version", target_id=version.id,
+                         details={"tier": tier, "version": 1, "title": title})
+        versions[tier] = version
+    return versions
+
+
+def _accept(session: Session, person: Person, version: PolicyVersion) -> None:
+    session.add(Acknowledgement(person_id=person.id, policy_version_id=version.id, accepted_at=utcnow()))
+    session.flush()
+    audit.record(session, "policy.accepted", target_type="policy_version", target_id=version.id,
+                 details={"person_id": person.id, "tier": version.tier, "version": version.version})
+
+
+def _acceptances(session: Session, people: dict[str, Person], versions: dict[str, PolicyVersion]) -> int:
+    privileged_holders = {person for person, _, role, _, _ in GRANTS if role in ("owner", "admin")}
+    count = 0
+    for key, person in people.items():
+        if key not in STANDARD_NOT_ACCEPTED:
+            _accept(session, person, versions["standard"])
+            count += 1
+        if key in privileged_holders:
+            _accept(session, person, versions["privileged"])
+            count += 1
+    return count
+
+
+def _accounts(session: Session, people: dict[str, Person]) -> dict[str, Account]:
+    accounts: dict[str, Account] = {}
+    for key, platform, handle, name, owner, crisis, tier, holders in ACCOUNTS:
+        accounts[key] = create_account(session, actor=None, data=AccountInput(  # type: ignore[arg-type]
+            platform=platform, handle=handle, display_name=name,
+            business_owner_id=people[owner].id, crisis_contact_id=people[crisis].id,
+            recovery_email_label=RECOVERY_MAILBOX, recovery_phone_label=RECOVERY_PHONE,
+            tier=tier, max_credential_holders=holders,
+            rotation_interval_days=60 if tier == "critical" else 90,
+            notes=f"Demo account of {COMPANY}.",
+        ))
+    return accounts
+
+
+def _grants(session: Session, people: dict[str, Person], accounts: dict[str, Account], users: dict[str, User],
+            admin: User) -> dict[tuple[str, str, str], Grant]:
+    by_person_id = {person.id: key for key, person in people.items()}
+    made: dict[tuple[str, str, str], Grant] = {}
+    now = utcnow()
+    for person, account, role, reason, days in GRANTS:
+        owner = users[by_person_id[accounts[account].business_owner_id]]  # type: ignore[index]
+        grant = grant_role(session, actor=owner, person_id=people[person].id, account_id=accounts[account].id,
+                           role_code=role, reason=reason, expires_at=now + timedelta(days=days) if days else None)
+        if grant.status == "requested":  # four-eyes: an admin, not the requester, approves
+            approve_grant(session, actor=admin, grant=grant, note="Approved for the demo.")
+        made[(person, account, role)] = grant
+    for person, account, role, reason in REVOCATIONS:
+        owner = users[by_person_id[accounts[account].business_owner_id]]  # type: ignore[index]
+        revoke_grant(session, actor=owner, grant=made[(person, account, role)], reason=reason)
+    person, account, role, reason = REQUEST
+    made[REQUEST[:3]] = request_role(session, actor=users[person], account_id=accounts[account].id,
+                                     role_code=role, reason=reason)
+    return made
+
+
+def seed_demo(session: Session, kit: AuthKit) -> SeedSummary:
+    """Fill a fresh instance with the demo company; refuses when accounts exist. The caller commits."""
+    _refuse_unless_fresh(session)
+    people = _people(session)
+    users, admin, admin_created = _logins(session, kit, people)
+    versions = _policies(session)
+    acceptances = _acceptances(session, people, versions)
+    accounts = _accounts(session, people)
+    grants = _grants(session, people, accounts, users, admin)
+
+    summary = SeedSummary(
+        departments=sorted({department for _, _, department, _, _ in PEOPLE}),
+        people=len(people),
+        accounts=len(accounts),
+        platforms=sorted({PLATFORM_LABELS[a.platform] for a in accounts.values()}),
+        policies=[f"{v.tier} v{v.version}" for v in versions.values()],
+        acceptances=acceptances,
+        grants={status: count for status, count in sorted(session.execute(
+            select(Grant.status, func.count()).where(Grant.id.in_([g.id for g in grants.values()])).group_by(Grant.status)
+        ).all())},
+        time_bound=sum(1 for g in grants.values() if g.status == "active" and g.expires_at is not None),
+        open_removals=len(REVOCATIONS),
+        logins=[(users[key].email, sorted(users[key].roles)) for key, _ in LOGINS],
+        approver=admin.email,
+        new_admin=users[FALLBACK_ADMIN].email if admin_created else None,
+    )
+    audit.record(session, "demo.seeded", details=_summary_details(summary))
+    session.flush()
+    return summary
+
+
+def _summary_details(summary: SeedSummary) -> dict[str, Any]:
+    return {"people": summary.people, "accounts": summary.accounts, "grants": summary.grants,
+            "logins": len(summary.logins), "acceptances": summary.acceptances}

@@ -1,0 +1,1 @@
+"""The staff directory: people, from manual entry, HR exports or SCIM."""

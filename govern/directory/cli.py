@@ -1,0 +1,81 @@
+"""`govern directory` commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from flask import current_app, g
+from flask.cli import with_appcontext
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from govern.directory.importer import ImportReport, ParsedFile, Progress
+
+
+@click.group("directory")
+def group() -> None:
+    """Directory commands."""
+
+
+@group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the file and show what would change; write nothing.")
+@with_appcontext
+def import_command(file: Path, dry_run: bool) -> None:
+    """Import an HR export (CSV): upsert people on employee id, then email.
+
+    The whole file is refused while any line has an error; exit code 1 then.
+    """
+    from govern.db import database
+    from govern.directory import importer
+    from govern.schema import ensure_current
+
+    ensure_current(database(current_app).engine)
+    g.audit_actor_label = "cli"
+    content = file.read_bytes()
+    parsed = importer.parse_file(content, filename=file.name)
+    with database(current_app).session_scope() as session:
+        if sys.stderr.isatty():
+            label = "checking" if dry_run else "importing"
+            with click.progressbar(length=len(parsed.rows), label=f"{label} {parsed.filename}", file=sys.stderr) as bar:
+                report = _run(session, parsed, dry_run, bar.update)
+        else:
+            report = _run(session, parsed, dry_run, None)
+    _print(report, dry_run)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _run(session: Session, parsed: ParsedFile, dry_run: bool, progress: Progress | None) -> ImportReport:
+    from govern.directory import importer
+
+    if dry_run:
+        report = importer.preview_import(session, parsed, progress=progress)
+        session.rollback()
+        return report
+    try:
+        report = importer.apply_import(session, parsed, actor=None, progress=progress)
+    except importer.ImportInvalidError as exc:
+        session.rollback()
+        return exc.report
+    session.commit()
+    return report
+
+
+def _print(report: ImportReport, dry_run: bool) -> None:
+    for error in report.errors:
+        where = f"line {error.line}" if error.line else "file"
+        click.echo(f"{report.filename}:{error.line}: {where}, column {error.column}: {error.reason}", err=True)
+    if report.error_count > len(report.errors):
+        click.echo(f"... and {report.error_count - len(report.errors)} more error(s)", err=True)
+    counts = f"{report.rows} row(s): {report.new} new, {report.updated} updated, {report.unchanged} unchanged, {report.error_count} error(s)"
+    if not report.ok:
+        click.echo(f"{counts}. Nothing was imported: fix the errors and run again.", err=True)
+    elif dry_run:
+        click.echo(f"{counts}. Dry run: nothing was written.")
+    else:
+        click.echo(f"{counts}. Imported.")

@@ -1,0 +1,41 @@
+"""Person: someone in the staff directory."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from govern.db import Base, utcnow
+
+PERSON_STATUSES = ("active", "leaving", "departed")
+PERSON_SOURCES = ("manual", "csv", "scim")
+
+
+class Person(Base):
+    """A member of staff; a govern login (User) is tied to one."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    employee_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    #: Stored lower-cased, so uniqueness is case-insensitive.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    department: Mapped[str | None] = mapped_column(String(120), index=True)
+    title: Mapped[str | None] = mapped_column(String(120))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    start_date: Mapped[date | None]
+    end_date: Mapped[date | None]
+    source: Mapped[str] = mapped_column(String(16), default="manual")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    manager: Mapped[Person | None] = relationship(remote_side=[id])
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {PERSON_STATUSES!r}", name="status"),
+        CheckConstraint(f"source IN {PERSON_SOURCES!r}", name="source"),
+    )

@@ -1,0 +1,321 @@
+"""Pages of the directory area: the people list, a person's page, forms, and the CSV import."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
+from werkzeug.datastructures import MultiDict
+
+from govern import audit
+from govern.db import get_session
+from govern.directory import importer, services
+from govern.directory.forms import STATUS_LABELS, ImportForm, PersonForm
+from govern.directory.models import PERSON_STATUSES
+from govern.errors import InvalidError
+from govern.web import permission
+
+bp = Blueprint("directory", __name__, url_prefix="/people")
+
+PAGE_SIZE = 50
+FILTER_KEYS = ("q", "department", "status", "manager")
+EXPORT_COLUMNS = ("employee_id", "email", "full_name", "department", "title", "manager_email", "start_date",
+                  "end_date", "status", "source")
+#: Where an uploaded export waits between the preview and the apply (under the instance folder).
+STAGING_FOLDER = "imports"
+STAGING_MAX_AGE_SECONDS = 24 * 3600
+PENDING_KEY = "directory_import"
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
+# --- the list ----------------------------------------------------------------------------------------
+
+
+def _filter_from(args: MultiDict[str, str]) -> tuple[services.PersonFilter, dict[str, str], str | None]:
+    """Parse the list's filters; bad values are ignored, never an error page."""
+    db = get_session()
+    params = {k: (args.get(k) or "").strip()[:320] for k in FILTER_KEYS if (args.get(k) or "").strip()}
+    flt = services.PersonFilter(
+        q=params.get("q", "")[:100] or None,
+        department=params.get("department", "")[:120] or None,
+        status=params["status"] if params.get("status") in PERSON_STATUSES else None,
+    )
+    note = None
+    if params.get("manager"):
+        manager = services.find_person_by_reference(db, params["manager"])
+        flt.manager_id = manager.id if manager is not None else -1
+        if manager is None and services.sees_all_people(current_user.roles):
+            note = f"No one has the email or employee id {params['manager'][:100]}."
+    return flt, params, note
+
+
+@bp.route("/")
+@permission("directory.read")
+def index() -> str:
+    """The people list: search, filters, 50 per page, within the viewer's scope."""
+    db = get_session()
+    flt, params, note = _filter_from(request.args)
+    page = max(1, min(request.args.get("page", 1, type=int) or 1, 1_000_000))
+    people, total = services.list_people(db, current_user, flt, page=page, per_page=PAGE_SIZE)
+    return render_template(
+        "directory/index.html", people=people, total=total, page=page, has_next=page * PAGE_SIZE < total,
+        params=params, note=note, departments=services.departments(db, current_user),
+        statuses=STATUS_LABELS, sees_all=services.sees_all_people(current_user.roles),
+    )
+
+
+def _safe_cell(value: object) -> str:
+    """Neutralise spreadsheet formulas (CSV injection) in exported cells."""
+    text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@bp.route("/export.csv", methods=["POST"])
+@permission("directory.read")
+def export() -> Response:
+    """The filtered list as CSV (the import's columns), audited before it streams."""
+    db = get_session()
+    flt, _params, _note = _filter_from(request.form)
+    audit.record(db, "directory.exported", actor=current_user, details={"filter": flt.as_params()})  # type: ignore[arg-type]
+    db.commit()
+    user = current_user._get_current_object()  # type: ignore[attr-defined]
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(EXPORT_COLUMNS)
+        for person in services.iter_people(get_session(), user, flt):
+            values = {name: getattr(person, name, None) for name in EXPORT_COLUMNS}
+            values["manager_email"] = person.manager.email if person.manager else None
+            writer.writerow([_safe_cell(values[name]) for name in EXPORT_COLUMNS])
+            if buffer.tell() > 64 * 1024:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Response(stream_with_context(rows()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="govern-people-{stamp}.csv"'})
+
+
+# --- one person ----------------------------------------------------------------------------------------
+
+
+@bp.route("/<int:person_id>")
+@permission("directory.read")
+def detail(person_id: int) -> str:
+    """A person's details, login, every grant and direct reports."""
+    db = get_session()
+    person = services.get_visible_person(db, current_user, person_id)
+    record = services.person_record(db, person)
+    return render_template("directory/detail.html", person=person, record=record, statuses=STATUS_LABELS)
+
+
+def _input_from(form: PersonForm) -> services.PersonInput:
+    return services.PersonInput(
+        full_name=form.full_name.data or "", email=form.email.data or "", employee_id=form.employee_id.data or "",
+        department=form.department.data or "", title=form.title.data or "", manager=form.manager.data or "",
+        status=form.status.data or "active", start_date=form.start_date.data, end_date=form.end_date.data,
+    )
+
+
+def _show_errors(form: PersonForm, exc: InvalidError) -> None:
+    if not exc.reasons:
+        form.full_name.errors = [exc.message]
+    for name, message in exc.reasons.items():
+        getattr(form, name, form.full_name).errors = [message]
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@permission("directory.manage")
+def new() -> Any:
+    """Add a person by hand (HR, admins)."""
+    form = PersonForm()
+    if form.validate_on_submit():
+        db = get_session()
+        data = _input_from(form)
+        try:
+            person = services.create_person(
+                db, actor=current_user, full_name=data.full_name, email=data.email,  # type: ignore[arg-type]
+                department=data.department, employee_id=data.employee_id, title=data.title, manager=data.manager,
+                status=data.status, start_date=data.start_date, end_date=data.end_date,
+            )
+        except InvalidError as exc:
+            db.rollback()
+            _show_errors(form, exc)
+            return render_template("directory/form.html", form=form, person=None), 200
+        db.commit()
+        flash(f"{person.full_name} is in the directory.", "success")
+        return redirect(url_for("directory.detail", person_id=person.id))
+    return render_template("directory/form.html", form=form, person=None)
+
+
+@bp.route("/<int:person_id>/edit", methods=["GET", "POST"])
+@permission("directory.manage")
+def edit(person_id: int) -> Any:
+    """Edit a person (HR, admins); the audit event lists old and new values."""
+    db = get_session()
+    person = services.get_visible_person(db, current_user, person_id)
+    form = PersonForm(obj=person) if request.method == "GET" else PersonForm()
+    if request.method == "GET":
+        form.manager.data = person.manager.email if person.manager else ""
+        form.employee_id.data = person.employee_id or ""
+    if form.validate_on_submit():
+        try:
+            changes = services.update_person(db, actor=current_user, person=person, data=_input_from(form))  # type: ignore[arg-type]
+        except InvalidError as exc:
+            db.rollback()
+            _show_errors(form, exc)
+            return render_template("directory/form.html", form=form, person=person), 200
+        db.commit()
+        flash("Saved." if changes else "Nothing changed.", "success")
+        return redirect(url_for("directory.detail", person_id=person.id))
+    return render_template("directory/form.html", form=form, person=person)
+
+
+# --- CSV import ------------------------------------------------------------------------------------------
+
+
+def _staging_folder() -> Path:
+    folder = Path(current_app.instance_path) / STAGING_FOLDER
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
+def _drop_stale_uploads(folder: Path) -> None:
+    cutoff = time.time() - STAGING_MAX_AGE_SECONDS
+    for path in folder.glob("*.csv"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:
+            continue
+
+
+def _stage(content: bytes) -> str:
+    """Keep an upload on the server (mode 0600, random name) until it is applied or cancelled."""
+    folder = _staging_folder()
+    _drop_stale_uploads(folder)
+    token = secrets.token_hex(16)
+    fd = os.open(folder / f"{token}.csv", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    return token
+
+
+def _pending() -> tuple[dict[str, str], Path] | None:
+    """The upload waiting in this session, if its file is still there."""
+    pending = session.get(PENDING_KEY)
+    if not isinstance(pending, dict) or not _TOKEN.fullmatch(str(pending.get("token", ""))):
+        return None
+    path = Path(current_app.instance_path) / STAGING_FOLDER / f"{pending['token']}.csv"
+    return (pending, path) if path.is_file() else None
+
+
+def _discard_pending() -> None:
+    found = _pending()
+    session.pop(PENDING_KEY, None)
+    if found is not None:
+        found[1].unlink(missing_ok=True)
+
+
+def _import_page(form: ImportForm, report: importer.ImportReport | None = None, status: int = 200) -> tuple[str, int]:
+    return render_template(
+        "directory/import.html", form=form, report=report, aliases=importer.HEADER_ALIASES,
+        statuses=importer.STATUS_VALUES, date_formats=importer.DATE_FORMATS_TEXT, columns=importer.COLUMNS,
+    ), status
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@permission("directory.manage")
+def import_file() -> Any:
+    """The import page; an upload is only previewed and kept on the server until confirmed."""
+    form = ImportForm()
+    if request.method == "GET":
+        return _import_page(form)
+    if not form.validate_on_submit():
+        return _import_page(form, status=400)
+    upload = form.file.data
+    if upload is None or not getattr(upload, "filename", ""):
+        form.file.errors = ["Choose the CSV file to import."]
+        return _import_page(form)
+    content = upload.read()
+    if not content.strip():
+        form.file.errors = ["The file is empty."]
+        return _import_page(form)
+    _discard_pending()
+    parsed = importer.parse_file(content, filename=upload.filename)
+    report = importer.preview_import(get_session(), parsed)
+    get_session().rollback()
+    if report.ok and (report.new or report.updated):
+        session[PENDING_KEY] = {"token": _stage(content), "filename": parsed.filename, "sha256": parsed.sha256}
+    return _import_page(form, report)
+
+
+@bp.route("/import/apply", methods=["POST"])
+@permission("directory.manage")
+def import_apply() -> Any:
+    """Apply the previewed upload of this session, re-checked against the directory."""
+    form = ImportForm()
+    if not form.validate_on_submit():
+        return redirect(url_for("directory.import_file"))
+    found = _pending()
+    if found is None:
+        flash("There is no previewed file waiting (it may have expired). Upload it again.", "error")
+        return redirect(url_for("directory.import_file"))
+    pending, path = found
+    content = path.read_bytes()
+    parsed = importer.parse_file(content, filename=pending.get("filename", "import.csv"))
+    if parsed.sha256 != pending.get("sha256"):
+        _discard_pending()
+        flash("The previewed file could not be read back. Upload it again.", "error")
+        return redirect(url_for("directory.import_file"))
+    db = get_session()
+    try:
+        report = importer.apply_import(db, parsed, actor=current_user)  # type: ignore[arg-type]
+        db.commit()
+    except importer.ImportInvalidError as exc:
+        db.rollback()
+        _discard_pending()
+        flash("The directory changed since the preview and the file now has errors. Nothing was imported.", "error")
+        return _import_page(form, exc.report)
+    except IntegrityError:
+        db.rollback()
+        flash("The directory changed while importing. Nothing was imported; preview the file again.", "error")
+        return redirect(url_for("directory.import_file"))
+    _discard_pending()
+    flash(f"Imported {parsed.filename}: {report.new} new, {report.updated} updated, {report.unchanged} unchanged.", "success")
+    return redirect(url_for("directory.index"))
+
+
+@bp.route("/import/cancel", methods=["POST"])
+@permission("directory.manage")
+def import_cancel() -> Any:
+    """Discard the previewed upload."""
+    if ImportForm().validate_on_submit():
+        _discard_pending()
+        flash("The previewed file was discarded.", "success")
+    return redirect(url_for("directory.import_file"))

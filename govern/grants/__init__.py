@@ -1,0 +1,1 @@
+"""Grants: person x account x role, requested, approved, time-bound and revoked."""

@@ -1,0 +1,311 @@
+"""Grant rules: who may grant what to whom, four-eyes approval, limits, expiry and revocation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from govern import audit
+from govern.accounts.models import Account, Role
+from govern.accounts.services import platform_role_label
+from govern.db import utcnow
+from govern.directory.models import Person
+from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from govern.grants.models import Grant, PlatformRemoval
+from govern.policies.services import current_version, has_accepted
+
+MAX_REASON = 2000
+
+
+# --- who may act --------------------------------------------------------------------------------
+
+
+def is_admin(user: Any) -> bool:
+    """App admins may manage every grant."""
+    return "admin" in user.roles
+
+
+def may_manage(user: Any, account: Account, person: Person) -> bool:
+    """Managers grant and revoke on the accounts they own and for their reports; admins anywhere."""
+    if is_admin(user):
+        return True
+    if "manager" not in user.roles:
+        return False
+    return account.business_owner_id == user.person_id or person.manager_id == user.person_id
+
+
+def may_manage_account(user: Any, account: Account) -> bool:
+    """Whether ``user`` may grant and revoke on ``account`` for anyone (admin, or its owner as manager)."""
+    return is_admin(user) or ("manager" in user.roles and account.business_owner_id == user.person_id)
+
+
+def may_decide(user: Any, grant: Grant) -> bool:
+    """Requests are decided by an admin, the account's owner, or the grantee's manager; never by
+    the grantee or by whoever asked for it (four-eyes)."""
+    if user.person_id == grant.person_id or user.id == grant.requested_by_id:
+        return False
+    if is_admin(user):
+        return True
+    return grant.account.business_owner_id == user.person_id or grant.person.manager_id == user.person_id
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+
+def _reason(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise InvalidError("Say why this access is needed.", {"reason": "Say why this access is needed."})
+    if len(text) > MAX_REASON:
+        raise InvalidError(f"Keep the reason under {MAX_REASON} characters.", {"reason": "Too long."})
+    return text
+
+
+def _check_rules(session: Session, *, person: Person, account: Account, role: Role, starts_at: datetime,
+                 expires_at: datetime | None, exclude_grant_id: int | None = None) -> None:
+    """Every rule a new or approved grant must meet, each with its own message."""
+    if person.status != "active":
+        raise ConflictError(f"{person.full_name} is {person.status}; no new access can be granted.")
+    if account.status != "active":
+        raise ConflictError(f"{account.display_name} is {account.status}; no new access can be granted.")
+    if expires_at is not None and (expires_at <= utcnow() or expires_at <= starts_at):
+        raise InvalidError("The end date must be in the future and after the start.", {"expires_at": "Choose a later date."})
+    live = select(Grant.id).where(
+        Grant.person_id == person.id, Grant.account_id == account.id, Grant.role_code == role.code,
+        Grant.status.in_(("requested", "active")),
+    )
+    if exclude_grant_id is not None:
+        live = live.where(Grant.id != exclude_grant_id)
+    if session.scalar(live.limit(1)) is not None:
+        raise ConflictError(f"{person.full_name} already holds or has requested {role.name} on {account.display_name}.")
+    if role.may_reveal:
+        holders = session.scalar(
+            select(func.count(func.distinct(Grant.person_id)))
+            .join(Role, Role.code == Grant.role_code)
+            .where(Grant.account_id == account.id, Grant.status == "active", Role.may_reveal.is_(True), Grant.person_id != person.id)
+        ) or 0
+        if holders >= account.max_credential_holders:
+            raise ConflictError(
+                f"{account.display_name} already has {holders} credential holders, its maximum; "
+                "revoke one first or raise the account's limit."
+            )
+        version = current_version(session, role.policy_tier)
+        if version is None:
+            raise ConflictError(f"No {role.policy_tier} social media policy is published yet; an admin must publish one before {role.name} can be granted.")
+        if not has_accepted(session, person.id, version):
+            raise ConflictError(f"{person.full_name} must first accept the current {role.policy_tier} policy (version {version.version}).")
+
+
+def _load(session: Session, person_id: int, account_id: int, role_code: str) -> tuple[Person, Account, Role]:
+    person, account, role = session.get(Person, person_id), session.get(Account, account_id), session.get(Role, role_code)
+    if person is None or account is None or role is None:
+        raise NotFoundError("No such person, account or role.")
+    return person, account, role
+
+
+def grant_role(
+    session: Session, *, actor: Any, person_id: int, account_id: int, role_code: str, reason: str,
+    starts_at: datetime | None = None, expires_at: datetime | None = None,
+) -> Grant:
+    """A manager or admin grants a role. Owner and admin roles wait for a second person's approval."""
+    person, account, role = _load(session, person_id, account_id, role_code)
+    if not may_manage(actor, account, person):
+        raise ForbiddenError("You may grant roles only on accounts you own or to people who report to you.")
+    reason = _reason(reason)
+    starts_at = starts_at or utcnow()
+    _check_rules(session, person=person, account=account, role=role, starts_at=starts_at, expires_at=expires_at)
+    needs_second = role.needs_second_approval
+    grant = Grant(
+        person_id=person.id, account_id=account.id, role_code=role.code, reason=reason,
+        status="requested" if needs_second else "active", requested_by_id=actor.id,
+        approved_by_id=None if needs_second else actor.id, decided_at=None if needs_second else utcnow(),
+        starts_at=starts_at, expires_at=expires_at,
+    )
+    _insert(session, grant)
+    audit.record(session, "grant.requested" if needs_second else "grant.created", actor=actor, target_type="grant", target_id=grant.id,
+                 details=_describe(grant, person, account, role) | {"four_eyes": needs_second})
+    return grant
+
+
+def request_role(session: Session, *, actor: Any, account_id: int, role_code: str, reason: str,
+                 expires_at: datetime | None = None) -> Grant:
+    """Staff ask for a role for themselves; the account owner or their manager decides."""
+    person, account, role = _load(session, actor.person_id, account_id, role_code)
+    reason = _reason(reason)
+    starts_at = utcnow()
+    if person.status != "active":
+        raise ConflictError("Only active staff can request access.")
+    if account.status != "active":
+        raise ConflictError(f"{account.display_name} is {account.status}; it takes no requests.")
+    if expires_at is not None and expires_at <= starts_at:
+        raise InvalidError("The end date must be in the future.", {"expires_at": "Choose a later date."})
+    grant = Grant(person_id=person.id, account_id=account.id, role_code=role.code, reason=reason, status="requested",
+                  requested_by_id=actor.id, starts_at=starts_at, expires_at=expires_at)
+    _insert(session, grant)
+    audit.record(session, "grant.requested", actor=actor, target_type="grant", target_id=grant.id,
+                 details=_describe(grant, person, account, role) | {"self_request": True})
+    return grant
+
+
+def _insert(session: Session, grant: Grant) -> None:
+    session.add(grant)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise ConflictError("That person already holds or has requested this role on this account.") from None
+
+
+def approve_grant(session: Session, *, actor: Any, grant: Grant, note: str = "") -> Grant:
+    """A second, different person approves a request; every rule is checked again."""
+    if grant.status != "requested":
+        raise ConflictError(f"This request is {grant.status} already.")
+    if grant.requested_by_id == actor.id:
+        raise ForbiddenError("A second person must approve this: you asked for it.")
+    if not may_decide(actor, grant):
+        raise ForbiddenError("You may not decide this request.")
+    _check_rules(session, person=grant.person, account=grant.account, role=grant.role,
+                 starts_at=grant.starts_at, expires_at=grant.expires_at, exclude_grant_id=grant.id)
+    grant.status = "active"
+    grant.approved_by_id = actor.id
+    grant.decided_at = utcnow()
+    grant.decision_note = note.strip()[:MAX_REASON] or None
+    if grant.starts_at < grant.decided_at:
+        grant.starts_at = grant.decided_at
+    session.flush()
+    audit.record(session, "grant.approved", actor=actor, target_type="grant", target_id=grant.id,
+                 details=_describe(grant, grant.person, grant.account, grant.role))
+    return grant
+
+
+def reject_grant(session: Session, *, actor: Any, grant: Grant, note: str) -> Grant:
+    """Turn down a request, with a reason."""
+    if grant.status != "requested":
+        raise ConflictError(f"This request is {grant.status} already.")
+    if not may_decide(actor, grant) and grant.requested_by_id != actor.id:
+        raise ForbiddenError("You may not decide this request.")
+    note = _reason(note)  # validate before changing anything
+    grant.status = "rejected"
+    grant.decided_at = utcnow()
+    grant.approved_by_id = None
+    grant.decision_note = note
+    session.flush()
+    audit.record(session, "grant.rejected", actor=actor, target_type="grant", target_id=grant.id,
+                 details=_describe(grant, grant.person, grant.account, grant.role))
+    return grant
+
+
+def _other_admins(session: Session, grant: Grant) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Grant).join(Role, Role.code == Grant.role_code)
+        .where(Grant.account_id == grant.account_id, Grant.status == "active", Role.is_admin_role.is_(True), Grant.id != grant.id)
+    ) or 0
+
+
+def revoke_grant(session: Session, *, actor: Any, grant: Grant, reason: str, override_reason: str = "",
+                 cause: str = "manual", check_permission: bool = True) -> PlatformRemoval:
+    """End an active grant and open the "remove from the platform's role list" confirmation.
+
+    Revoking the account's last admin is refused unless an app admin overrides it with a reason.
+    """
+    if grant.status != "active":
+        raise ConflictError(f"This grant is {grant.status}, not active.")
+    if check_permission and not may_manage(actor, grant.account, grant.person):
+        raise ForbiddenError("You may revoke roles only on accounts you own or of people who report to you.")
+    reason = _reason(reason)
+    overridden = False
+    if grant.role.is_admin_role and grant.account.status != "archived" and _other_admins(session, grant) == 0:
+        if not (is_admin(actor) and override_reason.strip()):
+            raise ConflictError(
+                f"{grant.person.full_name} is the last admin of {grant.account.display_name}. Grant another admin first, "
+                "or, as an app admin, override with a reason."
+            )
+        overridden = True
+    grant.status = "revoked"
+    grant.ended_at = utcnow()
+    grant.revoked_by_id = actor.id if actor is not None else None
+    grant.revoke_reason = reason
+    removal = _open_removal(session, grant)
+    audit.record(session, "grant.revoked", actor=actor, target_type="grant", target_id=grant.id,
+                 details=_describe(grant, grant.person, grant.account, grant.role)
+                 | {"cause": cause, "last_admin_override": overridden, "override_reason": override_reason.strip() or None})
+    return removal
+
+
+def _open_removal(session: Session, grant: Grant) -> PlatformRemoval:
+    removal = PlatformRemoval(grant_id=grant.id, account_id=grant.account_id, person_id=grant.person_id,
+                              platform_role=platform_role_label(session, grant.account, grant.role_code))
+    session.add(removal)
+    session.flush()
+    return removal
+
+
+def expire_grants(session: Session, *, now: datetime | None = None) -> dict[str, int]:
+    """End time-bound grants whose end has come (the jobs runner calls this; so does the CLI).
+
+    An expiring last admin stays active, and the refusal is audited, so no account is orphaned.
+    """
+    now = now or utcnow()
+    result = {"expired": 0, "kept_last_admin": 0, "requests_lapsed": 0}
+    due = session.scalars(
+        select(Grant).where(Grant.status.in_(("active", "requested")), Grant.expires_at.is_not(None), Grant.expires_at <= now)
+        .order_by(Grant.id).with_for_update(skip_locked=True)
+    ).all()
+    for grant in due:
+        if grant.status == "requested":
+            grant.status = "rejected"
+            grant.decided_at = now
+            grant.decision_note = "The requested period ended before anyone decided."
+            audit.record(session, "grant.request_lapsed", target_type="grant", target_id=grant.id,
+                         details=_describe(grant, grant.person, grant.account, grant.role))
+            result["requests_lapsed"] += 1
+            continue
+        if grant.role.is_admin_role and grant.account.status != "archived" and _other_admins(session, grant) == 0:
+            audit.record(session, "grant.expiry_refused_last_admin", target_type="grant", target_id=grant.id, outcome="denied",
+                         details=_describe(grant, grant.person, grant.account, grant.role))
+            result["kept_last_admin"] += 1
+            continue
+        grant.status = "expired"
+        grant.ended_at = now
+        _open_removal(session, grant)
+        audit.record(session, "grant.expired", target_type="grant", target_id=grant.id,
+                     details=_describe(grant, grant.person, grant.account, grant.role))
+        result["expired"] += 1
+    session.flush()
+    return result
+
+
+def confirm_removal(session: Session, *, actor: Any, removal: PlatformRemoval, note: str) -> PlatformRemoval:
+    """A human confirms they removed the person from the platform's own role list."""
+    if removal.confirmed_at is not None:
+        raise ConflictError("This removal was confirmed already.")
+    account = session.get(Account, removal.account_id)
+    assert account is not None
+    if not (is_admin(actor) or "it" in actor.roles or account.business_owner_id == actor.person_id):
+        raise ForbiddenError("Only IT, an admin or the account's owner can confirm removals.")
+    removal.confirmed_at = utcnow()
+    removal.confirmed_by_id = actor.id
+    removal.note = note.strip()[:MAX_REASON] or None
+    session.flush()
+    audit.record(session, "grant.platform_removal_confirmed", actor=actor, target_type="grant", target_id=removal.grant_id,
+                 details={"account_id": removal.account_id, "person_id": removal.person_id, "platform_role": removal.platform_role})
+    return removal
+
+
+def get_grant(session: Session, grant_id: int) -> Grant:
+    """Return the grant or raise NotFoundError."""
+    grant = session.get(Grant, grant_id)
+    if grant is None:
+        raise NotFoundError("No such grant.")
+    return grant
+
+
+def _describe(grant: Grant, person: Person, account: Account, role: Role) -> dict[str, Any]:
+    return {
+        "person_id": person.id, "account_id": account.id, "role": role.code, "status": grant.status,
+        "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
+    }

@@ -1,0 +1,43 @@
+"""Home page by role, and a health check for load balancers."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, render_template
+from flask_login import current_user
+from sqlalchemy import text
+
+from govern.accounts.models import PLATFORM_LABELS
+from govern.auth import services as auth_services
+from govern.db import get_session, utcnow
+from govern.policies import services as policies
+from govern.reviews import services as reviews
+from govern.web import PUBLIC, STAFF, permission
+
+bp = Blueprint("home", __name__)
+
+#: Review items listed on the home page; the rest are one click away on /reviews/mine.
+HOME_REVIEW_ITEMS = 10
+
+
+@bp.route("/")
+@permission(STAFF)
+def index() -> str:
+    db = get_session()
+    review_items, review_total = reviews.open_items_for(db, current_user.person_id, limit=HOME_REVIEW_ITEMS)
+    return render_template(
+        "home/index.html",
+        user=current_user,
+        codes_left=auth_services.count_unused_recovery_codes(db, current_user),  # type: ignore[arg-type]
+        policies_to_accept=policies.policies_to_accept(db, current_user.person_id),
+        review_items=review_items,
+        review_total=review_total,
+        platforms=PLATFORM_LABELS,
+        now=utcnow(),
+    )
+
+
+@bp.route("/healthz")
+@permission(PUBLIC)
+def healthz() -> Response:
+    get_session().execute(text("SELECT 1"))
+    return Response("ok\n", mimetype="text/plain")

@@ -1,0 +1,1 @@
+"""The social media policy: versioned documents per tier, and who accepted which version."""

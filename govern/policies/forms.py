@@ -1,0 +1,21 @@
+"""Forms of the policies area."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+
+class PolicyForm(FlaskForm):
+    tier = StringField("Tier", validators=[DataRequired(), Length(max=32)],
+                       render_kw={"list": "known-tiers", "autocomplete": "off", "spellcheck": "false"})
+    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
+    body_markdown = TextAreaField("Policy text (Markdown)", validators=[DataRequired(), Length(max=100_000)],
+                                  render_kw={"rows": 20})
+
+
+class AcceptForm(FlaskForm):
+    """Accepting a version: a POST button with its CSRF token, and where to go back to."""
+
+    next = HiddenField()

@@ -1,0 +1,348 @@
+"""Who has access to what: the grant register as filtered, sorted, paginated and exportable rows.
+
+Every report is one SELECT of plain columns (grant, person, account, role, the platform's own
+role name, approver, revoker), so a page or an export costs the same few statements whatever
+the number of rows. Managers see the accounts they own or are crisis contact for, and the
+grants of their direct reports; admins, IT, HR and auditors see everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, true, tuple_
+from sqlalchemy.orm import Session, aliased
+
+from govern.accounts.models import PLATFORMS, ROLE_CODES, Account, PlatformRoleName, Role
+from govern.accounts.services import can_see_account, sees_all_accounts, visible_accounts_clause
+from govern.auth.models import User
+from govern.directory.models import Person
+from govern.errors import NotFoundError
+from govern.grants.models import GRANT_STATUSES, Grant
+
+PER_PAGE = 50
+#: Deep pages are refused rather than sent to the database as an absurd OFFSET.
+MAX_PAGE = 100_000
+#: Rows read per statement by exports; between batches the read transaction ends (SQLite's
+#: write lock is not held while a slow client downloads).
+EXPORT_BATCH = 2000
+#: The matrix is for a filtered subset (one department, one platform): beyond this it is refused.
+MATRIX_MAX_GRANTS = 2000
+MATRIX_MAX_PEOPLE = 150
+MATRIX_MAX_ACCOUNTS = 60
+
+ACCESS_COLUMNS = (
+    "grant_id", "person", "employee_id", "email", "department", "account", "handle", "platform",
+    "role", "platform_role", "since", "expires", "approved_by",
+)
+#: Per-account and per-person exports carry every status, so they say how each grant ended.
+HISTORY_COLUMNS = (
+    "grant_id", "status", "person", "employee_id", "email", "department", "account", "handle",
+    "platform", "role", "platform_role", "reason", "requested_at", "since", "expires", "approved_by",
+    "ended_at", "revoked_by", "revoke_reason",
+)
+HISTORY_STATUSES = tuple(s for s in GRANT_STATUSES if s != "active")
+ALL_STATUSES = tuple(GRANT_STATUSES)
+
+
+@dataclass
+class AccessFilter:
+    """Filters shared by the reports, their exports and the matrix."""
+
+    department: str | None = None
+    platform: str | None = None
+    role: str | None = None
+    #: Matches a person's name, email or employee id (case-insensitive substring).
+    q: str | None = None
+    account_id: int | None = None
+    person_id: int | None = None
+    statuses: tuple[str, ...] = ("active",)
+
+    def as_params(self) -> dict[str, str]:
+        """The user-chosen filters as query parameters (for links, forms and the audit event)."""
+        values = {"department": self.department, "platform": self.platform, "role": self.role, "q": self.q}
+        return {k: v for k, v in values.items() if v}
+
+
+def parse_filter(args: Any) -> AccessFilter:
+    """Filters from query or form parameters; unknown values are ignored, not errors."""
+    platform = args.get("platform") or None
+    role = args.get("role") or None
+    return AccessFilter(
+        department=(args.get("department") or "").strip()[:120] or None,
+        platform=platform if platform in PLATFORMS else None,
+        role=role if role in ROLE_CODES else None,
+        q=(args.get("q") or "").strip()[:100] or None,
+    )
+
+
+# --- visibility ------------------------------------------------------------------------------------
+
+
+def scope_clause(user: Any) -> ColumnElement[bool]:
+    """SQL condition limiting grant rows (joined with Person and Account) to what ``user`` may see."""
+    if sees_all_accounts(user.roles):
+        return true()
+    return or_(visible_accounts_clause(user), Person.manager_id == user.person_id)
+
+
+def visible_person(session: Session, user: Any, person_id: int) -> Person:
+    """The person, if ``user`` may see their report (a direct report, or a holder on their accounts)."""
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFoundError("No such person.")
+    if sees_all_accounts(user.roles) or person.manager_id == user.person_id:
+        return person
+    held = select(Grant.id).join(Account, Account.id == Grant.account_id).where(
+        Grant.person_id == person.id, visible_accounts_clause(user)
+    )
+    if session.scalar(held.limit(1)) is None:
+        raise NotFoundError("No such person.")
+    return person
+
+
+def visible_account(session: Session, user: Any, account_id: int) -> Account:
+    """The account, if ``user`` may see it (or one of their direct reports has held a role on it)."""
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFoundError("No such account.")
+    if can_see_account(user, account):
+        return account
+    reports = select(Grant.id).join(Person, Person.id == Grant.person_id).where(
+        Grant.account_id == account.id, Person.manager_id == user.person_id
+    )
+    if session.scalar(reports.limit(1)) is None:
+        raise NotFoundError("No such account.")
+    return account
+
+
+# --- the one query ---------------------------------------------------------------------------------
+
+
+def _rows_query(user: Any, flt: AccessFilter) -> Select[Any]:
+    """Every column any report shows, for the grants ``user`` may see that match ``flt``."""
+    approver, approver_person, revoker = aliased(User), aliased(Person), aliased(User)
+    # platform_role_label() takes a platform's first mapping of a role; the same rule as a join.
+    first_name = (
+        select(PlatformRoleName.platform, PlatformRoleName.role_code, func.min(PlatformRoleName.id).label("id"))
+        .group_by(PlatformRoleName.platform, PlatformRoleName.role_code)
+        .subquery()
+    )
+    mapping = aliased(PlatformRoleName)
+    query = (
+        select(
+            Grant.id.label("grant_id"),
+            Grant.status,
+            Person.id.label("person_id"),
+            Person.full_name.label("person"),
+            Person.employee_id,
+            Person.email,
+            Person.department,
+            Account.id.label("account_id"),
+            Account.display_name.label("account"),
+            Account.handle,
+            Account.platform,
+            Role.code.label("role"),
+            Role.name.label("role_name"),
+            Role.sort_order.label("role_sort"),
+            func.coalesce(mapping.platform_role, Role.name).label("platform_role"),
+            Grant.reason,
+            Grant.requested_at,
+            Grant.starts_at.label("since"),
+            Grant.expires_at.label("expires"),
+            approver.email.label("approved_by"),
+            approver_person.full_name.label("approved_by_name"),
+            Grant.ended_at,
+            revoker.email.label("revoked_by"),
+            Grant.revoke_reason,
+        )
+        .select_from(Grant)
+        .join(Person, Person.id == Grant.person_id)
+        .join(Account, Account.id == Grant.account_id)
+        .join(Role, Role.code == Grant.role_code)
+        .outerjoin(first_name, and_(first_name.c.platform == Account.platform, first_name.c.role_code == Grant.role_code))
+        .outerjoin(mapping, mapping.id == first_name.c.id)
+        .outerjoin(approver, approver.id == Grant.approved_by_id)
+        .outerjoin(approver_person, approver_person.id == approver.person_id)
+        .outerjoin(revoker, revoker.id == Grant.revoked_by_id)
+        .where(scope_clause(user), Grant.status.in_(flt.statuses))
+    )
+    if flt.department:
+        query = query.where(Person.department == flt.department)
+    if flt.platform:
+        query = query.where(Account.platform == flt.platform)
+    if flt.role:
+        query = query.where(Grant.role_code == flt.role)
+    if flt.account_id is not None:
+        query = query.where(Grant.account_id == flt.account_id)
+    if flt.person_id is not None:
+        query = query.where(Grant.person_id == flt.person_id)
+    if flt.q:
+        term = flt.q.lower().lstrip("@")
+        query = query.where(or_(
+            func.lower(Person.full_name).contains(term, autoescape=True),
+            Person.email.contains(term, autoescape=True),  # stored lower-case
+            func.lower(Person.employee_id).contains(term, autoescape=True),
+        ))
+    return query
+
+
+# --- pages -----------------------------------------------------------------------------------------
+
+#: Sort keys offered on screen: columns in order; the grant id always breaks ties.
+SORTS: dict[str, tuple[Any, ...]] = {
+    "person": (Person.full_name, Account.display_name, Role.sort_order),
+    "department": (Person.department, Person.full_name, Account.display_name),
+    "account": (Account.display_name, Role.sort_order, Person.full_name),
+    "platform": (Account.platform, Account.display_name, Person.full_name),
+    "role": (Role.sort_order, Account.display_name, Person.full_name),
+    "since": (Grant.starts_at,),
+    "expires": (Grant.expires_at,),
+}
+SORT_LABELS = {"person": "Person", "department": "Department", "account": "Account", "platform": "Platform",
+               "role": "Role", "since": "Since", "expires": "Expires"}
+NULLABLE_SORT_COLUMNS = {"department", "expires_at"}
+
+
+def _order_by(sort: str, descending: bool) -> list[Any]:
+    terms = []
+    for column in (*SORTS.get(sort, SORTS["person"]), Grant.id):
+        term = column.desc() if descending else column.asc()
+        # The same place for missing values on SQLite and PostgreSQL (they differ by default).
+        terms.append(term.nulls_last() if column.key in NULLABLE_SORT_COLUMNS else term)
+    return terms
+
+
+@dataclass
+class Page:
+    """One page of report rows and where it sits in the whole."""
+
+    rows: list[Row[Any]]
+    total: int
+    page: int
+    per_page: int = PER_PAGE
+    sort: str = "person"
+    descending: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_previous(self) -> bool:
+        """True when there is a page before this one."""
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        """True when there is a page after this one."""
+        return self.page * self.per_page < self.total
+
+    @property
+    def pages(self) -> int:
+        """Number of pages (at least one)."""
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def first_index(self) -> int:
+        """1-based position of the first row on this page (0 when empty)."""
+        return (self.page - 1) * self.per_page + 1 if self.rows else 0
+
+
+def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, sort: str = "person",
+              descending: bool = False, per_page: int = PER_PAGE) -> Page:
+    """One page of the grants ``user`` may see matching ``flt``, and their total: two statements."""
+    sort = sort if sort in SORTS else "person"
+    page = min(max(1, page), MAX_PAGE)
+    query = _rows_query(user, flt)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = list(session.execute(query.order_by(*_order_by(sort, descending)).limit(per_page).offset((page - 1) * per_page)))
+    return Page(rows=rows, total=total, page=page, per_page=per_page, sort=sort, descending=descending)
+
+
+# --- exports ---------------------------------------------------------------------------------------
+
+#: Exports follow one stable order, walked by keyset: by person, then account, then role.
+EXPORT_ORDER = (Person.full_name, Account.display_name, Role.sort_order, Grant.id)
+
+
+def iter_row_batches(session: Session, user: Any, flt: AccessFilter, *, batch: int | None = None) -> Iterator[list[Row[Any]]]:
+    """Every matching row in batches of ``batch``, in constant memory (one statement per batch).
+
+    The caller may end the transaction between batches: each batch starts after the last row
+    of the previous one, so nothing is read twice or skipped because of it.
+    """
+    batch = batch or EXPORT_BATCH
+    query = _rows_query(user, flt).order_by(*EXPORT_ORDER).limit(batch)
+    after: tuple[Any, ...] | None = None
+    while True:
+        page_query = query if after is None else query.where(tuple_(*EXPORT_ORDER) > tuple_(*after))
+        rows = list(session.execute(page_query))
+        if rows:
+            yield rows
+        if len(rows) < batch:
+            return
+        last = rows[-1]
+        after = (last.person, last.account, last.role_sort, last.grant_id)
+
+
+def export_values(row: Row[Any], columns: Sequence[str]) -> tuple[Any, ...]:
+    """The cells of one row for an export with ``columns``."""
+    return tuple(getattr(row, column) for column in columns)
+
+
+# --- matrix ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Matrix:
+    """People × accounts with the roles each person holds on each account."""
+
+    people: list[tuple[int, str, str | None]] = field(default_factory=list)
+    accounts: list[tuple[int, str, str]] = field(default_factory=list)
+    cells: dict[tuple[int, int], list[str]] = field(default_factory=dict)
+    too_large: bool = False
+    grants: int = 0
+
+
+def access_matrix(session: Session, user: Any, flt: AccessFilter) -> Matrix:
+    """The matrix of active grants matching ``flt``, or ``too_large`` when it would not fit a screen."""
+    query = (
+        _rows_query(user, flt)
+        .with_only_columns(Person.id, Person.full_name, Person.department, Account.id, Account.display_name,
+                           Account.platform, Role.code)
+        .order_by(Person.full_name, Person.id, Account.display_name, Account.id, Role.sort_order)
+        .limit(MATRIX_MAX_GRANTS + 1)
+    )
+    rows = session.execute(query).all()
+    matrix = Matrix(grants=len(rows))
+    if len(rows) > MATRIX_MAX_GRANTS:
+        matrix.too_large = True
+        return matrix
+    people: dict[int, tuple[int, str, str | None]] = {}
+    accounts: dict[int, tuple[int, str, str]] = {}
+    for person_id, name, department, account_id, account_name, platform, role in rows:
+        people.setdefault(person_id, (person_id, name, department))
+        accounts.setdefault(account_id, (account_id, account_name, platform))
+        matrix.cells.setdefault((person_id, account_id), []).append(role)
+    if len(people) > MATRIX_MAX_PEOPLE or len(accounts) > MATRIX_MAX_ACCOUNTS:
+        matrix.too_large = True
+        matrix.cells = {}
+        return matrix
+    matrix.people = list(people.values())
+    matrix.accounts = sorted(accounts.values(), key=lambda a: (a[1].lower(), a[0]))
+    return matrix
+
+
+# --- filter choices --------------------------------------------------------------------------------
+
+
+def departments(session: Session) -> list[str]:
+    """Department names of the directory, for the filter."""
+    return list(session.scalars(
+        select(Person.department).where(Person.department.is_not(None)).distinct().order_by(Person.department)
+    ))
+
+
+def role_choices(session: Session) -> list[tuple[str, str]]:
+    """(code, name) of the role catalogue in display order."""
+    return [(code, name) for code, name in session.execute(select(Role.code, Role.name).order_by(Role.sort_order))]

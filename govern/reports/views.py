@@ -1,0 +1,187 @@
+"""Reports: who has access to what, per account, per person, as a matrix; CSV and JSON exports.
+
+Pages are GETs. Exports are POSTs with a CSRF token because each one writes a
+"report.exported" audit event before the rows stream out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, abort, render_template, request, stream_with_context
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+from govern import audit
+from govern.accounts.models import PLATFORM_LABELS, Account
+from govern.accounts.services import sees_all_accounts
+from govern.db import get_session
+from govern.directory.models import Person
+from govern.errors import NotFoundError
+from govern.reports import services
+from govern.reports.export import csv_chunks, json_chunks
+from govern.reports.services import ACCESS_COLUMNS, HISTORY_COLUMNS, HISTORY_STATUSES, AccessFilter
+from govern.web import permission
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+FORMATS = {"csv": ("text/csv", csv_chunks), "json": ("application/json", json_chunks)}
+
+
+def _page_arg(name: str = "page") -> int:
+    return request.args.get(name, 1, type=int) or 1
+
+
+def _sort_args() -> tuple[str, bool]:
+    sort = request.args.get("sort") or "person"
+    return (sort if sort in services.SORTS else "person"), request.args.get("dir") == "desc"
+
+
+def _choices() -> dict[str, Any]:
+    db = get_session()
+    return {"departments": services.departments(db), "platforms": PLATFORM_LABELS, "roles": services.role_choices(db)}
+
+
+@bp.route("/")
+@permission("reports.read")
+def index() -> str:
+    return render_template("reports/index.html", scoped=not sees_all_accounts(current_user.roles))
+
+
+@bp.route("/access")
+@permission("reports.read")
+def access() -> str:
+    flt = services.parse_filter(request.args)
+    sort, descending = _sort_args()
+    page = services.list_rows(get_session(), current_user, flt, page=_page_arg(), sort=sort, descending=descending)
+    params = flt.as_params()
+    pager_args = {**params, "sort": page.sort, **({"dir": "desc"} if page.descending else {})}
+    return render_template("reports/access.html", page=page, params=params, pager_args=pager_args, **_choices())
+
+
+@bp.route("/matrix")
+@permission("reports.read")
+def matrix() -> str:
+    flt = services.parse_filter(request.args)
+    params = flt.as_params()
+    # Without a filter the whole register would not fit a screen; ask for one first.
+    grid = services.access_matrix(get_session(), current_user, flt) if params else None
+    return render_template("reports/matrix.html", grid=grid, params=params, limits={
+        "people": services.MATRIX_MAX_PEOPLE, "accounts": services.MATRIX_MAX_ACCOUNTS,
+        "grants": services.MATRIX_MAX_GRANTS}, **_choices())
+
+
+def _account_or_404(account_id: int) -> Account:
+    try:
+        return services.visible_account(get_session(), current_user, account_id)
+    except NotFoundError:
+        abort(404)
+
+
+def _person_or_404(person_id: int) -> Person:
+    try:
+        return services.visible_person(get_session(), current_user, person_id)
+    except NotFoundError:
+        abort(404)
+
+
+@bp.route("/accounts/<int:account_id>")
+@permission("reports.read")
+def account(account_id: int) -> str:
+    db = get_session()
+    target = _account_or_404(account_id)
+    active = services.list_rows(db, current_user, AccessFilter(account_id=target.id), page=_page_arg(), sort="person")
+    history = services.list_rows(db, current_user, AccessFilter(account_id=target.id, statuses=HISTORY_STATUSES),
+                                 page=_page_arg("hpage"), sort="since", descending=True)
+    return render_template("reports/account.html", account=target, active=active, history=history,
+                           platforms=PLATFORM_LABELS)
+
+
+@bp.route("/people/<int:person_id>")
+@permission("reports.read")
+def person(person_id: int) -> str:
+    db = get_session()
+    target = _person_or_404(person_id)
+    active = services.list_rows(db, current_user, AccessFilter(person_id=target.id), page=_page_arg(), sort="account")
+    history = services.list_rows(db, current_user, AccessFilter(person_id=target.id, statuses=HISTORY_STATUSES),
+                                 page=_page_arg("hpage"), sort="since", descending=True)
+    return render_template("reports/person.html", person=target, active=active, history=history,
+                           platforms=PLATFORM_LABELS)
+
+
+# --- exports ---------------------------------------------------------------------------------------
+
+
+def _rows(db: Session, user: Any, flt: AccessFilter, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    for batch in services.iter_row_batches(db, user, flt):
+        db.rollback()  # end the read transaction while the client downloads this batch
+        for row in batch:
+            yield services.export_values(row, columns)
+
+
+def _export(fmt: str, report: str, flt: AccessFilter, columns: Sequence[str], *, name: str,
+            target_type: str | None = None, target_id: int | None = None) -> Response:
+    db = get_session()
+    audit.record(db, "report.exported", actor=current_user, target_type=target_type, target_id=target_id,  # type: ignore[arg-type]
+                 details={"report": report, "format": fmt, "filter": flt.as_params()})
+    db.commit()
+    mimetype, writer = FORMATS[fmt]
+    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    body = stream_with_context(writer(columns, _rows(db, user, flt, columns)))
+    return Response(body, mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="govern-{name}-{stamp}.{fmt}"'})
+
+
+def _access_export(fmt: str) -> Response:
+    return _export(fmt, "access", services.parse_filter(request.form), ACCESS_COLUMNS, name="access")
+
+
+def _account_export(account_id: int, fmt: str) -> Response:
+    target = _account_or_404(account_id)
+    flt = AccessFilter(account_id=target.id, statuses=services.ALL_STATUSES)
+    return _export(fmt, "account", flt, HISTORY_COLUMNS, name=f"account-{target.id}", target_type="account", target_id=target.id)
+
+
+def _person_export(person_id: int, fmt: str) -> Response:
+    target = _person_or_404(person_id)
+    flt = AccessFilter(person_id=target.id, statuses=services.ALL_STATUSES)
+    return _export(fmt, "person", flt, HISTORY_COLUMNS, name=f"person-{target.id}", target_type="person", target_id=target.id)
+
+
+@bp.route("/access.csv", methods=["POST"])
+@permission("reports.read")
+def access_csv() -> Response:
+    return _access_export("csv")
+
+
+@bp.route("/access.json", methods=["POST"])
+@permission("reports.read")
+def access_json() -> Response:
+    return _access_export("json")
+
+
+@bp.route("/accounts/<int:account_id>.csv", methods=["POST"])
+@permission("reports.read")
+def account_csv(account_id: int) -> Response:
+    return _account_export(account_id, "csv")
+
+
+@bp.route("/accounts/<int:account_id>.json", methods=["POST"])
+@permission("reports.read")
+def account_json(account_id: int) -> Response:
+    return _account_export(account_id, "json")
+
+
+@bp.route("/people/<int:person_id>.csv", methods=["POST"])
+@permission("reports.read")
+def person_csv(person_id: int) -> Response:
+    return _person_export(person_id, "csv")
+
+
+@bp.route("/people/<int:person_id>.json", methods=["POST"])
+@permission("reports.read")
+def person_json(person_id: int) -> Response:
+    return _person_export(person_id, "json")

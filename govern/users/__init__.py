@@ -1,0 +1,1 @@
+"""Administration of govern logins: invitations, app roles, deactivation, MFA resets, sessions."""

@@ -1,0 +1,203 @@
+"""Admin pages for govern logins. Thin: parse, call one service, commit, redirect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    session,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from govern.auth import services
+from govern.auth.forms import ConfirmForm
+from govern.auth.models import User
+from govern.auth.services import AuthKit
+from govern.db import get_session
+from govern.directory import services as directory
+from govern.errors import ConflictError, InvalidError, NotFoundError
+from govern.users.forms import ROLE_LABELS, InviteForm, RolesForm
+from govern.web import fresh_mfa_required, page_arg, permission
+
+bp = Blueprint("users", __name__, url_prefix="/admin/users")
+
+PAGE_SIZE = 50
+
+
+def _kit() -> AuthKit:
+    kit: AuthKit = current_app.extensions["govern.auth"]
+    return kit
+
+
+def _setup_link(token: str) -> str:
+    # The secret travels in the fragment, which browsers never send to a server or a log.
+    return f"{current_app.config['BASE_URL']}{url_for('auth.setup')}#token={token}"
+
+
+@bp.route("/")
+@permission("users.read")
+def index() -> str:
+    db = get_session()
+    page = page_arg()
+    total = db.scalar(select(func.count()).select_from(User)) or 0
+    users = list(db.scalars(select(User).order_by(User.email).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
+    return render_template("users/index.html", users=users, page=page, has_next=page * PAGE_SIZE < total, total=total)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@permission("users.manage")
+@fresh_mfa_required
+def new() -> Any:
+    form = InviteForm()
+    if form.validate_on_submit():
+        db = get_session()
+        try:
+            person = directory.find_person_by_email(db, form.email.data or "")
+            if person is None:
+                person = directory.create_person(db, actor=current_user, full_name=form.full_name.data or "", email=form.email.data or "")  # type: ignore[arg-type]
+            user, token = services.create_user(db, _kit(), actor=current_user, person=person, roles=set(form.roles.data or []))  # type: ignore[arg-type]
+        except (InvalidError, ConflictError) as exc:
+            db.rollback()
+            reasons = getattr(exc, "reasons", {}) or {"email": exc.message}
+            for field, message in reasons.items():
+                getattr(form, field, form.email).errors = [message]
+            return render_template("users/new.html", form=form), 200
+        db.commit()
+        return render_template("users/setup_secret.html", user=user, token=token, link=_setup_link(token),
+                               ttl_hours=int(_kit().setup_token_ttl.total_seconds() // 3600), reason="invited")
+    return render_template("users/new.html", form=form)
+
+
+@bp.route("/<int:user_id>")
+@permission("users.read")
+def detail(user_id: int) -> str:
+    db = get_session()
+    user = services.get_user(db, user_id)
+    roles_form = RolesForm(data={"roles": sorted(user.roles)})
+    return render_template(
+        "users/detail.html",
+        user=user,
+        roles_form=roles_form,
+        form=ConfirmForm(),
+        sessions=services.list_user_sessions(db, user, idle=current_app.config["SESSION_IDLE_TIMEOUT"],
+                                             absolute=current_app.config["SESSION_ABSOLUTE_TIMEOUT"]),
+        codes_left=services.count_unused_recovery_codes(db, user),
+        current_session=getattr(session, "digest", None),
+        role_labels=ROLE_LABELS,
+    )
+
+
+@bp.route("/<int:user_id>/roles", methods=["POST"])
+@permission("users.manage")
+@fresh_mfa_required
+def set_roles(user_id: int) -> Response:
+    db = get_session()
+    user = services.get_user(db, user_id)
+    form = RolesForm()
+    if not form.validate_on_submit():
+        flash("Choose roles from the list.", "error")
+        return redirect(url_for("users.detail", user_id=user.id))
+    try:
+        services.set_roles(db, actor=current_user, user=user, roles=set(form.roles.data or []))  # type: ignore[arg-type]
+    except (InvalidError, ConflictError) as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("users.detail", user_id=user_id))
+    db.commit()
+    flash("Roles saved. The user's sessions were signed out so the change applies at once.", "success")
+    return redirect(url_for("users.detail", user_id=user.id))
+
+
+def _simple_action(user_id: int, action: str) -> Response:
+    db = get_session()
+    user = services.get_user(db, user_id)
+    if not ConfirmForm().validate_on_submit():
+        return redirect(url_for("users.detail", user_id=user.id))
+    try:
+        if action == "deactivate":
+            services.deactivate_user(db, actor=current_user, user=user)  # type: ignore[arg-type]
+            message = "Login deactivated; every session of it has ended."
+        elif action == "reactivate":
+            services.reactivate_user(db, actor=current_user, user=user)  # type: ignore[arg-type]
+            message = "Login reactivated."
+        elif action == "unlock":
+            services.unlock_user(db, _kit(), actor=current_user, user=user)  # type: ignore[arg-type]
+            message = "Failed sign-in lockout cleared."
+        else:
+            ended = services.end_user_sessions(db, user=user, actor=current_user, reason="ended_by_admin")  # type: ignore[arg-type]
+            message = f"{ended} session(s) signed out."
+    except ConflictError as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("users.detail", user_id=user_id))
+    db.commit()
+    flash(message, "success")
+    return redirect(url_for("users.detail", user_id=user_id))
+
+
+@bp.route("/<int:user_id>/deactivate", methods=["POST"])
+@permission("users.manage")
+@fresh_mfa_required
+def deactivate(user_id: int) -> Response:
+    return _simple_action(user_id, "deactivate")
+
+
+@bp.route("/<int:user_id>/reactivate", methods=["POST"])
+@permission("users.manage")
+@fresh_mfa_required
+def reactivate(user_id: int) -> Response:
+    return _simple_action(user_id, "reactivate")
+
+
+@bp.route("/<int:user_id>/unlock", methods=["POST"])
+@permission("users.manage")
+def unlock(user_id: int) -> Response:
+    return _simple_action(user_id, "unlock")
+
+
+@bp.route("/<int:user_id>/sessions/end-all", methods=["POST"])
+@permission("users.manage")
+def end_all_sessions(user_id: int) -> Response:
+    return _simple_action(user_id, "end_sessions")
+
+
+@bp.route("/<int:user_id>/sessions/<public_id>/end", methods=["POST"])
+@permission("users.manage")
+def end_session(user_id: int, public_id: str) -> Response:
+    db = get_session()
+    user = services.get_user(db, user_id)
+    if ConfirmForm().validate_on_submit():
+        try:
+            services.end_one_session(db, actor=current_user, owner=user, public_id=public_id[:32])  # type: ignore[arg-type]
+            db.commit()
+            flash("Session signed out.", "success")
+        except NotFoundError as exc:
+            flash(exc.message, "error")
+    return redirect(url_for("users.detail", user_id=user.id))
+
+
+@bp.route("/<int:user_id>/reset-mfa", methods=["POST"])
+@permission("users.manage")
+@fresh_mfa_required
+def reset_mfa(user_id: int) -> Any:
+    db = get_session()
+    user = services.get_user(db, user_id)
+    if not ConfirmForm().validate_on_submit():
+        return redirect(url_for("users.detail", user_id=user.id))
+    try:
+        token = services.reset_mfa(db, _kit(), actor=current_user, user=user)  # type: ignore[arg-type]
+    except ConflictError as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("users.detail", user_id=user.id))
+    db.commit()
+    return render_template("users/setup_secret.html", user=user, token=token, link=_setup_link(token),
+                           ttl_hours=int(_kit().setup_token_ttl.total_seconds() // 3600), reason="mfa_reset")

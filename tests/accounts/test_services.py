@@ -1,0 +1,87 @@
+"""Account validation per platform and risk flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from govern.accounts import services
+from govern.accounts.services import AccountInput
+from govern.errors import ConflictError, InvalidError
+from tests.factories import accept_policy, make_account, make_grant, make_person, publish_policy
+
+
+@pytest.mark.parametrize("platform,handle,url", [
+    ("instagram", "@Acme.Official", ""),
+    ("x", "acme_news", "https://twitter.com/acme_news"),
+    ("linkedin", "acme-corp", "https://www.linkedin.com/company/acme-corp/"),
+    ("tiktok", "acme", ""),
+    ("youtube", "@AcmeTV", "https://www.youtube.com/@AcmeTV"),
+    ("facebook", "acme.official", "https://www.facebook.com/acme.official"),
+    ("bluesky", "acme.bsky.social", ""),
+    ("mastodon", "acme@mastodon.social", ""),
+    ("threads", "acme", ""),
+    ("other", "acme", "https://community.example.com/acme"),
+])
+def test_valid_accounts_per_platform(platform, handle, url):
+    values = services.validate_account(AccountInput(platform=platform, handle=handle, url=url, display_name="Acme"))
+    assert values["handle"] == handle.lstrip("@").lower()
+    assert values["url"].startswith("https://")
+
+
+def test_a_missing_url_is_derived_from_the_handle():
+    values = services.validate_account(AccountInput(platform="instagram", handle="@acme", display_name="Acme"))
+    assert values["url"] == "https://www.instagram.com/acme"
+    values = services.validate_account(AccountInput(platform="mastodon", handle="acme@mastodon.social", display_name="Acme"))
+    assert values["url"] == "https://mastodon.social/@acme"
+
+
+@pytest.mark.parametrize("platform,handle,url,field", [
+    ("instagram", "acme!!", "", "handle"),
+    ("x", "much_too_long_handle_for_x", "", "handle"),
+    ("instagram", "acme", "https://www.facebook.com/acme", "url"),
+    ("instagram", "acme", "http://www.instagram.com/acme", "url"),
+    ("instagram", "acme", "javascript:alert(1)", "url"),
+    ("linkedin", "a", "", "handle"),
+    ("bluesky", "acme", "", "handle"),
+    ("mastodon", "acme", "", "handle"),
+    ("myspace", "acme", "", "platform"),
+    ("instagram", "acme", "https://evilinstagram.com/acme", "url"),
+])
+def test_invalid_accounts_say_which_field_and_why(platform, handle, url, field):
+    with pytest.raises(InvalidError) as info:
+        services.validate_account(AccountInput(platform=platform, handle=handle, url=url, display_name="Acme"))
+    assert field in info.value.reasons
+
+
+def test_limits_are_checked():
+    with pytest.raises(InvalidError) as info:
+        services.validate_account(AccountInput(platform="x", handle="acme", display_name="Acme", min_admins=0, max_credential_holders=0))
+    assert {"min_admins", "max_credential_holders"} <= set(info.value.reasons)
+
+
+def test_the_same_handle_on_the_same_platform_is_refused(app, db, kit):
+    from tests.factories import make_user
+
+    it = make_user(db, kit, roles=("it",))
+    with app.test_request_context():
+        services.create_account(db, actor=it.user, data=AccountInput(platform="x", handle="acme", display_name="Acme"))
+        with pytest.raises(ConflictError, match="registered already"):
+            services.create_account(db, actor=it.user, data=AccountInput(platform="x", handle="@ACME", display_name="Acme 2"))
+        services.create_account(db, actor=it.user, data=AccountInput(platform="instagram", handle="acme", display_name="Acme"))
+
+
+def test_risk_flags(db):
+    owner = make_person(db, status="leaving")
+    account = make_account(db, business_owner_id=owner.id, min_admins=2, max_credential_holders=1)
+    policy = publish_policy(db, "standard")
+    holders = [make_person(db) for _ in range(2)]
+    for person in holders:
+        make_grant(db, person, account, "publisher")
+    accept_policy(db, holders[0], policy)
+    make_grant(db, make_person(db), account, "admin")
+    flags = services.account_stats(db, [account])[account.id]
+    assert flags.admins == 1 and flags.holders == 3 and flags.unaccepted == 1
+    assert set(flags.flags) == {"few_admins", "too_many_holders", "inactive_contact", "policy_missing"}
+    healthy = make_account(db, business_owner_id=make_person(db).id, min_admins=1)
+    make_grant(db, make_person(db), healthy, "owner")
+    assert services.account_stats(db, [healthy])[healthy.id].flags == []

@@ -1,0 +1,81 @@
+"""`govern audit verify` in a real subprocess against a real, committed database."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, update
+
+from govern import audit
+from govern.audit.models import AuditEvent
+from govern.audit.services import AuditContext
+from govern.db import Database
+from govern.schema import upgrade
+from tests.audit.test_services import allow_tampering
+
+GOVERN = str(Path(sys.executable).parent / "govern")
+CTX = AuditContext(actor_label="test")
+
+
+@pytest.fixture
+def database(scratch_database_url):
+    """The scratch database at the latest migration, with a Database to write to it for real."""
+    upgrade(scratch_database_url)
+    db = Database(scratch_database_url)
+    yield db
+    db.engine.dispose()
+
+
+def _verify(tmp_path: Path, url: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
+    env.update({"GOVERN_INSTANCE_PATH": str(tmp_path / "instance"), "GOVERN_DATABASE_URL": url,
+                "GOVERN_SECRET_KEY": secrets.token_urlsafe(30)})
+    return subprocess.run([GOVERN, "audit", "verify"], capture_output=True, text=True, env=env, timeout=120)
+
+
+def _write_events(database: Database, count: int) -> list[int]:
+    with database.session_scope() as session:
+        ids = [audit.record(session, "test.cli", target_type="thing", target_id=n, details={"n": n}, context=CTX).id
+               for n in range(count)]
+        session.commit()
+    return ids
+
+
+def test_verify_an_empty_chain(tmp_path, database):
+    result = _verify(tmp_path, database.url)
+    assert result.returncode == 0, result.stderr
+    assert "audit chain intact: 0 events verified" in result.stdout
+
+
+def test_verify_reports_an_intact_chain_then_an_edited_event(tmp_path, database):
+    ids = _write_events(database, 4)
+    intact = _verify(tmp_path, database.url)
+    assert intact.returncode == 0, intact.stderr
+    assert "audit chain intact: 4 events verified" in intact.stdout
+
+    with database.session_scope() as session:
+        allow_tampering(session)
+        session.execute(update(AuditEvent).where(AuditEvent.id == ids[2]).values(details_json='{"n":99}'))
+        session.commit()
+    broken = _verify(tmp_path, database.url)
+    assert broken.returncode == 1
+    assert f"audit chain BROKEN at event {ids[2]}: " in broken.stderr
+    assert "edited" in broken.stderr and "2 events before it verified" in broken.stderr
+    assert "intact" not in broken.stdout
+
+
+def test_verify_reports_events_deleted_from_the_end(tmp_path, database):
+    ids = _write_events(database, 3)
+    with database.session_scope() as session:
+        allow_tampering(session)
+        session.execute(delete(AuditEvent).where(AuditEvent.id == ids[-1]))
+        session.commit()
+    broken = _verify(tmp_path, database.url)
+    assert broken.returncode == 1
+    assert f"audit chain BROKEN at event {ids[-1]}: " in broken.stderr
+    assert "intact" not in broken.stdout

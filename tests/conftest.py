@@ -1,0 +1,147 @@
+"""Fixtures: the real database (SQLite by default, PostgreSQL with GOVERN_TEST_DATABASE_URL),
+one transaction per test rolled back afterwards, the app, a client, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from govern import create_app
+from govern.db import make_engine
+from govern.schema import upgrade
+
+#: The cheapest argon2id parameters the ASVS allows: the tests use them for speed.
+FAST_ARGON2 = {"ARGON2_TIME_COST": 2, "ARGON2_MEMORY_KIB": 19456}
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+
+
+def pytest_report_header(config: Any) -> list[str]:
+    url = os.environ.get("GOVERN_TEST_DATABASE_URL")
+    return [f"govern database: {'PostgreSQL (' + url.rsplit('/', 1)[-1] + ')' if url else 'SQLite'}"]
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The database of this test run, migrated to the latest revision once."""
+    url = os.environ.get("GOVERN_TEST_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def is_postgresql(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """One outer transaction per test; everything the test and the app commit is rolled back."""
+    conn = engine.connect()
+    outer = conn.begin()
+    try:
+        yield conn
+    finally:
+        outer.rollback()
+        conn.close()
+
+
+def app_config(instance: Path, database_url: str, **overrides: Any) -> dict[str, Any]:
+    """Configuration of a test app."""
+    config: dict[str, Any] = {
+        "ENV": "testing",
+        "INSTANCE_PATH": instance,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "VAULT_KEY_FILE": instance / "vault.key",
+        "BASE_URL": "http://localhost",
+        # The session fixture migrated the database; the refusal itself has its own test.
+        "REQUIRE_CURRENT_SCHEMA": False,
+        **FAST_ARGON2,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def app_overrides() -> dict[str, Any]:
+    """Override in a test module to change the app's configuration."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path: Path, database_url: str, connection: Connection, app_overrides: dict[str, Any]) -> Iterator[Flask]:
+    app = create_app(app_config(tmp_path, database_url, **app_overrides))
+    db = app.extensions["govern.db"]
+    db.engine.dispose()
+    db.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+    yield app
+
+
+@pytest.fixture
+def db(app: Flask, connection: Connection) -> Iterator[Session]:
+    """A session on the test's connection, for arranging data and checking results."""
+    # No app context is pushed here: the test client's requests must each get their own.
+    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def kit(app: Flask) -> Any:
+    return app.extensions["govern.auth"]
+
+
+@pytest.fixture
+def scratch_database_url(tmp_path: Path, database_url: str) -> Iterator[str]:
+    """An empty database of the kind under test, committed to for real and removed afterwards.
+
+    SQLite: a new file. PostgreSQL: a new database on the same server, dropped at the end.
+    """
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / 'scratch.db'}"
+        return
+    import secrets
+
+    from sqlalchemy import create_engine, text
+
+    base, _, _ = database_url.rpartition("/")
+    name = f"govern_scratch_{secrets.token_hex(6)}"
+    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def require_service(kind: str, reachable: bool, how: str) -> None:
+    """Skip when a service is missing outside CI; fail in CI, where every leg must run."""
+    if reachable:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{kind} is required in CI but is not available: {how}")
+    pytest.skip(f"{kind} not available: {how}")

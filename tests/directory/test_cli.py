@@ -1,0 +1,122 @@
+"""`govern directory import` in a real subprocess, against a scratch database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from govern.audit.models import AuditEvent
+from govern.db import make_engine
+from govern.directory.models import Person
+from govern.schema import upgrade
+from tests.directory.helpers import csv_bytes
+
+GOVERN = str(Path(sys.executable).parent / "govern")
+
+
+@pytest.fixture
+def env(tmp_path, scratch_database_url):
+    upgrade(scratch_database_url)
+    values = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
+    values.update({"GOVERN_INSTANCE_PATH": str(tmp_path / "instance"), "GOVERN_DATABASE_URL": scratch_database_url,
+                   "GOVERN_SECRET_KEY": "directory-cli-test-secret-key-0123456789"})
+    return values
+
+
+@pytest.fixture
+def engine(env):
+    engine = make_engine(env["GOVERN_DATABASE_URL"])
+    yield engine
+    engine.dispose()
+
+
+def _govern(env, *args):
+    return subprocess.run([GOVERN, "directory", "import", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def _count(engine, model=Person, **where):
+    with engine.connect() as conn:
+        query = select(func.count()).select_from(model)
+        for column, value in where.items():
+            query = query.where(getattr(model, column) == value)
+        return conn.scalar(query)
+
+
+GOOD = csv_bytes([["E1", "ann@acme.example", "Ann", "Comms", "Lead", "", "2024-01-01", "", "Active"],
+                  ["E2", "ben@acme.example", "Ben", "Comms", "Editor", "ann@acme.example", "2024-01-01", "2026-12-31", "Terminated"]],
+                 header=["Employee ID", "Work Email", "Name", "Dept", "Title", "Manager Email", "Hire Date", "Last Day", "Status"])
+
+
+def test_dry_run_reports_and_writes_nothing(tmp_path, env, engine):
+    path = tmp_path / "hr.csv"
+    path.write_bytes(GOOD)
+    result = _govern(env, str(path), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "2 row(s): 2 new, 0 updated, 0 unchanged, 0 error(s). Dry run: nothing was written." in result.stdout
+    assert _count(engine) == 0 and _count(engine, AuditEvent) == 0
+
+
+def test_apply_then_reapply_changes_nothing(tmp_path, env, engine):
+    path = tmp_path / "hr.csv"
+    path.write_bytes(GOOD)
+    first = _govern(env, str(path))
+    assert first.returncode == 0, first.stderr
+    assert "2 new, 0 updated" in first.stdout and "Imported." in first.stdout
+    assert _count(engine) == 2 and _count(engine, Person, status="departed") == 1
+    second = _govern(env, str(path))
+    assert second.returncode == 0 and "0 new, 0 updated, 2 unchanged" in second.stdout
+    assert _count(engine, AuditEvent, action="directory.imported") == 2
+    verify = subprocess.run([GOVERN, "audit", "verify"], capture_output=True, text=True, env=env, timeout=120)
+    assert verify.returncode == 0 and "intact" in verify.stdout
+
+
+def test_errors_are_printed_per_line_and_exit_1(tmp_path, env, engine):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(csv_bytes([["E1", "ann@acme.example", "Ann", "", "", "", "2024-02-30", "", ""],
+                                ["E2", "ben@acme.example", "Ben", "", "", "ghost@acme.example", "", "", ""]]))
+    for args in ((str(path), "--dry-run"), (str(path),)):
+        result = _govern(env, *args)
+        assert result.returncode == 1
+        assert "bad.csv:2: line 2, column start_date: '2024-02-30' is not a real date" in result.stderr
+        assert "bad.csv:3: line 3, column manager_email: no one has the email ghost@acme.example" in result.stderr
+        assert "Nothing was imported" in result.stderr
+    assert _count(engine) == 0 and _count(engine, AuditEvent) == 0
+
+
+def test_missing_file_is_a_usage_error(tmp_path, env):
+    result = _govern(env, str(tmp_path / "nope.csv"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_progress_bar_on_a_terminal(tmp_path, env, engine):
+    import pty
+
+    path = tmp_path / "hr.csv"
+    path.write_bytes(GOOD)
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run([GOVERN, "directory", "import", str(path)], stdout=subprocess.PIPE, stderr=follower,
+                                text=True, env=env, timeout=120)
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        if follower != -1:
+            os.close(follower)
+        os.close(leader)
+    assert result.returncode == 0 and "Imported." in result.stdout
+    assert "importing hr.csv" in b"".join(chunks).decode(errors="replace")
+    assert _count(engine) == 2

@@ -1,0 +1,194 @@
+"""Grant rules, each with its message."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from govern.audit.models import AuditEvent
+from govern.db import utcnow
+from govern.errors import ConflictError, ForbiddenError, InvalidError
+from govern.grants import services
+from govern.grants.models import Grant, PlatformRemoval
+from tests.factories import (
+    accept_policy,
+    make_account,
+    make_grant,
+    make_person,
+    make_user,
+    publish_policy,
+)
+
+
+@pytest.fixture
+def world(app, db, kit):
+    """A manager who owns an account, a report of theirs, an admin, and published policies."""
+    manager = make_user(db, kit, roles=("manager",))
+    admin = make_user(db, kit, roles=("admin",))
+    account = make_account(db, business_owner_id=manager.user.person_id, max_credential_holders=2)
+    report = make_person(db, manager_id=manager.user.person_id, full_name="Rita Report")
+    standard, privileged = publish_policy(db, "standard"), publish_policy(db, "privileged")
+    accept_policy(db, report, standard)
+    db.commit()
+    with app.test_request_context():
+        yield type("World", (), {"manager": manager.user, "admin": admin.user, "account": account, "report": report,
+                                 "standard": standard, "privileged": privileged})
+
+
+def test_a_manager_grants_a_time_bound_publisher_role_on_their_account(db, world):
+    until = utcnow() + timedelta(days=30)
+    grant = services.grant_role(db, actor=world.manager, person_id=world.report.id, account_id=world.account.id,
+                                role_code="publisher", reason="Spring campaign", expires_at=until)
+    assert grant.status == "active" and grant.approved_by_id == world.manager.id and grant.expires_at == until
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "grant.created")).one()
+    assert event.target_id == str(grant.id) and event.actor_user_id == world.manager.id
+
+
+def test_a_manager_may_not_grant_on_someone_elses_account_to_a_stranger(db, world):
+    other = make_account(db)
+    stranger = make_person(db)
+    with pytest.raises(ForbiddenError, match="accounts you own or to people who report to you"):
+        services.grant_role(db, actor=world.manager, person_id=stranger.id, account_id=other.id, role_code="analyst", reason="x")
+    # ...but may grant to their own report on any account.
+    services.grant_role(db, actor=world.manager, person_id=world.report.id, account_id=other.id, role_code="analyst", reason="x")
+
+
+def test_staff_without_manager_role_cannot_grant(db, world, kit):
+    staff = make_user(db, kit)
+    with pytest.raises(ForbiddenError):
+        services.grant_role(db, actor=staff.user, person_id=world.report.id, account_id=world.account.id, role_code="analyst", reason="x")
+
+
+def test_owner_and_admin_roles_need_a_second_persons_approval(db, world, kit):
+    accept_policy(db, world.report, world.privileged)
+    grant = services.grant_role(db, actor=world.manager, person_id=world.report.id, account_id=world.account.id,
+                                role_code="admin", reason="Backup admin")
+    assert grant.status == "requested" and grant.approved_by_id is None
+    with pytest.raises(ForbiddenError, match="second person"):
+        services.approve_grant(db, actor=world.manager, grant=grant)
+    grantee_user = make_user(db, kit, roles=("admin",))
+    grant.person_id = grantee_user.user.person_id  # the grantee may never approve their own grant
+    db.flush()
+    db.expire(grant)
+    with pytest.raises(ForbiddenError):
+        services.approve_grant(db, actor=grantee_user.user, grant=grant)
+    grant.person_id = world.report.id
+    db.flush()
+    db.expire(grant)
+    services.approve_grant(db, actor=world.admin, grant=grant, note="ok")
+    assert grant.status == "active" and grant.approved_by_id == world.admin.id
+
+
+def test_no_grant_to_someone_leaving_or_departed(db, world):
+    for status in ("leaving", "departed"):
+        world.report.status = status
+        db.flush()
+        with pytest.raises(ConflictError, match=f"is {status}"):
+            services.grant_role(db, actor=world.manager, person_id=world.report.id, account_id=world.account.id, role_code="analyst", reason="x")
+
+
+def test_revealing_roles_need_the_current_policy_accepted(db, world):
+    newcomer = make_person(db, manager_id=world.manager.person_id)
+    with pytest.raises(ConflictError, match="must first accept the current standard policy"):
+        services.grant_role(db, actor=world.manager, person_id=newcomer.id, account_id=world.account.id, role_code="publisher", reason="x")
+    # Non-revealing roles do not need it.
+    services.grant_role(db, actor=world.manager, person_id=newcomer.id, account_id=world.account.id, role_code="analyst", reason="x")
+    # A newer version must be accepted again.
+    publish_policy(db, "standard")
+    with pytest.raises(ConflictError, match="version 2"):
+        services.grant_role(db, actor=world.manager, person_id=world.report.id, account_id=world.account.id, role_code="publisher", reason="x")
+
+
+def test_the_credential_holder_limit_is_enforced(db, world):
+    for _ in range(2):
+        holder = make_person(db)
+        make_grant(db, holder, world.account, "publisher")
+    with pytest.raises(ConflictError, match="already has 2 credential holders, its maximum"):
+        services.grant_role(db, actor=world.manager, person_id=world.report.id, account_id=world.account.id, role_code="publisher", reason="x")
+
+
+def test_duplicate_live_grants_are_refused(db, world):
+    services.grant_role(db, actor=world.manager, person_id=world.report.id, account_id=world.account.id, role_code="analyst", reason="x")
+    with pytest.raises(ConflictError, match="already holds or has requested"):
+        services.grant_role(db, actor=world.manager, person_id=world.report.id, account_id=world.account.id, role_code="analyst", reason="again")
+
+
+def test_the_database_refuses_a_duplicate_live_grant_even_without_the_check(db, world):
+    make_grant(db, world.report, world.account, "analyst")
+    with pytest.raises(ConflictError):
+        services._insert(db, Grant(person_id=world.report.id, account_id=world.account.id, role_code="analyst",
+                                   status="requested", reason="race", starts_at=utcnow()))
+
+
+def test_a_reason_and_a_future_end_are_required(db, world):
+    with pytest.raises(InvalidError, match="Say why"):
+        services.grant_role(db, actor=world.manager, person_id=world.report.id, account_id=world.account.id, role_code="analyst", reason="  ")
+    with pytest.raises(InvalidError, match="future"):
+        services.grant_role(db, actor=world.manager, person_id=world.report.id, account_id=world.account.id, role_code="analyst",
+                            reason="x", expires_at=utcnow() - timedelta(days=1))
+
+
+def test_revoking_the_last_admin_is_refused_unless_an_admin_overrides(db, world):
+    only_admin = make_grant(db, world.report, world.account, "admin")
+    with pytest.raises(ConflictError, match="last admin"):
+        services.revoke_grant(db, actor=world.manager, grant=only_admin, reason="moving on")
+    with pytest.raises(ConflictError, match="last admin"):
+        services.revoke_grant(db, actor=world.admin, grant=only_admin, reason="moving on")  # no override reason
+    removal = services.revoke_grant(db, actor=world.admin, grant=only_admin, reason="moving on", override_reason="account is being closed")
+    assert only_admin.status == "revoked" and removal.confirmed_at is None
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "grant.revoked")).one()
+    assert '"last_admin_override":true' in event.details_json
+
+
+def test_revoking_one_of_two_admins_is_fine_and_opens_a_platform_removal(db, world):
+    linkedin = make_account(db, platform="linkedin", handle="acme-corp", url="https://www.linkedin.com/company/acme-corp",
+                            business_owner_id=world.manager.person_id)
+    first = make_grant(db, world.report, linkedin, "admin")
+    make_grant(db, make_person(db), linkedin, "owner")
+    removal = services.revoke_grant(db, actor=world.manager, grant=first, reason="left the team")
+    assert removal.platform_role == "LinkedIn Super admin"
+    assert first.revoke_reason == "left the team" and first.revoked_by_id == world.manager.id and first.ended_at
+    services.confirm_removal(db, actor=world.admin, removal=removal, note="removed in Page admin tools")
+    assert removal.confirmed_at and removal.confirmed_by_id == world.admin.id
+    with pytest.raises(ConflictError):
+        services.confirm_removal(db, actor=world.admin, removal=removal, note="again")
+
+
+def test_time_bound_grants_expire_by_themselves(db, world):
+    soon = make_grant(db, world.report, world.account, "analyst", expires_at=utcnow() + timedelta(hours=1))
+    later = make_grant(db, make_person(db), world.account, "analyst", expires_at=utcnow() + timedelta(days=10))
+    request = make_grant(db, make_person(db), world.account, "moderator", status="requested", expires_at=utcnow() + timedelta(hours=1))
+    result = services.expire_grants(db, now=utcnow() + timedelta(hours=2))
+    assert result == {"expired": 1, "kept_last_admin": 0, "requests_lapsed": 1}
+    assert soon.status == "expired" and later.status == "active" and request.status == "rejected"
+    assert db.scalar(select(PlatformRemoval).where(PlatformRemoval.grant_id == soon.id)) is not None
+    assert services.expire_grants(db, now=utcnow() + timedelta(hours=2)) == {"expired": 0, "kept_last_admin": 0, "requests_lapsed": 0}
+
+
+def test_an_expiring_last_admin_stays_and_the_refusal_is_audited(db, world):
+    grant = make_grant(db, world.report, world.account, "admin", expires_at=utcnow() + timedelta(minutes=5))
+    result = services.expire_grants(db, now=utcnow() + timedelta(hours=1))
+    assert result["kept_last_admin"] == 1 and grant.status == "active"
+    assert "grant.expiry_refused_last_admin" in db.scalars(select(AuditEvent.action)).all()
+
+
+def test_staff_request_and_the_owner_decides(db, world, kit):
+    staffer = make_user(db, kit)
+    accept_policy(db, staffer.user.person, world.standard)
+    grant = services.request_role(db, actor=staffer.user, account_id=world.account.id, role_code="publisher", reason="cover")
+    assert grant.status == "requested" and grant.person_id == staffer.user.person_id
+    with pytest.raises(ForbiddenError):
+        services.approve_grant(db, actor=staffer.user, grant=grant)
+    services.approve_grant(db, actor=world.manager, grant=grant)
+    assert grant.status == "active"
+
+
+def test_a_rejection_needs_a_reason(db, world, kit):
+    staffer = make_user(db, kit)
+    grant = services.request_role(db, actor=staffer.user, account_id=world.account.id, role_code="analyst", reason="curious")
+    with pytest.raises(InvalidError):
+        services.reject_grant(db, actor=world.manager, grant=grant, note="")
+    services.reject_grant(db, actor=world.manager, grant=grant, note="not needed")
+    assert grant.status == "rejected"

@@ -1,0 +1,111 @@
+"""Deny by default: every endpoint declares a permission from the one policy table."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from werkzeug.routing import Rule
+
+from govern import web
+from govern.auth.models import APP_ROLES
+from tests.factories import csrf_token, login, make_user
+
+#: Reviewed list of endpoints anyone may reach without signing in.
+PUBLIC_ENDPOINTS = {
+    "static", "home.healthz", "auth.login", "auth.login_code", "auth.setup", "auth.setup_password",
+    "auth.setup_authenticator",
+}
+
+
+def _rules(app) -> list[Rule]:
+    return [rule for rule in app.url_map.iter_rules()]
+
+
+def test_every_endpoint_declares_a_known_permission(app):
+    missing = [r.endpoint for r in _rules(app) if web.view_permission(app, r.endpoint) is None]
+    assert missing == [], f"endpoints without @permission: {missing}"
+    for rule in _rules(app):
+        assert web.view_permission(app, rule.endpoint) in web.POLICY
+
+
+def test_public_endpoints_are_exactly_the_reviewed_list(app):
+    public = {r.endpoint for r in _rules(app) if web.view_permission(app, r.endpoint) == web.PUBLIC}
+    assert public == PUBLIC_ENDPOINTS
+
+
+def test_an_endpoint_without_a_permission_is_refused_at_runtime(app):
+    @app.route("/undeclared")
+    def undeclared():
+        return "should never be served"
+
+    response = app.test_client().get("/undeclared")
+    assert response.status_code == 403
+    assert "should never be served" not in response.get_data(as_text=True)
+
+
+def _concrete_path(rule: Rule) -> str:
+    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: "999999" if "int" in m.group(0) else "x", rule.rule)
+
+
+def _matrix(app):
+    """(role, endpoint, method, path, allowed) for every non-public rule, generated from POLICY."""
+    cells = []
+    for rule in _rules(app):
+        name = web.view_permission(app, rule.endpoint)
+        if name == web.PUBLIC:
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            for role in ("staff", *APP_ROLES):
+                allowed = bool({"*", "staff", role} & web.POLICY[name])  # every user is also staff
+                cells.append((role, rule.endpoint, method, _concrete_path(rule), allowed))
+    return cells
+
+
+def test_the_matrix_covers_every_protected_endpoint(app):
+    endpoints = {cell[1] for cell in _matrix(app)}
+    protected = {r.endpoint for r in _rules(app) if web.view_permission(app, r.endpoint) != web.PUBLIC}
+    assert endpoints == protected
+
+
+@pytest.mark.parametrize("role", ["staff", *APP_ROLES])
+def test_role_matrix_from_the_policy_table(app, db, kit, role):
+    """Each role gets 403 exactly where the policy table says no, and never a 500."""
+    who = make_user(db, kit, roles=() if role == "staff" else (role,))
+    client = app.test_client()
+    login(client, db, who)
+    token = csrf_token(client, "/account")
+    for cell_role, endpoint, method, path, allowed in _matrix(app):
+        if cell_role != role or endpoint == "auth.logout":  # logout has its own tests
+            continue
+        response = client.open(path, method=method, data={"csrf_token": token} if method == "POST" else None)
+        assert response.status_code < 500, (role, endpoint, method, response.status_code)
+        if allowed:
+            assert response.status_code != 403, (role, endpoint, method)
+        else:
+            assert response.status_code == 403, (role, endpoint, method, response.status_code)
+
+
+def test_anonymous_visitors_are_sent_to_login_or_refused(app):
+    client = app.test_client()
+    for role, endpoint, method, path, _ in _matrix(app):
+        if role != "staff":
+            continue
+        response = client.open(path, method=method)
+        if method == "GET":
+            assert response.status_code == 302 and "/login" in response.headers["Location"], endpoint
+        else:
+            assert response.status_code in (400, 401), endpoint  # CSRF or sign-in needed
+
+
+def test_denials_are_audited(app, db, kit):
+    from sqlalchemy import select
+
+    from govern.audit.models import AuditEvent
+
+    who = make_user(db, kit)
+    client = app.test_client()
+    login(client, db, who)
+    assert client.get("/audit/").status_code == 403
+    denied = db.scalars(select(AuditEvent).where(AuditEvent.action == "authz.denied")).all()
+    assert denied and denied[-1].actor_user_id == who.id and denied[-1].outcome == "denied"

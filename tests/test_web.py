@@ -1,0 +1,217 @@
+"""Headers, CSRF, error pages, bad input, safe redirects and failing closed."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from govern import web
+from govern.auth.models import User, UserRole
+from tests.factories import csrf_token, login, make_user
+
+REQUIRED_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _assert_security_headers(response, path):
+    csp = response.headers.get("Content-Security-Policy", "")
+    for directive in ("default-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'", "script-src 'self'", "style-src 'self'"):
+        assert directive in csp, (path, directive)
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    for name, value in REQUIRED_HEADERS.items():
+        assert response.headers.get(name) == value, (path, name)
+
+
+def _get_paths(app):
+    paths = []
+    for rule in app.url_map.iter_rules():
+        if "GET" in (rule.methods or ()) and "<" not in rule.rule and rule.endpoint != "static":
+            paths.append(rule.rule)
+    return paths
+
+
+def test_every_page_and_error_carries_the_security_headers(app, db, kit):
+    admin = make_user(db, kit, roles=("admin",))
+
+    @app.route("/boom")
+    @web.permission(web.PUBLIC)
+    def boom():
+        raise RuntimeError("internal detail SELECT * FROM users /srv/secret/path")
+
+    anonymous, signed_in = app.test_client(), app.test_client()
+    login(signed_in, db, admin)
+    for client in (anonymous, signed_in):
+        for path in _get_paths(app) + ["/no-such-page", "/boom", "/static/govern.css", f"/admin/users/{admin.id}"]:
+            response = client.get(path)
+            _assert_security_headers(response, path)
+    assert anonymous.post("/healthz").status_code == 405
+    _assert_security_headers(anonymous.post("/healthz"), "405")
+
+
+def test_authenticated_pages_are_never_cached(app, db, kit):
+    admin = make_user(db, kit, roles=("admin",))
+    client = app.test_client()
+    login(client, db, admin)
+    for path in _get_paths(app):
+        response = client.get(path)
+        assert response.headers.get("Cache-Control") == "no-store", path
+
+
+def test_error_pages_reveal_nothing_internal(app):
+    @app.route("/boom")
+    @web.permission(web.PUBLIC)
+    def boom():
+        raise RuntimeError("internal detail SELECT * FROM users /srv/secret/path")
+
+    response = app.test_client().get("/boom")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 500
+    for leak in ("Traceback", "SELECT", "/srv/secret", "RuntimeError", "internal detail"):
+        assert leak not in body
+    assert "Something went wrong" in body
+
+
+@pytest.mark.parametrize("status,path,method", [(404, "/nope", "GET"), (405, "/logout", "GET")])
+def test_error_pages_use_the_layout(app, status, path, method):
+    response = app.test_client().open(path, method=method)
+    assert response.status_code == status
+    body = response.get_data(as_text=True)
+    assert "govern.css" in body and f">{status}<" in body
+
+
+def test_csrf_is_enforced_on_state_changes(app, db, kit):
+    admin, other = make_user(db, kit, roles=("admin",)), make_user(db, kit)
+    client = app.test_client()
+    login(client, db, admin)
+    assert client.post(f"/admin/users/{other.id}/deactivate").status_code == 400
+    assert client.post(f"/admin/users/{other.id}/deactivate", data={"csrf_token": "forged"}).status_code == 400
+    # A token from another session is no good either.
+    stranger = app.test_client()
+    foreign = csrf_token(stranger, "/login")
+    assert client.post(f"/admin/users/{other.id}/deactivate", data={"csrf_token": foreign}).status_code == 400
+    db.refresh(other.user)
+    assert other.user.is_active
+
+
+def test_state_changes_only_by_post(app):
+    for rule in app.url_map.iter_rules():
+        methods = (rule.methods or set()) - {"HEAD", "OPTIONS"}
+        if rule.endpoint.split(".")[-1] in {"logout", "deactivate", "reactivate", "reset_mfa", "unlock", "end_all_sessions", "end_session", "end_own_session", "set_roles", "export", "regenerate_recovery_codes"}:
+            assert methods == {"POST"}, rule
+
+
+GARBAGE = [
+    {},
+    {"email": "\x00\x01\x02", "password": "\ud800" if False else "\uffff" * 3},
+    {"roles": ["root", "admin\x00"], "email": "a" * 5000, "full_name": "<script>alert(1)</script>"},
+    {"code": ["1", "2"], "token": "%00%ff", "next": "//evil.example", "since": "2026-99-99"},
+    {"current_password": "x" * 10000, "new_password": "y", "confirm": "z", "is_admin": "1", "password_hash": "$argon2id$"},
+]
+
+
+def test_no_post_endpoint_answers_500_to_malformed_input(app, db, kit):
+    admin = make_user(db, kit, roles=("admin",))
+    victim = make_user(db, kit)
+    client = app.test_client()
+    login(client, db, admin)
+    token = csrf_token(client, "/account")
+    for rule in app.url_map.iter_rules():
+        if "POST" not in (rule.methods or ()) or rule.endpoint == "auth.logout":
+            continue
+        path = rule.rule.replace("<int:user_id>", str(victim.id)).replace("<public_id>", "zz")
+        for data in GARBAGE:
+            response = client.post(path, data={"csrf_token": token, **data})
+            response.get_data()  # drain streamed answers (CSV export) before the next request
+            response.close()
+            assert response.status_code < 500, (path, data, response.status_code)
+    # Mass assignment: no field can make someone admin or set a password hash.
+    db.expire_all()
+    roles = db.scalars(select(UserRole.role).where(UserRole.user_id == victim.id)).all()
+    assert "admin" not in roles
+    assert db.scalar(select(User.password_hash).where(User.id == victim.id)) != "$argon2id$"
+
+
+def test_malformed_requests_do_not_500(app):
+    client = app.test_client()
+    assert client.post("/login", data=b"\xff\xfe\x00garbage", content_type="application/x-www-form-urlencoded").status_code < 500
+    assert client.post("/login", data="{not json", content_type="application/json").status_code < 500
+    assert client.get("/audit/?before=abc&since=%ff").status_code < 500
+    assert client.get("/login?next=%0d%0aSet-Cookie:x").status_code == 200
+    assert client.post("/login", data={"x": "y" * 100}, content_type="multipart/form-data").status_code < 500
+
+
+@pytest.mark.parametrize("target,expected", [
+    ("/audit/", "/audit/"), ("/admin/users/?page=2", "/admin/users/?page=2"),
+    ("https://evil.example/", "/"), ("//evil.example", "/"), ("/\\evil.example", "/"),
+    ("javascript:alert(1)", "/"), ("", "/"), (None, "/"), ("/ok\r\nx", "/"), ("evil.example", "/"),
+])
+def test_safe_next(target, expected):
+    assert web.safe_next(target) == expected
+
+
+def test_a_change_whose_audit_event_cannot_be_written_does_not_happen(app, db, kit, monkeypatch):
+    from govern.errors import AuditWriteError
+
+    admin, other = make_user(db, kit, roles=("admin",)), make_user(db, kit)
+    client = app.test_client()
+    login(client, db, admin)
+    token = csrf_token(client, "/account")
+
+    import govern.auth.services as auth_services
+
+    real_record = auth_services.audit.record
+
+    def failing(session, action, **kwargs):
+        if action == "users.deactivated":
+            raise AuditWriteError("disk full")
+        return real_record(session, action, **kwargs)
+
+    monkeypatch.setattr(auth_services.audit, "record", failing)
+    response = client.post(f"/admin/users/{other.id}/deactivate", data={"csrf_token": token})
+    assert response.status_code == 503
+    assert "did not do it" in response.get_data(as_text=True)
+    db.expire_all()
+    assert db.get(User, other.id).is_active  # nothing changed: not the flag, not the sessions
+
+
+def test_database_unavailable_gives_503_not_success(app, db, kit, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    import govern.auth.services as auth_services
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(auth_services, "check_password_login", down)
+    client = app.test_client()
+    token = csrf_token(client, "/login")
+    response = client.post("/login", data={"csrf_token": token, "email": "a@example.com", "password": "p" * 20})
+    assert response.status_code == 503
+    assert "connection refused" not in response.get_data(as_text=True)
+
+
+def test_static_assets_are_local_files(app):
+    client = app.test_client()
+    html = client.get("/login").get_data(as_text=True)
+    assert "http://" not in html.replace("http://localhost", "") and "https://" not in html
+    assert client.get("/static/govern.css").status_code == 200
+    assert client.get("/static/govern.js").status_code == 200
+
+
+def test_logs_are_single_json_lines_even_with_crlf_in_input():
+    import json
+    import logging
+
+    from govern.logs import JsonFormatter
+
+    record = logging.LogRecord("govern", logging.INFO, __file__, 1, "user %s", ("bob\n{\"action\":\"admin\"}",), None)
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    assert json.loads(line)["message"] == "user bob\n{\"action\":\"admin\"}"
+
+
+def test_health_check(app):
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200 and response.get_data(as_text=True) == "ok\n"

@@ -1,0 +1,56 @@
+"""`govern init` and `govern users create-admin` in a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+GOVERN = str(Path(sys.executable).parent / "govern")
+
+
+def _env(tmp_path: Path, url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
+    env.update({"GOVERN_INSTANCE_PATH": str(tmp_path / "instance"), "GOVERN_DATABASE_URL": url,
+                "GOVERN_ARGON2_TIME_COST": "2", "GOVERN_ARGON2_MEMORY_KIB": "19456"})
+    return env
+
+
+def test_init_creates_instance_keys_database_and_first_admin_once(tmp_path, scratch_database_url):
+    env = _env(tmp_path, scratch_database_url)
+    first = subprocess.run([GOVERN, "init", "--admin-email", "Boss@Example.com"], capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    secret = re.search(r"^    (\S{40,})$", first.stdout, re.M).group(1)
+    assert f"/setup#token={secret}" in first.stdout
+    instance = tmp_path / "instance"
+    assert (instance / "vault.key").stat().st_mode & 0o777 == 0o600
+    assert (instance / "secret_key").stat().st_mode & 0o777 == 0o600
+    current = subprocess.run([GOVERN, "db", "current"], capture_output=True, text=True, env=env, timeout=60)
+    assert current.returncode == 0 and "current: " in current.stdout
+    second = subprocess.run([GOVERN, "init"], capture_output=True, text=True, env=env, timeout=120)
+    assert second.returncode == 0 and "users exist already" in second.stdout and secret not in second.stdout
+
+
+def test_create_admin_bootstraps_and_recovers(tmp_path, scratch_database_url):
+    env = _env(tmp_path, scratch_database_url)
+    subprocess.run([GOVERN, "db", "upgrade"], check=True, capture_output=True, env=env, timeout=120)
+    created = subprocess.run([GOVERN, "users", "create-admin", "ops@example.com"], capture_output=True, text=True, env=env, timeout=120)
+    assert created.returncode == 0 and "Admin created." in created.stdout
+    recovered = subprocess.run([GOVERN, "users", "create-admin", "ops@example.com"], capture_output=True, text=True, env=env, timeout=120)
+    assert recovered.returncode == 0 and "Admin recovered" in recovered.stdout
+    bad = subprocess.run([GOVERN, "users", "create-admin", "not an email"], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode != 0 and "valid email" in bad.stderr
+    verify = subprocess.run([GOVERN, "audit", "verify"], capture_output=True, text=True, env=env, timeout=120)
+    assert verify.returncode == 0 and "intact" in verify.stdout
+
+
+def test_keys_init_never_overwrites(tmp_path, scratch_database_url):
+    env = _env(tmp_path, scratch_database_url)
+    first = subprocess.run([GOVERN, "keys", "init"], capture_output=True, text=True, env=env, timeout=60)
+    assert first.returncode == 0, first.stderr
+    before = (tmp_path / "instance" / "vault.key").read_text()
+    second = subprocess.run([GOVERN, "keys", "init"], capture_output=True, text=True, env=env, timeout=60)
+    assert second.returncode != 0 and "never overwrites" in second.stderr
+    assert (tmp_path / "instance" / "vault.key").read_text() == before
