@@ -170,7 +170,7 @@ def register_keyring(app: Flask) -> None:
         from govern.vault.services import keyring_problem_at_start
 
         # A keyring whose key check values differ from what the database recorded is the wrong one.
-        problem = keyring_problem_at_start(database(app).engine, keyring)
+        problem = keyring_problem_at_start(database(app).url, keyring)
         if problem:
             app.extensions["govern.keyring"] = None
             app.extensions["govern.keyring_problem"] = problem

@@ -20,10 +20,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pyotp
-from sqlalchemy import func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from govern import audit
 from govern.accounts.models import Account, Role
@@ -288,13 +288,20 @@ def keyring_problem(session: Session, keyring: Keyring) -> str | None:
     return None
 
 
-def keyring_problem_at_start(engine: Engine, keyring: Keyring) -> str | None:
-    """The start-up check; a database without the vault tables yet (before `db upgrade`) passes."""
+def keyring_problem_at_start(url: str, keyring: Keyring) -> str | None:
+    """The start-up check; a database without the vault tables yet (before `db upgrade`) passes.
+
+    It reads through a plain, short-lived engine: govern's own engine opens every SQLite
+    transaction with BEGIN IMMEDIATE, which would wait for any writer just to read.
+    """
+    engine = create_engine(url, poolclass=NullPool)
     try:
         with Session(engine) as session:
             return keyring_problem(session, keyring)
     except SQLAlchemyError:
         return None
+    finally:
+        engine.dispose()
 
 
 # --- creating and changing ----------------------------------------------------------------------------
