@@ -146,8 +146,22 @@ def test_it_vaults_and_a_publisher_sees_the_live_code(browser: Any, live_server:
     assert shown not in page.locator("main").inner_text()
     screenshots(page, "publisher_code_hidden")
 
-    exposure = db.scalars(select(Exposure).where(Exposure.user_id == user_id)).one()
-    assert (exposure.kind, exposure.reason) == ("totp_code", "Sign in on the campaign phone")
+    # 3. The password: shown with a copy button, gone again after 30 seconds.
+    page.goto(live_server.url("/vault/"))
+    page.get_by_role("row", name=re.compile("Instagram login")).get_by_role("link", name="Reveal").click()
+    page.get_by_label("Why do you need it?").fill("Post the launch video")
+    _submit(page, "Reveal")
+    expect(page.locator("#secret-value")).to_have_text(SITE_PASSWORD)
+    expect(page.get_by_role("button", name="Copy")).to_be_visible()
+    screenshots(page, "publisher_password")
+    page.clock.fast_forward(29_000)
+    expect(page.locator("#secret-value")).to_be_visible()
+    page.clock.fast_forward(2_000)
+    expect(page.locator("[data-reveal]")).to_be_hidden()
+    assert SITE_PASSWORD not in page.content()
+
+    seen = {(e.kind, e.reason) for e in db.scalars(select(Exposure).where(Exposure.user_id == user_id))}
+    assert seen == {("totp_code", "Sign in on the campaign phone"), ("value", "Post the launch video")}
     db.close()
     database(engine_app).engine.dispose()
     context.close()
