@@ -138,7 +138,7 @@ def new(account_id: int) -> Any:
                 token_expires_at=form.token_expires_at.data)
         except (InvalidError, ConflictError) as exc:
             db.rollback()
-            _show_errors(form, exc)
+            _show_errors(form, exc, multiline=kind in MULTILINE_KINDS)
             _forget_values(form)
             return render_template("vault/new.html", form=form, account=account), 200
         db.commit()
@@ -148,19 +148,14 @@ def new(account_id: int) -> Any:
     return render_template("vault/new.html", form=form, account=account)
 
 
-def _show_errors(form: Any, exc: GovernError) -> None:
-    reasons = getattr(exc, "reasons", {}) or {}
-    if not reasons:
-        form.label.errors = [exc.message] if hasattr(form, "label") else []
-        if not hasattr(form, "label"):
-            form.value.errors = [exc.message]
+def _show_errors(form: Any, exc: GovernError, *, multiline: bool = False) -> None:
+    """Put a service error on the field it names (the value box of the kind at hand)."""
+    reasons = getattr(exc, "reasons", {}) or {"label" if hasattr(form, "label") else "value": exc.message}
     for name, message in reasons.items():
-        target = getattr(form, name, None)
-        if name == "value" and getattr(form, "kind", None) is not None and form.kind.data in MULTILINE_KINDS:
-            target = form.value_lines
-        if name == "value" and target is None:
-            target = form.value
-        (target or getattr(form, "label", form.value)).errors = [message]
+        if name == "value" and multiline:
+            name = "value_lines"
+        field = getattr(form, name, None) or getattr(form, "label", None) or form.value
+        field.errors = [message]
 
 
 @bp.route("/secrets/<int:secret_id>/edit", methods=["GET", "POST"])
@@ -199,7 +194,7 @@ def change(secret_id: int) -> Any:
                                             value=_submitted_value(form, secret.kind))
         except (InvalidError, ConflictError) as exc:
             db.rollback()
-            _show_errors(form, exc)
+            _show_errors(form, exc, multiline=secret.kind in MULTILINE_KINDS)
             _forget_values(form)
             return render_template("vault/change.html", form=form, secret=secret, multiline=secret.kind in MULTILINE_KINDS), 200
         db.commit()

@@ -253,3 +253,22 @@ def test_purge_command(inst):
     assert result.exit_code == 0 and "destroyed 1 retired version(s) older than 30 day(s)" in result.output
     with inst.db.session_scope() as session:
         assert session.scalar(select(func.count()).select_from(SecretVersion).where(SecretVersion.status == "destroyed")) == 1
+
+
+def test_a_rotation_that_crashed_after_writing_the_key_file_still_works(inst):
+    """The key file is written first (atomically); if recording in the database never happened,
+    the next start is unsealed, old data decrypts, and the first use records the new key."""
+    expected = inst.seed(5)
+    old = inst.keyring()
+    new = services.rotate_keyring(old)
+    new.save(inst.key_file)  # ... and the process died before record_rotation
+    app = inst.app()
+    assert app.extensions["govern.keyring"] is not None, app.extensions["govern.keyring_problem"]
+    inst.assert_all_decrypt(expected)
+    with inst.db.session_scope() as session:
+        services.ensure_key_check(session, new)
+        session.commit()
+        assert session.get(KeyCheck, new.primary_id) is not None
+    # Restoring the previous key file still reads everything written before the rotation.
+    old.save(inst.key_file)
+    inst.assert_all_decrypt(expected)

@@ -227,3 +227,14 @@ class TestSealed:
         page = client.get(f"/accounts/{account.id}")
         assert page.status_code == 200 and "The vault is sealed" in page.get_data(as_text=True)
         assert client.get("/accounts/").status_code == 200
+
+
+def test_bad_new_values_show_the_error_on_the_right_box_and_change_nothing(app, db, world, secrets_):
+    client = _client(app, db, world.it)
+    response = post(client, f"/vault/secrets/{secrets_.codes.id}/change", {"value_lines": "  \n "})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Enter at least one recovery code" in page
+    response = post(client, f"/vault/secrets/{secrets_.totp.id}/change", {"value": "not-base32!"})
+    assert response.status_code == 200 and "base32" in response.get_data(as_text=True)
+    assert "not-base32!" not in response.get_data(as_text=True)
+    assert [v.version for v in services.versions_of(db, secrets_.totp)] == [1]
