@@ -1,0 +1,1 @@
+"""The vault: envelope-encrypted credentials of accounts, reveals and exposures, key rotation."""
