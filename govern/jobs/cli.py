@@ -32,13 +32,19 @@ def _echo_run(run: Any) -> None:
 @with_appcontext
 def run_command(loop_interval: str | None) -> None:
     """Run every time-based step once (safe to run repeatedly and on several hosts at once)."""
+    from alembic.runtime.migration import MigrationContext
+
     from govern.db import database
     from govern.jobs.services import parse_interval, run_jobs, run_loop
-    from govern.schema import ensure_current
+    from govern.schema import SchemaNotCurrentError, head_revision
 
-    ensure_current(database(current_app).engine)
-    g.audit_actor_label = "jobs"
     db = database(current_app)
+    with db.session_scope() as session:  # the app's own connection handling, not a side connection
+        current = MigrationContext.configure(session.connection()).get_current_revision()
+    if current != head_revision():
+        raise SchemaNotCurrentError(f"the database is at migration {current or '(empty)'} but govern needs "
+                                    f"{head_revision()}: run `govern db upgrade`")
+    g.audit_actor_label = "jobs"
     if loop_interval is None:
         run = run_jobs(db, current_app.config)
         _echo_run(run)
