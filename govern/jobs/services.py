@@ -182,6 +182,13 @@ def last_finished_run(session: Session) -> JobRun | None:
     )
 
 
+def smtp_missing(run: JobRun | None, configured_here: bool) -> bool:
+    """Whether email is waiting for an SMTP server: as the last run saw it, else as this process sees it."""
+    if run is None:
+        return not configured_here
+    return any(s["name"] == "email.send" and "not_configured_waiting" in s["counts"] for s in run.steps)
+
+
 def list_runs(session: Session, *, page: int = 1, per_page: int = 20) -> tuple[list[JobRun], bool]:
     """A page of runs, newest first, and whether there is a next page (one query)."""
     rows = list(session.scalars(select(JobRun).order_by(JobRun.id.desc()).offset((page - 1) * per_page).limit(per_page + 1)))
@@ -193,11 +200,12 @@ def staleness(session: Session, *, now: datetime | None = None) -> str | None:
     now = now or utcnow()
     last = last_finished_run(session)
     if last is None:
-        return "Jobs have never run: expiring grants and queued emails wait until `govern jobs run` runs (cron, or --loop)."
+        return ("Jobs have never run: time-bound grants do not expire and queued emails are not sent until "
+                "\u201cgovern jobs run\u201d is scheduled (cron, or --loop).")
     assert last.finished_at is not None
     if now - last.finished_at > STALE_AFTER:
         hours = int((now - last.finished_at).total_seconds() // 3600)
-        return f"Jobs last ran {hours} hours ago: check the cron entry or the `govern jobs run --loop` process."
+        return f"Jobs last ran {hours} hours ago: check the cron entry or the \u201cgovern jobs run --loop\u201d process."
     return None
 
 

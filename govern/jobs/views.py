@@ -26,11 +26,13 @@ def index() -> str:
     db = get_session()
     page = page_arg()
     runs, has_next = services.list_runs(db, page=page, per_page=PAGE_SIZE)
+    last = services.last_finished_run(db)
     return render_template(
         "jobs/index.html", runs=runs, page=page, has_next=has_next, steps=STEPS,
-        last=services.last_finished_run(db), stale=services.staleness(db),
+        last=last, stale=services.staleness(db),
         outbox=notifications.outbox_summary(db), failed=notifications.failed_emails(db),
-        smtp_configured=bool(current_app.config.get("SMTP_HOST")), max_attempts=notifications.MAX_ATTEMPTS,
+        smtp_missing=services.smtp_missing(last, bool(current_app.config.get("SMTP_HOST"))),
+        max_attempts=notifications.MAX_ATTEMPTS,
         form=FlaskForm(),
     )
 

@@ -51,7 +51,10 @@ def test_admins_see_the_last_run_and_what_each_step_did(app, db, kit):
     assert "test.fine" in page and "done things 3" in page
     assert "ZeroDivisionError: division by zero" in page
     assert "Expire time-bound grants" in page and "Send queued email" in page  # the registry
-    assert "No SMTP server is configured" in page
+    assert 'id="smtp-missing"' not in page  # the last run had no email step to tell
+    _run(app)  # the real steps, and this app has no SMTP server
+    page = client.get("/jobs/").get_data(as_text=True)
+    assert "The last jobs run had no SMTP server configured" in page
 
 
 def test_only_admins_may_open_the_jobs_page(app, db, kit):
