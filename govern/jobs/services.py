@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,8 @@ log = logging.getLogger("govern.jobs")
 
 #: Admins see a notice on their home page when no run finished for longer than this.
 STALE_AFTER = timedelta(days=1)
+#: Job runs are kept this long (a run every 5 minutes is about 26,000 rows in 90 days).
+KEEP_RUNS = timedelta(days=90)
 MAX_ERROR = 1000
 
 
@@ -170,6 +172,18 @@ def run_jobs(database: Database, config: Mapping[str, Any], *, steps: Sequence[S
         finish_run(session, run, results)
         session.commit()
     return run
+
+
+def prune_runs(session: Session, *, now: datetime | None = None, keep: timedelta = KEEP_RUNS) -> dict[str, int]:
+    """Delete finished runs older than ``keep`` (the audit trail keeps one "jobs.run" event each)."""
+    cutoff = (now or utcnow()) - keep
+    deleted = session.execute(
+        delete(JobRun).where(JobRun.finished_at.is_not(None), JobRun.finished_at < cutoff)
+        .execution_options(synchronize_session=False)
+    ).rowcount or 0
+    if deleted:
+        audit.record(session, "jobs.runs_pruned", details={"count": deleted, "older_than_days": keep.days})
+    return {"deleted": deleted}
 
 
 # --- what the Jobs page and the home page show -------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from govern.jobs.services import JobContext, Step
+from govern.jobs.services import JobContext, Step, prune_runs
 from govern.notifications import services as notifications
 from govern.notifications.models import OutboxMessage
 
@@ -32,6 +32,11 @@ def purge_sessions(session: Session, context: JobContext) -> Mapping[str, int]:
 
     return purge_stale_sessions(session, idle_timeout=context.config["SESSION_IDLE_TIMEOUT"],
                                 absolute_timeout=context.config["SESSION_ABSOLUTE_TIMEOUT"], now=context.now)
+
+
+def prune_job_runs(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Delete job runs older than 90 days."""
+    return prune_runs(session, now=context.now)
 
 
 def _ssl_context(config: Mapping[str, object]) -> ssl.SSLContext | None:
@@ -73,5 +78,6 @@ def send_email(session: Session, context: JobContext) -> Mapping[str, int]:
 STEPS: list[Step] = [
     Step("grants.expire", "Expire time-bound grants", expire_grants),
     Step("sessions.purge", "Purge stale web sessions", purge_sessions),
+    Step("jobs.prune", "Delete job runs older than 90 days", prune_job_runs),
     Step("email.send", "Send queued email", send_email, own_transactions=True),
 ]

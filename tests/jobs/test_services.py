@@ -37,7 +37,7 @@ def _count(db, model, *where):
 
 def test_the_registry_runs_expiry_and_session_purge_before_sending_email():
     names = [s.name for s in STEPS]
-    assert names == ["grants.expire", "sessions.purge", "email.send"]
+    assert names == ["grants.expire", "sessions.purge", "jobs.prune", "email.send"]
     assert len(set(names)) == len(names)
 
 
@@ -127,6 +127,18 @@ def test_a_stop_request_skips_the_remaining_steps(app, db):
     run = _run(app, steps=[Step("a", "A", first), Step("b", "B", lambda s, c: calls.append("b") or {})], should_stop=stop.is_set)
     assert calls == ["first"] and [s["outcome"] for s in run.steps] == ["ok", "skipped"]
     assert run.outcome == "ok"
+
+
+def test_runs_older_than_90_days_are_pruned(app, db):
+    old = _run(app, steps=[])
+    with time_machine.travel(utcnow() + timedelta(days=91)):
+        recent = _run(app, steps=[])
+        third = _run(app)
+    pruned = next(s for s in third.steps if s["name"] == "jobs.prune")
+    assert pruned["counts"] == {"deleted": 1}
+    db.expire_all()
+    assert db.get(JobRun, old.id) is None and db.get(JobRun, recent.id) is not None
+    assert _count(db, AuditEvent, AuditEvent.action == "jobs.runs_pruned") == 1
 
 
 def test_staleness_for_the_admins_notice(app, db):
