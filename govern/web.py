@@ -51,6 +51,8 @@ POLICY: dict[str, frozenset[str]] = {
     "vault.reveal": frozenset({"staff"}),
     "vault.manage": frozenset({"admin", "it"}),
     "vault.reveal_seed": frozenset({"admin", "it"}),
+    "jobs.read": frozenset({"admin"}),
+    "jobs.manage": frozenset({"admin"}),
 }
 
 PERMISSION_ATTRIBUTE = "govern_permission"
