@@ -45,6 +45,11 @@ POLICY: dict[str, frozenset[str]] = {
     "reports.read": frozenset({"admin", "auditor", "hr", "it", "manager"}),
     "reviews.manage": frozenset({"admin", "auditor"}),
     "reviews.decide": frozenset({"staff"}),
+    # Vault tools: the password generator, its per-platform rules, and the import.
+    "vault.generate": frozenset({"admin", "it"}),
+    "vault.import": frozenset({"admin", "it"}),
+    "vault.rules.read": frozenset({"admin", "it"}),
+    "vault.rules.manage": frozenset({"admin"}),
 }
 
 PERMISSION_ATTRIBUTE = "govern_permission"

@@ -596,6 +596,7 @@ class ImportReport:
     secrets_by_kind: dict[str, int] = field(default_factory=dict)
     created_by_kind: dict[str, int] = field(default_factory=dict)
     accounts_created: int = 0
+    created_keys: list[str] = field(default_factory=list)
     applied: bool = False
 
     @property
@@ -709,6 +710,7 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, k
         except GovernError as exc:
             raise ImportFailedError(f"The account {proposal.label} could not be created: {exc.message} Nothing was imported.") from None
     report.accounts_created = len(accounts)
+    report.created_keys = sorted(accounts)
     rows = [*report.matched, *(r for r in report.proposed if r.new_key in accounts)]
     rows.sort(key=lambda r: r.line)
     created: Counter[str] = Counter()
