@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -119,3 +120,31 @@ def destroy(sealed: Sealed) -> Sealed:
 def key_check_value(kek: bytes) -> str:
     """A value that identifies a KEK without revealing it (stored in the database to spot a wrong keyring)."""
     return hmac.new(kek, KCV_LABEL, hashlib.sha256).hexdigest()[:32]
+
+
+def rewrap_many(keyring: Keyring) -> Callable[[bytes, str, Binding], bytes]:
+    """A rewrapper for many data keys: ``(wrapped_key, kek_id, binding) -> wrapped_key under the primary``.
+
+    Same result as ``rewrap`` but builds each AES-GCM key object once, for bulk rewrapping.
+    """
+    ciphers = {kek_id: _aesgcm(key) for kek_id, key in keyring.keys.items()}
+    primary_id = keyring.primary_id
+    primary = ciphers[primary_id]
+
+    def rewrap_one(wrapped_key: bytes, kek_id: str, binding: Binding) -> bytes:
+        cipher = ciphers.get(kek_id)
+        if cipher is None:
+            raise VaultCryptoError(f"the key-encryption key {kek_id} is not in the keyring")
+        if len(wrapped_key) < 1 + NONCE_BYTES + TAG_BYTES or wrapped_key[0] != FORMAT:
+            raise VaultCryptoError("not a govern vault value of a known format")
+        aad = binding.encode()
+        try:
+            dek = cipher.decrypt(wrapped_key[1 : 1 + NONCE_BYTES], wrapped_key[1 + NONCE_BYTES :], aad + b"|kek:" + kek_id.encode())
+        except InvalidTag:
+            raise VaultCryptoError("the data key does not unwrap: tampered, moved, or under another key") from None
+        if kek_id == primary_id:
+            return wrapped_key
+        nonce = os.urandom(NONCE_BYTES)
+        return bytes([FORMAT]) + nonce + primary.encrypt(nonce, dek, aad + b"|kek:" + primary_id.encode())
+
+    return rewrap_one

@@ -1,1 +1,1 @@
-"""The vault: encrypted credentials of the accounts, the password generator and the import."""
+"""The vault: envelope-encrypted credentials of accounts, reveals and exposures, key rotation."""

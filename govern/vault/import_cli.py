@@ -11,6 +11,9 @@ from flask import current_app, g
 from flask.cli import with_appcontext
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from govern.auth.models import User
     from govern.vault.importer import ImportReport
 
 
@@ -20,8 +23,10 @@ if TYPE_CHECKING:
               help="Which password manager wrote the file.")
 @click.option("--dry-run", is_flag=True, help="Show where every entry would go; write nothing.")
 @click.option("--create-accounts", is_flag=True, help="Create the accounts the file names that are not registered yet.")
+@click.option("--as", "actor_email", metavar="EMAIL",
+              help="The IT or admin user the import is recorded for (required unless --dry-run).")
 @with_appcontext
-def import_command(file: Path, fmt: str, dry_run: bool, create_accounts: bool) -> None:
+def import_command(file: Path, fmt: str, dry_run: bool, create_accounts: bool, actor_email: str | None) -> None:
     """Vault the passwords, one-time password seeds and notes of an export (values are never printed)."""
     from govern.db import database
     from govern.errors import GovernError
@@ -34,6 +39,8 @@ def import_command(file: Path, fmt: str, dry_run: bool, create_accounts: bool) -
         raise click.ClickException("the vault is sealed (no valid keyring): provide the key file or "
                                    "GOVERN_VAULT_KEYRING_JSON; nothing was imported")
     g.audit_actor_label = "cli"
+    if not dry_run and not actor_email:
+        raise click.ClickException("say who imports with --as EMAIL (an IT or admin user); nothing was imported")
     if file.stat().st_size > importer.MAX_FILE_BYTES:
         raise click.ClickException(f"{file.name} is larger than {importer.MAX_FILE_BYTES // (1024 * 1024)} MB; split it")
     try:
@@ -45,19 +52,32 @@ def import_command(file: Path, fmt: str, dry_run: bool, create_accounts: bool) -
             report = importer.preview_import(session, parsed)
             session.rollback()
         else:
+            actor = _importer(session, actor_email or "")
             chosen: set[str] = set()
             if create_accounts:
                 chosen = set(importer.preview_import(session, parsed).new_accounts)
             rows = len(parsed.entries)
             try:
                 with click.progressbar(length=rows, label=f"importing {parsed.filename}", file=sys.stderr) as bar:
-                    report = importer.apply_import(session, parsed, actor=None, keyring=keyring,
+                    report = importer.apply_import(session, parsed, actor=actor, keyring=keyring,
                                                    create_accounts=chosen, progress=bar.update)
             except GovernError as exc:
                 session.rollback()
                 raise click.ClickException(exc.message) from None
             session.commit()
     _print(report, dry_run)
+
+
+def _importer(session: Session, email: str) -> User:
+    """The active IT or admin user named by --as."""
+    from sqlalchemy import func, select
+
+    from govern.auth.models import User
+
+    user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None or not user.is_active or not {"it", "admin"} & set(user.roles):
+        raise click.ClickException(f"{email} is not an active IT or admin user; nothing was imported")
+    return user
 
 
 def _print(report: ImportReport, dry_run: bool) -> None:

@@ -17,8 +17,6 @@ confirm checks so that what is imported is exactly what was previewed.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import hashlib
 import io
@@ -26,7 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -39,6 +37,8 @@ from govern.accounts.services import PLATFORM_RULES, AccountInput, create_accoun
 from govern.audit.services import Actor
 from govern.directory.importer import normalise_header
 from govern.errors import GovernError, InvalidError
+from govern.vault.models import Secret
+from govern.vault.services import parse_totp
 
 FORMATS = ("bitwarden", "1password", "keepass", "generic")
 FORMAT_LABELS = {"bitwarden": "Bitwarden (CSV)", "1password": "1Password (CSV)", "keepass": "KeePassXC (CSV)",
@@ -287,49 +287,24 @@ def _first_url(cell: str) -> str:
 
 # --- values ---------------------------------------------------------------------------------------
 
-_BASE32 = re.compile(r"[A-Z2-7]+=*")
-
-
 def totp_problem(value: str) -> str | None:
     """Why ``value`` is not a usable TOTP seed or otpauth:// URI (None when it is); never quotes it."""
-    if value.lower().startswith("otpauth://"):
-        parts = urlsplit(value)
-        if parts.netloc.lower() != "totp":
-            return "the one-time password is not a time-based (TOTP) one"
-        params = {k.lower(): v[0] for k, v in parse_qs(parts.query).items()}
-        seed = params.get("secret", "")
-        if not seed:
-            return "the otpauth:// address has no secret"
-        if params.get("digits", "6") not in ("6", "7", "8"):
-            return "the one-time password must have 6 to 8 digits"
-        if not params.get("period", "30").isdigit() or not 10 <= int(params.get("period", "30")) <= 300:
-            return "the one-time password's period must be 10 to 300 seconds"
-        if params.get("algorithm", "SHA1").upper() not in ("SHA1", "SHA256", "SHA512"):
-            return "the one-time password's algorithm must be SHA1, SHA256 or SHA512"
-        return _seed_problem(unquote(seed))
-    if "://" in value:
-        return "the one-time password is neither a base32 seed nor an otpauth:// address"
-    return _seed_problem(value)
-
-
-def _seed_problem(seed: str) -> str | None:
-    seed = re.sub(r"[\s-]", "", seed).upper()
-    if not _BASE32.fullmatch(seed):
-        return "the one-time password seed is not base32 (letters A-Z and digits 2-7)"
     try:
-        decoded = base64.b32decode(seed.rstrip("=") + "=" * (-len(seed.rstrip("=")) % 8))
-    except (binascii.Error, ValueError):
-        return "the one-time password seed is not valid base32"
-    if len(decoded) < 10:
-        return "the one-time password seed is shorter than 80 bits"
+        parse_totp(value)
+    except InvalidError as exc:
+        return exc.message
     return None
 
 
-def normalise_totp(value: str) -> str:
-    """An otpauth:// URI as given, or a base32 seed without spaces, hyphens and padding, upper-cased."""
-    if value.lower().startswith("otpauth://"):
-        return value.strip()
-    return re.sub(r"[\s-]", "", value).upper().rstrip("=")
+def clean_url(url: str) -> str | None:
+    """An address the vault accepts as metadata (http or https), or None (app links and the like)."""
+    url = url.strip()
+    if url and not _URL_SCHEME.match(url) and re.fullmatch(r"[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/\S*)?", url):
+        url = "https://" + url
+    parts = urlsplit(url) if url else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_URL_LENGTH:
+        return None
+    return url
 
 
 def recovery_codes(value: str) -> list[str]:
@@ -545,6 +520,8 @@ class PlannedSecret:
 
     kind: str
     label: str
+    #: The account has a secret of this name already: it is left as it is, not imported again.
+    exists: bool = False
 
 
 @dataclass
@@ -596,6 +573,8 @@ class ImportReport:
     secrets_by_kind: dict[str, int] = field(default_factory=dict)
     created_by_kind: dict[str, int] = field(default_factory=dict)
     accounts_created: int = 0
+    #: Secrets of the file whose account has a secret of the same name already (left alone).
+    already_vaulted: int = 0
     created_keys: list[str] = field(default_factory=list)
     applied: bool = False
 
@@ -634,16 +613,22 @@ def _planned_secrets(entry: Entry) -> tuple[list[PlannedSecret], str | None]:
     return planned, None
 
 
-def _expiry(text: str) -> datetime | None:
+def _expiry(text: str) -> date | None:
     try:
-        day = date.fromisoformat(text.strip()[:10])
+        return date.fromisoformat(text.strip()[:10])
     except ValueError:
         return None
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _account_label(account: Account) -> str:
     return f"@{account.handle} on {account.platform_label}"
+
+
+def _value_in_metadata(entry: Entry, planned: list[PlannedSecret]) -> bool:
+    """The vault refuses metadata that contains the value; say so in the preview instead of failing."""
+    values = [entry.value] if entry.is_generic else [entry.password, entry.totp]
+    metadata = [entry.title, entry.login, entry.url, *(p.label for p in planned)]
+    return any(len(v.strip()) >= 6 and any(v.strip() in m for m in metadata if m) for v in values if v)
 
 
 def plan_import(session: Session, parsed: ParsedFile) -> ImportReport:
@@ -651,33 +636,62 @@ def plan_import(session: Session, parsed: ParsedFile) -> ImportReport:
     report = ImportReport(format=parsed.format, filename=parsed.filename, sha256=parsed.sha256, rows=parsed.rows,
                           skipped=list(parsed.problems))
     index = build_index(session)
-    kinds: Counter[str] = Counter()
     for entry in parsed.entries:
         row = RowPlan(line=entry.line, title=entry.title, login=entry.login, url=entry.url[:200], status="unmatched", entry=entry)
         secrets, problem = _planned_secrets(entry)
+        if not problem and _value_in_metadata(entry, secrets):
+            problem = "the entry's title, login or address contains its password or seed; fix the entry first"
         if problem:
             report.skipped.append(RowProblem(entry.line, problem))
+            continue
+        row.secrets = secrets
+        match = match_entry(index, entry)
+        if match.account is not None and match.account.status == "archived":
+            report.skipped.append(RowProblem(entry.line, f"{_account_label(match.account)} is archived; it takes no new secrets"))
+        elif match.account is not None:
+            row.status, row.account_id, row.account_label = "matched", match.account.id, _account_label(match.account)
+            report.matched.append(row)
+        elif match.new_key is not None:
+            assert match.platform is not None and match.handle is not None
+            row.status, row.new_key = "new_account", match.new_key
+            row.account_label = f"@{match.handle} on {PLATFORM_LABELS[match.platform]}"
+            proposal = report.new_accounts.setdefault(
+                match.new_key, NewAccount(match.new_key, match.platform, match.handle, entry.title or match.handle))
+            proposal.lines.append(entry.line)
+            report.proposed.append(row)
         else:
-            row.secrets = secrets
-            match = match_entry(index, entry)
-            if match.account is not None:
-                row.status, row.account_id, row.account_label = "matched", match.account.id, _account_label(match.account)
-                report.matched.append(row)
-                kinds.update(s.kind for s in secrets)
-            elif match.new_key is not None:
-                assert match.platform is not None and match.handle is not None
-                row.status, row.new_key = "new_account", match.new_key
-                row.account_label = f"@{match.handle} on {PLATFORM_LABELS[match.platform]}"
-                proposal = report.new_accounts.setdefault(
-                    match.new_key, NewAccount(match.new_key, match.platform, match.handle, entry.title or match.handle))
-                proposal.lines.append(entry.line)
-                report.proposed.append(row)
-            else:
-                row.reason = match.reason
-                report.unmatched.append(row)
+            row.reason = match.reason
+            report.unmatched.append(row)
+    _settle_labels(session, report)
     report.skipped.sort(key=lambda p: p.line)
-    report.secrets_by_kind = dict(sorted(kinds.items()))
     return report
+
+
+def _settle_labels(session: Session, report: ImportReport) -> None:
+    """Mark secrets the vault has already (same account and name) and make the file's own labels unique."""
+    account_ids = {r.account_id for r in report.matched if r.account_id is not None}
+    existing: dict[Any, set[str]] = {}
+    if account_ids:
+        for account_id, label in session.execute(select(Secret.account_id, Secret.label).where(Secret.account_id.in_(account_ids))):
+            existing.setdefault(account_id, set()).add(label)
+    taken: dict[Any, set[str]] = {}
+    kinds: Counter[str] = Counter()
+    for row in sorted([*report.matched, *report.proposed], key=lambda r: r.line):
+        key = row.account_id if row.account_id is not None else row.new_key
+        vaulted = existing.get(key, set())
+        used = taken.setdefault(key, set())
+        for planned in row.secrets:
+            planned.label = planned.label[:MAX_LABEL_LENGTH]
+            if planned.label in vaulted:
+                planned.exists = True
+                report.already_vaulted += 1
+                continue
+            if planned.label in used:
+                planned.label = f"{planned.label[:MAX_LABEL_LENGTH - 14]} (line {row.line})"
+            used.add(planned.label)
+            if row.status == "matched":
+                kinds[planned.kind] += 1
+    report.secrets_by_kind = dict(sorted(kinds.items()))
 
 
 def preview_import(session: Session, parsed: ParsedFile) -> ImportReport:
@@ -720,6 +734,8 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, k
         entry = row.entry
         assert entry is not None
         for planned in row.secrets:
+            if planned.exists:
+                continue
             try:
                 create_secret(session, actor=actor, keyring=keyring, account=account, kind=planned.kind,
                               label=planned.label[:MAX_LABEL_LENGTH], **_secret_fields(entry, planned.kind))
@@ -733,7 +749,8 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, k
     not_created = [r for r in report.proposed if r.new_key not in accounts]
     audit.record(session, "vault.imported", actor=actor, details={
         "format": report.format, "file_name": report.filename, "sha256": report.sha256, "rows": report.rows,
-        "rows_imported": len(rows), "secrets": report.created_by_kind, "accounts_created": report.accounts_created,
+        "rows_imported": len(rows), "secrets_created": [{"kind": k, "count": n} for k, n in report.created_by_kind.items()],
+        "already_vaulted": report.already_vaulted, "accounts_created": report.accounts_created,
         "rows_unmatched": len(report.unmatched), "rows_skipped": len(report.skipped),
         "rows_for_accounts_not_created": len(not_created),
     })
@@ -744,12 +761,12 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, k
 def _secret_fields(entry: Entry, kind: str) -> dict[str, Any]:
     """The value and metadata handed to create_secret for one secret of an entry."""
     login = entry.login or None
-    url = entry.url or None
+    url = clean_url(entry.url)
     if entry.is_generic:
         raw = entry.value
         value: str | list[str] = raw
         if kind == "totp":
-            value = normalise_totp(raw.strip())
+            value = raw.strip()
         elif kind == "recovery_codes":
             value = recovery_codes(raw)
         elif kind in ("api_token",):
@@ -759,5 +776,5 @@ def _secret_fields(entry: Entry, kind: str) -> dict[str, Any]:
     if kind == "password":
         return {"value": entry.password, "login": login, "url": url}
     if kind == "totp":
-        return {"value": normalise_totp(entry.totp), "login": login, "url": url}
+        return {"value": entry.totp, "login": login, "url": url}
     return {"value": entry.notes, "login": None, "url": url}

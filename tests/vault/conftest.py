@@ -1,0 +1,51 @@
+"""Vault fixtures: a keyring injected through GOVERN_VAULT_KEYRING, and a small world of users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from govern.crypto.keyring import Keyring
+from tests.factories import make_account, make_grant, make_user
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    return Keyring.generate()
+
+
+@pytest.fixture
+def app_overrides(keyring: Keyring) -> dict[str, Any]:
+    return {"VAULT_KEYRING_JSON": keyring.to_json()}
+
+
+@pytest.fixture
+def ring(app: Any) -> Keyring:
+    """The keyring the app actually uses."""
+    loaded: Keyring = app.extensions["govern.keyring"]
+    assert loaded is not None, app.extensions["govern.keyring_problem"]
+    return loaded
+
+
+class World:
+    """IT, an admin, an auditor, a publisher and an analyst of one account, a stranger, and another account."""
+
+    def __init__(self, db: Any, kit: Any) -> None:
+        self.it = make_user(db, kit, roles=("it",))
+        self.admin = make_user(db, kit, roles=("admin",))
+        self.auditor = make_user(db, kit, roles=("auditor",))
+        self.manager = make_user(db, kit, roles=("manager",))
+        self.publisher = make_user(db, kit)
+        self.analyst = make_user(db, kit)
+        self.stranger = make_user(db, kit)
+        self.account = make_account(db, display_name="Acme Instagram", business_owner_id=self.manager.user.person_id)
+        self.other_account = make_account(db, display_name="Other account")
+        make_grant(db, self.publisher.user.person, self.account, "publisher")
+        make_grant(db, self.analyst.user.person, self.account, "analyst")
+        db.commit()
+
+
+@pytest.fixture
+def world(db: Any, kit: Any) -> World:
+    return World(db, kit)
