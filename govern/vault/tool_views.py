@@ -131,14 +131,14 @@ def _preview_page(form: ImportForm, report: importer.ImportReport | None = None,
         confirm.create.choices = [(key, proposal.label) for key, proposal in report.new_accounts.items()]
     return render_template("vault_tools/import.html", form=form, report=report, confirm=confirm,
                            formats=importer.FORMAT_LABELS, kinds=importer.KINDS, max_rows=importer.MAX_ROWS,
-                           max_mb=importer.MAX_FILE_BYTES // (1024 * 1024)), status
+                           max_mb=importer.MAX_FILE_BYTES // (1024 * 1024),
+                           sealed=current_app.extensions.get("govern.keyring") is None), status
 
 
 @bp.route("/import", methods=["GET", "POST"])
 @permission("vault.import")
 def import_file() -> Any:
     """Upload an export and preview it: matches, accounts to create, unmatched rows; nothing is written."""
-    _keyring()
     form = ImportForm()
     if request.method == "GET":
         return _preview_page(form)
@@ -162,7 +162,6 @@ def import_file() -> Any:
 @permission("vault.import")
 def import_confirm() -> Any:
     """Import the previewed file, chosen again: values are vaulted, chosen accounts created, one audit event."""
-    keyring = _keyring()
     confirm = ConfirmImportForm()
     form = ImportForm(formdata=None, format=confirm.format.data)
     if not confirm.validate_on_submit() or confirm.format.data not in importer.FORMATS:
@@ -172,6 +171,7 @@ def import_confirm() -> Any:
     if content is None:
         flash("Choose the same file again to import it.", "error")
         return redirect(url_for("vault_tools.import_file"))
+    keyring = _keyring()
     db = get_session()
     try:
         parsed = importer.parse_file(content, confirm.format.data, filename=confirm.file.data.filename)
