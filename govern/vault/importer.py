@@ -70,6 +70,7 @@ HEADERS: dict[str, dict[str, tuple[str, ...]]] = {
         "password": ("password", "login password"),
         "totp": ("otpauth", "one time password", "one time password totp", "otp", "totp", "2fa", "two factor secret"),
         "notes": ("notes", "notesplain", "notes plain", "note"), "type": ("type", "category"),
+        "archived": ("archived",),
     },
     "keepass": {
         "folder": ("group", "group path"), "title": ("title", "account"), "login": ("username", "user name", "login name"),
@@ -256,6 +257,8 @@ def _entry(fmt: str, line: int, raw: dict[str, str]) -> tuple[Entry | None, RowP
         return None, RowProblem(line, "in KeePass's recycle bin; deleted entries are not imported")
     if fmt == "bitwarden" and entry.item_type not in ("login", "note", "securenote", "secure note", ""):
         return None, RowProblem(line, f"a Bitwarden {entry.item_type[:20]} item; only logins and secure notes are imported")
+    if fmt == "1password" and raw.get("archived", "").strip().lower() in ("true", "yes", "1"):
+        return None, RowProblem(line, "archived in 1Password; archived items are not imported")
     if fmt == "1password" and entry.item_type and entry.item_type not in ("login", "password", "secure note", "securenote", "note", "api credential", "server"):
         return None, RowProblem(line, f"a 1Password {entry.item_type[:30]} item; only logins, passwords and notes are imported")
     for name, limit in (("password", MAX_VALUE_LENGTH), ("totp", MAX_VALUE_LENGTH), ("value", MAX_VALUE_LENGTH), ("notes", MAX_NOTES_LENGTH)):
@@ -744,6 +747,8 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, k
             created[planned.kind] += 1
         if progress is not None:
             progress(1)
+    if progress is not None:
+        progress(len(parsed.entries) - len(rows))  # entries left out: the bar still ends at 100 %
     report.created_by_kind = dict(sorted(created.items()))
     report.applied = True
     not_created = [r for r in report.proposed if r.new_key not in accounts]
