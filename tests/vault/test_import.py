@@ -128,7 +128,7 @@ def test_onepassword_header_variants():
     assert [(e.title, e.password, bool(e.totp)) for e in new.entries] == [("Facebook Page", "OP-PASS-1", True), ("YouTube", "OP-PASS-2", False)]
     assert new.entries[1].notes == "Brand account\nowner: Jane"
     assert "Favorite" in new.ignored_columns
-    assert new.problems[0].line == 4 and "archived in 1Password" in new.problems[0].reason
+    assert new.problems[0].line == 5 and "archived in 1Password" in new.problems[0].reason
     old = importer.parse_file(ONEPASSWORD_7, "1password")
     assert [e.password for e in old.entries] == ["OP7-PASS"]
     assert "Wireless Router" in old.problems[0].reason.title() or "wireless router" in old.problems[0].reason
