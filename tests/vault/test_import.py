@@ -181,6 +181,16 @@ def test_long_values_are_skipped_with_a_reason_that_does_not_quote_them():
     assert "ppp" not in parsed.problems[0].reason
 
 
+def test_values_over_the_vaults_limits_are_skipped_up_front(db, accounts):
+    content = (b"Title,Url,Password\nLong,https://instagram.com/acme," + b"p" * 1025 + b"\n"
+               b"Blank,https://instagram.com/acme,   \nFine,https://instagram.com/acme,fine-pass\n")
+    report = importer.preview_import(db, importer.parse_file(content, "1password"))
+    assert [r.line for r in report.matched] == [4]
+    assert [(p.line, p.reason) for p in report.skipped] == [
+        (2, "its password is longer than 1024 characters"),
+        (3, "has no password, one-time password seed or notes to import")]
+
+
 def test_passwords_are_kept_exactly():
     parsed = importer.parse_file(b'Title,Password\nA," spaced, ""quoted"" "\n', "1password")
     assert parsed.entries[0].password == ' spaced, "quoted" '
