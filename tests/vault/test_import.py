@@ -627,3 +627,12 @@ def test_cli_needs_an_actor_and_reports_bad_files(app, db, kit, ring, tmp_path):
     assert missing_actor.exit_code != 0 and "--as EMAIL" in missing_actor.output
     bad = runner.invoke(cli, args=["vault", "import", str(export), "--format", "keepass", "--dry-run"])
     assert bad.exit_code != 0 and "not a KeePassXC (CSV) export" in bad.output
+
+
+def test_long_previews_say_what_they_leave_out(app, db, kit, accounts, monkeypatch):
+    monkeypatch.setattr(importer, "MAX_LISTED", 1)
+    it = _it(db, kit)
+    client = app.test_client()
+    login(client, db, it)
+    html = _upload(client, "/vault/import", BITWARDEN, format="bitwarden").get_data(as_text=True)
+    assert "Showing the first 1 of 2." in html and "Showing the first 1 of 3." in html
