@@ -213,9 +213,13 @@ def _register_area_commands() -> None:
     from govern.demo.cli import group as demo_group
     from govern.directory.cli import group as directory_group
     from govern.grants.cli import group as grants_group
+    from govern.vault.cli import KEY_COMMANDS
+    from govern.vault.cli import group as vault_group
 
-    for group in (directory_group, grants_group, demo_group):
+    for group in (directory_group, grants_group, demo_group, vault_group):
         cli.add_command(group)
+    for command in KEY_COMMANDS:
+        keys_group.add_command(command)
 
 
 _register_area_commands()

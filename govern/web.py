@@ -45,6 +45,12 @@ POLICY: dict[str, frozenset[str]] = {
     "reports.read": frozenset({"admin", "auditor", "hr", "it", "manager"}),
     "reviews.manage": frozenset({"admin", "auditor"}),
     "reviews.decide": frozenset({"staff"}),
+    # The vault: object-level rules (govern.vault.services.refusal / can_see_secret) narrow
+    # read and reveal to holders of a revealing role and IT; other ids answer 404.
+    "vault.read": frozenset({"staff"}),
+    "vault.reveal": frozenset({"staff"}),
+    "vault.manage": frozenset({"admin", "it"}),
+    "vault.reveal_seed": frozenset({"admin", "it"}),
     # Vault tools: the password generator, its per-platform rules, and the import.
     "vault.generate": frozenset({"admin", "it"}),
     "vault.import": frozenset({"admin", "it"}),
