@@ -117,6 +117,9 @@ def test_ids_of_another_accounts_secrets_are_404_like_missing_ones(app, db, worl
             assert other.status_code == 404 and other.get_data() == missing.get_data()
     response = _reveal(client, secrets_.other.id)
     assert response.status_code == 404 and "Other-Canary-77aa" not in response.get_data(as_text=True)
+    denied = db.scalars(select(AuditEvent).where(AuditEvent.actor_user_id == world.publisher.id,
+                                                 AuditEvent.outcome == "denied", AuditEvent.target_type == "secret")).all()
+    assert denied and {e.target_id for e in denied} == {str(secrets_.other.id)}
     assert client.get("/vault/").get_data(as_text=True).count("Other login") == 0
 
 
