@@ -53,6 +53,11 @@ POLICY: dict[str, frozenset[str]] = {
     "vault.reveal_seed": frozenset({"admin", "it"}),
     "jobs.read": frozenset({"admin"}),
     "jobs.manage": frozenset({"admin"}),
+    # Vault tools: the password generator, its per-platform rules, and the import.
+    "vault.generate": frozenset({"admin", "it"}),
+    "vault.import": frozenset({"admin", "it"}),
+    "vault.rules.read": frozenset({"admin", "it"}),
+    "vault.rules.manage": frozenset({"admin"}),
 }
 
 PERMISSION_ATTRIBUTE = "govern_permission"
