@@ -339,6 +339,10 @@ class PersonRecord:
     grants: list[Any]
     users: dict[int, Any]
     reports: list[Person]
+    #: Secret versions this person has seen (vault exposures): the vault area fills this in.
+    exposures: list[Any] = field(default_factory=list)
+    #: This person's offboardings: the offboarding area fills this in.
+    offboardings: list[Any] = field(default_factory=list)
 
 
 def person_record(session: Session, person: Person) -> PersonRecord:
