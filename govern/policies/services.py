@@ -32,8 +32,15 @@ _markdown = MarkdownIt("commonmark", {"html": False})
 
 
 def render_markdown(text: str) -> str:
-    """HTML of a policy body, safe to insert in a page (raw HTML escaped, unsafe links refused)."""
-    return _markdown.render(text or "")
+    """HTML of a policy body, safe to insert in a page (raw HTML escaped, unsafe links refused).
+
+    Headings move one level down (# becomes <h2>): the page's own title is its only <h1>.
+    """
+    tokens = _markdown.parse(text or "")
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1]) + 1, 6)}"
+    return str(_markdown.renderer.render(tokens, _markdown.options, {}))
 
 
 # --- current versions --------------------------------------------------------------------------------
