@@ -63,7 +63,7 @@ def _open_account(page: Page, name: str) -> None:
 def _grant(page: Page, person: str, role: str, reason: str, until: str = "") -> None:
     page.get_by_role("link", name="Grant a role").click()
     page.get_by_label("Person (work email)").fill(person)
-    page.get_by_label("Role", exact=True).select_option(role)
+    page.locator(f"input[name=role_code][value={role}]").check()
     if until:
         page.get_by_label(re.compile(r"^Ends on")).fill(until)
     page.get_by_label("Why", exact=True).fill(reason)
@@ -184,9 +184,13 @@ def test_main_pages_with_demo_data(browser: Any, live_server: LiveServer, screen
             phone.goto(live_server.url(path))
         else:
             phone.get_by_role("link", name="Northpeak Outdoor", exact=True).first.click()
-        width = phone.evaluate("document.documentElement.scrollWidth")
-        assert width <= 390, f"{name}: the page is {width}px wide on a 390px screen"
         screenshots(phone, name)
+        wide = phone.evaluate("""() => [...document.querySelectorAll('main *')]
+            .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1
+                         && !e.closest('.table-wrap'))
+            .slice(0, 5).map(e => e.tagName + '.' + e.className + ': ' + (e.textContent || '').trim().slice(0, 40))""")
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{name}: the page is {width}px wide on a 390px screen: {wide}"
     admin.context.close()
     phone.context.close()
     assert problems == [], "browser reported problems:\n" + "\n".join(problems)
