@@ -172,6 +172,10 @@ def test_main_pages_with_demo_data(browser: Any, live_server: LiveServer, screen
     screenshots(admin, "person")
     _open_account(admin, "Northpeak Outdoor")
     screenshots(admin, "account")
+    admin.goto(live_server.url("/reviews/"))
+    admin.get_by_role("link", name="Quarterly access review: X").click()
+    expect(admin.get_by_role("heading", level=1)).to_contain_text("Quarterly access review: X")
+    screenshots(admin, "review_progress")
     admin.goto(live_server.url("/reviews/new"))
     screenshots(admin, "review_new")
 
