@@ -167,6 +167,7 @@ def edit(account_id: int) -> Any:
 @permission("accounts.read")
 def detail(account_id: int) -> str:
     from govern.grants.services import may_manage, may_manage_account
+    from govern.policies.services import unaccepted_grant_ids
 
     db = get_session()
     account = _visible_account(account_id)
@@ -192,6 +193,7 @@ def detail(account_id: int) -> str:
         may_manage_account=may_manage_account(current_user, account),
         may_manage=lambda grant: may_manage(current_user, account, grant.person),
         revoke_form=RevokeForm(), removal_form=RemovalForm(), risk_labels=services.RISK_FLAGS,
+        unaccepted=unaccepted_grant_ids(db, account.id),
         # The vault area supplies the account's secrets here (names, kinds and ages; never values).
         secrets=[],
     )

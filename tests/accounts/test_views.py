@@ -149,3 +149,20 @@ def test_account_page_lists_every_holder_whatever_the_length_of_the_history(app,
     assert 'id="credentials"' in page and "No credentials of this account are stored" in page
     # A risk-free admin count: the veteran is the one admin, below the minimum of two.
     assert "Fewer admins than the minimum: 1 of at least 2" in page
+
+
+def test_account_page_marks_holders_who_have_not_accepted_the_policy(app, db, kit):
+    from tests.factories import accept_policy, publish_policy
+
+    account = make_account(db, display_name="Policy Check")
+    policy = publish_policy(db, "standard")
+    careful, careless = make_person(db, full_name="Carla Careful"), make_person(db, full_name="Cody Careless")
+    accept_policy(db, careful, policy)
+    make_grant(db, careful, account, "publisher")
+    make_grant(db, careless, account, "analyst")
+    db.commit()
+    _, client = _signed_in(app, db, kit, "auditor")
+    page = client.get(f"/accounts/{account.id}").get_data(as_text=True)
+    assert "Holders who have not accepted the current policy: 1 holder(s)" in page
+    holders = {line.split("</a>")[0].rsplit(">", 1)[-1]: line for line in page.split('<li>') if "policy not accepted" in line or "Carla" in line}
+    assert "policy not accepted" in holders["Cody Careless"] and "policy not accepted" not in holders["Carla Careful"]
