@@ -251,8 +251,9 @@ def account_stats(session: Session, accounts: list[Account]) -> dict[int, Accoun
         select(
             Grant.account_id,
             func.count(),
-            func.sum(case((Role.is_admin_role.is_(True), 1), else_=0)),
-            func.sum(case((Role.may_reveal.is_(True), 1), else_=0)),
+            # People, not grants: someone who is both owner and admin is one admin, and one holder.
+            func.count(func.distinct(case((Role.is_admin_role.is_(True), Grant.person_id)))),
+            func.count(func.distinct(case((Role.may_reveal.is_(True), Grant.person_id)))),
         )
         .join(Role, Role.code == Grant.role_code)
         .where(Grant.account_id.in_(ids), Grant.status == "active")

@@ -167,15 +167,20 @@ def edit(account_id: int) -> Any:
 @permission("accounts.read")
 def detail(account_id: int) -> str:
     from govern.grants.services import may_manage, may_manage_account
+    from govern.policies.services import unaccepted_grant_ids
 
     db = get_session()
     account = _visible_account(account_id)
     stats = services.account_stats(db, [account])[account.id]
+    # Every live grant, however long the history; the history table shows the latest ones.
+    live = list(db.scalars(
+        select(Grant).where(Grant.account_id == account.id, Grant.status.in_(("active", "requested"))).order_by(Grant.id)
+    ))
     grants = list(db.scalars(
         select(Grant).where(Grant.account_id == account.id).order_by(Grant.id.desc()).limit(HISTORY_SIZE)
     ))
-    active = [g for g in grants if g.status == "active"]
-    pending = [g for g in grants if g.status == "requested"]
+    active = [g for g in live if g.status == "active"]
+    pending = [g for g in live if g.status == "requested"]
     roles = services.roles(db)
     holders = {role.code: [g for g in active if g.role_code == role.code] for role in roles}
     removals = list(db.scalars(
@@ -184,11 +189,12 @@ def detail(account_id: int) -> str:
     ))
     return render_template(
         "accounts/detail.html", account=account, stats=stats, holders=holders, roles=roles, pending=pending,
-        history=grants, removals=removals, role_names=services.platform_role_names(db, account.platform),
+        history=grants, history_size=HISTORY_SIZE, removals=removals, role_names=services.platform_role_names(db, account.platform),
         may_manage_account=may_manage_account(current_user, account),
         may_manage=lambda grant: may_manage(current_user, account, grant.person),
         revoke_form=RevokeForm(), removal_form=RemovalForm(), risk_labels=services.RISK_FLAGS,
         **_vault_section(db, account),
+        unaccepted=unaccepted_grant_ids(db, account.id),
     )
 
 

@@ -39,6 +39,7 @@ def seed() -> None:
                f"{grants.get('requested', 0)} open request, {grants.get('revoked', 0)} revoked with "
                f"{summary.open_removals} platform removals to confirm")
     click.echo(f"  owner and admin grants approved by {summary.approver}")
+    click.echo(f"  access review \"{summary.review}\": {summary.review_items} items, {summary.review_open} open")
     click.echo(f"  {len(summary.logins)} logins:")
     for email, roles in summary.logins:
         click.echo(f"    {email:<40} {', '.join(roles) or 'staff'}")

@@ -3,8 +3,9 @@
 Northpeak Outdoor (a made-up brand on the reserved .example domain) has five departments,
 thirty people, twelve official accounts, published policies, about forty grants (owner and
 admin ones approved by a second person), a few time-bound grants, one open request, and two
-revocations whose removal from the platform nobody has confirmed yet. Everything is
-deterministic: seeding two fresh instances gives the same company.
+revocations whose removal from the platform nobody has confirmed yet, and an access review of
+the X accounts under way (one item kept, the rest waiting on the owners' home pages). Everything
+is deterministic: seeding two fresh instances gives the same company.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from govern.grants.models import Grant
 from govern.grants.services import approve_grant, grant_role, request_role, revoke_grant
 from govern.policies.models import Acknowledgement, PolicyVersion
 from govern.policies.services import current_version
+from govern.reviews.models import ReviewCampaign, ReviewItem
+from govern.reviews.services import decide_item, open_campaign
 
 COMPANY = "Northpeak Outdoor"
 DOMAIN = "northpeak.example"
@@ -162,6 +165,10 @@ REVOCATIONS: tuple[tuple[str, str, str, str], ...] = (
 #: person (with a staff login), account, role, reason: a request nobody has decided yet.
 REQUEST = ("s_agent1", "fb_help", "moderator", "I join the Facebook Help rota next month.")
 
+#: An access review under way: name, platform in scope, days until due, and the grant (person,
+#: account, role) its reviewer has already kept.
+REVIEW = ("Quarterly access review: X", "x", 14, ("c_pr", "x_news", "admin"))
+
 #: Who has not accepted the standard policy (nobody may hold a credential without it, so these
 #: hold none; the analyst's grant shows up as "holders who have not accepted the current policy").
 STANDARD_NOT_ACCEPTED = frozenset({"s_qa", "i_sys", "i_help"})
@@ -203,6 +210,9 @@ class SeedSummary:
     time_bound: int = 0
     open_removals: int = 0
     logins: list[tuple[str, list[str]]] = field(default_factory=list)
+    review: str = ""
+    review_items: int = 0
+    review_open: int = 0
     approver: str = ""
     new_admin: str | None = None
 
@@ -330,6 +340,19 @@ def _grants(session: Session, people: dict[str, Person], accounts: dict[str, Acc
     return made
 
 
+def _review(session: Session, admin: User, users: dict[str, User], people: dict[str, Person],
+            grants: dict[tuple[str, str, str], Grant]) -> ReviewCampaign:
+    """Open the review campaign and let one reviewer keep one grant."""
+    name, platform, days, kept = REVIEW
+    campaign = open_campaign(session, actor=admin, name=name, scope_kind="platform", scope_value=platform,
+                             due_at=utcnow() + timedelta(days=days))
+    item = session.scalars(select(ReviewItem).where(ReviewItem.campaign_id == campaign.id,
+                                                    ReviewItem.grant_id == grants[kept].id)).one()
+    reviewer = next(users[key] for key, person in people.items() if person.id == item.reviewer_id and key in users)
+    decide_item(session, actor=reviewer, item=item, decision="keep", reason="")
+    return campaign
+
+
 def seed_demo(session: Session, kit: AuthKit) -> SeedSummary:
     """Fill a fresh instance with the demo company; refuses when accounts exist. The caller commits."""
     _refuse_unless_fresh(session)
@@ -339,6 +362,11 @@ def seed_demo(session: Session, kit: AuthKit) -> SeedSummary:
     acceptances = _acceptances(session, people, versions)
     accounts = _accounts(session, people)
     grants = _grants(session, people, accounts, users, admin)
+    campaign = _review(session, admin, users, people, grants)
+    review_counts = dict(session.execute(
+        select(ReviewItem.decision.is_(None), func.count()).where(ReviewItem.campaign_id == campaign.id)
+        .group_by(ReviewItem.decision.is_(None))
+    ).all())
 
     summary = SeedSummary(
         departments=sorted({department for _, _, department, _, _ in PEOPLE}),
@@ -353,6 +381,9 @@ def seed_demo(session: Session, kit: AuthKit) -> SeedSummary:
         time_bound=sum(1 for g in grants.values() if g.status == "active" and g.expires_at is not None),
         open_removals=len(REVOCATIONS),
         logins=[(users[key].email, sorted(users[key].roles)) for key, _ in LOGINS],
+        review=campaign.name,
+        review_items=sum(review_counts.values()),
+        review_open=review_counts.get(True, 0),
         approver=admin.email,
         new_admin=users[FALLBACK_ADMIN].email if admin_created else None,
     )

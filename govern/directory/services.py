@@ -339,6 +339,8 @@ class PersonRecord:
     grants: list[Any]
     users: dict[int, Any]
     reports: list[Person]
+    #: This person's offboardings: the offboarding area fills this in.
+    offboardings: list[Any] = field(default_factory=list)
 
 
 def person_record(session: Session, person: Person) -> PersonRecord:

@@ -40,6 +40,15 @@ def _role_choices(db: Any, platform: str | None) -> list[tuple[str, str]]:
     return choices
 
 
+def _page(template: str, form: Any, account: Account | None) -> str:
+    """The grant or request form: the account first, then its roles with the platform's names."""
+    db = get_session()
+    if account is not None and account.id not in {value for value, _label in form.account_id.choices}:
+        account = None  # not an account one can be granted (archived or locked): choose again
+    return render_template(template, form=form, account=account, roles=accounts.roles(db),
+                           role_names=accounts.platform_role_names(db, account.platform) if account else {})
+
+
 def _active_accounts(db: Any) -> list[Account]:
     # Managers may grant on accounts they own and, for their reports, on any account; the
     # service decides per person, so the list offers every active account.
@@ -79,7 +88,7 @@ def new() -> Any:
         person = find_person_by_email(db, form.person.data or "")
         if person is None:
             form.person.errors = ["No one in the directory has this email."]
-            return render_template("grants/new.html", form=form, account=selected), 200
+            return _page("grants/new.html", form, selected), 200
         try:
             grant = services.grant_role(db, actor=current_user, person_id=person.id, account_id=form.account_id.data,
                                         role_code=form.role_code.data or "", reason=form.reason.data or "",
@@ -89,14 +98,14 @@ def new() -> Any:
             target = {"reason": form.reason, "expires_at": form.expires_on}
             field = next(iter(getattr(exc, "reasons", {}) or {}), None)
             (target.get(field) or form.role_code).errors = [exc.message]
-            return render_template("grants/new.html", form=form, account=selected), 200
+            return _page("grants/new.html", form, selected), 200
         db.commit()
         if grant.status == "requested":
             flash(f"{grant.role.name} for {person.full_name} needs a second person's approval; it is waiting in their queue.", "info")
         else:
             flash(f"{person.full_name} is now {grant.role.name} on {grant.account.display_name}.", "success")
         return redirect(url_for("accounts.detail", account_id=grant.account_id))
-    return render_template("grants/new.html", form=form, account=selected)
+    return _page("grants/new.html", form, selected)
 
 
 @bp.route("/request", methods=["GET", "POST"])
@@ -117,11 +126,11 @@ def request_access() -> Any:
         except (InvalidError, ConflictError, NotFoundError) as exc:
             db.rollback()
             form.role_code.errors = [exc.message]
-            return render_template("grants/request.html", form=form), 200
+            return _page("grants/request.html", form, selected), 200
         db.commit()
         flash("Your request was sent to the account's owner or your manager.", "success")
         return redirect(url_for("grants.index"))
-    return render_template("grants/request.html", form=form)
+    return _page("grants/request.html", form, selected)
 
 
 def _grant_or_404(grant_id: int) -> Grant:

@@ -32,8 +32,15 @@ _markdown = MarkdownIt("commonmark", {"html": False})
 
 
 def render_markdown(text: str) -> str:
-    """HTML of a policy body, safe to insert in a page (raw HTML escaped, unsafe links refused)."""
-    return _markdown.render(text or "")
+    """HTML of a policy body, safe to insert in a page (raw HTML escaped, unsafe links refused).
+
+    Headings move one level down (# becomes <h2>): the page's own title is its only <h1>.
+    """
+    tokens = _markdown.parse(text or "")
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1]) + 1, 6)}"
+    return str(_markdown.renderer.render(tokens, _markdown.options, {}))
 
 
 # --- current versions --------------------------------------------------------------------------------
@@ -299,19 +306,28 @@ def _report_rows(session: Session, query: Select[Any], batch: int) -> Iterator[t
 # --- used by the account registry's risk flags ---------------------------------------------------------
 
 
-def unaccepted_grant_counts(session: Session, account_ids: list[int]) -> dict[int, int]:
-    """Per account: active grants whose holder has not accepted the current policy of the role's tier."""
-    if not account_ids:
-        return {}
+def _unaccepted_grants(account_ids: list[int], *columns: Any) -> Select[Any]:
+    """Active grants on ``account_ids`` whose holder has not accepted the current policy of the role's tier."""
     current = current_versions_query()
     accepted = select(Acknowledgement.id).where(
         Acknowledgement.person_id == Grant.person_id, Acknowledgement.policy_version_id == current.c.id
     ).exists()
-    rows = session.execute(
-        select(Grant.account_id, func.count())
+    return (
+        select(*columns)
         .join(Role, Role.code == Grant.role_code)
         .join(current, current.c.tier == Role.policy_tier)
         .where(Grant.account_id.in_(account_ids), Grant.status == "active", ~accepted)
-        .group_by(Grant.account_id)
     )
+
+
+def unaccepted_grant_counts(session: Session, account_ids: list[int]) -> dict[int, int]:
+    """Per account: active grants whose holder has not accepted the current policy of the role's tier."""
+    if not account_ids:
+        return {}
+    rows = session.execute(_unaccepted_grants(account_ids, Grant.account_id, func.count()).group_by(Grant.account_id))
     return {account_id: count for account_id, count in rows}
+
+
+def unaccepted_grant_ids(session: Session, account_id: int) -> set[int]:
+    """The active grants of one account whose holder has not accepted their role's current policy."""
+    return set(session.scalars(_unaccepted_grants([account_id], Grant.id)))

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from govern.accounts.models import PLATFORMS, ROLE_CODES, Account, PlatformRoleName, Role
@@ -121,8 +121,12 @@ def visible_account(session: Session, user: Any, account_id: int) -> Account:
 # --- the one query ---------------------------------------------------------------------------------
 
 
-def _rows_query(user: Any, flt: AccessFilter) -> Select[Any]:
-    """Every column any report shows, for the grants ``user`` may see that match ``flt``."""
+def _rows_query(user: Any, flt: AccessFilter, *, ids: list[int] | None = None) -> Select[Any]:
+    """Every column any report shows, for the grants ``user`` may see that match ``flt``.
+
+    With ``ids``, only those grants, and their status is left for the caller to check: SQLite
+    would otherwise walk the status index instead of fetching the few rows by primary key.
+    """
     approver, approver_person, revoker = aliased(User), aliased(Person), aliased(User)
     # platform_role_label() takes a platform's first mapping of a role; the same rule as a join.
     first_name = (
@@ -167,8 +171,9 @@ def _rows_query(user: Any, flt: AccessFilter) -> Select[Any]:
         .outerjoin(approver, approver.id == Grant.approved_by_id)
         .outerjoin(approver_person, approver_person.id == approver.person_id)
         .outerjoin(revoker, revoker.id == Grant.revoked_by_id)
-        .where(scope_clause(user), Grant.status.in_(flt.statuses))
+        .where(scope_clause(user))
     )
+    query = query.where(Grant.id.in_(ids)) if ids is not None else query.where(Grant.status.in_(flt.statuses))
     if flt.department:
         query = query.where(Person.department == flt.department)
     if flt.platform:
@@ -261,28 +266,31 @@ def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, 
 
 # --- exports ---------------------------------------------------------------------------------------
 
-#: Exports follow one stable order, walked by keyset: by person, then account, then role.
+#: Exports follow one stable order: by person, then account, then role.
 EXPORT_ORDER = (Person.full_name, Account.display_name, Role.sort_order, Grant.id)
 
 
 def iter_row_batches(session: Session, user: Any, flt: AccessFilter, *, batch: int | None = None) -> Iterator[list[Row[Any]]]:
-    """Every matching row in batches of ``batch``, in constant memory (one statement per batch).
+    """Every matching row in batches of ``batch``, in the export order.
 
-    The caller may end the transaction between batches: each batch starts after the last row
-    of the previous one, so nothing is read twice or skipped because of it.
+    One statement sorts the matching grant ids (a few bytes each: 40,000 grants are well under a
+    megabyte), then one statement per batch reads its rows by primary key. Sorting once keeps a
+    large export linear: re-sorting the whole remainder for every batch (keyset paging over
+    columns of several tables, which no index serves) took 13 s for 36,000 rows on SQLite.
+    The caller may end the transaction between batches: a grant that stopped matching in the
+    meantime is left out, and no row is read twice.
     """
     batch = batch or EXPORT_BATCH
-    query = _rows_query(user, flt).order_by(*EXPORT_ORDER).limit(batch)
-    after: tuple[Any, ...] | None = None
-    while True:
-        page_query = query if after is None else query.where(tuple_(*EXPORT_ORDER) > tuple_(*after))
-        rows = list(session.execute(page_query))
+    ids = list(session.scalars(_rows_query(user, flt).with_only_columns(Grant.id).order_by(*EXPORT_ORDER)))
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        position = {grant_id: index for index, grant_id in enumerate(chunk)}
+        # Plain rows through the Core connection: the ORM's loading machinery adds nothing here
+        # and costs more than the query itself.
+        found = session.connection().execute(_rows_query(user, flt, ids=chunk)).all()
+        rows = sorted((row for row in found if row.status in flt.statuses), key=lambda row: position[row.grant_id])
         if rows:
             yield rows
-        if len(rows) < batch:
-            return
-        last = rows[-1]
-        after = (last.person, last.account, last.role_sort, last.grant_id)
 
 
 def export_values(row: Row[Any], columns: Sequence[str]) -> tuple[Any, ...]:

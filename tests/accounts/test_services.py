@@ -6,6 +6,7 @@ import pytest
 
 from govern.accounts import services
 from govern.accounts.services import AccountInput
+from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError
 from tests.factories import accept_policy, make_account, make_grant, make_person, publish_policy
 
@@ -85,3 +86,61 @@ def test_risk_flags(db):
     healthy = make_account(db, business_owner_id=make_person(db).id, min_admins=1)
     make_grant(db, make_person(db), healthy, "owner")
     assert services.account_stats(db, [healthy])[healthy.id].flags == []
+
+
+def test_admins_and_holders_are_counted_as_people_not_grants(db):
+    account = make_account(db, business_owner_id=make_person(db).id, min_admins=2, max_credential_holders=1)
+    publish_policy(db, "standard")
+    both = make_person(db)
+    make_grant(db, both, account, "owner")
+    make_grant(db, both, account, "admin")
+    stats = services.account_stats(db, [account])[account.id]
+    # One person holding two admin roles is still one person the account depends on.
+    assert (stats.admins, stats.holders, stats.active_grants) == (1, 1, 2)
+    assert "few_admins" in stats.flags and "too_many_holders" not in stats.flags
+
+
+@pytest.mark.parametrize("field", ["business_owner_id", "crisis_contact_id", "recovery_email_person_id",
+                                   "recovery_phone_person_id"])
+@pytest.mark.parametrize("status", ["leaving", "departed"])
+def test_each_contact_who_is_not_active_raises_the_flag(db, field, status):
+    fields = {name: make_person(db).id for name in ("business_owner_id", "crisis_contact_id",
+                                                    "recovery_email_person_id", "recovery_phone_person_id")}
+    account = make_account(db, min_admins=1, **fields)
+    make_grant(db, make_person(db), account, "owner")
+    assert services.account_stats(db, [account])[account.id].flags == []
+    db.get(Person, fields[field]).status = status
+    db.flush()
+    assert services.account_stats(db, [account])[account.id].flags == ["inactive_contact"]
+
+
+#: The platforms' own role systems the issue names, with names that must be offered for them.
+PLATFORM_SYSTEMS = {
+    ("facebook", "Meta business portfolio"): {"owner": "Full control", "publisher": "Partial access: Content",
+                                             "moderator": "Partial access: Community activity, Messages",
+                                             "advertiser": "Partial access: Ads", "analyst": "Partial access: Insights"},
+    ("instagram", "Meta business portfolio"): {"admin": "Full control", "publisher": "Partial access: Content"},
+    ("facebook", "Facebook Page (classic roles)"): {"admin": "Admin", "publisher": "Editor", "moderator": "Moderator",
+                                                    "advertiser": "Advertiser", "analyst": "Analyst"},
+    ("linkedin", "LinkedIn Page"): {"owner": "Super admin", "publisher": "Content admin", "analyst": "Analyst"},
+    ("x", "X account access"): {"owner": "Owner", "admin": "Admin", "publisher": "Contributor"},
+    ("youtube", "YouTube channel permissions"): {"owner": "Owner", "admin": "Manager", "publisher": "Editor",
+                                                 "analyst": "Viewer"},
+    ("youtube", "Google Brand Account"): {"owner": "Primary owner", "admin": "Owner", "publisher": "Manager",
+                                          "moderator": "Communications manager"},
+    ("tiktok", "TikTok Business Center"): {"owner": "Admin", "publisher": "Operator", "analyst": "Analyst"},
+}
+
+
+def test_the_catalogue_maps_every_role_to_each_platform_system(db):
+    catalogue = {role.code: role for role in services.roles(db)}
+    assert list(catalogue) == ["owner", "admin", "publisher", "moderator", "advertiser", "analyst"]
+    assert {code for code, role in catalogue.items() if role.may_reveal} == {"owner", "admin", "publisher"}
+    assert {code for code, role in catalogue.items() if role.needs_second_approval} == {"owner", "admin"}
+    for (platform, system), expected in PLATFORM_SYSTEMS.items():
+        names = {code: [n.platform_role for n in rows if n.system == system]
+                 for code, rows in services.platform_role_names(db, platform).items()}
+        # Every catalogue role has a name in every system, so granting always shows one.
+        assert all(names.get(code) for code in catalogue), (platform, system, names)
+        for code, name in expected.items():
+            assert names[code] == [name], (platform, system, code)

@@ -130,3 +130,39 @@ def test_admins_edit_platform_role_names(app, db, kit):
     assert db.get(PlatformRoleName, mapping.id).platform_role == "Super admin (Page)"
     _, it_client = _signed_in(app, db, kit, "it")
     assert post(it_client, f"/accounts/roles/mappings/{mapping.id}", {"platform_role": "x"}, token_page="/accounts/roles").status_code == 403
+
+
+def test_account_page_lists_every_holder_whatever_the_length_of_the_history(app, db, kit):
+    from govern.accounts.views import HISTORY_SIZE
+
+    account = make_account(db, display_name="Long History")
+    veteran = make_person(db, full_name="Vera Veteran")
+    make_grant(db, veteran, account, "admin")  # the oldest grant of all, still active
+    for _ in range(HISTORY_SIZE + 5):
+        make_grant(db, make_person(db, full_name="Former Holder"), account, "analyst", status="expired")
+    db.commit()
+    _, client = _signed_in(app, db, kit, "auditor")
+    page = client.get(f"/accounts/{account.id}").get_data(as_text=True)
+    holders = page.split("Holders by role", 1)[1].split("History of grants", 1)[0]
+    assert "Vera Veteran" in holders
+    assert f"The latest {HISTORY_SIZE} grants" in page
+    assert 'id="secrets"' in page and "Secrets (0)" in page
+    # A risk-free admin count: the veteran is the one admin, below the minimum of two.
+    assert "Fewer admins than the minimum: 1 of at least 2" in page
+
+
+def test_account_page_marks_holders_who_have_not_accepted_the_policy(app, db, kit):
+    from tests.factories import accept_policy, publish_policy
+
+    account = make_account(db, display_name="Policy Check")
+    policy = publish_policy(db, "standard")
+    careful, careless = make_person(db, full_name="Carla Careful"), make_person(db, full_name="Cody Careless")
+    accept_policy(db, careful, policy)
+    make_grant(db, careful, account, "publisher")
+    make_grant(db, careless, account, "analyst")
+    db.commit()
+    _, client = _signed_in(app, db, kit, "auditor")
+    page = client.get(f"/accounts/{account.id}").get_data(as_text=True)
+    assert "Holders who have not accepted the current policy: 1 holder(s)" in page
+    holders = {line.split("</a>")[0].rsplit(">", 1)[-1]: line for line in page.split('<li>') if "policy not accepted" in line or "Carla" in line}
+    assert "policy not accepted" in holders["Cody Careless"] and "policy not accepted" not in holders["Carla Careful"]

@@ -63,6 +63,8 @@ class LiveServer:
     setup_link: str
     log_path: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: The server's environment, for commands run against the same instance (`govern demo seed`).
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
     def url(self, path: str = "/") -> str:
         return self.base_url + path
@@ -182,7 +184,7 @@ def live_server(tmp_path: Path, scratch_database_url: str) -> Iterator[LiveServe
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = LiveServer(base_url, ADMIN_EMAIL, secret, link, log_path, process)
+    server = LiveServer(base_url, ADMIN_EMAIL, secret, link, log_path, process, env)
     try:
         problem = _wait_healthy(
             server.url("/healthz"), process, time.monotonic() + SERVER_START_SECONDS

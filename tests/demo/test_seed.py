@@ -175,3 +175,26 @@ def test_an_existing_admin_approves_and_keeps_being_the_only_admin(app, db, kit)
         summary = demo.seed_demo(db, kit)
     assert summary.approver == admin.email and summary.new_admin is None
     assert dict(summary.logins)["viktor.petrov@northpeak.example"] == ["it"]
+
+
+def test_an_access_review_is_under_way(db, seeded):
+    from govern.reviews.models import ReviewCampaign, ReviewItem
+    from govern.reviews.services import open_items_for
+
+    campaign = db.scalars(select(ReviewCampaign)).one()
+    assert (campaign.scope_kind, campaign.scope_value, campaign.closed_at) == ("platform", "x", None)
+    items = db.scalars(select(ReviewItem).where(ReviewItem.campaign_id == campaign.id)).all()
+    on_x = db.scalars(select(Grant).join(Account).where(Account.platform == "x", Grant.status == "active")).all()
+    assert {item.grant_id for item in items} == {grant.id for grant in on_x}
+    kept = [item for item in items if item.decision is not None]
+    assert [(item.decision, item.grant.person.full_name, item.grant.role_code) for item in kept] == [("keep", "Ethan Brooks", "admin")]
+    assert seeded.review_items == len(items) and seeded.review_open == len(items) - 1
+    # Owners review; their own grants go to their manager, and to an admin when they have none.
+    for item in items:
+        owner_id, holder = item.grant.account.business_owner_id, item.grant.person
+        expected = owner_id if holder.id != owner_id else holder.manager_id
+        assert item.reviewer_id == expected, (holder.full_name, item.grant.account.display_name)
+    assert any(item.reviewer_id is None for item in items)  # for the admin, on the progress page
+    claire = db.scalars(select(Person).where(Person.full_name == "Claire Dubois")).one()
+    open_items, total = open_items_for(db, claire.id)
+    assert total > 0 and all(item.reviewer_id == claire.id and item.decision is None for item, _ in open_items)

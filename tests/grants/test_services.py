@@ -192,3 +192,25 @@ def test_a_rejection_needs_a_reason(db, world, kit):
         services.reject_grant(db, actor=world.manager, grant=grant, note="")
     services.reject_grant(db, actor=world.manager, grant=grant, note="not needed")
     assert grant.status == "rejected"
+
+
+@pytest.mark.parametrize(("decider", "allowed"), [
+    ("account_owner", True), ("their_manager", True), ("app_admin", True),
+    ("other_manager", False), ("the_requester", False),
+])
+def test_who_decides_a_staff_request(db, kit, world, decider, allowed):
+    boss = make_user(db, kit, roles=("manager",))
+    staffer = make_user(db, kit)
+    staffer.user.person.manager_id = boss.user.person_id
+    accept_policy(db, staffer.user.person, world.standard)
+    deciders = {"account_owner": world.manager, "their_manager": boss.user, "app_admin": world.admin,
+                "other_manager": make_user(db, kit, roles=("manager",)).user, "the_requester": staffer.user}
+    grant = services.request_role(db, actor=staffer.user, account_id=world.account.id, role_code="publisher",
+                                  reason="I cover the weekend rota")
+    if allowed:
+        services.approve_grant(db, actor=deciders[decider], grant=grant)
+        assert grant.status == "active" and grant.approved_by_id == deciders[decider].id
+    else:
+        with pytest.raises(ForbiddenError):
+            services.approve_grant(db, actor=deciders[decider], grant=grant)
+        assert grant.status == "requested"

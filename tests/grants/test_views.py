@@ -157,3 +157,23 @@ def test_grants_expire_command(tmp_path, scratch_database_url):
     assert "expired 0 grant(s)" in second.stdout
     verify = subprocess.run([govern, "audit", "verify"], capture_output=True, text=True, env=env, timeout=120)
     assert verify.returncode == 0
+
+
+def test_the_grant_form_asks_for_the_account_first_then_shows_each_roles_platform_names(app, db, kit):
+    admin = make_user(db, kit, roles=("admin",))
+    linkedin = make_account(db, platform="linkedin", handle="acme-corp", url="https://www.linkedin.com/company/acme-corp")
+    locked = make_account(db, status="locked")
+    db.commit()
+    client = app.test_client()
+    login(client, db, admin)
+    chooser = client.get("/grants/new").get_data(as_text=True)
+    assert 'id="choose-account"' in chooser and 'name="role_code"' not in chooser
+    form = client.get(f"/grants/new?account_id={linkedin.id}").get_data(as_text=True)
+    assert f'<input type="hidden" name="account_id" value="{linkedin.id}">' in form
+    for code in ("owner", "admin", "publisher", "moderator", "advertiser", "analyst"):
+        assert f'name="role_code" value="{code}"' in form
+    assert "On LinkedIn: LinkedIn Page: Super admin" in form and "LinkedIn Page: Content admin" in form
+    # A locked account takes no grants: the page goes back to choosing one.
+    assert 'id="choose-account"' in client.get(f"/grants/new?account_id={locked.id}").get_data(as_text=True)
+    request_page = client.get(f"/grants/request?account_id={linkedin.id}").get_data(as_text=True)
+    assert "On LinkedIn: LinkedIn Page: Super admin" in request_page

@@ -34,8 +34,11 @@ def _events(db, action):
 
 
 def test_markdown_is_rendered():
-    html = services.render_markdown("# Rules\n\n**Be kind.** See [the guide](https://example.com/guide).\n\n- one\n- two")
-    assert "<h1>Rules</h1>" in html and "<strong>Be kind.</strong>" in html
+    html = services.render_markdown("# Rules\n\n**Be kind.** See [the guide](https://example.com/guide).\n\n- one\n- two"
+                                    "\n\n## Details\n\n###### Small print")
+    # Headings move one level down: the page's title is its only <h1>.
+    assert "<h2>Rules</h2>" in html and "<h3>Details</h3>" in html and "<h6>Small print</h6>" in html
+    assert "<h1>" not in html and "<strong>Be kind.</strong>" in html
     assert '<a href="https://example.com/guide">the guide</a>' in html and "<li>one</li>" in html
 
 
@@ -43,11 +46,24 @@ def test_markdown_is_rendered():
     "<script>alert(1)</script>",
     "Hello <img src=x onerror=alert(1)> there",
     '<a href="javascript:alert(1)">x</a>',
+    '<div onclick="alert(1)">block</div>',
+    "<iframe src=https://evil.example></iframe>",
+    "# <svg onload=alert(1)>",
 ])
 def test_raw_html_is_escaped(text):
     html = services.render_markdown(text)
-    assert "<script" not in html and "<img" not in html and "<a " not in html
+    assert not any(tag in html for tag in ("<script", "<img", "<a ", "<div", "<iframe", "<svg"))
     assert "&lt;" in html
+
+
+@pytest.mark.parametrize("text", [
+    """[x](https://acme.example 'a" onmouseover="alert(1)')""",
+    """![x](https://acme.example/a.png 'a" onerror="alert(1)')""",
+])
+def test_attributes_cannot_be_broken_out_of(text):
+    html = services.render_markdown(text)
+    assert "title=" in html  # a real link or image, with the quote escaped inside its title
+    assert 'onmouseover="' not in html and 'onerror="' not in html and "&quot;" in html
 
 
 @pytest.mark.parametrize("text", [
@@ -57,10 +73,11 @@ def test_raw_html_is_escaped(text):
     "[x](data:text/html;base64,PHNjcmlwdD4=)",
     "<javascript:alert(1)>",
     "[x][ref]\n\n[ref]: javascript:alert(1)",
+    "![x](javascript:alert(1))",
 ])
 def test_dangerous_links_are_refused(text):
     html = services.render_markdown(text)
-    assert "href" not in html.lower()
+    assert "href" not in html.lower() and 'src="javascript' not in html.lower()
 
 
 # --- publishing ----------------------------------------------------------------------------------------

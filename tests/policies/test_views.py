@@ -82,7 +82,7 @@ def test_the_policy_is_rendered_safely(app, db, kit):
     _publish(client, body_markdown=XSS_BODY)
     version = db.scalar(select(PolicyVersion))
     page = client.get(f"/policies/{version.id}").get_data(as_text=True)
-    assert "<h1>Charter</h1>" in page
+    assert "<h2>Charter</h2>" in page
     assert "<script>alert" not in page and "&lt;script&gt;" in page
     assert "javascript:" not in page.lower().replace("[click me](javascript:alert(1))", "")
     assert 'href="javascript' not in page.lower()

@@ -201,6 +201,22 @@ def test_services_keyset_batches_cover_every_row_once(app, db, kit, many):
     assert [len(b) for b in batches] == [7] * 9 + [2]
 
 
+
+def test_a_grant_that_ends_during_an_export_is_left_out(app, db, kit, many):
+    from govern.grants.models import Grant
+
+    auditor = make_user(db, kit, roles=("auditor",))
+    with app.app_context():
+        batches = services.iter_row_batches(db, auditor.user, services.AccessFilter(department="Marketing"), batch=10)
+        first = next(batches)
+        later = db.scalars(select(Grant).join(Grant.person).where(Grant.person.has(full_name="Holder 050"))).one()
+        later.status = "revoked"
+        db.flush()
+        rest = [row.person for batch in batches for row in batch]
+    assert [row.person for row in first] == [f"Holder {n:03d}" for n in range(10)]
+    assert "Holder 050" not in rest and len(rest) == 54 and rest == sorted(rest)
+
+
 # --- exports ---------------------------------------------------------------------------------------
 
 
