@@ -101,6 +101,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SMTP_PASSWORD": _env("SMTP_PASSWORD"),
         "SMTP_STARTTLS": _bool("SMTP_STARTTLS", False),
         "SMTP_FROM": _env("SMTP_FROM", "govern@localhost"),
+        "SMTP_CA_FILE": _env("SMTP_CA_FILE"),
         "REQUIRE_CURRENT_SCHEMA": True,
         "ORGANISATION_NAME": _env("ORGANISATION_NAME"),
         # Flask and Flask-WTF settings that follow from the above.

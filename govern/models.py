@@ -5,11 +5,13 @@ from govern.audit import models as audit_models
 from govern.auth import models as auth_models
 from govern.directory import models as directory_models
 from govern.grants import models as grants_models
+from govern.jobs import models as jobs_models
+from govern.notifications import models as notifications_models
 from govern.policies import models as policies_models
 from govern.reviews import models as reviews_models
 from govern.vault import models as vault_models
 
 __all__ = [
     "accounts_models", "audit_models", "auth_models", "directory_models", "grants_models",
-    "policies_models", "reviews_models", "vault_models",
+    "policies_models", "reviews_models", "vault_models", "jobs_models", "notifications_models",
 ]

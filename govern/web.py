@@ -45,6 +45,8 @@ POLICY: dict[str, frozenset[str]] = {
     "reports.read": frozenset({"admin", "auditor", "hr", "it", "manager"}),
     "reviews.manage": frozenset({"admin", "auditor"}),
     "reviews.decide": frozenset({"staff"}),
+    "jobs.read": frozenset({"admin"}),
+    "jobs.manage": frozenset({"admin"}),
 }
 
 PERMISSION_ATTRIBUTE = "govern_permission"

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import CallbackDict
 
@@ -160,6 +160,19 @@ def _purge_idle_sessions(db: Any, cutoff: Any, request: Request) -> None:
     if signed_in:
         audit.record(db, "auth.sessions.purged", details={"count": purged, "signed_in": signed_in, "limit": "idle"},
                      context=_system_context(request))
+
+
+def purge_stale_sessions(db: Any, *, idle_timeout: timedelta, absolute_timeout: timedelta,
+                         now: Any = None) -> dict[str, int]:
+    """Delete every session past its idle or absolute limit (the jobs runner calls this)."""
+    now = now or utcnow()
+    stale = or_(WebSession.last_seen_at < now - idle_timeout,
+                func.coalesce(WebSession.authenticated_at, WebSession.created_at) < now - absolute_timeout)
+    signed_in = db.scalar(select(func.count()).select_from(WebSession).where(stale, WebSession.user_id.is_not(None))) or 0
+    purged = db.execute(delete(WebSession).where(stale)).rowcount or 0
+    if signed_in:
+        audit.record(db, "auth.sessions.purged", details={"count": purged, "signed_in": signed_in, "limit": "jobs"})
+    return {"purged": purged, "signed_in": signed_in}
 
 
 def _user_id(session: ServerSession) -> int | None:

@@ -15,6 +15,7 @@ from govern.accounts.services import platform_role_label
 from govern.db import utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from govern.grants import notices
 from govern.grants.models import Grant, PlatformRemoval
 from govern.policies.services import current_version, has_accepted
 
@@ -128,6 +129,8 @@ def grant_role(
     _insert(session, grant)
     audit.record(session, "grant.requested" if needs_second else "grant.created", actor=actor, target_type="grant", target_id=grant.id,
                  details=_describe(grant, person, account, role) | {"four_eyes": needs_second})
+    if needs_second:
+        notices.approval_needed(session, grant)
     return grant
 
 
@@ -148,6 +151,7 @@ def request_role(session: Session, *, actor: Any, account_id: int, role_code: st
     _insert(session, grant)
     audit.record(session, "grant.requested", actor=actor, target_type="grant", target_id=grant.id,
                  details=_describe(grant, person, account, role) | {"self_request": True})
+    notices.approval_needed(session, grant)
     return grant
 
 
@@ -179,6 +183,7 @@ def approve_grant(session: Session, *, actor: Any, grant: Grant, note: str = "")
     session.flush()
     audit.record(session, "grant.approved", actor=actor, target_type="grant", target_id=grant.id,
                  details=_describe(grant, grant.person, grant.account, grant.role))
+    notices.decided(session, grant, actor_id=actor.id)
     return grant
 
 
@@ -196,6 +201,7 @@ def reject_grant(session: Session, *, actor: Any, grant: Grant, note: str) -> Gr
     session.flush()
     audit.record(session, "grant.rejected", actor=actor, target_type="grant", target_id=grant.id,
                  details=_describe(grant, grant.person, grant.account, grant.role))
+    notices.decided(session, grant, actor_id=actor.id)
     return grant
 
 
@@ -253,7 +259,7 @@ def expire_grants(session: Session, *, now: datetime | None = None) -> dict[str,
     result = {"expired": 0, "kept_last_admin": 0, "requests_lapsed": 0}
     due = session.scalars(
         select(Grant).where(Grant.status.in_(("active", "requested")), Grant.expires_at.is_not(None), Grant.expires_at <= now)
-        .order_by(Grant.id).with_for_update(skip_locked=True)
+        .order_by(Grant.id).with_for_update(skip_locked=True, of=Grant)  # OF: the joined-loaded relations are outer joins
     ).all()
     for grant in due:
         if grant.status == "requested":
@@ -274,6 +280,7 @@ def expire_grants(session: Session, *, now: datetime | None = None) -> dict[str,
         _open_removal(session, grant)
         audit.record(session, "grant.expired", target_type="grant", target_id=grant.id,
                      details=_describe(grant, grant.person, grant.account, grant.role))
+        notices.expired(session, grant)
         result["expired"] += 1
     session.flush()
     return result

@@ -9,9 +9,10 @@ from sqlalchemy import text
 from govern.accounts.models import PLATFORM_LABELS
 from govern.auth import services as auth_services
 from govern.db import get_session, utcnow
+from govern.jobs import services as jobs
 from govern.policies import services as policies
 from govern.reviews import services as reviews
-from govern.web import PUBLIC, STAFF, permission
+from govern.web import PUBLIC, STAFF, may, permission
 
 bp = Blueprint("home", __name__)
 
@@ -33,6 +34,7 @@ def index() -> str:
         review_total=review_total,
         platforms=PLATFORM_LABELS,
         now=utcnow(),
+        jobs_notice=jobs.staleness(db) if may(current_user, "jobs.read") else None,
     )
 
 

@@ -1,0 +1,83 @@
+"""The ordered registry of time-based steps that `govern jobs run` runs.
+
+A later area adds its step with one line in STEPS (before "email.send", so the emails it queues
+go out in the same run). A step takes the run's session and a JobContext, does its work through
+its area's services (idempotently: running it twice in a row changes nothing the second time),
+never commits (unless it is marked ``own_transactions``) and returns counts for the Jobs page.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from govern.jobs.services import JobContext, Step, prune_runs
+from govern.notifications import services as notifications
+from govern.notifications.models import OutboxMessage
+
+
+def expire_grants(session: Session, context: JobContext) -> Mapping[str, int]:
+    """End time-bound grants whose end has come; their holders are notified."""
+    from govern.grants.services import expire_grants as expire
+
+    return expire(session, now=context.now)
+
+
+def purge_sessions(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Delete web sessions past their idle or absolute limit."""
+    from govern.auth.sessions import purge_stale_sessions
+
+    return purge_stale_sessions(session, idle_timeout=context.config["SESSION_IDLE_TIMEOUT"],
+                                absolute_timeout=context.config["SESSION_ABSOLUTE_TIMEOUT"], now=context.now)
+
+
+def prune_job_runs(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Delete job runs older than 90 days."""
+    return prune_runs(session, now=context.now)
+
+
+def _ssl_context(config: Mapping[str, object]) -> ssl.SSLContext | None:
+    ca_file = config.get("SMTP_CA_FILE")
+    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+
+
+def send_email(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Send due outbox messages over SMTP, one claim-send-record cycle (and commit) per message."""
+    settings = notifications.SmtpSettings.from_config(context.config)
+    if not settings.host:
+        waiting = session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")) or 0
+        return {"sent": 0, "not_configured_waiting": waiting}
+    counts = {"sent": 0, "failed": 0, "gave_up": 0}
+    with notifications.SmtpMailer(settings, ssl_context=_ssl_context(context.config)) as mailer:
+        for _ in range(notifications.SEND_BATCH):
+            if context.should_stop():
+                break
+            message = notifications.claim_due_email(session)
+            session.commit()  # the claim is visible to other senders before we talk to the server
+            if message is None:
+                break
+            try:
+                mailer.send(message)
+            except notifications.SendError as exc:
+                flagged = notifications.record_failure(session, message, str(exc))
+                session.commit()
+                counts["gave_up" if flagged else "failed"] += 1
+                if exc.connection_lost:
+                    break  # the server is unreachable: the rest waits for the next run
+                continue
+            notifications.record_sent(session, message)
+            session.commit()
+            counts["sent"] += 1
+    return counts
+
+
+#: Every time-based step, in the order they run. Later areas add theirs here, one line each.
+STEPS: list[Step] = [
+    Step("grants.expire", "Expire time-bound grants", expire_grants),
+    Step("sessions.purge", "Purge stale web sessions", purge_sessions),
+    Step("jobs.prune", "Delete job runs older than 90 days", prune_job_runs),
+    Step("email.send", "Send queued email", send_email, own_transactions=True),
+]
