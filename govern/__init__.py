@@ -81,8 +81,10 @@ def register_security(app: Flask) -> None:
     """CSRF on every state-changing request, request ids, permissions, headers."""
     from govern import web
     from govern.audit import services as audit_services
+    from govern.uploads import InMemoryUploadsRequest
 
     csrf.init_app(app)
+    app.request_class = InMemoryUploadsRequest
     audit_services.context_provider = web.current_audit_context
     app.before_request(web.assign_request_id)
     app.before_request(web.reject_nul_bytes)
@@ -184,9 +186,10 @@ def register_blueprints(app: Flask) -> None:
     from govern.reports.views import bp as reports_bp
     from govern.reviews.views import bp as reviews_bp
     from govern.users.views import bp as users_bp
+    from govern.vault.tool_views import bp as vault_tools_bp
 
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
-               reviews_bp, reports_bp, jobs_bp, notifications_bp):
+               reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_tools_bp):
         app.register_blueprint(bp)
 
 

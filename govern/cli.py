@@ -222,6 +222,20 @@ def _register_area_commands() -> None:
 _register_area_commands()
 
 
+def _register_vault_import() -> None:
+    """`govern vault import`, added to the vault group (created here when no other module made it)."""
+    from govern.vault.import_cli import import_command
+
+    vault = cli.commands.get("vault")
+    if not isinstance(vault, click.Group):
+        vault = click.Group("vault", help="The credential vault.")
+        cli.add_command(vault)
+    vault.add_command(import_command)
+
+
+_register_vault_import()
+
+
 def main() -> None:
     """Console entry point: configuration problems are one line and a non-zero exit."""
     from govern.schema import SchemaNotCurrentError

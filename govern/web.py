@@ -47,6 +47,11 @@ POLICY: dict[str, frozenset[str]] = {
     "reviews.decide": frozenset({"staff"}),
     "jobs.read": frozenset({"admin"}),
     "jobs.manage": frozenset({"admin"}),
+    # Vault tools: the password generator, its per-platform rules, and the import.
+    "vault.generate": frozenset({"admin", "it"}),
+    "vault.import": frozenset({"admin", "it"}),
+    "vault.rules.read": frozenset({"admin", "it"}),
+    "vault.rules.manage": frozenset({"admin"}),
 }
 
 PERMISSION_ATTRIBUTE = "govern_permission"

@@ -36,9 +36,36 @@
     });
   }
 
+  // <button data-generate="/vault/generate?account=7" data-target="#value" data-info="#gen-info">:
+  // fills the target field with a password fitting the account's platform rules.
+  function wireGenerateButtons() {
+    document.querySelectorAll("[data-generate]").forEach(function (button) {
+      button.addEventListener("click", function (event) {
+        event.preventDefault();
+        var target = document.querySelector(button.getAttribute("data-target"));
+        var form = button.closest("form");
+        var token = form ? form.querySelector("input[name=csrf_token]") : null;
+        if (!target || !token) return;
+        fetch(button.getAttribute("data-generate"), {
+          method: "POST", credentials: "same-origin", cache: "no-store",
+          headers: {"X-CSRFToken": token.value, "Accept": "application/json"}
+        }).then(function (response) { return response.json(); }).then(function (data) {
+          var info = document.querySelector(button.getAttribute("data-info") || "#none");
+          if (data.password) {
+            target.value = data.password;
+            if (info) info.textContent = data.length + " characters, " + Math.floor(data.entropy_bits) + " bits. " + (data.rules || "");
+          } else if (info) {
+            info.textContent = data.error || "No password could be generated.";
+          }
+        });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     fillSetupToken();
     wireCopyButtons();
     wireConfirmButtons();
+    wireGenerateButtons();
   });
 })();

@@ -1,0 +1,197 @@
+"""Pages of the password generator (rules, the generate endpoint) and of the import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from govern.accounts.models import PLATFORM_LABELS, PLATFORMS, Account
+from govern.db import get_session
+from govern.errors import InvalidError
+from govern.vault import importer, rules
+from govern.vault.tool_forms import ConfirmImportForm, ImportForm, RuleForm
+from govern.web import permission
+
+bp = Blueprint("vault_tools", __name__, url_prefix="/vault")
+
+
+def _keyring() -> Any:
+    """The vault keyring, or a 503 page telling the operator what to do."""
+    keyring = current_app.extensions.get("govern.keyring")
+    if keyring is None:
+        body = render_template("errors/error.html", status=503, title="The vault is sealed",
+                               message="govern has no valid vault keyring, so nothing can be vaulted. The operator must provide "
+                                       "the key file (`govern keys init` on a new installation) or GOVERN_VAULT_KEYRING_JSON, "
+                                       "then restart govern.")
+        abort(Response(body, status=503, mimetype="text/html"))
+    return keyring
+
+
+# --- password rules --------------------------------------------------------------------------------
+
+
+@bp.route("/password-rules")
+@permission("vault.rules.read")
+def password_rules() -> str:
+    """Every platform's password rules, with the entropy of a generated password."""
+    rows = rules.list_rules(get_session())
+    return render_template("vault_tools/rules.html", rules=rows, entropy={r.platform: rules.rule_entropy(r) for r in rows},
+                           labels=PLATFORM_LABELS, strong_bits=rules.STRONG_BITS)
+
+
+@bp.route("/password-rules/<platform>", methods=["GET", "POST"])
+@permission("vault.rules.manage")
+def edit_password_rule(platform: str) -> Any:
+    """Edit one platform's rules (admins); validated and audited."""
+    if platform not in PLATFORMS:
+        abort(404)
+    db = get_session()
+    rule = db.get(rules.PasswordRule, platform)
+    if rule is None:
+        abort(404)
+    form = RuleForm(obj=rule) if request.method == "GET" else RuleForm()
+    if form.validate_on_submit():
+        data = rules.RuleInput(
+            min_length=form.min_length.data or 0, max_length=form.max_length.data or 0,
+            default_length=form.default_length.data or 0, lowercase=form.lowercase.data or "",
+            uppercase=form.uppercase.data or "", digits=form.digits.data or "", symbols=form.symbols.data or "",
+            symbol_set=form.symbol_set.data or "", notes=form.notes.data or "",
+        )
+        try:
+            changed = rules.update_rule(db, actor=current_user, rule=rule, data=data)  # type: ignore[arg-type]
+        except InvalidError as exc:
+            db.rollback()
+            for name, message in exc.reasons.items():
+                getattr(form, name, form.min_length).errors = [message]
+            return render_template("vault_tools/rule_form.html", form=form, rule=rule, labels=PLATFORM_LABELS), 400
+        db.commit()
+        flash(f"{PLATFORM_LABELS[platform]} password rules saved." if changed else "Nothing changed.", "success")
+        return redirect(url_for("vault_tools.password_rules"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("vault_tools/rule_form.html", form=form, rule=rule, labels=PLATFORM_LABELS), status
+
+
+@bp.route("/generate", methods=["POST"])
+@permission("vault.generate")
+def generate() -> Any:
+    """A new password for ?account=ID that fits its platform's rules, as JSON (never stored or logged)."""
+    account_id = request.args.get("account", type=int)
+    if account_id is None or not 1 <= account_id < 2**31:
+        return _json({"error": "Give the account as ?account=ID."}, 400)
+    db = get_session()
+    account = db.get(Account, account_id)
+    if account is None:
+        return _json({"error": "No such account."}, 404)
+    length = request.form.get("length", type=int)
+    try:
+        generated = rules.generate_for_account(db, account, length)
+    except InvalidError as exc:
+        return _json({"error": exc.message}, 400)
+    return _json({"password": generated.value, "length": generated.length, "entropy_bits": generated.entropy_bits,
+                  "platform": generated.platform, "rules": generated.notes}, 200)
+
+
+def _json(payload: dict[str, Any], status: int) -> Response:
+    response = jsonify(payload)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+# --- import ---------------------------------------------------------------------------------------
+
+
+def _read_upload(field: Any) -> bytes | None:
+    upload = field.data
+    if upload is None or not getattr(upload, "filename", ""):
+        field.errors = ["Choose the exported CSV file."]
+        return None
+    content: bytes = upload.stream.read(importer.MAX_FILE_BYTES + 1)
+    return content
+
+
+def _preview_page(form: ImportForm, report: importer.ImportReport | None = None, status: int = 200) -> tuple[str, int]:
+    confirm = None
+    if report is not None:
+        confirm = ConfirmImportForm(formdata=None, format=report.format, sha256=report.sha256)
+        confirm.create.choices = [(key, proposal.label) for key, proposal in report.new_accounts.items()]
+    return render_template("vault_tools/import.html", form=form, report=report, confirm=confirm,
+                           formats=importer.FORMAT_LABELS, kinds=importer.KINDS, max_rows=importer.MAX_ROWS,
+                           max_mb=importer.MAX_FILE_BYTES // (1024 * 1024),
+                           sealed=current_app.extensions.get("govern.keyring") is None), status
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@permission("vault.import")
+def import_file() -> Any:
+    """Upload an export and preview it: matches, accounts to create, unmatched rows; nothing is written."""
+    form = ImportForm()
+    if request.method == "GET":
+        return _preview_page(form)
+    if not form.validate_on_submit():
+        return _preview_page(form, status=400)
+    content = _read_upload(form.file)
+    if content is None:
+        return _preview_page(form, status=400)
+    db = get_session()
+    try:
+        parsed = importer.parse_file(content, form.format.data or "", filename=form.file.data.filename)
+    except importer.ImportFileError as exc:
+        form.file.errors = [exc.message]
+        return _preview_page(form, status=400)
+    report = importer.preview_import(db, parsed)
+    db.rollback()
+    return _preview_page(form, report)
+
+
+@bp.route("/import/confirm", methods=["POST"])
+@permission("vault.import")
+def import_confirm() -> Any:
+    """Import the previewed file, chosen again: values are vaulted, chosen accounts created, one audit event."""
+    confirm = ConfirmImportForm()
+    form = ImportForm(formdata=None, format=confirm.format.data)
+    if not confirm.validate_on_submit() or confirm.format.data not in importer.FORMATS:
+        flash("The form expired. Upload the file again.", "error")
+        return redirect(url_for("vault_tools.import_file"))
+    content = _read_upload(confirm.file)
+    if content is None:
+        flash("Choose the same file again to import it.", "error")
+        return redirect(url_for("vault_tools.import_file"))
+    keyring = _keyring()
+    db = get_session()
+    try:
+        parsed = importer.parse_file(content, confirm.format.data, filename=confirm.file.data.filename)
+    except importer.ImportFileError as exc:
+        form.file.errors = [exc.message]
+        return _preview_page(form, status=400)
+    if parsed.sha256 != confirm.sha256.data:
+        report = importer.preview_import(db, parsed)
+        db.rollback()
+        flash("That is not the file you previewed, so nothing was imported. Here is its preview.", "error")
+        return _preview_page(form, report)
+    try:
+        report = importer.apply_import(db, parsed, actor=current_user, keyring=keyring,  # type: ignore[arg-type]
+                                       create_accounts=set(confirm.create.data or []))
+    except importer.ImportFailedError as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return _preview_page(form, importer.preview_import(db, parsed), status=400)
+    db.commit()
+    created = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in report.created_by_kind.items()) or "nothing"
+    flash(f"Imported {parsed.filename}: vaulted {created}; {report.accounts_created} account(s) created; "
+          f"{len(report.unmatched)} row(s) not matched and {len(report.skipped)} skipped were left out.", "success")
+    return redirect(url_for("vault_tools.import_file"))
