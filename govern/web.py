@@ -52,6 +52,9 @@ POLICY: dict[str, frozenset[str]] = {
     "vault.import": frozenset({"admin", "it"}),
     "vault.rules.read": frozenset({"admin", "it"}),
     "vault.rules.manage": frozenset({"admin"}),
+    # Rotation: IT rotates and locks down; admins and auditors watch.
+    "rotation.read": frozenset({"admin", "it", "auditor"}),
+    "rotation.manage": frozenset({"it"}),
 }
 
 PERMISSION_ATTRIBUTE = "govern_permission"
