@@ -12,11 +12,12 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 
 class StageForm(FlaskForm):
-    mode = SelectField("How", choices=[("generate", "Generate with the platform's rules"), ("typed", "Type or paste the new value")])
+    mode = SelectField("How", choices=[SelectChoice("generate", "Generate with the platform's rules"), SelectChoice("typed", "Type or paste the new value")])
     value = TextAreaField("New value (recovery codes: one per line)", validators=[Optional(), Length(max=20000)])
     totp_code = StringField("Current code from the new seed", validators=[Optional(), Length(max=12)])
     token_expires_at = DateField("New token expires on (optional)", validators=[Optional()])
@@ -39,7 +40,8 @@ class RollbackForm(FlaskForm):
 
 
 class IntervalForm(FlaskForm):
-    choice = SelectField("Interval", choices=[("inherit", "Default (account or kind)"), ("days", "Every N days"), ("never", "Never on a schedule")])
+    choice = SelectField("Interval", choices=[SelectChoice("inherit", "Default (account or kind)"), SelectChoice("days", "Every N days"),
+                                              SelectChoice("never", "Never on a schedule")])
     interval_days = IntegerField("Days", validators=[Optional(), NumberRange(1, 3650)])
 
 

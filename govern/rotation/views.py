@@ -311,7 +311,8 @@ def lockdown(account_id: int) -> Any:
         db.commit()
         flash(f"{account.display_name} is locked down; {secrets_count} urgent rotation task(s) are open.", "success")
         return redirect(url_for("rotation.incident", incident_id=incident.id))
-    return render_template("rotation/lockdown.html", account=account, form=form, secrets_count=secrets_count)
+    status = 400 if request.method == "POST" else 200
+    return render_template("rotation/lockdown.html", account=account, form=form, secrets_count=secrets_count), status
 
 
 @bp.route("/incidents/<int:incident_id>")
