@@ -214,8 +214,9 @@ def _register_area_commands() -> None:
     from govern.directory.cli import group as directory_group
     from govern.grants.cli import group as grants_group
     from govern.jobs.cli import group as jobs_group
+    from govern.rotation.cli import group as rotation_group
 
-    for group in (directory_group, grants_group, demo_group, jobs_group):
+    for group in (directory_group, grants_group, demo_group, jobs_group, rotation_group):
         cli.add_command(group)
 
 

@@ -245,11 +245,13 @@ def open_task(session: Session, *, actor: Any, secret: Secret, reason: str, due_
                             people_json=json.dumps(list(people)), notes_json=json.dumps(notes), is_urgent=urgent, due_at=due,
                             status="open", incident_id=incident.id if incident else None, created_at=now,
                             created_by_id=actor.id if actor is not None else None)
-        session.add(task)
         try:
             with session.begin_nested():
+                session.add(task)
                 session.flush()
         except IntegrityError:
+            if task in session:
+                session.expunge(task)
             # Another transaction opened the live task a moment ago: merge into it instead.
             task = _live_task(session, secret.id, lock=True)  # type: ignore[assignment]
             if task is None:
@@ -680,9 +682,9 @@ def lock_down(session: Session, *, actor: Any, account: Account, summary: str,
         raise ConflictError(f"{account.display_name} is locked down already; see its open incident.")
     incident = Incident(account_id=account.id, status="open", summary=text, compromised_since=since,
                         previous_status=account.status, opened_at=now, opened_by_id=actor.id)
-    session.add(incident)
     try:
         with session.begin_nested():
+            session.add(incident)
             session.flush()
     except IntegrityError:
         raise ConflictError(f"{account.display_name} was locked down by someone else a moment ago.") from None
