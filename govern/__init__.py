@@ -166,6 +166,17 @@ def register_keyring(app: Flask) -> None:
     except (KeyringError, OSError, json.JSONDecodeError) as exc:
         app.extensions["govern.keyring_problem"] = str(exc)
         log.warning("vault sealed: %s", exc)
+    keyring = app.extensions["govern.keyring"]
+    if keyring is not None and "govern.db" in app.extensions:
+        from govern.db import database
+        from govern.vault.services import keyring_problem_at_start
+
+        # A keyring whose key check values differ from what the database recorded is the wrong one.
+        problem = keyring_problem_at_start(database(app).url, keyring)
+        if problem:
+            app.extensions["govern.keyring"] = None
+            app.extensions["govern.keyring_problem"] = problem
+            log.warning("vault sealed: %s", problem)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -188,9 +199,10 @@ def register_blueprints(app: Flask) -> None:
     from govern.rotation.views import bp as rotation_bp
     from govern.users.views import bp as users_bp
     from govern.vault.tool_views import bp as vault_tools_bp
+    from govern.vault.views import bp as vault_bp
 
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
-               reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_tools_bp,
+               reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_bp, vault_tools_bp,
                rotation_bp):
         app.register_blueprint(bp)
 

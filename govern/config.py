@@ -82,6 +82,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SECRET_KEY_FILE": Path(_env("SECRET_KEY_FILE") or instance / "secret_key"),
         "VAULT_KEY_FILE": Path(_env("VAULT_KEY_FILE") or instance / "vault.key"),
         "VAULT_KEYRING_JSON": _env("VAULT_KEYRING"),
+        #: Retired secret versions are kept this long for rollback, then crypto-shredded.
+        "VAULT_RETENTION_DAYS": _int("VAULT_RETENTION_DAYS", 30, minimum=1),
         "REDIS_URL": _env("REDIS_URL"),
         "PROXY_HOPS": _int("PROXY_HOPS", 0),
         "BASE_URL": (_env("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),

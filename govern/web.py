@@ -55,6 +55,12 @@ POLICY: dict[str, frozenset[str]] = {
     # Rotation: IT rotates and locks down; admins and auditors watch.
     "rotation.read": frozenset({"admin", "it", "auditor"}),
     "rotation.manage": frozenset({"it"}),
+    # The vault: object-level rules (govern.vault.services.refusal / can_see_secret) narrow
+    # read and reveal to holders of a revealing role and IT; other ids answer 404.
+    "vault.read": frozenset({"staff"}),
+    "vault.reveal": frozenset({"staff"}),
+    "vault.manage": frozenset({"admin", "it"}),
+    "vault.reveal_seed": frozenset({"admin", "it"}),
 }
 
 PERMISSION_ATTRIBUTE = "govern_permission"

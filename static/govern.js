@@ -62,10 +62,56 @@
     });
   }
 
+  // A revealed secret hides itself after data-hide-after seconds: the text leaves the page.
+  function hideRevealedSecrets() {
+    document.querySelectorAll("[data-reveal]").forEach(function (box) {
+      var seconds = parseInt(box.getAttribute("data-hide-after"), 10) || 30;
+      setTimeout(function () { hideBox(box); }, seconds * 1000);
+    });
+  }
+
+  function hideBox(box) {
+    box.textContent = "";
+    box.hidden = true;
+    var note = document.querySelector("[data-hidden-note]");
+    if (note) note.hidden = false;
+  }
+
+  // A live 2FA code counts down, is replaced by the next code the server sent, then hides.
+  // The page never holds the seed, only these two codes.
+  function runTotpCountdown() {
+    var code = document.querySelector("[data-totp]");
+    if (!code) return;
+    var counter = document.querySelector("[data-countdown]");
+    var left = parseInt(code.getAttribute("data-seconds-left"), 10) || 30;
+    var period = parseInt(code.getAttribute("data-period"), 10) || 30;
+    var nextCode = code.getAttribute("data-next");
+    code.removeAttribute("data-next");
+    var switched = false;
+    var timer = setInterval(function () {
+      left -= 1;
+      if (left <= 0) {
+        if (switched || !nextCode) {
+          clearInterval(timer);
+          var box = code.closest("[data-reveal]");
+          if (box) hideBox(box);
+          return;
+        }
+        code.textContent = nextCode;
+        nextCode = null;
+        switched = true;
+        left = period;
+      }
+      if (counter) counter.textContent = String(left);
+    }, 1000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     fillSetupToken();
     wireCopyButtons();
     wireConfirmButtons();
     wireGenerateButtons();
+    hideRevealedSecrets();
+    runTotpCountdown();
   });
 })();

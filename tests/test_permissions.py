@@ -18,6 +18,14 @@ PUBLIC_ENDPOINTS = {
 }
 
 
+@pytest.fixture
+def app_overrides():
+    """An unsealed vault, so vault endpoints answer by their permission (sealed, they answer 503)."""
+    from govern.crypto.keyring import Keyring
+
+    return {"VAULT_KEYRING_JSON": Keyring.generate().to_json()}
+
+
 def _rules(app) -> list[Rule]:
     return [rule for rule in app.url_map.iter_rules()]
 

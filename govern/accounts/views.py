@@ -188,7 +188,17 @@ def detail(account_id: int) -> str:
         may_manage_account=may_manage_account(current_user, account),
         may_manage=lambda grant: may_manage(current_user, account, grant.person),
         revoke_form=RevokeForm(), removal_form=RemovalForm(), risk_labels=services.RISK_FLAGS,
+        **_vault_section(db, account),
     )
+
+
+def _vault_section(db: Any, account: Account) -> dict[str, Any]:
+    """The account's secrets (names, kinds, ages; never values) and who saw them."""
+    from govern.vault import services as vault_services
+
+    exposures, total = vault_services.exposures(db, account_id=account.id, per_page=HISTORY_SIZE)
+    return {"vault_rows": vault_services.account_secrets(db, account.id), "vault_exposures": exposures,
+            "vault_exposure_total": total}
 
 
 @bp.route("/roles")

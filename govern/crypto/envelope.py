@@ -130,6 +130,8 @@ def rewrap_many(keyring: Keyring) -> Callable[[bytes, str, Binding], bytes]:
     ciphers = {kek_id: _aesgcm(key) for kek_id, key in keyring.keys.items()}
     primary_id = keyring.primary_id
     primary = ciphers[primary_id]
+    suffixes = {kek_id: b"|kek:" + kek_id.encode() for kek_id in keyring.keys}
+    header = bytes([FORMAT])
 
     def rewrap_one(wrapped_key: bytes, kek_id: str, binding: Binding) -> bytes:
         cipher = ciphers.get(kek_id)
@@ -139,12 +141,12 @@ def rewrap_many(keyring: Keyring) -> Callable[[bytes, str, Binding], bytes]:
             raise VaultCryptoError("not a govern vault value of a known format")
         aad = binding.encode()
         try:
-            dek = cipher.decrypt(wrapped_key[1 : 1 + NONCE_BYTES], wrapped_key[1 + NONCE_BYTES :], aad + b"|kek:" + kek_id.encode())
+            dek = cipher.decrypt(wrapped_key[1 : 1 + NONCE_BYTES], wrapped_key[1 + NONCE_BYTES :], aad + suffixes[kek_id])
         except InvalidTag:
             raise VaultCryptoError("the data key does not unwrap: tampered, moved, or under another key") from None
         if kek_id == primary_id:
             return wrapped_key
         nonce = os.urandom(NONCE_BYTES)
-        return bytes([FORMAT]) + nonce + primary.encrypt(nonce, dek, aad + b"|kek:" + primary_id.encode())
+        return header + nonce + primary.encrypt(nonce, dek, aad + suffixes[primary_id])
 
     return rewrap_one

@@ -131,7 +131,11 @@ def detail(person_id: int) -> str:
     db = get_session()
     person = services.get_visible_person(db, current_user, person_id)
     record = services.person_record(db, person)
-    return render_template("directory/detail.html", person=person, record=record, statuses=STATUS_LABELS)
+    from govern.vault.services import exposures
+
+    seen, seen_total = exposures(db, person_id=person.id, per_page=100)
+    return render_template("directory/detail.html", person=person, record=record, statuses=STATUS_LABELS,
+                           exposures=seen, exposure_total=seen_total)
 
 
 def _input_from(form: PersonForm) -> services.PersonInput:

@@ -120,7 +120,7 @@ class Exposure(Base):
     reason: Mapped[str] = mapped_column(Text)
     exposed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    version: Mapped[SecretVersion] = relationship(lazy="joined")
+    version: Mapped[SecretVersion] = relationship()
 
     __table_args__ = (
         CheckConstraint(f"kind IN {EXPOSURE_KINDS!r}", name="kind"),

@@ -20,10 +20,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pyotp
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from govern import audit
 from govern.accounts.models import Account, Role
@@ -288,13 +288,20 @@ def keyring_problem(session: Session, keyring: Keyring) -> str | None:
     return None
 
 
-def keyring_problem_at_start(engine: Engine, keyring: Keyring) -> str | None:
-    """The start-up check; a database without the vault tables yet (before `db upgrade`) passes."""
+def keyring_problem_at_start(url: str, keyring: Keyring) -> str | None:
+    """The start-up check; a database without the vault tables yet (before `db upgrade`) passes.
+
+    It reads through a plain, short-lived engine: govern's own engine opens every SQLite
+    transaction with BEGIN IMMEDIATE, which would wait for any writer just to read.
+    """
+    engine = create_engine(url, poolclass=NullPool)
     try:
         with Session(engine) as session:
             return keyring_problem(session, keyring)
     except SQLAlchemyError:
         return None
+    finally:
+        engine.dispose()
 
 
 # --- creating and changing ----------------------------------------------------------------------------
@@ -820,7 +827,7 @@ def key_status(session: Session, keyring: Keyring | None) -> list[KeyUse]:
     """Every KEK known to the keyring or the database, with the number of live data keys it wraps."""
     counts = dict(session.execute(
         select(SecretVersion.kek_id, func.count()).where(SecretVersion.status != "destroyed").group_by(SecretVersion.kek_id)
-    ).tuples().all())
+    ).all())
     checks = {row.kek_id: row for row in session.scalars(select(KeyCheck))}
     ids = set(counts) | set(checks) | set(keyring.keys if keyring else ())
     result = []
@@ -869,26 +876,28 @@ def rewrap_batch(session: Session, keyring: Keyring, *, batch_size: int, after_i
     guarded by the old KEK id and status, so a row changed meanwhile (destroyed, rewrapped by a
     concurrent run) is left alone.
     """
-    rows = session.execute(_stale_versions_query(keyring.primary_id, after_id, batch_size)).all()
+    # Core rows, not ORM loading: this loop is the hot path of a rewrap.
+    rows = session.connection().execute(_stale_versions_query(keyring.primary_id, after_id, batch_size)).all()
     if not rows:
         return RewrapBatch(0, 0, [], after_id)
-    params: list[dict[str, Any]] = []
+    params: list[tuple[bytes, str, int, str]] = []
     failed: list[int] = []
     rewrap = envelope.rewrap_many(keyring)
+    primary = keyring.primary_id
     for version_id, number, wrapped, kek_id, secret_id, kind in rows:
         try:
-            new_wrapped = rewrap(wrapped, kek_id, Binding(secret_id, number, kind))
+            params.append((rewrap(wrapped, kek_id, Binding(secret_id, number, kind)), primary, version_id, kek_id))
         except VaultCryptoError:
             failed.append(version_id)
-            continue
-        params.append({"v_id": version_id, "v_old": kek_id, "v_wrapped": new_wrapped, "v_new": keyring.primary_id})
-    table = SecretVersion.__table__
     if params:
-        session.execute(
-            update(table).where(table.c.id == bindparam("v_id"), table.c.kek_id == bindparam("v_old"),
-                                table.c.status != "destroyed")
-            .values(wrapped_key=bindparam("v_wrapped"), kek_id=bindparam("v_new")),
-            params,
+        # One executemany at the driver: building SQLAlchemy parameters per row would cost
+        # more than the cryptography (measured); the statement is fixed text, values are bound.
+        connection = session.connection()
+        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        connection.exec_driver_sql(
+            f"UPDATE secret_versions SET wrapped_key = {mark}, kek_id = {mark} "  # noqa: S608 - placeholders only
+            f"WHERE id = {mark} AND kek_id = {mark} AND status <> 'destroyed'",
+            params,  # type: ignore[arg-type]
         )
     audit.record(session, "vault.rewrap_batch", outcome="failure" if failed else "success", target_type="kek",
                  target_id=keyring.primary_id,
@@ -908,7 +917,7 @@ class RewrapResult:
     seconds: float = 0.0
 
 
-def rewrap_all(factory: sessionmaker[Session], keyring: Keyring, *, batch_size: int = 2000,
+def rewrap_all(factory: sessionmaker[Session], keyring: Keyring, *, batch_size: int = 5000,
                progress: Callable[[int], None] | None = None) -> RewrapResult:
     """Rewrap every stale data key, one committed transaction per batch: safe to kill, resumable.
 
@@ -927,6 +936,7 @@ def rewrap_all(factory: sessionmaker[Session], keyring: Keyring, *, batch_size: 
             if batch.seen == 0:
                 session.rollback()
                 break
+            _failpoint("rewrap.before_commit", result.batches + 1)
             session.commit()
         result.batches += 1
         result.rewrapped += batch.rewrapped

@@ -236,3 +236,13 @@ def test_purge_shreds_retired_versions_after_the_retention(db, world, ring, ctx)
     assert old.status == "destroyed" and set(old.wrapped_key) == {0} and old.destroyed_at is not None
     assert "vault.version_destroyed" in _actions(db)
     assert services.current_version(db, secret).status == "current"
+
+
+def test_update_metadata_changes_only_what_differs_and_audits(db, world, ring, ctx):
+    secret = _create(db, world, ring, label="Old name")
+    assert services.update_metadata(db, actor=world.it.user, secret=secret, label="Old name") == []
+    changed = services.update_metadata(db, actor=world.it.user, secret=secret, label="New name", login="me@acme.example")
+    db.commit()
+    assert changed == ["label", "login"] and secret.label == "New name"
+    assert _actions(db)[-1] == "vault.secret_updated"
+    assert [v.version for v in services.versions_of(db, secret)] == [1]  # metadata makes no new version

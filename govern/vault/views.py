@@ -1,0 +1,283 @@
+"""Vault pages: the secrets one may use, a secret's page, add and change values, reveal flows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from govern import audit
+from govern.accounts.services import can_see_account, get_account
+from govern.crypto.keyring import Keyring
+from govern.db import get_session
+from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
+from govern.vault import services
+from govern.vault.forms import MetadataForm, NewSecretForm, RevealForm, ValueForm
+from govern.vault.models import Secret
+from govern.web import ensure_visible, fresh_mfa_required, mfa_is_fresh, page_arg, permission
+
+bp = Blueprint("vault", __name__, url_prefix="/vault")
+
+PAGE_SIZE = 50
+MULTILINE_KINDS = ("recovery_codes", "note")
+
+
+@bp.app_context_processor
+def _vault_helpers() -> dict[str, Any]:
+    from govern.db import utcnow
+
+    return {"now": utcnow()}
+
+
+@bp.before_request
+def _refuse_when_sealed() -> Any:
+    """Every vault page answers 503 with what the operator must do while the vault is sealed."""
+    if current_app.extensions.get("govern.keyring") is None:
+        return render_template("errors/error.html", status=503, title="The vault is sealed",
+                               message=services.SEALED_MESSAGE), 503
+    return None
+
+
+def _keyring() -> Keyring:
+    keyring: Keyring = current_app.extensions["govern.keyring"]
+    return keyring
+
+
+def _visible_secret(secret_id: int) -> Secret:
+    """The secret if the user may know it exists; anything else is the same 404."""
+    db = get_session()
+    secret = db.get(Secret, secret_id)
+    ensure_visible(secret is not None and services.can_see_secret(db, current_user, secret))
+    assert secret is not None
+    return secret
+
+
+def _revealable_secret(secret_id: int, what: str) -> Secret:
+    """The secret if the user may reveal it (``what``); refusals are audited (404 when not even visible)."""
+    db = get_session()
+    secret = db.get(Secret, secret_id)
+    if secret is None:
+        abort(404)
+    why_not = services.refusal(db, current_user, secret, what)
+    if why_not is not None:
+        audit.record(db, "vault.reveal_denied", actor=current_user, target_type="secret", target_id=secret.id,
+                              outcome="denied", details={"account_id": secret.account_id, "exposure": what, "why": why_not})
+        db.commit()
+        if not services.can_see_secret(db, current_user, secret):
+            abort(404)
+        abort(403)
+    return secret
+
+
+def _submitted_value(form: NewSecretForm | ValueForm, kind: str) -> str | list[str]:
+    if kind in MULTILINE_KINDS:
+        text = form.value_lines.data or ""
+        return text.splitlines() if kind == "recovery_codes" else text
+    return form.value.data or ""
+
+
+def _forget_values(form: NewSecretForm | ValueForm) -> None:
+    # A page answering a failed form never carries the secret back.
+    form.value.data = ""
+    form.value_lines.data = ""
+    form.value_lines.raw_data = []
+
+
+# --- lists and the secret page ---------------------------------------------------------------------
+
+
+@bp.route("/")
+@permission("vault.read")
+def index() -> str:
+    """The credentials the user may reveal (IT: all of them)."""
+    db = get_session()
+    page = page_arg()
+    rows, total = services.revealable_secrets(db, current_user, page=page, per_page=PAGE_SIZE)
+    return render_template("vault/index.html", rows=rows, total=total, page=page, has_next=page * PAGE_SIZE < total)
+
+
+@bp.route("/secrets/<int:secret_id>")
+@permission("vault.read")
+def detail(secret_id: int) -> str:
+    """Metadata, versions and exposures of a secret; never its value."""
+    db = get_session()
+    secret = _visible_secret(secret_id)
+    page = page_arg()
+    exposures, total = services.exposures(db, secret_id=secret.id, page=page, per_page=PAGE_SIZE)
+    return render_template(
+        "vault/detail.html", secret=secret, versions=services.versions_of(db, secret), exposures=exposures,
+        exposure_total=total, page=page, has_next=page * PAGE_SIZE < total,
+        may_reveal=services.refusal(db, current_user, secret, "totp_code" if secret.kind == "totp" else "value") is None,
+        may_see_seed=secret.kind == "totp" and services.refusal(db, current_user, secret, "totp_seed") is None,
+    )
+
+
+# --- IT: add, edit, change ---------------------------------------------------------------------------
+
+
+@bp.route("/accounts/<int:account_id>/new", methods=["GET", "POST"])
+@permission("vault.manage")
+@fresh_mfa_required
+def new(account_id: int) -> Any:
+    """Vault a new secret for an account."""
+    db = get_session()
+    try:
+        account = get_account(db, account_id)
+    except NotFoundError:
+        abort(404)
+    ensure_visible(can_see_account(current_user, account))
+    form = NewSecretForm()
+    if form.validate_on_submit():
+        kind = form.kind.data or ""
+        try:
+            secret = services.create_secret(
+                db, actor=current_user, keyring=_keyring(), account=account, kind=kind, label=form.label.data or "",
+                value=_submitted_value(form, kind), login=form.login.data, url=form.url.data, notes=form.notes.data,
+                token_expires_at=form.token_expires_at.data)
+        except (InvalidError, ConflictError) as exc:
+            db.rollback()
+            _show_errors(form, exc, multiline=kind in MULTILINE_KINDS)
+            _forget_values(form)
+            return render_template("vault/new.html", form=form, account=account), 200
+        db.commit()
+        flash(f"“{secret.label}” is in the vault.", "success")
+        return redirect(url_for("vault.detail", secret_id=secret.id))
+    _forget_values(form)
+    return render_template("vault/new.html", form=form, account=account)
+
+
+def _show_errors(form: Any, exc: GovernError, *, multiline: bool = False) -> None:
+    """Put a service error on the field it names (the value box of the kind at hand)."""
+    reasons = getattr(exc, "reasons", {}) or {"label" if hasattr(form, "label") else "value": exc.message}
+    for name, message in reasons.items():
+        if name == "value" and multiline:
+            name = "value_lines"
+        field = getattr(form, name, None) or getattr(form, "label", None) or form.value
+        field.errors = [message]
+
+
+@bp.route("/secrets/<int:secret_id>/edit", methods=["GET", "POST"])
+@permission("vault.manage")
+def edit(secret_id: int) -> Any:
+    """Change a secret's name, login, URL, notes or token expiry (not its value)."""
+    db = get_session()
+    secret = _visible_secret(secret_id)
+    form = MetadataForm(obj=secret) if request.method == "GET" else MetadataForm()
+    if form.validate_on_submit():
+        try:
+            changed = services.update_metadata(db, actor=current_user, secret=secret, label=form.label.data or "",
+                                               login=form.login.data, url=form.url.data, notes=form.notes.data,
+                                               token_expires_at=form.token_expires_at.data)
+        except InvalidError as exc:
+            db.rollback()
+            _show_errors(form, exc)
+            return render_template("vault/edit.html", form=form, secret=secret), 200
+        db.commit()
+        flash("Saved." if changed else "Nothing changed.", "success")
+        return redirect(url_for("vault.detail", secret_id=secret.id))
+    return render_template("vault/edit.html", form=form, secret=secret)
+
+
+@bp.route("/secrets/<int:secret_id>/change", methods=["GET", "POST"])
+@permission("vault.manage")
+@fresh_mfa_required
+def change(secret_id: int) -> Any:
+    """Store a new value: a new current version, the old one retired."""
+    db = get_session()
+    secret = _visible_secret(secret_id)
+    form = ValueForm()
+    if form.validate_on_submit():
+        try:
+            version = services.change_value(db, actor=current_user, keyring=_keyring(), secret=secret,
+                                            value=_submitted_value(form, secret.kind))
+        except (InvalidError, ConflictError) as exc:
+            db.rollback()
+            _show_errors(form, exc, multiline=secret.kind in MULTILINE_KINDS)
+            _forget_values(form)
+            return render_template("vault/change.html", form=form, secret=secret, multiline=secret.kind in MULTILINE_KINDS), 200
+        db.commit()
+        flash(f"Version {version.version} is now current; the previous one is retired.", "success")
+        return redirect(url_for("vault.detail", secret_id=secret.id))
+    _forget_values(form)
+    return render_template("vault/change.html", form=form, secret=secret, multiline=secret.kind in MULTILINE_KINDS)
+
+
+# --- reveal ---------------------------------------------------------------------------------------------
+
+
+def _reveal_flow(secret_id: int, what: str, endpoint: str) -> Any:
+    db = get_session()
+    secret = _revealable_secret(secret_id, what)
+    if (secret.kind == "totp") != (what != "value"):
+        abort(404)
+    form = RevealForm()
+    if request.method == "GET":
+        if not mfa_is_fresh():
+            return redirect(url_for("auth.reauth", next=url_for(endpoint, secret_id=secret.id)))
+        return render_template("vault/reveal.html", form=form, secret=secret, what=what)
+    if not form.validate_on_submit():
+        return render_template("vault/reveal.html", form=form, secret=secret, what=what), 200
+    try:
+        revealed = services.reveal(db, actor=current_user, keyring=_keyring(), secret=secret,
+                                   reason=form.reason.data or "", mfa_fresh=mfa_is_fresh(), what=what)
+    except services.StepUpRequiredError:
+        services.record_step_up_refusal(db, actor=current_user, secret=secret, what=what)
+        db.commit()
+        flash("Confirm a code from your authenticator, then ask again.", "error")
+        return redirect(url_for("auth.reauth", next=url_for(endpoint, secret_id=secret.id)))
+    except InvalidError as exc:
+        db.rollback()
+        form.reason.errors = [exc.message]
+        return render_template("vault/reveal.html", form=form, secret=secret, what=what), 200
+    except (ForbiddenError, services.SecretDecryptError) as exc:
+        db.commit()  # the refusal or the failed decryption is audited
+        return render_template("errors/error.html", status=exc.status_code, title="Not shown", message=exc.message), exc.status_code
+    except NotFoundError as exc:
+        db.rollback()
+        return render_template("errors/error.html", status=404, title="Not shown", message=exc.message), 404
+    db.commit()
+    return render_template("vault/revealed.html", revealed=revealed, secret=secret)
+
+
+@bp.route("/secrets/<int:secret_id>/reveal", methods=["GET", "POST"])
+@permission("vault.reveal")
+def reveal(secret_id: int) -> Any:
+    """Ask for a reason (and a fresh second factor), then show the value or the live 2FA code."""
+    db = get_session()
+    secret = db.get(Secret, secret_id)
+    what = "totp_code" if secret is not None and secret.kind == "totp" else "value"
+    return _reveal_flow(secret_id, what, "vault.reveal")
+
+
+@bp.route("/secrets/<int:secret_id>/seed", methods=["GET", "POST"])
+@permission("vault.reveal_seed")
+def reveal_seed(secret_id: int) -> Any:
+    """IT and admins: show a 2FA seed itself (e.g. to enrol a new device), with its own reason."""
+    return _reveal_flow(secret_id, "totp_seed", "vault.reveal_seed")
+
+
+@bp.route("/secrets/<int:secret_id>/codes/<int:index>/used", methods=["POST"])
+@permission("vault.reveal")
+def mark_code_used(secret_id: int, index: int) -> Response:
+    """Mark one recovery code used (a new version without it)."""
+    db = get_session()
+    secret = _revealable_secret(secret_id, "value")
+    try:
+        services.mark_recovery_code_used(db, actor=current_user, keyring=_keyring(), secret=secret, index=index - 1,
+                                         mfa_fresh=mfa_is_fresh())
+    except services.StepUpRequiredError:
+        flash("Confirm a code from your authenticator, then mark the code again.", "error")
+        return redirect(url_for("auth.reauth", next=url_for("vault.detail", secret_id=secret.id)))
+    except (InvalidError, ConflictError) as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("vault.detail", secret_id=secret.id))
+    except services.SecretDecryptError as exc:
+        db.commit()
+        flash(exc.message, "error")
+        return redirect(url_for("vault.detail", secret_id=secret.id))
+    db.commit()
+    flash(f"Code {index} is marked used; a new version keeps the rest.", "success")
+    return redirect(url_for("vault.detail", secret_id=secret.id))
