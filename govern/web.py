@@ -47,11 +47,6 @@ POLICY: dict[str, frozenset[str]] = {
     "reviews.decide": frozenset({"staff"}),
     "jobs.read": frozenset({"admin"}),
     "jobs.manage": frozenset({"admin"}),
-    # Vault tools: the password generator, its per-platform rules, and the import.
-    "vault.generate": frozenset({"admin", "it"}),
-    "vault.import": frozenset({"admin", "it"}),
-    "vault.rules.read": frozenset({"admin", "it"}),
-    "vault.rules.manage": frozenset({"admin"}),
     # Rotation: IT rotates and locks down; admins and auditors watch.
     "rotation.read": frozenset({"admin", "it", "auditor"}),
     "rotation.manage": frozenset({"it"}),
@@ -61,6 +56,11 @@ POLICY: dict[str, frozenset[str]] = {
     "vault.reveal": frozenset({"staff"}),
     "vault.manage": frozenset({"admin", "it"}),
     "vault.reveal_seed": frozenset({"admin", "it"}),
+    # Vault tools: the password generator, its per-platform rules, and the import.
+    "vault.generate": frozenset({"admin", "it"}),
+    "vault.import": frozenset({"admin", "it"}),
+    "vault.rules.read": frozenset({"admin", "it"}),
+    "vault.rules.manage": frozenset({"admin"}),
 }
 
 PERMISSION_ATTRIBUTE = "govern_permission"

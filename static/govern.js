@@ -36,32 +36,6 @@
     });
   }
 
-  // <button data-generate="/vault/generate?account=7" data-target="#value" data-info="#gen-info">:
-  // fills the target field with a password fitting the account's platform rules.
-  function wireGenerateButtons() {
-    document.querySelectorAll("[data-generate]").forEach(function (button) {
-      button.addEventListener("click", function (event) {
-        event.preventDefault();
-        var target = document.querySelector(button.getAttribute("data-target"));
-        var form = button.closest("form");
-        var token = form ? form.querySelector("input[name=csrf_token]") : null;
-        if (!target || !token) return;
-        fetch(button.getAttribute("data-generate"), {
-          method: "POST", credentials: "same-origin", cache: "no-store",
-          headers: {"X-CSRFToken": token.value, "Accept": "application/json"}
-        }).then(function (response) { return response.json(); }).then(function (data) {
-          var info = document.querySelector(button.getAttribute("data-info") || "#none");
-          if (data.password) {
-            target.value = data.password;
-            if (info) info.textContent = data.length + " characters, " + Math.floor(data.entropy_bits) + " bits. " + (data.rules || "");
-          } else if (info) {
-            info.textContent = data.error || "No password could be generated.";
-          }
-        });
-      });
-    });
-  }
-
   // A revealed secret hides itself after data-hide-after seconds: the text leaves the page.
   function hideRevealedSecrets() {
     document.querySelectorAll("[data-reveal]").forEach(function (box) {
@@ -106,12 +80,40 @@
     }, 1000);
   }
 
+  // <button data-generate="/vault/generate?account=7" data-target="#value" data-info="#gen-info">:
+  // fills the target field with a password fitting the account's platform rules.
+  function wireGenerateButtons() {
+    document.querySelectorAll("[data-generate]").forEach(function (button) {
+      button.addEventListener("click", function (event) {
+        event.preventDefault();
+        var target = document.querySelector(button.getAttribute("data-target"));
+        var form = button.closest("form");
+        var token = form ? form.querySelector("input[name=csrf_token]") : null;
+        if (!target || !token) return;
+        fetch(button.getAttribute("data-generate"), {
+          method: "POST", credentials: "same-origin", cache: "no-store",
+          headers: {"X-CSRFToken": token.value, "Accept": "application/json"}
+        }).then(function (response) { return response.json(); }).then(function (data) {
+          var info = document.querySelector(button.getAttribute("data-info") || "#none");
+          if (data.password) {
+            target.value = data.password;
+            // Shown, so it can be copied to the platform before it is stored.
+            if (target.type === "password") target.type = "text";
+            if (info) info.textContent = data.length + " characters, " + Math.floor(data.entropy_bits) + " bits. " + (data.rules || "");
+          } else if (info) {
+            info.textContent = data.error || "No password could be generated.";
+          }
+        });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     fillSetupToken();
     wireCopyButtons();
     wireConfirmButtons();
-    wireGenerateButtons();
     hideRevealedSecrets();
     runTotpCountdown();
+    wireGenerateButtons();
   });
 })();

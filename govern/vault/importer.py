@@ -38,7 +38,8 @@ from govern.audit.services import Actor
 from govern.directory.importer import normalise_header
 from govern.errors import GovernError, InvalidError
 from govern.vault.models import Secret
-from govern.vault.services import parse_totp
+from govern.vault.services import MAX_RECOVERY_CODE, MAX_RECOVERY_CODES, parse_totp
+from govern.vault.services import MAX_VALUE as VAULT_MAX_VALUE
 
 FORMATS = ("bitwarden", "1password", "keepass", "generic")
 FORMAT_LABELS = {"bitwarden": "Bitwarden (CSV)", "1password": "1Password (CSV)", "keepass": "KeePassXC (CSV)",
@@ -591,6 +592,16 @@ class ImportReport:
         return rows[:MAX_LISTED]
 
 
+def _too_long(kind: str, value: str | list[str]) -> str | None:
+    """The vault's own limits, checked up front so that one entry cannot make the whole import fail."""
+    if isinstance(value, list):
+        if len(value) > MAX_RECOVERY_CODES or any(len(code) > MAX_RECOVERY_CODE for code in value):
+            return f"more than {MAX_RECOVERY_CODES} recovery codes, or a code longer than {MAX_RECOVERY_CODE} characters"
+        return None
+    limit = VAULT_MAX_VALUE.get(kind)
+    return f"its {kind.replace('_', ' ')} is longer than {limit} characters" if limit and len(value) > limit else None
+
+
 def _planned_secrets(entry: Entry) -> tuple[list[PlannedSecret], str | None]:
     title = entry.title or entry.login or "Imported"
     if entry.is_generic:  # one secret per row
@@ -602,9 +613,10 @@ def _planned_secrets(entry: Entry) -> tuple[list[PlannedSecret], str | None]:
             return [], "no recovery codes in the value"
         if entry.kind == "api_token" and entry.expires and _expiry(entry.expires) is None:
             return [], "the expiry date is not YYYY-MM-DD"
-        return [PlannedSecret(entry.kind, title)], None
+        problem = _too_long(entry.kind, recovery_codes(entry.value) if entry.kind == "recovery_codes" else entry.value)
+        return ([], problem) if problem else ([PlannedSecret(entry.kind, title)], None)
     planned: list[PlannedSecret] = []
-    if entry.password:
+    if entry.password.strip():
         planned.append(PlannedSecret("password", title))
     if entry.totp:
         problem = totp_problem(entry.totp)
@@ -613,6 +625,12 @@ def _planned_secrets(entry: Entry) -> tuple[list[PlannedSecret], str | None]:
         planned.append(PlannedSecret("totp", f"{title} (2FA)"))
     if entry.notes:
         planned.append(PlannedSecret("note", f"{title} (notes)"))
+    for kind, value in (("password", entry.password), ("note", entry.notes)):
+        problem = _too_long(kind, value)
+        if problem:
+            return [], problem
+    if not planned:
+        return [], "has no password, one-time password seed or notes to import"
     return planned, None
 
 

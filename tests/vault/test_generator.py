@@ -276,3 +276,30 @@ def test_only_it_and_admins_may_generate(app, db, kit, roles):
     token = csrf_token(client, "/account")
     response = client.post(f"/vault/generate?account={account.id}", headers={"X-CSRFToken": token})
     assert response.status_code == 403
+
+
+def test_the_generate_button_macro_points_at_the_endpoint(app, db, kit):
+    it = make_user(db, kit, roles=("it",))
+    with app.test_request_context("/"):
+        from flask import render_template_string
+        from flask_login import login_user
+
+        login_user(it.user)
+        html = render_template_string('{% from "vault_tools/_generate.html" import generate_button with context %}{{ generate_button(7, "#value") }}')
+    assert 'data-generate="/vault/generate?account=7"' in html and 'data-target="#value"' in html
+
+
+def test_the_vault_forms_offer_the_generate_button(app, db, kit, ring):
+    from govern.vault import services as vault
+
+    it = make_user(db, kit, roles=("it",))
+    account = make_account(db)
+    password = vault.create_secret(db, actor=it.user, keyring=ring, account=account, kind="password", label="Login", value="old-pass-123")
+    note = vault.create_secret(db, actor=it.user, keyring=ring, account=account, kind="note", label="Note", value="some note")
+    db.commit()
+    client = app.test_client()
+    login(client, db, it)
+    button = f'data-generate="/vault/generate?account={account.id}"'
+    assert button in client.get(f"/vault/accounts/{account.id}/new").get_data(as_text=True)
+    assert button in client.get(f"/vault/secrets/{password.id}/change").get_data(as_text=True)
+    assert button not in client.get(f"/vault/secrets/{note.id}/change").get_data(as_text=True)

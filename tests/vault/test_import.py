@@ -181,6 +181,16 @@ def test_long_values_are_skipped_with_a_reason_that_does_not_quote_them():
     assert "ppp" not in parsed.problems[0].reason
 
 
+def test_values_over_the_vaults_limits_are_skipped_up_front(db, accounts):
+    content = (b"Title,Url,Password\nLong,https://instagram.com/acme," + b"p" * 1025 + b"\n"
+               b"Blank,https://instagram.com/acme,   \nFine,https://instagram.com/acme,fine-pass\n")
+    report = importer.preview_import(db, importer.parse_file(content, "1password"))
+    assert [r.line for r in report.matched] == [4]
+    assert [(p.line, p.reason) for p in report.skipped] == [
+        (2, "its password is longer than 1024 characters"),
+        (3, "has no password, one-time password seed or notes to import")]
+
+
 def test_passwords_are_kept_exactly():
     parsed = importer.parse_file(b'Title,Password\nA," spaced, ""quoted"" "\n', "1password")
     assert parsed.entries[0].password == ' spaced, "quoted" '
@@ -617,3 +627,12 @@ def test_cli_needs_an_actor_and_reports_bad_files(app, db, kit, ring, tmp_path):
     assert missing_actor.exit_code != 0 and "--as EMAIL" in missing_actor.output
     bad = runner.invoke(cli, args=["vault", "import", str(export), "--format", "keepass", "--dry-run"])
     assert bad.exit_code != 0 and "not a KeePassXC (CSV) export" in bad.output
+
+
+def test_long_previews_say_what_they_leave_out(app, db, kit, accounts, monkeypatch):
+    monkeypatch.setattr(importer, "MAX_LISTED", 1)
+    it = _it(db, kit)
+    client = app.test_client()
+    login(client, db, it)
+    html = _upload(client, "/vault/import", BITWARDEN, format="bitwarden").get_data(as_text=True)
+    assert "Showing the first 1 of 2." in html and "Showing the first 1 of 3." in html
