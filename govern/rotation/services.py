@@ -448,6 +448,8 @@ def confirm_task(session: Session, *, actor: Any, task: RotationTask, ticked: It
     ).rowcount
     if claimed != 1:
         session.refresh(task)
+        if task.status == "open":
+            raise ConflictError("Nothing is staged on this task yet; stage the new value first.")
         who = ""
         if task.completed_by_id:
             user = session.get(User, task.completed_by_id)

@@ -252,6 +252,9 @@ def test_generate_stage_confirm_makes_the_new_value_current_and_retires_the_old(
 def test_confirming_twice_gives_a_clear_conflict(db, ring, world):
     secret = vault_secret(db, ring, world)
     task = _open(db, world, secret)
+    with pytest.raises(ConflictError, match="Nothing is staged"):
+        rotation.confirm_task(db, actor=world.it.user, task=task, ticked=["changed"])
+    db.rollback()
     rotation.stage_task(db, actor=world.it.user, keyring=ring, task=task, value="Typed-New-Pass-1!")
     rotation.confirm_task(db, actor=world.it.user, task=task, ticked=["changed"])
     db.commit()
