@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from govern.vault.models import KIND_LABELS, SECRET_KINDS
@@ -18,7 +19,7 @@ class MetadataForm(FlaskForm):
 
 
 class NewSecretForm(MetadataForm):
-    kind = SelectField("Kind", choices=[(k, KIND_LABELS[k]) for k in SECRET_KINDS])
+    kind = SelectField("Kind", choices=[SelectChoice(k, KIND_LABELS[k]) for k in SECRET_KINDS])
     # Not rendered back on errors (PasswordField): a typed value never returns in a page.
     value = PasswordField("Value", validators=[Optional(), Length(max=20000)])
     value_lines = TextAreaField("Recovery codes or note (one code per line)", validators=[Optional(), Length(max=20000)])

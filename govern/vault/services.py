@@ -859,6 +859,30 @@ def count_stale(session: Session, keyring: Keyring) -> int:
         SecretVersion.kek_id != keyring.primary_id, SecretVersion.status != "destroyed")) or 0
 
 
+def _update_wrapped_keys(session: Session, primary: str, params: list[tuple[bytes, str, int, str]]) -> None:
+    """Write a batch of rewrapped keys, guarded by the old KEK id and status, in one round trip.
+
+    Building SQLAlchemy parameters per row costs more than the cryptography (measured), so the
+    statement is fixed text with bound values: one UPDATE ... FROM unnest(arrays) on
+    PostgreSQL, one executemany on SQLite.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            "UPDATE secret_versions AS sv SET wrapped_key = v.wrapped_key, kek_id = %(primary)s "
+            "FROM unnest(%(ids)s::integer[], %(keys)s::bytea[], %(olds)s::varchar[]) AS v(id, wrapped_key, old_kek_id) "
+            "WHERE sv.id = v.id AND sv.kek_id = v.old_kek_id AND sv.status <> 'destroyed'",
+            {"primary": primary, "ids": [p[2] for p in params], "keys": [p[0] for p in params], "olds": [p[3] for p in params]},
+        )
+        return
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    connection.exec_driver_sql(
+        f"UPDATE secret_versions SET wrapped_key = {mark}, kek_id = {mark} "  # noqa: S608 - placeholders only
+        f"WHERE id = {mark} AND kek_id = {mark} AND status <> 'destroyed'",
+        params,  # type: ignore[arg-type]
+    )
+
+
 @dataclass
 class RewrapBatch:
     """What one batch did."""
@@ -890,15 +914,7 @@ def rewrap_batch(session: Session, keyring: Keyring, *, batch_size: int, after_i
         except VaultCryptoError:
             failed.append(version_id)
     if params:
-        # One executemany at the driver: building SQLAlchemy parameters per row would cost
-        # more than the cryptography (measured); the statement is fixed text, values are bound.
-        connection = session.connection()
-        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        connection.exec_driver_sql(
-            f"UPDATE secret_versions SET wrapped_key = {mark}, kek_id = {mark} "  # noqa: S608 - placeholders only
-            f"WHERE id = {mark} AND kek_id = {mark} AND status <> 'destroyed'",
-            params,  # type: ignore[arg-type]
-        )
+        _update_wrapped_keys(session, primary, params)
     audit.record(session, "vault.rewrap_batch", outcome="failure" if failed else "success", target_type="kek",
                  target_id=keyring.primary_id,
                  details={"rewrapped": len(params), "failed_version_ids": failed[:100], "first_id": rows[0][0],

@@ -49,7 +49,13 @@ def _visible_secret(secret_id: int) -> Secret:
     """The secret if the user may know it exists; anything else is the same 404."""
     db = get_session()
     secret = db.get(Secret, secret_id)
-    ensure_visible(secret is not None and services.can_see_secret(db, current_user, secret))
+    if secret is not None and not services.can_see_secret(db, current_user, secret):
+        # Someone asked for a secret they may not know about: recorded, answered like a missing one.
+        audit.record(db, "authz.denied", actor=current_user, target_type="secret", target_id=secret.id, outcome="denied",
+                     details={"endpoint": request.endpoint, "account_id": secret.account_id})
+        db.commit()
+        abort(404)
+    ensure_visible(secret is not None)
     assert secret is not None
     return secret
 

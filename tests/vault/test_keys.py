@@ -272,3 +272,14 @@ def test_a_rotation_that_crashed_after_writing_the_key_file_still_works(inst):
     # Restoring the previous key file still reads everything written before the rotation.
     old.save(inst.key_file)
     inst.assert_all_decrypt(expected)
+
+
+def test_rotate_with_a_keyring_from_the_environment_needs_an_output_file(inst, tmp_path):
+    app = create_app(app_config(inst.instance, inst.url, VAULT_KEYRING_JSON=inst.keyring().to_json()))
+    runner = app.test_cli_runner()
+    refused = runner.invoke(cli, ["keys", "rotate"])
+    assert refused.exit_code != 0 and "--output" in refused.output
+    target = tmp_path / "new-keyring.json"
+    done = runner.invoke(cli, ["keys", "rotate", "--output", str(target)])
+    assert done.exit_code == 0, done.output
+    assert target.stat().st_mode & 0o777 == 0o600 and len(Keyring.load(target).keys) == 2

@@ -117,6 +117,9 @@ def test_ids_of_another_accounts_secrets_are_404_like_missing_ones(app, db, worl
             assert other.status_code == 404 and other.get_data() == missing.get_data()
     response = _reveal(client, secrets_.other.id)
     assert response.status_code == 404 and "Other-Canary-77aa" not in response.get_data(as_text=True)
+    denied = db.scalars(select(AuditEvent).where(AuditEvent.actor_user_id == world.publisher.id,
+                                                 AuditEvent.outcome == "denied", AuditEvent.target_type == "secret")).all()
+    assert denied and {e.target_id for e in denied} == {str(secrets_.other.id)}
     assert client.get("/vault/").get_data(as_text=True).count("Other login") == 0
 
 
@@ -238,3 +241,36 @@ def test_bad_new_values_show_the_error_on_the_right_box_and_change_nothing(app, 
     assert response.status_code == 200 and "base32" in response.get_data(as_text=True)
     assert "not-base32!" not in response.get_data(as_text=True)
     assert [v.version for v in services.versions_of(db, secrets_.totp)] == [1]
+
+
+def test_account_page_and_vault_list_use_no_query_per_secret(app, db, world, ring, connection):
+    from sqlalchemy import event
+
+    client = _client(app, db, world.it)
+
+    def count(path: str) -> int:
+        """How many SELECTs one page view runs."""
+        statements: list[str] = []
+        listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+        event.listen(connection, "before_cursor_execute", listener)
+        try:
+            assert client.get(path).status_code == 200
+        finally:
+            event.remove(connection, "before_cursor_execute", listener)
+        # Reads only: the session row's own bookkeeping writes depend on timing, not on secrets.
+        return len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
+
+    def add(n: int, start: int) -> None:
+        with app.test_request_context():
+            for i in range(start, start + n):
+                secret = services.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
+                                                label=f"login {i}", value=f"value-{i}-xyz")
+                with app.test_request_context():
+                    services.reveal(db, actor=world.publisher.user, keyring=ring, secret=secret, reason="r", mfa_fresh=True)
+        db.commit()
+
+    add(2, 0)
+    few = {path: count(path) for path in (f"/accounts/{world.account.id}", "/vault/")}
+    add(8, 2)
+    many = {path: count(path) for path in (f"/accounts/{world.account.id}", "/vault/")}
+    assert many == few
