@@ -36,7 +36,7 @@ from govern.accounts.models import PLATFORM_LABELS, PLATFORMS, Account
 from govern.accounts.services import PLATFORM_RULES, AccountInput, create_account, normalise_handle
 from govern.audit.services import Actor
 from govern.directory.importer import normalise_header
-from govern.errors import GovernError, InvalidError
+from govern.errors import AuditWriteError, GovernError, InvalidError
 from govern.vault.models import Secret
 from govern.vault.services import MAX_RECOVERY_CODE, MAX_RECOVERY_CODES, parse_totp
 from govern.vault.services import MAX_VALUE as VAULT_MAX_VALUE
@@ -742,6 +742,8 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, k
         try:
             accounts[key] = create_account(session, actor=actor, data=AccountInput(  # type: ignore[arg-type]
                 platform=proposal.platform, handle=proposal.handle, display_name=proposal.display_name[:200] or proposal.handle))
+        except AuditWriteError:
+            raise
         except GovernError as exc:
             raise ImportFailedError(f"The account {proposal.label} could not be created: {exc.message} Nothing was imported.") from None
     report.accounts_created = len(accounts)
@@ -760,6 +762,8 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, k
             try:
                 create_secret(session, actor=actor, keyring=keyring, account=account, kind=planned.kind,
                               label=planned.label[:MAX_LABEL_LENGTH], **_secret_fields(entry, planned.kind))
+            except AuditWriteError:
+                raise  # the app answers 503: nothing is done that cannot be recorded
             except GovernError as exc:
                 raise ImportFailedError(f"Line {row.line} could not be vaulted ({planned.kind}): {exc.message} Nothing was imported.") from None
             created[planned.kind] += 1

@@ -378,6 +378,19 @@ def test_a_failure_while_vaulting_rolls_everything_back(db, kit, accounts, ring,
     assert _counts(db) == before
 
 
+def test_an_audit_failure_is_not_turned_into_a_row_error(db, kit, accounts, ring, monkeypatch):
+    from govern.errors import AuditWriteError
+
+    it = _it(db, kit)
+
+    def audit_down(session, **kwargs):
+        raise AuditWriteError("audit store unavailable")
+
+    with pytest.raises(AuditWriteError):
+        importer.apply_import(db, importer.parse_file(BITWARDEN, "bitwarden"), actor=it.user, keyring=ring, create_secret=audit_down)
+    db.rollback()
+
+
 # --- the pages ----------------------------------------------------------------------------------------------
 
 
