@@ -196,12 +196,14 @@ def register_blueprints(app: Flask) -> None:
     from govern.policies.views import bp as policies_bp
     from govern.reports.views import bp as reports_bp
     from govern.reviews.views import bp as reviews_bp
+    from govern.rotation.views import bp as rotation_bp
     from govern.users.views import bp as users_bp
     from govern.vault.tool_views import bp as vault_tools_bp
     from govern.vault.views import bp as vault_bp
 
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
-               reviews_bp, reports_bp, vault_bp, vault_tools_bp, jobs_bp, notifications_bp):
+               reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_bp, vault_tools_bp,
+               rotation_bp):
         app.register_blueprint(bp)
 
 

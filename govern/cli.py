@@ -214,10 +214,11 @@ def _register_area_commands() -> None:
     from govern.directory.cli import group as directory_group
     from govern.grants.cli import group as grants_group
     from govern.jobs.cli import group as jobs_group
+    from govern.rotation.cli import group as rotation_group
     from govern.vault.cli import KEY_COMMANDS
     from govern.vault.cli import group as vault_group
 
-    for group in (directory_group, grants_group, demo_group, vault_group, jobs_group):
+    for group in (directory_group, grants_group, demo_group, jobs_group, vault_group, rotation_group):
         cli.add_command(group)
     for command in KEY_COMMANDS:
         keys_group.add_command(command)

@@ -106,6 +106,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SMTP_CA_FILE": _env("SMTP_CA_FILE"),
         "REQUIRE_CURRENT_SCHEMA": True,
         "ORGANISATION_NAME": _env("ORGANISATION_NAME"),
+        # Rotation: could_have_seen (every secret a leaver could have revealed) or revealed (only what they saw).
+        "ROTATION_EXPOSURE_MODE": (_env("ROTATION_EXPOSURE_MODE") or "could_have_seen").strip().lower(),
         # Flask and Flask-WTF settings that follow from the above.
         "WTF_CSRF_TIME_LIMIT": None,  # tokens live as long as the server-side session
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
@@ -155,6 +157,8 @@ def validate(config: Mapping[str, Any]) -> None:
                 f"production needs the vault key file: none at {config['VAULT_KEY_FILE']} "
                 "(create it with `govern keys init` or set GOVERN_VAULT_KEYRING)"
             )
+    if config.get("ROTATION_EXPOSURE_MODE", "could_have_seen") not in ("could_have_seen", "revealed"):
+        raise ConfigError("GOVERN_ROTATION_EXPOSURE_MODE must be could_have_seen or revealed")
     if not key:
         raise ConfigError("no secret key: set GOVERN_SECRET_KEY or create the instance folder with `govern init`")
     if config.get("VAULT_KEYRING_JSON") and key in config["VAULT_KEYRING_JSON"]:

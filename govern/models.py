@@ -9,11 +9,12 @@ from govern.jobs import models as jobs_models
 from govern.notifications import models as notifications_models
 from govern.policies import models as policies_models
 from govern.reviews import models as reviews_models
+from govern.rotation import models as rotation_models
 from govern.vault import models as vault_models
 from govern.vault import rule_models as vault_rule_models
 
 __all__ = [
     "accounts_models", "audit_models", "auth_models", "directory_models", "grants_models",
-    "policies_models", "reviews_models", "vault_models", "vault_rule_models", "jobs_models",
-    "notifications_models",
+    "policies_models", "reviews_models", "vault_models", "jobs_models", "notifications_models",
+    "vault_rule_models", "rotation_models",
 ]

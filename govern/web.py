@@ -45,6 +45,9 @@ POLICY: dict[str, frozenset[str]] = {
     "reports.read": frozenset({"admin", "auditor", "hr", "it", "manager"}),
     "reviews.manage": frozenset({"admin", "auditor"}),
     "reviews.decide": frozenset({"staff"}),
+    # Rotation: IT rotates and locks down; admins and auditors watch.
+    "rotation.read": frozenset({"admin", "it", "auditor"}),
+    "rotation.manage": frozenset({"it"}),
     # The vault: object-level rules (govern.vault.services.refusal / can_see_secret) narrow
     # read and reveal to holders of a revealing role and IT; other ids answer 404.
     "vault.read": frozenset({"staff"}),

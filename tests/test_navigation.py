@@ -29,10 +29,11 @@ def app_overrides():
     ((), EVERYONE),
     (("manager",), EVERYONE | AREAS | {"Reviews": "/reviews/mine"}),
     (("hr",), EVERYONE | AREAS),
-    (("it",), EVERYONE | AREAS),
-    (("auditor",), EVERYONE | AREAS | {"Reviews": "/reviews/", "Users": "/admin/users/", "Audit trail": "/audit/"}),
+    (("it",), EVERYONE | AREAS | {"Rotation": "/rotation/"}),
+    (("auditor",), EVERYONE | AREAS | {"Reviews": "/reviews/", "Users": "/admin/users/", "Audit trail": "/audit/",
+                                        "Rotation": "/rotation/"}),
     (("admin",), EVERYONE | AREAS | {"Reviews": "/reviews/", "Users": "/admin/users/", "Audit trail": "/audit/",
-                                      "Jobs": "/jobs/"}),
+                                      "Jobs": "/jobs/", "Rotation": "/rotation/"}),
 ], ids=["staff", "manager", "hr", "it", "auditor", "admin"])
 def test_navigation_by_role(app, db, kit, roles, expected):
     user = make_user(db, kit, roles=roles)

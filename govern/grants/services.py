@@ -239,7 +239,15 @@ def revoke_grant(session: Session, *, actor: Any, grant: Grant, reason: str, ove
     audit.record(session, "grant.revoked", actor=actor, target_type="grant", target_id=grant.id,
                  details=_describe(grant, grant.person, grant.account, grant.role)
                  | {"cause": cause, "last_admin_override": overridden, "override_reason": override_reason.strip() or None})
+    _rotate_after_loss(session, actor, grant, "offboarding" if cause == "offboarding" else "exposure")
     return removal
+
+
+def _rotate_after_loss(session: Session, actor: Any, grant: Grant, reason: str) -> None:
+    """The person lost this access: rotate what they saw or could have seen (rotation's rule)."""
+    from govern.rotation.services import open_exposure_rotations
+
+    open_exposure_rotations(session, actor=actor, person=grant.person, account=grant.account, reason=reason)
 
 
 def _open_removal(session: Session, grant: Grant) -> PlatformRemoval:
@@ -282,6 +290,7 @@ def expire_grants(session: Session, *, now: datetime | None = None) -> dict[str,
         _open_removal(session, grant)
         audit.record(session, "grant.expired", target_type="grant", target_id=grant.id,
                      details=_describe(grant, grant.person, grant.account, grant.role))
+        _rotate_after_loss(session, None, grant, "exposure")
         notices.expired(session, grant)
         result["expired"] += 1
     session.flush()

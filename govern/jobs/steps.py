@@ -74,10 +74,24 @@ def send_email(session: Session, context: JobContext) -> Mapping[str, int]:
     return counts
 
 
+def _rotation_steps() -> list[Step]:
+    from govern.rotation import jobs as rotation
+
+    return [
+        Step("rotation.schedule", "Open rotation tasks for due and overdue credentials", rotation.schedule_rotations),
+        Step("vault.purge", "Destroy retired secret versions past retention", rotation.purge_versions),
+        Step("rotation.remind", "Remind and escalate overdue rotations", rotation.remind_overdue),
+        Step("rotation.digest", "Weekly rotation digest for IT", rotation.weekly_digest),
+    ]
+
+
+ROTATION_STEPS = _rotation_steps()
+
 #: Every time-based step, in the order they run. Later areas add theirs here, one line each.
 STEPS: list[Step] = [
     Step("grants.expire", "Expire time-bound grants", expire_grants),
     Step("sessions.purge", "Purge stale web sessions", purge_sessions),
     Step("jobs.prune", "Delete job runs older than 90 days", prune_job_runs),
+    *ROTATION_STEPS,
     Step("email.send", "Send queued email", send_email, own_transactions=True),
 ]

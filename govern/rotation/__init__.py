@@ -1,0 +1,1 @@
+"""Rotation: schedules, exposure-driven rotation, guided tasks, compromise lockdown."""

@@ -1,0 +1,216 @@
+"""Rotation pages: permissions of every endpoint, the dashboard and its SVG charts, the queue's
+query count, the stage-confirm flow, lockdown and incidents through the web."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, func, select
+
+from govern.db import utcnow
+from govern.rotation import services as rotation
+from govern.rotation.models import Incident, RotationTask
+from govern.vault.models import SecretVersion
+from tests.factories import csrf_token, login, make_user
+from tests.rotation.conftest import age, vault_secret
+
+
+def _client(app, db, who):
+    client = app.test_client()
+    login(client, db, who)
+    return client
+
+
+def _post(client, path, data=None, token_page="/rotation/"):
+    return client.post(path, data={"csrf_token": csrf_token(client, token_page), **(data or {})})
+
+
+@pytest.fixture
+def setup(db, ring, world):
+    secret = vault_secret(db, ring, world, label="Instagram login")
+    age(db, secret, 120)
+    task = rotation.open_task(db, actor=None, secret=secret, reason="scheduled", note="overdue").task
+    db.commit()
+    return secret, task
+
+
+READS = ["/rotation/", "/rotation/secrets", "/rotation/tasks/{task}", "/rotation/incidents/{incident}"]
+WRITES = ["/rotation/tasks/{task}/stage", "/rotation/tasks/{task}/staged", "/rotation/tasks/{task}/confirm",
+          "/rotation/tasks/{task}/cancel", "/rotation/tasks/{task}/assign", "/rotation/secrets/{secret}/rollback",
+          "/rotation/secrets/{secret}/rotate", "/rotation/secrets/{secret}/interval", "/rotation/accounts/{account}/lockdown",
+          "/rotation/incidents/{incident}/close"]
+
+
+@pytest.mark.parametrize(("roles", "may_read", "may_write"), [
+    (("it",), True, True), (("admin",), True, False), (("auditor",), True, False),
+    (("manager",), False, False), (("hr",), False, False), ((), False, False),
+])
+def test_every_rotation_endpoint_checks_its_permission(app, db, kit, world, setup, roles, may_read, may_write):
+    secret, task = setup
+    other_account_incident = Incident(account_id=world.other_account.id, summary="x", compromised_since=utcnow(),
+                                      status="closed", previous_status="active")
+    db.add(other_account_incident)
+    db.commit()
+    ids = {"task": task.id, "secret": secret.id, "account": world.other_account.id, "incident": other_account_incident.id}
+    client = _client(app, db, make_user(db, kit, roles=roles))
+    token = csrf_token(client, "/account")
+    for path in READS:
+        status = client.get(path.format(**ids)).status_code
+        assert (status == 200) == may_read, (path, status)
+        if not may_read:
+            assert status == 403
+    for path in WRITES:
+        response = client.post(path.format(**ids), data={"csrf_token": token})
+        if may_write:
+            assert response.status_code in (302, 400, 401), (path, response.status_code)
+        else:
+            assert response.status_code == 403, (path, response.status_code)
+    assert client.get(f"/rotation/accounts/{world.other_account.id}/lockdown").status_code == (200 if may_write else 403)
+
+
+def test_unknown_objects_are_not_found(app, db, world, setup):
+    client = _client(app, db, world.it)
+    for path in ("/rotation/tasks/99999", "/rotation/incidents/99999", "/rotation/accounts/99999/lockdown"):
+        assert client.get(path).status_code == 404
+    assert _post(client, "/rotation/secrets/99999/rotate", {"note": "x"}).status_code == 404
+
+
+def test_get_never_changes_state(app, db, world, setup):
+    client = _client(app, db, world.it)
+    _, task = setup
+    for path in (f"/rotation/tasks/{task.id}/stage", f"/rotation/tasks/{task.id}/confirm", f"/rotation/tasks/{task.id}/cancel"):
+        assert client.get(path).status_code == 405
+
+
+def test_the_dashboard_shows_counts_the_queue_and_two_svg_charts_without_inline_styles_or_scripts(app, db, world, setup):
+    client = _client(app, db, world.it)
+    page = client.get("/rotation/").get_data(as_text=True)
+    assert "Instagram" in page and "Task queue (1)" in page and "Instagram login" in page
+    assert page.count("<svg") == 2 and 'id="age-chart"' in page and 'id="compliance-chart"' in page
+    assert "style=" not in page and "<style" not in page
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page)
+    assert "Rotation" in client.get("/").get_data(as_text=True) and 'href="/rotation/"' in client.get("/").get_data(as_text=True)
+
+
+def _statements(connection, fn):
+    fn()
+    seen: list[str] = []
+
+    def before(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(connection.engine, "before_cursor_execute", before)
+    try:
+        fn()
+    finally:
+        event.remove(connection.engine, "before_cursor_execute", before)
+    return seen
+
+
+def test_the_queue_costs_the_same_number_of_queries_for_2_or_20_tasks(app, db, ring, world, connection):
+    client = _client(app, db, world.auditor)
+    for i in range(2):
+        s = vault_secret(db, ring, world, label=f"few {i}")
+        rotation.open_task(db, actor=None, secret=s, reason="scheduled")
+    db.commit()
+    few = len(_statements(connection, lambda: client.get("/rotation/")))
+    for i in range(18):
+        s = vault_secret(db, ring, world, account=world.other_account, label=f"many {i}")
+        rotation.open_task(db, actor=world.it.user, secret=s, reason="manual", note="x")
+    db.commit()
+    many = len(_statements(connection, lambda: client.get("/rotation/")))
+    assert many == few
+    page = client.get("/rotation/").get_data(as_text=True)
+    assert page.count('class="queue-row"') == 20
+
+
+def test_the_queue_is_paginated(app, db, ring, world):
+    for i in range(30):
+        s = vault_secret(db, ring, world, label=f"s{i}")
+        rotation.open_task(db, actor=None, secret=s, reason="scheduled")
+    db.commit()
+    client = _client(app, db, world.it)
+    first = client.get("/rotation/").get_data(as_text=True)
+    second = client.get("/rotation/?page=2").get_data(as_text=True)
+    assert first.count('class="queue-row"') == 25 and second.count('class="queue-row"') == 5
+    assert client.get("/rotation/?page=abc").status_code == 200
+
+
+def test_it_generates_stages_and_confirms_through_the_pages(app, db, world, setup):
+    secret, task = setup
+    client = _client(app, db, world.it)
+    page = _post(client, f"/rotation/tasks/{task.id}/stage", {"mode": "generate"}, f"/rotation/tasks/{task.id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    generated = re.search(r'id="generated-value">([^<]+)<', html).group(1)
+    later = client.get(f"/rotation/tasks/{task.id}").get_data(as_text=True)
+    assert generated not in later and "Show the staged value" in later
+    shown = _post(client, f"/rotation/tasks/{task.id}/staged", token_page=f"/rotation/tasks/{task.id}").get_data(as_text=True)
+    assert "Staged value" in shown
+    response = _post(client, f"/rotation/tasks/{task.id}/confirm", {"checklist": ["changed", "sessions"]}, f"/rotation/tasks/{task.id}")
+    assert response.status_code == 302
+    db.expire_all()
+    assert db.get(RotationTask, task.id).status == "done"
+    again = _post(client, f"/rotation/tasks/{task.id}/confirm", {"checklist": ["changed"]}, f"/rotation/tasks/{task.id}")
+    assert again.status_code == 302
+    assert "Conflict: This rotation was done by" in client.get(again.headers["Location"]).get_data(as_text=True)
+    dashboard = client.get("/rotation/").get_data(as_text=True)
+    assert "Task queue (0)" in dashboard and generated not in dashboard
+
+
+def test_bad_input_changes_nothing_and_says_why(app, db, world, setup):
+    secret, task = setup
+    client = _client(app, db, world.it)
+    response = _post(client, f"/rotation/tasks/{task.id}/stage", {"mode": "typed", "value": ""}, f"/rotation/tasks/{task.id}")
+    assert response.status_code == 400 and "Enter the value" in response.get_data(as_text=True)
+    response = _post(client, f"/rotation/secrets/{secret.id}/interval", {"choice": "days", "interval_days": "0"})
+    assert response.status_code == 302
+    response = _post(client, f"/rotation/tasks/{task.id}/confirm", {}, f"/rotation/tasks/{task.id}")
+    assert response.status_code == 302
+    db.expire_all()
+    assert db.get(RotationTask, task.id).status == "open"
+    assert db.scalar(select(func.count()).select_from(SecretVersion).where(SecretVersion.secret_id == secret.id)) == 1
+
+
+def test_staging_needs_a_fresh_second_factor(app, db, world, setup):
+    _, task = setup
+    client = _client(app, db, world.it)
+    from govern.auth.models import WebSession
+
+    db.execute(WebSession.__table__.update().values(mfa_verified_at=utcnow() - timedelta(hours=1)))
+    db.commit()
+    response = _post(client, f"/rotation/tasks/{task.id}/stage", {"mode": "generate"}, f"/rotation/tasks/{task.id}")
+    assert response.status_code == 401
+    db.expire_all()
+    assert db.get(RotationTask, task.id).status == "open"
+
+
+def test_lockdown_and_closing_through_the_pages(app, db, world, setup):
+    secret, task = setup
+    client = _client(app, db, world.it)
+    assert "Mark compromised" in client.get(f"/accounts/{world.account.id}").get_data(as_text=True)
+    response = _post(client, f"/rotation/accounts/{world.account.id}/lockdown", {"summary": "Strange posts at 3am"},
+                     f"/rotation/accounts/{world.account.id}/lockdown")
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Strange posts at 3am" in page and "rotation.account_locked" in page and "Close the incident" not in page
+    db.expire_all()
+    assert world.account.status == "locked"
+    incident = db.scalar(select(Incident))
+    refused = _post(client, f"/rotation/incidents/{incident.id}/close", {"note": "done"}, f"/rotation/incidents/{incident.id}")
+    assert "not done yet" in client.get(refused.headers["Location"]).get_data(as_text=True)
+
+
+def test_rotate_now_and_interval_forms(app, db, world, setup):
+    secret, _ = setup
+    other = vault_secret(db, app.extensions["govern.keyring"], world, label="Fresh one")
+    client = _client(app, db, world.it)
+    response = _post(client, f"/rotation/secrets/{other.id}/rotate", {"note": "suspicious login alert"})
+    assert response.status_code == 302 and "/rotation/tasks/" in response.headers["Location"]
+    saved = _post(client, f"/rotation/secrets/{other.id}/interval", {"choice": "days", "interval_days": "30"})
+    client.get(saved.headers["Location"])  # consume the flash
+    assert rotation.schedules(db, [other])[0].interval_days == 30
+    listing = client.get("/rotation/secrets?state=overdue").get_data(as_text=True)
+    assert "Instagram login" in listing and "Fresh one" not in listing
