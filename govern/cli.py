@@ -213,8 +213,9 @@ def _register_area_commands() -> None:
     from govern.demo.cli import group as demo_group
     from govern.directory.cli import group as directory_group
     from govern.grants.cli import group as grants_group
+    from govern.offboarding.cli import group as offboarding_group
 
-    for group in (directory_group, grants_group, demo_group):
+    for group in (directory_group, grants_group, demo_group, offboarding_group):
         cli.add_command(group)
 
 
