@@ -178,13 +178,14 @@ def register_blueprints(app: Flask) -> None:
     from govern.directory.views import bp as directory_bp
     from govern.grants.views import bp as grants_bp
     from govern.home.views import bp as home_bp
+    from govern.offboarding.views import bp as offboarding_bp
     from govern.policies.views import bp as policies_bp
     from govern.reports.views import bp as reports_bp
     from govern.reviews.views import bp as reviews_bp
     from govern.users.views import bp as users_bp
 
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
-               reviews_bp, reports_bp):
+               reviews_bp, reports_bp, offboarding_bp):
         app.register_blueprint(bp)
 
 

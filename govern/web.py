@@ -45,6 +45,15 @@ POLICY: dict[str, frozenset[str]] = {
     "reports.read": frozenset({"admin", "auditor", "hr", "it", "manager"}),
     "reviews.manage": frozenset({"admin", "auditor"}),
     "reviews.decide": frozenset({"staff"}),
+    # Object-level rules narrow these further (a manager sees the offboardings of their reports).
+    "offboarding.read": frozenset({"admin", "hr", "it", "manager", "auditor"}),
+    "offboarding.manage": frozenset({"admin", "hr"}),
+    "offboarding.work": frozenset({"admin", "hr", "it", "manager"}),
+    "offboarding.skip": frozenset({"admin"}),
+    "offboarding.evidence": frozenset({"admin", "hr", "auditor"}),
+    "scim.tokens": frozenset({"admin"}),
+    # Identity providers, authenticated by a bearer token (see BEARER_AUTH), never by a session.
+    "scim.provision": frozenset({"scim"}),
 }
 
 PERMISSION_ATTRIBUTE = "govern_permission"

@@ -17,6 +17,19 @@ SETTINGS = Settings()
 
 @pytest.fixture
 def world(app, db, kit):
+    """The company, inside a request context (for service tests)."""
+    company = build_world(db, kit)
+    with app.test_request_context():
+        yield company
+
+
+@pytest.fixture
+def company(app, db, kit):
+    """The company, with no context pushed (for tests that use the test client)."""
+    return build_world(db, kit)
+
+
+def build_world(db, kit):
     """Lea (a manager-role user) leaves. Her manager is Max. She holds:
 
     - LinkedIn @acme-li: admin (the only admin), she is business owner and crisis contact;
@@ -54,9 +67,8 @@ def world(app, db, kit):
     review_item = ReviewItem(campaign_id=campaign.id, grant_id=grants.sam_insta.id, reviewer_id=lea_id)
     db.add(review_item)
     db.commit()
-    with app.test_request_context():
-        yield SimpleNamespace(admin=admin.user, hr=hr.user, it=it.user, auditor=auditor.user, max=max_.user,
+    return SimpleNamespace(admin=admin.user, hr=hr.user, it=it.user, auditor=auditor.user, max=max_.user,
                               olga=olga.user, lea=lea.user, person=lea.user.person, sam=sam, stranger=stranger,
                               linkedin=linkedin, insta=insta, x=x, grants=grants, review_item=review_item,
-                              users={"admin": admin, "hr": hr, "it": it, "auditor": auditor, "max": max_,
-                                     "olga": olga, "lea": lea})
+                           users={"admin": admin, "hr": hr, "it": it, "auditor": auditor, "max": max_,
+                                  "olga": olga, "lea": lea})
