@@ -182,11 +182,15 @@ def register_blueprints(app: Flask) -> None:
     from govern.policies.views import bp as policies_bp
     from govern.reports.views import bp as reports_bp
     from govern.reviews.views import bp as reviews_bp
+    from govern.scim.views import admin_bp as scim_admin_bp
+    from govern.scim.views import bp as scim_bp
     from govern.users.views import bp as users_bp
 
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
-               reviews_bp, reports_bp, offboarding_bp):
+               reviews_bp, reports_bp, offboarding_bp, scim_bp, scim_admin_bp):
         app.register_blueprint(bp)
+    # The SCIM API authenticates by bearer token, never by the session cookie, so CSRF cannot apply.
+    csrf.exempt(scim_bp)
 
 
 def register_errors(app: Flask) -> None:
