@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from govern.db import Base, utcnow
@@ -34,7 +34,11 @@ class ScimIdentity(Base):
     __tablename__ = "scim_identities"
 
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    #: The userName as the provider sent it (usually the email; Entra ID may send a UPN).
+    user_name: Mapped[str | None] = mapped_column(String(320), index=True)
     external_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    #: The emails list as the provider sent it (JSON), returned as is; the person's email is its work one.
+    emails_json: Mapped[str | None] = mapped_column(Text)
     given_name: Mapped[str | None] = mapped_column(String(200))
     family_name: Mapped[str | None] = mapped_column(String(200))
     formatted_name: Mapped[str | None] = mapped_column(String(200))

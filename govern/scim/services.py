@@ -4,10 +4,11 @@ Parsing and serialising go through scim2-models (pydantic), which also applies P
 and accepts the identity providers' dialects (Entra ID's "Replace" and "False", Okta's PATCH
 with no path and a value object). This module maps its User resource onto a Person:
 
-- userName is the person's email (a userName that is not an email falls back to the work email);
-- externalId, name and displayName are kept on a ScimIdentity row; the person's full name is
-  name.formatted, else "givenName familyName", else displayName;
-- emails is read from the person (one work email, the userName);
+- userName is the person's email; a userName that is not an email (an Entra ID UPN) is kept as
+  sent and the person's email comes from the work (or primary, or first) email;
+- userName, externalId, emails, name and displayName are kept as sent on a ScimIdentity row, so
+  they round-trip; the person's full name is name.formatted, else "givenName familyName", else
+  displayName;
 - the enterprise extension's employeeNumber and department map to the person's;
 - active=false starts an immediate offboarding; active=true rehires a departed person (no grant
   comes back); DELETE offboards immediately and hides the resource from SCIM.
@@ -16,6 +17,7 @@ with no path and a value object). This module maps its User resource onto a Pers
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ from scim2_models import (
     PatchOp,
     User,
 )
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from govern import audit
@@ -167,14 +169,23 @@ def to_resource(session: Session, person: Person, identity: ScimIdentity | None,
     """The SCIM User of a person."""
     from scim2_models import Meta
 
-    name = Name(formatted=(identity.formatted_name if identity else None) or person.full_name,
-                given_name=identity.given_name if identity else None,
-                family_name=identity.family_name if identity else None)
+    if identity is None:
+        # A person govern knew before the provider: described from the directory.
+        name: Name | None = Name(formatted=person.full_name)
+        display_name: str | None = person.full_name
+        emails: list[Email] | None = [Email(value=person.email, type=Email.Type.work, primary=True)]
+    else:
+        # What the provider sent, as sent (an attribute it removed stays removed).
+        has_name = identity.formatted_name or identity.given_name or identity.family_name
+        name = Name(formatted=identity.formatted_name, given_name=identity.given_name,
+                    family_name=identity.family_name) if has_name else None
+        display_name = identity.display_name
+        emails = [Email.model_validate(e) for e in json.loads(identity.emails_json)] if identity.emails_json else None
     user = ScimUser(
-        id=str(person.id), external_id=identity.external_id if identity else None, user_name=person.email,
-        name=name, display_name=(identity.display_name if identity else None) or person.full_name,
-        title=person.title, active=is_active(session, person),
-        emails=[Email(value=person.email, type=Email.Type.work, primary=True)],
+        id=str(person.id), external_id=identity.external_id if identity else None,
+        user_name=(identity.user_name if identity else None) or person.email,
+        name=name, display_name=display_name,
+        title=person.title, active=is_active(session, person), emails=emails,
         meta=Meta(resource_type="User", created=person.created_at, last_modified=person.updated_at, location=location),
     )
     if person.employee_id or person.department:
@@ -186,10 +197,9 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _email_of(user: ScimUser) -> str:
-    candidates = [user.user_name or ""]
-    for email in user.emails or []:
-        if email.value and (str(email.type or "") in ("work", "Type.work") or email.primary):
-            candidates.append(str(email.value))
+    emails = [e for e in user.emails or [] if e.value]
+    ranked = sorted(emails, key=lambda e: (e.type != Email.Type.work, not e.primary))
+    candidates = [user.user_name or "", *(str(e.value) for e in ranked)]
     for candidate in candidates:
         if _EMAIL_RE.match(candidate.strip()):
             return candidate.strip().lower()
@@ -208,7 +218,7 @@ def _full_name(user: ScimUser, email: str) -> str:
 def _apply(session: Session, *, actor: ScimPrincipal, person: Person | None, user: ScimUser) -> Person:
     """Write a User's values onto a new or existing person (create and replace share this)."""
     email = _email_of(user)
-    enterprise = user[EnterpriseUser] if user.schemas and EnterpriseUser.__schema__ in user.schemas else None
+    enterprise = user[EnterpriseUser]
     data = directory.PersonInput(
         full_name=_full_name(user, email), email=email,
         employee_id=(enterprise.employee_number if enterprise else None) or "",
@@ -232,6 +242,9 @@ def _apply(session: Session, *, actor: ScimPrincipal, person: Person | None, use
         raise ScimError(409 if uniqueness else 400, " ".join(reasons.values()) or exc.message,
                         "uniqueness" if uniqueness else "invalidValue") from None
     identity = _identity(session, person) or ScimIdentity(person_id=person.id)
+    identity.user_name = (user.user_name or email).strip()[:320]
+    identity.emails_json = json.dumps([e.model_dump(scim_ctx=None, exclude_none=True, mode="json") for e in user.emails]) \
+        if user.emails else None
     identity.external_id = user.external_id
     identity.given_name = user.name.given_name if user.name else None
     identity.family_name = user.name.family_name if user.name else None
@@ -271,9 +284,19 @@ def _set_active(session: Session, *, actor: ScimPrincipal, person: Person, activ
         raise ScimError(409, exc.message) from None
 
 
+def _user_name_taken(session: Session, user_name: str, person_id: int | None) -> bool:
+    query = select(ScimIdentity.person_id).where(func.lower(ScimIdentity.user_name) == user_name.strip().lower(),
+                                                 ScimIdentity.deleted_at.is_(None))
+    if person_id is not None:
+        query = query.where(ScimIdentity.person_id != person_id)
+    return session.scalar(query.limit(1)) is not None
+
+
 def create_user(session: Session, *, actor: ScimPrincipal, user: ScimUser) -> Person:
     """POST /Users: a new person (source scim); a user the provider had deleted comes back."""
     email = _email_of(user)
+    if user.user_name and _user_name_taken(session, user.user_name, None):
+        raise ScimError(409, f"A user with userName {user.user_name[:100]} exists already.", "uniqueness")
     existing = directory.find_person_by_email(session, email)
     if existing is not None:
         identity = _identity(session, existing)
@@ -290,6 +313,8 @@ def replace_user(session: Session, *, actor: ScimPrincipal, person: Person, user
     """PUT /Users/<id>: every attribute as given."""
     if user.id is not None and user.id != str(person.id):
         raise ScimError(400, "The id in the body does not match the URL.", "mutability")
+    if user.user_name and _user_name_taken(session, user.user_name, person.id):
+        raise ScimError(409, f"A user with userName {user.user_name[:100]} exists already.", "uniqueness")
     return _apply(session, actor=actor, person=person, user=user)
 
 
@@ -332,6 +357,9 @@ def list_users(session: Session, *, filter_text: str | None, start_index: int, c
             query = query.where(ScimIdentity.external_id == value)
         elif attribute == "id":
             query = query.where(Person.id == (int(value) if value.isdecimal() and len(value) < 10 else -1))
+        elif attribute == "username":
+            query = query.where(or_(func.lower(ScimIdentity.user_name) == value.strip().lower(),
+                                    and_(ScimIdentity.user_name.is_(None), Person.email == value.strip().lower())))
         else:
             query = query.where(Person.email == value.strip().lower())
     total = session.scalar(select(func.count()).select_from(query.with_only_columns(Person.id).subquery())) or 0

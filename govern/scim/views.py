@@ -27,12 +27,12 @@ from scim2_models import (
     ETag,
     Filter,
     ListResponse,
-    Mutability,
     Patch,
     ResourceType,
     ResponseParameters,
     Schema,
     SCIMException,
+    SearchRequest,
     ServiceProviderConfig,
     Sort,
     User,
@@ -186,11 +186,11 @@ def _schemas() -> list[Schema]:
     user = User.to_schema()
     user.attributes = [a for a in user.attributes or [] if a.name in USER_ATTRIBUTES]
     for attribute in user.attributes:
+        if attribute.name == "active":
+            # A person is always either active or not: govern never leaves it unassigned.
+            attribute.required = True
         if attribute.name == "name":
             attribute.sub_attributes = [s for s in attribute.sub_attributes or [] if s.name in NAME_ATTRIBUTES]
-        if attribute.name == "emails":
-            # One work email, which is the userName: read it, set it through userName.
-            attribute.mutability = Mutability.read_only
     enterprise = EnterpriseUser.to_schema()
     enterprise.attributes = [a for a in enterprise.attributes or [] if a.name in ENTERPRISE_ATTRIBUTES]
     from scim2_models import Meta
@@ -276,6 +276,16 @@ def _int_arg(name: str, default: int) -> int:
         raise ScimError(400, f"{name} must be a whole number.", "invalidValue") from None
 
 
+@bp.route("/<path:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@permission(PERMISSION)
+def unknown(anything: str) -> Response:
+    # Werkzeug prefers this rule over a 405 for a known endpoint called with another method.
+    head = anything.split("/", 1)[0]
+    if head in ("ServiceProviderConfig", "Schemas", "ResourceTypes", "Users") and anything.count("/") <= 1:
+        return error(405, "This endpoint does not accept that method.")
+    return error(404, "No such SCIM endpoint or resource.")
+
+
 @bp.route("/Users", methods=["GET"])
 @permission(PERMISSION)
 def list_users() -> Response:
@@ -287,6 +297,21 @@ def list_users() -> Response:
     listing = ListResponse[ScimUser](total_results=total, start_index=start_index, items_per_page=len(resources),
                                      resources=resources)
     return _json(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, **_attribute_args()))
+
+
+@bp.route("/.search", methods=["POST"])
+@bp.route("/Users/.search", methods=["POST"])
+@permission(PERMISSION)
+def search_users() -> Response:
+    db = get_session()
+    search = SearchRequest[ScimUser].model_validate(_body(), scim_ctx=Context.SEARCH_REQUEST)
+    start_index = max(1, search.start_index or 1)
+    count = max(0, DEFAULT_COUNT if search.count is None else search.count)
+    rows, total = services.list_users(db, filter_text=search.filter, start_index=start_index, count=count)
+    resources = [services.to_resource(db, person, identity, _location(person.id)) for person, identity in rows]
+    listing = ListResponse[ScimUser](total_results=total, start_index=start_index, items_per_page=len(resources),
+                                     resources=resources)
+    return _json(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=search))
 
 
 @bp.route("/Users", methods=["POST"])

@@ -20,7 +20,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table('scim_identities',
     sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.Column('user_name', sa.String(length=320), nullable=True),
     sa.Column('external_id', sa.String(length=200), nullable=True),
+    sa.Column('emails_json', sa.Text(), nullable=True),
     sa.Column('given_name', sa.String(length=200), nullable=True),
     sa.Column('family_name', sa.String(length=200), nullable=True),
     sa.Column('formatted_name', sa.String(length=200), nullable=True),
@@ -33,6 +35,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('scim_identities', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_scim_identities_external_id'), ['external_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_scim_identities_user_name'), ['user_name'], unique=False)
 
     op.create_table('offboardings',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -150,6 +153,7 @@ def downgrade() -> None:
 
     op.drop_table('offboardings')
     with op.batch_alter_table('scim_identities', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_scim_identities_user_name'))
         batch_op.drop_index(batch_op.f('ix_scim_identities_external_id'))
 
     op.drop_table('scim_identities')
