@@ -506,7 +506,7 @@ def start_due_offboardings(session: Session, now: datetime | None = None) -> dic
     result: dict[str, Any] = {"started": 0, "failed": [], "synced": 0}
     due = list(session.scalars(
         select(Offboarding).where(Offboarding.status == "scheduled", Offboarding.effective_at <= now)
-        .order_by(Offboarding.effective_at, Offboarding.id).with_for_update(skip_locked=True)
+        .order_by(Offboarding.effective_at, Offboarding.id).with_for_update(skip_locked=True, of=Offboarding)
     ).unique())
     for offboarding in due:
         try:
