@@ -303,3 +303,17 @@ def test_list_and_progress(db, world):
     assert services.list_offboardings(db, world.max)[1] == 1
     assert services.list_offboardings(db, world.olga)[1] == 0
     assert services.may_view(db, world.max, off) and not services.may_view(db, world.olga, off)
+
+
+def test_the_database_refuses_a_duplicate_item_or_a_second_open_offboarding(db, world):
+    from sqlalchemy.exc import IntegrityError
+
+    off = _started(db, world)
+    item = services.items_of(db, off)[0]
+    with pytest.raises(IntegrityError), db.begin_nested():
+        db.add(OffboardingItem(offboarding_id=off.id, key=item.key, kind=item.kind, owner=item.owner, title="again"))
+        db.flush()
+    with pytest.raises(IntegrityError), db.begin_nested():
+        db.add(Offboarding(person_id=world.person.id, kind="scheduled", status="scheduled", effective_at=utcnow(),
+                           deadline_hours=24))
+        db.flush()

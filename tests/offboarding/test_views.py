@@ -164,3 +164,14 @@ def test_rehire_from_the_person_page(app, db, company):
     assert _post(hr, f"/offboarding/rehire/{company.stranger.id}").status_code == 302
     db.refresh(company.stranger)
     assert company.stranger.status == "active"
+
+
+def test_a_double_submitted_start_makes_one_offboarding(app, db, company):
+    hr = _client(app, db, company, "hr")
+    token = csrf_token(hr, "/offboarding/new")
+    data = {"csrf_token": token, "person": company.person.email, "immediate": "y"}
+    assert hr.post("/offboarding/new", data=data).status_code == 302
+    again = hr.post("/offboarding/new", data=data)
+    assert again.status_code == 200 and "already has an open offboarding" in again.get_data(as_text=True)
+    assert len(db.scalars(select(Offboarding)).all()) == 1
+    assert len(db.scalars(select(OffboardingItem)).all()) == 5
