@@ -37,6 +37,7 @@ from scim2_models import (
     Sort,
     User,
 )
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern import web
@@ -135,6 +136,8 @@ def _not_allowed(_exc: Any) -> Response:
 
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        return error(exc.code or 400, exc.description or "The request could not be completed.")
     get_session().rollback()
     current_app.logger.error("unexpected error on SCIM %s %s", request.method, request.endpoint, exc_info=exc)
     return error(500, "govern hit an unexpected problem; nothing was changed.")

@@ -211,3 +211,9 @@ def test_admins_manage_tokens_on_a_page(app, db, kit):
     other = app.test_client()
     login(other, db, hr)
     assert other.get("/admin/scim-tokens/").status_code == 403
+
+
+def test_http_errors_keep_the_scim_format(scim):
+    response = scim.client.post("/scim/v2/Users", data={"x": "\x00"}, headers=scim.headers)
+    assert response.status_code == 400 and response.mimetype == SCIM and response.json["status"] == "400"
+    assert scim.call("DELETE", "/Schemas").status_code == 405
