@@ -193,18 +193,23 @@ def register_blueprints(app: Flask) -> None:
     from govern.home.views import bp as home_bp
     from govern.jobs.views import bp as jobs_bp
     from govern.notifications.views import bp as notifications_bp
+    from govern.offboarding.views import bp as offboarding_bp
     from govern.policies.views import bp as policies_bp
     from govern.reports.views import bp as reports_bp
     from govern.reviews.views import bp as reviews_bp
     from govern.rotation.views import bp as rotation_bp
+    from govern.scim.views import admin_bp as scim_admin_bp
+    from govern.scim.views import bp as scim_bp
     from govern.users.views import bp as users_bp
     from govern.vault.tool_views import bp as vault_tools_bp
     from govern.vault.views import bp as vault_bp
 
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
                reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_bp, vault_tools_bp,
-               rotation_bp):
+               rotation_bp, offboarding_bp, scim_bp, scim_admin_bp):
         app.register_blueprint(bp)
+    # The SCIM API authenticates by bearer token, never by the session cookie, so CSRF cannot apply.
+    csrf.exempt(scim_bp)
 
 
 def register_errors(app: Flask) -> None:

@@ -104,6 +104,9 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SMTP_STARTTLS": _bool("SMTP_STARTTLS", False),
         "SMTP_FROM": _env("SMTP_FROM", "govern@localhost"),
         "SMTP_CA_FILE": _env("SMTP_CA_FILE"),
+        "OFFBOARDING_DEADLINE_HOURS": _int("OFFBOARDING_DEADLINE_HOURS", 24, minimum=1),
+        "OFFBOARDING_IMMEDIATE_DEADLINE_HOURS": _int("OFFBOARDING_IMMEDIATE_DEADLINE_HOURS", 1, minimum=1),
+        "OFFBOARDING_LAST_DAY_HOUR": _int("OFFBOARDING_LAST_DAY_HOUR", 17),
         "REQUIRE_CURRENT_SCHEMA": True,
         "ORGANISATION_NAME": _env("ORGANISATION_NAME"),
         # Rotation: could_have_seen (every secret a leaver could have revealed) or revealed (only what they saw).
@@ -142,6 +145,8 @@ def validate(config: Mapping[str, Any]) -> None:
             "argon2id parameters below the ASVS floor (t>=2, m>=19456 KiB): "
             "raise GOVERN_ARGON2_TIME_COST / GOVERN_ARGON2_MEMORY_KIB"
         )
+    if not 0 <= config.get("OFFBOARDING_LAST_DAY_HOUR", 17) <= 23:
+        raise ConfigError("GOVERN_OFFBOARDING_LAST_DAY_HOUR is an hour of the day, 0 to 23 (UTC)")
     key = config.get("SECRET_KEY")
     if config["IS_PRODUCTION"]:
         if config["DEBUG"] or os.environ.get("FLASK_DEBUG") in {"1", "true", "True"}:

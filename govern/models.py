@@ -7,14 +7,16 @@ from govern.directory import models as directory_models
 from govern.grants import models as grants_models
 from govern.jobs import models as jobs_models
 from govern.notifications import models as notifications_models
+from govern.offboarding import models as offboarding_models
 from govern.policies import models as policies_models
 from govern.reviews import models as reviews_models
 from govern.rotation import models as rotation_models
+from govern.scim import models as scim_models
 from govern.vault import models as vault_models
 from govern.vault import rule_models as vault_rule_models
 
 __all__ = [
     "accounts_models", "audit_models", "auth_models", "directory_models", "grants_models",
     "policies_models", "reviews_models", "vault_models", "jobs_models", "notifications_models",
-    "vault_rule_models", "rotation_models",
+    "vault_rule_models", "rotation_models", "offboarding_models", "scim_models",
 ]

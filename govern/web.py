@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, g, redirect, request, session, url_for
@@ -61,9 +61,41 @@ POLICY: dict[str, frozenset[str]] = {
     "vault.import": frozenset({"admin", "it"}),
     "vault.rules.read": frozenset({"admin", "it"}),
     "vault.rules.manage": frozenset({"admin"}),
+    # Object-level rules narrow these further (a manager sees the offboardings of their reports).
+    "offboarding.read": frozenset({"admin", "hr", "it", "manager", "auditor"}),
+    "offboarding.manage": frozenset({"admin", "hr"}),
+    "offboarding.work": frozenset({"admin", "hr", "it", "manager"}),
+    "offboarding.skip": frozenset({"admin"}),
+    "offboarding.evidence": frozenset({"admin", "hr", "auditor"}),
+    "scim.tokens": frozenset({"admin"}),
+    # Identity providers, authenticated by a bearer token (see BEARER_AUTH), never by a session.
+    "scim.provision": frozenset({"scim"}),
 }
 
 PERMISSION_ATTRIBUTE = "govern_permission"
+
+
+class BearerAuth(Protocol):
+    """How the endpoints of a machine-facing permission authenticate their callers."""
+
+    def authenticate(self) -> Any | None:
+        """The caller (with ``roles``) named by the request's bearer token, or None."""
+
+    def refuse(self, status: int) -> Response:
+        """The API's own answer to an unauthenticated (401) or forbidden (403) call."""
+
+
+#: Permissions whose callers present a bearer token instead of a session (e.g. SCIM). Their
+#: endpoints still declare the permission and POLICY still decides; only the way the caller is
+#: identified differs, and a session never counts for them.
+BEARER_AUTH: dict[str, BearerAuth] = {}
+
+
+def register_bearer_auth(permission_name: str, auth: BearerAuth) -> None:
+    """Let the endpoints of ``permission_name`` identify callers by a bearer token."""
+    if permission_name not in POLICY:
+        raise ValueError(f"unknown permission {permission_name!r}; add it to govern.web.POLICY")
+    BEARER_AUTH[permission_name] = auth
 
 
 def permission(name: str) -> Callable[[F], F]:
@@ -111,6 +143,8 @@ def enforce_permissions() -> Response | None:
         abort(403)
     if name == PUBLIC:
         return None
+    if name in BEARER_AUTH:
+        return _enforce_bearer(name, BEARER_AUTH[name])
     if not current_user.is_authenticated:
         if request.method == "GET":
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
@@ -124,6 +158,23 @@ def enforce_permissions() -> Response | None:
                      details={"endpoint": request.endpoint, "permission": name})
         db.commit()
         abort(403)
+    return None
+
+
+def _enforce_bearer(name: str, auth: BearerAuth) -> Response | None:
+    principal = auth.authenticate()
+    if principal is None:
+        return auth.refuse(401)
+    if not may(principal, name):
+        from govern import audit
+        from govern.db import get_session
+
+        db = get_session()
+        audit.record(db, "authz.denied", actor=principal, outcome="denied",
+                     details={"endpoint": request.endpoint, "permission": name})
+        db.commit()
+        return auth.refuse(403)
+    g.principal = principal
     return None
 
 

@@ -13,7 +13,7 @@ LINK_RE = re.compile(r'<a href="([^"]+)"[^>]*>([^<]+)</a>')
 
 EVERYONE = {"Home": "/", "Access": "/grants/", "Policies": "/policies/", "Credentials": "/vault/"}
 AREAS = {
-    "People": "/people/", "Accounts": "/accounts/", "Reports": "/reports/",
+    "People": "/people/", "Accounts": "/accounts/", "Reports": "/reports/", "Offboarding": "/offboarding/",
 }
 
 

@@ -57,11 +57,12 @@ def _concrete_path(rule: Rule) -> str:
 
 
 def _matrix(app):
-    """(role, endpoint, method, path, allowed) for every non-public rule, generated from POLICY."""
+    """(role, endpoint, method, path, allowed) for every non-public, session-authenticated rule,
+    generated from POLICY (bearer-token endpoints have their own test below)."""
     cells = []
     for rule in _rules(app):
         name = web.view_permission(app, rule.endpoint)
-        if name == web.PUBLIC:
+        if name == web.PUBLIC or name in web.BEARER_AUTH:
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             for role in ("staff", *APP_ROLES):
@@ -71,9 +72,34 @@ def _matrix(app):
 
 
 def test_the_matrix_covers_every_protected_endpoint(app):
-    endpoints = {cell[1] for cell in _matrix(app)}
+    endpoints = {cell[1] for cell in _matrix(app)} | {r.endpoint for r in _bearer_rules(app)}
     protected = {r.endpoint for r in _rules(app) if web.view_permission(app, r.endpoint) != web.PUBLIC}
     assert endpoints == protected
+
+
+def _bearer_rules(app) -> list[Rule]:
+    return [r for r in _rules(app) if web.view_permission(app, r.endpoint) in web.BEARER_AUTH]
+
+
+def test_bearer_permissions_are_for_machine_roles_only():
+    """A bearer permission is granted to no app role, so a session can never satisfy it."""
+    assert web.BEARER_AUTH
+    for name in web.BEARER_AUTH:
+        assert not ({"*", "staff", *APP_ROLES} & web.POLICY[name]), name
+
+
+@pytest.mark.parametrize("role", [None, "admin"])
+def test_bearer_endpoints_refuse_sessions_and_anonymous_callers(app, db, kit, role):
+    """Without a valid token every bearer endpoint answers 401 (never a redirect, never CSRF's 400)."""
+    client = app.test_client()
+    if role:
+        login(client, db, make_user(db, kit, roles=(role,)))
+    rules = _bearer_rules(app)
+    assert rules
+    for rule in rules:
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            response = client.open(_concrete_path(rule), method=method)
+            assert response.status_code == 401, (role, rule.endpoint, method, response.status_code)
 
 
 @pytest.mark.parametrize("role", ["staff", *APP_ROLES])

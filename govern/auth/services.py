@@ -520,17 +520,17 @@ def set_roles(session: Session, *, actor: User, user: User, roles: set[str]) -> 
                  details={"added": sorted(roles - before), "removed": sorted(before - roles), "sessions_ended": ended})
 
 
-def deactivate_user(session: Session, *, actor: User, user: User) -> None:
-    """Block a login: sessions end, setup secrets die; history is kept."""
+def deactivate_user(session: Session, *, actor: User | None, user: User) -> None:
+    """Block a login: sessions end, setup secrets die; history is kept (``actor`` None: the system)."""
     if not user.is_active:
         return
-    if user.id == actor.id:
+    if actor is not None and user.id == actor.id:
         raise ConflictError("You cannot deactivate your own login.")
     if "admin" in user.roles and _active_admin_count(session) <= 1:
         raise ConflictError("This is the last active admin; make someone else an admin first.")
     user.is_active = False
     user.deactivated_at = utcnow()
-    user.deactivated_by_id = actor.id
+    user.deactivated_by_id = actor.id if actor is not None else None
     session.execute(
         update(SetupToken).where(SetupToken.user_id == user.id, SetupToken.used_at.is_(None), SetupToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())

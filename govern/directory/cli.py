@@ -58,7 +58,12 @@ def _run(session: Session, parsed: ParsedFile, dry_run: bool, progress: Progress
         session.rollback()
         return report
     try:
-        report = importer.apply_import(session, parsed, actor=None, progress=progress)
+        from flask import current_app
+
+        from govern.offboarding.services import settings_from
+
+        report = importer.apply_import(session, parsed, actor=None, progress=progress,
+                                       settings=settings_from(current_app.config))
     except importer.ImportInvalidError as exc:
         session.rollback()
         return exc.report
@@ -79,3 +84,8 @@ def _print(report: ImportReport, dry_run: bool) -> None:
         click.echo(f"{counts}. Dry run: nothing was written.")
     else:
         click.echo(f"{counts}. Imported.")
+        if report.offboardings_scheduled or report.offboardings_moved or report.offboardings_cancelled:
+            click.echo(f"end dates: {report.offboardings_scheduled} offboarding(s) scheduled, "
+                       f"{report.offboardings_moved} moved, {report.offboardings_cancelled} cancelled")
+        for problem in report.offboarding_problems:
+            click.echo(f"offboarding not scheduled for {problem}", err=True)

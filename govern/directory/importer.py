@@ -41,6 +41,7 @@ from govern.directory.services import (
     normalise_email,
 )
 from govern.errors import InvalidError
+from govern.offboarding.services import Settings, schedule_from_end_dates
 
 #: The canonical columns, in the order the documentation lists them.
 COLUMNS = ("employee_id", "email", "full_name", "department", "title", "manager_email", "start_date",
@@ -151,6 +152,11 @@ class ImportReport:
     columns: dict[str, str] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
     applied: bool = False
+    #: Offboardings the end dates of this import scheduled, moved or cancelled, and problems.
+    offboardings_scheduled: int = 0
+    offboardings_moved: int = 0
+    offboardings_cancelled: int = 0
+    offboarding_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -598,23 +604,32 @@ def preview_import(session: Session, parsed: ParsedFile, *, progress: Progress |
 
 
 def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None,
-                 progress: Progress | None = None) -> ImportReport:
-    """Upsert every row, or nothing: raise ImportInvalidError while any line has an error."""
+                 progress: Progress | None = None, settings: Settings | None = None) -> ImportReport:
+    """Upsert every row, or nothing: raise ImportInvalidError while any line has an error.
+
+    A new or changed end date schedules (or moves, or cancels) the person's offboarding.
+    """
     plan = _plan(session, parsed, progress)
     report = plan.report
     if not report.ok:
         raise ImportInvalidError(report)
-    if report.new or report.updated:
-        _write(session, plan)
+    person_of_row = _write(session, plan) if report.new or report.updated else {}
     report.applied = True
     audit.record(session, "directory.imported", actor=actor, details={
         "file_name": report.filename, "sha256": report.sha256, "rows": report.rows, "new": report.new,
         "updated": report.updated, "unchanged": report.unchanged, "changed_fields": report.changed_fields,
     })
+    end_dates = {person_of_row[index]: t.values["end_date"] for index, t in enumerate(plan.targets)
+                 if index in person_of_row and t.values["status"] != "departed"
+                 and ((t.person_id is None and t.values["end_date"] is not None) or "end_date" in t.changed)}
+    outcome = schedule_from_end_dates(session, actor=actor, end_dates=end_dates, settings=settings or Settings())
+    report.offboardings_scheduled, report.offboardings_moved = outcome.scheduled, outcome.moved
+    report.offboardings_cancelled = outcome.cancelled
+    report.offboarding_problems = [f"person #{pid}: {message}" for pid, message in outcome.problems]
     return report
 
 
-def _write(session: Session, plan: _Plan) -> None:
+def _write(session: Session, plan: _Plan) -> dict[int, int]:
     """Bulk INSERT the new people, bulk UPDATE the changed ones, then set the new people's managers."""
     now = utcnow()
     person_of_row = {index: t.person_id for index, t in enumerate(plan.targets) if t.person_id is not None}
@@ -639,3 +654,4 @@ def _write(session: Session, plan: _Plan) -> None:
     if managers:
         session.execute(update(Person), managers)
     session.flush()
+    return person_of_row

@@ -275,15 +275,16 @@ def create_person(
     status: str = "active",
     start_date: date | None = None,
     end_date: date | None = None,
+    source: str = "manual",
 ) -> Person:
-    """Add a person by hand; email and employee id must be new, ``manager`` is an email or employee id."""
+    """Add a person (by hand, or ``source`` "scim"); email and employee id must be new, ``manager`` is an email or employee id."""
     data = PersonInput(full_name=full_name, email=email, employee_id=employee_id or "", department=department or "",
                        title=title or "", manager=manager or "", status=status, start_date=start_date, end_date=end_date)
     clean = _clean(session, data, None)
-    person = Person(**clean.values, manager_id=clean.manager.id if clean.manager else None, source="manual")
+    person = Person(**clean.values, manager_id=clean.manager.id if clean.manager else None, source=source)
     session.add(person)
     session.flush()
-    details: dict[str, Any] = {"email": person.email, "source": "manual"}
+    details: dict[str, Any] = {"email": person.email, "source": source}
     for name in ("employee_id", "department", "title", "start_date", "end_date"):
         if getattr(person, name) is not None:
             details[name] = getattr(person, name)

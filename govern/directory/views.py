@@ -35,6 +35,7 @@ from govern.directory import importer, services
 from govern.directory.forms import STATUS_LABELS, ImportForm, PersonForm
 from govern.directory.models import PERSON_STATUSES
 from govern.errors import InvalidError
+from govern.offboarding.services import settings_from as offboarding_settings
 from govern.web import permission
 
 bp = Blueprint("directory", __name__, url_prefix="/people")
@@ -299,7 +300,8 @@ def import_apply() -> Any:
         return redirect(url_for("directory.import_file"))
     db = get_session()
     try:
-        report = importer.apply_import(db, parsed, actor=current_user)  # type: ignore[arg-type]
+        report = importer.apply_import(db, parsed, actor=current_user,  # type: ignore[arg-type]
+                                       settings=offboarding_settings(current_app.config))
         db.commit()
     except importer.ImportInvalidError as exc:
         db.rollback()
@@ -312,6 +314,11 @@ def import_apply() -> Any:
         return redirect(url_for("directory.import_file"))
     _discard_pending()
     flash(f"Imported {parsed.filename}: {report.new} new, {report.updated} updated, {report.unchanged} unchanged.", "success")
+    if report.offboardings_scheduled or report.offboardings_moved or report.offboardings_cancelled:
+        flash(f"End dates: {report.offboardings_scheduled} offboarding(s) scheduled, {report.offboardings_moved} moved, "
+              f"{report.offboardings_cancelled} cancelled. Review them under Offboarding.", "success")
+    for problem in report.offboarding_problems[:10]:
+        flash(f"Offboarding not scheduled for {problem}", "error")
     return redirect(url_for("directory.index"))
 
 

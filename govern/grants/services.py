@@ -213,10 +213,11 @@ def _other_admins(session: Session, grant: Grant) -> int:
 
 
 def revoke_grant(session: Session, *, actor: Any, grant: Grant, reason: str, override_reason: str = "",
-                 cause: str = "manual", check_permission: bool = True) -> PlatformRemoval:
+                 cause: str = "manual", check_permission: bool = True, force: bool = False) -> PlatformRemoval:
     """End an active grant and open the "remove from the platform's role list" confirmation.
 
-    Revoking the account's last admin is refused unless an app admin overrides it with a reason.
+    Revoking the account's last admin is refused unless an app admin overrides it with a reason,
+    or the caller forces it with a reason (offboarding: the leaver's access must end regardless).
     """
     if grant.status != "active":
         raise ConflictError(f"This grant is {grant.status}, not active.")
@@ -225,7 +226,7 @@ def revoke_grant(session: Session, *, actor: Any, grant: Grant, reason: str, ove
     reason = _reason(reason)
     overridden = False
     if grant.role.is_admin_role and grant.account.status != "archived" and _other_admins(session, grant) == 0:
-        if not (is_admin(actor) and override_reason.strip()):
+        if not ((force or is_admin(actor)) and override_reason.strip()):
             raise ConflictError(
                 f"{grant.person.full_name} is the last admin of {grant.account.display_name}. Grant another admin first, "
                 "or, as an app admin, override with a reason."

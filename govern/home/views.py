@@ -10,6 +10,7 @@ from govern.accounts.models import PLATFORM_LABELS
 from govern.auth import services as auth_services
 from govern.db import get_session, utcnow
 from govern.jobs import services as jobs
+from govern.offboarding import services as offboarding
 from govern.policies import services as policies
 from govern.reviews import services as reviews
 from govern.web import PUBLIC, STAFF, may, permission
@@ -18,6 +19,8 @@ bp = Blueprint("home", __name__)
 
 #: Review items listed on the home page; the rest are one click away on /reviews/mine.
 HOME_REVIEW_ITEMS = 10
+#: Open offboardings listed on HR's home page.
+HOME_OFFBOARDINGS = 20
 
 
 @bp.route("/")
@@ -25,6 +28,8 @@ HOME_REVIEW_ITEMS = 10
 def index() -> str:
     db = get_session()
     review_items, review_total = reviews.open_items_for(db, current_user.person_id, limit=HOME_REVIEW_ITEMS)
+    offboardings, offboarding_total = (offboarding.list_offboardings(db, current_user, per_page=HOME_OFFBOARDINGS)
+                                       if offboarding.may_manage(current_user) else ([], 0))
     return render_template(
         "home/index.html",
         user=current_user,
@@ -35,6 +40,10 @@ def index() -> str:
         platforms=PLATFORM_LABELS,
         now=utcnow(),
         jobs_notice=jobs.staleness(db) if may(current_user, "jobs.read") else None,
+        offboardings=offboardings,
+        offboarding_total=offboarding_total,
+        offboarding_progress=offboarding.progress_of(db, [o.id for o in offboardings]),
+        offboarding_blockers=offboarding.blockers_of,
     )
 
 

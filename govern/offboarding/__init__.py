@@ -1,0 +1,1 @@
+"""Offboarding: HR starts it, govern drives the checklist to done, auditors get the evidence."""

@@ -1,0 +1,32 @@
+"""`govern offboarding` commands."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app, g
+from flask.cli import with_appcontext
+
+
+@click.group("offboarding")
+def group() -> None:
+    """Offboardings of people who leave."""
+
+
+@group.command("run-due")
+@with_appcontext
+def run_due() -> None:
+    """Start every scheduled offboarding whose time has come (safe to run repeatedly, e.g. from cron)."""
+    from govern.db import database
+    from govern.offboarding.services import start_due_offboardings
+    from govern.schema import ensure_current
+
+    ensure_current(database(current_app).engine)
+    g.audit_actor_label = "jobs"
+    with database(current_app).session_scope() as session:
+        result = start_due_offboardings(session)
+        session.commit()
+    click.echo(f"started {result['started']} offboarding(s); closed {result['synced']} item(s) confirmed elsewhere")
+    for offboarding_id, reason in result["failed"]:
+        click.echo(f"offboarding #{offboarding_id} not started: {reason}", err=True)
+    if result["failed"]:
+        raise SystemExit(1)

@@ -1,0 +1,410 @@
+"""The SCIM 2.0 API at /scim/v2 (bearer tokens, no CSRF, SCIM errors) and the admin page of its tokens."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from pydantic import ValidationError
+from scim2_models import (
+    AuthenticationScheme,
+    Bulk,
+    ChangePassword,
+    Context,
+    EnterpriseUser,
+    ETag,
+    Filter,
+    ListResponse,
+    Patch,
+    ResourceType,
+    ResponseParameters,
+    Schema,
+    SCIMException,
+    SearchRequest,
+    ServiceProviderConfig,
+    Sort,
+    User,
+)
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from govern import web
+from govern.db import get_session
+from govern.errors import ConflictError, GovernError, InvalidError, NotFoundError
+from govern.scim import services
+from govern.scim.services import ScimError, ScimUser
+from govern.web import ensure_visible, fresh_mfa_required, permission
+
+bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
+admin_bp = Blueprint("scim_admin", __name__, url_prefix="/admin/scim-tokens")
+
+MEDIA_TYPE = "application/scim+json"
+PERMISSION = "scim.provision"
+DEFAULT_COUNT = 100
+#: The attributes govern stores; the published schemas list only these, so a client knows
+#: what round-trips.
+USER_ATTRIBUTES = {"userName", "name", "displayName", "title", "active", "emails"}
+NAME_ATTRIBUTES = {"formatted", "givenName", "familyName"}
+ENTERPRISE_ATTRIBUTES = {"employeeNumber", "department"}
+
+
+# --- plumbing -------------------------------------------------------------------------------------
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(payload), status=status, mimetype=MEDIA_TYPE, headers=headers or {})
+
+
+def error(status: int, detail: str, scim_type: str | None = None) -> Response:
+    """A SCIM error response (RFC 7644 section 3.12)."""
+    body: dict[str, Any] = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": str(status), "detail": detail}
+    if scim_type:
+        body["scimType"] = scim_type
+    headers = {"WWW-Authenticate": 'Bearer realm="govern SCIM"'} if status == 401 else None
+    return _json(body, status, headers)
+
+
+class _ScimBearer:
+    """Bearer-token authentication of the SCIM endpoints (see govern.web.BEARER_AUTH)."""
+
+    def authenticate(self) -> Any | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return services.authenticate(get_session(), token.strip())
+
+    def refuse(self, status: int) -> Response:
+        if status == 401:
+            return error(401, "A valid bearer token is required: an admin creates one under Admin, SCIM tokens.")
+        return error(403, "This token may not do this.")
+
+
+@bp.record_once
+def _register(_state: Any) -> None:
+    web.register_bearer_auth(PERMISSION, _ScimBearer())
+
+
+@bp.errorhandler(ScimError)
+def _scim_error(exc: ScimError) -> Response:
+    get_session().rollback()
+    return error(exc.status, exc.detail, exc.scim_type)
+
+
+@bp.errorhandler(SCIMException)
+def _scim_exception(exc: SCIMException) -> Response:
+    get_session().rollback()
+    err = exc.to_error()
+    return error(int(err.status or 400), err.detail or "The request is not valid SCIM.", err.scim_type)
+
+
+@bp.errorhandler(ValidationError)
+def _validation(exc: ValidationError) -> Response:
+    get_session().rollback()
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    return error(400, f"Invalid value{' for ' + where if where else ''}: {first.get('msg', 'not valid')}"[:500], "invalidValue")
+
+
+@bp.errorhandler(GovernError)
+def _domain(exc: GovernError) -> Response:
+    get_session().rollback()
+    return error(exc.status_code if exc.status_code in (400, 403, 404, 409) else 400, exc.message)
+
+
+@bp.errorhandler(404)
+def _not_found(_exc: Any) -> Response:
+    return error(404, "No such SCIM endpoint or resource.")
+
+
+@bp.errorhandler(405)
+def _not_allowed(_exc: Any) -> Response:
+    return error(405, "This endpoint does not accept that method.")
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        return error(exc.code or 400, exc.description or "The request could not be completed.")
+    get_session().rollback()
+    current_app.logger.error("unexpected error on SCIM %s %s", request.method, request.endpoint, exc_info=exc)
+    return error(500, "govern hit an unexpected problem; nothing was changed.")
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise ScimError(400, "The body must be a JSON object.", "invalidSyntax")
+    return data
+
+
+def _location(person_id: int) -> str:
+    return url_for("scim.get_user", user_id=str(person_id), _external=True)
+
+
+def _attribute_args() -> dict[str, Any]:
+    """The attributes / excludedAttributes query parameters, as scim2-models' response parameters."""
+    attributes = request.args.get("attributes")
+    excluded = request.args.get("excludedAttributes")
+    if not attributes and not excluded:
+        return {}
+    values = {k: v for k, v in (("attributes", attributes), ("excludedAttributes", excluded)) if v}
+    return {"response_parameters": ResponseParameters[ScimUser].model_validate(values)}
+
+
+def _dump(resource: Any, context: Context) -> dict[str, Any]:
+    dumped: dict[str, Any] = resource.model_dump(scim_ctx=context, **_attribute_args())
+    return dumped
+
+
+def _user_response(person_id: int, context: Context, status: int = 200) -> Response:
+    db = get_session()
+    person, identity = services.find_user(db, str(person_id))
+    location = _location(person.id)
+    body = _dump(services.to_resource(db, person, identity, location), context)
+    return _json(body, status, {"Location": location})
+
+
+def _principal() -> services.ScimPrincipal:
+    principal: services.ScimPrincipal = g.principal
+    return principal
+
+
+# --- discovery ------------------------------------------------------------------------------------
+
+
+def _schemas() -> list[Schema]:
+    user = User.to_schema()
+    user.attributes = [a for a in user.attributes or [] if a.name in USER_ATTRIBUTES]
+    for attribute in user.attributes:
+        if attribute.name == "active":
+            # A person is always either active or not: govern never leaves it unassigned.
+            attribute.required = True
+        if attribute.name == "name":
+            attribute.sub_attributes = [s for s in attribute.sub_attributes or [] if s.name in NAME_ATTRIBUTES]
+    enterprise = EnterpriseUser.to_schema()
+    enterprise.attributes = [a for a in enterprise.attributes or [] if a.name in ENTERPRISE_ATTRIBUTES]
+    from scim2_models import Meta
+
+    for schema in (user, enterprise):
+        schema.meta = Meta(resource_type="Schema", location=url_for("scim.schema", schema_id=schema.id, _external=True))
+    return [user, enterprise]
+
+
+def _resource_type() -> ResourceType:
+    resource_type = ResourceType.from_resource(ScimUser)
+    from scim2_models import Meta
+
+    resource_type.meta = Meta(resource_type="ResourceType",
+                              location=url_for("scim.resource_type", type_id="User", _external=True))
+    return resource_type
+
+
+@bp.route("/ServiceProviderConfig")
+@permission(PERMISSION)
+def service_provider_config() -> Response:
+    from scim2_models import Meta
+
+    config = ServiceProviderConfig(
+        documentation_uri=None,
+        patch=Patch(supported=True),
+        bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+        filter=Filter(supported=True, max_results=services.MAX_COUNT),
+        change_password=ChangePassword(supported=False),
+        sort=Sort(supported=False),
+        etag=ETag(supported=False),
+        authentication_schemes=[AuthenticationScheme(
+            type=AuthenticationScheme.Type.oauthbearertoken, name="Bearer token",
+            description="A token an admin creates in govern under Admin, SCIM tokens.", primary=True)],
+        meta=Meta(resource_type="ServiceProviderConfig", location=url_for("scim.service_provider_config", _external=True)),
+    )
+    return _json(config.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+
+
+@bp.route("/Schemas")
+@permission(PERMISSION)
+def schemas() -> Response:
+    items = _schemas()
+    listing = ListResponse[Schema](total_results=len(items), start_index=1, items_per_page=len(items), resources=items)
+    return _json(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE))
+
+
+@bp.route("/Schemas/<path:schema_id>")
+@permission(PERMISSION)
+def schema(schema_id: str) -> Response:
+    for item in _schemas():
+        if item.id == schema_id:
+            return _json(item.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+    return error(404, f"No schema {schema_id[:100]}.")
+
+
+@bp.route("/ResourceTypes")
+@permission(PERMISSION)
+def resource_types() -> Response:
+    item = _resource_type()
+    listing = ListResponse[ResourceType](total_results=1, start_index=1, items_per_page=1, resources=[item])
+    return _json(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE))
+
+
+@bp.route("/ResourceTypes/<type_id>")
+@permission(PERMISSION)
+def resource_type(type_id: str) -> Response:
+    if type_id != "User":
+        return error(404, f"No resource type {type_id[:100]}.")
+    return _json(_resource_type().model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+
+
+# --- users ----------------------------------------------------------------------------------------
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ScimError(400, f"{name} must be a whole number.", "invalidValue") from None
+
+
+@bp.route("/<path:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@permission(PERMISSION)
+def unknown(anything: str) -> Response:
+    # Werkzeug prefers this rule over a 405 for a known endpoint called with another method.
+    head = anything.split("/", 1)[0]
+    if head in ("ServiceProviderConfig", "Schemas", "ResourceTypes", "Users") and anything.count("/") <= 1:
+        return error(405, "This endpoint does not accept that method.")
+    return error(404, "No such SCIM endpoint or resource.")
+
+
+@bp.route("/Users", methods=["GET"])
+@permission(PERMISSION)
+def list_users() -> Response:
+    db = get_session()
+    start_index = max(1, _int_arg("startIndex", 1))
+    count = max(0, _int_arg("count", DEFAULT_COUNT))
+    rows, total = services.list_users(db, filter_text=request.args.get("filter"), start_index=start_index, count=count)
+    resources = [services.to_resource(db, person, identity, _location(person.id)) for person, identity in rows]
+    listing = ListResponse[ScimUser](total_results=total, start_index=start_index, items_per_page=len(resources),
+                                     resources=resources)
+    return _json(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, **_attribute_args()))
+
+
+@bp.route("/.search", methods=["POST"])
+@bp.route("/Users/.search", methods=["POST"])
+@permission(PERMISSION)
+def search_users() -> Response:
+    db = get_session()
+    search = SearchRequest[ScimUser].model_validate(_body(), scim_ctx=Context.SEARCH_REQUEST)
+    start_index = max(1, search.start_index or 1)
+    count = max(0, DEFAULT_COUNT if search.count is None else search.count)
+    rows, total = services.list_users(db, filter_text=search.filter, start_index=start_index, count=count)
+    resources = [services.to_resource(db, person, identity, _location(person.id)) for person, identity in rows]
+    listing = ListResponse[ScimUser](total_results=total, start_index=start_index, items_per_page=len(resources),
+                                     resources=resources)
+    return _json(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=search))
+
+
+@bp.route("/Users", methods=["POST"])
+@permission(PERMISSION)
+def create_user() -> Response:
+    db = get_session()
+    user = ScimUser.model_validate(_body(), scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    person = services.create_user(db, actor=_principal(), user=user)
+    db.commit()
+    return _user_response(person.id, Context.RESOURCE_CREATION_RESPONSE, 201)
+
+
+@bp.route("/Users/<user_id>", methods=["GET"])
+@permission(PERMISSION)
+def get_user(user_id: str) -> Response:
+    person, _identity = services.find_user(get_session(), user_id)
+    return _user_response(person.id, Context.RESOURCE_QUERY_RESPONSE)
+
+
+@bp.route("/Users/<user_id>", methods=["PUT"])
+@permission(PERMISSION)
+def replace_user(user_id: str) -> Response:
+    db = get_session()
+    person, _identity = services.find_user(db, user_id)
+    user = ScimUser.model_validate(_body(), scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
+    services.replace_user(db, actor=_principal(), person=person, user=user)
+    db.commit()
+    return _user_response(person.id, Context.RESOURCE_REPLACEMENT_RESPONSE)
+
+
+@bp.route("/Users/<user_id>", methods=["PATCH"])
+@permission(PERMISSION)
+def patch_user(user_id: str) -> Response:
+    db = get_session()
+    person, identity = services.find_user(db, user_id)
+    services.patch_user(db, actor=_principal(), person=person, identity=identity, body=_body(), location=_location(person.id))
+    db.commit()
+    return _user_response(person.id, Context.RESOURCE_PATCH_RESPONSE)
+
+
+@bp.route("/Users/<user_id>", methods=["DELETE"])
+@permission(PERMISSION)
+def delete_user(user_id: str) -> Response:
+    db = get_session()
+    person, _identity = services.find_user(db, user_id)
+    services.delete_user(db, actor=_principal(), person=person)
+    db.commit()
+    return Response(status=204)
+
+
+# --- the admin page of tokens -----------------------------------------------------------------------
+
+
+@admin_bp.route("/")
+@permission("scim.tokens")
+def tokens() -> str:
+    return render_template("scim/tokens.html", tokens=services.list_tokens(get_session()),
+                           scim_url=url_for("scim.list_users", _external=True).rsplit("/Users", 1)[0])
+
+
+@admin_bp.route("/", methods=["POST"])
+@permission("scim.tokens")
+@fresh_mfa_required
+def create_token() -> Any:
+    db = get_session()
+    try:
+        row, token = services.create_token(db, actor=current_user, name=request.form.get("name", ""))
+    except InvalidError as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("scim_admin.tokens"))
+    db.commit()
+    return render_template("scim/token_created.html", row=row, token=token,
+                           scim_url=url_for("scim.list_users", _external=True).rsplit("/Users", 1)[0])
+
+
+@admin_bp.route("/<int:token_id>/revoke", methods=["POST"])
+@permission("scim.tokens")
+@fresh_mfa_required
+def revoke_token(token_id: int) -> WerkzeugResponse:
+    db = get_session()
+    try:
+        services.revoke_token(db, actor=current_user, token=services.get_token(db, token_id))
+    except NotFoundError:
+        ensure_visible(False)
+        raise
+    except ConflictError as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("scim_admin.tokens"))
+    db.commit()
+    flash("Token revoked: the identity provider's next call is refused.", "success")
+    return redirect(url_for("scim_admin.tokens"))

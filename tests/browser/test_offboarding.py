@@ -1,0 +1,158 @@
+"""An offboarding from end to end, in a real browser against a real server process:
+HR schedules it, the manager picks a successor before the day, `govern offboarding run-due`
+starts it, IT and the manager work through the checklist, HR sees it complete and downloads
+the evidence."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pyotp
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import select, update
+
+from govern import create_app
+from govern.db import database, utcnow
+from govern.directory.models import Person
+from govern.offboarding.models import Offboarding
+from tests.browser.conftest import VENV_BIN, LiveServer, _server_env
+from tests.conftest import app_config
+from tests.factories import DEFAULT_PASSWORD, make_account, make_grant, make_person, make_user
+
+
+def _seed(tmp_path: Path, database_url: str) -> SimpleNamespace:
+    """People, accounts and grants, written to the server's database with its own secret key."""
+    instance = tmp_path / "instance"
+    app = create_app(app_config(instance, database_url, SECRET_KEY=(instance / "secret_key").read_text().strip()))
+    kit = app.extensions["govern.auth"]
+    with app.app_context():
+        db = database(app).sessionmaker()
+        try:
+            hr = make_user(db, kit, roles=("hr",), email="hana@acme.example", full_name="Hana HR")
+            it = make_user(db, kit, roles=("it",), email="ivo@acme.example", full_name="Ivo IT")
+            manager = make_user(db, kit, roles=("manager",), email="max@acme.example", full_name="Max Manager")
+            lea = make_person(db, full_name="Lea Leaver", email="lea@acme.example", manager_id=manager.user.person_id,
+                              department="Marketing", title="Community manager")
+            sam = make_person(db, full_name="Sam Successor", email="sam@acme.example", manager_id=manager.user.person_id)
+            linkedin = make_account(db, platform="linkedin", handle="acme-li", display_name="Acme LinkedIn",
+                                    url="https://www.linkedin.com/company/acme-li", business_owner_id=lea.id,
+                                    crisis_contact_id=lea.id)
+            insta = make_account(db, handle="acme", display_name="Acme Instagram", business_owner_id=manager.user.person_id,
+                                 recovery_email_person_id=lea.id)
+            make_grant(db, lea, linkedin, "admin")
+            make_grant(db, lea, insta, "publisher")
+            make_grant(db, sam, insta, "admin")
+            db.commit()
+            return SimpleNamespace(hr=hr, it=it, manager=manager, lea_id=lea.id, sam_email=sam.email,
+                                   app=app, linkedin_id=linkedin.id)
+        finally:
+            db.close()
+
+
+def _sign_in(browser: Any, server: LiveServer, who: Any) -> Page:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(server.url("/login"))
+    page.fill("#email", who.email)
+    page.fill("#password", DEFAULT_PASSWORD)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Continue").click()
+    page.fill("#code", pyotp.TOTP(who.seed).now())
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Welcome", exact=False)).to_be_visible()
+    return page
+
+
+def _submit(page: Page, locator: Any) -> None:
+    with page.expect_navigation():
+        locator.click()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_offboarding(browser: Any, live_server: LiveServer, scratch_database_url: str, tmp_path: Path,
+                     screenshots: Any) -> None:
+    seed = _seed(tmp_path, scratch_database_url)
+
+    # 1. HR schedules the offboarding for Lea's last day, from her page in the directory.
+    hr = _sign_in(browser, live_server, seed.hr)
+    hr.goto(live_server.url(f"/people/{seed.lea_id}"))
+    _submit(hr, hr.get_by_role("link", name="Offboard", exact=True))
+    when = (utcnow() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    hr.fill("#effective_at", when)
+    hr.fill("#note", "Last day on Friday; laptop returned to IT.")
+    screenshots(hr, "hr_schedules")
+    _submit(hr, hr.get_by_role("button", name="Start the offboarding"))
+    expect(hr.locator("#preview")).to_contain_text("LinkedIn Super admin")
+    expect(hr.locator("#flags")).to_contain_text("Acme LinkedIn")
+    offboarding_url = hr.url
+    screenshots(hr, "preview_before_the_day")
+
+    # 2. Before the day, the manager names Sam as successor for both accounts.
+    manager = _sign_in(browser, live_server, seed.manager)
+    manager.goto(offboarding_url)
+    for row in range(2):
+        form = manager.locator("#successors form").nth(row)
+        form.locator("input[name=successor]").fill(seed.sam_email)
+        _submit(manager, form.get_by_role("button"))
+    expect(manager.locator("#successors")).not_to_contain_text("not chosen")
+    screenshots(manager, "manager_picks_successors")
+
+    # 3. The day comes (the effective time is moved into the past), and the jobs runner starts it.
+    with seed.app.app_context():
+        db = database(seed.app).sessionmaker()
+        db.execute(update(Offboarding).values(effective_at=utcnow() - timedelta(minutes=1)))
+        db.commit()
+        db.close()
+    env = _server_env(tmp_path, scratch_database_url, live_server.base_url)
+    run = subprocess.run([str(VENV_BIN / "govern"), "offboarding", "run-due"], env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert run.returncode == 0 and "started 1 offboarding" in run.stdout, run.stdout + run.stderr
+
+    # 4. IT removes Lea from each platform's role list and confirms with a note.
+    it = _sign_in(browser, live_server, seed.it)
+    it.goto(offboarding_url)
+    expect(it.locator("#checklist")).to_contain_text("Remove Lea Leaver as LinkedIn Super admin")
+    screenshots(it, "checklist_started")
+    for _ in range(2):
+        form = it.locator("form[action*='/done']").first
+        form.locator("textarea").fill("Removed in the platform's admin settings; screenshot in ticket IT-4711.")
+        _submit(it, form.get_by_role("button", name="Mark done"))
+    screenshots(it, "it_removals_done")
+
+    # 5. The manager hands the accounts over to Sam.
+    manager.goto(offboarding_url)
+    for _ in range(2):
+        form = manager.locator("form[action*='/done']").first
+        form.locator("textarea").fill("Sam holds the role on the platform and the recovery contact moved.")
+        _submit(manager, form.get_by_role("button", name="Mark done"))
+    expect(manager.locator("h1")).to_contain_text("completed")
+    screenshots(manager, "manager_successors_done")
+
+    # 6. HR sees it complete on the home page and downloads the evidence.
+    hr.goto(live_server.url("/offboarding/?status=closed"))
+    expect(hr.locator("#offboardings")).to_contain_text("Lea Leaver")
+    expect(hr.locator("#offboardings")).to_contain_text("100%")
+    screenshots(hr, "hr_sees_complete")
+    hr.goto(offboarding_url)
+    _submit(hr, hr.get_by_role("link", name="Evidence report"))
+    expect(hr.get_by_role("heading", name="Evidence: offboarding of Lea Leaver")).to_be_visible()
+    screenshots(hr, "evidence")
+    with hr.expect_download() as download_info:
+        hr.locator("#evidence-csv").click()
+    rows = list(csv.reader(io.StringIO(Path(download_info.value.path()).read_text(encoding="utf-8"))))
+    items = [r for r in rows if r and r[0].isdigit()]
+    assert len(items) == 4 and all(r[4] == "done" and r[9] for r in items)
+
+    with seed.app.app_context():
+        db = database(seed.app).sessionmaker()
+        assert db.scalar(select(Person.status).where(Person.id == seed.lea_id)) == "departed"
+        db.close()
