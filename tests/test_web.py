@@ -183,6 +183,31 @@ def test_logs_are_single_json_lines_even_with_crlf_in_input():
     assert json.loads(line)["message"] == "user bob\n{\"action\":\"admin\"}"
 
 
+def test_gunicorn_logs_are_json_lines_too(capsys):
+    """scripts/serve runs gunicorn with govern.gunicorn_conf: its access and error lines are JSON."""
+    import json
+    import logging
+    import logging.config
+
+    from govern.gunicorn_conf import logconfig_dict
+
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
+             for name in ("gunicorn.access", "gunicorn.error")}
+    try:
+        logging.config.dictConfig(logconfig_dict)
+        logging.getLogger("gunicorn.access").info('%s "%s"', "10.0.0.1", "GET /x\r\n{\"action\":\"admin\"} HTTP/1.1")
+        logging.getLogger("gunicorn.error").warning("bad request line\nforged")
+    finally:
+        for name, (handlers, propagate) in saved.items():
+            logging.getLogger(name).handlers[:] = handlers
+            logging.getLogger(name).propagate = propagate
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2
+    entries = [json.loads(line) for line in lines]
+    assert entries[0]["logger"] == "gunicorn.access" and "\r\n" in entries[0]["message"]
+    assert entries[1]["message"] == "bad request line\nforged"
+
+
 def test_health_check(app):
     response = app.test_client().get("/healthz")
     assert response.status_code == 200 and response.get_data(as_text=True) == "ok\n"
