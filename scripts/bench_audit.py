@@ -111,7 +111,7 @@ def main() -> None:
             for label, flt in filters.items():
                 from govern.audit.services import filtered_query
 
-                query = filtered_query(flt).order_by(AuditEvent.id.desc()).limit(51)
+                query = filtered_query(flt, action_range=engine.dialect.name == "postgresql").order_by(AuditEvent.id.desc()).limit(51)
                 sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
                 prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
                 plan = [" ".join(str(c) for c in row) for row in session.execute(text(prefix + sql))]
