@@ -55,7 +55,8 @@ def register_database(app: Flask) -> None:
     from govern.db import Database
     from govern.schema import ensure_current
 
-    db = Database(app.config["DATABASE_URL"])
+    db = Database(app.config["DATABASE_URL"], lock_timeout_seconds=app.config["DB_LOCK_TIMEOUT_SECONDS"],
+                  statement_timeout_seconds=app.config["DB_STATEMENT_TIMEOUT_SECONDS"])
     db.init_app(app)
     if app.config["REQUIRE_CURRENT_SCHEMA"]:
         ensure_current(db.engine)

@@ -235,3 +235,35 @@ def test_an_unreachable_database_gives_generic_503_pages(tmp_path, url):
     assert client.get("/admin/users/").status_code == 302
     assert client.post("/login", data={"email": "a@example.com", "password": "p" * 20}).status_code in (400, 503)
     assert client.get("/static/govern.css").status_code == 200
+
+
+def test_every_error_status_has_a_page_in_the_layout(app, db, kit):
+    """400, 403, 404, 405, 429 and 500: the same layout, the security headers, nothing internal."""
+    who = make_user(db, kit)  # plain staff
+
+    @app.route("/boom-layout")
+    @web.permission(web.PUBLIC)
+    def boom_layout():
+        raise RuntimeError("internal detail")
+
+    client = app.test_client()
+    login(client, db, who)
+    stranger = app.test_client()
+    token = csrf_token(stranger, "/login")
+    for _ in range(5):
+        stranger.post("/login", data={"csrf_token": token, "email": "nobody@example.com", "password": "wrong " * 4})
+    cases = {
+        400: lambda: client.post("/account/password", data={}),
+        403: lambda: client.get("/admin/users/"),
+        404: lambda: client.get("/no-such-page"),
+        405: lambda: client.get("/logout"),
+        429: lambda: stranger.post("/login", data={"csrf_token": token, "email": "nobody@example.com", "password": "x" * 20}),
+        500: lambda: client.get("/boom-layout"),
+    }
+    for status, request in cases.items():
+        response = request()
+        body = response.get_data(as_text=True)
+        assert response.status_code == status, (status, response.status_code)
+        assert "govern.css" in body and f">{status}<" in body, status
+        assert "internal detail" not in body and "Traceback" not in body
+        _assert_security_headers(response, str(status))

@@ -253,7 +253,7 @@ def expire_grants(session: Session, *, now: datetime | None = None) -> dict[str,
     result = {"expired": 0, "kept_last_admin": 0, "requests_lapsed": 0}
     due = session.scalars(
         select(Grant).where(Grant.status.in_(("active", "requested")), Grant.expires_at.is_not(None), Grant.expires_at <= now)
-        .order_by(Grant.id).with_for_update(skip_locked=True)
+        .order_by(Grant.id).with_for_update(skip_locked=True, of=Grant)  # not the joined-eager outer joins
     ).all()
     for grant in due:
         if grant.status == "requested":

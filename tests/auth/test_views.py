@@ -167,10 +167,16 @@ def test_weak_new_password_is_refused_with_the_reason(app, db, kit):
     who = make_user(db, kit)
     client = app.test_client()
     login(client, db, who)
-    response = post(client, "/account/password", {"current_password": who.password, "code": fresh_code(db, who),
+    code = fresh_code(db, who)
+    response = post(client, "/account/password", {"current_password": who.password, "code": code,
                                                    "new_password": "password123", "confirm": "password123"})
     assert response.status_code == 200
     assert "At least 15 characters" in response.get_data(as_text=True) or "15 characters" in response.get_data(as_text=True)
+    # The refused password did not use up the code: the user fixes the password and keeps the code.
+    better = "ferry lantern orchard quietly"
+    response = post(client, "/account/password", {"current_password": who.password, "code": code,
+                                                   "new_password": better, "confirm": better})
+    assert response.status_code == 302
 
 
 def test_idle_timeout_ends_the_session(app, db, kit):
