@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, Response, g, render_template, request
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -55,7 +55,8 @@ def register_database(app: Flask) -> None:
     from govern.db import Database
     from govern.schema import ensure_current
 
-    db = Database(app.config["DATABASE_URL"])
+    db = Database(app.config["DATABASE_URL"], lock_timeout_seconds=app.config["DB_LOCK_TIMEOUT_SECONDS"],
+                  statement_timeout_seconds=app.config["DB_STATEMENT_TIMEOUT_SECONDS"])
     db.init_app(app)
     if app.config["REQUIRE_CURRENT_SCHEMA"]:
         ensure_current(db.engine)
@@ -226,6 +227,9 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
+        if isinstance(getattr(exc, "original_exception", None), OperationalError):
+            # The database failed after the view (saving the session): still a 503, not a 500.
+            return _db_down(exc.original_exception)  # type: ignore[attr-defined]
         status = exc.code or 500
         messages = {
             400: ("Bad request", "The request could not be understood. Check what you entered and try again."),
@@ -266,6 +270,14 @@ def register_errors(app: Flask) -> None:
     def _db_down(_exc: OperationalError) -> tuple[str, int]:
         log.error("database unavailable", exc_info=True)
         return page(503, "Temporarily unavailable", "govern cannot reach its database. Nothing was changed. Try again in a few minutes.")
+
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    def _unstorable_value(_exc: Exception) -> tuple[str, int]:
+        # A value no column can hold (a 30-digit id, say) reached the database: the input is at
+        # fault, and the transaction is rolled back before anything is saved.
+        log.warning("refused a value the database cannot hold on %s", request.endpoint)
+        return page(400, "Bad request", "A value you sent is out of range or malformed. Check what you entered and try again.")
 
     @app.errorhandler(GovernError)
     def _domain(exc: GovernError) -> tuple[str, int]:

@@ -85,6 +85,9 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         #: Retired secret versions are kept this long for rollback, then crypto-shredded.
         "VAULT_RETENTION_DAYS": _int("VAULT_RETENTION_DAYS", 30, minimum=1),
         "REDIS_URL": _env("REDIS_URL"),
+        # PostgreSQL: how long a statement may wait for a lock, or run, before it fails (0 = no limit).
+        "DB_LOCK_TIMEOUT_SECONDS": _int("DB_LOCK_TIMEOUT_SECONDS", 10),
+        "DB_STATEMENT_TIMEOUT_SECONDS": _int("DB_STATEMENT_TIMEOUT_SECONDS", 120),
         "PROXY_HOPS": _int("PROXY_HOPS", 0),
         "BASE_URL": (_env("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "SESSION_IDLE_TIMEOUT": timedelta(minutes=_int("SESSION_IDLE_MINUTES", 30, minimum=1)),

@@ -85,9 +85,20 @@ def _configure_sqlite(engine: Engine) -> None:
 class Database:
     """The engine and session factory of one app."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lock_timeout_seconds: int | None = None,
+                 statement_timeout_seconds: int | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        kwargs: dict[str, Any] = {}
+        if url.startswith("postgresql") and (lock_timeout_seconds or statement_timeout_seconds):
+            # A request waiting on a lock (the audit chain head, a row) or a runaway query fails
+            # with an OperationalError, which the app answers with a 503, instead of hanging.
+            options = []
+            if lock_timeout_seconds:
+                options.append(f"-c lock_timeout={int(lock_timeout_seconds)}s")
+            if statement_timeout_seconds:
+                options.append(f"-c statement_timeout={int(statement_timeout_seconds)}s")
+            kwargs["connect_args"] = {"options": " ".join(options)}
+        self.engine = make_engine(url, **kwargs)
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
 
     def init_app(self, app: Flask) -> None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 from govern import web
-from govern.auth.models import User, UserRole
+from govern.auth.models import User
 from tests.factories import csrf_token, login, make_user
 
 REQUIRED_HEADERS = {
@@ -102,35 +101,7 @@ def test_state_changes_only_by_post(app):
             assert methods == {"POST"}, rule
 
 
-GARBAGE = [
-    {},
-    {"email": "\x00\x01\x02", "password": "\ud800" if False else "\uffff" * 3},
-    {"roles": ["root", "admin\x00"], "email": "a" * 5000, "full_name": "<script>alert(1)</script>"},
-    {"code": ["1", "2"], "token": "%00%ff", "next": "//evil.example", "since": "2026-99-99"},
-    {"current_password": "x" * 10000, "new_password": "y", "confirm": "z", "is_admin": "1", "password_hash": "$argon2id$"},
-]
-
-
-def test_no_post_endpoint_answers_500_to_malformed_input(app, db, kit):
-    admin = make_user(db, kit, roles=("admin",))
-    victim = make_user(db, kit)
-    client = app.test_client()
-    login(client, db, admin)
-    token = csrf_token(client, "/account")
-    for rule in app.url_map.iter_rules():
-        if "POST" not in (rule.methods or ()) or rule.endpoint == "auth.logout":
-            continue
-        path = rule.rule.replace("<int:user_id>", str(victim.id)).replace("<public_id>", "zz")
-        for data in GARBAGE:
-            response = client.post(path, data={"csrf_token": token, **data})
-            response.get_data()  # drain streamed answers (CSV export) before the next request
-            response.close()
-            assert response.status_code < 500, (path, data, response.status_code)
-    # Mass assignment: no field can make someone admin or set a password hash.
-    db.expire_all()
-    roles = db.scalars(select(UserRole.role).where(UserRole.user_id == victim.id)).all()
-    assert "admin" not in roles
-    assert db.scalar(select(User.password_hash).where(User.id == victim.id)) != "$argon2id$"
+# Junk on every POST endpoint: tests/test_post_walk.py walks the URL map.
 
 
 def test_malformed_requests_do_not_500(app):
@@ -212,6 +183,87 @@ def test_logs_are_single_json_lines_even_with_crlf_in_input():
     assert json.loads(line)["message"] == "user bob\n{\"action\":\"admin\"}"
 
 
+def test_gunicorn_logs_are_json_lines_too(capsys):
+    """scripts/serve runs gunicorn with govern.gunicorn_conf: its access and error lines are JSON."""
+    import json
+    import logging
+    import logging.config
+
+    from govern.gunicorn_conf import logconfig_dict
+
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
+             for name in ("gunicorn.access", "gunicorn.error")}
+    try:
+        logging.config.dictConfig(logconfig_dict)
+        logging.getLogger("gunicorn.access").info('%s "%s"', "10.0.0.1", "GET /x\r\n{\"action\":\"admin\"} HTTP/1.1")
+        logging.getLogger("gunicorn.error").warning("bad request line\nforged")
+    finally:
+        for name, (handlers, propagate) in saved.items():
+            logging.getLogger(name).handlers[:] = handlers
+            logging.getLogger(name).propagate = propagate
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2
+    entries = [json.loads(line) for line in lines]
+    assert entries[0]["logger"] == "gunicorn.access" and "\r\n" in entries[0]["message"]
+    assert entries[1]["message"] == "bad request line\nforged"
+
+
 def test_health_check(app):
     response = app.test_client().get("/healthz")
     assert response.status_code == 200 and response.get_data(as_text=True) == "ok\n"
+
+
+@pytest.mark.parametrize("url", ["sqlite:////nonexistent-dir/govern/none.db", "postgresql+psycopg://postgres@127.0.0.1:1/none"],
+                         ids=["sqlite", "postgresql"])
+def test_an_unreachable_database_gives_generic_503_pages(tmp_path, url):
+    """R6: a real unreachable database (not a mock): 503 in the layout, health check red, no fail-open."""
+    from govern import create_app
+    from tests.conftest import app_config
+
+    app = create_app(app_config(tmp_path, url))
+    client = app.test_client()
+    for path in ("/login", "/setup", "/healthz"):
+        response = client.get(path)
+        body = response.get_data(as_text=True)
+        assert response.status_code == 503, (path, response.status_code)
+        assert "govern.css" in body and "cannot reach its database" in body, path
+        for leak in ("Traceback", "OperationalError", "nonexistent-dir", "127.0.0.1:1", "connection"):
+            assert leak not in body, (path, leak)
+        _assert_security_headers(response, path)
+    # A session cookie cannot be checked, so it identifies no one: protected pages go to sign-in.
+    client.set_cookie("govern_session", "x" * 43)
+    assert client.get("/admin/users/").status_code == 302
+    assert client.post("/login", data={"email": "a@example.com", "password": "p" * 20}).status_code in (400, 503)
+    assert client.get("/static/govern.css").status_code == 200
+
+
+def test_every_error_status_has_a_page_in_the_layout(app, db, kit):
+    """400, 403, 404, 405, 429 and 500: the same layout, the security headers, nothing internal."""
+    who = make_user(db, kit)  # plain staff
+
+    @app.route("/boom-layout")
+    @web.permission(web.PUBLIC)
+    def boom_layout():
+        raise RuntimeError("internal detail")
+
+    client = app.test_client()
+    login(client, db, who)
+    stranger = app.test_client()
+    token = csrf_token(stranger, "/login")
+    for _ in range(5):
+        stranger.post("/login", data={"csrf_token": token, "email": "nobody@example.com", "password": "wrong " * 4})
+    cases = {
+        400: lambda: client.post("/account/password", data={}),
+        403: lambda: client.get("/admin/users/"),
+        404: lambda: client.get("/no-such-page"),
+        405: lambda: client.get("/logout"),
+        429: lambda: stranger.post("/login", data={"csrf_token": token, "email": "nobody@example.com", "password": "x" * 20}),
+        500: lambda: client.get("/boom-layout"),
+    }
+    for status, request in cases.items():
+        response = request()
+        body = response.get_data(as_text=True)
+        assert response.status_code == status, (status, response.status_code)
+        assert "govern.css" in body and f">{status}<" in body, status
+        assert "internal detail" not in body and "Traceback" not in body
+        _assert_security_headers(response, str(status))

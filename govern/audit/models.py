@@ -30,7 +30,8 @@ class AuditEvent(Base):
     #: A keyed digest of the web session id, to correlate events without storing the id.
     session_ref: Mapped[str | None] = mapped_column(String(16))
     request_id: Mapped[str | None] = mapped_column(String(32))
-    action: Mapped[str] = mapped_column(String(80))
+    #: Byte-wise ("C") on PostgreSQL, so a prefix filter is an index range scan (SQLite: BINARY).
+    action: Mapped[str] = mapped_column(String(80).with_variant(String(80, collation="C"), "postgresql"))
     target_type: Mapped[str | None] = mapped_column(String(40))
     target_id: Mapped[str | None] = mapped_column(String(80))
     outcome: Mapped[str] = mapped_column(String(16))

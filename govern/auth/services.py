@@ -374,12 +374,13 @@ def change_password(
         _count_failure(session, kit, email=user.email, ip=ip, user=user)
         audit.record(session, "auth.password.change_failed", actor=user, target_type="user", target_id=user.id, outcome="failure", details={"factor": "password"})
         raise InvalidError("Your current password is incorrect.", {"current_password": "Your current password is incorrect."})
-    verify_second_factor(session, kit, user=user, code=code, ip=ip, purpose="password_change")
+    # The new password is checked before the code, so a refused password does not use up the code.
     if new_password == current_password:
         raise InvalidError("Choose a password different from the current one.", {"new_password": "Choose a different password."})
     problems = password_problems(new_password, email=user.email, extra_words=tuple(user.person.full_name.split()))
     if problems:
         raise InvalidError(problems[0], {"new_password": " ".join(problems)})
+    verify_second_factor(session, kit, user=user, code=code, ip=ip, purpose="password_change")
     user.password_hash = kit.hashing.hash(new_password)
     user.password_changed_at = utcnow()
     ended = end_user_sessions(session, user=user, actor=user, reason="password_changed", keep_session_id=keep_session_id)

@@ -79,3 +79,36 @@ def test_verify_reports_events_deleted_from_the_end(tmp_path, database):
     assert broken.returncode == 1
     assert f"audit chain BROKEN at event {ids[-1]}: " in broken.stderr
     assert "intact" not in broken.stdout
+
+
+def test_verify_shows_a_progress_bar_on_a_terminal_and_not_in_a_pipe(tmp_path, database):
+    import pty
+
+    _write_events(database, 3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
+    env.update({"GOVERN_INSTANCE_PATH": str(tmp_path / "instance"), "GOVERN_DATABASE_URL": database.url,
+                "GOVERN_SECRET_KEY": secrets.token_urlsafe(30)})
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run([GOVERN, "audit", "verify"], stdout=subprocess.PIPE, stderr=follower, text=True,
+                                env=env, timeout=120)
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        if follower != -1:
+            os.close(follower)
+        os.close(leader)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert result.returncode == 0 and "audit chain intact: 3 events verified" in result.stdout
+    assert "verifying audit chain" in terminal and "100%" in terminal, terminal
+    piped = _verify(tmp_path, database.url)
+    assert piped.returncode == 0 and "verifying audit chain" not in piped.stderr + piped.stdout

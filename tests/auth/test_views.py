@@ -167,10 +167,16 @@ def test_weak_new_password_is_refused_with_the_reason(app, db, kit):
     who = make_user(db, kit)
     client = app.test_client()
     login(client, db, who)
-    response = post(client, "/account/password", {"current_password": who.password, "code": fresh_code(db, who),
+    code = fresh_code(db, who)
+    response = post(client, "/account/password", {"current_password": who.password, "code": code,
                                                    "new_password": "password123", "confirm": "password123"})
     assert response.status_code == 200
     assert "At least 15 characters" in response.get_data(as_text=True) or "15 characters" in response.get_data(as_text=True)
+    # The refused password did not use up the code: the user fixes the password and keeps the code.
+    better = "ferry lantern orchard quietly"
+    response = post(client, "/account/password", {"current_password": who.password, "code": code,
+                                                   "new_password": better, "confirm": better})
+    assert response.status_code == 302
 
 
 def test_idle_timeout_ends_the_session(app, db, kit):
@@ -192,6 +198,26 @@ def test_activity_keeps_the_session_until_the_absolute_limit(app, db, kit):
             assert client.get("/").status_code == 200, minutes
     with time_machine.travel(start + timedelta(hours=12, minutes=1)):
         assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("jump", [timedelta(minutes=-5), timedelta(hours=-2)])
+def test_a_clock_jump_back_does_not_make_a_session_immortal(app, db, kit, jump):
+    """R15: the server clock steps back (NTP); idle and absolute limits still end the session."""
+    who = make_user(db, kit)
+    idle_client, busy_client = app.test_client(), app.test_client()
+    start = utcnow()
+    login(idle_client, db, who)
+    login(busy_client, db, who)
+    with time_machine.travel(start + jump):
+        assert idle_client.get("/").status_code == 200
+        assert busy_client.get("/").status_code == 200
+    with time_machine.travel(start + timedelta(minutes=31)):
+        assert idle_client.get("/").status_code == 302  # idle counts from the last real activity
+    for minutes in range(25, 12 * 60, 25):
+        with time_machine.travel(start + jump + timedelta(minutes=minutes)):
+            busy_client.get("/")
+    with time_machine.travel(start + timedelta(hours=12, minutes=1)):
+        assert busy_client.get("/").status_code == 302  # the absolute limit counts from sign-in
 
 
 def test_cookie_flags_over_http(app, db, kit):
