@@ -4,7 +4,6 @@ refused (and audited), other accounts' ids are 404, a sealed vault answers 503, 
 from __future__ import annotations
 
 import re
-
 from datetime import timedelta
 
 import pytest
