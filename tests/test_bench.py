@@ -1,0 +1,67 @@
+"""scripts/bench --quick runs end to end on SQLite and reports every measurement, so the benchmark cannot rot.
+
+No timing is asserted: only that each page answered as expected under load and that every number exists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench  # noqa: E402
+
+PAGES = {f"home_{role}" for role in bench.HOME_ROLES} | set(bench.LIST_PAGES) | {"account_page", "person_page", "reveal"}
+OPERATIONS = {"process_startup", "offboarding_start", "keys_rewrap", "audit_verify", "csv_import", "jobs_run", "login",
+              "gunicorn_worker_rss"}
+
+
+@pytest.mark.slow
+def test_quick_bench_reports_every_measurement(tmp_path: Path) -> None:
+    done = subprocess.run([str(ROOT / "scripts" / "bench"), "--quick", "--out", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+
+    assert results["meta"]["quick"] is True and results["meta"]["db"] == "sqlite"
+    assert results["meta"]["machine"]["cores"] >= 1
+    assert set(results["seed"]["seconds"]) >= {"people", "accounts", "grants", "exposures", "audit events (hash chain)",
+                                               "rotation tasks (open)", "offboardings (scheduled + started)"}
+    assert set(results["reference"]) == {"bare_route", "bare_50_rows"}
+    assert set(results["pages"]) == PAGES
+    for name, row in {**results["reference"], **results["pages"]}.items():
+        assert row["errors"] == 0, (name, row["first_error"])
+        assert row["requests"] > 0, name
+        for key in ("rps", "p50_ms", "p95_ms", "p99_ms"):
+            assert row[key] > 0 and math.isfinite(row[key]), (name, key)
+        assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"], name
+    for name in PAGES:
+        assert results["pages"][name]["x_bare_route"] > 0 and results["pages"][name]["x_bare_50_rows"] > 0
+    # Every reveal wrote its exposure and its audit event.
+    reveal = results["pages"]["reveal"]
+    assert reveal["exposures_written"] >= reveal["requests"]
+    assert reveal["audit_events_written"] >= reveal["exposures_written"]
+
+    ops = results["operations"]
+    assert set(ops) == OPERATIONS
+    scale = bench.QUICK
+    assert ops["offboarding_start"]["grants_revoked"] == scale.leaver_reveal_accounts + scale.leaver_other_accounts
+    assert ops["offboarding_start"]["rotation_tasks_touched"] > 0
+    assert ops["keys_rewrap"]["data_keys"] == scale.accounts * scale.secrets_per_account * 3
+    assert ops["audit_verify"]["events"] >= scale.audit_events
+    assert ops["csv_import"]["people"] == scale.import_people
+    for name in OPERATIONS - {"login", "gunicorn_worker_rss"}:
+        assert ops[name]["exit_code"] == 0 and ops[name]["seconds"] > 0 and ops[name]["peak_rss_mb"] > 0, name
+    assert ops["login"]["seconds"] > 0 and ops["gunicorn_worker_rss"]["mb"] > 0
+
+    assert {c["result"] for c in results["targets"]} <= {"PASS", "MISS"}
+    assert len(results["targets"]) == len(PAGES) + len(bench.LIST_PAGES) + 8
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| reveal |" in markdown and "Targets (issue 7)" in markdown
