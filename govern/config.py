@@ -110,6 +110,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "OFFBOARDING_DEADLINE_HOURS": _int("OFFBOARDING_DEADLINE_HOURS", 24, minimum=1),
         "OFFBOARDING_IMMEDIATE_DEADLINE_HOURS": _int("OFFBOARDING_IMMEDIATE_DEADLINE_HOURS", 1, minimum=1),
         "OFFBOARDING_LAST_DAY_HOUR": _int("OFFBOARDING_LAST_DAY_HOUR", 17),
+        "OFFBOARDING_ESCALATION_HOURS": _int("OFFBOARDING_ESCALATION_HOURS", 24, minimum=1),
         "REQUIRE_CURRENT_SCHEMA": True,
         "ORGANISATION_NAME": _env("ORGANISATION_NAME"),
         # Rotation: could_have_seen (every secret a leaver could have revealed) or revealed (only what they saw).

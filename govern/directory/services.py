@@ -340,8 +340,9 @@ class PersonRecord:
     grants: list[Any]
     users: dict[int, Any]
     reports: list[Person]
-    #: This person's offboardings: the offboarding area fills this in.
+    #: This person's offboardings, latest first, and their progress by offboarding id.
     offboardings: list[Any] = field(default_factory=list)
+    offboarding_progress: dict[int, Any] = field(default_factory=dict)
 
 
 def person_record(session: Session, person: Person) -> PersonRecord:
@@ -359,4 +360,10 @@ def person_record(session: Session, person: Person) -> PersonRecord:
     reports = list(session.scalars(
         select(Person).where(Person.manager_id == person.id).order_by(func.lower(Person.full_name), Person.id)
     ))
-    return PersonRecord(person=person, login=login, grants=grants, users=users, reports=reports)
+    from govern.offboarding.models import Offboarding
+    from govern.offboarding.services import progress_of
+
+    offboardings = list(session.scalars(select(Offboarding).where(Offboarding.person_id == person.id)
+                                        .order_by(Offboarding.created_at.desc(), Offboarding.id.desc())).unique())
+    return PersonRecord(person=person, login=login, grants=grants, users=users, reports=reports, offboardings=offboardings,
+                        offboarding_progress=progress_of(session, [o.id for o in offboardings]))

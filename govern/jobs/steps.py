@@ -87,11 +87,28 @@ def _rotation_steps() -> list[Step]:
 
 ROTATION_STEPS = _rotation_steps()
 
+
+def start_due_offboardings(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Start scheduled offboardings whose time has come, and close items whose work was done elsewhere."""
+    from govern.offboarding.services import start_due_offboardings as start
+
+    result = start(session, now=context.now)
+    return {"started": result["started"], "failed": len(result["failed"]), "synced": result["synced"]}
+
+
+def escalate_offboardings(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Email and notify owners and HR about overdue checklist items (once per item per period)."""
+    from govern.offboarding.services import escalate_overdue, settings_from
+
+    return escalate_overdue(session, settings=settings_from(context.config), now=context.now)
+
 #: Every time-based step, in the order they run. Later areas add theirs here, one line each.
 STEPS: list[Step] = [
     Step("grants.expire", "Expire time-bound grants", expire_grants),
     Step("sessions.purge", "Purge stale web sessions", purge_sessions),
     Step("jobs.prune", "Delete job runs older than 90 days", prune_job_runs),
     *ROTATION_STEPS,
+    Step("offboarding.start_due", "Start due offboardings and close items done elsewhere", start_due_offboardings),
+    Step("offboarding.escalate", "Escalate overdue offboarding items", escalate_offboardings),
     Step("email.send", "Send queued email", send_email, own_transactions=True),
 ]

@@ -28,6 +28,14 @@ OPEN_CONDITION = "status IN ('scheduled', 'in_progress')"
 #: tasks and API tokens of later areas: their items point at their row through ref_type/ref_id.
 ITEM_KINDS = ("platform_removal", "successor", "manual", "rotation", "token_revoke")
 ITEM_OWNERS = ("it", "manager", "hr")
+#: Working order of the kinds (lower first): successors, rotations of revealed secrets, rotations of
+#: secrets they could have seen, platform removals, token revocations, HR's own items.
+SUCCESSOR_ORDER = 10
+ROTATION_REVEALED_ORDER = 14
+ROTATION_ORDER = 16
+REMOVAL_ORDER = 20
+TOKEN_ORDER = 25
+MANUAL_ORDER = 30
 ITEM_STATUSES = ("open", "done", "skipped")
 
 
@@ -113,6 +121,11 @@ class OffboardingItem(Base):
         CheckConstraint(f"status IN {ITEM_STATUSES!r}", name="status"),
         Index("ix_offboarding_items_offboarding_id_status", "offboarding_id", "status"),
     )
+
+    @property
+    def revealed(self) -> bool:
+        """A rotation item for a secret the leaver actually revealed (not only could have)."""
+        return self.kind == "rotation" and self.sort_order == ROTATION_REVEALED_ORDER
 
 
 class OffboardingSuccessor(Base):

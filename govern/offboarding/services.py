@@ -28,13 +28,24 @@ from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from govern.grants import services as grants
 from govern.grants.models import Grant, PlatformRemoval
+from govern.notifications import services as notifications
 from govern.offboarding.models import (
     ITEM_OWNERS,
+    MANUAL_ORDER,
+    REMOVAL_ORDER,
+    ROTATION_ORDER,
+    ROTATION_REVEALED_ORDER,
+    SUCCESSOR_ORDER,
+    TOKEN_ORDER,
     Offboarding,
     OffboardingItem,
     OffboardingSuccessor,
 )
 from govern.reviews.models import ReviewCampaign, ReviewItem
+from govern.rotation import services as rotation
+from govern.rotation.models import RotationTask
+from govern.scim.models import ScimToken
+from govern.vault.models import Exposure, Secret, SecretVersion
 
 MAX_NOTE = 2000
 MAX_TITLE = 300
@@ -81,12 +92,14 @@ class Settings:
     deadline_hours: int = 24
     immediate_deadline_hours: int = 1
     last_day_hour: int = 17
+    #: An overdue item escalates again after this many hours.
+    escalation_hours: int = 24
 
 
 def settings_from(config: Any) -> Settings:
     """Settings from the app configuration."""
     return Settings(config["OFFBOARDING_DEADLINE_HOURS"], config["OFFBOARDING_IMMEDIATE_DEADLINE_HOURS"],
-                    config["OFFBOARDING_LAST_DAY_HOUR"])
+                    config["OFFBOARDING_LAST_DAY_HOUR"], int(config.get("OFFBOARDING_ESCALATION_HOURS") or 24))
 
 
 def end_of_last_day(day: date, settings: Settings) -> datetime:
@@ -459,7 +472,7 @@ def generate_items(session: Session, offboarding: Offboarding, *, actor: Any = N
             title=f"Appoint a successor as {duties} of {account.display_name} ({account.platform_label} @{account.handle}) "
                   "and move the recovery contact",
             instructions=SUCCESSOR_STEPS.get(account.platform, GENERIC_SUCCESSOR_STEP),
-            account_id=account.id, sort_order=10,
+            account_id=account.id, sort_order=SUCCESSOR_ORDER,
         ))
     before = [row["grant_id"] for row in json.loads(offboarding.grants_before_json or "[]")]
     removals = session.execute(
@@ -476,10 +489,12 @@ def generate_items(session: Session, offboarding: Offboarding, *, actor: Any = N
             title=f"Remove {person.full_name} as {removal.platform_role} from {account.display_name} (@{account.handle})",
             instructions=order + "Remove the person from the platform's own role list, then confirm here with a note "
                                  "of what you did.",
-            account_id=account.id, platform_removal_id=removal.id, sort_order=20,
+            account_id=account.id, platform_removal_id=removal.id, sort_order=REMOVAL_ORDER,
             status="done" if removal.confirmed_at else "open",
             done_at=removal.confirmed_at, done_by_id=removal.confirmed_by_id, evidence_note=removal.note,
         ))
+    wanted += _rotation_items(session, offboarding, actor, existing)
+    wanted += _token_items(session, offboarding)
     added = 0
     for item in wanted:
         if item.key in existing:
@@ -491,9 +506,70 @@ def generate_items(session: Session, offboarding: Offboarding, *, actor: Any = N
         session.flush()
         audit.record(session, "offboarding.item_created", actor=actor, target_type="offboarding_item", target_id=item.id,
                      details={"offboarding_id": offboarding.id, "kind": item.kind, "owner": item.owner,
-                              "account_id": item.account_id, "platform_removal_id": item.platform_removal_id})
+                              "account_id": item.account_id, "platform_removal_id": item.platform_removal_id,
+                              "ref_type": item.ref_type, "ref_id": item.ref_id})
         added += 1
     return added
+
+
+def _rotation_title(secret: Secret) -> str:
+    account = secret.account
+    return f"Rotate {secret.label} ({secret.kind_label}) of {account.display_name} (@{account.handle})"[:MAX_TITLE]
+
+
+def _rotation_items(session: Session, offboarding: Offboarding, actor: Any, existing: set[str]) -> list[OffboardingItem]:
+    """One item per secret the leaver saw or could have seen (rotation's rule and mode), tracking its task.
+
+    Revoking the grants already opened (or merged into) the live task of most of them; a secret
+    with no live task (e.g. seen through a grant that ended earlier) gets one here, reason offboarding.
+    """
+    person = offboarding.person
+    exposed = [e for e in rotation.exposed_secrets(session, person=person) if f"rotation:{e.secret.id}" not in existing]
+    if not exposed:
+        return []
+    ids = [e.secret.id for e in exposed]
+    live = {t.secret_id: t for t in session.scalars(select(RotationTask).where(
+        RotationTask.secret_id.in_(ids), RotationTask.status.in_(("open", "staged")))).unique()}
+    missing_accounts = sorted({e.secret.account_id for e in exposed if e.secret.id not in live})
+    for account_id in missing_accounts:
+        account = session.get(Account, account_id)
+        assert account is not None
+        for task in rotation.open_exposure_rotations(session, actor=actor if _is_user(actor) else None, person=person,
+                                                     account=account, reason="offboarding"):
+            live[task.secret_id] = task
+    items = []
+    for e in exposed:
+        task = live.get(e.secret.id)
+        if task is None:  # the rule found it but no task could be opened: never silently drop it
+            task = rotation.open_task(session, actor=actor if _is_user(actor) else None, secret=e.secret,
+                                      reason="offboarding", people=[{"person_id": person.id, "name": person.full_name,
+                                                                     "why": "; ".join(e.whys)}],
+                                      note=f"{person.full_name} is offboarded.", urgent=True).task
+        why = "; ".join(e.whys)
+        items.append(OffboardingItem(
+            key=f"rotation:{e.secret.id}", kind="rotation", owner="it", title=_rotation_title(e.secret),
+            instructions=f"{person.full_name} {why}. Work rotation task #{task.id} (stage a new value, change it on "
+                         "the platform, confirm); this item closes when the task is confirmed.",
+            account_id=e.secret.account_id, ref_type="rotation_task", ref_id=task.id,
+            sort_order=ROTATION_REVEALED_ORDER if e.revealed else ROTATION_ORDER,
+        ))
+    return items
+
+
+def _token_items(session: Session, offboarding: Offboarding) -> list[OffboardingItem]:
+    """One "revoke" item per live SCIM token the leaver created (the only kind of API token govern has)."""
+    login = _login_of(session, offboarding.person_id)
+    if login is None:
+        return []
+    tokens = session.scalars(select(ScimToken).where(ScimToken.created_by_id == login.id, ScimToken.revoked_at.is_(None))
+                             .order_by(ScimToken.id))
+    return [OffboardingItem(
+        key=f"token:scim:{token.id}", kind="token_revoke", owner="it", ref_type="scim_token", ref_id=token.id,
+        title=f"Revoke the SCIM token \"{token.name}\" ({token.prefix}…) {offboarding.person.full_name} created"[:MAX_TITLE],
+        instructions="An admin revokes it under Admin > SCIM tokens (create a replacement first if the identity "
+                     "provider still needs one); this item closes when the token is revoked.",
+        sort_order=TOKEN_ORDER,
+    ) for token in tokens]
 
 
 def start_due_offboardings(session: Session, now: datetime | None = None) -> dict[str, Any]:
@@ -518,9 +594,86 @@ def start_due_offboardings(session: Session, now: datetime | None = None) -> dic
             audit.record(session, "offboarding.start_failed", target_type="offboarding", target_id=offboarding.id,
                          outcome="failure", details={"reason": exc.message})
     for offboarding in session.scalars(select(Offboarding).where(Offboarding.status == "in_progress")).unique():
-        result["synced"] += sync_removals(session, offboarding)
+        result["synced"] += sync_offboarding(session, offboarding)
     session.flush()
     return result
+
+
+# --- escalation -------------------------------------------------------------------------------------------
+
+
+def _users_with_roles(session: Session, roles: Iterable[str]) -> list[User]:
+    return list(session.scalars(
+        select(User).join(UserRole, UserRole.user_id == User.id)
+        .where(User.is_active.is_(True), UserRole.role.in_(list(roles))).order_by(User.id).distinct()
+    ))
+
+
+def _base_url() -> str:
+    from flask import current_app, has_app_context
+
+    return str(current_app.config.get("BASE_URL", "")) if has_app_context() else ""
+
+
+def escalate_overdue(session: Session, *, settings: Settings, now: datetime | None = None) -> dict[str, int]:
+    """Items past due escalate to their owner(s) and HR: an email through the outbox and an in-app
+    notification, once per item per escalation period (the outbox's dedupe keys make re-runs no-ops).
+    """
+    now = now or utcnow()
+    period = timedelta(hours=settings.escalation_hours)
+    rows = session.execute(
+        select(OffboardingItem, Offboarding).join(Offboarding, Offboarding.id == OffboardingItem.offboarding_id)
+        .where(Offboarding.status == "in_progress", OffboardingItem.status == "open",
+               OffboardingItem.due_at.is_not(None), OffboardingItem.due_at < now)
+        .order_by(OffboardingItem.offboarding_id, OffboardingItem.sort_order, OffboardingItem.id)
+    ).unique().all()
+    counts = {"overdue_items": len(rows), "emails": 0, "notifications": 0}
+    if not rows:
+        return counts
+    by_role = {role: _users_with_roles(session, [role]) for role in ("it", "hr", "admin")}
+    manager_ids = {item.owner_person_id for item, _ in rows if item.owner == "manager" and item.owner_person_id}
+    managers: dict[int, User] = {u.person_id: u for u in session.scalars(
+        select(User).where(User.person_id.in_(manager_ids), User.is_active.is_(True)))} if manager_ids else {}
+    base = _base_url()
+    escalated: dict[int, list[int]] = {}
+    for item, offboarding in rows:
+        assert item.due_at is not None
+        step = int((now - item.due_at) / period)
+        if item.owner == "manager":
+            owners = [managers[item.owner_person_id]] if item.owner_person_id in managers else []
+        elif item.kind == "token_revoke":
+            owners = by_role["admin"]  # only admins revoke SCIM tokens
+        else:
+            owners = by_role[item.owner]
+        recipients = {u.id: u for u in [*owners, *by_role["hr"]]}
+        if not recipients:
+            recipients = {u.id: u for u in by_role["admin"]}
+        late = now - item.due_at
+        hours = int(late.total_seconds() // 3600)
+        title = f"Overdue offboarding item: {offboarding.person.full_name}"
+        link = f"/offboarding/{offboarding.id}#item-{item.id}"
+        body = (f"{item.title}\n\nOwner: {OWNER_LABELS[item.owner]}. Due {item.due_at:%Y-%m-%d %H:%M} UTC, "
+                f"{hours} hour(s) ago. Offboarding #{offboarding.id} of {offboarding.person.full_name} cannot complete "
+                "until it is done.")
+        for user in recipients.values():
+            lines = [f"Hello {user.person.full_name},", "", body, "", f"Open it in govern: {base}{link}",
+                     "", "-- ", "govern: official social media accounts under control"]
+            queued = notifications.queue_email(
+                session, to=user.email, subject=f"[govern] {title}", body_text="\n".join(lines),
+                kind="offboarding.escalation", dedupe_key=f"offboarding.escalate:{item.id}:{step}:{user.id}")
+            if queued is None:
+                continue  # this period's escalation went out already
+            counts["emails"] += 1
+            escalated.setdefault(offboarding.id, [])
+            if item.id not in escalated[offboarding.id]:
+                escalated[offboarding.id].append(item.id)
+            notifications.notify(session, user=user, kind="offboarding.escalation", title=title, link=link, body=item.title)
+            counts["notifications"] += 1
+    for offboarding_id, item_ids in escalated.items():
+        audit.record(session, "offboarding.escalated", target_type="offboarding", target_id=offboarding_id,
+                     details={"items": item_ids, "period_hours": settings.escalation_hours})
+    session.flush()
+    return counts
 
 
 # --- the checklist ----------------------------------------------------------------------------------------
@@ -545,6 +698,96 @@ def sync_removals(session: Session, offboarding: Offboarding) -> int:
         session.flush()
         _maybe_complete(session, offboarding, None)
     return len(rows)
+
+
+def _version_numbers(session: Session, version_ids: Iterable[int | None]) -> dict[int, int]:
+    ids = sorted({v for v in version_ids if v})
+    return dict(session.execute(select(SecretVersion.id, SecretVersion.version).where(SecretVersion.id.in_(ids))).all()) \
+        if ids else {}
+
+
+def _close_linked(session: Session, offboarding: Offboarding, item: OffboardingItem, *, done_at: datetime | None,
+                  done_by_id: int | None, note: str, actor: Any, details: dict[str, Any]) -> bool:
+    claimed = session.execute(
+        update(OffboardingItem).where(OffboardingItem.id == item.id, OffboardingItem.status == "open")
+        .values(status="done", done_at=done_at or utcnow(), done_by_id=done_by_id, evidence_note=note)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        return False
+    session.refresh(item)
+    audit.record(session, "offboarding.item_done", actor=actor, target_type="offboarding_item", target_id=item.id,
+                 details={"offboarding_id": offboarding.id, "kind": item.kind} | details)
+    return True
+
+
+def sync_linked_items(session: Session, offboarding: Offboarding, *, actor: Any = None) -> int:
+    """Close rotation items whose task was confirmed and token items whose token was revoked.
+
+    A rotation item whose task was cancelled follows the secret's new live task, if IT opened one.
+    A fixed number of queries, whatever the number of items.
+    """
+    if offboarding.status != "in_progress":
+        return 0
+    items = list(session.scalars(select(OffboardingItem).where(
+        OffboardingItem.offboarding_id == offboarding.id, OffboardingItem.status == "open",
+        OffboardingItem.kind.in_(("rotation", "token_revoke")))))
+    if not items:
+        return 0
+    task_ids = [i.ref_id for i in items if i.ref_type == "rotation_task" and i.ref_id]
+    tasks = {t.id: t for t in session.scalars(select(RotationTask).where(RotationTask.id.in_(task_ids))).unique()} \
+        if task_ids else {}
+    token_ids = [i.ref_id for i in items if i.ref_type == "scim_token" and i.ref_id]
+    tokens = {t.id: t for t in session.scalars(select(ScimToken).where(ScimToken.id.in_(token_ids)))} if token_ids else {}
+    cancelled = [t.secret_id for t in tasks.values() if t.status == "cancelled"]
+    successors = {t.secret_id: t for t in session.scalars(select(RotationTask).where(
+        RotationTask.secret_id.in_(cancelled), RotationTask.status.in_(("open", "staged", "done")))
+        .order_by(RotationTask.id)).unique()} if cancelled else {}
+    versions = _version_numbers(session, [t.staged_version_id for t in tasks.values()]
+                                + [t.staged_version_id for t in successors.values()])
+    closed = 0
+    for item in items:
+        if item.ref_type == "rotation_task":
+            task = tasks.get(item.ref_id or 0)
+            if task is not None and task.status == "cancelled":
+                newer = successors.get(task.secret_id)
+                if newer is not None and newer.id > task.id:
+                    audit.record(session, "offboarding.item_relinked", actor=actor, target_type="offboarding_item",
+                                 target_id=item.id, details={"offboarding_id": offboarding.id, "from_task_id": task.id,
+                                                             "to_task_id": newer.id})
+                    item.ref_id = newer.id
+                    task = newer
+            if task is not None and task.status == "done":
+                version = versions.get(task.staged_version_id or 0)
+                closed += _close_linked(
+                    session, offboarding, item, done_at=task.completed_at, done_by_id=task.completed_by_id, actor=actor,
+                    note=f"Rotation task #{task.id} confirmed: version {version} is current.",
+                    details={"via": "rotation_task_done", "rotation_task_id": task.id, "version": version})
+        elif item.ref_type == "scim_token":
+            token = tokens.get(item.ref_id or 0)
+            if token is not None and token.revoked_at is not None:
+                closed += _close_linked(
+                    session, offboarding, item, done_at=token.revoked_at, done_by_id=token.revoked_by_id, actor=actor,
+                    note=f"SCIM token {token.prefix}… revoked.", details={"via": "scim_token_revoked", "scim_token_id": token.id})
+    session.flush()
+    if closed:
+        _maybe_complete(session, offboarding, actor)
+    return closed
+
+
+def close_linked_items(session: Session, *, ref_type: str, ref_id: int, actor: Any = None) -> int:
+    """Hook of the rotation and SCIM services: a task was confirmed or a token revoked; close its items."""
+    offboardings = list(session.scalars(
+        select(Offboarding).join(OffboardingItem, OffboardingItem.offboarding_id == Offboarding.id)
+        .where(OffboardingItem.ref_type == ref_type, OffboardingItem.ref_id == ref_id, OffboardingItem.status == "open",
+               Offboarding.status == "in_progress").distinct()
+    ).unique())
+    return sum(sync_linked_items(session, offboarding, actor=actor) for offboarding in offboardings)
+
+
+def sync_offboarding(session: Session, offboarding: Offboarding) -> int:
+    """Close every item whose work was done elsewhere: removals, rotation tasks, tokens."""
+    return sync_removals(session, offboarding) + sync_linked_items(session, offboarding)
 
 
 def get_offboarding(session: Session, offboarding_id: int) -> Offboarding:
@@ -655,7 +898,7 @@ def add_manual_item(session: Session, *, actor: Any, offboarding: Offboarding, t
     count = session.scalar(select(func.count()).select_from(OffboardingItem).where(
         OffboardingItem.offboarding_id == offboarding.id, OffboardingItem.kind == "manual")) or 0
     item = OffboardingItem(offboarding_id=offboarding.id, key=f"manual:{count + 1}", kind="manual", owner=owner,
-                           owner_person_id=owner_person_id, title=title, sort_order=30,
+                           owner_person_id=owner_person_id, title=title, sort_order=MANUAL_ORDER,
                            due_at=due_at or offboarding.due_at, created_by_id=getattr(actor, "id", None))
     session.add(item)
     try:
@@ -881,6 +1124,10 @@ class Preview:
     accounts: list[PreviewAccount]
     flags: list[AccountFlag]
     login: User | None
+    #: Secrets that will need rotation (rotation's rule and mode), revealed ones first.
+    rotations: list[rotation.ExposedSecret] = field(default_factory=list)
+    #: Live SCIM tokens the person created, to revoke.
+    tokens: list[ScimToken] = field(default_factory=list)
 
 
 def preview(session: Session, offboarding: Offboarding) -> Preview:
@@ -906,7 +1153,16 @@ def preview(session: Session, offboarding: Offboarding) -> Preview:
     flags = [AccountFlag(g.account, admins_after.get(g.account_id, 0)) for g in {g.account_id: g for g in live}.values()
              if g.account.status != "archived" and admins_after.get(g.account_id, 0) < g.account.min_admins
              and g.role.is_admin_role]
-    return Preview(live, labels, accounts, flags, _login_of(session, person.id))
+    login = _login_of(session, person.id)
+    tokens = list(session.scalars(select(ScimToken).where(ScimToken.created_by_id == login.id, ScimToken.revoked_at.is_(None))
+                                  .order_by(ScimToken.id))) if login is not None else []
+    return Preview(live, labels, accounts, flags, login, rotation.exposed_secrets(session, person=person), tokens)
+
+
+def linked_tasks(session: Session, items: Iterable[OffboardingItem]) -> dict[int, RotationTask]:
+    """The rotation tasks the rotation items track, by id (one query)."""
+    ids = [i.ref_id for i in items if i.ref_type == "rotation_task" and i.ref_id]
+    return {t.id: t for t in session.scalars(select(RotationTask).where(RotationTask.id.in_(ids))).unique()} if ids else {}
 
 
 def items_of(session: Session, offboarding: Offboarding) -> list[OffboardingItem]:
@@ -961,6 +1217,10 @@ class Evidence:
     grants_before: list[dict[str, Any]]
     grants_after: list[dict[str, Any]]
     generated_at: datetime
+    #: Every time the person saw a secret, and whether the version they saw is still current.
+    exposures: list[dict[str, Any]] = field(default_factory=list)
+    #: The rotation items with the task each tracks, its status and the version it made current.
+    rotations: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -977,6 +1237,8 @@ class Evidence:
             "items": [dict(zip(EVIDENCE_COLUMNS, e.row(), strict=True)) | {"audit_event_ids": e.audit_ids} for e in self.items],
             "grants_before": self.grants_before,
             "grants_after": self.grants_after,
+            "exposures": self.exposures,
+            "rotations": self.rotations,
             "generated_at": self.generated_at.isoformat(),
         }
 
@@ -1000,6 +1262,11 @@ def evidence(session: Session, offboarding: Offboarding) -> Evidence:
     if grant_ids:
         conditions.append(and_(AuditEvent.target_type == "grant", AuditEvent.target_id.in_(grant_ids),
                                AuditEvent.action.in_(("grant.revoked", "grant.platform_removal_confirmed"))))
+    item_of_ref = {(i.ref_type, str(i.ref_id)): i.id for i in items if i.ref_type and i.ref_id}
+    for ref_type in ("rotation_task", "scim_token"):
+        ref_ids = [ref_id for kind, ref_id in item_of_ref if kind == ref_type]
+        if ref_ids:
+            conditions.append(and_(AuditEvent.target_type == ref_type, AuditEvent.target_id.in_(ref_ids)))
     events = session.execute(select(AuditEvent.id, AuditEvent.target_type, AuditEvent.target_id)
                              .where(or_(*conditions)).order_by(AuditEvent.id)).all()
     by_item: dict[int, list[int]] = {i.id: [] for i in items}
@@ -1010,6 +1277,8 @@ def evidence(session: Session, offboarding: Offboarding) -> Evidence:
             own.append(event_id)
         elif target_type == "offboarding_item":
             by_item[int(target_id)].append(event_id)
+        elif (target_type, target_id) in item_of_ref:
+            by_item[item_of_ref[(target_type, target_id)]].append(event_id)
         elif target_id in item_of_grant:
             by_item[item_of_grant[target_id]].append(event_id)
     user_ids = {i.done_by_id for i in items if i.done_by_id}
@@ -1018,4 +1287,46 @@ def evidence(session: Session, offboarding: Offboarding) -> Evidence:
         select(Grant).where(Grant.person_id == offboarding.person_id).order_by(Grant.id)).unique()]
     before = json.loads(offboarding.grants_before_json) if offboarding.grants_before_json else []
     return Evidence(offboarding, [EvidenceItem(i, names.get(i.done_by_id) if i.done_by_id else None, sorted(by_item[i.id]))
-                                  for i in items], own, before, after, utcnow())
+                                  for i in items], own, before, after, utcnow(),
+                    _exposure_rows(session, offboarding.person_id), _rotation_rows(session, items))
+
+
+EXPOSURE_COLUMNS = ("exposure_id", "secret_id", "secret", "kind", "account", "version", "how", "exposed_at",
+                    "version_status_now")
+ROTATION_COLUMNS = ("item_id", "secret_id", "secret", "account", "revealed", "rotation_task_id", "task_status",
+                    "version_confirmed", "confirmed_at", "confirmed_by", "item_status")
+
+
+def _exposure_rows(session: Session, person_id: int) -> list[dict[str, Any]]:
+    """Every exposure of the person (what they saw), with the status of that version now (one query)."""
+    rows = session.execute(
+        select(Exposure, SecretVersion, Secret, Account).join(SecretVersion, SecretVersion.id == Exposure.secret_version_id)
+        .join(Secret, Secret.id == Exposure.secret_id).join(Account, Account.id == Exposure.account_id)
+        .where(Exposure.person_id == person_id).order_by(Exposure.exposed_at, Exposure.id)
+    ).unique().all()
+    return [dict(zip(EXPOSURE_COLUMNS, (e.id, secret.id, secret.label, secret.kind, account.display_name, version.version,
+                                        e.kind, e.exposed_at.isoformat(), version.status), strict=True))
+            for e, version, secret, account in rows]
+
+
+def _rotation_rows(session: Session, items: list[OffboardingItem]) -> list[dict[str, Any]]:
+    """The rotation items with their tasks and the versions those tasks confirmed (three queries)."""
+    rotation_items = [i for i in items if i.kind == "rotation"]
+    if not rotation_items:
+        return []
+    tasks = linked_tasks(session, rotation_items)
+    versions = _version_numbers(session, [t.staged_version_id for t in tasks.values() if t.status == "done"])
+    user_ids = {t.completed_by_id for t in tasks.values() if t.completed_by_id}
+    names = dict(session.execute(select(User.id, User.email).where(User.id.in_(user_ids))).all()) if user_ids else {}
+    rows = []
+    for item in rotation_items:
+        task = tasks.get(item.ref_id or 0)
+        done = task is not None and task.status == "done"
+        rows.append(dict(zip(ROTATION_COLUMNS, (
+            item.id, task.secret_id if task else None, task.secret.label if task else None,
+            task.secret.account.display_name if task else None, item.revealed, task.id if task else None,
+            task.status if task else None, versions.get(task.staged_version_id or 0) if done and task else None,
+            _iso(task.completed_at) if done and task else None,
+            names.get(task.completed_by_id) if done and task and task.completed_by_id else None, item.status,
+        ), strict=True)))
+    return rows

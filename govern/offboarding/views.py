@@ -121,7 +121,7 @@ def new() -> Any:
 def detail(offboarding_id: int) -> str:
     db = get_session()
     offboarding = _visible(offboarding_id)
-    if offboarding.status == "in_progress" and services.sync_removals(db, offboarding):
+    if offboarding.status == "in_progress" and services.sync_offboarding(db, offboarding):
         db.commit()
     items = services.items_of(db, offboarding)
     preview = services.preview(db, offboarding) if offboarding.status == "scheduled" else None
@@ -131,7 +131,7 @@ def detail(offboarding_id: int) -> str:
     return render_template(
         "offboarding/detail.html", offboarding=offboarding, items=items, preview=preview, flags=flags, users=users,
         progress=services.progress_of(db, [offboarding.id])[offboarding.id], now=utcnow(),
-        successors=services.successors_of(db, offboarding),
+        successors=services.successors_of(db, offboarding), linked_tasks=services.linked_tasks(db, items),
         duty_accounts=services.accounts_with_duties(db, offboarding.person_id) if offboarding.status in ("scheduled", "in_progress") else [],
         may_work=lambda item: services.may_work_item(current_user, item),
         may_choose=services.may_choose_successor(current_user, offboarding),
@@ -308,6 +308,14 @@ def evidence_csv(offboarding_id: int) -> Response:
     for label, grants in (("before", report.grants_before), ("after", report.grants_after)):
         for g in grants:
             writer.writerow([label, g["grant_id"], safe_cell(g["account"]), g["platform"], safe_cell(g["handle"]), g["role"], g["status"]])
+    writer.writerow([])
+    writer.writerow(["exposures", *services.EXPOSURE_COLUMNS])
+    for row in report.exposures:
+        writer.writerow(["exposure", *(safe_cell(v) if isinstance(v, str) else v for v in row.values())])
+    writer.writerow([])
+    writer.writerow(["rotations", *services.ROTATION_COLUMNS])
+    for row in report.rotations:
+        writer.writerow(["rotation", *(safe_cell(v) if isinstance(v, str) else ("" if v is None else v) for v in row.values())])
     return _download(out.getvalue(), "text/csv", f"offboarding-{offboarding_id}-evidence.csv")
 
 

@@ -470,6 +470,9 @@ def confirm_task(session: Session, *, actor: Any, task: RotationTask, ticked: It
                           "reason": task.reason, "checklist": sorted(i.key for i in items if i.key in done),
                           "checklist_skipped": sorted(i.key for i in items if i.key not in done)})
     session.flush()
+    from govern.offboarding.services import close_linked_items
+
+    close_linked_items(session, ref_type="rotation_task", ref_id=task.id, actor=actor)
     return task
 
 
@@ -571,6 +574,71 @@ def _fmt(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d") if moment else "?"
 
 
+@dataclass
+class ExposedSecret:
+    """A secret whose current version a person saw, or (could_have_seen) could have seen, and why."""
+
+    secret: Secret
+    version: SecretVersion
+    whys: list[str]
+    #: They actually revealed (or set) the current version, not only could have.
+    revealed: bool
+
+
+def exposed_secrets(session: Session, *, person: Person, account_ids: Iterable[int] | None = None,
+                    mode: str | None = None, now: datetime | None = None) -> list[ExposedSecret]:
+    """Secrets (current versions) ``person`` saw, or in mode could_have_seen could have seen through a
+    revealing role since the version became current; revealed ones first. ``account_ids`` None: every
+    account they revealed a secret of or held a revealing role on. A fixed number of queries.
+    """
+    mode = exposure_mode(mode)
+    now = now or utcnow()
+    revealing_grants: list[Grant] = []
+    if mode == "could_have_seen":
+        query = select(Grant).join(Role, Role.code == Grant.role_code).where(
+            Grant.person_id == person.id, Role.may_reveal.is_(True), Grant.status.in_(("active", "expired", "revoked")))
+        if account_ids is not None:
+            query = query.where(Grant.account_id.in_(list(account_ids)))
+        revealing_grants = list(session.scalars(query.order_by(Grant.id)).unique())
+    if account_ids is None:
+        ids = {g.account_id for g in revealing_grants} | set(session.scalars(
+            select(Exposure.account_id).where(Exposure.person_id == person.id).distinct()))
+    else:
+        ids = set(account_ids)
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Secret, SecretVersion).join(SecretVersion, SecretVersion.secret_id == Secret.id)
+        .where(Secret.account_id.in_(sorted(ids)), SecretVersion.status == "current").order_by(Secret.account_id, Secret.id)
+    ).unique().all()
+    if not rows:
+        return []
+    seen: dict[int, list[Exposure]] = {}
+    for exposure in session.scalars(select(Exposure).where(Exposure.secret_version_id.in_([v.id for _, v in rows]),
+                                                           Exposure.person_id == person.id).order_by(Exposure.exposed_at)):
+        seen.setdefault(exposure.secret_version_id, []).append(exposure)
+    grants_by_account: dict[int, list[Grant]] = {}
+    for grant in revealing_grants:
+        grants_by_account.setdefault(grant.account_id, []).append(grant)
+    result: list[ExposedSecret] = []
+    for secret, version in rows:
+        since = version.confirmed_at or version.created_at
+        whys: list[str] = []
+        for exposure in seen.get(version.id, []):
+            whys.append(f"saw version {version.version} on {_fmt(exposure.exposed_at)} ({exposure.kind.replace('_', ' ')})")
+            break
+        revealed = bool(whys)
+        for grant in grants_by_account.get(secret.account_id, []):
+            ended = grant.ended_at or (grant.expires_at if grant.expires_at and grant.expires_at <= now else None)
+            if grant.starts_at <= now and (ended is None or ended >= since):
+                whys.append(f"could have revealed it as {grant.role.name} ({_fmt(max(grant.starts_at, since))} to {_fmt(ended or now)})")
+                break
+        if whys:
+            result.append(ExposedSecret(secret, version, whys, revealed))
+    result.sort(key=lambda e: not e.revealed)  # stable: revealed first, then by account and secret
+    return result
+
+
 def open_exposure_rotations(session: Session, *, actor: Any, person: Person, account: Account, reason: str = "exposure",
                             mode: str | None = None, note: str = "") -> list[RotationTask]:
     """``person`` lost access to ``account``: every secret whose current version they saw, or
@@ -587,42 +655,14 @@ def open_exposure_rotations(session: Session, *, actor: Any, person: Person, acc
             Role.may_reveal.is_(True), (Grant.expires_at.is_(None)) | (Grant.expires_at > now)).limit(1)
     ) is not None:
         return []  # they still hold a revealing role here: nothing was lost yet
-    rows = session.execute(
-        select(Secret, SecretVersion).join(SecretVersion, SecretVersion.secret_id == Secret.id)
-        .where(Secret.account_id == account.id, SecretVersion.status == "current").order_by(Secret.id)
-    ).all()
-    if not rows:
-        return []
-    version_ids = [v.id for _, v in rows]
-    seen: dict[int, list[Exposure]] = {}
-    for exposure in session.scalars(select(Exposure).where(Exposure.secret_version_id.in_(version_ids),
-                                                           Exposure.person_id == person.id).order_by(Exposure.exposed_at)):
-        seen.setdefault(exposure.secret_version_id, []).append(exposure)
-    grants: list[Grant] = []
-    if mode == "could_have_seen":
-        grants = list(session.scalars(
-            select(Grant).join(Role, Role.code == Grant.role_code).where(
-                Grant.person_id == person.id, Grant.account_id == account.id, Role.may_reveal.is_(True),
-                Grant.status.in_(("active", "expired", "revoked")))
-        ))
     tasks: list[RotationTask] = []
-    for secret, version in rows:
-        since = version.confirmed_at or version.created_at
-        whys: list[str] = []
-        for exposure in seen.get(version.id, []):
-            whys.append(f"saw version {version.version} on {_fmt(exposure.exposed_at)} ({exposure.kind.replace('_', ' ')})")
-            break
-        for grant in grants:
-            ended = grant.ended_at or (grant.expires_at if grant.expires_at and grant.expires_at <= now else None)
-            if grant.starts_at <= now and (ended is None or ended >= since):
-                whys.append(f"could have revealed it as {grant.role.name} ({_fmt(max(grant.starts_at, since))} to {_fmt(ended or now)})")
-                break
-        if not whys:
-            continue
-        people = [{"person_id": person.id, "name": person.full_name, "why": "; ".join(whys)}]
+    exposed = sorted(exposed_secrets(session, person=person, account_ids=[account.id], mode=mode, now=now),
+                     key=lambda e: e.secret.id)
+    for item in exposed:
+        people = [{"person_id": person.id, "name": person.full_name, "why": "; ".join(item.whys)}]
         text = note or f"{person.full_name} lost access to {account.display_name} ({REASON_LABELS[reason].lower()})."
-        opened = open_task(session, actor=actor, secret=secret, reason=reason, due_at=now, people=people, note=text,
-                           urgent=reason != "exposure" or any(w.startswith("saw") for w in whys))
+        opened = open_task(session, actor=actor, secret=item.secret, reason=reason, due_at=now, people=people, note=text,
+                           urgent=reason != "exposure" or item.revealed)
         tasks.append(opened.task)
     if tasks:
         notify_it(session, title=f"Rotate now: {len(tasks)} secret(s) of {account.display_name}",

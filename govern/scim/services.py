@@ -87,6 +87,7 @@ def revoke_token(session: Session, *, actor: Any, token: ScimToken) -> None:
     session.flush()
     audit.record(session, "scim.token_revoked", actor=actor, target_type="scim_token", target_id=token.id,
                  details={"name": token.name, "prefix": token.prefix})
+    offboarding.close_linked_items(session, ref_type="scim_token", ref_id=token.id, actor=actor)
 
 
 def list_tokens(session: Session) -> list[ScimToken]:

@@ -1,7 +1,8 @@
 """An offboarding from end to end, in a real browser against a real server process:
-HR schedules it, the manager picks a successor before the day, `govern offboarding run-due`
-starts it, IT and the manager work through the checklist, HR sees it complete and downloads
-the evidence."""
+HR schedules it (the preview lists the secrets that will need rotation), the manager picks a
+successor before the day, `govern jobs run` starts it, IT works through the checklist including
+confirming the rotation of the password Lea revealed, the manager hands the accounts over, HR
+sees it complete and downloads the evidence."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select, update
 
 from govern import create_app
+from govern.crypto.keyring import Keyring
 from govern.db import database, utcnow
 from govern.directory.models import Person
 from govern.offboarding.models import Offboarding
+from govern.vault import services as vault
 from tests.browser.conftest import VENV_BIN, LiveServer, _server_env
 from tests.conftest import app_config
 from tests.factories import DEFAULT_PASSWORD, make_account, make_grant, make_person, make_user
@@ -38,8 +41,9 @@ def _seed(tmp_path: Path, database_url: str) -> SimpleNamespace:
             hr = make_user(db, kit, roles=("hr",), email="hana@acme.example", full_name="Hana HR")
             it = make_user(db, kit, roles=("it",), email="ivo@acme.example", full_name="Ivo IT")
             manager = make_user(db, kit, roles=("manager",), email="max@acme.example", full_name="Max Manager")
-            lea = make_person(db, full_name="Lea Leaver", email="lea@acme.example", manager_id=manager.user.person_id,
-                              department="Marketing", title="Community manager")
+            lea_login = make_user(db, kit, email="lea@acme.example", full_name="Lea Leaver")
+            lea = lea_login.user.person
+            lea.manager_id, lea.department, lea.title = manager.user.person_id, "Marketing", "Community manager"
             sam = make_person(db, full_name="Sam Successor", email="sam@acme.example", manager_id=manager.user.person_id)
             linkedin = make_account(db, platform="linkedin", handle="acme-li", display_name="Acme LinkedIn",
                                     url="https://www.linkedin.com/company/acme-li", business_owner_id=lea.id,
@@ -49,6 +53,15 @@ def _seed(tmp_path: Path, database_url: str) -> SimpleNamespace:
             make_grant(db, lea, linkedin, "admin")
             make_grant(db, lea, insta, "publisher")
             make_grant(db, sam, insta, "admin")
+            db.commit()
+            # The vault holds both accounts' passwords; Lea revealed the Instagram one to post.
+            ring = Keyring.load(instance / "vault.key")
+            insta_login = vault.create_secret(db, actor=it.user, keyring=ring, account=insta, kind="password",
+                                              label="Instagram login", value="Old-Instagram-Pass-1!")
+            vault.create_secret(db, actor=it.user, keyring=ring, account=linkedin, kind="password", label="LinkedIn login",
+                                value="Old-LinkedIn-Pass-1!")
+            db.commit()
+            vault.reveal(db, actor=lea_login.user, keyring=ring, secret=insta_login, reason="posting", mfa_fresh=True)
             db.commit()
             return SimpleNamespace(hr=hr, it=it, manager=manager, lea_id=lea.id, sam_email=sam.email,
                                    app=app, linkedin_id=linkedin.id)
@@ -93,6 +106,9 @@ def test_offboarding(browser: Any, live_server: LiveServer, scratch_database_url
     _submit(hr, hr.get_by_role("button", name="Start the offboarding"))
     expect(hr.locator("#preview")).to_contain_text("LinkedIn Super admin")
     expect(hr.locator("#flags")).to_contain_text("Acme LinkedIn")
+    expect(hr.locator("#preview-rotations li")).to_have_count(2)
+    expect(hr.locator("#preview-rotations li").first).to_contain_text("revealed")
+    expect(hr.locator("#preview-rotations li").first).to_contain_text("Instagram login")
     offboarding_url = hr.url
     screenshots(hr, "preview_before_the_day")
 
@@ -113,20 +129,39 @@ def test_offboarding(browser: Any, live_server: LiveServer, scratch_database_url
         db.commit()
         db.close()
     env = _server_env(tmp_path, scratch_database_url, live_server.base_url)
-    run = subprocess.run([str(VENV_BIN / "govern"), "offboarding", "run-due"], env=env, capture_output=True, text=True,
+    run = subprocess.run([str(VENV_BIN / "govern"), "jobs", "run"], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=120, check=False)
-    assert run.returncode == 0 and "started 1 offboarding" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == 0 and "offboarding.start_due: ok (started 1" in run.stdout, run.stdout + run.stderr
 
     # 4. IT removes Lea from each platform's role list and confirms with a note.
     it = _sign_in(browser, live_server, seed.it)
     it.goto(offboarding_url)
     expect(it.locator("#checklist")).to_contain_text("Remove Lea Leaver as LinkedIn Super admin")
+    rotation_rows = it.locator("#checklist tr", has=it.locator("a[href*='/rotation/tasks/']"))
+    expect(rotation_rows).to_have_count(2)
+    expect(rotation_rows.first).to_contain_text("Rotate Instagram login")
+    expect(rotation_rows.first).to_contain_text("revealed")
     screenshots(it, "checklist_started")
     for _ in range(2):
         form = it.locator("form[action*='/done']").first
         form.locator("textarea").fill("Removed in the platform's admin settings; screenshot in ticket IT-4711.")
         _submit(it, form.get_by_role("button", name="Mark done"))
     screenshots(it, "it_removals_done")
+    # IT rotates both passwords through their rotation tasks; each confirmation closes its item.
+    for label in ("Instagram login", "LinkedIn login"):
+        row = it.locator("#checklist tr", has_text=f"Rotate {label}")
+        _submit(it, row.locator("a[href*='/rotation/tasks/']"))
+        _submit(it, it.get_by_role("button", name="Generate and stage"))
+        expect(it.locator("#task-status")).to_have_text("staged")
+        for box in it.locator("input[name=checklist]").all():
+            box.check()
+        if label == "Instagram login":
+            screenshots(it, "rotation_task_staged")
+        _submit(it, it.get_by_role("button", name="Confirm: the new value works"))
+        expect(it.locator("#task-status")).to_have_text("done")
+        it.goto(offboarding_url)
+        expect(it.locator("#checklist tr", has_text=f"Rotate {label}")).to_contain_text("confirmed: version 2")
+    screenshots(it, "it_rotations_done")
 
     # 5. The manager hands the accounts over to Sam.
     manager.goto(offboarding_url)
@@ -145,12 +180,17 @@ def test_offboarding(browser: Any, live_server: LiveServer, scratch_database_url
     hr.goto(offboarding_url)
     _submit(hr, hr.get_by_role("link", name="Evidence report"))
     expect(hr.get_by_role("heading", name="Evidence: offboarding of Lea Leaver")).to_be_visible()
+    expect(hr.locator("#rotations tbody tr")).to_have_count(2)
+    expect(hr.locator("#exposures")).to_contain_text("Instagram login")
     screenshots(hr, "evidence")
     with hr.expect_download() as download_info:
         hr.locator("#evidence-csv").click()
     rows = list(csv.reader(io.StringIO(Path(download_info.value.path()).read_text(encoding="utf-8"))))
     items = [r for r in rows if r and r[0].isdigit()]
-    assert len(items) == 4 and all(r[4] == "done" and r[9] for r in items)
+    assert len(items) == 6 and all(r[4] == "done" and r[9] for r in items)
+    rotations = [r for r in rows if r and r[0] == "rotation"]
+    assert [r[3] for r in rotations] == ["Instagram login", "LinkedIn login"] and all(r[8] == "2" for r in rotations)
+    assert [r[1] for r in rows if r and r[0] == "exposure"] and "Old-Instagram-Pass-1!" not in str(rows)
 
     with seed.app.app_context():
         db = database(seed.app).sessionmaker()
