@@ -358,7 +358,7 @@ def reveal_staged(session: Session, *, actor: Any, keyring: Keyring | None, task
         raise ConflictError("Nothing is staged on this task.")
     if not mfa_fresh:
         raise vault.StepUpRequiredError("Confirm a code from your authenticator first (needed within the last 5 minutes).")
-    ring = vault._require_keyring(keyring)
+    ring = vault.require_keyring(keyring)
     version = session.get(SecretVersion, task.staged_version_id)
     assert version is not None
     payload = vault.decrypt_version(session, actor=actor, keyring=ring, version=version)
