@@ -74,6 +74,14 @@ def send_email(session: Session, context: JobContext) -> Mapping[str, int]:
     return counts
 
 
+def start_offboardings(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Start scheduled offboardings whose time has come; one that cannot start is audited and counted."""
+    from govern.offboarding.services import start_due_offboardings
+
+    result = start_due_offboardings(session, now=context.now)
+    return {"started": result["started"], "not_started": len(result["failed"]), "items_synced": result["synced"]}
+
+
 def _rotation_steps() -> list[Step]:
     from govern.rotation import jobs as rotation
 
@@ -92,6 +100,7 @@ STEPS: list[Step] = [
     Step("grants.expire", "Expire time-bound grants", expire_grants),
     Step("sessions.purge", "Purge stale web sessions", purge_sessions),
     Step("jobs.prune", "Delete job runs older than 90 days", prune_job_runs),
+    Step("offboarding.start", "Start scheduled offboardings that are due", start_offboardings),
     *ROTATION_STEPS,
     Step("email.send", "Send queued email", send_email, own_transactions=True),
 ]
