@@ -239,3 +239,17 @@ def test_the_vault_secret_page_shows_rotation_state_and_it_rotates_from_there(ap
     assert 'id="rotation-state"' in admin_page and 'id="rotate-now"' not in admin_page
     publisher_page = _client(app, db, world.publisher).get(f"/vault/secrets/{secret.id}")
     assert publisher_page.status_code == 200 and 'id="rotation-state"' not in publisher_page.get_data(as_text=True)
+
+
+def test_the_account_page_shows_each_secrets_rotation_state_to_rotation_readers(app, db, world, ring):
+    old = vault_secret(db, ring, world, label="Old login")
+    age(db, old, 120)
+    vault_secret(db, ring, world, label="Fresh login")
+    task = rotation.open_task(db, actor=None, secret=old, reason="exposure", note="lost access").task
+    db.commit()
+    page = _client(app, db, world.it).get(f"/accounts/{world.account.id}").get_data(as_text=True)
+    secrets_card = page.split('id="secrets"')[1].split('id="exposures"')[0]
+    assert "<th>Rotation</th>" in secrets_card and "overdue" in secrets_card and "fine" in secrets_card
+    assert f'href="/rotation/tasks/{task.id}">rotate now</a>' in secrets_card
+    manager = _client(app, db, world.manager).get(f"/accounts/{world.account.id}").get_data(as_text=True)
+    assert "<th>Rotation</th>" not in manager
