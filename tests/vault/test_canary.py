@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from html import unescape
+from html import escape, unescape
 from urllib.parse import quote
 
 from sqlalchemy import select
@@ -35,7 +35,9 @@ CANARY = {
 
 
 def _forms(text: str) -> list[str]:
-    return [text, quote(text), quote(text, safe=""), *(f.decode() for f in encodings(text))]
+    # A page carries a value HTML-escaped (a generated password may hold & < > " ').
+    return [text, escape(text), escape(text, quote=False), quote(text), quote(text, safe=""),
+            *(f.decode() for f in encodings(text))]
 
 
 def test_canaries_only_ever_appear_on_the_reveal_page_that_asked(app, db, world, ring, caplog):
