@@ -24,7 +24,7 @@ from govern.directory.services import find_person_by_email
 from govern.errors import ConflictError, InvalidError, NotFoundError
 from govern.grants.forms import RemovalForm, RevokeForm
 from govern.grants.models import Grant, PlatformRemoval
-from govern.web import ensure_visible, page_arg, permission
+from govern.web import ensure_visible, may, page_arg, permission
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
@@ -203,8 +203,14 @@ def _vault_section(db: Any, account: Account) -> dict[str, Any]:
     from govern.vault import services as vault_services
 
     exposures, total = vault_services.exposures(db, account_id=account.id, per_page=HISTORY_SIZE)
-    return {"vault_rows": vault_services.account_secrets(db, account.id), "vault_exposures": exposures,
-            "vault_exposure_total": total}
+    rows = vault_services.account_secrets(db, account.id)
+    schedules: dict[int, Any] = {}
+    if may(current_user, "rotation.read"):
+        from govern.rotation import services as rotation_services
+
+        schedules = {s.secret.id: s for s in rotation_services.schedules(db, [r.secret for r in rows])}
+    return {"vault_rows": rows, "vault_exposures": exposures, "vault_exposure_total": total,
+            "vault_schedules": schedules}
 
 
 @bp.route("/roles")

@@ -25,7 +25,7 @@ def seed() -> None:
     g.audit_actor_label = "demo"
     with database(current_app).session_scope() as session:
         try:
-            summary = seed_demo(session, current_app.extensions["govern.auth"])
+            summary = seed_demo(session, current_app.extensions["govern.auth"], current_app.extensions.get("govern.keyring"))
         except GovernError as exc:
             raise click.ClickException(exc.message) from None
         session.commit()
@@ -40,6 +40,13 @@ def seed() -> None:
                f"{summary.open_removals} platform removals to confirm")
     click.echo(f"  owner and admin grants approved by {summary.approver}")
     click.echo(f"  access review \"{summary.review}\": {summary.review_items} items, {summary.review_open} open")
+    if summary.secrets is None:
+        click.echo("  no credentials: the vault is sealed (run `govern keys init`, restart, and seed a fresh instance "
+                   "to see vaulted credentials and rotation work)")
+    else:
+        tasks = ", ".join(f"{count} {reason}" for reason, count in sorted(summary.rotation.items()))
+        click.echo(f"  {summary.secrets} credentials vaulted with fake DEMO-ONLY values; open rotation tasks: {tasks}")
+        click.echo(f"  locked down: {summary.incident}")
     click.echo(f"  {len(summary.logins)} logins:")
     for email, roles in summary.logins:
         click.echo(f"    {email:<40} {', '.join(roles) or 'staff'}")

@@ -6,6 +6,11 @@ admin ones approved by a second person), a few time-bound grants, one open reque
 revocations whose removal from the platform nobody has confirmed yet, and an access review of
 the X accounts under way (one item kept, the rest waiting on the owners' home pages). Everything
 is deterministic: seeding two fresh instances gives the same company.
+
+When the vault is unsealed, IT has also vaulted the accounts' credentials with clearly fake values
+(each starts with "DEMO-ONLY"; the 2FA seeds are base32 of a demo phrase), a publisher has revealed
+one, versions are backdated so that some credentials are due and some overdue (with their
+scheduled rotation tasks), and the TikTok account is locked down with an open incident.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from govern import audit
@@ -22,6 +27,7 @@ from govern.accounts.models import PLATFORM_LABELS, Account
 from govern.accounts.services import AccountInput, create_account
 from govern.auth.models import User, UserRole
 from govern.auth.services import AuthKit, create_user
+from govern.crypto.keyring import Keyring
 from govern.db import utcnow
 from govern.directory.models import Person
 from govern.directory.services import create_person
@@ -32,6 +38,8 @@ from govern.policies.models import Acknowledgement, PolicyVersion
 from govern.policies.services import current_version
 from govern.reviews.models import ReviewCampaign, ReviewItem
 from govern.reviews.services import decide_item, open_campaign
+from govern.rotation.models import Incident, RotationTask
+from govern.vault.models import Secret, SecretVersion
 
 COMPANY = "Northpeak Outdoor"
 DOMAIN = "northpeak.example"
@@ -169,6 +177,24 @@ REQUEST = ("s_agent1", "fb_help", "moderator", "I join the Facebook Help rota ne
 #: account, role) its reviewer has already kept.
 REVIEW = ("Quarterly access review: X", "x", 14, ("c_pr", "x_news", "admin"))
 
+#: Fake credentials: every value starts with this, so nobody mistakes a demo value for a real one.
+FAKE = "DEMO-ONLY"
+#: account, age in days of its password's current version (the accounts' intervals are 60 days for
+#: critical ones, 90 for the others): overdue, due soon, and fine ones for the rotation dashboard.
+PASSWORD_AGES: dict[str, int] = {
+    "ig_main": 75, "fb_main": 83, "tt_main": 20, "yt_main": 40, "th_main": 130, "x_news": 12,
+    "li_company": 200, "bs_main": 5, "md_main": 86, "x_help": 30, "fb_help": 60, "ig_careers": 95,
+}
+#: Accounts whose 2FA seed and recovery codes IT keeps too (the critical ones).
+TWO_FACTOR = ("ig_main", "x_news")
+#: The YouTube upload token (for the scheduling tool) expires soon: due by its own date.
+TOKEN = ("yt_main", "YouTube upload API token (scheduling tool)", 9)
+#: Who reveals what (a login holding a revealing grant, policy accepted): person, account, reason.
+REVEALS = (("m_social", "ig_main", "Sign in on the campaign phone for the spring shoot."),)
+#: The account IT locked down, and what happened.
+LOCKDOWN = ("tt_main", "Demo incident: TikTok reported a sign-in from an unknown device in another country; "
+                       "the session was not ours. Passwords and 2FA are being rotated.")
+
 #: Who has not accepted the standard policy (nobody may hold a credential without it, so these
 #: hold none; the analyst's grant shows up as "holders who have not accepted the current policy").
 STANDARD_NOT_ACCEPTED = frozenset({"s_qa", "i_sys", "i_help"})
@@ -215,6 +241,10 @@ class SeedSummary:
     review_open: int = 0
     approver: str = ""
     new_admin: str | None = None
+    #: None when the vault was sealed and no credentials were seeded.
+    secrets: int | None = None
+    rotation: dict[str, int] = field(default_factory=dict)
+    incident: str = ""
 
 
 def email_of(name: str) -> str:
@@ -353,16 +383,82 @@ def _review(session: Session, admin: User, users: dict[str, User], people: dict[
     return campaign
 
 
-def seed_demo(session: Session, kit: AuthKit) -> SeedSummary:
-    """Fill a fresh instance with the demo company; refuses when accounts exist. The caller commits."""
+def _fake_seed(handle: str) -> str:
+    """A valid base32 2FA seed spelling a demo phrase (never a real one)."""
+    import base64
+
+    return base64.b32encode(f"demo-only {handle}"[:20].ljust(20, "!").encode()).decode()
+
+
+def _vault(session: Session, keyring: Keyring, it: User, accounts: dict[str, Account]) -> list[Secret]:
+    """IT vaults fake credentials of every account: a password each, 2FA seed and recovery codes of the
+    critical ones, and one API token."""
+    from govern.vault.services import create_secret
+
+    made: list[Secret] = []
+    for key, account in accounts.items():
+        label = PLATFORM_LABELS[account.platform]
+        made.append(create_secret(session, actor=it, keyring=keyring, account=account, kind="password",
+                                  label=f"{label} login", value=f"{FAKE}-{account.handle}-pw-{len(made) + 1:02d}!",
+                                  login=f"social@{DOMAIN}", notes="Demo value: not a real password."))
+        if key in TWO_FACTOR:
+            made.append(create_secret(session, actor=it, keyring=keyring, account=account, kind="totp",
+                                      label=f"{label} 2FA (IT phone)", value=_fake_seed(account.handle)))
+            made.append(create_secret(session, actor=it, keyring=keyring, account=account, kind="recovery_codes",
+                                      label=f"{label} recovery codes",
+                                      value=[f"{FAKE}-{n:04d}-{account.handle[:4]}" for n in range(1, 9)]))
+    key, label, days = TOKEN
+    made.append(create_secret(session, actor=it, keyring=keyring, account=accounts[key], kind="api_token", label=label,
+                              value=f"{FAKE}-token-{accounts[key].handle}", token_expires_at=utcnow().date() + timedelta(days=days)))
+    return made
+
+
+def _backdate(session: Session, accounts: dict[str, Account], secrets: list[Secret]) -> None:
+    """Pretend the passwords were vaulted PASSWORD_AGES days ago (other kinds a month ago)."""
+    now = utcnow()
+    for secret in secrets:
+        key = next(k for k, a in accounts.items() if a.id == secret.account_id)
+        days = PASSWORD_AGES[key] if secret.kind == "password" else 30
+        moment = now - timedelta(days=days)
+        session.execute(update(SecretVersion).where(SecretVersion.secret_id == secret.id)
+                        .values(created_at=moment, confirmed_at=moment))
+    session.flush()
+
+
+def _rotation(session: Session, keyring: Keyring, users: dict[str, User], people: dict[str, Person],
+              accounts: dict[str, Account], secrets: list[Secret]) -> tuple[dict[str, int], Incident]:
+    """Reveals, backdated versions, the scheduled rotation tasks, and one lockdown with its incident."""
+    from govern.rotation.services import lock_down, schedule_due
+    from govern.vault.services import reveal
+
+    for person, account, reason in REVEALS:
+        secret = next(s for s in secrets if s.account_id == accounts[account].id and s.kind == "password")
+        reveal(session, actor=users[person], keyring=keyring, secret=secret, reason=reason, mfa_fresh=True)
+    _backdate(session, accounts, secrets)
+    schedule_due(session)
+    key, summary = LOCKDOWN
+    incident = lock_down(session, actor=users["i_sec"], account=accounts[key], summary=summary,
+                         compromised_since=utcnow() - timedelta(days=2))
+    counts = dict(session.execute(select(RotationTask.reason, func.count()).where(
+        RotationTask.status.in_(("open", "staged"))).group_by(RotationTask.reason)).all())
+    return counts, incident
+
+
+def seed_demo(session: Session, kit: AuthKit, keyring: Keyring | None = None) -> SeedSummary:
+    """Fill a fresh instance with the demo company (and, with a keyring, its fake credentials and
+    rotation work); refuses when accounts exist. The caller commits."""
     _refuse_unless_fresh(session)
     people = _people(session)
     users, admin, admin_created = _logins(session, kit, people)
     versions = _policies(session)
     acceptances = _acceptances(session, people, versions)
     accounts = _accounts(session, people)
+    # Vaulted before the grants, so the two revocations open exposure-driven rotations.
+    secrets = _vault(session, keyring, users["i_mgr"], accounts) if keyring is not None else None
     grants = _grants(session, people, accounts, users, admin)
     campaign = _review(session, admin, users, people, grants)
+    rotation_counts, incident = (_rotation(session, keyring, users, people, accounts, secrets)
+                                 if keyring is not None and secrets is not None else ({}, None))
     review_counts = dict(session.execute(
         select(ReviewItem.decision.is_(None), func.count()).where(ReviewItem.campaign_id == campaign.id)
         .group_by(ReviewItem.decision.is_(None))
@@ -386,6 +482,9 @@ def seed_demo(session: Session, kit: AuthKit) -> SeedSummary:
         review_open=review_counts.get(True, 0),
         approver=admin.email,
         new_admin=users[FALLBACK_ADMIN].email if admin_created else None,
+        secrets=len(secrets) if secrets is not None else None,
+        rotation=rotation_counts,
+        incident=f"{incident.account.display_name}: incident {incident.id}" if incident is not None else "",
     )
     audit.record(session, "demo.seeded", details=_summary_details(summary))
     session.flush()
@@ -394,4 +493,5 @@ def seed_demo(session: Session, kit: AuthKit) -> SeedSummary:
 
 def _summary_details(summary: SeedSummary) -> dict[str, Any]:
     return {"people": summary.people, "accounts": summary.accounts, "grants": summary.grants,
-            "logins": len(summary.logins), "acceptances": summary.acceptances}
+            "logins": len(summary.logins), "acceptances": summary.acceptances, "secrets": summary.secrets,
+            "rotation_tasks": summary.rotation, "backdated_versions": summary.secrets is not None}

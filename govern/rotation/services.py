@@ -358,7 +358,7 @@ def reveal_staged(session: Session, *, actor: Any, keyring: Keyring | None, task
         raise ConflictError("Nothing is staged on this task.")
     if not mfa_fresh:
         raise vault.StepUpRequiredError("Confirm a code from your authenticator first (needed within the last 5 minutes).")
-    ring = vault._require_keyring(keyring)
+    ring = vault.require_keyring(keyring)
     version = session.get(SecretVersion, task.staged_version_id)
     assert version is not None
     payload = vault.decrypt_version(session, actor=actor, keyring=ring, version=version)
@@ -1026,18 +1026,31 @@ def send_reminders(session: Session, *, now: datetime | None = None) -> dict[str
         late = now - task.due_at
         link = f"/rotation/tasks/{task.id}"
         users = [task.assignee] if task.assignee is not None and task.assignee.is_active else team
-        counts["reminders"] += notifications.email_users(
-            session, users=users, kind="rotation.reminder", subject=f"[govern] Rotation overdue: {what}",
+        counts["reminders"] += _remind(
+            session, users=users, kind="rotation.reminder", title=f"Rotation overdue: {what}",
             body=f"The rotation of {what} ({REASON_LABELS[task.reason].lower()}) was due {_fmt(task.due_at)} "
                  f"and is {task.status}; it is {late.days} day(s) late.",
             link=link, dedupe_prefix=f"rotation.reminder:{task.id}:{now:%Y-%m-%d}", base_url=base)
         if late >= (ESCALATE_URGENT_AFTER if task.is_urgent else ESCALATE_AFTER):
-            counts["escalations"] += notifications.email_users(
-                session, users=admins, kind="rotation.escalation", subject=f"[govern] Escalation: rotation of {what} is {late.days} days late",
+            counts["escalations"] += _remind(
+                session, users=admins, kind="rotation.escalation", title=f"Escalation: rotation of {what} is {late.days} days late",
                 body=f"The rotation of {what} ({REASON_LABELS[task.reason].lower()}{', urgent' if task.is_urgent else ''}) "
                      f"was due {_fmt(task.due_at)} and is still {task.status}. Please make sure IT takes it.",
                 link=link, dedupe_prefix=f"rotation.escalation:{task.id}:{week}", base_url=base)
     return counts
+
+
+def _remind(session: Session, *, users: Sequence[User], kind: str, title: str, body: str, link: str,
+            dedupe_prefix: str, base_url: str) -> int:
+    # Each person gets the email and the in-app notification together, and only when the email's
+    # dedupe key is new, so a reminder appears once a day in the app too, even with concurrent runs.
+    sent = 0
+    for user in users:
+        if notifications.email_users(session, users=[user], kind=kind, subject=f"[govern] {title}", body=body, link=link,
+                                     dedupe_prefix=dedupe_prefix, base_url=base_url):
+            notifications.notify(session, kind=kind, title=title, user=user, link=link, body=body)
+            sent += 1
+    return sent
 
 
 def send_digest(session: Session, *, now: datetime | None = None) -> dict[str, int]:

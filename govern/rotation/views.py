@@ -256,13 +256,15 @@ def rotate(secret_id: int) -> Response:
     db = get_session()
     secret = _secret(secret_id)
     form = NoteForm()
+    # "Rotate now" is offered on the rotation list and on the vault's secret page; a refusal returns there.
+    back = url_for("vault.detail", secret_id=secret.id) if request.form.get("from") == "vault" else url_for("rotation.secrets")
     if not form.validate_on_submit():
         flash("Say why this secret should rotate.", "error")
-        return redirect(url_for("rotation.secrets"))
+        return redirect(back)
     try:
         opened = rotation.request_rotation(db, actor=current_user, secret=secret, note=form.note.data or "")
     except GovernError as exc:
-        return _fail(exc, url_for("rotation.secrets"))
+        return _fail(exc, back)
     db.commit()
     flash("Rotation task opened." if opened.created else "Added to the open rotation task.", "success")
     return redirect(url_for("rotation.task", task_id=opened.task.id))

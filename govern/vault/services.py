@@ -238,7 +238,8 @@ def _refuse_value_in_metadata(meta: Metadata, payload: dict[str, Any]) -> None:
 # --- keys ---------------------------------------------------------------------------------------------
 
 
-def _require_keyring(keyring: Keyring | None) -> Keyring:
+def require_keyring(keyring: Keyring | None) -> Keyring:
+    """The keyring, or VaultSealedError with what the operator must do when the vault is sealed."""
     if keyring is None:
         raise VaultSealedError(SEALED_MESSAGE)
     return keyring
@@ -335,7 +336,7 @@ def create_secret(session: Session, *, actor: Any, keyring: Keyring | None, acco
                   value: str | list[str], login: str | None = None, url: str | None = None, notes: str | None = None,
                   token_expires_at: date | None = None) -> Secret:
     """Vault a new secret of ``account``: validate, encrypt version 1 (current), audit; the caller commits."""
-    ring = _require_keyring(keyring)
+    ring = require_keyring(keyring)
     if kind not in SECRET_KINDS:
         raise _bad("kind", f"Choose one of: {', '.join(SECRET_KINDS)}.")
     if account.status == "archived":
@@ -400,7 +401,7 @@ def _retire(version: SecretVersion, now: datetime) -> None:
 
 def change_value(session: Session, *, actor: Any, keyring: Keyring | None, secret: Secret, value: str | list[str]) -> SecretVersion:
     """A new current version with ``value``; the old one is retired (kept for the retention period)."""
-    ring = _require_keyring(keyring)
+    ring = require_keyring(keyring)
     payload = _payload(secret.kind, value)
     if pending_version(session, secret) is not None:
         raise ConflictError("A staged new value waits for confirmation; confirm or discard it first.")
@@ -421,7 +422,7 @@ def change_value(session: Session, *, actor: Any, keyring: Keyring | None, secre
 
 def stage_version(session: Session, *, actor: Any, keyring: Keyring | None, secret: Secret, value: str | list[str]) -> SecretVersion:
     """Rotation step 1: keep a new value as ``pending`` while it is being set on the platform."""
-    ring = _require_keyring(keyring)
+    ring = require_keyring(keyring)
     payload = _payload(secret.kind, value)
     if pending_version(session, secret) is not None:
         raise ConflictError("A staged new value waits for confirmation already.")
@@ -596,7 +597,7 @@ def reveal(session: Session, *, actor: Any, keyring: Keyring | None, secret: Sec
     Refusals are audited. The audit event and the exposure are written with the reveal, in
     the caller's transaction.
     """
-    ring = _require_keyring(keyring)
+    ring = require_keyring(keyring)
     if what not in EXPOSURE_KINDS or (secret.kind == "totp") != (what != "value"):
         raise _bad("what", "This secret cannot be shown that way.")
     why_not = refusal(session, actor, secret, what)
@@ -632,7 +633,7 @@ def reveal(session: Session, *, actor: Any, keyring: Keyring | None, secret: Sec
 def mark_recovery_code_used(session: Session, *, actor: Any, keyring: Keyring | None, secret: Secret, index: int,
                             mfa_fresh: bool) -> SecretVersion:
     """Mark one recovery code used: a new current version, the old one retired."""
-    ring = _require_keyring(keyring)
+    ring = require_keyring(keyring)
     if secret.kind != "recovery_codes":
         raise _bad("index", "Only recovery codes can be marked used.")
     why_not = refusal(session, actor, secret)

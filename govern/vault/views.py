@@ -13,10 +13,11 @@ from govern.accounts.services import can_see_account, get_account
 from govern.crypto.keyring import Keyring
 from govern.db import get_session
 from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
+from govern.rotation import services as rotation_services
 from govern.vault import services
 from govern.vault.forms import MetadataForm, NewSecretForm, RevealForm, ValueForm
 from govern.vault.models import Secret
-from govern.web import ensure_visible, fresh_mfa_required, mfa_is_fresh, page_arg, permission
+from govern.web import ensure_visible, fresh_mfa_required, may, mfa_is_fresh, page_arg, permission
 
 bp = Blueprint("vault", __name__, url_prefix="/vault")
 
@@ -112,9 +113,12 @@ def detail(secret_id: int) -> str:
     secret = _visible_secret(secret_id)
     page = page_arg()
     exposures, total = services.exposures(db, secret_id=secret.id, page=page, per_page=PAGE_SIZE)
+    # Rotation builds on the vault; its state of this secret (interval, due date, open task) is shown
+    # here to those who may read rotation, so IT sees and starts a rotation from the secret itself.
+    schedule = rotation_services.schedules(db, [secret])[0] if may(current_user, "rotation.read") else None
     return render_template(
         "vault/detail.html", secret=secret, versions=services.versions_of(db, secret), exposures=exposures,
-        exposure_total=total, page=page, has_next=page * PAGE_SIZE < total,
+        exposure_total=total, page=page, has_next=page * PAGE_SIZE < total, schedule=schedule,
         may_reveal=services.refusal(db, current_user, secret, "totp_code" if secret.kind == "totp" else "value") is None,
         may_see_seed=secret.kind == "totp" and services.refusal(db, current_user, secret, "totp_seed") is None,
     )

@@ -198,3 +198,50 @@ def test_an_access_review_is_under_way(db, seeded):
     claire = db.scalars(select(Person).where(Person.full_name == "Claire Dubois")).one()
     open_items, total = open_items_for(db, claire.id)
     assert total > 0 and all(item.reviewer_id == claire.id and item.decision is None for item, _ in open_items)
+
+
+# --- with the vault unsealed: fake credentials, due and overdue rotations, an incident -------------------
+
+
+@pytest.fixture
+def seeded_with_vault(app, db, kit):
+    from govern.crypto.keyring import Keyring
+
+    keyring = Keyring.generate()
+    with app.app_context():
+        g.audit_actor_label = "demo"
+        summary = demo.seed_demo(db, kit, keyring)
+        db.commit()
+        yield summary, keyring
+
+
+def test_with_a_keyring_the_demo_has_fake_credentials_rotation_work_and_an_incident(db, seeded_with_vault):
+    from govern.rotation import services as rotation
+    from govern.rotation.models import Incident, RotationTask
+    from govern.vault import services as vault
+    from govern.vault.models import Exposure, Secret
+
+    summary, keyring = seeded_with_vault
+    secrets = db.scalars(select(Secret)).all()
+    assert summary.secrets == len(secrets) == 12 + 2 * 2 + 1
+    # Every value is clearly fake, and none is stored or audited in clear.
+    for secret in secrets:
+        payload = vault.decrypt_version(db, actor=None, keyring=keyring, version=vault.current_version(db, secret))
+        shown = " ".join(str(v) for v in payload.values())
+        if secret.kind == "totp":
+            assert vault.parse_totp(shown.split()[0]) and "DEMO" not in shown
+        else:
+            assert demo.FAKE in shown, secret.label
+    assert not any(demo.FAKE in e.details_json for e in db.scalars(select(AuditEvent)))
+    # Rotation: due and overdue credentials, scheduled and exposure tasks, one locked account.
+    states = [r.state for r in rotation.all_schedules(db)]
+    assert states.count("overdue") >= 3 and states.count("due") >= 2 and states.count("fine") >= 3
+    reasons = set(db.scalars(select(RotationTask.reason).where(RotationTask.status == "open")))
+    assert {"scheduled", "compromise"} <= reasons
+    assert set(summary.rotation) == reasons
+    incident = db.scalars(select(Incident)).one()
+    assert incident.status == "open" and incident.account.handle == "northpeak" and incident.account.platform == "tiktok"
+    assert summary.incident.endswith(f"incident {incident.id}")
+    # IT saw each value it vaulted; the social media lead revealed the Instagram password once.
+    lead = db.scalar(select(User.id).where(User.email == "tomas.alvarez@northpeak.example"))
+    assert [e.reason for e in db.scalars(select(Exposure).where(Exposure.user_id == lead))] == [demo.REVEALS[0][2]]

@@ -33,6 +33,42 @@ def test_jobs_run_prints_each_step_and_exits_zero(app, db):
     assert run.outcome == "ok"
 
 
+def test_a_sealed_vault_does_not_stop_the_run_and_due_work_still_happens(app, db, kit):
+    """No step needs the keyring: with the vault sealed, tasks open, versions purge, offboardings start."""
+    from datetime import timedelta
+
+    from govern.crypto.keyring import Keyring
+    from govern.db import utcnow
+    from govern.offboarding import services as offboarding
+    from govern.offboarding.models import Offboarding
+    from govern.rotation.models import RotationTask
+    from govern.vault import services as vault
+    from govern.vault.models import SecretVersion
+    from tests.factories import make_account, make_person, make_user
+    from tests.offboarding.conftest import SETTINGS
+
+    assert app.extensions["govern.keyring"] is None  # sealed
+    it = make_user(db, kit, roles=("it",))
+    hr = make_user(db, kit, roles=("hr",))
+    secret = vault.create_secret(db, actor=it.user, keyring=Keyring.generate(), account=make_account(db), kind="password",
+                                 label="Instagram login", value="Sealed-Run-Pw-1!")
+    db.flush()
+    long_ago = utcnow() - timedelta(days=200)
+    db.query(SecretVersion).filter_by(secret_id=secret.id).update({"confirmed_at": long_ago, "created_at": long_ago})
+    leaver = make_person(db)
+    off = offboarding.schedule_offboarding(db, actor=hr.user, person=leaver, effective_at=utcnow() + timedelta(minutes=5),
+                                           settings=SETTINGS)
+    db.execute(Offboarding.__table__.update().where(Offboarding.id == off.id).values(effective_at=utcnow() - timedelta(minutes=1)))
+    db.commit()
+    result = app.test_cli_runner().invoke(group, ["run"])
+    assert result.exit_code == 0, result.output
+    assert "rotation.schedule: ok (opened 1, already_open 0)" in result.output
+    assert "offboarding.start_due: ok (started 1, failed 0" in result.output
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(RotationTask).where(RotationTask.secret_id == secret.id)) == 1
+    assert db.get(Offboarding, off.id).status != "scheduled"  # started (and, with nothing to do, completed)
+
+
 def test_a_failing_step_makes_the_exit_code_non_zero(app, db, monkeypatch):
     def broken(session, context):
         raise RuntimeError("nope")

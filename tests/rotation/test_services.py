@@ -442,6 +442,13 @@ def test_reminders_go_once_a_day_and_escalations_once_a_week(db, ring, world):
     rotation.assign_task(db, actor=world.it.user, task=task, assignee=world.it.user)
     kinds = [m.kind for m in db.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
     assert kinds.count("rotation.reminder") == 2 and kinds.count("rotation.escalation") == 1
+    # The same reminders in the app, once per email (not again on the idempotent second run).
+    inbox = {(n.user_id, n.kind): n for n in db.scalars(select(Notification))}
+    assert sorted(k for _, k in inbox) == ["rotation.escalation", "rotation.reminder"]
+    assert db.scalar(select(func.count()).select_from(Notification).where(Notification.user_id == world.it.user.id)) == 2
+    reminder = inbox[(world.it.user.id, "rotation.reminder")]
+    assert reminder.link == f"/rotation/tasks/{task.id}" and reminder.title.startswith("Rotation overdue: ")
+    assert (world.admin.user.id, "rotation.escalation") in inbox
 
 
 def test_a_fresh_overdue_task_is_reminded_but_not_escalated(db, ring, world):

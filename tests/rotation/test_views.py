@@ -214,3 +214,42 @@ def test_rotate_now_and_interval_forms(app, db, world, setup):
     assert rotation.schedules(db, [other])[0].interval_days == 30
     listing = client.get("/rotation/secrets?state=overdue").get_data(as_text=True)
     assert "Instagram login" in listing and "Fresh one" not in listing
+
+
+def test_the_vault_secret_page_shows_rotation_state_and_it_rotates_from_there(app, db, world, ring):
+    secret = vault_secret(db, ring, world, label="Instagram login")
+    age(db, secret, 120)
+    it = _client(app, db, world.it)
+    page = it.get(f"/vault/secrets/{secret.id}").get_data(as_text=True)
+    assert 'id="rotation-state"' in page and "overdue" in page and "every 90 days" in page
+    assert 'id="rotate-now"' in page and 'id="open-task"' not in page
+    # A refusal (no reason) returns to the secret page, nothing opened.
+    refused = _post(it, f"/rotation/secrets/{secret.id}/rotate", {"note": "", "from": "vault"}, f"/vault/secrets/{secret.id}")
+    assert refused.headers["Location"].endswith(f"/vault/secrets/{secret.id}")
+    assert db.scalar(select(func.count()).select_from(RotationTask)) == 0
+    opened = _post(it, f"/rotation/secrets/{secret.id}/rotate", {"note": "platform asked", "from": "vault"},
+                   f"/vault/secrets/{secret.id}")
+    task = db.scalars(select(RotationTask).where(RotationTask.secret_id == secret.id)).one()
+    assert opened.headers["Location"].endswith(f"/rotation/tasks/{task.id}")
+    page = it.get(f"/vault/secrets/{secret.id}").get_data(as_text=True)
+    assert f'href="/rotation/tasks/{task.id}" id="open-task"' in page and 'id="rotate-now"' not in page
+    assert f'href="/vault/secrets/{secret.id}"' in it.get(f"/rotation/tasks/{task.id}").get_data(as_text=True)
+    # Admins read rotation but may not start one; a publisher sees no rotation section at all.
+    admin_page = _client(app, db, world.admin).get(f"/vault/secrets/{secret.id}").get_data(as_text=True)
+    assert 'id="rotation-state"' in admin_page and 'id="rotate-now"' not in admin_page
+    publisher_page = _client(app, db, world.publisher).get(f"/vault/secrets/{secret.id}")
+    assert publisher_page.status_code == 200 and 'id="rotation-state"' not in publisher_page.get_data(as_text=True)
+
+
+def test_the_account_page_shows_each_secrets_rotation_state_to_rotation_readers(app, db, world, ring):
+    old = vault_secret(db, ring, world, label="Old login")
+    age(db, old, 120)
+    vault_secret(db, ring, world, label="Fresh login")
+    task = rotation.open_task(db, actor=None, secret=old, reason="exposure", note="lost access").task
+    db.commit()
+    page = _client(app, db, world.it).get(f"/accounts/{world.account.id}").get_data(as_text=True)
+    secrets_card = page.split('id="secrets"')[1].split('id="exposures"')[0]
+    assert "<th>Rotation</th>" in secrets_card and "overdue" in secrets_card and "fine" in secrets_card
+    assert f'href="/rotation/tasks/{task.id}">rotate now</a>' in secrets_card
+    manager = _client(app, db, world.manager).get(f"/accounts/{world.account.id}").get_data(as_text=True)
+    assert "<th>Rotation</th>" not in manager

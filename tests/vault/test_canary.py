@@ -1,19 +1,24 @@
-"""The canary test: a full vault workflow with distinctive values; afterwards no canary appears in the
-database (except encrypted), in any log record, audit event, error page, or page other than the
-reveal response that showed it."""
+"""The canary test: a full vault workflow with distinctive values (create each kind, reveal, change,
+import from a password manager, rotate a password through a rotation task, rotate and rewrap the
+keys); afterwards no canary appears in the database (except encrypted), in any log record, audit
+event, error page, or page other than the reveal response that showed it."""
 
 from __future__ import annotations
 
 import logging
+import re
+from html import escape, unescape
 from urllib.parse import quote
 
 from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
+from govern.rotation.models import RotationTask
 from govern.vault import services
-from govern.vault.models import Secret
+from govern.vault.models import Secret, SecretVersion
 from tests.factories import login, post
 from tests.vault.test_barrier import all_stored_values, encodings
+from tests.vault.test_import import _confirm, _upload
 
 CANARY = {
     "password": "Cnry-Password-e41f6a2b",
@@ -23,11 +28,16 @@ CANARY = {
     "totp": "MNXGC4TZEBZWKZLEEBTG64RAORSXG5DT",  # base32 of "canary seed for tests"
     "code1": "cnry-rc-aaaa-1111",
     "code2": "cnry-rc-bbbb-2222",
+    "imported": "Cnry-Imported-5c1e08aa",
+    "imported_token": "cnry_imported_tok_9f2d",
+    "rotated": "Cnry-Rotated-3a6b19e4",
 }
 
 
 def _forms(text: str) -> list[str]:
-    return [text, quote(text), quote(text, safe=""), *(f.decode() for f in encodings(text))]
+    # A page carries a value HTML-escaped (a generated password may hold & < > " ').
+    return [text, escape(text), escape(text, quote=False), quote(text), quote(text, safe=""),
+            *(f.decode() for f in encodings(text))]
 
 
 def test_canaries_only_ever_appear_on_the_reveal_page_that_asked(app, db, world, ring, caplog):
@@ -62,6 +72,47 @@ def test_canaries_only_ever_appear_on_the_reveal_page_that_asked(app, db, world,
     keep("change", post(it, f"/vault/secrets/{ids['password']}/change", {"value": CANARY["password2"]}))
     keep("reveal changed", post(publisher, f"/vault/secrets/{ids['password']}/reveal", {"reason": "again"}), reveal=True)
 
+    # Import from a password manager export (generic CSV): preview, then confirm.
+    handle = world.account.handle
+    export = (f"account,platform,kind,label,login,value,expires_at\n"
+              f"@{handle},instagram,password,Imported login,,{CANARY['imported']},\n"
+              f"@{handle},instagram,api_token,Imported token,,{CANARY['imported_token']},\n").encode()
+    preview = _upload(it, "/vault/import", export, format="generic")
+    assert preview.status_code == 200, preview.get_data(as_text=True)
+    keep("import preview", preview)
+    done = _confirm(it, preview.get_data(as_text=True), export, "generic")
+    assert done.status_code == 302, done.get_data(as_text=True)
+    keep("import result", it.get(done.headers["Location"]))
+    imported = {s.label: s.id for s in db.scalars(select(Secret).where(Secret.label.in_(("Imported login", "Imported token"))))}
+    assert len(imported) == 2
+
+    # Rotate the password through a rotation task opened from its vault page: typed value, staged,
+    # shown again to IT (a reveal response), confirmed.
+    keep("secret page with rotation", it.get(f"/vault/secrets/{ids['password']}"))
+    opened = post(it, f"/rotation/secrets/{ids['password']}/rotate", {"note": "canary run", "from": "vault"})
+    task_path = opened.headers["Location"]
+    task = db.scalars(select(RotationTask).where(RotationTask.secret_id == ids["password"])).one()
+    staged = post(it, f"/rotation/tasks/{task.id}/stage", {"mode": "typed", "value": CANARY["rotated"]})
+    assert staged.status_code == 302, staged.get_data(as_text=True)
+    keep("task staged", it.get(task_path))
+    keep("show staged", post(it, f"/rotation/tasks/{task.id}/staged", {}), reveal=True)
+    keep("confirm", post(it, f"/rotation/tasks/{task.id}/confirm", {"checklist": ["changed", "sessions"]}))
+    keep("task done", it.get(task_path))
+    # The imported password rotates with a generated value, shown once on the stage response.
+    opened = post(it, f"/rotation/secrets/{imported['Imported login']}/rotate", {"note": "imported, rotate"})
+    generated_page = post(it, opened.headers["Location"].removesuffix("/") + "/stage", {"mode": "generate"})
+    keep("stage generated", generated_page, reveal=True)
+    found = re.search(r'id="generated-value">([^<]+)<', generated_page.get_data(as_text=True))
+    assert found, "the stage response shows the generated password once"
+    canaries = {**CANARY, "generated": unescape(found.group(1))}
+    second = db.scalars(select(RotationTask).where(RotationTask.secret_id == imported["Imported login"])).one()
+    keep("confirm generated", post(it, f"/rotation/tasks/{second.id}/confirm", {"checklist": ["changed", "sessions"]}))
+    db.expire_all()
+    assert db.get(RotationTask, task.id).status == "done" and db.get(RotationTask, second.id).status == "done"
+    assert db.scalar(select(SecretVersion.status).where(SecretVersion.secret_id == ids["password"],
+                                                        SecretVersion.version == 3)) == "current"
+    keep("reveal rotated", post(publisher, f"/vault/secrets/{ids['password']}/reveal", {"reason": "after rotation"}), reveal=True)
+
     # Rotate the keys and rewrap everything.
     new_ring = services.rotate_keyring(ring)
     with app.test_request_context():
@@ -76,11 +127,15 @@ def test_canaries_only_ever_appear_on_the_reveal_page_that_asked(app, db, world,
         ("person page", admin, f"/people/{world.publisher.user.person_id}"), ("audit page", admin, "/audit/"),
         ("404", publisher, "/vault/secrets/999999"), ("denied", admin, f"/vault/secrets/{ids['password']}/reveal"),
         *((f"secret page {k}", it, f"/vault/secrets/{i}") for k, i in ids.items()),
+        *((f"imported page {k}", it, f"/vault/secrets/{i}") for k, i in imported.items()),
+        ("rotation dashboard", it, "/rotation/"), ("rotation list", it, "/rotation/secrets"),
+        ("task page", it, task_path), ("import page", it, "/vault/import"), ("notifications", it, "/notifications/"),
+        ("jobs page", admin, "/jobs/"),
     ]:
         keep(label, client.get(path))
 
     revealed_somewhere = set()
-    for name, text in CANARY.items():
+    for name, text in canaries.items():
         for form in _forms(text):
             for label, html, is_reveal in pages:
                 if form in html:
@@ -94,4 +149,4 @@ def test_canaries_only_ever_appear_on_the_reveal_page_that_asked(app, db, world,
             hits = [column for column, value in all_stored_values(db) if form in value]
             assert hits == [], f"canary {name} stored in {hits}"
     # The reveal pages did show what they were asked for (the test can fail).
-    assert {"password", "password2", "api_token", "note", "totp", "code1", "code2"} <= revealed_somewhere
+    assert {"password", "password2", "api_token", "note", "totp", "code1", "code2", "rotated", "generated"} <= revealed_somewhere
