@@ -274,64 +274,104 @@ class VerifyResult:
         return self.broken_at is None
 
 
+#: The text of a JSON string exactly as ``json.dumps(ensure_ascii=False)`` writes it (the C encoder).
+_json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+#: The columns verify reads, in the order ``_fast_content`` expects them.
+_VERIFY_COLUMNS = (
+    "id, {occurred_at}, actor_user_id, actor_label, ip, session_ref, request_id, action, target_type, "
+    "target_id, outcome, details_json, prev_hash, hash"
+)
+#: Each dialect hands over ``occurred_at`` as the ISO text the hash covers. PostgreSQL formats it on
+#: the server (in another process, so on the other core); SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff".
+_VERIFY_OCCURRED_AT = {
+    "postgresql": "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')",
+    "sqlite": "replace(occurred_at, ' ', 'T') || '+00:00'",
+}
+
+
+def _fast_content(row: tuple[Any, ...]) -> str:
+    """Build the same text as ``event_content`` straight from the raw row (keys in sorted order).
+
+    Profiling showed the generic ``json.dumps`` of a dict and the ORM's row and datetime handling
+    taking four fifths of verify's time; this writes the twelve fields by hand with the encoder
+    ``json.dumps`` itself uses. Any row it gets wrong is caught: a mismatch is re-checked with
+    ``event_content`` before an event is called edited.
+    """
+    (event_id, occurred_at, actor_user_id, actor_label, ip, session_ref, request_id, action, target_type,
+     target_id, outcome, details_json) = row[:12]
+    enc = _json_string
+    return (
+        f'{{"action":{enc(action)},"actor_label":{enc(actor_label)},'
+        f'"actor_user_id":{"null" if actor_user_id is None else int.__repr__(actor_user_id)},'
+        f'"details":{enc(details_json)},"id":{int.__repr__(event_id)},'
+        f'"ip":{"null" if ip is None else enc(ip)},"occurred_at":{enc(occurred_at)},"outcome":{enc(outcome)},'
+        f'"request_id":{"null" if request_id is None else enc(request_id)},'
+        f'"session_ref":{"null" if session_ref is None else enc(session_ref)},'
+        f'"target_id":{"null" if target_id is None else enc(target_id)},'
+        f'"target_type":{"null" if target_type is None else enc(target_type)}}}'
+    )
+
+
+def _exact_hash(session: Session, event_id: int, prev_hash: str) -> str:
+    """Recompute one event's hash through the ORM and ``event_content``, the reference path."""
+    event = session.get(AuditEvent, event_id)
+    assert event is not None
+    content = event_content(
+        event_id=event.id, occurred_at=event.occurred_at, actor_user_id=event.actor_user_id,
+        actor_label=event.actor_label, ip=event.ip, session_ref=event.session_ref, request_id=event.request_id,
+        action=event.action, target_type=event.target_type, target_id=event.target_id, outcome=event.outcome,
+        details_json=event.details_json,
+    )
+    return chain_hash(prev_hash, content)
+
+
 def verify_chain(
     session: Session, *, batch: int = 5000, progress: Callable[[int], None] | None = None
 ) -> VerifyResult:
-    """Recompute every link in id order, in constant memory; stop at the first broken link."""
+    """Recompute every link in id order, in constant memory; stop at the first broken link.
+
+    Rows are read with the driver's own cursor in keyset batches (no ORM objects, no datetime
+    parsing): at a million events the ORM path spent more time building rows than hashing.
+    """
     result = VerifyResult()
     expected_id, prev_hash = 1, GENESIS_HASH
-    columns = (
-        AuditEvent.id,
-        AuditEvent.occurred_at,
-        AuditEvent.actor_user_id,
-        AuditEvent.actor_label,
-        AuditEvent.ip,
-        AuditEvent.session_ref,
-        AuditEvent.request_id,
-        AuditEvent.action,
-        AuditEvent.target_type,
-        AuditEvent.target_id,
-        AuditEvent.outcome,
-        AuditEvent.details_json,
-        AuditEvent.prev_hash,
-        AuditEvent.hash,
-    )
-    last_seen = 0
-    while True:
-        rows = session.execute(
-            select(*columns).where(AuditEvent.id > last_seen).order_by(AuditEvent.id).limit(batch)
-        ).all()
-        if not rows:
-            break
-        for row in rows:
-            if row.id != expected_id:
-                kind = "missing" if row.id > expected_id else "out of order"
-                return _broken(result, expected_id, f"event {expected_id} is {kind} (found {row.id} next)")
-            if row.prev_hash != prev_hash:
-                return _broken(result, row.id, f"event {row.id} does not link to event {row.id - 1} (reordered or replaced)")
-            content = event_content(
-                event_id=row.id,
-                occurred_at=row.occurred_at,
-                actor_user_id=row.actor_user_id,
-                actor_label=row.actor_label,
-                ip=row.ip,
-                session_ref=row.session_ref,
-                request_id=row.request_id,
-                action=row.action,
-                target_type=row.target_type,
-                target_id=row.target_id,
-                outcome=row.outcome,
-                details_json=row.details_json,
-            )
-            if chain_hash(prev_hash, content) != row.hash:
-                return _broken(result, row.id, f"event {row.id} was edited (its hash does not match its content)")
-            prev_hash = row.hash
-            expected_id += 1
-            result.checked += 1
-        last_seen = rows[-1].id
-        if progress is not None:
-            progress(len(rows))
-        session.expunge_all()
+    connection = session.connection()
+    dialect = connection.dialect.name
+    occurred_at = _VERIFY_OCCURRED_AT[dialect]
+    placeholder = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    # Built from module constants and an int only; the one value from outside is a bound parameter.
+    sql = (f"SELECT {_VERIFY_COLUMNS.format(occurred_at=occurred_at)} FROM audit_events "  # noqa: S608
+           f"WHERE id > {placeholder} ORDER BY id LIMIT {int(batch)}")
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    sha256 = hashlib.sha256
+    try:
+        last_seen = 0
+        while True:
+            cursor.execute(sql, (last_seen,))
+            rows = cursor.fetchall()
+            if not rows:
+                break
+            for row in rows:
+                event_id = row[0]
+                if event_id != expected_id:
+                    kind = "missing" if event_id > expected_id else "out of order"
+                    return _broken(result, expected_id, f"event {expected_id} is {kind} (found {event_id} next)")
+                if row[12] != prev_hash:
+                    return _broken(result, event_id,
+                                   f"event {event_id} does not link to event {event_id - 1} (reordered or replaced)")
+                stored = row[13]
+                if (sha256(f"{prev_hash}\n{_fast_content(row)}".encode()).hexdigest() != stored
+                        and _exact_hash(session, event_id, prev_hash) != stored):
+                    return _broken(result, event_id, f"event {event_id} was edited (its hash does not match its content)")
+                prev_hash = stored
+                expected_id += 1
+                result.checked = event_id
+            last_seen = rows[-1][0]
+            if progress is not None:
+                progress(len(rows))
+    finally:
+        cursor.close()
     head = session.execute(select(AuditChainHead.last_event_id, AuditChainHead.last_hash)).one_or_none()
     if head is not None and (head.last_event_id != expected_id - 1 or head.last_hash != prev_hash):
         return _broken(

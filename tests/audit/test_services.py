@@ -315,6 +315,59 @@ def test_verify_chain_memory_does_not_grow_with_the_chain(db):
     assert large_peak < small_peak * 1.25 + 128 * 1024, (small_peak, large_peak)
 
 
+def test_fast_verify_text_is_byte_identical_to_event_content():
+    """verify builds each event's text by hand; it must equal the reference for awkward values."""
+    import random
+
+    from govern.audit.services import _fast_content
+
+    rng = random.Random(7)
+    awkward = ["", "plain", 'quote " and \\ backslash', "line\nbreak\ttab\r", "\x00\x1f\x7f control", "naïve café ✓",
+               "😀 astral", "\u2028 separator", '{"nested":"json"}', "</script>"]
+
+    def maybe(value: Any) -> Any:
+        return None if rng.random() < 0.3 else value
+
+    for n in range(2_000):
+        occurred_at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randrange(10**13))
+        fields: dict[str, Any] = {
+            "actor_user_id": maybe(rng.choice([0, 1, 2**31 - 1, 2**62])), "actor_label": rng.choice(awkward),
+            "ip": maybe(rng.choice(awkward)), "session_ref": maybe(rng.choice(awkward)),
+            "request_id": maybe(rng.choice(awkward)), "action": rng.choice(awkward),
+            "target_type": maybe(rng.choice(awkward)), "target_id": maybe(rng.choice(awkward)),
+            "outcome": rng.choice(awkward), "details_json": rng.choice(awkward),
+        }
+        expected = event_content(event_id=n + 1, occurred_at=occurred_at, **fields)
+        as_read = (n + 1, occurred_at.isoformat(timespec="microseconds"), fields["actor_user_id"], fields["actor_label"],
+                   fields["ip"], fields["session_ref"], fields["request_id"], fields["action"], fields["target_type"],
+                   fields["target_id"], fields["outcome"], fields["details_json"])
+        assert _fast_content(as_read) == expected
+
+
+def test_verify_reads_the_time_as_the_hash_covers_it(db):
+    """The database hands verify the ISO text of occurred_at; awkward instants still verify."""
+    instants = [datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 29, 1, 30, 0, 999_999, tzinfo=UTC),
+                datetime(1999, 12, 31, 23, 59, 59, 1, tzinfo=UTC), datetime(2026, 6, 1, 12, tzinfo=UTC)]
+    for instant in instants:
+        append_events(db, 1, start=instant)
+    db.commit()
+    result = verify_chain(db)
+    assert result.ok and result.checked == chain_head(db)[0], result.problem
+
+
+def test_verify_falls_back_to_the_reference_text_before_calling_an_event_edited(db):
+    """A timestamp another tool stored in another text form (SQLite) is not reported as an edit."""
+    ids = append_events(db, 3, start=datetime(2026, 1, 1, 12, 0, 0, 250_000, tzinfo=UTC))
+    db.commit()
+    if db.get_bind().dialect.name == "sqlite":
+        allow_tampering(db)
+        # Same instant, without the trailing zeros SQLAlchemy writes: the fast text differs, the value does not.
+        db.execute(text("UPDATE audit_events SET occurred_at = '2026-01-01 12:00:01.25' WHERE id = :id"), {"id": ids[1]})
+        db.commit()
+    result = verify_chain(db)
+    assert result.ok and result.checked == ids[-1], result.problem
+
+
 # --- reading ------------------------------------------------------------------------------------------
 
 
