@@ -7,10 +7,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, g
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from flask import Flask, g, has_request_context, request
+from sqlalchemy import DateTime, MetaData, Select, TextClause, create_engine, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -63,9 +64,36 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+#: Requests that only read: their SQLite transactions begin without the write lock.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _reads_first() -> bool:
+    """True inside a web request whose method does not change state."""
+    return has_request_context() and request.method in READ_METHODS
+
+
+def _takes_write_lock(statement: Any) -> bool:
+    """Whether a statement writes, or reads in order to write (SELECT ... FOR UPDATE)."""
+    if isinstance(statement, UpdateBase):
+        return True
+    if isinstance(statement, Select):
+        return statement._for_update_arg is not None
+    if isinstance(statement, (str, TextClause)):
+        return str(statement).lstrip()[:7].upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
+    return False
+
+
 def _configure_sqlite(engine: Engine) -> None:
     # pysqlite delays BEGIN until the first write, so two transactions can read the same audit
     # chain head; BEGIN IMMEDIATE takes the write lock up front (SQLAlchemy's documented recipe).
+    #
+    # Taking it for every transaction, though, makes every page wait for every other page: a GET
+    # holds the lock from its first query to its end, and two gunicorn workers then run one at a
+    # time. So GET requests begin deferred (readers never block in WAL mode), and the first write
+    # or FOR UPDATE read of such a transaction first trades it for a BEGIN IMMEDIATE. Nothing was
+    # written yet, so ending the read transaction loses nothing; later statements see the latest
+    # data, as under PostgreSQL's READ COMMITTED, and the write lock is held before any write.
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -79,7 +107,20 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        deferred = _reads_first()
+        connection.info["govern.read_transaction"] = deferred
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+    @event.listens_for(engine, "before_execute")
+    def _before_execute(connection: Any, statement: Any, *_args: Any) -> None:
+        if not connection.info.get("govern.read_transaction") or not _takes_write_lock(statement):
+            return
+        connection.info["govern.read_transaction"] = False
+        if connection.in_nested_transaction():
+            return  # a savepoint would not survive the swap; the upgrade waits on busy_timeout instead
+        raw = connection.connection.dbapi_connection
+        raw.execute("COMMIT")
+        raw.execute("BEGIN IMMEDIATE")
 
 
 class Database:

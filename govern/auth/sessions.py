@@ -90,6 +90,9 @@ class ServerSessionInterface(SessionInterface):
             data = json.loads(row.data)
         except ValueError:
             data = {}
+        # Detached, so the request's rollbacks and commits do not expire it: saving the session
+        # then needs no second round trip to read the row again.
+        db.expunge(row)
         return ServerSession(data, row=row)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:

@@ -1,0 +1,81 @@
+"""SQLite: pages that only read do not hold the write lock, and their rare writes still take it first.
+
+Before, every transaction began with BEGIN IMMEDIATE, so a page held the database's one write lock
+from its first query to its end and two workers served pages one at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from flask import Flask
+from sqlalchemy import select, text
+
+from govern import audit, create_app
+from govern.audit.models import AuditChainHead
+from govern.audit.services import AuditContext, verify_chain
+from govern.db import database
+from govern.schema import upgrade
+from tests.conftest import app_config
+
+CTX = AuditContext(actor_label="test")
+
+
+@pytest.fixture
+def sqlite_app(tmp_path, scratch_database_url) -> Flask:
+    if not scratch_database_url.startswith("sqlite"):
+        pytest.skip("SQLite's locking; PostgreSQL locks rows, not the database")
+    upgrade(scratch_database_url)
+    return create_app(app_config(tmp_path, scratch_database_url))
+
+
+def _write_in_another_worker(app: Flask, done: dict[str, bool]) -> threading.Thread:
+    """A POST-like writer (no request context: BEGIN IMMEDIATE) in its own thread and session."""
+
+    def write() -> None:
+        with app.app_context(), database(app).session_scope() as session:
+            audit.record(session, "test.writer", context=CTX)
+            session.commit()
+            done["written"] = True
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    return thread
+
+
+def test_a_page_that_reads_does_not_block_a_writer(sqlite_app):
+    done: dict[str, bool] = {}
+    with sqlite_app.test_request_context("/people/", method="GET"), database(sqlite_app).session_scope() as reader:
+        reader.execute(select(AuditChainHead.last_event_id)).one()  # the page's transaction is open
+        assert reader.connection().info["govern.read_transaction"] is True
+        writer = _write_in_another_worker(sqlite_app, done)
+        writer.join(timeout=10)
+        # With BEGIN IMMEDIATE the writer would wait for this page to end (up to busy_timeout, 30 s).
+        assert done.get("written"), "the writer waited for a page that only reads"
+
+
+def test_a_write_on_a_page_takes_the_lock_first_and_sees_the_latest_data(sqlite_app):
+    done: dict[str, bool] = {}
+    with sqlite_app.test_request_context("/", method="GET"), database(sqlite_app).session_scope() as page:
+        before = page.execute(select(AuditChainHead.last_event_id)).scalar_one()
+        _write_in_another_worker(sqlite_app, done).join(timeout=10)
+        assert done.get("written")
+        # The page's snapshot is now stale; a plain upgrade of its read transaction would fail with
+        # SQLITE_BUSY ("database is locked") at once. The swap to BEGIN IMMEDIATE makes it a writer.
+        event = audit.record(page, "test.page_write", context=CTX)
+        page.commit()
+        assert event.id == before + 2  # chained after the other worker's event, not beside it
+    with sqlite_app.app_context(), database(sqlite_app).session_scope() as session:
+        result = verify_chain(session)
+        assert result.ok and result.checked == before + 2, result.problem
+
+
+def test_requests_that_change_state_and_jobs_begin_with_the_write_lock(sqlite_app):
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        with sqlite_app.test_request_context("/", method=method), database(sqlite_app).session_scope() as session:
+            session.execute(text("SELECT 1"))
+            assert session.connection().info["govern.read_transaction"] is False
+    with sqlite_app.app_context(), database(sqlite_app).session_scope() as session:  # CLI and jobs
+        session.execute(text("SELECT 1"))
+        assert session.connection().info["govern.read_transaction"] is False
