@@ -298,8 +298,10 @@ def register_templates(app: Flask) -> None:
 
     @app.context_processor
     def _inject() -> dict[str, Any]:
+        # Roles are read once per page, not at each of its dozens of may() calls.
+        roles = web.roles_of(current_user)
         return {
-            "may": lambda name: web.may(current_user, name),
+            "may": lambda name: web.roles_allow(roles, name),
             "organisation_name": app.config["ORGANISATION_NAME"] or "your company",
             "vault_sealed": app.extensions.get("govern.keyring") is None,
         }

@@ -119,8 +119,13 @@ def roles_of(user: Any) -> frozenset[str]:
 
 def may(user: Any, permission_name: str) -> bool:
     """True when ``user`` holds a role that POLICY allows for ``permission_name``."""
+    return roles_allow(roles_of(user), permission_name)
+
+
+def roles_allow(roles: frozenset[str], permission_name: str) -> bool:
+    """True when one of ``roles`` is one that POLICY allows for ``permission_name``."""
     allowed = POLICY[permission_name]
-    return "*" in allowed or bool(allowed & roles_of(user))
+    return "*" in allowed or bool(allowed & roles)
 
 
 def view_permission(app: Flask, endpoint: str | None) -> str | None:

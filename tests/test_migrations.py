@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -33,13 +35,30 @@ def test_upgrade_downgrade_upgrade(scratch_database_url):
         engine.dispose()
 
 
+#: Indexes on expressions (lower(full_name)): SQLAlchemy cannot reflect them from SQLite, so there
+#: they are checked by name and definition instead of by autogenerate.
+EXPRESSION_INDEXES = {"ix_people_name_order": ("people", "lower(full_name)")}
+
+
 def test_models_match_the_migrations(scratch_database_url):
     upgrade(scratch_database_url)
     engine = make_engine(scratch_database_url)
+    sqlite = engine.dialect.name == "sqlite"
+
+    def include_object(_obj, name, type_, _reflected, _compare_to):
+        return not (sqlite and type_ == "index" and name in EXPRESSION_INDEXES)
+
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            diff = compare_metadata(context, Base.metadata)
-        assert diff == [], diff
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include_object})
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index")
+                warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression-based index")
+                diff = compare_metadata(context, Base.metadata)
+            assert diff == [], diff
+            if sqlite:
+                for name, (table, expression) in EXPRESSION_INDEXES.items():
+                    sql = conn.scalar(text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n"), {"n": name})
+                    assert sql is not None and f"ON {table} " in sql and expression in sql, (name, sql)
     finally:
         engine.dispose()

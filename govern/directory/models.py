@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from govern.db import Base, utcnow
@@ -38,4 +38,6 @@ class Person(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {PERSON_STATUSES!r}", name="status"),
         CheckConstraint(f"source IN {PERSON_SOURCES!r}", name="source"),
+        # The people list's order: a page is read from this index instead of sorting everyone.
+        Index("ix_people_name_order", func.lower(full_name), "id"),
     )

@@ -137,10 +137,17 @@ def people_query(user: Any, flt: PersonFilter) -> Select[tuple[Person]]:
 def list_people(session: Session, user: Any, flt: PersonFilter, *, page: int, per_page: int = 50) -> tuple[list[Person], int]:
     """One page of people (each with its manager loaded) and the total count."""
     query = people_query(user, flt)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    people = list(session.scalars(
-        query.options(joinedload(Person.manager)).limit(per_page).offset((page - 1) * per_page)
-    ))
+    offset = (page - 1) * per_page
+    if flt.q:
+        # A search reads every person anyway: count the matches in the same pass (a window).
+        rows = session.execute(query.add_columns(func.count().over()).options(joinedload(Person.manager))
+                               .limit(per_page).offset(offset)).all()
+        if rows:
+            return [row[0] for row in rows], rows[0][1]
+    # A count straight over people, not over a subquery of whole rows (SQLite materialises that);
+    # the page itself is read in the order of ix_people_name_order and stops after one page.
+    total = session.scalar(query.with_only_columns(func.count(Person.id)).order_by(None)) or 0
+    people = list(session.scalars(query.options(joinedload(Person.manager)).limit(per_page).offset(offset))) if total else []
     return people, total
 
 
