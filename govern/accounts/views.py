@@ -30,6 +30,8 @@ bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
 PAGE_SIZE = 50
 HISTORY_SIZE = 100
+#: The account page shows the latest exposures only; each secret's page lists all of its own.
+EXPOSURES_SHOWN = 25
 
 
 def _visible_account(account_id: int) -> Account:
@@ -202,7 +204,7 @@ def _vault_section(db: Any, account: Account) -> dict[str, Any]:
     """The account's secrets (names, kinds, ages; never values) and who saw them."""
     from govern.vault import services as vault_services
 
-    exposures, total = vault_services.exposures(db, account_id=account.id, per_page=HISTORY_SIZE)
+    exposures, total = vault_services.exposures(db, account_id=account.id, per_page=EXPOSURES_SHOWN)
     rows = vault_services.account_secrets(db, account.id)
     schedules: dict[int, Any] = {}
     if may(current_user, "rotation.read"):
