@@ -330,8 +330,9 @@ def list_accounts(session: Session, user: Any, flt: AccountFilter, *, page: int,
         matching = [a for a in candidates if flt.risk in stats[a.id].flags]
         start = (page - 1) * per_page
         return matching[start : start + per_page], stats, len(matching)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    accounts = list(session.scalars(query.limit(per_page).offset((page - 1) * per_page)))
+    # Counted straight over accounts, not over a subquery of whole rows (SQLite materialises that).
+    total = session.scalar(query.with_only_columns(func.count(Account.id)).order_by(None)) or 0
+    accounts = list(session.scalars(query.limit(per_page).offset((page - 1) * per_page))) if total else []
     return accounts, account_stats(session, accounts), total
 
 
