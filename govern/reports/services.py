@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, true, union
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, func, or_, select, true, union
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import Join
@@ -84,6 +84,7 @@ def parse_filter(args: Any) -> AccessFilter:
 # --- visibility ------------------------------------------------------------------------------------
 
 
+#: The grants of a manager's scope, looked up apart from the grant row being filtered.
 _HELD = aliased(Grant)
 
 
@@ -97,13 +98,12 @@ def scope_clause(user: Any, statuses: Sequence[str] | None = None) -> ColumnElem
     status = Grant.status.in_(statuses) if statuses is not None else true()
     if sees_all_accounts(user.roles):
         return status
-    held = _HELD
-    by_status = held.status.in_(statuses) if statuses is not None else true()
-    on_accounts = select(held.id).where(
-        held.account_id.in_(select(Account.id).where(visible_accounts_clause(user))), by_status
+    by_status = _HELD.status.in_(statuses) if statuses is not None else true()
+    on_accounts = select(_HELD.id).where(
+        _HELD.account_id.in_(select(Account.id).where(visible_accounts_clause(user))), by_status
     )
-    of_reports = select(held.id).where(
-        held.person_id.in_(select(Person.id).where(Person.manager_id == user.person_id)), by_status
+    of_reports = select(_HELD.id).where(
+        _HELD.person_id.in_(select(Person.id).where(Person.manager_id == user.person_id)), by_status
     )
     return Grant.id.in_(union(on_accounts, of_reports))
 
@@ -312,7 +312,8 @@ def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, 
     rows: list[Row[Any]] = []
     if ids:
         position = {grant_id: index for index, grant_id in enumerate(ids)}
-        # The ids already match the filters (same transaction); the scope is checked again anyway.
+        # The ids were chosen with the filters a moment ago; the scope is checked again (deny by
+        # default), the status below.
         found = session.execute(_rows_query(user, AccessFilter(statuses=flt.statuses), ids=ids)).all()
         rows = sorted((row for row in found if row.status in flt.statuses), key=lambda row: position[row.grant_id])
     return Page(rows=rows, total=total, page=page, per_page=per_page, sort=sort, descending=descending)
@@ -331,7 +332,8 @@ class _DrivingJoin(Join):
 
 @compiles(_DrivingJoin, "sqlite")
 def _cross_join(join: _DrivingJoin, compiler: Any, **kw: Any) -> str:
-    # The left side is a table, so the first JOIN of the rendering is this one.
+    # Only ever built with a table on the left, so the first JOIN of the rendering is this one.
+    assert isinstance(join.left, Table)
     return str(compiler.visit_join(join, **kw)).replace(" JOIN ", " CROSS JOIN ", 1)
 
 
