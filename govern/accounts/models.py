@@ -64,6 +64,9 @@ class Account(Base):
         CheckConstraint(f"tier IN {ACCOUNT_TIERS!r}", name="tier"),
         CheckConstraint("min_admins >= 1 AND max_credential_holders >= 1 AND rotation_interval_days >= 1", name="limits"),
         Index("ix_accounts_status_platform", "status", "platform"),
+        # The access report's account and platform sorts walk accounts in these orders.
+        Index("ix_accounts_display_name_id", "display_name", "id"),
+        Index("ix_accounts_platform_display_name_id", "platform", "display_name", "id"),
     )
 
     @property

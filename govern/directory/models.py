@@ -40,4 +40,7 @@ class Person(Base):
         CheckConstraint(f"source IN {PERSON_SOURCES!r}", name="source"),
         # The people list's order: a page is read from this index instead of sorting everyone.
         Index("ix_people_name_order", func.lower(full_name), "id"),
+        # The access report's person and department sorts walk people in these orders.
+        Index("ix_people_full_name_id", "full_name", "id"),
+        Index("ix_people_department_full_name_id", "department", "full_name", "id"),
     )

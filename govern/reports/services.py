@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, func, or_, select, true, union
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.selectable import Join
 
 from govern.accounts.models import PLATFORMS, ROLE_CODES, Account, PlatformRoleName, Role
 from govern.accounts.services import can_see_account, sees_all_accounts, visible_accounts_clause
@@ -81,11 +84,28 @@ def parse_filter(args: Any) -> AccessFilter:
 # --- visibility ------------------------------------------------------------------------------------
 
 
-def scope_clause(user: Any) -> ColumnElement[bool]:
-    """SQL condition limiting grant rows (joined with Person and Account) to what ``user`` may see."""
+#: The grants of a manager's scope, looked up apart from the grant row being filtered.
+_HELD = aliased(Grant)
+
+
+def scope_clause(user: Any, statuses: Sequence[str] | None = None) -> ColumnElement[bool]:
+    """SQL condition on grant rows alone: what ``user`` may see (and, with ``statuses``, of those statuses).
+
+    A manager's grants are those on the accounts they own or are crisis contact for, and those of
+    their direct reports. Each half is an index lookup of grants by account or by person; written
+    as one OR next to the status condition, SQLite scanned every active grant instead (12 ms).
+    """
+    status = Grant.status.in_(statuses) if statuses is not None else true()
     if sees_all_accounts(user.roles):
-        return true()
-    return or_(visible_accounts_clause(user), Person.manager_id == user.person_id)
+        return status
+    by_status = _HELD.status.in_(statuses) if statuses is not None else true()
+    on_accounts = select(_HELD.id).where(
+        _HELD.account_id.in_(select(Account.id).where(visible_accounts_clause(user))), by_status
+    )
+    of_reports = select(_HELD.id).where(
+        _HELD.person_id.in_(select(Person.id).where(Person.manager_id == user.person_id)), by_status
+    )
+    return Grant.id.in_(union(on_accounts, of_reports))
 
 
 def visible_person(session: Session, user: Any, person_id: int) -> Person:
@@ -121,20 +141,28 @@ def visible_account(session: Session, user: Any, account_id: int) -> Account:
 # --- the one query ---------------------------------------------------------------------------------
 
 
-def _rows_query(user: Any, flt: AccessFilter, *, ids: list[int] | None = None) -> Select[Any]:
-    """Every column any report shows, for the grants ``user`` may see that match ``flt``.
+@cache
+def _aliases() -> tuple[Any, ...]:
+    """The approver, their person, the revoker, and the platform role name of the row query.
 
-    With ``ids``, only those grants, and their status is left for the caller to check: SQLite
-    would otherwise walk the status index instead of fetching the few rows by primary key.
+    Made once: adapting the columns of a fresh alias costs more than running a page's statement.
     """
-    approver, approver_person, revoker = aliased(User), aliased(Person), aliased(User)
     # platform_role_label() takes a platform's first mapping of a role; the same rule as a join.
     first_name = (
         select(PlatformRoleName.platform, PlatformRoleName.role_code, func.min(PlatformRoleName.id).label("id"))
         .group_by(PlatformRoleName.platform, PlatformRoleName.role_code)
         .subquery()
     )
-    mapping = aliased(PlatformRoleName)
+    return aliased(User), aliased(Person), aliased(User), first_name, aliased(PlatformRoleName)
+
+
+def _rows_query(user: Any, flt: AccessFilter, *, ids: list[int] | None = None) -> Select[Any]:
+    """Every column any report shows, for the grants ``user`` may see that match ``flt``.
+
+    With ``ids``, only those grants, and their status is left for the caller to check: SQLite
+    would otherwise walk the status index instead of fetching the few rows by primary key.
+    """
+    approver, approver_person, revoker, first_name, mapping = _aliases()
     query = (
         select(
             Grant.id.label("grant_id"),
@@ -171,27 +199,42 @@ def _rows_query(user: Any, flt: AccessFilter, *, ids: list[int] | None = None) -
         .outerjoin(approver, approver.id == Grant.approved_by_id)
         .outerjoin(approver_person, approver_person.id == approver.person_id)
         .outerjoin(revoker, revoker.id == Grant.revoked_by_id)
-        .where(scope_clause(user))
     )
-    query = query.where(Grant.id.in_(ids)) if ids is not None else query.where(Grant.status.in_(flt.statuses))
+    if ids is not None:
+        return query.where(Grant.id.in_(ids), *_conditions(user, flt, by_status=False))
+    return query.where(*_conditions(user, flt))
+
+
+def _conditions(user: Any, flt: AccessFilter, *, by_status: bool = True) -> list[Any]:
+    """The WHERE terms of a report: scope, ``flt.statuses`` (unless ``by_status`` is false) and filters.
+
+    They read grants and, for the department and search filters, people and, for the platform,
+    accounts: a statement with these terms must join Person or Account when ``_needs`` says so.
+    """
+    terms: list[Any] = [scope_clause(user, flt.statuses if by_status else None)]
     if flt.department:
-        query = query.where(Person.department == flt.department)
+        terms.append(Person.department == flt.department)
     if flt.platform:
-        query = query.where(Account.platform == flt.platform)
+        terms.append(Account.platform == flt.platform)
     if flt.role:
-        query = query.where(Grant.role_code == flt.role)
+        terms.append(Grant.role_code == flt.role)
     if flt.account_id is not None:
-        query = query.where(Grant.account_id == flt.account_id)
+        terms.append(Grant.account_id == flt.account_id)
     if flt.person_id is not None:
-        query = query.where(Grant.person_id == flt.person_id)
+        terms.append(Grant.person_id == flt.person_id)
     if flt.q:
         term = flt.q.lower().lstrip("@")
-        query = query.where(or_(
+        terms.append(or_(
             func.lower(Person.full_name).contains(term, autoescape=True),
             Person.email.contains(term, autoescape=True),  # stored lower-case
             func.lower(Person.employee_id).contains(term, autoescape=True),
         ))
-    return query
+    return terms
+
+
+def _needs(flt: AccessFilter) -> tuple[bool, bool]:
+    """Whether the filters read people, and whether they read accounts."""
+    return bool(flt.department or flt.q), bool(flt.platform)
 
 
 # --- pages -----------------------------------------------------------------------------------------
@@ -255,13 +298,89 @@ class Page:
 
 def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, sort: str = "person",
               descending: bool = False, per_page: int = PER_PAGE) -> Page:
-    """One page of the grants ``user`` may see matching ``flt``, and their total: two statements."""
+    """One page of the grants ``user`` may see matching ``flt``, and their total: three statements.
+
+    The total counts grants alone (joined to people or accounts only for a filter on them), the
+    page's grant ids are sorted with only the tables the sort and filters read, and then the full
+    rows of those few ids are read. At 36,000 active grants, counting the whole row query and
+    sorting it whole cost 130 ms on SQLite.
+    """
     sort = sort if sort in SORTS else "person"
     page = min(max(1, page), MAX_PAGE)
-    query = _rows_query(user, flt)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = list(session.execute(query.order_by(*_order_by(sort, descending)).limit(per_page).offset((page - 1) * per_page)))
+    total = session.scalar(_count_query(user, flt)) or 0
+    ids = list(session.scalars(_page_ids_query(user, flt, sort, descending).limit(per_page).offset((page - 1) * per_page)))
+    rows: list[Row[Any]] = []
+    if ids:
+        position = {grant_id: index for index, grant_id in enumerate(ids)}
+        # The ids were chosen with the filters a moment ago; the scope is checked again (deny by
+        # default), the status below.
+        found = session.execute(_rows_query(user, AccessFilter(statuses=flt.statuses), ids=ids)).all()
+        rows = sorted((row for row in found if row.status in flt.statuses), key=lambda row: position[row.grant_id])
     return Page(rows=rows, total=total, page=page, per_page=per_page, sort=sort, descending=descending)
+
+
+class _DrivingJoin(Join):
+    """An inner join that SQLite must run with its left side as the outer loop (CROSS JOIN).
+
+    SQLite's planner does not weigh a LIMIT against the cost of reading rows: left to itself it
+    reads every active grant and sorts them all for a page of 50. Other databases see a plain
+    JOIN and choose by cost (PostgreSQL finds the ordered plans by itself).
+    """
+
+    inherit_cache = True
+
+
+@compiles(_DrivingJoin, "sqlite")
+def _cross_join(join: _DrivingJoin, compiler: Any, **kw: Any) -> str:
+    # Only ever built with a table on the left, so the first JOIN of the rendering is this one.
+    assert isinstance(join.left, Table)
+    return str(compiler.visit_join(join, **kw)).replace(" JOIN ", " CROSS JOIN ", 1)
+
+
+def _narrow(user: Any, flt: AccessFilter) -> bool:
+    """A manager's scope, or one account or person: few grants, found through the grant indexes."""
+    return not sees_all_accounts(user.roles) or flt.account_id is not None or flt.person_id is not None
+
+
+def _count_query(user: Any, flt: AccessFilter) -> Select[Any]:
+    """How many grants match: the to-one joins of the row query never change that number."""
+    needs_person, needs_account = _needs(flt)
+    joined: Any = Grant.__table__
+    # A filter on people (or accounts) reads them first and counts each one's grants in the
+    # grant index; SQLite would otherwise read every active grant and look its person up (20 ms).
+    if needs_person:
+        joined = (Grant.__table__.join(Person.__table__, Person.id == Grant.person_id) if _narrow(user, flt)
+                  else _DrivingJoin(Person.__table__, Grant.__table__, Person.id == Grant.person_id))
+    if needs_account:
+        joined = (joined.join(Account.__table__, Account.id == Grant.account_id) if needs_person or _narrow(user, flt)
+                  else _DrivingJoin(Account.__table__, Grant.__table__, Account.id == Grant.account_id))
+    return select(func.count()).select_from(joined).where(*_conditions(user, flt))
+
+
+#: Sorts whose first key is a column of people or accounts: their page is found by reading that
+#: table in this order through an index, and each row's grants through the grant index, sorting
+#: only within one name and stopping after the page.
+_DRIVERS = {"person": Person, "department": Person, "account": Account, "platform": Account}
+
+
+def _page_ids_query(user: Any, flt: AccessFilter, sort: str, descending: bool) -> Select[Any]:
+    """The grant ids of the report in page order, without the columns only the page shows."""
+    driver = _DRIVERS.get(sort)
+    if _narrow(user, flt):
+        driver = None  # sorting a few grants beats walking everyone in name order to find them
+    elif flt.q:
+        driver = Person  # the search reads every person once, whatever the sort
+    if driver is Person:
+        joined = _DrivingJoin(Person.__table__, Grant.__table__, Grant.person_id == Person.id).join(
+            Account.__table__, Account.id == Grant.account_id)
+    elif driver is Account:
+        joined = _DrivingJoin(Account.__table__, Grant.__table__, Grant.account_id == Account.id).join(
+            Person.__table__, Person.id == Grant.person_id)
+    else:
+        joined = Grant.__table__.join(Person.__table__, Person.id == Grant.person_id).join(
+            Account.__table__, Account.id == Grant.account_id)
+    joined = joined.join(Role.__table__, Role.code == Grant.role_code)
+    return select(Grant.id).select_from(joined).where(*_conditions(user, flt)).order_by(*_order_by(sort, descending))
 
 
 # --- exports ---------------------------------------------------------------------------------------

@@ -1,0 +1,161 @@
+"""Reports services: the access report's pages against a plain reference query, for every sort."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import event, select
+
+from govern.accounts.models import Account, Role
+from govern.db import utcnow
+from govern.directory.models import Person
+from govern.grants.models import Grant
+from govern.reports import services
+from tests.factories import make_account, make_grant, make_person, make_user
+
+ROLES = ("owner", "admin", "publisher", "moderator", "advertiser", "analyst")
+
+#: The documented order of each sort, written out again: the reference the pages must match.
+REFERENCE_ORDER = {
+    "person": (Person.full_name, Account.display_name, Role.sort_order),
+    "department": (Person.department, Person.full_name, Account.display_name),
+    "account": (Account.display_name, Role.sort_order, Person.full_name),
+    "platform": (Account.platform, Account.display_name, Person.full_name),
+    "role": (Role.sort_order, Account.display_name, Person.full_name),
+    "since": (Grant.starts_at,),
+    "expires": (Grant.expires_at,),
+}
+NULLS_LAST = {"department", "expires_at"}
+
+
+@pytest.fixture
+def register(db, kit):
+    """A register full of ties: shared names, shared account names, missing departments and ends.
+
+    A manager owns one account, is crisis contact of another and manages three people.
+    """
+    rng = random.Random(7)
+    admin = make_user(db, kit, roles=("auditor",))
+    manager = make_user(db, kit, roles=("manager",), full_name="Mia Manager")
+    names = ["Ann Able", "Ann Able", "Bob Baker", "Cy Cole", "Cy Cole", "Dee Dale", "Eve East", "Fay Fox"]
+    departments = ["Sales", "Sales", None, "Marketing", None, "Support", "Marketing", "Sales"]
+    people = [make_person(db, full_name=name, department=dept,
+                          manager_id=manager.user.person_id if n in (1, 3, 6) else None)
+              for n, (name, dept) in enumerate(zip(names, departments, strict=True))]
+    accounts = [
+        make_account(db, display_name="Acme", business_owner_id=manager.user.person_id),
+        make_account(db, display_name="Acme", platform="x", url="https://x.com/acme2", handle="acme2"),
+        make_account(db, display_name="Beta", platform="linkedin", handle="beta",
+                     url="https://www.linkedin.com/company/beta", crisis_contact_id=manager.user.person_id),
+        make_account(db, display_name="Gamma", handle="gamma"),
+        make_account(db, display_name="Delta", platform="x", url="https://x.com/delta", handle="delta"),
+    ]
+    start = utcnow() - timedelta(days=30)
+    grants = []
+    for person in people:
+        for account in accounts:
+            for role in rng.sample(ROLES, rng.randint(0, 2)):
+                ended = rng.random() < 0.2
+                grants.append(make_grant(
+                    db, person, account, role, status="revoked" if ended else "active",
+                    starts_at=start + timedelta(days=rng.randint(0, 4)),  # shared start dates
+                    expires_at=start + timedelta(days=40 + rng.randint(0, 3)) if rng.random() < 0.5 else None,
+                    ended_at=utcnow() if ended else None,
+                ))
+    db.commit()
+    visible_to_manager = {
+        g.id for g in grants
+        if g.account_id in (accounts[0].id, accounts[2].id) or g.person_id in (people[1].id, people[3].id, people[6].id)
+    }
+    return SimpleNamespace(admin=admin, manager=manager, grants=grants, visible_to_manager=visible_to_manager)
+
+
+def _reference(db, sort, descending, grant_ids):
+    """The ids of ``grant_ids`` in the sort's order: one plain SELECT sorting everything."""
+    terms = []
+    for column in (*REFERENCE_ORDER[sort], Grant.id):
+        term = column.desc() if descending else column.asc()
+        terms.append(term.nulls_last() if column.key in NULLS_LAST else term)
+    query = (select(Grant.id).join(Person, Person.id == Grant.person_id).join(Account, Account.id == Grant.account_id)
+             .join(Role, Role.code == Grant.role_code).where(Grant.id.in_(grant_ids)).order_by(*terms))
+    return list(db.scalars(query))
+
+
+def _all_pages(db, user, flt, sort, descending, per_page=4):
+    ids, page, totals = [], 1, set()
+    while True:
+        result = services.list_rows(db, user, flt, page=page, sort=sort, descending=descending, per_page=per_page)
+        totals.add(result.total)
+        assert len(result.rows) <= per_page
+        ids += [row.grant_id for row in result.rows]
+        if not result.has_next:
+            return ids, totals
+        page += 1
+
+
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("sort", list(services.SORTS))
+def test_every_sort_matches_the_reference_order_for_everyone_and_for_a_manager(app, db, register, sort, descending):
+    active = {g.id for g in register.grants if g.status == "active"}
+    with app.app_context():
+        for who, expected in ((register.admin, active), (register.manager, active & register.visible_to_manager)):
+            ids, totals = _all_pages(db, who.user, services.AccessFilter(), sort, descending)
+            assert totals == {len(expected)}
+            assert ids == _reference(db, sort, descending, expected), (who.user.email, sort, descending)
+
+
+@pytest.mark.parametrize("sort", ["person", "department", "account", "platform", "since", "expires"])
+@pytest.mark.parametrize(("query", "keep"), [
+    ({"department": "Sales"}, lambda g: g.person.department == "Sales"),
+    ({"platform": "x"}, lambda g: g.account.platform == "x"),
+    ({"role": "analyst"}, lambda g: g.role_code == "analyst"),
+    ({"q": "cy"}, lambda g: "cy" in g.person.full_name.lower()),
+    ({"department": "Marketing", "platform": "instagram"},
+     lambda g: g.person.department == "Marketing" and g.account.platform == "instagram"),
+])
+def test_filtered_pages_match_the_reference_order(app, db, register, sort, query, keep):
+    expected = {g.id for g in register.grants if g.status == "active" and keep(g)}
+    assert expected  # the filter keeps something, and leaves something out
+    assert len(expected) < sum(g.status == "active" for g in register.grants)
+    with app.app_context():
+        for who, allowed in ((register.admin, expected), (register.manager, expected & register.visible_to_manager)):
+            for descending in (False, True):
+                ids, totals = _all_pages(db, who.user, services.parse_filter(query), sort, descending)
+                assert totals == {len(allowed)}
+                assert ids == _reference(db, sort, descending, allowed), (query, sort, descending)
+
+
+def test_a_page_costs_three_statements_whatever_the_sort_and_the_size(app, db, kit, register, connection):
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    def measure():
+        counts = {}
+        for who in (register.admin, register.manager):
+            for sort in services.SORTS:
+                db.expire_all()
+                who.user.roles  # noqa: B018 (loaded as a request would before the page)
+                statements.clear()
+                result = services.list_rows(db, who.user, services.AccessFilter(), sort=sort)
+                assert result.rows
+                counts[who.user.email, sort] = len(statements)
+        return counts
+
+    event.listen(connection.engine, "before_cursor_execute", count)
+    try:
+        with app.app_context():
+            small = measure()
+            account = make_account(db, display_name="Bulk", business_owner_id=register.manager.user.person_id)
+            for n in range(120):
+                make_grant(db, make_person(db, full_name=f"Bulk {n:03d}"), account, "analyst")
+            db.commit()
+            large = measure()
+    finally:
+        event.remove(connection.engine, "before_cursor_execute", count)
+    assert small == large
+    assert set(small.values()) == {3}  # count, page ids, the page's rows
