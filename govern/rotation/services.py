@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, lazyload
 
@@ -22,7 +22,7 @@ from govern.accounts.models import Account, Role
 from govern.audit.models import AuditEvent
 from govern.auth.models import User, UserRole
 from govern.crypto.keyring import Keyring
-from govern.db import bulk_insert, utcnow
+from govern.db import utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from govern.grants.models import Grant
@@ -333,26 +333,25 @@ def open_tasks(session: Session, *, actor: Any, requests: Sequence[TaskRequest])
                                    RotationTask.status.in_(("open", "staged")))
         .options(lazyload(RotationTask.secret), lazyload(RotationTask.assignee)).with_for_update(of=RotationTask))}
     now = utcnow()
-    created: list[tuple[TaskRequest, RotationTask]] = []
-    for r in requests:
-        if r.secret.id not in live:
-            created.append((r, RotationTask(
-                secret_id=r.secret.id, account_id=r.secret.account_id, reason=r.reason, reasons_json=json.dumps([r.reason]),
-                people_json=json.dumps(list(r.people)), notes_json=json.dumps([r.note[:MAX_TEXT]] if r.note else []),
-                is_urgent=r.urgent, due_at=r.due_at, status="open", created_at=now,
-                created_by_id=actor.id if actor is not None else None)))
+    new = [r for r in requests if r.secret.id not in live]
     try:
         with session.begin_nested():
-            bulk_insert(session, [task for _, task in created])
+            if new:
+                session.execute(insert(RotationTask), [{
+                    "secret_id": r.secret.id, "account_id": r.secret.account_id, "reason": r.reason,
+                    "reasons_json": json.dumps([r.reason]), "people_json": json.dumps(list(r.people)),
+                    "notes_json": json.dumps([r.note[:MAX_TEXT]] if r.note else []), "is_urgent": r.urgent,
+                    "due_at": r.due_at, "status": "open", "created_at": now,
+                    "created_by_id": actor.id if actor is not None else None} for r in new])
     except IntegrityError:
         return {r.secret.id: open_task(session, actor=actor, secret=r.secret, reason=r.reason, due_at=r.due_at,
                                        people=r.people, note=r.note, urgent=r.urgent) for r in requests}
-    if created:  # the rows just written, by the unique live task of each secret
+    created: list[tuple[TaskRequest, RotationTask]] = []
+    if new:  # the rows just written, by the unique live task of each secret
         fresh = {t.secret_id: t for t in session.scalars(select(RotationTask).where(
-            RotationTask.secret_id.in_([r.secret.id for r, _ in created]),
-            RotationTask.status.in_(("open", "staged")))
+            RotationTask.secret_id.in_([r.secret.id for r in new]), RotationTask.status.in_(("open", "staged")))
             .options(lazyload(RotationTask.secret), lazyload(RotationTask.assignee)))}
-        created = [(r, fresh[r.secret.id]) for r, _ in created]
+        created = [(r, fresh[r.secret.id]) for r in new]
     result: dict[int, Opened] = {}
     entries: list[audit.Entry] = []
     for r, task in created:
