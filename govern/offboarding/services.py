@@ -8,6 +8,7 @@ changes nothing, and a run that crashed half-way (its transaction rolled back) i
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -560,16 +561,23 @@ NOTICE_ACCOUNTS = 10
 def _notify_it_of_rotations(session: Session, offboarding: Offboarding, exposed: list[rotation.ExposedSecret]) -> None:
     """One in-app notice and one email per IT user for the whole offboarding (counts and account names, no values)."""
     person = offboarding.person
-    accounts = sorted({e.secret.account.display_name for e in exposed})
+    accounts = sorted({e.secret.account_id: e.secret.account.display_name for e in exposed}.values())
     named = ", ".join(accounts[:NOTICE_ACCOUNTS]) + (f" and {len(accounts) - NOTICE_ACCOUNTS} more"
                                                      if len(accounts) > NOTICE_ACCOUNTS else "")
     revealed = sum(1 for e in exposed if e.revealed)
     rotation.notify_it(
         session, title=f"Rotate now: {len(exposed)} secret(s) on {len(accounts)} account(s), {person.full_name} is offboarded",
-        body=f"{person.full_name} is being offboarded: {len(exposed)} credential(s) on {len(accounts)} account(s) they saw "
-             f"({revealed}) or could have seen must change ({rotation.exposure_mode().replace('_', ' ')} rule): {named}. "
+        body=f"{person.full_name} is being offboarded. {len(exposed)} credential(s) on {len(accounts)} account(s) must "
+             f"change: they revealed {revealed} of them and could have seen the others "
+             f"({rotation.exposure_mode().replace('_', ' ')} rule). Accounts: {named}. "
              "Each has an urgent rotation task and an item on the offboarding's checklist.",
-        link=f"/offboarding/{offboarding.id}", dedupe=f"rotation.offboarding:{offboarding.id}")
+        # Keyed by the secrets it names: a redone start sends nothing twice, and secrets added to a
+        # running offboarding later get a notice of their own.
+        link=f"/offboarding/{offboarding.id}", dedupe=f"rotation.offboarding:{offboarding.id}:{_digest(exposed)}")
+
+
+def _digest(exposed: list[rotation.ExposedSecret]) -> str:
+    return hashlib.sha256(",".join(str(i) for i in sorted(e.secret.id for e in exposed)).encode()).hexdigest()[:16]
 
 
 def _token_items(session: Session, offboarding: Offboarding) -> list[OffboardingItem]:
