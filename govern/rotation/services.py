@@ -706,9 +706,14 @@ def exposed_secrets(session: Session, *, person: Person, account_ids: Iterable[i
     ).unique().all()
     if not rows:
         return []
-    seen: dict[int, list[Exposure]] = {}
-    for exposure in session.scalars(select(Exposure).where(Exposure.secret_version_id.in_([v.id for _, v in rows]),
-                                                           Exposure.person_id == person.id).order_by(Exposure.exposed_at)):
+    # When and how they first saw each version: two columns, not an object per exposure (a busy
+    # person has thousands).
+    seen: dict[int, list[Any]] = {}
+    for exposure in session.execute(
+        select(Exposure.secret_version_id, Exposure.exposed_at, Exposure.kind).where(
+            Exposure.secret_version_id.in_([v.id for _, v in rows]), Exposure.person_id == person.id)
+        .order_by(Exposure.exposed_at)
+    ):
         seen.setdefault(exposure.secret_version_id, []).append(exposure)
     grants_by_account: dict[int, list[Grant]] = {}
     for grant in revealing_grants:
