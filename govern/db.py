@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, g, has_request_context, request
-from sqlalchemy import DateTime, MetaData, Select, TextClause, create_engine, event
+from sqlalchemy import DateTime, MetaData, Select, TextClause, create_engine, event, insert
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
@@ -53,6 +54,21 @@ class Base(DeclarativeBase):
 def utcnow() -> datetime:
     """Return the current time, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+def bulk_insert(session: Session, objects: Sequence[Base]) -> None:
+    """Insert new ORM objects of one model with one executemany per shape, without reading ids back.
+
+    A plain flush inserts them one row at a time on SQLite, which cannot hand back the ids of a
+    multi-row insert in order; callers that need the rows select them again by a unique key. The
+    objects themselves stay transient (they are only the values).
+    """
+    if not objects:
+        return
+    model = type(objects[0])
+    columns = {c.key for c in sa_inspect(model).column_attrs}
+    rows = [{k: v for k, v in sa_inspect(obj).dict.items() if k in columns} for obj in objects]
+    session.execute(insert(model), rows)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -747,9 +747,11 @@ def _json_line(lines: list[str]) -> dict[str, Any]:
 
 
 def offboard_person(person_id: int) -> None:
-    """(In its own process) start the offboarding of one person now; print the service's time."""
-    import tracemalloc
+    """(In its own process) start the offboarding of one person now; print the service's time.
 
+    No tracemalloc around it: tracing every allocation made this very call 3x slower (0.37 s -> 1.1 s),
+    so it timed the tracer. Its memory is the process's peak RSS, measured like the other operations.
+    """
     from govern import create_app
     from govern.db import database
     from govern.directory.models import Person
@@ -763,20 +765,16 @@ def offboard_person(person_id: int) -> None:
         grants = session.scalar(select(func.count()).select_from(Grant).where(Grant.person_id == person_id,
                                                                              Grant.status == "active"))
         tasks_before = session.scalar(select(func.count()).select_from(RotationTask))
-        tracemalloc.start()
         started = time.perf_counter()
         offboarding.schedule_offboarding(session, actor=None, person=person, effective_at=None,
                                          settings=offboarding.settings_from(app.config))
         session.commit()
         seconds = time.perf_counter() - started
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
         tasks_after = session.scalar(select(func.count()).select_from(RotationTask))
         open_grants = session.scalar(select(func.count()).select_from(Grant).where(Grant.person_id == person_id,
                                                                                   Grant.status == "active"))
     print(json.dumps({"service_seconds": round(seconds, 3), "grants_revoked": (grants or 0) - (open_grants or 0),
-                      "rotation_tasks_touched": (tasks_after or 0) - (tasks_before or 0),
-                      "python_peak_mb": round(peak / 2**20, 1)}))
+                      "rotation_tasks_touched": (tasks_after or 0) - (tasks_before or 0)}))
 
 
 # --- report ----------------------------------------------------------------------------------------------
@@ -873,7 +871,7 @@ def markdown(results: dict[str, Any]) -> str:
         "offboarding_start": f"service + commit {ops['offboarding_start'].get('service_seconds')} s; "
                              f"{ops['offboarding_start'].get('grants_revoked')} grants revoked, "
                              f"{ops['offboarding_start'].get('rotation_tasks_touched')} rotation tasks opened; "
-                             f"Python peak {ops['offboarding_start'].get('python_peak_mb')} MB (tracemalloc)",
+                             f"process peak {ops['offboarding_start'].get('peak_rss_mb')} MB (RSS)",
         "keys_rewrap": f"{ops['keys_rewrap']['data_keys']:,} data keys in {ops['keys_rewrap']['rewrap_seconds']} s = "
                        f"{ops['keys_rewrap']['keys_per_second']:,}/s",
         "audit_verify": f"{ops['audit_verify']['events']:,} events: {ops['audit_verify']['events_per_second']:,}/s wall for the "

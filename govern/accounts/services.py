@@ -363,6 +363,23 @@ def platform_role_label(session: Session, account: Account, role_code: str) -> s
     return f"{account.platform_label} {name}"
 
 
+def platform_role_labels(session: Session, pairs: Iterable[tuple[Account, str]]) -> dict[tuple[int, str], str]:
+    """``platform_role_label`` of many (account, role code) pairs, by (account id, role code): two queries."""
+    pairs = list(pairs)
+    if not pairs:
+        return {}
+    platforms = sorted({a.platform for a, _ in pairs})
+    codes = sorted({code for _, code in pairs})
+    names: dict[tuple[str, str], str] = {}
+    for row in session.scalars(select(PlatformRoleName).where(PlatformRoleName.platform.in_(platforms),
+                                                              PlatformRoleName.role_code.in_(codes))
+                               .order_by(PlatformRoleName.id)):
+        names.setdefault((row.platform, row.role_code), row.platform_role)  # the lowest id, as above
+    roles = {r.code: r.name for r in session.scalars(select(Role).where(Role.code.in_(codes)))}
+    return {(a.id, code): f"{a.platform_label} {names[(a.platform, code)] if (a.platform, code) in names else roles.get(code, code)}"
+            for a, code in pairs}
+
+
 def set_platform_role_name(session: Session, *, actor: Actor, mapping_id: int, platform_role: str) -> PlatformRoleName:
     """Edit one mapping (admins keep it in line with the platforms' changes)."""
     row = session.get(PlatformRoleName, mapping_id)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from govern import audit
 from govern.accounts.models import Account, Role
-from govern.accounts.services import platform_role_label
+from govern.accounts.services import platform_role_label, platform_role_labels
 from govern.db import utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
@@ -242,6 +243,53 @@ def revoke_grant(session: Session, *, actor: Any, grant: Grant, reason: str, ove
                  | {"cause": cause, "last_admin_override": overridden, "override_reason": override_reason.strip() or None})
     _rotate_after_loss(session, actor, grant, "offboarding" if cause == "offboarding" else "exposure")
     return removal
+
+
+def revoke_grants_of_leaver(session: Session, *, actor: Any, grants: Sequence[Grant], reason: str, cause: str,
+                            override_reason: str) -> int:
+    """Revoke many active grants of one person at once (offboarding), forced like ``revoke_grant(force=True)``;
+    returns how many.
+
+    The same rows and audit events as revoking them one by one, in a fixed number of statements:
+    the other-admin counts are read once and kept up to date as each grant ends. Rotation of what
+    the person could see is the caller's job (it opens every task of the leaver in one go).
+    """
+    reason = _reason(reason)
+    override = override_reason.strip()
+    if not override:
+        raise InvalidError("Say why the last admins may be revoked.")
+    grants = [g for g in grants if g.status == "active"]
+    if not grants:
+        return 0
+    accounts = sorted({g.account_id for g in grants})
+    admins = dict(session.execute(
+        select(Grant.account_id, func.count()).join(Role, Role.code == Grant.role_code)
+        .where(Grant.account_id.in_(accounts), Grant.status == "active", Role.is_admin_role.is_(True))
+        .group_by(Grant.account_id)
+    ).all())
+    labels = platform_role_labels(session, [(g.account, g.role_code) for g in grants])
+    now = utcnow()
+    removals: list[dict[str, Any]] = []
+    entries: list[audit.Entry] = []
+    for grant in grants:
+        overridden = False
+        if grant.role.is_admin_role:
+            admins[grant.account_id] = admins.get(grant.account_id, 1) - 1  # this grant stops counting
+            overridden = grant.account.status != "archived" and admins[grant.account_id] == 0
+        grant.status = "revoked"
+        grant.ended_at = now
+        grant.revoked_by_id = actor.id if actor is not None else None
+        grant.revoke_reason = reason
+        removals.append({"grant_id": grant.id, "account_id": grant.account_id, "person_id": grant.person_id,
+                         "platform_role": labels[(grant.account_id, grant.role_code)]})
+        entries.append(audit.Entry("grant.revoked", actor=actor, target_type="grant", target_id=grant.id,
+                                   details=_describe(grant, grant.person, grant.account, grant.role)
+                                   | {"cause": cause, "last_admin_override": overridden,
+                                      "override_reason": override}))
+    session.flush()
+    session.execute(insert(PlatformRemoval), removals)  # one executemany; the checklist reads them back
+    audit.record_many(session, entries)
+    return len(removals)
 
 
 def _rotate_after_loss(session: Session, actor: Any, grant: Grant, reason: str) -> None:

@@ -8,6 +8,7 @@ changes nothing, and a run that crashed half-way (its transaction rolled back) i
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,14 +17,14 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from govern import audit
 from govern.accounts.models import Account, Role
 from govern.audit.models import AuditEvent
 from govern.auth import services as auth_services
 from govern.auth.models import User, UserRole
-from govern.db import utcnow
+from govern.db import bulk_insert, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from govern.grants import services as grants
@@ -389,22 +390,24 @@ def start_offboarding(session: Session, offboarding: Offboarding, *, actor: Any 
         else:
             auth_services.end_user_sessions(session, user=login, actor=actor if _is_user(actor) else None,
                                             reason="offboarding")
-    # 2. Pending requests are cancelled; active grants revoked through the grants service.
+    # 2. Pending requests are cancelled; active grants revoked through the grants service, all at once
+    # (a fixed number of statements however many grants; the rotation items below open the tasks).
+    cancelled: list[audit.Entry] = []
     for grant in live:
         if grant.status == "requested":
             grant.status = "rejected"
             grant.decided_at = now
             grant.decision_note = "Cancelled: the person is being offboarded."
-            audit.record(session, "grant.request_cancelled", actor=actor, target_type="grant", target_id=grant.id,
-                         details={"person_id": person.id, "account_id": grant.account_id, "role": grant.role_code,
-                                  "cause": "offboarding", "offboarding_id": offboarding.id})
+            cancelled.append(audit.Entry("grant.request_cancelled", actor=actor, target_type="grant", target_id=grant.id,
+                                         details={"person_id": person.id, "account_id": grant.account_id,
+                                                  "role": grant.role_code, "cause": "offboarding",
+                                                  "offboarding_id": offboarding.id}))
     session.flush()
-    for grant in live:
-        if grant.status == "active":
-            grants.revoke_grant(session, actor=actor, grant=grant, reason=REVOKE_REASON, cause="offboarding",
-                                check_permission=False, force=True,
-                                override_reason=f"offboarding #{offboarding.id}: the leaver's access ends")
-            _failpoint("after_revoke")
+    audit.record_many(session, cancelled)
+    grants.revoke_grants_of_leaver(session, actor=actor, grants=[g for g in live if g.status == "active"],
+                                   reason=REVOKE_REASON, cause="offboarding",
+                                   override_reason=f"offboarding #{offboarding.id}: the leaver's access ends")
+    _failpoint("after_revoke")
     # 3. Open review items the leaver was to decide go to their manager (or to the admins).
     _reassign_review_items(session, offboarding, actor)
     _failpoint("before_items")
@@ -476,12 +479,12 @@ def generate_items(session: Session, offboarding: Offboarding, *, actor: Any = N
         ))
     before = [row["grant_id"] for row in json.loads(offboarding.grants_before_json or "[]")]
     removals = session.execute(
-        select(PlatformRemoval, Grant, Account).join(Grant, Grant.id == PlatformRemoval.grant_id)
+        select(PlatformRemoval, Account).join(Grant, Grant.id == PlatformRemoval.grant_id)
         .join(Account, Account.id == PlatformRemoval.account_id)
         .where(PlatformRemoval.grant_id.in_(before), Grant.revoke_reason == REVOKE_REASON)
-        .order_by(Account.display_name, PlatformRemoval.id)
-    ).unique().all() if before else []
-    for removal, _grant, account in removals:
+        .order_by(Account.display_name, PlatformRemoval.id).options(lazyload(PlatformRemoval.grant))
+    ).all() if before else []
+    for removal, account in removals:
         order = ("Do this after the successor holds the role (see the successor item): the platform may refuse "
                  "to remove the last owner or admin. " if account.id in successor_accounts else "")
         wanted.append(OffboardingItem(
@@ -495,21 +498,24 @@ def generate_items(session: Session, offboarding: Offboarding, *, actor: Any = N
         ))
     wanted += _rotation_items(session, offboarding, actor, existing)
     wanted += _token_items(session, offboarding)
-    added = 0
-    for item in wanted:
-        if item.key in existing:
-            continue
+    new = [item for item in wanted if item.key not in existing]
+    for item in new:
         item.offboarding_id = offboarding.id
         item.due_at = offboarding.due_at
         item.created_by_id = actor.id if _is_user(actor) else None
-        session.add(item)
-        session.flush()
-        audit.record(session, "offboarding.item_created", actor=actor, target_type="offboarding_item", target_id=item.id,
-                     details={"offboarding_id": offboarding.id, "kind": item.kind, "owner": item.owner,
-                              "account_id": item.account_id, "platform_removal_id": item.platform_removal_id,
-                              "ref_type": item.ref_type, "ref_id": item.ref_id})
-        added += 1
-    return added
+    session.flush()
+    bulk_insert(session, new)
+    # The ids of the rows just written, by their unique key, for the audit events.
+    ids = dict(session.execute(select(OffboardingItem.key, OffboardingItem.id).where(
+        OffboardingItem.offboarding_id == offboarding.id)).all()) if new else {}
+    for item in new:
+        item.id = ids[item.key]
+    audit.record_many(session, [audit.Entry(
+        "offboarding.item_created", actor=actor, target_type="offboarding_item", target_id=item.id,
+        details={"offboarding_id": offboarding.id, "kind": item.kind, "owner": item.owner,
+                 "account_id": item.account_id, "platform_removal_id": item.platform_removal_id,
+                 "ref_type": item.ref_type, "ref_id": item.ref_id}) for item in new])
+    return len(new)
 
 
 def _rotation_title(secret: Secret) -> str:
@@ -520,31 +526,23 @@ def _rotation_title(secret: Secret) -> str:
 def _rotation_items(session: Session, offboarding: Offboarding, actor: Any, existing: set[str]) -> list[OffboardingItem]:
     """One item per secret the leaver saw or could have seen (rotation's rule and mode), tracking its task.
 
-    Revoking the grants already opened (or merged into) the live task of most of them; a secret
-    with no live task (e.g. seen through a grant that ended earlier) gets one here, reason offboarding.
+    Every such secret gets a task due now, reason offboarding (or joins its live task), all in one
+    go, and IT gets one notice for the whole offboarding rather than one per account.
     """
     person = offboarding.person
     exposed = [e for e in rotation.exposed_secrets(session, person=person) if f"rotation:{e.secret.id}" not in existing]
     if not exposed:
         return []
-    ids = [e.secret.id for e in exposed]
-    live = {t.secret_id: t for t in session.scalars(select(RotationTask).where(
-        RotationTask.secret_id.in_(ids), RotationTask.status.in_(("open", "staged")))).unique()}
-    missing_accounts = sorted({e.secret.account_id for e in exposed if e.secret.id not in live})
-    for account_id in missing_accounts:
-        account = session.get(Account, account_id)
-        assert account is not None
-        for task in rotation.open_exposure_rotations(session, actor=actor if _is_user(actor) else None, person=person,
-                                                     account=account, reason="offboarding"):
-            live[task.secret_id] = task
+    now = utcnow()
+    opened = rotation.open_tasks(session, actor=actor if _is_user(actor) else None, requests=[
+        rotation.TaskRequest(secret=e.secret, reason="offboarding", due_at=now, urgent=True,
+                             people=[{"person_id": person.id, "name": person.full_name, "why": "; ".join(e.whys)}],
+                             note=f"{person.full_name} lost access to {e.secret.account.display_name} (offboarding).")
+        for e in exposed])
+    _notify_it_of_rotations(session, offboarding, exposed)
     items = []
     for e in exposed:
-        task = live.get(e.secret.id)
-        if task is None:  # the rule found it but no task could be opened: never silently drop it
-            task = rotation.open_task(session, actor=actor if _is_user(actor) else None, secret=e.secret,
-                                      reason="offboarding", people=[{"person_id": person.id, "name": person.full_name,
-                                                                     "why": "; ".join(e.whys)}],
-                                      note=f"{person.full_name} is offboarded.", urgent=True).task
+        task = opened[e.secret.id].task
         why = "; ".join(e.whys)
         items.append(OffboardingItem(
             key=f"rotation:{e.secret.id}", kind="rotation", owner="it", title=_rotation_title(e.secret),
@@ -554,6 +552,32 @@ def _rotation_items(session: Session, offboarding: Offboarding, actor: Any, exis
             sort_order=ROTATION_REVEALED_ORDER if e.revealed else ROTATION_ORDER,
         ))
     return items
+
+
+#: The notice names at most this many accounts; the offboarding page lists them all.
+NOTICE_ACCOUNTS = 10
+
+
+def _notify_it_of_rotations(session: Session, offboarding: Offboarding, exposed: list[rotation.ExposedSecret]) -> None:
+    """One in-app notice and one email per IT user for the whole offboarding (counts and account names, no values)."""
+    person = offboarding.person
+    accounts = sorted({e.secret.account_id: e.secret.account.display_name for e in exposed}.values())
+    named = ", ".join(accounts[:NOTICE_ACCOUNTS]) + (f" and {len(accounts) - NOTICE_ACCOUNTS} more"
+                                                     if len(accounts) > NOTICE_ACCOUNTS else "")
+    revealed = sum(1 for e in exposed if e.revealed)
+    rotation.notify_it(
+        session, title=f"Rotate now: {len(exposed)} secret(s) on {len(accounts)} account(s), {person.full_name} is offboarded",
+        body=f"{person.full_name} is being offboarded. {len(exposed)} credential(s) on {len(accounts)} account(s) must "
+             f"change: they revealed {revealed} of them and could have seen the others "
+             f"({rotation.exposure_mode().replace('_', ' ')} rule). Accounts: {named}. "
+             "Each has an urgent rotation task and an item on the offboarding's checklist.",
+        # Keyed by the secrets it names: a redone start sends nothing twice, and secrets added to a
+        # running offboarding later get a notice of their own.
+        link=f"/offboarding/{offboarding.id}", dedupe=f"rotation.offboarding:{offboarding.id}:{_digest(exposed)}")
+
+
+def _digest(exposed: list[rotation.ExposedSecret]) -> str:
+    return hashlib.sha256(",".join(str(i) for i in sorted(e.secret.id for e in exposed)).encode()).hexdigest()[:16]
 
 
 def _token_items(session: Session, offboarding: Offboarding) -> list[OffboardingItem]:

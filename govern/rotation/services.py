@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, lazyload
 
 from govern import audit
 from govern.accounts.models import Account, Role
@@ -217,6 +217,35 @@ def _live_task(session: Session, secret_id: int, *, lock: bool = False) -> Rotat
     return session.scalar(query)
 
 
+def _merge(task: RotationTask, *, reason: str, people: Sequence[dict[str, Any]], notes: list[str], due: datetime,
+           urgent: bool, incident: Incident | None) -> list[str]:
+    """Merge one more trigger into a live task: the most pressing reason, the earliest due time,
+    every person and note. Returns the names of what changed."""
+    changed_fields: list[str] = []
+    task.reasons_json, changed = _merge_json_list(task.reasons_json, [reason])
+    if changed:
+        changed_fields.append("reasons")
+    if REASON_PRIORITY[reason] > REASON_PRIORITY[task.reason]:
+        task.reason = reason
+        changed_fields.append("reason")
+    task.people_json, changed = _merge_json_list(task.people_json, people, key=lambda p: (p["person_id"], p["why"]))
+    if changed:
+        changed_fields.append("people")
+    task.notes_json, changed = _merge_json_list(task.notes_json, notes)
+    if changed:
+        changed_fields.append("notes")
+    if due < task.due_at:
+        task.due_at = due
+        changed_fields.append("due_at")
+    if urgent and not task.is_urgent:
+        task.is_urgent = True
+        changed_fields.append("urgent")
+    if incident is not None and task.incident_id is None:
+        task.incident_id = incident.id
+        changed_fields.append("incident")
+    return changed_fields
+
+
 @dataclass
 class Opened:
     """What opening a task did."""
@@ -263,34 +292,89 @@ def open_task(session: Session, *, actor: Any, secret: Secret, reason: str, due_
                                   "incident_id": task.incident_id})
             session.flush()
             return Opened(task, True, False)
-    changed_fields: list[str] = []
-    task.reasons_json, changed = _merge_json_list(task.reasons_json, [reason])
-    if changed:
-        changed_fields.append("reasons")
-    if REASON_PRIORITY[reason] > REASON_PRIORITY[task.reason]:
-        task.reason = reason
-        changed_fields.append("reason")
-    task.people_json, changed = _merge_json_list(task.people_json, people, key=lambda p: (p["person_id"], p["why"]))
-    if changed:
-        changed_fields.append("people")
-    task.notes_json, changed = _merge_json_list(task.notes_json, notes)
-    if changed:
-        changed_fields.append("notes")
-    if due < task.due_at:
-        task.due_at = due
-        changed_fields.append("due_at")
-    if urgent and not task.is_urgent:
-        task.is_urgent = True
-        changed_fields.append("urgent")
-    if incident is not None and task.incident_id is None:
-        task.incident_id = incident.id
-        changed_fields.append("incident")
+    changed_fields = _merge(task, reason=reason, people=people, notes=notes, due=due, urgent=urgent, incident=incident)
     if changed_fields:
         audit.record(session, "rotation.task_merged", actor=actor, target_type="rotation_task", target_id=task.id,
                      details={"account_id": secret.account_id, "secret_id": secret.id, "reason": reason,
                               "changed": changed_fields, "people": [p["person_id"] for p in people]})
     session.flush()
     return Opened(task, False, bool(changed_fields))
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """One trigger for ``open_tasks``: what ``open_task`` takes for one secret."""
+
+    secret: Secret
+    reason: str
+    due_at: datetime
+    people: Sequence[dict[str, Any]] = ()
+    note: str = ""
+    urgent: bool = False
+
+
+def open_tasks(session: Session, *, actor: Any, requests: Sequence[TaskRequest]) -> dict[int, Opened]:
+    """``open_task`` for many secrets at once (one request per secret), by secret id.
+
+    The same tasks, merges and audit events, in a fixed number of statements: one query (locking)
+    for the live tasks, one multi-row insert of the new ones, one for their audit events. If another
+    transaction opens a task for one of these secrets meanwhile, the unique index refuses the insert
+    and each request goes through ``open_task`` instead, which merges into that task.
+    """
+    if len({r.secret.id for r in requests}) != len(requests):
+        raise ValueError("one request per secret")
+    for r in requests:
+        if r.reason not in TASK_REASONS:
+            raise InvalidError(f"Unknown reason {r.reason!r}.", {"reason": "Unknown reason."})
+    if not requests:
+        return {}
+    live = {t.secret_id: t for t in session.scalars(
+        select(RotationTask).where(RotationTask.secret_id.in_([r.secret.id for r in requests]),
+                                   RotationTask.status.in_(("open", "staged")))
+        .options(lazyload(RotationTask.secret), lazyload(RotationTask.assignee)).with_for_update(of=RotationTask))}
+    now = utcnow()
+    new = [r for r in requests if r.secret.id not in live]
+    try:
+        with session.begin_nested():
+            if new:
+                session.execute(insert(RotationTask), [{
+                    "secret_id": r.secret.id, "account_id": r.secret.account_id, "reason": r.reason,
+                    "reasons_json": json.dumps([r.reason]), "people_json": json.dumps(list(r.people)),
+                    "notes_json": json.dumps([r.note[:MAX_TEXT]] if r.note else []), "is_urgent": r.urgent,
+                    "due_at": r.due_at, "status": "open", "created_at": now,
+                    "created_by_id": actor.id if actor is not None else None} for r in new])
+    except IntegrityError:
+        return {r.secret.id: open_task(session, actor=actor, secret=r.secret, reason=r.reason, due_at=r.due_at,
+                                       people=r.people, note=r.note, urgent=r.urgent) for r in requests}
+    created: list[tuple[TaskRequest, RotationTask]] = []
+    if new:  # the rows just written, by the unique live task of each secret
+        fresh = {t.secret_id: t for t in session.scalars(select(RotationTask).where(
+            RotationTask.secret_id.in_([r.secret.id for r in new]), RotationTask.status.in_(("open", "staged")))
+            .options(lazyload(RotationTask.secret), lazyload(RotationTask.assignee)))}
+        created = [(r, fresh[r.secret.id]) for r in new]
+    result: dict[int, Opened] = {}
+    entries: list[audit.Entry] = []
+    for r, task in created:
+        result[r.secret.id] = Opened(task, True, False)
+        entries.append(audit.Entry("rotation.task_opened", actor=actor, target_type="rotation_task", target_id=task.id,
+                                   details={"account_id": r.secret.account_id, "secret_id": r.secret.id, "reason": r.reason,
+                                            "due_at": r.due_at, "urgent": r.urgent,
+                                            "people": [p["person_id"] for p in r.people], "incident_id": None}))
+    for r in requests:
+        task = live.get(r.secret.id)
+        if task is None:
+            continue
+        changed = _merge(task, reason=r.reason, people=r.people, notes=[r.note[:MAX_TEXT]] if r.note else [],
+                         due=r.due_at, urgent=r.urgent, incident=None)
+        result[r.secret.id] = Opened(task, False, bool(changed))
+        if changed:
+            entries.append(audit.Entry("rotation.task_merged", actor=actor, target_type="rotation_task", target_id=task.id,
+                                       details={"account_id": r.secret.account_id, "secret_id": r.secret.id,
+                                                "reason": r.reason, "changed": changed,
+                                                "people": [p["person_id"] for p in r.people]}))
+    audit.record_many(session, entries)
+    session.flush()
+    return result
 
 
 def get_task(session: Session, task_id: int) -> RotationTask:
@@ -607,15 +691,29 @@ def exposed_secrets(session: Session, *, person: Person, account_ids: Iterable[i
         ids = set(account_ids)
     if not ids:
         return []
+    # Every secret of an account they held a revealing role on; elsewhere only those whose current
+    # version they saw (a leaver who revealed one secret on each of 200 accounts reads 200, not 1,000).
+    grant_accounts = sorted({g.account_id for g in revealing_grants})
+    seen_versions = select(Exposure.secret_version_id).where(Exposure.person_id == person.id)
     rows = session.execute(
         select(Secret, SecretVersion).join(SecretVersion, SecretVersion.secret_id == Secret.id)
-        .where(Secret.account_id.in_(sorted(ids)), SecretVersion.status == "current").order_by(Secret.account_id, Secret.id)
+        .where(Secret.account_id.in_(sorted(ids)), SecretVersion.status == "current",
+               or_(Secret.account_id.in_(grant_accounts), SecretVersion.id.in_(seen_versions)))
+        .order_by(Secret.account_id, Secret.id)
+        # The row carries the secret already (joining it again per version doubled the work), and the
+        # sealed value is not needed to say who could have seen it.
+        .options(lazyload(SecretVersion.secret), defer(SecretVersion.ciphertext), defer(SecretVersion.wrapped_key))
     ).unique().all()
     if not rows:
         return []
-    seen: dict[int, list[Exposure]] = {}
-    for exposure in session.scalars(select(Exposure).where(Exposure.secret_version_id.in_([v.id for _, v in rows]),
-                                                           Exposure.person_id == person.id).order_by(Exposure.exposed_at)):
+    # When and how they first saw each version: two columns, not an object per exposure (a busy
+    # person has thousands).
+    seen: dict[int, list[Any]] = {}
+    for exposure in session.execute(
+        select(Exposure.secret_version_id, Exposure.exposed_at, Exposure.kind).where(
+            Exposure.secret_version_id.in_([v.id for _, v in rows]), Exposure.person_id == person.id)
+        .order_by(Exposure.exposed_at)
+    ):
         seen.setdefault(exposure.secret_version_id, []).append(exposure)
     grants_by_account: dict[int, list[Grant]] = {}
     for grant in revealing_grants:

@@ -130,6 +130,80 @@ def test_record_appends_contiguous_linked_events(db):
     assert result.ok and result.checked == ids[-1]
 
 
+def _entries() -> list[audit.Entry]:
+    actor = FakeActor(7, "Actor@Example.com")
+    return [
+        audit.Entry("test.created", target_type="thing", target_id=42, details={"name": "Zoë", "n": 1}),
+        audit.Entry("test.changed", actor=actor, details={"changes": {"a": [1, 2]}, "due_at": datetime(2026, 1, 2, tzinfo=UTC)}),
+        audit.Entry("test.failed", outcome="failure", details={"error_code": "E1"}),
+        audit.Entry("test.denied", outcome="denied"),
+    ]
+
+
+def test_record_many_writes_exactly_the_chain_record_writes_one_by_one(db, monkeypatch):
+    import govern.audit.services as services
+
+    ctx = AuditContext(actor_label="someone", ip="10.0.0.7", session_ref="abcd1234abcd1234", request_id="r" * 16)
+    start = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+
+    def frozen_clock() -> None:
+        ticks = iter(range(100))
+        monkeypatch.setattr(services, "utcnow", lambda: start + timedelta(microseconds=next(ticks)))
+
+    audit.record(db, "test.before", context=CTX)
+    db.commit()
+    first_id, _ = chain_head(db)
+    columns = ("id", *CONTENT_COLUMNS)
+
+    frozen_clock()
+    with db.begin_nested() as one_by_one:
+        for e in _entries():
+            audit.record(db, e.action, actor=e.actor, target_type=e.target_type, target_id=e.target_id,
+                         outcome=e.outcome, details=e.details, context=ctx)
+        expected = [tuple(_stored(db, first_id + n)._mapping[c] for c in columns) for n in range(1, 5)]
+        expected_head = chain_head(db)
+        one_by_one.rollback()
+    db.expunge_all()
+    assert chain_head(db)[0] == first_id
+
+    frozen_clock()
+    ids = audit.record_many(db, _entries(), context=ctx)
+    db.commit()
+    assert ids == list(range(first_id + 1, first_id + 5))
+    assert [tuple(_stored(db, i)._mapping[c] for c in columns) for i in ids] == expected
+    assert chain_head(db) == expected_head
+    result = verify_chain(db)
+    assert result.ok and result.checked == ids[-1]
+    # And the chain goes on from there, one by one.
+    monkeypatch.undo()
+    after = audit.record(db, "test.after", context=CTX)
+    db.commit()
+    assert after.id == ids[-1] + 1 and verify_chain(db).ok
+
+
+def test_record_many_refuses_the_whole_batch_before_writing_anything(db):
+    head = chain_head(db)
+    with pytest.raises(ValueError, match="secret-like"):
+        audit.record_many(db, [audit.Entry("test.ok"), audit.Entry("test.bad", details={"password": "x"})], context=CTX)
+    with pytest.raises(ValueError, match="outcome"):
+        audit.record_many(db, [audit.Entry("test.ok"), audit.Entry("test.bad", outcome="maybe")], context=CTX)
+    assert audit.record_many(db, [], context=CTX) == []
+    assert chain_head(db) == head
+    assert db.scalar(select(AuditEvent.id).where(AuditEvent.action == "test.ok")) is None
+
+
+def test_record_many_lives_and_dies_with_the_callers_transaction(db):
+    kept = audit.record(db, "test.kept", context=CTX)
+    db.commit()
+    audit.record_many(db, [audit.Entry("test.lost"), audit.Entry("test.lost")], context=CTX)
+    db.rollback()
+    assert db.scalar(select(AuditEvent.id).where(AuditEvent.action == "test.lost")) is None
+    assert chain_head(db) == (kept.id, kept.hash)
+    assert audit.record_many(db, [audit.Entry("test.after")], context=CTX) == [kept.id + 1]
+    db.commit()
+    assert verify_chain(db).ok
+
+
 def test_hash_covers_every_content_field():
     fields = dict(event_id=1, occurred_at=datetime(2026, 1, 1, tzinfo=UTC), actor_user_id=None, actor_label="a",
                   ip=None, session_ref=None, request_id=None, action="x", target_type=None, target_id=None,

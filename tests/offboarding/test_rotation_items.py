@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from govern.audit.models import AuditEvent
+from govern.audit.services import verify_chain
 from govern.auth.models import WebSession
 from govern.db import utcnow
 from govern.errors import ConflictError
@@ -21,6 +23,7 @@ from govern.rotation import services as rotation
 from govern.rotation.models import RotationTask
 from govern.scim import services as scim
 from govern.vault import services as vault
+from tests.factories import make_account, make_grant, make_user
 from tests.offboarding.conftest import SETTINGS
 from tests.vault.conftest import keyring, ring  # noqa: F401 - fixtures
 
@@ -362,3 +365,89 @@ def test_the_person_page_links_the_offboardings_without_a_query_per_row(app, db,
     page = hr.get(f"/people/{world.person.id}").get_data(as_text=True)
     assert page.count('href="/offboarding/') >= 4 and "cancelled" in page
     assert count_statements(connection, hr, f"/people/{world.person.id}") == few
+
+
+# --- one notice per offboarding, and a start whose statements do not grow with the leaver's access ---------
+
+
+def test_it_gets_one_notice_for_the_whole_offboarding_not_one_per_account(app, db, world, secrets, kit):
+    second_it = make_user(db, kit, roles=("it",), full_name="Ines IT").user
+    db.commit()
+    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
+    db.commit()
+    it_users = {world.users["it"].user.id: world.users["it"].user, second_it.id: second_it}
+    mails = db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "rotation.needed")).all()
+    # Three secrets on two accounts: one email per IT user, naming the offboarding, not one per account.
+    assert sorted(m.to_address for m in mails) == sorted(u.email for u in it_users.values())
+    keys = {tuple(m.dedupe_key.rsplit(":", 1)) for m in mails}
+    assert {(prefix.rsplit(":", 1)[0], int(uid)) for prefix, uid in keys} == {(f"rotation.offboarding:{off.id}", uid)
+                                                                                for uid in it_users}
+    for mail in mails:
+        assert "3 secret(s) on 2 account(s)" in mail.subject and "Lea Leaver" in mail.subject
+        assert "Acme Instagram, Acme LinkedIn" in mail.body_text and "Acme News" not in mail.body_text
+        assert f"/offboarding/{off.id}" in mail.body_text and "Old-Password" not in mail.body_text
+    notes = db.scalars(select(Notification).where(Notification.kind == "rotation.needed")).all()
+    assert sorted(n.user_id for n in notes) == sorted(it_users)
+    assert {n.title for n in notes} == {mails[0].subject.removeprefix("[govern] ")}
+    assert {n.link for n in notes} == {f"/offboarding/{off.id}"}
+    # Every grant revocation and every task opened is audited, in the chain.
+    revoked = db.scalars(select(Grant.id).where(Grant.person_id == world.person.id, Grant.status == "revoked")).all()
+    events = db.scalars(select(AuditEvent).where(AuditEvent.action == "grant.revoked")).all()
+    assert sorted(int(e.target_id) for e in events) == sorted(revoked) and len(revoked) == 3
+    assert [json.loads(e.details_json)["last_admin_override"] for e in events
+            if int(e.target_id) == world.grants.linkedin.id] == [True]
+    tasks = db.scalars(select(RotationTask.id)).all()
+    opened = db.scalars(select(AuditEvent.target_id).where(AuditEvent.action == "rotation.task_opened")).all()
+    assert sorted(map(int, opened)) == sorted(tasks)
+    assert verify_chain(db).ok
+
+
+def _leaver_with_accounts(db, kit, world, ring, name, n):  # noqa: F811
+    """A user who publishes on ``n`` accounts (admin on every fourth), two secrets each, and revealed
+    one secret on every third account."""
+    leaver = make_user(db, kit, roles=("manager",), full_name=name)
+    person = leaver.user.person
+    person.manager_id = world.max.person_id
+    it = world.users["it"].user
+    for k in range(n):
+        account = make_account(db, display_name=f"{name} {k:03d}", handle=f"{name.split()[0].lower()}{k:03d}")
+        make_grant(db, person, account, "publisher" if k % 4 else "admin")
+        made = [vault.create_secret(db, actor=it, keyring=ring, account=account, kind="password", label=f"Login {j}",
+                                    value="Old-Password-123!") for j in range(2)]
+        db.commit()
+        if k % 3 == 0:
+            vault.reveal(db, actor=leaver.user, keyring=ring, secret=made[0], reason="posting", mfa_fresh=True)
+            db.commit()
+    return person
+
+
+def _statements_of_the_start(db, connection, world, person):
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    _count(db, Grant)  # the test harness opens its savepoint here, not inside the counted window
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        off = services.schedule_offboarding(db, actor=world.hr, person=person, effective_at=None, settings=SETTINGS)
+        db.commit()
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    assert off.status == "in_progress"
+    assert _count(db, Grant, Grant.person_id == person.id, Grant.status == "active") == 0
+    return [" ".join(s.split()[:3]) for s in seen], _rotation_items(db, off)
+
+
+def test_the_start_runs_the_same_statements_for_4_or_40_grants(db, kit, world, ring):  # noqa: F811
+    connection = db.connection()
+    few_person = _leaver_with_accounts(db, kit, world, ring, "Ann Few", 4)
+    many_person = _leaver_with_accounts(db, kit, world, ring, "Ben Many", 40)
+    few, few_items = _statements_of_the_start(db, connection, world, few_person)
+    many, many_items = _statements_of_the_start(db, connection, world, many_person)
+    # Every secret gets its item and task; the work is the same handful of statements either way.
+    assert (len(few_items), len(many_items)) == (8, 80)
+    assert _count(db, RotationTask, RotationTask.status == "open") == 88
+    assert len(many) == len(few), (few, many)

@@ -113,6 +113,48 @@ def test_repeated_triggers_merge_into_one_live_task(db, ring, world):
     assert _actions(db, "rotation.task_opened") == 1 and _actions(db, "rotation.task_merged") == 1
 
 
+def _task_state(db, secrets):
+    db.expire_all()
+    tasks = {t.secret_id: t for t in db.scalars(select(RotationTask).where(RotationTask.status == "open"))}
+    events = db.execute(select(AuditEvent.action, AuditEvent.target_id, AuditEvent.details_json)
+                        .where(AuditEvent.action.like("rotation.task_%")).order_by(AuditEvent.id)).all()
+    by_task = {t.id: s.id for s in secrets for t in [tasks[s.id]]}
+    return ({s.id: (tasks[s.id].reason, tasks[s.id].reasons, tasks[s.id].people, tasks[s.id].notes, tasks[s.id].is_urgent,
+                    round((tasks[s.id].due_at - utcnow()).total_seconds() / 60)) for s in secrets},
+            sorted((action, by_task[int(target)], {k: v for k, v in json.loads(details).items() if k != "due_at"})
+                   for action, target, details in events))
+
+
+def test_open_tasks_does_what_open_task_does_one_by_one(db, ring, world):
+    secrets = [vault_secret(db, ring, world, label=f"s{n}") for n in range(3)]
+    people = [{"person_id": 1, "name": "Ann", "why": "saw it"}]
+    due = utcnow() + timedelta(minutes=30)
+
+    def triggers():
+        # One secret already has a scheduled task (merged into), the others get new ones.
+        rotation.open_task(db, actor=None, secret=secrets[0], reason="scheduled", due_at=due + timedelta(days=3))
+        return [rotation.TaskRequest(secret=s, reason="offboarding", due_at=due, people=people, note="Ann left",
+                                     urgent=True) for s in secrets]
+
+    with db.begin_nested() as one_by_one:
+        for r in triggers():
+            rotation.open_task(db, actor=world.it.user, secret=r.secret, reason=r.reason, due_at=r.due_at,
+                               people=r.people, note=r.note, urgent=r.urgent)
+        expected = _task_state(db, secrets)
+        one_by_one.rollback()
+    opened = rotation.open_tasks(db, actor=world.it.user, requests=triggers())
+    db.commit()
+    assert _task_state(db, secrets) == expected
+    assert [(o.created, o.changed) for o in (opened[s.id] for s in secrets)] == [(False, True), (True, False), (True, False)]
+    # Again: nothing changes, nothing is audited.
+    before = _actions(db, "rotation.task_merged")
+    again = rotation.open_tasks(db, actor=world.it.user, requests=[
+        rotation.TaskRequest(secret=s, reason="offboarding", due_at=due, people=people, note="Ann left", urgent=True)
+        for s in secrets])
+    assert not any(o.created or o.changed for o in again.values()) and _actions(db, "rotation.task_merged") == before
+    assert len(_tasks(db)) == 3
+
+
 def test_scheduling_opens_one_task_per_due_secret_and_is_idempotent(db, ring, world):
     fine = vault_secret(db, ring, world, label="fine")
     due = vault_secret(db, ring, world, label="due")
