@@ -899,7 +899,7 @@ two reference apps on the same machine and in the same run (a bare Flask route; 
 with SQLAlchemy and rendering them with Jinja). Ratios to those references travel between machines better
 than absolute times. Run it yourself:
 
-    scripts/bench                  # full scale on SQLite (about 10-15 minutes)
+    scripts/bench                  # full scale on SQLite (about 5 minutes on a quiet 2-core machine)
     scripts/bench --db postgresql  # needs PostgreSQL at 127.0.0.1:5432 (GOVERN_BENCH_POSTGRES_ADMIN_URL)
     scripts/bench --quick          # small scale, under a minute (tests/test_bench.py runs it)
 
