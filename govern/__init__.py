@@ -296,6 +296,9 @@ def register_templates(app: Flask) -> None:
 
     from govern import web
 
+    app.add_template_filter(web.minute_utc, "minute_utc")
+    app.add_template_filter(web.day, "day")
+
     @app.context_processor
     def _inject() -> dict[str, Any]:
         # Roles are read once per page, not at each of its dozens of may() calls.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from functools import wraps
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -126,6 +126,16 @@ def roles_allow(roles: frozenset[str], permission_name: str) -> bool:
     """True when one of ``roles`` is one that POLICY allows for ``permission_name``."""
     allowed = POLICY[permission_name]
     return "*" in allowed or bool(allowed & roles)
+
+
+def minute_utc(moment: datetime | None) -> str:
+    """Template filter: "2026-11-30 14:05 UTC", or a dash when there is no time."""
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "\u2014"
+
+
+def day(moment: date | None) -> str:
+    """Template filter: "2026-11-30", or a dash when there is no date."""
+    return moment.strftime("%Y-%m-%d") if moment else "\u2014"
 
 
 def view_permission(app: Flask, endpoint: str | None) -> str | None:

@@ -267,3 +267,11 @@ def test_every_error_status_has_a_page_in_the_layout(app, db, kit):
         assert "govern.css" in body and f">{status}<" in body, status
         assert "internal detail" not in body and "Traceback" not in body
         _assert_security_headers(response, str(status))
+
+
+def test_date_filters_print_utc_minutes_and_days_and_a_dash_for_nothing(app):
+    from datetime import UTC, date, datetime
+
+    template = app.jinja_env.from_string("{{ t|minute_utc }}|{{ t|day }}|{{ none|minute_utc }}|{{ none|day }}|{{ d|day }}")
+    assert template.render(t=datetime(2026, 11, 30, 9, 5, 59, tzinfo=UTC), none=None, d=date(2027, 1, 2)) == \
+        "2026-11-30 09:05 UTC|2026-11-30|\u2014|\u2014|2027-01-02"

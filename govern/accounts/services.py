@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from govern import audit
@@ -236,50 +237,42 @@ class AccountStats:
     unaccepted: int = 0
     unconfirmed_removals: int = 0
     flags: list[str] = field(default_factory=list)
+    #: Filled only when asked for (the account page marks those grants); lists need the count only.
+    unaccepted_grant_ids: set[int] = field(default_factory=set)
 
 
-def account_stats(session: Session, accounts: list[Account]) -> dict[int, AccountStats]:
-    """Counts and risk flags of ``accounts``: a fixed number of queries, whatever their number."""
-    from govern.grants.models import Grant, PlatformRemoval
-    from govern.policies.services import unaccepted_grant_counts
+def account_stats(session: Session, accounts: list[Account], *, with_grant_ids: bool = False) -> dict[int, AccountStats]:
+    """Counts and risk flags of ``accounts``: one query, whatever their number.
+
+    ``with_grant_ids`` also names the grants whose holder has not accepted the policy (one more query,
+    when there are any).
+    """
+    from govern.policies.services import unaccepted_grant_ids
 
     ids = [a.id for a in accounts]
     stats = {account_id: AccountStats() for account_id in ids}
     if not ids:
         return stats
-    rows = session.execute(
-        select(
-            Grant.account_id,
-            func.count(),
-            # People, not grants: someone who is both owner and admin is one admin, and one holder.
-            func.count(func.distinct(case((Role.is_admin_role.is_(True), Grant.person_id)))),
-            func.count(func.distinct(case((Role.may_reveal.is_(True), Grant.person_id)))),
-        )
-        .join(Role, Role.code == Grant.role_code)
-        .where(Grant.account_id.in_(ids), Grant.status == "active")
-        .group_by(Grant.account_id)
-    )
-    for account_id, total, admins, holders in rows:
-        stats[account_id].active_grants = total
-        stats[account_id].admins = int(admins or 0)
-        stats[account_id].holders = int(holders or 0)
-    for account_id, count in session.execute(
-        select(PlatformRemoval.account_id, func.count())
-        .where(PlatformRemoval.account_id.in_(ids), PlatformRemoval.confirmed_at.is_(None))
-        .group_by(PlatformRemoval.account_id)
+    inactive: set[int] = set()
+    for account_id, total, admins, holders, removals, unaccepted, contact_inactive in session.execute(
+        _stats_statement(), {"account_ids": ids}
     ):
-        stats[account_id].unconfirmed_removals = count
-    for account_id, count in unaccepted_grant_counts(session, ids).items():
-        stats[account_id].unaccepted = count
-    contact_ids = {pid for a in accounts for pid in (a.business_owner_id, a.crisis_contact_id, a.recovery_email_person_id, a.recovery_phone_person_id) if pid}
-    inactive = set(session.scalars(select(Person.id).where(Person.id.in_(contact_ids), Person.status != "active"))) if contact_ids else set()
+        s = stats[account_id]
+        s.active_grants, s.admins, s.holders = total, admins, holders
+        s.unconfirmed_removals, s.unaccepted = removals, unaccepted
+        if contact_inactive:
+            inactive.add(account_id)
+    lacking = [account_id for account_id in ids if stats[account_id].unaccepted]
+    if with_grant_ids and lacking:
+        for account_id, grant_ids in unaccepted_grant_ids(session, lacking).items():
+            stats[account_id].unaccepted_grant_ids = grant_ids
     for account in accounts:
         s = stats[account.id]
         if account.status != "archived" and s.admins < account.min_admins:
             s.flags.append("few_admins")
         if s.holders > account.max_credential_holders:
             s.flags.append("too_many_holders")
-        if inactive & {account.business_owner_id, account.crisis_contact_id, account.recovery_email_person_id, account.recovery_phone_person_id}:
+        if account.id in inactive:
             s.flags.append("inactive_contact")
         if account.business_owner_id is None:
             s.flags.append("no_owner")
@@ -288,6 +281,38 @@ def account_stats(session: Session, accounts: list[Account]) -> dict[int, Accoun
         if s.unconfirmed_removals:
             s.flags.append("unconfirmed_removals")
     return stats
+
+
+@cache
+def _stats_statement() -> Select[Any]:
+    """Per account of the expanding parameter ``account_ids``: active grants, admins, credential holders,
+    unconfirmed removals, grants lacking policy acceptance, and whether a named contact is not active.
+
+    Correlated subqueries, each an index lookup per account; built once, as composing it costs more
+    than running it.
+    """
+    from govern.grants.models import Grant, PlatformRemoval
+    from govern.policies.services import unaccepted_count_of_account
+
+    live = and_(Grant.account_id == Account.id, Grant.status == "active")
+
+    def people_with(flag: Any) -> Any:
+        # People, not grants: someone who is both owner and admin is one admin, and one holder.
+        return (select(func.count(func.distinct(Grant.person_id))).select_from(Grant).join(Role, Role.code == Grant.role_code)
+                .where(live, flag.is_(True)).scalar_subquery())
+
+    contacts = (Account.business_owner_id, Account.crisis_contact_id, Account.recovery_email_person_id,
+                Account.recovery_phone_person_id)
+    return select(
+        Account.id,
+        select(func.count()).select_from(Grant).where(live).scalar_subquery(),
+        people_with(Role.is_admin_role),
+        people_with(Role.may_reveal),
+        select(func.count()).select_from(PlatformRemoval)
+        .where(PlatformRemoval.account_id == Account.id, PlatformRemoval.confirmed_at.is_(None)).scalar_subquery(),
+        unaccepted_count_of_account(),
+        select(Person.id).where(Person.id.in_(contacts), Person.status != "active").exists(),
+    ).where(Account.id.in_(bindparam("account_ids", expanding=True)))
 
 
 @dataclass

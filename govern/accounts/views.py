@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from govern.accounts import services
@@ -34,9 +35,9 @@ HISTORY_SIZE = 100
 EXPOSURES_SHOWN = 25
 
 
-def _visible_account(account_id: int) -> Account:
+def _visible_account(account_id: int, options: list[Any] | None = None) -> Account:
     db = get_session()
-    account = db.get(Account, account_id)
+    account = db.get(Account, account_id, options=options)
     ensure_visible(account is not None and services.can_see_account(current_user, account))
     assert account is not None
     return account
@@ -169,18 +170,23 @@ def edit(account_id: int) -> Any:
 @permission("accounts.read")
 def detail(account_id: int) -> str:
     from govern.grants.services import may_manage, may_manage_account
-    from govern.policies.services import unaccepted_grant_ids
 
     db = get_session()
-    account = _visible_account(account_id)
-    stats = services.account_stats(db, [account])[account.id]
-    # Every live grant, however long the history; the history table shows the latest ones.
-    live = list(db.scalars(
-        select(Grant).where(Grant.account_id == account.id, Grant.status.in_(("active", "requested"))).order_by(Grant.id)
+    # The four people the page names come with the account, in the same statement.
+    account = _visible_account(account_id, options=[joinedload(Account.business_owner), joinedload(Account.crisis_contact),
+                                                    joinedload(Account.recovery_email_person),
+                                                    joinedload(Account.recovery_phone_person)])
+    stats = services.account_stats(db, [account], with_grant_ids=True)[account.id]
+    # Every live grant, however long the history, and the latest grants for the history table: one
+    # query. The latest HISTORY_SIZE ids are all in it and no other row is newer, so they come first.
+    latest = select(Grant.id).where(Grant.account_id == account.id).order_by(Grant.id.desc()).limit(HISTORY_SIZE)
+    rows = list(db.scalars(
+        select(Grant).where(Grant.account_id == account.id,
+                            or_(Grant.status.in_(("active", "requested")), Grant.id.in_(latest.scalar_subquery())))
+        .order_by(Grant.id.desc())
     ))
-    grants = list(db.scalars(
-        select(Grant).where(Grant.account_id == account.id).order_by(Grant.id.desc()).limit(HISTORY_SIZE)
-    ))
+    grants = rows[:HISTORY_SIZE]
+    live = [g for g in reversed(rows) if g.status in ("active", "requested")]
     active = [g for g in live if g.status == "active"]
     pending = [g for g in live if g.status == "requested"]
     roles = services.roles(db)
@@ -196,7 +202,7 @@ def detail(account_id: int) -> str:
         may_manage=lambda grant: may_manage(current_user, account, grant.person),
         revoke_form=RevokeForm(), removal_form=RemovalForm(), risk_labels=services.RISK_FLAGS,
         **_vault_section(db, account),
-        unaccepted=unaccepted_grant_ids(db, account.id),
+        unaccepted=stats.unaccepted_grant_ids,
     )
 
 
@@ -210,7 +216,8 @@ def _vault_section(db: Any, account: Account) -> dict[str, Any]:
     if may(current_user, "rotation.read"):
         from govern.rotation import services as rotation_services
 
-        schedules = {s.secret.id: s for s in rotation_services.schedules(db, [r.secret for r in rows])}
+        known = {r.secret.id: (r.version, r.since) for r in rows}
+        schedules = {s.secret.id: s for s in rotation_services.schedules(db, [r.secret for r in rows], current=known)}
     return {"vault_rows": rows, "vault_exposures": exposures, "vault_exposure_total": total,
             "vault_schedules": schedules}
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from markdown_it import MarkdownIt
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -306,28 +307,50 @@ def _report_rows(session: Session, query: Select[Any], batch: int) -> Iterator[t
 # --- used by the account registry's risk flags ---------------------------------------------------------
 
 
-def _unaccepted_grants(account_ids: list[int], *columns: Any) -> Select[Any]:
-    """Active grants on ``account_ids`` whose holder has not accepted the current policy of the role's tier."""
+def _unaccepted_grants(which: ColumnElement[bool], *columns: Any) -> Select[Any]:
+    """Active grants (of those ``which`` selects) whose holder has not accepted the current policy of the role's tier."""
     current = current_versions_query()
     accepted = select(Acknowledgement.id).where(
         Acknowledgement.person_id == Grant.person_id, Acknowledgement.policy_version_id == current.c.id
     ).exists()
     return (
         select(*columns)
+        .select_from(Grant)
         .join(Role, Role.code == Grant.role_code)
         .join(current, current.c.tier == Role.policy_tier)
-        .where(Grant.account_id.in_(account_ids), Grant.status == "active", ~accepted)
+        .where(which, Grant.status == "active", ~accepted)
     )
+
+
+@cache
+def _unaccepted_statements() -> tuple[Select[Any], Select[Any]]:
+    """(count per account, (account id, grant id) rows), over the expanding parameter ``account_ids``.
+
+    Built once: composing the current-version subquery took longer than running it, on every
+    accounts list and account page.
+    """
+    which = Grant.account_id.in_(bindparam("account_ids", expanding=True))
+    counts = _unaccepted_grants(which, Grant.account_id, func.count()).group_by(Grant.account_id)
+    return counts, _unaccepted_grants(which, Grant.account_id, Grant.id)
+
+
+def unaccepted_count_of_account() -> Any:
+    """Scalar subquery for a query over accounts: how many of the account's active grants lack acceptance."""
+    return _unaccepted_grants(Grant.account_id == Account.id, func.count()).scalar_subquery()
 
 
 def unaccepted_grant_counts(session: Session, account_ids: list[int]) -> dict[int, int]:
     """Per account: active grants whose holder has not accepted the current policy of the role's tier."""
     if not account_ids:
         return {}
-    rows = session.execute(_unaccepted_grants(account_ids, Grant.account_id, func.count()).group_by(Grant.account_id))
+    rows = session.execute(_unaccepted_statements()[0], {"account_ids": account_ids})
     return {account_id: count for account_id, count in rows}
 
 
-def unaccepted_grant_ids(session: Session, account_id: int) -> set[int]:
-    """The active grants of one account whose holder has not accepted their role's current policy."""
-    return set(session.scalars(_unaccepted_grants([account_id], Grant.id)))
+def unaccepted_grant_ids(session: Session, account_ids: list[int]) -> dict[int, set[int]]:
+    """Per account: the ids of the active grants whose holder has not accepted their role's current policy."""
+    found: dict[int, set[int]] = {}
+    if account_ids:
+        for account_id, grant_id in session.execute(_unaccepted_statements()[1], {"account_ids": account_ids}):
+            found.setdefault(account_id, set()).add(grant_id)
+    return found

@@ -754,7 +754,6 @@ def exposures(session: Session, *, secret_id: int | None = None, account_id: int
         conditions.append(Exposure.account_id == account_id)
     if person_id is not None:
         conditions.append(Exposure.person_id == person_id)
-    total = session.scalar(select(func.count(Exposure.id)).where(*conditions)) or 0
     rows = session.execute(
         select(Exposure, Person.full_name, User.email, Secret.label, Account.display_name, SecretVersion.version)
         .join(Person, Person.id == Exposure.person_id).join(User, User.id == Exposure.user_id)
@@ -763,6 +762,10 @@ def exposures(session: Session, *, secret_id: int | None = None, account_id: int
         .where(*conditions).order_by(Exposure.exposed_at.desc(), Exposure.id.desc())
         .offset((page - 1) * per_page).limit(per_page)
     ).all()
+    if page == 1 and len(rows) < per_page:
+        total = len(rows)  # the first page holds them all: no count needed
+    else:
+        total = session.scalar(select(func.count(Exposure.id)).where(*conditions)) or 0
     return [ExposureRow(*row) for row in rows], total
 
 

@@ -88,6 +88,25 @@ def test_risk_flags(db):
     assert services.account_stats(db, [healthy])[healthy.id].flags == []
 
 
+def test_stats_name_the_grants_lacking_acceptance_only_when_asked(db):
+    policy = publish_policy(db, "standard")
+    careful, careless = make_person(db), make_person(db)
+    accept_policy(db, careful, policy)
+    account, other, clean = make_account(db), make_account(db), make_account(db)
+    make_grant(db, careful, account, "publisher")
+    lacking = {make_grant(db, careless, account, "analyst").id, make_grant(db, careless, account, "publisher").id}
+    make_grant(db, careless, other, "analyst")
+    make_grant(db, careful, clean, "analyst")
+    make_grant(db, careless, clean, "analyst", status="revoked")
+    named = services.account_stats(db, [account, other, clean], with_grant_ids=True)
+    assert named[account.id].unaccepted_grant_ids == lacking and named[account.id].unaccepted == 2
+    assert len(named[other.id].unaccepted_grant_ids) == 1 and named[clean.id].unaccepted_grant_ids == set()
+    counted = services.account_stats(db, [account, other, clean])
+    assert [counted[a.id].unaccepted for a in (account, other, clean)] == [2, 1, 0]
+    assert all(not s.unaccepted_grant_ids for s in counted.values())
+    assert counted[account.id].flags == named[account.id].flags
+
+
 def test_admins_and_holders_are_counted_as_people_not_grants(db):
     account = make_account(db, business_owner_id=make_person(db).id, min_admins=2, max_credential_holders=1)
     publish_policy(db, "standard")

@@ -66,6 +66,23 @@ def test_state_follows_the_current_versions_age(db, ring, world, days_old, state
     assert rotation.schedules(db, [secret])[0].state == state
 
 
+def test_schedules_from_versions_the_caller_read_match_schedules_read_afresh(db, ring, world):
+    fresh = vault_secret(db, ring, world)
+    old = vault_secret(db, ring, world, "api_token", "tok-9")
+    age(db, old, 400)
+    rotation.open_task(db, actor=world.it.user, secret=old, reason="exposure")
+    note = vault_secret(db, ring, world, "note", "a note")
+    db.commit()
+    secrets = [fresh, old, note]
+    known = {row.secret.id: (row.version, row.since) for row in vault.secret_rows(db, secrets)}
+    now = utcnow()
+    given = rotation.schedules(db, secrets, now=now, current=known)
+    read = rotation.schedules(db, secrets, now=now)
+    assert [(r.state, r.version, r.since, r.due_at, r.task and r.task.id) for r in given] == \
+        [(r.state, r.version, r.since, r.due_at, r.task and r.task.id) for r in read]
+    assert given[1].state == "overdue" and given[1].rotate_now
+
+
 def test_an_api_token_is_due_by_its_own_expiry_when_that_comes_first(db, ring, world):
     token = vault_secret(db, ring, world, "api_token", "tok-1", token_expires_at=utcnow().date() + timedelta(days=3))
     row = rotation.schedules(db, [token])[0]

@@ -246,3 +246,18 @@ def test_update_metadata_changes_only_what_differs_and_audits(db, world, ring, c
     assert changed == ["label", "login"] and secret.label == "New name"
     assert _actions(db)[-1] == "vault.secret_updated"
     assert [v.version for v in services.versions_of(db, secret)] == [1]  # metadata makes no new version
+
+
+@pytest.mark.parametrize("reveals", [0, 2, 3, 4, 7])
+def test_exposure_totals_are_right_whether_or_not_the_first_page_holds_them_all(db, world, ring, ctx, reveals):
+    secret = _create(db, world, ring)  # its creator is the first exposure
+    for n in range(reveals):
+        services.reveal(db, actor=world.publisher.user, keyring=ring, secret=secret, reason=f"post {n}", mfa_fresh=True)
+    db.commit()
+    expected = reveals + 1
+    for per_page in (1, 3, 4, 50):
+        pages = -(-expected // per_page)
+        for page in range(1, pages + 2):
+            rows, total = services.exposures(db, secret_id=secret.id, page=page, per_page=per_page)
+            assert total == expected, (per_page, page)
+            assert len(rows) == max(0, min(per_page, expected - (page - 1) * per_page))
