@@ -101,6 +101,8 @@ def register_auth(app: Flask) -> None:
     """Flask-Login over the server-side session, and the auth services' injected kit."""
     from datetime import timedelta
 
+    from sqlalchemy.orm import joinedload
+
     from govern.auth.models import User
     from govern.auth.passwords import PasswordHashing
     from govern.auth.services import AuthKit
@@ -128,7 +130,8 @@ def register_auth(app: Flask) -> None:
         row = getattr(session, "row", None)
         if not user_id.isdigit() or row is None or row.authenticated_at is None or row.user_id != int(user_id):
             return None
-        user = get_session().get(User, int(user_id))
+        # The roles come in the same statement (a join), not in a second one.
+        user = get_session().get(User, int(user_id), options=[joinedload(User.role_rows)])
         # Authorisation is re-read from the database on every request.
         return user if user is not None and user.is_active and user.has_mfa else None
 
@@ -298,6 +301,7 @@ def register_templates(app: Flask) -> None:
 
     app.add_template_filter(web.minute_utc, "minute_utc")
     app.add_template_filter(web.day, "day")
+    app.add_template_global(web.id_url, "id_url")
 
     @app.context_processor
     def _inject() -> dict[str, Any]:

@@ -96,7 +96,8 @@ def _takes_write_lock(statement: Any) -> bool:
     if isinstance(statement, Select):
         return statement._for_update_arg is not None
     if isinstance(statement, (str, TextClause)):
-        return str(statement).lstrip()[:7].upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
+        sql = statement.text if isinstance(statement, TextClause) else statement  # str() would compile it
+        return sql.lstrip()[:7].upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
     return False
 
 

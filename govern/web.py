@@ -128,6 +128,21 @@ def roles_allow(roles: frozenset[str], permission_name: str) -> bool:
     return "*" in allowed or bool(allowed & roles)
 
 
+#: An id no row has, used to find where the id goes in a route's URL.
+_ID_MARK = 987_654_321_987
+
+
+def id_url(endpoint: str, name: str) -> Callable[[int], str]:
+    """``url_for(endpoint, **{name: id})`` for the many ids of a table: the route is built once.
+
+    A 50-row table with two links a row otherwise spends more on building URLs than on its queries.
+    """
+    head, mark, tail = url_for(endpoint, **{name: _ID_MARK}).partition(str(_ID_MARK))
+    if not mark:
+        raise ValueError(f"{endpoint} does not put {name} in its URL")
+    return lambda value: f"{head}{int(value)}{tail}"
+
+
 def minute_utc(moment: datetime | None) -> str:
     """Template filter: "2026-11-30 14:05 UTC", or a dash when there is no time."""
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "\u2014"

@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from markdown_it import MarkdownIt
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, true
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -161,7 +161,7 @@ def acceptance_of(session: Session, person_id: int, version_ids: list[int]) -> d
 # --- what a person must accept -------------------------------------------------------------------------
 
 
-def required_tiers_clause(person_id: int) -> ColumnElement[bool]:
+def required_tiers_clause(person_id: Any) -> ColumnElement[bool]:
     """SQL condition on PolicyVersion.tier: the standard tier, and the tiers of roles held or requested."""
     held = (
         select(Role.policy_tier)
@@ -173,16 +173,23 @@ def required_tiers_clause(person_id: int) -> ColumnElement[bool]:
 
 def policies_to_accept(session: Session, person_id: int) -> list[PolicyVersion]:
     """Current versions the person must accept and has not: standard, plus their roles' tiers."""
+    return list(session.scalars(_to_accept_statement(), {"person_id": person_id}))
+
+
+@cache
+def _to_accept_statement() -> Select[tuple[PolicyVersion]]:
+    """``policies_to_accept`` over the parameter ``person_id``; built once, as every home page asks."""
+    person_id = bindparam("person_id", type_=Integer)
     current = current_versions_query()
     accepted = select(Acknowledgement.id).where(
         Acknowledgement.person_id == person_id, Acknowledgement.policy_version_id == PolicyVersion.id
     ).exists()
-    return list(session.scalars(
+    return (
         select(PolicyVersion)
         .join(current, current.c.id == PolicyVersion.id)
         .where(required_tiers_clause(person_id), ~accepted)
         .order_by(PolicyVersion.tier)
-    ))
+    )
 
 
 # --- the list of versions ------------------------------------------------------------------------------

@@ -357,8 +357,11 @@ def open_items_for(session: Session, person_id: int, *, limit: int = 200) -> tup
         .join(ReviewCampaign, ReviewCampaign.id == ReviewItem.campaign_id)
         .where(ReviewItem.reviewer_id == person_id, ReviewItem.decision.is_(None), ReviewCampaign.closed_at.is_(None))
     )
-    total = session.scalar(select(func.count()).select_from(query.with_only_columns(ReviewItem.id).subquery())) or 0
     rows = session.execute(query.order_by(ReviewCampaign.due_at, ReviewItem.id).limit(limit)).unique().all()
+    if len(rows) < limit:
+        total = len(rows)  # all of them are here: no count needed
+    else:
+        total = session.scalar(select(func.count()).select_from(query.with_only_columns(ReviewItem.id).subquery())) or 0
     return [(item, campaign) for item, campaign in rows], total
 
 

@@ -217,6 +217,10 @@ def test_open_items_of_a_reviewer_across_campaigns(db, world):
     items, total = services.open_items_for(db, world.olga.user.person_id)
     assert total == 2 and {c.id for _, c in items} == {first.id}
     assert services.open_items_for(db, world.sam.user.person_id) == ([], 0)
+    # A short list counts what it holds; a full one counts them all.
+    for limit, shown in ((1, 1), (2, 2), (3, 2)):
+        items, total = services.open_items_for(db, world.olga.user.person_id, limit=limit)
+        assert (len(items), total) == (shown, 2), limit
 
 
 def test_reviewer_loads_and_item_filters(db, world):
