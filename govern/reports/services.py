@@ -163,8 +163,17 @@ def _rows_query(user: Any, flt: AccessFilter, *, ids: list[int] | None = None) -
     With ``ids``, only those grants, and their status is left for the caller to check: SQLite
     would otherwise walk the status index instead of fetching the few rows by primary key.
     """
+    query = _all_columns()
+    if ids is not None:
+        return query.where(Grant.id.in_(ids), *_conditions(user, flt, by_status=False))
+    return query.where(*_conditions(user, flt))
+
+
+@cache
+def _all_columns() -> Select[Any]:
+    """The row query's columns and joins, without conditions; built once (it costs ~0.5 ms a page)."""
     approver, approver_person, revoker, first_name, mapping = _aliases()
-    query = (
+    return (
         select(
             Grant.id.label("grant_id"),
             Grant.status,
@@ -201,9 +210,6 @@ def _rows_query(user: Any, flt: AccessFilter, *, ids: list[int] | None = None) -
         .outerjoin(approver_person, approver_person.id == approver.person_id)
         .outerjoin(revoker, revoker.id == Grant.revoked_by_id)
     )
-    if ids is not None:
-        return query.where(Grant.id.in_(ids), *_conditions(user, flt, by_status=False))
-    return query.where(*_conditions(user, flt))
 
 
 def _conditions(user: Any, flt: AccessFilter, *, by_status: bool = True) -> list[Any]:
@@ -308,14 +314,16 @@ def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, 
     """
     sort = sort if sort in SORTS else "person"
     page = min(max(1, page), MAX_PAGE)
-    total = session.scalar(_count_query(user, flt)) or 0
-    ids = list(session.scalars(_page_ids_query(user, flt, sort, descending).limit(per_page).offset((page - 1) * per_page)))
+    # Plain rows through the Core connection, as the exports do: nothing here is an ORM entity.
+    connection = session.connection()
+    total = connection.execute(_count_query(user, flt)).scalar() or 0
+    ids = list(connection.execute(_page_ids_query(user, flt, sort, descending).limit(per_page).offset((page - 1) * per_page)).scalars())
     rows: list[Row[Any]] = []
     if ids:
         position = {grant_id: index for index, grant_id in enumerate(ids)}
         # The ids were chosen with the filters a moment ago; the scope is checked again (deny by
         # default), the status below.
-        found = session.execute(_rows_query(user, AccessFilter(statuses=flt.statuses), ids=ids)).all()
+        found = connection.execute(_rows_query(user, AccessFilter(statuses=flt.statuses), ids=ids)).all()
         rows = sorted((row for row in found if row.status in flt.statuses), key=lambda row: position[row.grant_id])
     return Page(rows=rows, total=total, page=page, per_page=per_page, sort=sort, descending=descending)
 
