@@ -85,8 +85,12 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _reads_first() -> bool:
-    """True inside a web request whose method does not change state."""
-    return has_request_context() and request.method in READ_METHODS
+    """True inside a web request whose method does not change state, or that has committed its change.
+
+    After a form's commit, what is left is mostly rendering the answer (and the unread-notice count
+    of the layout): holding the write lock for that made every other worker's form wait.
+    """
+    return has_request_context() and (request.method in READ_METHODS or g.get("govern_committed", False))
 
 
 def _takes_write_lock(statement: Any) -> bool:
@@ -127,6 +131,11 @@ def _configure_sqlite(engine: Engine) -> None:
         deferred = _reads_first()
         connection.info["govern.read_transaction"] = deferred
         connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(_connection: Any) -> None:
+        if has_request_context():
+            g.govern_committed = True
 
     @event.listens_for(engine, "before_execute")
     def _before_execute(connection: Any, statement: Any, *_args: Any) -> None:

@@ -79,3 +79,22 @@ def test_requests_that_change_state_and_jobs_begin_with_the_write_lock(sqlite_ap
     with sqlite_app.app_context(), database(sqlite_app).session_scope() as session:  # CLI and jobs
         session.execute(text("SELECT 1"))
         assert session.connection().info["govern.read_transaction"] is False
+
+
+def test_after_its_commit_a_form_reads_without_the_write_lock(sqlite_app):
+    done: dict[str, bool] = {}
+    with sqlite_app.test_request_context("/vault/secrets/1/reveal", method="POST"), \
+            database(sqlite_app).session_scope() as form:
+        audit.record(form, "test.form_write", context=CTX)
+        assert form.connection().info["govern.read_transaction"] is False  # the change itself: locked
+        form.commit()
+        # Rendering the answer reads (the layout's notice count, say) and must not lock others out.
+        form.execute(select(AuditChainHead.last_event_id)).one()
+        assert form.connection().info["govern.read_transaction"] is True
+        _write_in_another_worker(sqlite_app, done).join(timeout=10)
+        assert done.get("written"), "a writer waited for a form that had already committed"
+        # A second change in the same request still takes the lock first and chains correctly.
+        audit.record(form, "test.form_second_write", context=CTX)
+        form.commit()
+    with sqlite_app.app_context(), database(sqlite_app).session_scope() as session:
+        assert verify_chain(session).ok

@@ -191,10 +191,11 @@ def detail(account_id: int) -> str:
     pending = [g for g in live if g.status == "requested"]
     roles = services.roles(db)
     holders = {role.code: [g for g in active if g.role_code == role.code] for role in roles}
+    # The stats counted them already: most accounts have none to list.
     removals = list(db.scalars(
         select(PlatformRemoval).where(PlatformRemoval.account_id == account.id, PlatformRemoval.confirmed_at.is_(None))
         .order_by(PlatformRemoval.id)
-    ))
+    )) if stats.unconfirmed_removals else []
     return render_template(
         "accounts/detail.html", account=account, stats=stats, holders=holders, roles=roles, pending=pending,
         history=grants, history_size=HISTORY_SIZE, removals=removals, role_names=services.platform_role_names(db, account.platform),

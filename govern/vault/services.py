@@ -731,9 +731,13 @@ def versions_of(session: Session, secret: Secret) -> list[SecretVersion]:
 
 @dataclass
 class ExposureRow:
-    """An exposure with who and what, for pages."""
+    """An exposure with who and what, for pages (plain values: pages only read them)."""
 
-    exposure: Exposure
+    id: int
+    exposed_at: datetime
+    secret_id: int
+    kind: str
+    reason: str
     person_name: str
     user_email: str
     secret_label: str
@@ -754,8 +758,9 @@ def exposures(session: Session, *, secret_id: int | None = None, account_id: int
         conditions.append(Exposure.account_id == account_id)
     if person_id is not None:
         conditions.append(Exposure.person_id == person_id)
-    rows = session.execute(
-        select(Exposure, Person.full_name, User.email, Secret.label, Account.display_name, SecretVersion.version)
+    rows = session.connection().execute(
+        select(Exposure.id, Exposure.exposed_at, Exposure.secret_id, Exposure.kind, Exposure.reason, Person.full_name,
+               User.email, Secret.label, Account.display_name, SecretVersion.version)
         .join(Person, Person.id == Exposure.person_id).join(User, User.id == Exposure.user_id)
         .join(Secret, Secret.id == Exposure.secret_id).join(Account, Account.id == Exposure.account_id)
         .join(SecretVersion, SecretVersion.id == Exposure.secret_version_id)
@@ -765,7 +770,7 @@ def exposures(session: Session, *, secret_id: int | None = None, account_id: int
     if page == 1 and len(rows) < per_page:
         total = len(rows)  # the first page holds them all: no count needed
     else:
-        total = session.scalar(select(func.count(Exposure.id)).where(*conditions)) or 0
+        total = session.connection().execute(select(func.count(Exposure.id)).where(*conditions)).scalar() or 0
     return [ExposureRow(*row) for row in rows], total
 
 
