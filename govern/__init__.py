@@ -130,8 +130,10 @@ def register_auth(app: Flask) -> None:
         row = getattr(session, "row", None)
         if not user_id.isdigit() or row is None or row.authenticated_at is None or row.user_id != int(user_id):
             return None
-        # The roles come in the same statement (a join), not in a second one.
-        user = get_session().get(User, int(user_id), options=[joinedload(User.role_rows)])
+        # Read with the session row, in the same statement (see ServerSessionInterface.open_session).
+        user = getattr(session, "user", None)
+        if user is None or user.id != int(user_id):
+            user = get_session().get(User, int(user_id), options=[joinedload(User.role_rows)])
         # Authorisation is re-read from the database on every request.
         return user if user is not None and user.is_active and user.has_mfa else None
 

@@ -369,6 +369,22 @@ def roles(session: Session) -> list[Role]:
     return list(session.scalars(select(Role).order_by(Role.sort_order)))
 
 
+def roles_and_platform_names(session: Session, platform: str) -> tuple[list[Role], dict[str, list[PlatformRoleName]]]:
+    """``roles`` and ``platform_role_names`` of one platform in one query (the account page needs both)."""
+    catalogue: list[Role] = []
+    names: dict[str, list[PlatformRoleName]] = {}
+    for role, name in session.execute(
+        select(Role, PlatformRoleName)
+        .outerjoin(PlatformRoleName, and_(PlatformRoleName.role_code == Role.code, PlatformRoleName.platform == platform))
+        .order_by(Role.sort_order, PlatformRoleName.id)
+    ):
+        if not catalogue or catalogue[-1] is not role:
+            catalogue.append(role)
+        if name is not None:
+            names.setdefault(role.code, []).append(name)
+    return catalogue, names
+
+
 def platform_role_names(session: Session, platform: str) -> dict[str, list[PlatformRoleName]]:
     """The platform's own names for each catalogue role, by role code."""
     names: dict[str, list[PlatformRoleName]] = {}

@@ -189,7 +189,7 @@ def detail(account_id: int) -> str:
     live = [g for g in reversed(rows) if g.status in ("active", "requested")]
     active = [g for g in live if g.status == "active"]
     pending = [g for g in live if g.status == "requested"]
-    roles = services.roles(db)
+    roles, role_names = services.roles_and_platform_names(db, account.platform)
     holders = {role.code: [g for g in active if g.role_code == role.code] for role in roles}
     # The stats counted them already: most accounts have none to list.
     removals = list(db.scalars(
@@ -198,7 +198,7 @@ def detail(account_id: int) -> str:
     )) if stats.unconfirmed_removals else []
     return render_template(
         "accounts/detail.html", account=account, stats=stats, holders=holders, roles=roles, pending=pending,
-        history=grants, history_size=HISTORY_SIZE, removals=removals, role_names=services.platform_role_names(db, account.platform),
+        history=grants, history_size=HISTORY_SIZE, removals=removals, role_names=role_names,
         may_manage_account=may_manage_account(current_user, account),
         may_manage=lambda grant: may_manage(current_user, account, grant.person),
         revoke_form=RevokeForm(), removal_form=RemovalForm(), risk_labels=services.RISK_FLAGS,

@@ -15,11 +15,12 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import CallbackDict
 
 from govern import audit
 from govern.audit.services import AuditContext
-from govern.auth.models import WebSession
+from govern.auth.models import User, WebSession
 from govern.crypto.tokens import new_token, token_digest
 from govern.db import get_session, utcnow
 
@@ -39,6 +40,8 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
 
         super().__init__(initial or {}, on_update)
         self.row = row
+        #: The row's user (with person and roles), read in the same statement as the row.
+        self.user: User | None = None
         self.modified = False
         self.regenerate = False
         self.ended = False
@@ -67,7 +70,13 @@ class ServerSessionInterface(SessionInterface):
             return ServerSession()
         db = get_session()
         try:
-            row = db.get(WebSession, token_digest(token))
+            # The signed-in user (with roles and person) comes in the same statement: Flask-Login's
+            # loader takes it from here instead of asking again.
+            found = db.execute(
+                select(WebSession, User).outerjoin(User, User.id == WebSession.user_id)
+                .options(joinedload(User.role_rows)).where(WebSession.id == token_digest(token))
+            ).unique().first()
+            row = found[0] if found is not None else None
         except OperationalError:
             # Database down: carry on without a session; the view's own query answers 503.
             db.rollback()
@@ -93,7 +102,9 @@ class ServerSessionInterface(SessionInterface):
         # Detached, so the request's rollbacks and commits do not expire it: saving the session
         # then needs no second round trip to read the row again.
         db.expunge(row)
-        return ServerSession(data, row=row)
+        opened = ServerSession(data, row=row)
+        opened.user = found[1]
+        return opened
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, ServerSession)

@@ -20,9 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pyotp
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import and_, create_engine, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, lazyload, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from govern import audit
@@ -705,9 +705,21 @@ def secret_rows(session: Session, secrets: list[Secret]) -> list[SecretRow]:
 
 
 def account_secrets(session: Session, account_id: int) -> list[SecretRow]:
-    """Every secret of an account, with the age of its current version."""
-    secrets = list(session.scalars(select(Secret).where(Secret.account_id == account_id).order_by(Secret.label)))
-    return secret_rows(session, secrets)
+    """Every secret of an account, with the age of its current version: one query.
+
+    A secret has at most one current and one pending version (unique indexes), so the outer joins
+    never repeat a secret.
+    """
+    current, pending = aliased(SecretVersion), aliased(SecretVersion)
+    rows = session.execute(
+        select(Secret, current.version, current.confirmed_at, current.created_at, pending.id)
+        .options(lazyload(Secret.account))  # the caller's account, already in the session
+        .outerjoin(current, and_(current.secret_id == Secret.id, current.status == "current"))
+        .outerjoin(pending, and_(pending.secret_id == Secret.id, pending.status == "pending"))
+        .where(Secret.account_id == account_id).order_by(Secret.label)
+    )
+    return [SecretRow(secret, number, (confirmed or created) if number is not None else None, pending_id is not None)
+            for secret, number, confirmed, created, pending_id in rows]
 
 
 def revealable_secrets(session: Session, user: Any, *, page: int, per_page: int = 50) -> tuple[list[SecretRow], int]:

@@ -163,3 +163,12 @@ def test_the_catalogue_maps_every_role_to_each_platform_system(db):
         assert all(names.get(code) for code in catalogue), (platform, system, names)
         for code, name in expected.items():
             assert names[code] == [name], (platform, system, code)
+
+
+@pytest.mark.parametrize("platform", ["facebook", "x", "mastodon"])
+def test_roles_and_their_platform_names_in_one_query_match_the_two_lookups(db, platform):
+    roles, names = services.roles_and_platform_names(db, platform)
+    assert [r.code for r in roles] == [r.code for r in services.roles(db)]
+    expected = services.platform_role_names(db, platform)
+    assert {code: [n.id for n in rows] for code, rows in names.items()} == \
+        {code: [n.id for n in rows] for code, rows in expected.items()}

@@ -261,3 +261,18 @@ def test_exposure_totals_are_right_whether_or_not_the_first_page_holds_them_all(
             rows, total = services.exposures(db, secret_id=secret.id, page=page, per_page=per_page)
             assert total == expected, (per_page, page)
             assert len(rows) == max(0, min(per_page, expected - (page - 1) * per_page))
+
+
+def test_account_secrets_in_one_query_match_the_rows_read_secret_by_secret(db, world, ring, ctx):
+    plain = _create(db, world, ring, label="plain")
+    staged = _create(db, world, ring, label="staged")
+    services.stage_version(db, actor=world.it.user, keyring=ring, secret=staged, value="Next-pass-0042")
+    changed = _create(db, world, ring, label="changed")
+    services.change_value(db, actor=world.it.user, keyring=ring, secret=changed, value="Changed-pass-0042")
+    db.commit()
+    rows = services.account_secrets(db, world.account.id)
+    expected = services.secret_rows(db, sorted([plain, staged, changed], key=lambda s: s.label))
+    assert [(r.secret.id, r.version, r.since, r.has_pending) for r in rows] == \
+        [(r.secret.id, r.version, r.since, r.has_pending) for r in expected]
+    assert {r.secret.label: (r.version, r.has_pending) for r in rows} == \
+        {"changed": (2, False), "plain": (1, False), "staged": (1, True)}
