@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Integer, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from govern import audit
@@ -199,9 +199,12 @@ def _use_recovery_code(session: Session, kit: AuthKit, user: User, code: str) ->
 
 def count_unused_recovery_codes(session: Session, user: User) -> int:
     """How many recovery codes the user has left."""
-    return session.scalar(
-        select(func.count()).select_from(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
-    ) or 0
+    return session.scalar(_UNUSED_CODES, {"user_id": user.id}) or 0
+
+
+#: Built once: every home page asks it.
+_UNUSED_CODES = select(func.count()).select_from(RecoveryCode).where(
+    RecoveryCode.user_id == bindparam("user_id", type_=Integer), RecoveryCode.used_at.is_(None))
 
 
 def record_login(session: Session, *, user: User, factor: str) -> None:

@@ -18,7 +18,7 @@ from email.utils import format_datetime, make_msgid
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Integer, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -77,9 +77,12 @@ def notify(session: Session, *, kind: str, title: str, user: Any = None, users: 
 
 def unread_count(session: Session, user_id: int) -> int:
     """How many notifications ``user_id`` has not read (one indexed count)."""
-    return session.scalar(
-        select(func.count()).select_from(Notification).where(Notification.user_id == user_id, Notification.read_at.is_(None))
-    ) or 0
+    return session.scalar(_UNREAD_COUNT, {"user_id": user_id}) or 0
+
+
+#: Built once: the layout of every page asks it.
+_UNREAD_COUNT = select(func.count()).select_from(Notification).where(
+    Notification.user_id == bindparam("user_id", type_=Integer), Notification.read_at.is_(None))
 
 
 def list_notifications(session: Session, user_id: int, *, page: int = 1, per_page: int = 30) -> tuple[list[Notification], bool]:

@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import pyotp
-from sqlalchemy import and_, create_engine, func, select, update
+from sqlalchemy import Integer, Select, and_, bindparam, create_engine, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, lazyload, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -710,16 +711,22 @@ def account_secrets(session: Session, account_id: int) -> list[SecretRow]:
     A secret has at most one current and one pending version (unique indexes), so the outer joins
     never repeat a secret.
     """
+    rows = session.execute(_account_secrets_statement(), {"account_id": account_id})
+    return [SecretRow(secret, number, (confirmed or created) if number is not None else None, pending_id is not None)
+            for secret, number, confirmed, created, pending_id in rows]
+
+
+@cache
+def _account_secrets_statement() -> Select[Any]:
+    """``account_secrets`` over the parameter ``account_id``; built once (aliases are costly to build)."""
     current, pending = aliased(SecretVersion), aliased(SecretVersion)
-    rows = session.execute(
+    return (
         select(Secret, current.version, current.confirmed_at, current.created_at, pending.id)
         .options(lazyload(Secret.account))  # the caller's account, already in the session
         .outerjoin(current, and_(current.secret_id == Secret.id, current.status == "current"))
         .outerjoin(pending, and_(pending.secret_id == Secret.id, pending.status == "pending"))
-        .where(Secret.account_id == account_id).order_by(Secret.label)
+        .where(Secret.account_id == bindparam("account_id", type_=Integer)).order_by(Secret.label)
     )
-    return [SecretRow(secret, number, (confirmed or created) if number is not None else None, pending_id is not None)
-            for secret, number, confirmed, created, pending_id in rows]
 
 
 def revealable_secrets(session: Session, user: Any, *, page: int, per_page: int = 50) -> tuple[list[SecretRow], int]:
@@ -757,12 +764,24 @@ class ExposureRow:
     version: int
 
 
-def exposures(session: Session, *, secret_id: int | None = None, account_id: int | None = None,
-              person_id: int | None = None, page: int = 1, per_page: int = 50) -> tuple[list[ExposureRow], int]:
-    """Exposures filtered by secret, account or person, newest first, with a total for paging."""
+@cache
+def _exposure_rows() -> Select[Any]:
+    """The columns and joins of ``exposures``, built once."""
     from govern.auth.models import User
     from govern.directory.models import Person
 
+    return (
+        select(Exposure.id, Exposure.exposed_at, Exposure.secret_id, Exposure.kind, Exposure.reason, Person.full_name,
+               User.email, Secret.label, Account.display_name, SecretVersion.version)
+        .join(Person, Person.id == Exposure.person_id).join(User, User.id == Exposure.user_id)
+        .join(Secret, Secret.id == Exposure.secret_id).join(Account, Account.id == Exposure.account_id)
+        .join(SecretVersion, SecretVersion.id == Exposure.secret_version_id)
+    )
+
+
+def exposures(session: Session, *, secret_id: int | None = None, account_id: int | None = None,
+              person_id: int | None = None, page: int = 1, per_page: int = 50) -> tuple[list[ExposureRow], int]:
+    """Exposures filtered by secret, account or person, newest first, with a total for paging."""
     conditions = []
     if secret_id is not None:
         conditions.append(Exposure.secret_id == secret_id)
@@ -771,12 +790,7 @@ def exposures(session: Session, *, secret_id: int | None = None, account_id: int
     if person_id is not None:
         conditions.append(Exposure.person_id == person_id)
     rows = session.connection().execute(
-        select(Exposure.id, Exposure.exposed_at, Exposure.secret_id, Exposure.kind, Exposure.reason, Person.full_name,
-               User.email, Secret.label, Account.display_name, SecretVersion.version)
-        .join(Person, Person.id == Exposure.person_id).join(User, User.id == Exposure.user_id)
-        .join(Secret, Secret.id == Exposure.secret_id).join(Account, Account.id == Exposure.account_id)
-        .join(SecretVersion, SecretVersion.id == Exposure.secret_version_id)
-        .where(*conditions).order_by(Exposure.exposed_at.desc(), Exposure.id.desc())
+        _exposure_rows().where(*conditions).order_by(Exposure.exposed_at.desc(), Exposure.id.desc())
         .offset((page - 1) * per_page).limit(per_page)
     ).all()
     if page == 1 and len(rows) < per_page:
