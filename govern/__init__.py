@@ -40,6 +40,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_errors(app)
     register_templates(app)
+    # Last of the before_request hooks: see govern.db.enter_view.
+    from govern.db import enter_view
+
+    app.before_request(enter_view)
     return app
 
 

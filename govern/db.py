@@ -85,12 +85,29 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _reads_first() -> bool:
-    """True inside a web request whose method does not change state, or that has committed its change.
+    """True inside a web request, except for the view of a request that changes state, until it commits.
 
-    After a form's commit, what is left is mostly rendering the answer (and the unread-notice count
-    of the layout): holding the write lock for that made every other worker's form wait.
+    Reading the session, the user and the permission before the view, and rendering the answer after
+    the view's commit, need no write lock; holding it then made every other worker's form wait (and
+    SQLite's busy handler sleeps whole milliseconds between tries).
     """
-    return has_request_context() and (request.method in READ_METHODS or g.get("govern_committed", False))
+    if not has_request_context():
+        return False
+    return request.method in READ_METHODS or not g.get("govern_in_view", False) or g.get("govern_committed", False)
+
+
+def enter_view() -> None:
+    """before_request, registered last: the view of a state-changing request starts with the write lock.
+
+    The reading done so far (session, user, permission) happened in a deferred SQLite transaction;
+    it is ended here, unless something in it wrote (and so holds the lock already), so the view's
+    first statement begins ``BEGIN IMMEDIATE`` and its check-then-write runs under the lock.
+    """
+    session: Session | None = g.get("db_session")
+    if request.method not in READ_METHODS and session is not None and session.in_transaction() \
+            and session.connection().info.get("govern.read_transaction"):
+        session.commit()  # nothing was written: this only ends the read (objects stay loaded)
+    g.govern_in_view = True  # after that commit, which is not the view's
 
 
 def _takes_write_lock(statement: Any) -> bool:
@@ -134,7 +151,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "commit")
     def _on_commit(_connection: Any) -> None:
-        if has_request_context():
+        if has_request_context() and g.get("govern_in_view", False):
             g.govern_committed = True
 
     @event.listens_for(engine, "before_execute")

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from govern import audit, create_app
 from govern.audit.models import AuditChainHead
 from govern.audit.services import AuditContext, verify_chain
-from govern.db import database
+from govern.db import database, enter_view, get_session
 from govern.schema import upgrade
 from tests.conftest import app_config
 
@@ -71,11 +71,16 @@ def test_a_write_on_a_page_takes_the_lock_first_and_sees_the_latest_data(sqlite_
         assert result.ok and result.checked == before + 2, result.problem
 
 
-def test_requests_that_change_state_and_jobs_begin_with_the_write_lock(sqlite_app):
+def test_the_views_of_requests_that_change_state_and_jobs_begin_with_the_write_lock(sqlite_app):
     for method in ("POST", "PUT", "PATCH", "DELETE"):
-        with sqlite_app.test_request_context("/", method=method), database(sqlite_app).session_scope() as session:
-            session.execute(text("SELECT 1"))
+        with sqlite_app.test_request_context("/", method=method):
+            session = get_session()
+            session.execute(text("SELECT 1"))  # the session and user, read before the view
+            assert session.connection().info["govern.read_transaction"] is True
+            enter_view()
+            session.execute(text("SELECT 1"))  # the view's first statement
             assert session.connection().info["govern.read_transaction"] is False
+            session.close()
     with sqlite_app.app_context(), database(sqlite_app).session_scope() as session:  # CLI and jobs
         session.execute(text("SELECT 1"))
         assert session.connection().info["govern.read_transaction"] is False
@@ -85,6 +90,7 @@ def test_after_its_commit_a_form_reads_without_the_write_lock(sqlite_app):
     done: dict[str, bool] = {}
     with sqlite_app.test_request_context("/vault/secrets/1/reveal", method="POST"), \
             database(sqlite_app).session_scope() as form:
+        enter_view()
         audit.record(form, "test.form_write", context=CTX)
         assert form.connection().info["govern.read_transaction"] is False  # the change itself: locked
         form.commit()
@@ -98,3 +104,21 @@ def test_after_its_commit_a_form_reads_without_the_write_lock(sqlite_app):
         form.commit()
     with sqlite_app.app_context(), database(sqlite_app).session_scope() as session:
         assert verify_chain(session).ok
+
+
+def test_what_a_form_reads_before_its_view_does_not_block_a_writer(sqlite_app):
+    done: dict[str, bool] = {}
+    with sqlite_app.test_request_context("/vault/secrets/1/reveal", method="POST"):
+        session = get_session()
+        before = session.execute(select(AuditChainHead.last_event_id)).scalar_one()  # session, user, permission
+        _write_in_another_worker(sqlite_app, done).join(timeout=10)
+        assert done.get("written"), "a writer waited for a form that had not reached its view"
+        enter_view()
+        # The view sees the other worker's write and chains after it, under the lock.
+        assert session.execute(select(AuditChainHead.last_event_id)).scalar_one() == before + 1
+        assert session.connection().info["govern.read_transaction"] is False
+        audit.record(session, "test.form_write", context=CTX)
+        session.commit()
+        session.close()
+    with sqlite_app.app_context(), database(sqlite_app).session_scope() as check:
+        assert verify_chain(check).ok
