@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select
+from sqlalchemy import Select, and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from govern import audit
@@ -288,31 +288,51 @@ def _stats_statement() -> Select[Any]:
     """Per account of the expanding parameter ``account_ids``: active grants, admins, credential holders,
     unconfirmed removals, grants lacking policy acceptance, and whether a named contact is not active.
 
-    Correlated subqueries, each an index lookup per account; built once, as composing it costs more
-    than running it.
+    One statement: each grouped derived table reads the grants (or removals) of these accounts once
+    through the account index. (Correlated subqueries per column read them three times over, which
+    cost PostgreSQL 3 ms.) Built once, as composing it costs more than running it.
     """
     from govern.grants.models import Grant, PlatformRemoval
-    from govern.policies.services import unaccepted_count_of_account
+    from govern.policies.services import unaccepted_counts_subquery
 
-    live = and_(Grant.account_id == Account.id, Grant.status == "active")
-
-    def people_with(flag: Any) -> Any:
-        # People, not grants: someone who is both owner and admin is one admin, and one holder.
-        return (select(func.count(func.distinct(Grant.person_id))).select_from(Grant).join(Role, Role.code == Grant.role_code)
-                .where(live, flag.is_(True)).scalar_subquery())
-
+    account_ids = bindparam("account_ids", expanding=True)
+    grants = (
+        select(
+            Grant.account_id,
+            func.count().label("total"),
+            # People, not grants: someone who is both owner and admin is one admin, and one holder.
+            func.count(func.distinct(case((Role.is_admin_role.is_(True), Grant.person_id)))).label("admins"),
+            func.count(func.distinct(case((Role.may_reveal.is_(True), Grant.person_id)))).label("holders"),
+        )
+        .join(Role, Role.code == Grant.role_code)
+        .where(Grant.account_id.in_(account_ids), Grant.status == "active")
+        .group_by(Grant.account_id)
+        .subquery()
+    )
+    removals = (
+        select(PlatformRemoval.account_id, func.count().label("open"))
+        .where(PlatformRemoval.account_id.in_(account_ids), PlatformRemoval.confirmed_at.is_(None))
+        .group_by(PlatformRemoval.account_id)
+        .subquery()
+    )
+    unaccepted = unaccepted_counts_subquery()
     contacts = (Account.business_owner_id, Account.crisis_contact_id, Account.recovery_email_person_id,
                 Account.recovery_phone_person_id)
-    return select(
-        Account.id,
-        select(func.count()).select_from(Grant).where(live).scalar_subquery(),
-        people_with(Role.is_admin_role),
-        people_with(Role.may_reveal),
-        select(func.count()).select_from(PlatformRemoval)
-        .where(PlatformRemoval.account_id == Account.id, PlatformRemoval.confirmed_at.is_(None)).scalar_subquery(),
-        unaccepted_count_of_account(),
-        select(Person.id).where(Person.id.in_(contacts), Person.status != "active").exists(),
-    ).where(Account.id.in_(bindparam("account_ids", expanding=True)))
+    return (
+        select(
+            Account.id,
+            func.coalesce(grants.c.total, 0),
+            func.coalesce(grants.c.admins, 0),
+            func.coalesce(grants.c.holders, 0),
+            func.coalesce(removals.c.open, 0),
+            func.coalesce(unaccepted.c.unaccepted, 0),
+            select(Person.id).where(Person.id.in_(contacts), Person.status != "active").exists(),
+        )
+        .outerjoin(grants, grants.c.account_id == Account.id)
+        .outerjoin(removals, removals.c.account_id == Account.id)
+        .outerjoin(unaccepted, unaccepted.c.account_id == Account.id)
+        .where(Account.id.in_(account_ids))
+    )
 
 
 @dataclass

@@ -337,13 +337,13 @@ def _unaccepted_statements() -> tuple[Select[Any], Select[Any]]:
     accounts list and account page.
     """
     which = Grant.account_id.in_(bindparam("account_ids", expanding=True))
-    counts = _unaccepted_grants(which, Grant.account_id, func.count()).group_by(Grant.account_id)
+    counts = _unaccepted_grants(which, Grant.account_id, func.count().label("unaccepted")).group_by(Grant.account_id)
     return counts, _unaccepted_grants(which, Grant.account_id, Grant.id)
 
 
-def unaccepted_count_of_account() -> Any:
-    """Scalar subquery for a query over accounts: how many of the account's active grants lack acceptance."""
-    return _unaccepted_grants(Grant.account_id == Account.id, func.count()).scalar_subquery()
+def unaccepted_counts_subquery() -> Any:
+    """Subquery (account_id, unaccepted) over the expanding parameter ``account_ids``, for joining."""
+    return _unaccepted_statements()[0].subquery()
 
 
 def unaccepted_grant_counts(session: Session, account_ids: list[int]) -> dict[int, int]:
