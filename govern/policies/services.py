@@ -346,14 +346,6 @@ def unaccepted_counts_subquery() -> Any:
     return _unaccepted_statements()[0].subquery()
 
 
-def unaccepted_grant_counts(session: Session, account_ids: list[int]) -> dict[int, int]:
-    """Per account: active grants whose holder has not accepted the current policy of the role's tier."""
-    if not account_ids:
-        return {}
-    rows = session.execute(_unaccepted_statements()[0], {"account_ids": account_ids})
-    return {account_id: count for account_id, count in rows}
-
-
 def unaccepted_grant_ids(session: Session, account_ids: list[int]) -> dict[int, set[int]]:
     """Per account: the ids of the active grants whose holder has not accepted their role's current policy."""
     found: dict[int, set[int]] = {}
