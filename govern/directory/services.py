@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, false, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, false, func, or_, select, text
 from sqlalchemy.orm import Session, joinedload
 
 from govern import audit
@@ -115,16 +115,25 @@ class PersonFilter:
         return {k: v for k, v in vars(self).items() if v not in (None, "")}
 
 
+def search_clause(fragment: str) -> ColumnElement[bool]:
+    """People whose name, email or employee id contains ``fragment``, whatever its case.
+
+    On PostgreSQL the trigram index ix_people_search_trigrams (migration 0012) covers exactly these
+    three expressions; change them together.
+    """
+    needle = fragment.lower()
+    return or_(
+        func.lower(Person.full_name).contains(needle, autoescape=True),
+        Person.email.contains(needle, autoescape=True),  # stored lower-case
+        func.lower(Person.employee_id).contains(needle, autoescape=True),
+    )
+
+
 def people_query(user: Any, flt: PersonFilter) -> Select[tuple[Person]]:
     """People matching ``flt`` within ``user``'s scope, by name (managers joined, not lazy-loaded)."""
     query = select(Person).where(visible_people_clause(user))
     if flt.q:
-        needle = flt.q.strip().lower()
-        query = query.where(or_(
-            func.lower(Person.full_name).contains(needle, autoescape=True),
-            Person.email.contains(needle, autoescape=True),
-            func.lower(Person.employee_id).contains(needle, autoescape=True),
-        ))
+        query = query.where(search_clause(flt.q.strip()))
     if flt.department:
         query = query.where(Person.department == flt.department)
     if flt.status:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, Table, and_, func, or_, select, true, union
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, func, select, true, union
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import Join
@@ -22,7 +22,7 @@ from govern.accounts.models import PLATFORMS, ROLE_CODES, Account, PlatformRoleN
 from govern.accounts.services import can_see_account, sees_all_accounts, visible_accounts_clause
 from govern.auth.models import User
 from govern.directory.models import Person
-from govern.directory.services import all_departments
+from govern.directory.services import all_departments, search_clause
 from govern.errors import NotFoundError
 from govern.grants.models import GRANT_STATUSES, Grant
 
@@ -230,12 +230,7 @@ def _conditions(user: Any, flt: AccessFilter, *, by_status: bool = True) -> list
     if flt.person_id is not None:
         terms.append(Grant.person_id == flt.person_id)
     if flt.q:
-        term = flt.q.lower().lstrip("@")
-        terms.append(or_(
-            func.lower(Person.full_name).contains(term, autoescape=True),
-            Person.email.contains(term, autoescape=True),  # stored lower-case
-            func.lower(Person.employee_id).contains(term, autoescape=True),
-        ))
+        terms.append(search_clause(flt.q.lower().lstrip("@")))
     return terms
 
 
