@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from govern import audit
 from govern.audit.services import Actor
+from govern.db import like_folded
 from govern.directory.models import PERSON_STATUSES, Person
 from govern.errors import InvalidError, NotFoundError
 
@@ -123,9 +124,9 @@ def search_clause(fragment: str) -> ColumnElement[bool]:
     """
     needle = fragment.lower()
     return or_(
-        func.lower(Person.full_name).contains(needle, autoescape=True),
+        like_folded(Person.full_name).contains(needle, autoescape=True),
         Person.email.contains(needle, autoescape=True),  # stored lower-case
-        func.lower(Person.employee_id).contains(needle, autoescape=True),
+        like_folded(Person.employee_id).contains(needle, autoescape=True),
     )
 
 

@@ -132,6 +132,7 @@ def test_list_people_searches_filters_and_pages(db):
         return [p.full_name for p in services.list_people(db, admin, PersonFilter(**flt), page=1)[0]]
 
     assert names(q="lovelace") == ["Ada Lovelace"]
+    assert names(q="  LOVE ") == ["Ada Lovelace"]  # any case, around spaces trimmed
     assert names(q="GRACE@") == ["Grace Hopper"]
     assert names(q="e-100") == ["Ada Lovelace"]
     assert names(q="100%") == []  # LIKE wildcards are literal
