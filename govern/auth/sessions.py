@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import String, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import CallbackDict
@@ -61,6 +61,13 @@ def cookie_name(request: Request) -> str:
     return SECURE_COOKIE_NAME if request.is_secure else PLAIN_COOKIE_NAME
 
 
+#: Built once: every request reads its session, and its user with roles and person, with it.
+_SESSION_AND_USER = (
+    select(WebSession, User).outerjoin(User, User.id == WebSession.user_id)
+    .options(joinedload(User.role_rows)).where(WebSession.id == bindparam("session_id", type_=String))
+)
+
+
 class ServerSessionInterface(SessionInterface):
     """Loads and stores session state in the database through the request's DB session."""
 
@@ -72,10 +79,7 @@ class ServerSessionInterface(SessionInterface):
         try:
             # The signed-in user (with roles and person) comes in the same statement: Flask-Login's
             # loader takes it from here instead of asking again.
-            found = db.execute(
-                select(WebSession, User).outerjoin(User, User.id == WebSession.user_id)
-                .options(joinedload(User.role_rows)).where(WebSession.id == token_digest(token))
-            ).unique().first()
+            found = db.execute(_SESSION_AND_USER, {"session_id": token_digest(token)}).unique().first()
             row = found[0] if found is not None else None
         except OperationalError:
             # Database down: carry on without a session; the view's own query answers 503.

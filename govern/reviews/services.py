@@ -5,9 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from govern import audit
@@ -352,17 +364,25 @@ def list_items(session: Session, campaign_id: int, flt: ItemFilter, *, page: int
 
 def open_items_for(session: Session, person_id: int, *, limit: int = 200) -> tuple[list[tuple[ReviewItem, ReviewCampaign]], int]:
     """A reviewer's items still waiting in open campaigns (soonest due first), and how many there are."""
+    items, count = _open_items_statements()
+    rows = session.execute(items, {"person_id": person_id, "limit": limit}).unique().all()
+    # A short list holds all of them: counting is needed only when it is full.
+    total = len(rows) if len(rows) < limit else session.scalar(count, {"person_id": person_id}) or 0
+    return [(item, campaign) for item, campaign in rows], total
+
+
+@cache
+def _open_items_statements() -> tuple[Select[Any], Select[Any]]:
+    """A reviewer's open items, and their count: built once, as every home page asks."""
     query = (
         select(ReviewItem, ReviewCampaign)
         .join(ReviewCampaign, ReviewCampaign.id == ReviewItem.campaign_id)
-        .where(ReviewItem.reviewer_id == person_id, ReviewItem.decision.is_(None), ReviewCampaign.closed_at.is_(None))
+        .where(ReviewItem.reviewer_id == bindparam("person_id", type_=Integer), ReviewItem.decision.is_(None),
+               ReviewCampaign.closed_at.is_(None))
     )
-    rows = session.execute(query.order_by(ReviewCampaign.due_at, ReviewItem.id).limit(limit)).unique().all()
-    if len(rows) < limit:
-        total = len(rows)  # all of them are here: no count needed
-    else:
-        total = session.scalar(select(func.count()).select_from(query.with_only_columns(ReviewItem.id).subquery())) or 0
-    return [(item, campaign) for item, campaign in rows], total
+    items = query.order_by(ReviewCampaign.due_at, ReviewItem.id).limit(bindparam("limit", type_=Integer))
+    count = select(func.count()).select_from(query.with_only_columns(ReviewItem.id).subquery())
+    return items, count
 
 
 REPORT_COLUMNS = ("item_id", "account", "platform", "handle", "person", "person_email", "role", "reviewer", "reviewer_email",
