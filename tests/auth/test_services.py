@@ -62,6 +62,22 @@ def test_password_is_checked_exactly_as_typed():
     assert not hashing.verify(None, "anything")
 
 
+def test_an_unknown_email_costs_one_full_verification_like_a_known_one():
+    # The stand-in hash is made without hashing (no argon2 run at start-up), yet argon2 must compute
+    # it in full: same parameters as a real hash, well formed, and simply not matching.
+    from argon2 import PasswordHasher, extract_parameters
+    from argon2.exceptions import VerifyMismatchError
+
+    from govern.auth.passwords import unmatchable_hash
+
+    real = PasswordHashing(2, 19456).hash("Violet anchor moonlight ferry")
+    stand_in = unmatchable_hash(2, 19456)
+    assert extract_parameters(stand_in) == extract_parameters(real)
+    with pytest.raises(VerifyMismatchError):  # computed and compared, not refused as malformed
+        PasswordHasher().verify(stand_in, "Violet anchor moonlight ferry")
+    assert unmatchable_hash(2, 19456) != stand_in  # a fresh random digest each time
+
+
 # --- password rules (NIST 800-63B) ------------------------------------------------------------
 
 
