@@ -114,7 +114,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 PING_AFTER_IDLE_SECONDS = 5.0
 
 
-def _ping_after_idle(engine: Engine, after_seconds: float | None = None) -> None:
+def _ping_after_idle(engine: Engine) -> None:
     """Check a pooled connection before use only if it sat idle: ``pool_pre_ping``, minus a round trip per request.
 
     ``pool_pre_ping`` sends a ``SELECT 1`` at every checkout, that is on every request: a tenth of a
@@ -123,8 +123,6 @@ def _ping_after_idle(engine: Engine, after_seconds: float | None = None) -> None
     idle; one used a moment ago is alive. Raising DisconnectionError here makes the pool replace
     the connection and check out again (SQLAlchemy's documented checkout contract).
     """
-    limit = PING_AFTER_IDLE_SECONDS if after_seconds is None else after_seconds
-
     @event.listens_for(engine, "connect")
     @event.listens_for(engine, "checkin")
     def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
@@ -133,7 +131,7 @@ def _ping_after_idle(engine: Engine, after_seconds: float | None = None) -> None
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle_since = record.info.get("govern.idle_since")
-        if idle_since is not None and time.monotonic() - idle_since <= limit:
+        if idle_since is not None and time.monotonic() - idle_since <= PING_AFTER_IDLE_SECONDS:
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
@@ -241,8 +239,8 @@ def _configure_postgresql(engine: Engine) -> None:
     # one; on a page of ten statements those are a fifth of its waits for the server. Statements
     # that only read gain nothing from a transaction under READ COMMITTED (each one takes its own
     # snapshot either way), so where SQLite begins deferred (``_reads_first``) the connection runs
-    # in autocommit instead, and the first write, locking read or savepoint of such a transaction
-    # first sends BEGIN: from there on it is an ordinary transaction, which the session's commit
+    # in autocommit instead, and the first write, locking read, savepoint or streamed read of such a
+    # transaction first sends BEGIN: from there on it is an ordinary transaction, which the session's commit
     # or rollback ends (psycopg sends COMMIT or ROLLBACK whenever the server is in a transaction).
     _note_view_commits(engine)
 
@@ -261,9 +259,15 @@ def _configure_postgresql(engine: Engine) -> None:
             connection.connection.dbapi_connection.execute("BEGIN")
 
     @event.listens_for(engine, "before_execute")
-    def _before_execute(connection: Any, statement: Any, *_args: Any) -> None:
-        if connection.info.get("govern.read_transaction") and _takes_write_lock(statement):
+    def _before_execute(connection: Any, statement: Any, _multiparams: Any, _params: Any, options: Any) -> None:
+        if connection.info.get("govern.read_transaction") and (
+                _takes_write_lock(statement) or _streams(connection, statement, options)):
             _begin_for_real(connection)
+
+    def _streams(connection: Any, statement: Any, options: Any) -> bool:
+        # A streamed result (yield_per) reads through a server-side cursor, which lives only in a transaction.
+        chosen = {**connection.get_execution_options(), **(getattr(statement, "_execution_options", None) or {}), **options}
+        return bool(chosen.get("stream_results") or chosen.get("yield_per"))
 
     @event.listens_for(engine, "savepoint")
     def _before_savepoint(connection: Any, _name: str) -> None:

@@ -142,3 +142,12 @@ def test_a_chosen_isolation_level_is_left_alone(pg_app):
         with db.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
             conn.execute(select(AuditChainHead.last_event_id)).one()
             assert conn.connection.dbapi_connection.info.transaction_status == TransactionStatus.INTRANS
+
+
+def test_a_streamed_read_on_a_page_gets_the_transaction_its_server_side_cursor_needs(pg_app):
+    with pg_app.test_request_context("/audit/export", method="GET"), database(pg_app).session_scope() as page:
+        audit.record(page, "test.one", context=CTX)
+        audit.record(page, "test.two", context=CTX)
+        page.commit()
+        rows = page.execute(select(AuditEvent.action).order_by(AuditEvent.id).execution_options(yield_per=1))
+        assert [r.action for r in rows] == ["test.one", "test.two"]
