@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -42,6 +43,9 @@ def test_hr_schedules_edits_and_cancels_through_the_pages(app, db, company):
     detail = hr.get(f"/offboarding/{off.id}").get_data(as_text=True)
     assert "What happens at" in detail and "LinkedIn Super admin" in detail and "Successors" in detail
     assert "Accounts below their minimum" in detail
+    assert re.search(r"\(in \d+ h \d+ min\)", detail)  # a start to come, not "... min left"
+    listed = hr.get("/offboarding/").get_data(as_text=True)
+    assert re.search(r"starts in \d+ h \d+ min<", listed), listed
     later = (utcnow() + timedelta(days=4)).strftime("%Y-%m-%dT%H:%M")
     assert _post(hr, f"/offboarding/{off.id}/edit", {"effective_at": later, "deadline_hours": "12"}).status_code == 302
     db.refresh(off)
