@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask, g, has_request_context, request
 from sqlalchemy import DateTime, MetaData, Select, TextClause, create_engine, event, insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
@@ -120,8 +122,8 @@ def _ping_after_idle(engine: Engine) -> None:
     ``pool_pre_ping`` sends a ``SELECT 1`` at every checkout, that is on every request: a tenth of a
     page's waits for the server. What it guards against (a database restarted or a connection cut
     while it sat in the pool: a firewall's or a proxy's idle timeout) shows on connections that sat
-    idle; one used a moment ago is alive. Raising DisconnectionError here makes the pool replace
-    the connection and check out again (SQLAlchemy's documented checkout contract).
+    idle; one used a moment ago is alive. Raising InvalidatePoolError (a DisconnectionError) here makes
+    the pool replace its connections and check out again (SQLAlchemy's documented checkout contract).
     """
     @event.listens_for(engine, "connect")
     @event.listens_for(engine, "checkin")
@@ -137,7 +139,8 @@ def _ping_after_idle(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as exc:
             if engine.dialect.is_disconnect(exc, dbapi_connection, None):
-                raise DisconnectionError(str(exc)) from exc
+                # As pool_pre_ping does: after a restart the other pooled connections are dead too.
+                raise InvalidatePoolError(str(exc)) from exc
             raise
 
 
@@ -185,6 +188,35 @@ def _takes_write_lock(statement: Any) -> bool:
     return False
 
 
+#: Words of SQL that write, lock or need a transaction: conservative, as a false alarm costs only a
+#: BEGIN round trip (column names such as updated_at do not match: the words must stand alone).
+_WRITING_SQL = re.compile(
+    r"\b(?:INSERT|UPDATE|DELETE|MERGE|TRUNCATE|DECLARE|FOR\s+(?:NO\s+KEY\s+)?UPDATE|FOR\s+(?:KEY\s+)?SHARE)\b"
+    r"|advisory_xact_lock", re.IGNORECASE)
+
+
+@lru_cache(maxsize=4096)
+def _sql_needs_transaction(sql: str) -> bool:
+    """Whether SQL text, as sent to the driver, may write or lock: anything but a plain SELECT (or WITH) query."""
+    return not sql.lstrip()[:6].upper().startswith(("SELECT", "WITH")) or _WRITING_SQL.search(sql) is not None
+
+
+def _starts_with_dml(sql: str) -> bool:
+    return sql.lstrip()[:7].upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
+
+
+def _forget_read_flags_at_checkin(engine: Engine) -> None:
+    """A connection goes back to the pool as a plain one: the next user's first statement must not
+    find the last request's read flag (with a Connection used directly, ``before_execute`` runs
+    before the transaction begins and sets it anew)."""
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info.pop("govern.read_transaction", None)
+        if record.info.get("govern.autocommit") and dbapi_connection is not None \
+                and dbapi_connection.info.transaction_status.name == "IDLE":
+            dbapi_connection.autocommit = record.info["govern.autocommit"] = False
+
+
 def _note_view_commits(engine: Engine) -> None:
     """After the view's commit the rest of the request (rendering the answer) only reads."""
     @event.listens_for(engine, "commit")
@@ -222,16 +254,27 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.info["govern.read_transaction"] = deferred
         connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
-    @event.listens_for(engine, "before_execute")
-    def _before_execute(connection: Any, statement: Any, *_args: Any) -> None:
-        if not connection.info.get("govern.read_transaction") or not _takes_write_lock(statement):
-            return
+    def _take_write_lock(connection: Any) -> None:
         connection.info["govern.read_transaction"] = False
         if connection.in_nested_transaction():
             return  # a savepoint would not survive the swap; the upgrade waits on busy_timeout instead
         raw = connection.connection.dbapi_connection
         raw.execute("COMMIT")
         raw.execute("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine, "before_execute")
+    def _before_execute(connection: Any, statement: Any, *_args: Any) -> None:
+        if connection.info.get("govern.read_transaction") and connection.in_transaction() \
+                and _takes_write_lock(statement):
+            _take_write_lock(connection)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_cursor_execute(connection: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        # SQL text sent with exec_driver_sql passes no before_execute; its writes are caught here.
+        if connection.info.get("govern.read_transaction") and _starts_with_dml(sql):
+            _take_write_lock(connection)
+
+    _forget_read_flags_at_checkin(engine)
 
 
 def _configure_postgresql(engine: Engine) -> None:
@@ -242,36 +285,43 @@ def _configure_postgresql(engine: Engine) -> None:
     # in autocommit instead, and the first write, locking read, savepoint or streamed read of such a
     # transaction first sends BEGIN: from there on it is an ordinary transaction, which the session's commit
     # or rollback ends (psycopg sends COMMIT or ROLLBACK whenever the server is in a transaction).
+    import psycopg  # only where the database is PostgreSQL
+
     _note_view_commits(engine)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        reads = _reads_first() and "isolation_level" not in connection.get_execution_options()
+        if "isolation_level" in connection.get_execution_options():
+            # The caller chose (AUTOCOMMIT for VACUUM, say): SQLAlchemy set the connection up for it
+            # and resets it at check-in; this hook neither overrides nor later undoes that.
+            connection.info["govern.read_transaction"] = connection.info["govern.autocommit"] = False
+            return
+        # Only under READ COMMITTED is a read outside the transaction the same read as inside it.
+        reads = _reads_first() and connection.dialect.default_isolation_level == "READ COMMITTED"
         connection.info["govern.read_transaction"] = reads
-        raw = connection.connection.dbapi_connection
         if reads != connection.info.get("govern.autocommit", False):
-            # Only what this hook set itself is undone: a caller's AUTOCOMMIT (VACUUM) stays.
+            raw = connection.connection.dbapi_connection
             raw.autocommit = connection.info["govern.autocommit"] = reads  # the server is idle here
 
     def _begin_for_real(connection: Any) -> None:
         if connection.info.get("govern.read_transaction"):
             connection.info["govern.read_transaction"] = False
+            # Raised errors are SQLAlchemy's to wrap: this runs inside its statement execution.
             connection.connection.dbapi_connection.execute("BEGIN")
 
-    @event.listens_for(engine, "before_execute")
-    def _before_execute(connection: Any, statement: Any, _multiparams: Any, _params: Any, options: Any) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_cursor_execute(connection: Any, cursor: Any, sql: str, *_args: Any) -> None:
+        # The SQL as sent, whatever built it (ORM, Core, text, exec_driver_sql). A streamed result
+        # (yield_per) reads through a server-side cursor, which lives only inside a transaction.
         if connection.info.get("govern.read_transaction") and (
-                _takes_write_lock(statement) or _streams(connection, statement, options)):
+                _sql_needs_transaction(sql) or isinstance(cursor, psycopg.ServerCursor)):
             _begin_for_real(connection)
-
-    def _streams(connection: Any, statement: Any, options: Any) -> bool:
-        # A streamed result (yield_per) reads through a server-side cursor, which lives only in a transaction.
-        chosen = {**connection.get_execution_options(), **(getattr(statement, "_execution_options", None) or {}), **options}
-        return bool(chosen.get("stream_results") or chosen.get("yield_per"))
 
     @event.listens_for(engine, "savepoint")
     def _before_savepoint(connection: Any, _name: str) -> None:
         _begin_for_real(connection)
+
+    _forget_read_flags_at_checkin(engine)
 
 
 class Database:

@@ -136,6 +136,8 @@ def test_outside_a_request_every_transaction_is_one_after_a_page_used_the_connec
 
 def test_a_chosen_isolation_level_is_left_alone(pg_app):
     db = database(pg_app)
+    with pg_app.test_request_context("/", method="GET"), db.session_scope() as page:
+        page.execute(select(AuditChainHead.last_event_id)).one()  # the pooled connection served a page
     with pg_app.test_request_context("/", method="GET"):
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM audit_chain_head"))  # refused inside a transaction
@@ -151,3 +153,26 @@ def test_a_streamed_read_on_a_page_gets_the_transaction_its_server_side_cursor_n
         page.commit()
         rows = page.execute(select(AuditEvent.action).order_by(AuditEvent.id).execution_options(yield_per=1))
         assert [r.action for r in rows] == ["test.one", "test.two"]
+
+
+def test_writes_in_sql_text_on_a_page_begin_a_transaction_too(pg_app):
+    with pg_app.test_request_context("/", method="GET"), database(pg_app).session_scope() as page:
+        page.connection().exec_driver_sql("UPDATE audit_chain_head SET last_event_id = last_event_id + 1")
+        assert _server_status(page) == TransactionStatus.INTRANS
+        page.rollback()
+        page.execute(text("WITH moved AS (UPDATE audit_chain_head SET last_event_id = last_event_id + 1 RETURNING 1)"
+                          " SELECT count(*) FROM moved")).one()
+        assert _server_status(page) == TransactionStatus.INTRANS
+        page.rollback()
+    with database(pg_app).session_scope() as session:
+        assert session.scalar(select(AuditChainHead.last_event_id)) == 0
+
+
+def test_a_connection_used_directly_after_a_page_starts_clean(pg_app):
+    db = database(pg_app)
+    with pg_app.test_request_context("/", method="GET"), db.session_scope() as page:
+        page.execute(select(AuditChainHead.last_event_id)).one()
+    with db.engine.connect() as conn:  # the same pooled connection; its first statement writes
+        conn.execute(update(AuditChainHead).values(last_hash=AuditChainHead.last_hash))
+        assert conn.connection.dbapi_connection.info.transaction_status == TransactionStatus.INTRANS
+        conn.rollback()

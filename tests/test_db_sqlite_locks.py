@@ -122,3 +122,21 @@ def test_what_a_form_reads_before_its_view_does_not_block_a_writer(sqlite_app):
         session.close()
     with sqlite_app.app_context(), database(sqlite_app).session_scope() as check:
         assert verify_chain(check).ok
+
+
+def test_a_write_in_sql_text_on_a_page_takes_the_lock_first(sqlite_app):
+    with sqlite_app.test_request_context("/", method="GET"), database(sqlite_app).session_scope() as page:
+        page.execute(select(AuditChainHead.last_event_id)).one()
+        assert page.connection().info["govern.read_transaction"] is True
+        page.connection().exec_driver_sql("UPDATE audit_chain_head SET last_hash = last_hash")
+        assert page.connection().info["govern.read_transaction"] is False  # upgraded to BEGIN IMMEDIATE
+        page.rollback()
+
+
+def test_a_connection_used_directly_after_a_page_starts_clean(sqlite_app):
+    db = database(sqlite_app)
+    with sqlite_app.test_request_context("/", method="GET"), db.session_scope() as page:
+        page.execute(select(AuditChainHead.last_event_id)).one()
+    with db.engine.connect() as conn:  # its first statement writes, outside any request
+        conn.execute(text("UPDATE audit_chain_head SET last_hash = last_hash"))
+        conn.rollback()
