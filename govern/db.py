@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from flask import Flask, g, has_request_context, request
-from sqlalchemy import DateTime, MetaData, Select, TextClause, create_engine, event, insert
+from sqlalchemy import DateTime, MetaData, Select, create_engine, event, insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import InvalidatePoolError
@@ -175,17 +175,11 @@ def enter_view() -> None:
 
 
 def _takes_write_lock(statement: Any) -> bool:
-    """Whether a statement writes, or reads in order to write (SELECT ... FOR UPDATE)."""
+    """Whether a statement object writes, or reads in order to write (SELECT ... FOR UPDATE, which
+    SQLite's SQL does not show). Writes sent as SQL text are told from the text (``_starts_with_dml``)."""
     if isinstance(statement, UpdateBase):
         return True
-    if isinstance(statement, Select):
-        return statement._for_update_arg is not None
-    if isinstance(statement, (str, TextClause)):
-        sql = statement.text if isinstance(statement, TextClause) else statement  # str() would compile it
-        # Transaction-scoped advisory locks (govern jobs) only hold inside a transaction.
-        return sql.lstrip()[:7].upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE")) \
-            or "advisory_xact_lock" in sql
-    return False
+    return isinstance(statement, Select) and statement._for_update_arg is not None
 
 
 #: Words of SQL that write, lock or need a transaction: conservative, as a false alarm costs only a
