@@ -69,7 +69,7 @@ def register_database(app: Flask) -> None:
 def register_sessions(app: Flask) -> None:
     """Server-side sessions; uncommitted work of a request never rides along with the session save."""
     from govern.auth.sessions import ServerSessionInterface
-    from govern.db import get_session
+    from govern.db import discard_uncommitted
 
     app.session_interface = ServerSessionInterface()
 
@@ -78,7 +78,7 @@ def register_sessions(app: Flask) -> None:
         # Registered first, so it runs last among after_request hooks, just before the session
         # is saved: whatever a view flushed but did not commit is rolled back, not saved.
         if "db_session" in g:
-            get_session().rollback()
+            discard_uncommitted(g.db_session)
         return response
 
 

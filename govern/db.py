@@ -371,6 +371,22 @@ def get_session() -> Session:
     return session
 
 
+def discard_uncommitted(session: Session) -> None:
+    """Roll back whatever the request flushed or changed and did not commit.
+
+    A transaction that only read has nothing to undo: no object is new, changed or deleted, and
+    its connection is still in read mode (the first write leaves it, see ``_configure_sqlite`` and
+    ``_configure_postgresql``). Rolling that back would only expire every loaded object (a twentieth
+    of a 50-row list page); the connection's own rollback happens when the session closes.
+    """
+    if not session.in_transaction():
+        return
+    if not (session.new or session.dirty or session.deleted) \
+            and session.connection().info.get("govern.read_transaction"):
+        return
+    session.rollback()
+
+
 def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is not None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, or_, select, text
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import ColumnElement, Row, Select, false, func, or_, select, text
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from govern import audit
 from govern.audit.services import Actor
@@ -132,7 +132,10 @@ def search_clause(fragment: str) -> ColumnElement[bool]:
 
 def people_query(user: Any, flt: PersonFilter) -> Select[tuple[Person]]:
     """People matching ``flt`` within ``user``'s scope, by name (managers joined, not lazy-loaded)."""
-    query = select(Person).where(visible_people_clause(user))
+    query = select(Person)
+    scope = visible_people_clause(user)
+    if scope is not True:  # seeing everyone adds no condition: SQLite then counts from the b-tree alone
+        query = query.where(scope)
     if flt.q:
         query = query.where(search_clause(flt.q.strip()))
     if flt.department:
@@ -144,20 +147,29 @@ def people_query(user: Any, flt: PersonFilter) -> Select[tuple[Person]]:
     return query.order_by(func.lower(Person.full_name), Person.id)
 
 
-def list_people(session: Session, user: Any, flt: PersonFilter, *, page: int, per_page: int = 50) -> tuple[list[Person], int]:
-    """One page of people (each with its manager loaded) and the total count."""
+#: The manager of a listed person, joined by id for their name.
+_MANAGER = aliased(Person)
+
+#: What the people list shows of each person: plain rows, not ORM objects (building and later
+#: expiring 50 people and their managers as objects cost more than the page's statements).
+_LIST_COLUMNS = (Person.id, Person.full_name, Person.email, Person.employee_id, Person.department, Person.title,
+                 Person.status, Person.start_date, Person.end_date, _MANAGER.full_name.label("manager_name"))
+
+
+def list_people(session: Session, user: Any, flt: PersonFilter, *, page: int, per_page: int = 50) -> tuple[list[Row[Any]], int]:
+    """One page of people (rows of ``_LIST_COLUMNS``, with their manager's name) and the total count."""
     query = people_query(user, flt)
     offset = (page - 1) * per_page
+    rows_query = query.with_only_columns(*_LIST_COLUMNS).outerjoin(_MANAGER, _MANAGER.id == Person.manager_id)
     if flt.q:
         # A search reads every person anyway: count the matches in the same pass (a window).
-        rows = session.execute(query.add_columns(func.count().over()).options(joinedload(Person.manager))
-                               .limit(per_page).offset(offset)).all()
+        rows = session.execute(rows_query.add_columns(func.count().over()).limit(per_page).offset(offset)).all()
         if rows:
-            return [row[0] for row in rows], rows[0][1]
+            return list(rows), rows[0][-1]
     # A count straight over people, not over a subquery of whole rows (SQLite materialises that);
     # the page itself is read in the order of ix_people_name_order and stops after one page.
-    total = session.scalar(query.with_only_columns(func.count(Person.id)).order_by(None)) or 0
-    people = list(session.scalars(query.options(joinedload(Person.manager)).limit(per_page).offset(offset))) if total else []
+    total = session.scalar(query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)) or 0
+    people = list(session.execute(rows_query.limit(per_page).offset(offset))) if total else []
     return people, total
 
 

@@ -9,7 +9,18 @@ from functools import cache
 from typing import Any
 
 from markdown_it import MarkdownIt
-from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -330,26 +341,34 @@ def _unaccepted_grants(which: ColumnElement[bool], *columns: Any) -> Select[Any]
 
 
 @cache
-def _unaccepted_statements() -> tuple[Select[Any], Select[Any]]:
-    """(count per account, (account id, grant id) rows), over the expanding parameter ``account_ids``.
+def _unaccepted_grant_ids_statement() -> Select[Any]:
+    """(account id, grant id) rows over the expanding parameter ``account_ids``.
 
     Built once: composing the current-version subquery took longer than running it, on every
-    accounts list and account page.
+    account page.
     """
     which = Grant.account_id.in_(bindparam("account_ids", expanding=True))
-    counts = _unaccepted_grants(which, Grant.account_id, func.count().label("unaccepted")).group_by(Grant.account_id)
-    return counts, _unaccepted_grants(which, Grant.account_id, Grant.id)
+    return _unaccepted_grants(which, Grant.account_id, Grant.id)
 
 
-def unaccepted_counts_subquery() -> Any:
-    """Subquery (account_id, unaccepted) over the expanding parameter ``account_ids``, for joining."""
-    return _unaccepted_statements()[0].subquery()
+def unaccepted_count_in_grants() -> tuple[Any, ColumnElement[int]]:
+    """For a grouped query over active grants joined to Role: the current-version subquery to outer-join
+    on ``Role.policy_tier``, and the count of those grants whose holder has not accepted it.
+
+    Counted in the same pass over the grants as other per-account counts (a separate grouped
+    subquery read the same grants again, a third of the accounts list's statement time on SQLite).
+    """
+    current = current_versions_query()
+    accepted = select(Acknowledgement.id).where(
+        Acknowledgement.person_id == Grant.person_id, Acknowledgement.policy_version_id == current.c.id
+    ).exists()
+    return current, func.count(case((and_(current.c.id.is_not(None), ~accepted), Grant.id)))
 
 
 def unaccepted_grant_ids(session: Session, account_ids: list[int]) -> dict[int, set[int]]:
     """Per account: the ids of the active grants whose holder has not accepted their role's current policy."""
     found: dict[int, set[int]] = {}
     if account_ids:
-        for account_id, grant_id in session.execute(_unaccepted_statements()[1], {"account_ids": account_ids}):
+        for account_id, grant_id in session.execute(_unaccepted_grant_ids_statement(), {"account_ids": account_ids}):
             found.setdefault(account_id, set()).add(grant_id)
     return found
