@@ -20,7 +20,6 @@ from govern.accounts.models import (
     PlatformRoleName,
 )
 from govern.db import get_session
-from govern.directory.models import Person
 from govern.directory.services import find_person_by_email
 from govern.errors import ConflictError, InvalidError, NotFoundError
 from govern.grants.forms import RemovalForm, RevokeForm
@@ -59,16 +58,10 @@ def index() -> str:
     )
     page = page_arg()
     accounts, stats, total = services.list_accounts(db, current_user, flt, page=page, per_page=PAGE_SIZE)
-    people = _people_by_id(db, {a.business_owner_id for a in accounts})
     params = {k: v for k, v in args.items() if k in {"platform", "owner", "department", "status", "risk", "q"} and v}
     return render_template("accounts/index.html", accounts=accounts, stats=stats, total=total, page=page,
-                           has_next=page * PAGE_SIZE < total, params=params, people=people,
+                           has_next=page * PAGE_SIZE < total, params=params,
                            platforms=PLATFORM_LABELS, statuses=ACCOUNT_STATUSES, risks=services.RISK_FLAGS)
-
-
-def _people_by_id(db: Any, ids: set[int | None]) -> dict[int, Person]:
-    ids = {i for i in ids if i}
-    return {p.id: p for p in db.scalars(select(Person).where(Person.id.in_(ids)))} if ids else {}
 
 
 def _form_to_input(db: Any, form: AccountForm) -> tuple[services.AccountInput, dict[str, str]]:
