@@ -131,7 +131,7 @@ def search_clause(fragment: str) -> ColumnElement[bool]:
 
 
 def people_query(user: Any, flt: PersonFilter) -> Select[tuple[Person]]:
-    """People matching ``flt`` within ``user``'s scope, by name (managers joined, not lazy-loaded)."""
+    """People matching ``flt`` within ``user``'s scope, by name; each caller joins the manager its way (name or object)."""
     query = select(Person)
     scope = visible_people_clause(user)
     if scope is not True:  # seeing everyone adds no condition: SQLite then counts from the b-tree alone
