@@ -13,8 +13,20 @@ from govern.db import Base, make_engine
 from govern.schema import current_revision, downgrade, head_revision, upgrade
 
 
+#: SQLite's full-text table of people (migration 0013) and the tables FTS5 keeps for it: the models
+#: do not declare them (PostgreSQL has a trigram index instead).
+SQLITE_SEARCH_TABLES = {"people_search", "people_search_data", "people_search_idx", "people_search_docsize",
+                        "people_search_config"}
+SQLITE_SEARCH_TRIGGERS = {"people_search_after_insert", "people_search_after_delete", "people_search_after_update"}
+
+
 def _tables(engine):
-    return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    return set(inspect(engine).get_table_names()) - {"alembic_version"} - SQLITE_SEARCH_TABLES
+
+
+def _sqlite_objects(engine, kind):
+    with engine.connect() as conn:
+        return set(conn.scalars(text("SELECT name FROM sqlite_master WHERE type = :kind"), {"kind": kind}))
 
 
 def test_upgrade_downgrade_upgrade(scratch_database_url):
@@ -26,6 +38,9 @@ def test_upgrade_downgrade_upgrade(scratch_database_url):
         assert _tables(engine) == set(Base.metadata.tables)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT last_event_id, last_hash FROM audit_chain_head")).one() == (0, "0" * 64)
+        if engine.dialect.name == "sqlite":
+            assert SQLITE_SEARCH_TABLES <= _sqlite_objects(engine, "table")
+            assert SQLITE_SEARCH_TRIGGERS <= _sqlite_objects(engine, "trigger")
         downgrade(scratch_database_url, "base")
         assert current_revision(engine) is None
         assert _tables(engine) == set()
@@ -53,6 +68,8 @@ def test_models_match_the_migrations(scratch_database_url):
     sqlite = engine.dialect.name == "sqlite"
 
     def include_object(_obj, name, type_, _reflected, _compare_to):
+        if type_ == "table":
+            return not (sqlite and name in SQLITE_SEARCH_TABLES)
         if type_ != "index":
             return True
         return not (sqlite and name in EXPRESSION_INDEXES) and not (not sqlite and name in POSTGRESQL_INDEXES)
@@ -73,5 +90,28 @@ def test_models_match_the_migrations(scratch_database_url):
                 for name, (table, definition) in POSTGRESQL_INDEXES.items():
                     sql = conn.scalar(text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"), {"n": name})
                     assert sql is not None and f"ON public.{table} " in sql and definition in sql, (name, sql)
+    finally:
+        engine.dispose()
+
+
+def test_the_sqlite_search_table_indexes_the_people_already_there_and_goes_with_its_migration(scratch_database_url):
+    """Migration 0013 indexes every existing person (and later migrations that rebuild ``people``
+    must keep its triggers: the head check above fails without them)."""
+    if not scratch_database_url.startswith("sqlite"):
+        return  # PostgreSQL's trigram index is migration 0012's (tests/directory/test_search_index.py)
+    upgrade(scratch_database_url, "0012_people_search_trigrams")
+    engine = make_engine(scratch_database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO people (full_name, email, status, source, created_at, updated_at) "
+                              "VALUES ('Ada Lovelace', 'ada@acme.example', 'active', 'manual', '2026-01-01', '2026-01-01')"))
+        upgrade(scratch_database_url)
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT rowid FROM people_search WHERE people_search MATCH '\"lovelace\"'")) == 1
+            conn.execute(text("INSERT INTO people_search(people_search, rank) VALUES ('integrity-check', 1)"))
+        downgrade(scratch_database_url, "0012_people_search_trigrams")
+        assert not (SQLITE_SEARCH_TABLES | SQLITE_SEARCH_TRIGGERS) & (_sqlite_objects(engine, "table") | _sqlite_objects(engine, "trigger"))
+        with engine.begin() as conn:  # people can still be written without the table and its triggers
+            conn.execute(text("UPDATE people SET full_name = 'Ada King' WHERE id = 1"))
     finally:
         engine.dispose()

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, false, func, or_, select, text
+from sqlalchemy import ColumnElement, Row, Select, and_, false, func, or_, select, text
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from govern import audit
 from govern.audit.services import Actor
-from govern.db import like_folded
+from govern.db import like_folded, people_search_prefilter
 from govern.directory.models import PERSON_STATUSES, Person
 from govern.errors import InvalidError, NotFoundError
 
@@ -120,14 +120,19 @@ def search_clause(fragment: str) -> ColumnElement[bool]:
     """People whose name, email or employee id contains ``fragment``, whatever its case.
 
     On PostgreSQL the trigram index ix_people_search_trigrams (migration 0012) covers exactly these
-    three expressions; change them together.
+    three expressions, and on SQLite the full-text table people_search (migration 0013) these three
+    columns; change them together.
     """
     needle = fragment.lower()
-    return or_(
+    matches = or_(
         like_folded(Person.full_name).contains(needle, autoescape=True),
         Person.email.contains(needle, autoescape=True),  # stored lower-case
         like_folded(Person.employee_id).contains(needle, autoescape=True),
     )
+    if len(needle) < 3:
+        return matches  # no trigram index can narrow a fragment shorter than a trigram
+    # On SQLite the full-text index of migration 0013 narrows the people first; the terms above decide.
+    return and_(people_search_prefilter(Person.id, needle), matches)
 
 
 def people_query(user: Any, flt: PersonFilter) -> Select[tuple[Person]]:
