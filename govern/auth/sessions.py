@@ -23,6 +23,7 @@ from govern.audit.services import AuditContext
 from govern.auth.models import User, WebSession
 from govern.crypto.tokens import new_token, token_digest
 from govern.db import get_session, utcnow
+from govern.notifications.services import unread_count_of
 
 #: The cookie name when served over HTTPS: the __Host- prefix pins it to this host, path / and Secure.
 SECURE_COOKIE_NAME = "__Host-govern_session"
@@ -42,6 +43,8 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self.row = row
         #: The row's user (with person and roles), read in the same statement as the row.
         self.user: User | None = None
+        #: That user's unread notifications when the request began (same statement).
+        self.unread_notifications: int | None = None
         self.modified = False
         self.regenerate = False
         self.ended = False
@@ -61,9 +64,10 @@ def cookie_name(request: Request) -> str:
     return SECURE_COOKIE_NAME if request.is_secure else PLAIN_COOKIE_NAME
 
 
-#: Built once: every request reads its session, and its user with roles and person, with it.
+#: Built once: every request reads its session, and its user with roles and person, with it; and
+#: the user's unread notifications, which the layout of every page shows.
 _SESSION_AND_USER = (
-    select(WebSession, User).outerjoin(User, User.id == WebSession.user_id)
+    select(WebSession, User, unread_count_of(WebSession.user_id)).outerjoin(User, User.id == WebSession.user_id)
     .options(joinedload(User.role_rows)).where(WebSession.id == bindparam("session_id", type_=String))
 )
 
@@ -107,7 +111,7 @@ class ServerSessionInterface(SessionInterface):
         # then needs no second round trip to read the row again.
         db.expunge(row)
         opened = ServerSession(data, row=row)
-        opened.user = found[1]
+        opened.user, opened.unread_notifications = found[1], found[2]
         return opened
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:

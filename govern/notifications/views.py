@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, g, redirect, render_template, url_for
+from flask import Blueprint, flash, g, redirect, render_template, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,10 +26,13 @@ def _inject() -> dict[str, Any]:
 
 
 def unread_for_current_user() -> int:
-    """The signed-in user's unread count: at most one query per request, cached on g."""
+    """The signed-in user's unread count: read with the session, else one query; cached on g."""
     if "unread_notifications" not in g:
         count = 0
-        if getattr(current_user, "is_authenticated", False):
+        read_with_session = getattr(session, "unread_notifications", None)
+        if read_with_session is not None and getattr(session, "user", None) is current_user._get_current_object():
+            count = read_with_session  # as the request began
+        elif getattr(current_user, "is_authenticated", False):
             db = get_session()
             try:
                 count = services.unread_count(db, current_user.id)
