@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -288,7 +290,17 @@ def _configure_sqlite(engine: Engine) -> None:
         # Migration 0013 leaves the index out where SQLite has no trigram tokenizer.
         found = dbapi_connection.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (PEOPLE_SEARCH_TABLE,)).fetchone()
-        setattr(engine.dialect, PEOPLE_SEARCH_FLAG, found is not None)
+        usable = found is not None
+        if usable:
+            try:  # a database moved to a SQLite without FTS5 or its trigram tokenizer
+                dbapi_connection.execute(
+                    f"SELECT rowid FROM {PEOPLE_SEARCH_TABLE} WHERE {PEOPLE_SEARCH_TABLE} MATCH '\"probe\"' LIMIT 0").fetchall()
+            except sqlite3.Error:
+                usable = False
+                logging.getLogger("govern").error(
+                    "this SQLite cannot read the people search index (FTS5 with the trigram tokenizer, 3.34+): "
+                    "searches read every person, and writing people fails until SQLite is upgraded")
+        setattr(engine.dialect, PEOPLE_SEARCH_FLAG, usable)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

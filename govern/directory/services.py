@@ -129,8 +129,10 @@ def search_clause(fragment: str) -> ColumnElement[bool]:
         Person.email.contains(needle, autoescape=True),  # stored lower-case
         like_folded(Person.employee_id).contains(needle, autoescape=True),
     )
-    if len(needle) < 3:
-        return matches  # no trigram index can narrow a fragment shorter than a trigram
+    if len(needle) < 3 or "\x00" in needle:
+        # No trigram index can narrow a fragment shorter than a trigram; and SQLite hands FTS5 its
+        # query as a C string, which a NUL would cut short (the web rejects NULs; other callers may not).
+        return matches
     # On SQLite the full-text index of migration 0013 narrows the people first; the terms above decide.
     return and_(people_search_prefilter(Person.id, needle), matches)
 

@@ -92,6 +92,12 @@ def test_the_full_text_table_follows_every_write_to_people(db, sqlite_index):
     assert _found(db, "brewster") == ["gbrewster@acme.example"]
     db.execute(Person.__table__.update().where(Person.id == person.id).values(employee_id=None))
     assert _found(db, "e-4242") == []
+    # Nothing renumbers people, but the index would follow (its rowid is the person's id).
+    old_id, new_id = person.id, person.id + 1000
+    db.execute(Person.__table__.update().where(Person.id == old_id).values(id=new_id))
+    db.expunge(person)
+    assert [row.id for row in services.list_people(db, ADMIN, PersonFilter(q="brewster"), page=1)[0]] == [new_id]
+    person = db.get(Person, new_id)
     db.delete(person)
     db.flush()
     assert _found(db, "brewster") == []
@@ -100,7 +106,7 @@ def test_the_full_text_table_follows_every_write_to_people(db, sqlite_index):
 
 
 NEEDLES = ["lovelace", "LOVE", "ada@", "acme.example", "e-100", "100%", "a_b", 'o"b', "ÉLODIE", "élodie", "Ødegård",
-           "ode", "  ", "zz", "x", "lace ada", "ace l", "O'Brien", "brien", "*", "ab*", "NEAR", "ad OR gr"]
+           "ode", "  ", "zz", "x", "lace ada", "ace l", "O'Brien", "brien", "*", "ab*", "NEAR", "ad OR gr", "lov\x00elace"]
 
 
 def test_sqlite_finds_exactly_what_a_search_without_the_index_finds(db, connection, sqlite_index):
@@ -122,3 +128,27 @@ def test_sqlite_finds_exactly_what_a_search_without_the_index_finds(db, connecti
     assert with_index == without_index
     assert with_index["LOVE"] == ["ada@acme.example"] and with_index["e-100"] == ["ada@acme.example", "elodie@acme.example", "grace@acme.example"]
     assert with_index["100%"] == ["elodie@acme.example"] and with_index['o"b'] == ["bob@acme.example"]
+
+
+def test_a_sqlite_that_cannot_read_the_table_searches_without_it(tmp_path, is_postgresql, caplog):
+    """A database migrated where FTS5 had its trigram tokenizer, opened by a SQLite without it."""
+    if is_postgresql:
+        pytest.skip("SQLite's full-text table")
+    import sqlite3
+
+    from govern.db import make_engine
+
+    path = tmp_path / "moved.db"
+    raw = sqlite3.connect(path)
+    # A table of that name that this SQLite cannot query as FTS5 stands in for the missing module.
+    raw.execute("CREATE TABLE people_search (full_name TEXT)")
+    raw.commit()
+    raw.close()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with caplog.at_level("ERROR", logger="govern"), engine.connect():
+            pass
+        assert getattr(engine.dialect, PEOPLE_SEARCH_FLAG) is False
+        assert "cannot read the people search index" in caplog.text
+    finally:
+        engine.dispose()

@@ -82,6 +82,9 @@ def test_anonymous_visitors_are_sent_to_sign_in(client):
 
 def test_one_count_query_per_request_and_no_query_per_row(app, db, kit, connection):
     who, client = _signed_in(app, db, kit)
+    other = make_user(db, kit)
+    for n in range(5):  # someone else's unread notifications count for them only
+        services.notify(db, user=other.user, kind="t", title=f"o{n}")
     for n in range(3):
         services.notify(db, user=who.user, kind="t", title=f"n{n}")
     db.commit()

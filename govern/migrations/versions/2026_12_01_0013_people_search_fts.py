@@ -13,7 +13,8 @@ SQLite (Alembic's batch mode copies it and drops the old one, and its triggers w
 create the triggers again; tests/test_migrations.py checks they are there at head.
 
 Where SQLite has no FTS5 or no trigram tokenizer the table is left out, and the search reads every
-person as before (govern.db notices which at connect time); nothing else depends on it.
+person as before (govern.db notices which at connect time); nothing else depends on it. A database
+migrated here must then be opened by a SQLite that has them too: its triggers need FTS5 to write people.
 
 Revision ID: 0013_people_search_fts
 Revises: 0012_people_search_trigrams
@@ -62,7 +63,7 @@ def upgrade() -> None:
                f"INSERT INTO {TABLE}(rowid, {COLUMNS}) VALUES ({NEW}); END")
     op.execute(f"CREATE TRIGGER {TABLE}_after_delete AFTER DELETE ON people BEGIN "
                f"INSERT INTO {TABLE}({TABLE}, rowid, {COLUMNS}) VALUES ({OLD}); END")
-    op.execute(f"CREATE TRIGGER {TABLE}_after_update AFTER UPDATE OF {COLUMNS} ON people BEGIN "
+    op.execute(f"CREATE TRIGGER {TABLE}_after_update AFTER UPDATE OF id, {COLUMNS} ON people BEGIN "
                f"INSERT INTO {TABLE}({TABLE}, rowid, {COLUMNS}) VALUES ({OLD}); "
                f"INSERT INTO {TABLE}(rowid, {COLUMNS}) VALUES ({NEW}); END")
     # Index the people already there (20,000 in well under a second).
