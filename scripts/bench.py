@@ -9,7 +9,9 @@
 2. Serves govern with gunicorn (2 sync workers) on a free 127.0.0.1 port, logs in one user per client
    through the real login flow (password + TOTP), and drives every main page with 8 concurrent clients
    (threads, http.client): requests/s, p50, p95, p99. The same load runs against two reference apps
-   (scripts/bench_ref.py): a bare Flask route and a bare 50-row SQLAlchemy + Jinja page.
+   (scripts/bench_ref.py): a bare Flask route and a bare 50-row SQLAlchemy + Jinja page; and against
+   govern's own floor (scripts/bench_floor.py): a signed-in page with the layout and no content, which
+   splits a list page's time into what every signed-in page pays and the page's own work.
 3. Times, with peak memory, offboarding start, `govern keys rewrap`, `govern audit verify`, a CSV
    import, one login, `govern jobs run`, and reads the gunicorn workers' RSS.
 4. Writes results.json and results.md to --out; a full-scale run also writes docs/performance-<db>.json
@@ -660,6 +662,33 @@ def govern_load(bench: Bench, seeded: Seeded) -> dict[str, Any]:
         bench.results.setdefault("operations", {})["gunicorn_worker_rss"] = {"mb": max(rss), "workers_mb": rss}
     finally:
         server.stop()
+    bench.results["floor"] = floor_load(bench, sessions["admin"])
+    return out
+
+
+def floor_load(bench: Bench, signed_in: list[Client]) -> dict[str, Any]:
+    """govern's floor (scripts/bench_floor.py): signed in with nothing else, then with the layout, same load.
+
+    The clients reuse the admin sessions of the page load (sessions live in the database), so the floor
+    checks the same session, user and roles as the admin's pages do.
+    """
+    server = Server("bench_floor:app", bench.env(), bench.out / "gunicorn-floor.log", chdir=ROOT / "scripts")
+    try:
+        clients = []
+        for logged_in in signed_in:
+            client = Client(server.port)
+            client.cookies = dict(logged_in.cookies)
+            clients.append(client)
+        out = {
+            "signed_in_text": drive(clients, Page("signed_in_text", "admin", "/bench-floor/text", expect=b"ok"),
+                                    bench.scale.seconds_per_page),
+            "signed_in_layout": drive(clients, Page("signed_in_layout", "admin", "/bench-floor/page", expect=b"Sign out"),
+                                      bench.scale.seconds_per_page),
+        }
+    finally:
+        server.stop()
+    for name, row in out.items():
+        log(f"floor {name}: {row['rps']} req/s, p95 {row['p95_ms']} ms, errors {row['errors']}")
     return out
 
 
@@ -827,6 +856,12 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     for name in (n for n in LIST_PAGES if n in pages):
         row = pages[name]
         check(f"{name}: req/s vs bare 50-row page", "≥ 50%", f"{row['x_bare_50_rows']:.0%}", row["x_bare_50_rows"] >= 0.5)
+    floor = results.get("floor")
+    if floor:
+        for row in floor.values():
+            row["x_bare_route"] = ratio(row["rps"], ref["bare_route"]["rps"])
+            row["x_bare_50_rows"] = ratio(row["rps"], ref["bare_50_rows"]["rps"])
+        results["list_budget"] = list_budget(results)
     reveal = pages["reveal"]
     check("reveal: req/s vs bare route", "≥ 5%", f"{reveal['x_bare_route']:.1%}", reveal["x_bare_route"] >= 0.05)
     check("reveal: each one audited", "1 exposure + ≥ 1 audit event per reveal",
@@ -855,6 +890,37 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     return checks
 
 
+def per_request_ms(rps: float) -> float:
+    """Server time per request, in ms, as the load saw it: 1000 / requests per second."""
+    return round(1000 / rps, 3) if rps else float("inf")
+
+
+def list_budget(results: dict[str, Any]) -> dict[str, Any]:
+    """What the 50 % target leaves a list page for its own work, on top of govern's signed-in floor.
+
+    Times are server time per request (1000 / req/s), so they add up: a list page's time is the floor
+    (session, user, permission, layout) plus its own work (its queries and its rows). The target allows
+    twice the bare 50-row page's time in all; the reference's own 50 rows are its 50-row page minus its
+    bare route.
+    """
+    ref, pages, floor = results["reference"], results["pages"], results["floor"]
+    allowed = 2 * per_request_ms(ref["bare_50_rows"]["rps"])
+    floor_ms = per_request_ms(floor["signed_in_layout"]["rps"])
+    out: dict[str, Any] = {
+        "allowed_ms": round(allowed, 3),
+        "floor_ms": floor_ms,
+        "session_check_ms": round(per_request_ms(floor["signed_in_text"]["rps"]) - per_request_ms(ref["bare_route"]["rps"]), 3),
+        "layout_ms": round(floor_ms - per_request_ms(floor["signed_in_text"]["rps"]), 3),
+        "own_work_allowed_ms": round(allowed - floor_ms, 3),
+        "reference_rows_ms": round(per_request_ms(ref["bare_50_rows"]["rps"]) - per_request_ms(ref["bare_route"]["rps"]), 3),
+        "pages": {},
+    }
+    for name in (n for n in LIST_PAGES if n in pages):
+        total = per_request_ms(pages[name]["rps"])
+        out["pages"][name] = {"ms": total, "own_work_ms": round(total - floor_ms, 3)}
+    return out
+
+
 def markdown(results: dict[str, Any]) -> str:
     """One run as Markdown."""
     m = results["meta"]
@@ -876,9 +942,28 @@ def markdown(results: dict[str, Any]) -> str:
               "| page | req/s | p50 | p95 | p99 | errors | × bare route | × bare 50-row page |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, row in ref.items():
         lines.append(f"| *reference: {name}* | {row['rps']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['errors']} | | |")
+    for name, row in results.get("floor", {}).items():
+        lines.append(f"| *govern floor: {name}* | {row['rps']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | "
+                     f"{row['errors']} | {row['x_bare_route']:.1%} | {row['x_bare_50_rows']:.0%} |")
     for name, row in results["pages"].items():
         lines.append(f"| {name} | {row['rps']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['errors']} | "
                      f"{row['x_bare_route']:.1%} | {row['x_bare_50_rows']:.0%} |")
+    budget = results.get("list_budget")
+    if budget:
+        lines += ["", "Where a list page's time goes (server time per request, 1000 / req/s, in ms). govern's floor "
+                  "(scripts/bench_floor.py) is a signed-in page with the layout and no content: "
+                  f"{budget['floor_ms']} ms, of which {budget['session_check_ms']} ms for the session, user and "
+                  f"permission check over a bare route and {budget['layout_ms']} ms for the layout. The 50 % target "
+                  f"allows a list page {budget['allowed_ms']} ms in all, which leaves "
+                  f"**{budget['own_work_allowed_ms']} ms** for the page's own queries and rows on top of the floor; "
+                  f"the reference spends {budget['reference_rows_ms']} ms on its own 50 rows (4 columns, no count, "
+                  "no join, no filter).", "",
+                  "| list page | ms per request | own work over the floor | × the target's allowance | × the reference's rows |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, row in budget["pages"].items():
+            lines.append(f"| {name} | {row['ms']} | {row['own_work_ms']} | "
+                         f"{row['own_work_ms'] / budget['own_work_allowed_ms']:.1f} | "
+                         f"{row['own_work_ms'] / budget['reference_rows_ms']:.1f} |")
     ops = results["operations"]
     lines += ["", "Operations (each its own process; peak RSS from wait4, includes the app's ~startup):", "",
               "| operation | wall s | CPU s | peak RSS MB | detail |", "|---|---:|---:|---:|---|"]

@@ -36,7 +36,9 @@ def test_quick_bench_reports_every_measurement(tmp_path: Path) -> None:
                                                "rotation tasks (open)", "offboardings (scheduled + started)"}
     assert set(results["reference"]) == {"bare_route", "bare_50_rows"}
     assert set(results["pages"]) == PAGES
-    for name, row in {**results["reference"], **results["pages"]}.items():
+    # govern's floor answered signed in (its page expects the layout's sign-out form).
+    assert set(results["floor"]) == {"signed_in_text", "signed_in_layout"}
+    for name, row in {**results["reference"], **results["floor"], **results["pages"]}.items():
         assert row["errors"] == 0, (name, row["first_error"])
         assert row["requests"] > 0, name
         for key in ("rps", "p50_ms", "p95_ms", "p99_ms"):
@@ -63,5 +65,29 @@ def test_quick_bench_reports_every_measurement(tmp_path: Path) -> None:
 
     assert {c["result"] for c in results["targets"]} <= {"PASS", "MISS"}
     assert len(results["targets"]) == len(PAGES) + len(bench.LIST_PAGES) + 8
+    budget = results["list_budget"]
+    assert set(budget["pages"]) == set(bench.LIST_PAGES)
     markdown = (tmp_path / "results.md").read_text()
     assert "| reveal |" in markdown and "Targets (issue 7)" in markdown
+    assert "| *govern floor: signed_in_layout* |" in markdown and "| people_list | " in markdown
+
+
+def test_list_budget_splits_a_list_page_into_the_floor_and_its_own_work() -> None:
+    def row(rps: float) -> dict[str, float]:
+        return {"rps": rps}
+
+    results = {
+        "reference": {"bare_route": row(4000), "bare_50_rows": row(2000)},  # 0.25 ms and 0.5 ms a request
+        "floor": {"signed_in_text": row(2000), "signed_in_layout": row(1250)},  # 0.5 ms and 0.8 ms
+        "pages": {"people_list": row(500), "audit_first": row(1000), "home_admin": row(100)},  # 2 ms, 1 ms
+    }
+    budget = bench.list_budget(results)
+
+    assert budget["allowed_ms"] == pytest.approx(1.0)  # 50 % of the 50-row page's requests/s
+    assert budget["floor_ms"] == pytest.approx(0.8)
+    assert budget["session_check_ms"] == pytest.approx(0.25)
+    assert budget["layout_ms"] == pytest.approx(0.3)
+    assert budget["own_work_allowed_ms"] == pytest.approx(0.2)
+    assert budget["reference_rows_ms"] == pytest.approx(0.25)
+    assert budget["pages"] == {"people_list": {"ms": 2.0, "own_work_ms": pytest.approx(1.2)},
+                               "audit_first": {"ms": 1.0, "own_work_ms": pytest.approx(0.2)}}
