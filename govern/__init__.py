@@ -308,6 +308,7 @@ def register_templates(app: Flask) -> None:
     app.add_template_filter(web.minute_utc, "minute_utc")
     app.add_template_filter(web.day, "day")
     app.add_template_global(web.id_url, "id_url")
+    app.add_template_global(web.main_nav, "main_nav")
 
     @app.context_processor
     def _inject() -> dict[str, Any]:

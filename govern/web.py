@@ -9,8 +9,9 @@ from functools import wraps
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, current_app, g, redirect, request, session, url_for
+from flask import Flask, Response, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
+from markupsafe import Markup
 from werkzeug.routing import IntegerConverter
 
 from govern.audit.services import AuditContext, session_reference
@@ -141,6 +142,30 @@ def id_url(endpoint: str, name: str) -> Callable[[int], str]:
     if not mark:
         raise ValueError(f"{endpoint} does not put {name} in its URL")
     return lambda value: f"{head}{int(value)}{tail}"
+
+
+#: Rendered navigations kept per app: a handful of role sets times the pages' endpoints.
+NAV_CACHE_LIMIT = 4096
+
+
+def main_nav() -> Markup:
+    """The layout's main navigation for the signed-in user on this page (templates/_partials/nav.html).
+
+    It depends only on the user's roles, the page's endpoint and where the app is mounted, so it is
+    rendered once per such key and reused: on every page it cost more than the session check's query.
+    A role change takes effect at once, since the roles are part of the key.
+    """
+    roles = roles_of(current_user)
+    key = (roles, request.blueprint, request.endpoint, request.script_root)
+    cache: dict[tuple[Any, ...], Markup] = current_app.extensions.setdefault("govern.nav_cache", {})
+    html = cache.get(key)
+    if html is None:
+        if len(cache) >= NAV_CACHE_LIMIT:
+            cache.clear()
+        html = cache[key] = Markup(render_template(
+            "_partials/nav.html", nav_roles=roles, bp=request.blueprint, ep=request.endpoint,
+            may=lambda name: roles_allow(roles, name)))
+    return html
 
 
 def minute_utc(moment: datetime | None) -> str:
