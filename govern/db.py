@@ -13,7 +13,18 @@ from functools import lru_cache
 from typing import Any
 
 from flask import Flask, g, has_request_context, request
-from sqlalchemy import ColumnElement, DateTime, MetaData, Select, create_engine, event, insert, literal
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    DateTime,
+    MetaData,
+    Select,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    literal,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import InvalidatePoolError
@@ -120,6 +131,22 @@ def _people_search_prefilter_sqlite(element: people_search_prefilter, compiler: 
         return "1 = 1"
     person_id, needle = compiler.process(element.person_id, **kw), compiler.process(element.needle, **kw)
     return f"{person_id} IN (SELECT rowid FROM {PEOPLE_SEARCH_TABLE} WHERE {PEOPLE_SEARCH_TABLE} MATCH {needle})"
+
+
+def sql_constant(value: Any) -> BindParameter[Any]:
+    """A value of govern's own (a status list, a page size) written into the SQL, not sent as a parameter.
+
+    PostgreSQL plans a prepared statement (psycopg prepares one after a few runs on a connection)
+    once for any parameter values only when that plan costs about what one for the values at hand
+    would; with the LIMIT a parameter it never does, and plans every run anew. A statement without
+    parameters has one plan, made once per connection: the access report's page of ids then takes
+    0.25 ms instead of 0.6-1.0 ms, most of which was planning. Written in at execution time (a
+    post-compile literal), so SQLAlchemy's cached compilation is shared by every value. Never for
+    what a user typed: that stays a parameter.
+    """
+    if isinstance(value, list | tuple):
+        return bindparam("constants", list(value), expanding=True, literal_execute=True, unique=True)
+    return bindparam("constant", value, literal_execute=True, unique=True)
 
 
 def utcnow() -> datetime:

@@ -21,6 +21,7 @@ from sqlalchemy.sql.selectable import Join
 from govern.accounts.models import PLATFORMS, ROLE_CODES, Account, PlatformRoleName, Role
 from govern.accounts.services import can_see_account, sees_all_accounts, visible_accounts_clause
 from govern.auth.models import User
+from govern.db import sql_constant
 from govern.directory.models import Person
 from govern.directory.services import all_departments, search_clause
 from govern.errors import NotFoundError
@@ -96,10 +97,11 @@ def scope_clause(user: Any, statuses: Sequence[str] | None = None) -> ColumnElem
     their direct reports. Each half is an index lookup of grants by account or by person; written
     as one OR next to the status condition, SQLite scanned every active grant instead (12 ms).
     """
-    status = Grant.status.in_(statuses) if statuses is not None else true()
+    # The statuses are govern's own constants: in the SQL, they leave the default view without parameters.
+    status = Grant.status.in_(sql_constant(statuses)) if statuses is not None else true()
     if sees_all_accounts(user.roles):
         return status
-    by_status = _HELD.status.in_(statuses) if statuses is not None else true()
+    by_status = _HELD.status.in_(sql_constant(statuses)) if statuses is not None else true()
     on_accounts = select(_HELD.id).where(
         _HELD.account_id.in_(select(Account.id).where(visible_accounts_clause(user))), by_status
     )
@@ -312,7 +314,15 @@ def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, 
     # Plain rows through the Core connection, as the exports do: nothing here is an ORM entity.
     connection = session.connection()
     total = connection.execute(_count_query(user, flt)).scalar() or 0
-    ids = list(connection.execute(_page_ids_query(user, flt, sort, descending).limit(per_page).offset((page - 1) * per_page)).scalars())
+    limit: Any = per_page
+    offset: Any = (page - 1) * per_page
+    if sees_all_accounts(user.roles) and not flt.as_params() and flt.account_id is None and flt.person_id is None:
+        # The view everyone opens first has no other parameter: with the page in the SQL, PostgreSQL
+        # plans its statement once per connection (see sql_constant). With a filter the LIMIT stays
+        # a parameter, so each run is planned for the value filtered on (a plan for any value could
+        # walk the wrong index for a rare one).
+        limit, offset = sql_constant(limit), sql_constant(offset)
+    ids = list(connection.execute(_page_ids_query(user, flt, sort, descending).limit(limit).offset(offset)).scalars())
     rows: list[Row[Any]] = []
     if ids:
         position = {grant_id: index for index, grant_id in enumerate(ids)}

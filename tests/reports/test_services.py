@@ -159,3 +159,51 @@ def test_a_page_costs_three_statements_whatever_the_sort_and_the_size(app, db, k
         event.remove(connection.engine, "before_cursor_execute", count)
     assert small == large
     assert set(small.values()) == {3}  # count, page ids, the page's rows
+
+
+def _sent(connection, fn):
+    """(statement, parameters) of every statement ``fn`` sends."""
+    sent: list[tuple[str, object]] = []
+
+    def note(_conn, _cursor, statement, parameters, *_args):
+        if statement.lstrip().upper().startswith("SELECT"):  # not BEGIN or SAVEPOINT
+            sent.append((statement, parameters))
+
+    event.listen(connection.engine, "before_cursor_execute", note)
+    try:
+        fn()
+    finally:
+        event.remove(connection.engine, "before_cursor_execute", note)
+    return sent
+
+
+def test_the_default_view_sends_its_count_and_page_of_ids_without_parameters(app, db, register, connection):
+    """So PostgreSQL plans them once per connection; a filter keeps the LIMIT a parameter (a plan per value)."""
+    with app.app_context():
+        default = _sent(connection, lambda: services.list_rows(db, register.admin.user, services.AccessFilter(), page=2, per_page=4))
+        filtered = _sent(connection, lambda: services.list_rows(
+            db, register.admin.user, services.AccessFilter(department="Sales"), page=2, per_page=4))
+        manager = _sent(connection, lambda: services.list_rows(db, register.manager.user, services.AccessFilter(), page=1, per_page=4))
+
+    count, ids, rows = default
+    assert not count[1] and not ids[1], (count, ids)  # statuses, LIMIT and OFFSET are in the SQL
+    assert "'active'" in count[0] and "LIMIT 4 OFFSET 4" in ids[0]
+    assert rows[1]  # the page's grant ids stay parameters
+    assert "Sales" not in filtered[1][0] and "LIMIT 4" not in filtered[1][0]  # what a user chose is never in the SQL
+    assert "LIMIT 4" not in manager[1][0]  # a manager's scope has parameters: the LIMIT stays one too
+
+
+def test_on_postgresql_the_default_page_of_ids_is_planned_once(app, db, register, connection, is_postgresql):
+    if not is_postgresql:
+        pytest.skip("PostgreSQL's prepared statements")
+    from sqlalchemy import text
+
+    with app.app_context():
+        for _ in range(8):  # psycopg prepares a statement on its 5th run
+            services.list_rows(db, register.admin.user, services.AccessFilter(), per_page=4)
+        plans = connection.execute(text(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'SELECT grants.id %LIMIT 4%'"
+        )).all()
+    assert plans, "the page of ids was not prepared"
+    generic, custom = plans[0]
+    assert generic >= 2 and custom <= 1  # the plan is reused, not made again at each run
