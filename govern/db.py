@@ -149,6 +149,17 @@ def sql_constant(value: Any) -> BindParameter[Any]:
     return bindparam("constant", value, literal_execute=True, unique=True)
 
 
+def page_bounds(page: int, per_page: int, *, in_sql: bool) -> tuple[Any, Any]:
+    """LIMIT and OFFSET of one page; written into the SQL (``sql_constant``) when ``in_sql``.
+
+    Callers pass ``in_sql`` only for a statement with no other parameter, which PostgreSQL then plans
+    once per connection. With a filter the LIMIT stays a parameter, so each run is planned for the
+    value filtered on: a plan for any value could walk the wrong index for a rare one.
+    """
+    limit, offset = per_page, (page - 1) * per_page
+    return (sql_constant(limit), sql_constant(offset)) if in_sql else (limit, offset)
+
+
 def utcnow() -> datetime:
     """Return the current time, timezone-aware in UTC."""
     return datetime.now(UTC)

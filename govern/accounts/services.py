@@ -23,6 +23,7 @@ from govern.accounts.models import (
     Role,
 )
 from govern.audit.services import Actor
+from govern.db import page_bounds
 from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, NotFoundError
 
@@ -393,7 +394,9 @@ def list_accounts(session: Session, user: Any, flt: AccountFilter, *, page: int,
         return matching[start : start + per_page], stats, len(matching)
     # Counted straight over accounts, not over a subquery of whole rows (SQLite materialises that).
     total = session.scalar(query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)) or 0
-    accounts = list(session.execute(rows_query.limit(per_page).offset((page - 1) * per_page))) if total else []
+    # Seeing every account, unfiltered: no parameter but the page (see page_bounds).
+    limit, offset = page_bounds(page, per_page, in_sql=query.whereclause is None)
+    accounts = list(session.execute(rows_query.limit(limit).offset(offset))) if total else []
     return accounts, account_stats(session, accounts), total
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 
 from govern import audit
 from govern.audit.services import Actor
-from govern.db import like_folded, people_search_prefilter
+from govern.db import like_folded, page_bounds, people_search_prefilter
 from govern.directory.models import PERSON_STATUSES, Person
 from govern.errors import InvalidError, NotFoundError
 
@@ -176,7 +176,9 @@ def list_people(session: Session, user: Any, flt: PersonFilter, *, page: int, pe
     # A count straight over people, not over a subquery of whole rows (SQLite materialises that);
     # the page itself is read in the order of ix_people_name_order and stops after one page.
     total = session.scalar(query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)) or 0
-    people = list(session.execute(rows_query.limit(per_page).offset(offset))) if total else []
+    # Seeing everyone, unfiltered: no parameter but the page (see page_bounds).
+    limit, page_offset = page_bounds(page, per_page, in_sql=query.whereclause is None)
+    people = list(session.execute(rows_query.limit(limit).offset(page_offset))) if total else []
     return people, total
 
 

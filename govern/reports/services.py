@@ -21,7 +21,7 @@ from sqlalchemy.sql.selectable import Join
 from govern.accounts.models import PLATFORMS, ROLE_CODES, Account, PlatformRoleName, Role
 from govern.accounts.services import can_see_account, sees_all_accounts, visible_accounts_clause
 from govern.auth.models import User
-from govern.db import sql_constant
+from govern.db import page_bounds, sql_constant
 from govern.directory.models import Person
 from govern.directory.services import all_departments, search_clause
 from govern.errors import NotFoundError
@@ -314,14 +314,9 @@ def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, 
     # Plain rows through the Core connection, as the exports do: nothing here is an ORM entity.
     connection = session.connection()
     total = connection.execute(_count_query(user, flt)).scalar() or 0
-    limit: Any = per_page
-    offset: Any = (page - 1) * per_page
-    if sees_all_accounts(user.roles) and not flt.as_params() and flt.account_id is None and flt.person_id is None:
-        # The view everyone opens first has no other parameter: with the page in the SQL, PostgreSQL
-        # plans its statement once per connection (see sql_constant). With a filter the LIMIT stays
-        # a parameter, so each run is planned for the value filtered on (a plan for any value could
-        # walk the wrong index for a rare one).
-        limit, offset = sql_constant(limit), sql_constant(offset)
+    # The view everyone opens first has no parameter but its page (its statuses are constants).
+    unfiltered = sees_all_accounts(user.roles) and not flt.as_params() and flt.account_id is None and flt.person_id is None
+    limit, offset = page_bounds(page, per_page, in_sql=unfiltered)
     ids = list(connection.execute(_page_ids_query(user, flt, sort, descending).limit(limit).offset(offset)).scalars())
     rows: list[Row[Any]] = []
     if ids:
