@@ -11,9 +11,22 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, Table, and_, func, select, true, union
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    select,
+    true,
+    union,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import Join
@@ -21,7 +34,7 @@ from sqlalchemy.sql.selectable import Join
 from govern.accounts.models import PLATFORMS, ROLE_CODES, Account, PlatformRoleName, Role
 from govern.accounts.services import can_see_account, sees_all_accounts, visible_accounts_clause
 from govern.auth.models import User
-from govern.db import page_bounds, sql_constant
+from govern.db import sql_constant
 from govern.directory.models import Person
 from govern.directory.services import all_departments, search_clause
 from govern.errors import NotFoundError
@@ -171,6 +184,38 @@ def _rows_query(user: Any, flt: AccessFilter, *, ids: list[int] | None = None) -
     return query.where(*_conditions(user, flt))
 
 
+#: Stands for every user who sees all grants: their unfiltered views run the same statements.
+_SEES_EVERY_GRANT = SimpleNamespace(roles=frozenset({"auditor"}), person_id=None)
+
+
+@cache
+def _unfiltered_statements(statuses: tuple[str, ...], sort: str, descending: bool) -> tuple[Select[Any], Select[Any]]:
+    """The count and the page of ids of the unfiltered report for a user who sees every grant.
+
+    Built once and reused (SQLAlchemy then walks each statement's structure once, not on every page),
+    with the page bound as ``limit`` and ``offset``. Those, and the statuses, are written into the
+    SQL (``sql_constant``): with no parameter left, PostgreSQL plans each once per connection. With
+    a filter, what the user chose stays a parameter and so does the page, so each run is planned
+    for the value filtered on (a plan for any value could walk the wrong index for a rare one).
+    """
+    assert sees_all_accounts(_SEES_EVERY_GRANT.roles)
+    flt = AccessFilter(statuses=statuses)
+    ids = (_page_ids_query(_SEES_EVERY_GRANT, flt, sort, descending)
+           .limit(bindparam("limit", type_=Integer, literal_execute=True))
+           .offset(bindparam("offset", type_=Integer, literal_execute=True)))
+    return _count_query(_SEES_EVERY_GRANT, flt), ids
+
+
+@cache
+def _rows_of_ids_for_all() -> Select[Any]:
+    """``_rows_query`` of the ids bound as ``ids``, for a user who sees every grant: one statement, reused.
+
+    SQLAlchemy keys its compiled SQL by the statement's structure, which it walks once per statement
+    object: for this one (24 columns, 9 tables) that took 0.25 ms of every page when built anew.
+    """
+    return _all_columns().where(Grant.id.in_(bindparam("ids", expanding=True)))
+
+
 @cache
 def _all_columns() -> Select[Any]:
     """The row query's columns and joins, without conditions; built once (it costs ~0.5 ms a page)."""
@@ -313,17 +358,25 @@ def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, 
     page = min(max(1, page), MAX_PAGE)
     # Plain rows through the Core connection, as the exports do: nothing here is an ORM entity.
     connection = session.connection()
-    total = connection.execute(_count_query(user, flt)).scalar() or 0
-    # The view everyone opens first has no parameter but its page (its statuses are constants).
-    unfiltered = sees_all_accounts(user.roles) and not flt.as_params() and flt.account_id is None and flt.person_id is None
-    limit, offset = page_bounds(page, per_page, in_sql=unfiltered)
-    ids = list(connection.execute(_page_ids_query(user, flt, sort, descending).limit(limit).offset(offset)).scalars())
+    offset = (page - 1) * per_page
+    if sees_all_accounts(user.roles) and not flt.as_params() and flt.account_id is None and flt.person_id is None:
+        # The view everyone opens first: built once, with no parameter but its page.
+        count_query, ids_query = _unfiltered_statements(flt.statuses, sort, descending)
+        page_bounds: dict[str, int] = {"limit": per_page, "offset": offset}
+    else:
+        count_query = _count_query(user, flt)
+        ids_query, page_bounds = _page_ids_query(user, flt, sort, descending).limit(per_page).offset(offset), {}
+    total = connection.execute(count_query).scalar() or 0
+    ids = list(connection.execute(ids_query, page_bounds).scalars())
     rows: list[Row[Any]] = []
     if ids:
         position = {grant_id: index for index, grant_id in enumerate(ids)}
         # The ids were chosen with the filters a moment ago; the scope is checked again (deny by
         # default), the status below.
-        found = connection.execute(_rows_query(user, AccessFilter(statuses=flt.statuses), ids=ids)).all()
+        if sees_all_accounts(user.roles):
+            found = connection.execute(_rows_of_ids_for_all(), {"ids": ids}).all()
+        else:
+            found = connection.execute(_rows_query(user, AccessFilter(statuses=flt.statuses), ids=ids)).all()
         rows = sorted((row for row in found if row.status in flt.statuses), key=lambda row: position[row.grant_id])
     return Page(rows=rows, total=total, page=page, per_page=per_page, sort=sort, descending=descending)
 
