@@ -998,7 +998,9 @@ Measured by `scripts/bench` (issue 7): it seeds a scratch database at company sc
 gunicorn (2 sync workers) on 127.0.0.1 and drives each main page with concurrent logged-in clients, next to
 two reference apps on the same machine and in the same run (a bare Flask route; a bare page reading 50 rows
 with SQLAlchemy and rendering them with Jinja). Ratios to those references travel between machines better
-than absolute times. Run it yourself:
+than absolute times. It also serves govern's own floor (scripts/bench_floor.py: a signed-in page with the
+layout and no content), which splits a list page's time into what every signed-in page pays and its own
+work. Run it yourself:
 
     scripts/bench                  # full scale on SQLite (about 5 minutes on a quiet 2-core machine)
     scripts/bench --db postgresql  # needs PostgreSQL at 127.0.0.1:5432 (GOVERN_BENCH_POSTGRES_ADMIN_URL)
