@@ -17,6 +17,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     DateTime,
+    Integer,
     MetaData,
     Select,
     bindparam,
@@ -133,20 +134,30 @@ def _people_search_prefilter_sqlite(element: people_search_prefilter, compiler: 
     return f"{person_id} IN (SELECT rowid FROM {PEOPLE_SEARCH_TABLE} WHERE {PEOPLE_SEARCH_TABLE} MATCH {needle})"
 
 
-def sql_constant(value: Any) -> BindParameter[Any]:
-    """A value of govern's own (a status list, a page size) written into the SQL, not sent as a parameter.
+#: What a constant string written into the SQL may look like: one of govern's own codes ("active").
+_CONSTANT_WORD = re.compile(r"[a-z][a-z_]*\Z")
+
+
+def sql_constant(value: int | Sequence[str]) -> BindParameter[Any]:
+    """An integer (a page's bounds) or a list of govern's own codes, written into the SQL instead of sent
+    as a parameter.
 
     PostgreSQL plans a prepared statement (psycopg prepares one after a few runs on a connection)
     once for any parameter values only when that plan costs about what one for the values at hand
     would; with the LIMIT a parameter it never does, and plans every run anew. A statement without
     parameters has one plan, made once per connection: the access report's page of ids then takes
     0.25 ms instead of 0.6-1.0 ms, most of which was planning. Written in at execution time (a
-    post-compile literal), so SQLAlchemy's cached compilation is shared by every value. Never for
-    what a user typed: that stays a parameter.
+    post-compile literal), so SQLAlchemy's cached compilation is shared by every value.
+
+    Text a user typed must stay a parameter: anything but an int or lower-case codes is refused
+    (TypeError), so no caller can pass it here by mistake. A page number is the user's, but only as
+    an int that its view parsed and bounded.
     """
-    if isinstance(value, list | tuple):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return bindparam("constant", value, type_=Integer, literal_execute=True, unique=True)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) and _CONSTANT_WORD.match(v) for v in value):
         return bindparam("constants", list(value), expanding=True, literal_execute=True, unique=True)
-    return bindparam("constant", value, literal_execute=True, unique=True)
+    raise TypeError(f"not a constant to write into SQL: {type(value).__name__}")
 
 
 def page_bounds(page: int, per_page: int, *, in_sql: bool) -> tuple[Any, Any]:
@@ -156,7 +167,7 @@ def page_bounds(page: int, per_page: int, *, in_sql: bool) -> tuple[Any, Any]:
     once per connection. With a filter the LIMIT stays a parameter, so each run is planned for the
     value filtered on: a plan for any value could walk the wrong index for a rare one.
     """
-    limit, offset = per_page, (page - 1) * per_page
+    limit, offset = int(per_page), (int(page) - 1) * int(per_page)
     return (sql_constant(limit), sql_constant(offset)) if in_sql else (limit, offset)
 
 

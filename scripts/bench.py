@@ -891,19 +891,24 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def per_request_ms(rps: float) -> float:
-    """Server time per request, in ms, as the load saw it: 1000 / requests per second."""
-    return round(1000 / rps, 3) if rps else float("inf")
+    """Server capacity one request took, in ms: 1000 / requests per second (over both workers)."""
+    return round(1000 / rps, 3)
 
 
-def list_budget(results: dict[str, Any]) -> dict[str, Any]:
+def list_budget(results: dict[str, Any]) -> dict[str, Any] | None:
     """What the 50 % target leaves a list page for its own work, on top of govern's signed-in floor.
 
-    Times are server time per request (1000 / req/s), so they add up: a list page's time is the floor
-    (session, user, permission, layout) plus its own work (its queries and its rows). The target allows
-    twice the bare 50-row page's time in all; the reference's own 50 rows are its 50-row page minus its
-    bare route.
+    Times are server capacity per request (1000 / req/s: with two workers busy at once, about half
+    of one request's own time), so they add up: a list page's is the floor (session, user,
+    permission, layout) plus its own work (its queries and its rows). The target allows twice the
+    bare 50-row page's in all; the reference's own 50 rows are its 50-row page minus its bare route.
+    None when a load it needs served nothing.
     """
     ref, pages, floor = results["reference"], results["pages"], results["floor"]
+    loads = [ref["bare_route"], ref["bare_50_rows"], floor["signed_in_text"], floor["signed_in_layout"],
+             *(pages[n] for n in LIST_PAGES if n in pages)]
+    if any(not load["rps"] for load in loads):
+        return None
     allowed = 2 * per_request_ms(ref["bare_50_rows"]["rps"])
     floor_ms = per_request_ms(floor["signed_in_layout"]["rps"])
     out: dict[str, Any] = {
@@ -919,6 +924,11 @@ def list_budget(results: dict[str, Any]) -> dict[str, Any]:
         total = per_request_ms(pages[name]["rps"])
         out["pages"][name] = {"ms": total, "own_work_ms": round(total - floor_ms, 3)}
     return out
+
+
+def _times(value: float, base: float) -> str:
+    """value / base for the budget table, or why there is no such ratio."""
+    return f"{value / base:.1f}" if base > 0 else "n/a (none left)"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -950,7 +960,7 @@ def markdown(results: dict[str, Any]) -> str:
                      f"{row['x_bare_route']:.1%} | {row['x_bare_50_rows']:.0%} |")
     budget = results.get("list_budget")
     if budget:
-        lines += ["", "Where a list page's time goes (server time per request, 1000 / req/s, in ms). govern's floor "
+        lines += ["", "Where a list page's time goes (server capacity per request, 1000 / req/s, in ms). govern's floor "
                   "(scripts/bench_floor.py) is a signed-in page with the layout and no content: "
                   f"{budget['floor_ms']} ms, of which {budget['session_check_ms']} ms for the session, user and "
                   f"permission check over a bare route and {budget['layout_ms']} ms for the layout. The 50 % target "
@@ -962,8 +972,8 @@ def markdown(results: dict[str, Any]) -> str:
                   "|---|---:|---:|---:|---:|"]
         for name, row in budget["pages"].items():
             lines.append(f"| {name} | {row['ms']} | {row['own_work_ms']} | "
-                         f"{row['own_work_ms'] / budget['own_work_allowed_ms']:.1f} | "
-                         f"{row['own_work_ms'] / budget['reference_rows_ms']:.1f} |")
+                         f"{_times(row['own_work_ms'], budget['own_work_allowed_ms'])} | "
+                         f"{_times(row['own_work_ms'], budget['reference_rows_ms'])} |")
     ops = results["operations"]
     lines += ["", "Operations (each its own process; peak RSS from wait4, includes the app's ~startup):", "",
               "| operation | wall s | CPU s | peak RSS MB | detail |", "|---|---:|---:|---:|---|"]

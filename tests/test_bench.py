@@ -91,3 +91,20 @@ def test_list_budget_splits_a_list_page_into_the_floor_and_its_own_work() -> Non
     assert budget["reference_rows_ms"] == pytest.approx(0.25)
     assert budget["pages"] == {"people_list": {"ms": 2.0, "own_work_ms": pytest.approx(1.2)},
                                "audit_first": {"ms": 1.0, "own_work_ms": pytest.approx(0.2)}}
+
+
+def test_list_budget_reports_no_ratio_where_nothing_is_left_and_nothing_when_a_load_served_nothing() -> None:
+    def row(rps: float) -> dict[str, float]:
+        return {"rps": rps}
+
+    results = {
+        "reference": {"bare_route": row(4000), "bare_50_rows": row(2000)},
+        "floor": {"signed_in_text": row(2000), "signed_in_layout": row(800)},  # the floor alone exceeds the target
+        "pages": {"people_list": row(500)},
+    }
+    budget = bench.list_budget(results)
+    assert budget is not None and budget["own_work_allowed_ms"] == pytest.approx(-0.25)
+    assert bench._times(1.0, budget["own_work_allowed_ms"]) == "n/a (none left)"
+
+    results["floor"]["signed_in_layout"] = row(0)  # a load that served nothing: no budget, no division by zero
+    assert bench.list_budget(results) is None

@@ -45,3 +45,15 @@ def test_the_unfiltered_page_has_no_parameters_and_a_filtered_one_keeps_them(app
     statement, parameters = _page_statement(connection, client, filtered, table)
     assert "LIMIT 50" not in statement and "Sales" not in statement and "'x'" not in statement
     assert parameters
+
+
+def test_only_integers_and_govern_s_own_codes_are_written_into_sql() -> None:
+    from govern.db import page_bounds, sql_constant
+
+    assert sql_constant(50).value == 50 and sql_constant(("active", "revoked")).value == ["active", "revoked"]
+    for not_constant in ("50", True, 1.5, ["active", "x' OR '1'='1"], ("Active",), [3], None):
+        with pytest.raises(TypeError):
+            sql_constant(not_constant)  # type: ignore[arg-type]
+    limit, offset = page_bounds(3, 50, in_sql=True)
+    assert (limit.value, offset.value) == (50, 100)
+    assert page_bounds(3, 50, in_sql=False) == (50, 100)

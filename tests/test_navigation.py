@@ -87,3 +87,19 @@ def test_the_navigation_is_rendered_once_per_role_set_and_page_and_never_shared_
     assert seen[1] == seen[3] == set(EVERYONE)
     # Rendered for the admin's People page and the staff member's home page, then reused.
     assert rendered.count("_partials/nav.html") == 2
+
+
+def test_a_role_given_during_a_session_shows_in_the_navigation_at_once(app, db, kit):
+    from govern.auth.models import UserRole
+
+    user = make_user(db, kit)
+    client = app.test_client()
+    login(client, db, user)
+    first = NAV_RE.search(client.get("/").get_data(as_text=True))
+    assert first is not None and "Jobs" not in first.group(1)
+
+    db.add(UserRole(user_id=user.user.id, role="admin"))  # written past the app, as an SQL admin would
+    db.commit()
+    again = NAV_RE.search(client.get("/").get_data(as_text=True))
+    assert again is not None
+    assert {label.strip() for _href, label in LINK_RE.findall(again.group(1))} >= {"Users", "Audit trail", "Jobs"}

@@ -361,7 +361,7 @@ def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, 
     offset = (page - 1) * per_page
     if sees_all_accounts(user.roles) and not flt.as_params() and flt.account_id is None and flt.person_id is None:
         # The view everyone opens first: built once, with no parameter but its page.
-        count_query, ids_query = _unfiltered_statements(flt.statuses, sort, descending)
+        count_query, ids_query = _unfiltered_statements(tuple(flt.statuses), sort, descending)
         page_bounds: dict[str, int] = {"limit": per_page, "offset": offset}
     else:
         count_query = _count_query(user, flt)
