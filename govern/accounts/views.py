@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import or_, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, lazyload
 from werkzeug.wrappers import Response
 
 from govern.accounts import services
@@ -170,19 +170,21 @@ def detail(account_id: int) -> str:
                                                     joinedload(Account.recovery_email_person),
                                                     joinedload(Account.recovery_phone_person)])
     stats = services.account_stats(db, [account], with_grant_ids=True)[account.id]
+    roles, role_names = services.roles_and_platform_names(db, account.platform)
     # Every live grant, however long the history, and the latest grants for the history table: one
     # query. The latest HISTORY_SIZE ids are all in it and no other row is newer, so they come first.
+    # Their account and roles are in the session already (read above): only the people are joined.
     latest = select(Grant.id).where(Grant.account_id == account.id).order_by(Grant.id.desc()).limit(HISTORY_SIZE)
     rows = list(db.scalars(
-        select(Grant).where(Grant.account_id == account.id,
-                            or_(Grant.status.in_(("active", "requested")), Grant.id.in_(latest.scalar_subquery())))
+        select(Grant).options(lazyload(Grant.account), lazyload(Grant.role))
+        .where(Grant.account_id == account.id,
+               or_(Grant.status.in_(("active", "requested")), Grant.id.in_(latest.scalar_subquery())))
         .order_by(Grant.id.desc())
     ))
     grants = rows[:HISTORY_SIZE]
     live = [g for g in reversed(rows) if g.status in ("active", "requested")]
     active = [g for g in live if g.status == "active"]
     pending = [g for g in live if g.status == "requested"]
-    roles, role_names = services.roles_and_platform_names(db, account.platform)
     holders = {role.code: [g for g in active if g.role_code == role.code] for role in roles}
     # The stats counted them already: most accounts have none to list.
     removals = list(db.scalars(
