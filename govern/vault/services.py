@@ -782,22 +782,34 @@ def _exposure_rows() -> Select[Any]:
 def exposures(session: Session, *, secret_id: int | None = None, account_id: int | None = None,
               person_id: int | None = None, page: int = 1, per_page: int = 50) -> tuple[list[ExposureRow], int]:
     """Exposures filtered by secret, account or person, newest first, with a total for paging."""
-    conditions = []
-    if secret_id is not None:
-        conditions.append(Exposure.secret_id == secret_id)
-    if account_id is not None:
-        conditions.append(Exposure.account_id == account_id)
-    if person_id is not None:
-        conditions.append(Exposure.person_id == person_id)
-    rows = session.connection().execute(
-        _exposure_rows().where(*conditions).order_by(Exposure.exposed_at.desc(), Exposure.id.desc())
-        .offset((page - 1) * per_page).limit(per_page)
-    ).all()
+    params = {"secret_id": secret_id, "account_id": account_id, "person_id": person_id,
+              "limit": per_page, "offset": (page - 1) * per_page}
+    rows_statement, count_statement = _exposure_statements(secret_id is not None, account_id is not None, person_id is not None)
+    rows = session.connection().execute(rows_statement, params).all()
     if page == 1 and len(rows) < per_page:
         total = len(rows)  # the first page holds them all: no count needed
     else:
-        total = session.connection().execute(select(func.count(Exposure.id)).where(*conditions)).scalar() or 0
+        total = session.connection().execute(count_statement, params).scalar() or 0
     return [ExposureRow(*row) for row in rows], total
+
+
+@cache
+def _exposure_statements(by_secret: bool, by_account: bool, by_person: bool) -> tuple[Select[Any], Select[Any]]:
+    """The page and the count of ``exposures`` for one combination of filters, over bound parameters.
+
+    Built once per combination: SQLAlchemy walks a statement's structure (here five joined tables)
+    once per statement object to find its compiled SQL, which cost a tenth of a millisecond a page.
+    """
+    conditions = []
+    if by_secret:
+        conditions.append(Exposure.secret_id == bindparam("secret_id", type_=Integer))
+    if by_account:
+        conditions.append(Exposure.account_id == bindparam("account_id", type_=Integer))
+    if by_person:
+        conditions.append(Exposure.person_id == bindparam("person_id", type_=Integer))
+    rows = (_exposure_rows().where(*conditions).order_by(Exposure.exposed_at.desc(), Exposure.id.desc())
+            .offset(bindparam("offset", type_=Integer)).limit(bindparam("limit", type_=Integer)))
+    return rows, select(func.count(Exposure.id)).where(*conditions)
 
 
 # --- retention ---------------------------------------------------------------------------------------------
