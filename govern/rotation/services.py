@@ -11,9 +11,10 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, lazyload
 
@@ -165,12 +166,9 @@ def schedules(session: Session, secrets: Sequence[Secret], *, now: datetime | No
             .where(SecretVersion.secret_id.in_(ids), SecretVersion.status == "current")
         ):
             current[secret_id] = (number, confirmed or created)
-    overrides = {row.secret_id: row.interval_days for row in session.scalars(
-        select(RotationInterval).where(RotationInterval.secret_id.in_(ids)))}
-    # The tasks' secrets are the ones given (already in the session), so they are not joined in again.
-    tasks = {t.secret_id: t for t in session.scalars(
-        select(RotationTask).options(lazyload(RotationTask.secret), lazyload(RotationTask.assignee))
-        .where(RotationTask.secret_id.in_(ids), RotationTask.status.in_(("open", "staged"))))}
+    intervals_statement, tasks_statement = _schedule_statements()
+    overrides = {secret_id: days for secret_id, days in session.execute(intervals_statement, {"secret_ids": ids})}
+    tasks = {t.secret_id: t for t in session.scalars(tasks_statement, {"secret_ids": ids})}
     result = []
     for secret in secrets:
         interval = (overrides[secret.id], "secret") if secret.id in overrides else default_interval(secret)
@@ -179,6 +177,19 @@ def schedules(session: Session, secrets: Sequence[Secret], *, now: datetime | No
         row.task = tasks.get(secret.id)
         result.append(row)
     return result
+
+
+@cache
+def _schedule_statements() -> tuple[Select[Any], Select[Any]]:
+    """The interval overrides and the open tasks of the secrets bound as ``secret_ids``; built once (SQLAlchemy
+    then walks each statement's structure once, not on every page that shows schedules)."""
+    secret_ids = bindparam("secret_ids", expanding=True)
+    intervals = select(RotationInterval.secret_id, RotationInterval.interval_days).where(
+        RotationInterval.secret_id.in_(secret_ids))
+    # The tasks' secrets are the ones given (already in the session), so they are not joined in again.
+    tasks = (select(RotationTask).options(lazyload(RotationTask.secret), lazyload(RotationTask.assignee))
+             .where(RotationTask.secret_id.in_(secret_ids), RotationTask.status.in_(("open", "staged"))))
+    return intervals, tasks
 
 
 def set_interval(session: Session, *, actor: Any, secret: Secret, days: int | None, inherit: bool = False) -> None:
