@@ -253,7 +253,9 @@ def seed(bench: Bench) -> Seeded:
             ids, account_ids = state["people"], state["accounts"]
             rows = [{"person_id": ids[(i * 7) % len(ids)], "account_id": account_ids[i % len(account_ids)],
                      "role_code": GRANT_ROLES[(i // len(account_ids)) % len(GRANT_ROLES)],
-                     "status": "active" if i % 10 else "revoked", "reason": "bench", "requested_at": now,
+                     # One grant in ten revoked, on every account: each has holders and a history (revoking
+                     # by i % 10 alone revoked all the grants of every tenth account, the measured one too).
+                     "status": "active" if (i // len(account_ids)) % 10 else "revoked", "reason": "bench", "requested_at": now,
                      "starts_at": now - timedelta(days=i % 300),
                      "expires_at": now + timedelta(days=30 + i % 60) if i % 4 == 0 else None} for i in range(s.grants)]
             # The leaver: revealing roles on some accounts (their secrets could be seen), others elsewhere.
