@@ -166,3 +166,16 @@ def test_account_page_marks_holders_who_have_not_accepted_the_policy(app, db, ki
     assert "Holders who have not accepted the current policy: 1 holder(s)" in page
     holders = {line.split("</a>")[0].rsplit(">", 1)[-1]: line for line in page.split('<li>') if "policy not accepted" in line or "Carla" in line}
     assert "policy not accepted" in holders["Cody Careless"] and "policy not accepted" not in holders["Carla Careful"]
+
+
+def test_the_account_page_links_people_and_revoke_forms_under_the_mount_point(app, db, kit):
+    """Behind a proxy that mounts govern at /govern, every link of the page keeps that prefix."""
+    account = make_account(db, display_name="Mounted")
+    holder = make_person(db, full_name="Hana Holder")
+    grant = make_grant(db, holder, account, "publisher")
+    db.commit()
+    _, client = _signed_in(app, db, kit, "admin")
+    page = client.get(f"/accounts/{account.id}", base_url="http://localhost/govern").get_data(as_text=True)
+    assert f'<a href="/govern/people/{holder.id}">Hana Holder</a>' in page
+    assert f'action="/govern/grants/{grant.id}/revoke"' in page
+    assert 'href="/people/' not in page and 'action="/grants/' not in page
