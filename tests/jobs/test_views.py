@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import time_machine
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from govern.db import database, utcnow
 from govern.jobs.models import JobRun
@@ -13,6 +13,7 @@ from govern.jobs.services import Step, run_jobs
 from govern.notifications import services as notifications
 from govern.notifications.models import OutboxMessage
 from tests.factories import csrf_token, login, make_user
+from tests.sql_capture import statements
 
 
 def _signed_in(app, db, kit, roles=("admin",)):
@@ -25,21 +26,6 @@ def _signed_in(app, db, kit, roles=("admin",)):
 def _run(app, steps=None):
     with app.app_context():
         return run_jobs(database(app), app.config, steps=steps)
-
-
-def _statements(connection, fn):
-    fn()
-    seen: list[str] = []
-
-    def before(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(connection.engine, "before_cursor_execute", before)
-    try:
-        fn()
-    finally:
-        event.remove(connection.engine, "before_cursor_execute", before)
-    return seen
 
 
 def test_admins_see_the_last_run_and_what_each_step_did(app, db, kit):
@@ -70,10 +56,10 @@ def test_runs_are_paginated_with_a_constant_number_of_queries(app, db, kit, conn
     _, client = _signed_in(app, db, kit)
     for _ in range(3):
         _run(app, steps=[Step("test.a", "A", lambda s, c: {"n": 1})])
-    few = _statements(connection, lambda: client.get("/jobs/"))
+    few = statements(connection, lambda: client.get("/jobs/"))
     for _ in range(22):
         _run(app, steps=[Step("test.a", "A", lambda s, c: {"n": 1})])
-    many = _statements(connection, lambda: client.get("/jobs/"))
+    many = statements(connection, lambda: client.get("/jobs/"))
     assert len(many) == len(few)
     first = client.get("/jobs/").get_data(as_text=True)
     assert "Older →" in first

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
 from govern.notifications import services
 from govern.notifications.models import Notification
 from tests.factories import csrf_token, login, make_user
+from tests.sql_capture import statements
 
 
 def _signed_in(app, db, kit, roles=()):
@@ -17,21 +18,6 @@ def _signed_in(app, db, kit, roles=()):
     client = app.test_client()
     login(client, db, who)
     return who, client
-
-
-def _statements(connection, fn):
-    fn()  # warm up: the session's last-seen stamp is written at most once a minute
-    seen: list[str] = []
-
-    def before(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(connection.engine, "before_cursor_execute", before)
-    try:
-        fn()
-    finally:
-        event.remove(connection.engine, "before_cursor_execute", before)
-    return seen
 
 
 def test_the_page_lists_notifications_and_the_nav_shows_the_unread_count(app, db, kit):
@@ -88,11 +74,11 @@ def test_one_count_query_per_request_and_no_query_per_row(app, db, kit, connecti
     for n in range(3):
         services.notify(db, user=who.user, kind="t", title=f"n{n}")
     db.commit()
-    few = _statements(connection, lambda: client.get("/notifications/"))
+    few = statements(connection, lambda: client.get("/notifications/"))
     for n in range(40):
         services.notify(db, user=who.user, kind="t", title=f"m{n}", link="/grants/")
     db.commit()
-    many = _statements(connection, lambda: client.get("/notifications/"))
+    many = statements(connection, lambda: client.get("/notifications/"))
     assert len(many) == len(few)
     # The page itself and the navigation both show the unread count, and it comes with the session:
     # the statement that reads the session row and its user counts them; no statement of its own.

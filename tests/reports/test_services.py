@@ -15,6 +15,7 @@ from govern.directory.models import Person
 from govern.grants.models import Grant
 from govern.reports import services
 from tests.factories import make_account, make_grant, make_person, make_user
+from tests.sql_capture import sent
 
 ROLES = ("owner", "admin", "publisher", "moderator", "advertiser", "analyst")
 
@@ -162,19 +163,9 @@ def test_a_page_costs_three_statements_whatever_the_sort_and_the_size(app, db, k
 
 
 def _sent(connection, fn):
-    """(statement, parameters) of every statement ``fn`` sends."""
-    sent: list[tuple[str, object]] = []
-
-    def note(_conn, _cursor, statement, parameters, *_args):
-        if statement.lstrip().upper().startswith("SELECT"):  # not BEGIN or SAVEPOINT
-            sent.append((statement, parameters))
-
-    event.listen(connection.engine, "before_cursor_execute", note)
-    try:
-        fn()
-    finally:
-        event.remove(connection.engine, "before_cursor_execute", note)
-    return sent
+    """(statement, parameters) of the SELECTs ``fn`` sends (not BEGIN or SAVEPOINT)."""
+    return [(statement, parameters) for statement, parameters in sent(connection, fn)
+            if statement.lstrip().upper().startswith("SELECT")]
 
 
 def test_the_default_view_sends_its_count_and_page_of_ids_without_parameters(app, db, register, connection):

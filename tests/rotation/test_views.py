@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from govern.db import utcnow
 from govern.rotation import services as rotation
@@ -15,6 +15,7 @@ from govern.rotation.models import Incident, RotationTask
 from govern.vault.models import SecretVersion
 from tests.factories import csrf_token, login, make_user
 from tests.rotation.conftest import age, vault_secret
+from tests.sql_capture import statements
 
 
 def _client(app, db, who):
@@ -94,33 +95,18 @@ def test_the_dashboard_shows_counts_the_queue_and_two_svg_charts_without_inline_
     assert "Rotation" in client.get("/").get_data(as_text=True) and 'href="/rotation/"' in client.get("/").get_data(as_text=True)
 
 
-def _statements(connection, fn):
-    fn()
-    seen: list[str] = []
-
-    def before(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(connection.engine, "before_cursor_execute", before)
-    try:
-        fn()
-    finally:
-        event.remove(connection.engine, "before_cursor_execute", before)
-    return seen
-
-
 def test_the_queue_costs_the_same_number_of_queries_for_2_or_20_tasks(app, db, ring, world, connection):
     client = _client(app, db, world.auditor)
     for i in range(2):
         s = vault_secret(db, ring, world, label=f"few {i}")
         rotation.open_task(db, actor=None, secret=s, reason="scheduled")
     db.commit()
-    few = len(_statements(connection, lambda: client.get("/rotation/")))
+    few = len(statements(connection, lambda: client.get("/rotation/")))
     for i in range(18):
         s = vault_secret(db, ring, world, account=world.other_account, label=f"many {i}")
         rotation.open_task(db, actor=world.it.user, secret=s, reason="manual", note="x")
     db.commit()
-    many = len(_statements(connection, lambda: client.get("/rotation/")))
+    many = len(statements(connection, lambda: client.get("/rotation/")))
     assert many == few
     page = client.get("/rotation/").get_data(as_text=True)
     assert page.count('class="queue-row"') == 20
