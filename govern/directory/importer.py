@@ -164,6 +164,8 @@ class ParsedFile:
     assignment: list[str | None] = field(default_factory=list)
     #: Why an ignored column is not imported, when govern knows (a manager's name, a fallback ...).
     ignored_reasons: dict[str, str] = field(default_factory=dict)
+    #: The line the header is on (2 after Excel's "sep=" line).
+    header_line: int = 1
 
 
 
@@ -458,7 +460,7 @@ def parse_file(content: bytes, *, filename: str = "import.csv", mapping: Mapping
         parsed.errors.append(LineError(1 + skipped, "file", "the file is empty; the first line must name the columns"))
         return parsed
     positions = _map_headers(header, parsed, mapping)
-    header_line = reader.line_num + skipped
+    header_line = parsed.header_line = reader.line_num + skipped
     if any(e.line == 1 for e in parsed.errors) and header_line != 1:
         parsed.errors = [LineError(header_line, e.column, e.reason) if e.line == 1 else e for e in parsed.errors]
     if parsed.errors:
@@ -485,6 +487,13 @@ def parse_file(content: bytes, *, filename: str = "import.csv", mapping: Mapping
         raw = {name: cells[index] if index < len(cells) else "" for index, name in positions.items()}
         parsed.rows.append(_clean_row(line, raw, parsed.errors))
     return parsed
+
+
+def read_header(content: bytes) -> list[str]:
+    """The header line's cells ([] when it cannot be read), without reading the rows."""
+    lines = content.split(b"\n", 2)
+    head = b"\n".join(lines[:2] if lines[0].strip().lower().startswith(b"sep=") else lines[:1])
+    return parse_file(head).header
 
 
 def _safe_filename(name: str) -> str:
