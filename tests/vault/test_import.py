@@ -741,3 +741,51 @@ def test_cli_account_refuses_an_archived_account(app, db, kit, ring, tmp_path):
     result = app.test_cli_runner().invoke(cli, args=["vault", "import", str(export), "--format", "bitwarden",
                                                      "--dry-run", "--account", "instagram:oldbrand"])
     assert result.exit_code != 0 and "is archived" in result.output
+
+
+NOTE_ONLY = (b"folder,favorite,type,name,notes,fields,reprompt,login_uri,login_username,login_password,login_totp\r\n"
+             b"Social,,note,Instagram recovery,Recovery email: social@acme.example,,0,,,,\r\n"
+             b"Social,,note,X backup codes,Codes are in the safe,,0,,,,\r\n"
+             b",,login,Intranet,,,0,https://intranet.example.com/login,jdoe,BW-PASS-3,\r\n")
+
+
+def _confirm_with(client: Any, html: str, content: bytes, fmt: str, **fields: Any) -> Any:
+    sha = re.search(r'name="sha256" type="hidden" value="([0-9a-f]{64})"', html).group(1)
+    data = {"csrf_token": csrf_from(html), "format": fmt, "sha256": sha, "file": (io.BytesIO(content), "export.csv"), **fields}
+    return client.post("/vault/import/confirm", data=data, content_type="multipart/form-data")
+
+
+def test_the_web_import_lets_it_choose_the_account_of_unmatched_entries(app, db, kit, accounts, ring):
+    it = _it(db, kit)
+    client = app.test_client()
+    login(client, db, it)
+    html = _upload(client, "/vault/import", NOTE_ONLY, format="bitwarden").get_data(as_text=True)
+    # Nothing matches by itself, and still the preview offers the import, with a choice per entry.
+    assert 'id="import-confirm"' in html and 'name="account-2"' in html and 'name="account-3"' in html
+    assert 'name="account_all"' in html and '<option value="instagram:acme">@acme on Instagram</option>' in html
+    assert "Recovery email" not in html
+    before = _counts(db)
+    done = _confirm_with(client, html, NOTE_ONLY, "bitwarden", **{"account-2": "instagram:acme", "account_all": "x:acme_news"})
+    assert done.status_code == 302, done.get_data(as_text=True)
+    flashed = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "vaulted 2 note, 1 password" in flashed and "3 row(s) went to the account chosen for them" in flashed
+    db.expire_all()
+    assert _counts(db)[0] == before[0] + 3
+    labels = {(s.account_id, s.label) for s in db.scalars(select(Secret))}
+    assert (accounts["instagram"].id, "Instagram recovery (notes)") in labels
+    assert {(accounts["x"].id, "X backup codes (notes)"), (accounts["x"].id, "Intranet")} <= labels
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "vault.imported")).one()
+    assert json.loads(event.details_json)["rows_assigned"] == 3 and "Recovery email" not in event.details_json
+
+
+@pytest.mark.parametrize("fields", [{"account-2": "instagram:nobody"}, {"account_all": "tiktok:ghost"}])
+def test_an_unknown_chosen_account_imports_nothing(app, db, kit, accounts, ring, fields):
+    it = _it(db, kit)
+    client = app.test_client()
+    login(client, db, it)
+    html = _upload(client, "/vault/import", NOTE_ONLY, format="bitwarden").get_data(as_text=True)
+    before = _counts(db)
+    response = _confirm_with(client, html, NOTE_ONLY, "bitwarden", **fields)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and "no account" in page and "Nothing was imported" in page
+    assert _counts(db) == before
