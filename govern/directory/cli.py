@@ -24,20 +24,27 @@ def group() -> None:
 @group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check the file and show what would change; write nothing.")
+@click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD",
+              help="Read COLUMN as FIELD (employee_id, email, full_name, first_name, last_name, department, title, "
+                   "manager_email, start_date, end_date, status) or 'ignore' it; repeatable.")
 @with_appcontext
-def import_command(file: Path, dry_run: bool) -> None:
+def import_command(file: Path, dry_run: bool, maps: tuple[str, ...]) -> None:
     """Import an HR export (CSV): upsert people on employee id, then email.
 
-    The whole file is refused while any line has an error; exit code 1 then.
+    Columns are recognised by the names Workday, BambooHR, Personio, SAP SuccessFactors and ADP
+    give them; --map reads any other column. The whole file is refused while any line has an
+    error; exit code 1 then.
     """
     from govern.db import database
     from govern.directory import importer
     from govern.schema import ensure_current
 
+    mapping = _mapping(maps)
     ensure_current(database(current_app).engine)
     g.audit_actor_label = "cli"
     content = file.read_bytes()
-    parsed = importer.parse_file(content, filename=file.name)
+    parsed = importer.parse_file(content, filename=file.name, mapping=mapping)
+    _print_columns(parsed)
     with database(current_app).session_scope() as session:
         if sys.stderr.isatty():
             label = "checking" if dry_run else "importing"
@@ -48,6 +55,30 @@ def import_command(file: Path, dry_run: bool) -> None:
     _print(report, dry_run)
     if not report.ok:
         sys.exit(1)
+
+
+def _mapping(maps: tuple[str, ...]) -> dict[str, str]:
+    """The --map options as {column: field}; a malformed or unknown one is a usage error."""
+    from govern.directory import importer
+
+    mapping: dict[str, str] = {}
+    for item in maps:
+        column, sep, target = item.rpartition("=")
+        if not sep or not column.strip() or not target.strip():
+            raise click.BadParameter(f"{item!r} is not COLUMN=FIELD", param_hint="--map")
+        mapping[column.strip()] = target.strip()
+    problems = importer.check_mapping(mapping)
+    if problems:
+        raise click.BadParameter("; ".join(problems), param_hint="--map")
+    return mapping
+
+
+def _print_columns(parsed: ParsedFile) -> None:
+    """Which column is read as which field, and every column ignored with why (on stderr)."""
+    if parsed.columns:
+        click.echo("columns: " + ", ".join(f"{header!r} -> {name}" for name, header in parsed.columns.items()), err=True)
+    for column in parsed.ignored_columns:
+        click.echo(f"ignored column {column!r}: {parsed.ignored_reasons.get(column, 'not imported')}", err=True)
 
 
 def _run(session: Session, parsed: ParsedFile, dry_run: bool, progress: Progress | None) -> ImportReport:

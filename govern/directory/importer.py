@@ -21,7 +21,7 @@ import hashlib
 import io
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -46,27 +46,64 @@ from govern.offboarding.services import Settings, schedule_from_end_dates
 #: The canonical columns, in the order the documentation lists them.
 COLUMNS = ("employee_id", "email", "full_name", "department", "title", "manager_email", "start_date",
            "end_date", "status")
-#: Header names accepted for each column, compared after lower-casing and turning every run of
-#: spaces, underscores and punctuation into one space ("Work-Email" reads as "work email").
+#: Header names accepted for each column, compared after lower-casing, reading "#" as "number" and
+#: turning every run of spaces, underscores and punctuation into one space ("Work-Email" reads as
+#: "work email"). They cover the exports of Workday, BambooHR, Personio, SAP SuccessFactors and ADP
+#: Workforce Now as their standard employee reports name the columns.
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "employee_id": ("employee id", "employee number", "employee no", "employee code", "emp id", "worker id",
-                    "staff id", "personnel number", "person id"),
+                    "staff id", "personnel number", "person id", "id", "user id", "associate id", "person number"),
     "email": ("email", "work email", "email address", "work email address", "business email", "e mail",
-              "e mail address"),
-    "full_name": ("full name", "name", "display name", "employee name", "worker name", "preferred name"),
-    "first_name": ("first name", "given name", "firstname", "preferred first name"),
-    "last_name": ("last name", "surname", "family name", "lastname"),
-    "department": ("department", "dept", "cost center", "cost centre", "department name", "division"),
-    "title": ("title", "job title", "position", "position title", "job"),
+              "e mail address", "email work", "primary work email", "work contact work email"),
+    "full_name": ("full name", "name", "display name", "employee name", "worker name", "legal name",
+                  "legal full name", "worker"),
+    "first_name": ("first name", "given name", "firstname", "legal first name", "legal name first name"),
+    "last_name": ("last name", "surname", "family name", "lastname", "legal last name", "legal name last name"),
+    "department": ("department", "dept", "department name", "supervisory organization", "supervisory organisation",
+                   "organization", "organisation", "home department description", "home department"),
+    "title": ("title", "job title", "position title", "business title", "job title description", "position"),
     "manager_email": ("manager email", "supervisor email", "manager work email", "manager email address",
-                      "line manager email", "reports to email", "supervisor work email"),
-    "start_date": ("start date", "hire date", "date of hire", "original hire date", "employment start date",
-                   "joining date"),
+                      "line manager email", "reports to email", "supervisor work email", "reports to work email"),
+    "start_date": ("start date", "hire date", "date of hire", "employment start date", "joining date"),
     "end_date": ("end date", "termination date", "last day", "last working day", "leaving date", "term date",
                  "separation date"),
-    "status": ("status", "employment status", "employee status", "worker status"),
+    "status": ("status", "employment status", "employee status", "worker status", "position status"),
 }
+#: Header names that mean a column only when the file has none of its names above: a BambooHR file
+#: has both "Department" and "Division", a Workday one may have both "Hire Date" and "Original Hire
+#: Date". The one not used is listed among the ignored columns, with why.
+FALLBACK_ALIASES: dict[str, tuple[str, ...]] = {
+    "employee_id": ("file number",),
+    "first_name": ("preferred first name",),
+    "last_name": ("preferred last name",),
+    "department": ("division", "cost center", "cost centre", "cost center name"),
+    "title": ("job", "job profile", "job name"),
+    "start_date": ("original hire date", "rehire date", "seniority date"),
+    "end_date": ("contract end date", "contract ends"),
+}
+#: Columns of those exports that govern recognises and does not import, and why (the import page
+#: and the CLI list them with the reason, so nothing is dropped silently).
+KNOWN_UNUSED: dict[str, str] = {
+    **dict.fromkeys(("manager", "supervisor", "reports to", "reports to name", "reports to legal name",
+                     "manager name", "supervisor name", "line manager", "reporting to", "manager id", "supervisor id",
+                     "reports to associate id", "manager user id", "reports to position id", "manager employee id"),
+                    "a manager's name or id: govern finds managers by their work email (a manager email column)"),
+    **dict.fromkeys(("preferred name", "middle name", "legal middle name", "nickname"),
+                    "govern keeps one full name, the legal one (map this column to full_name to use it instead)"),
+    **dict.fromkeys(("personal email", "home email", "private email", "personal contact personal email"),
+                    "a private address: govern keeps work emails only"),
+}
+#: The fields a column can be mapped to (the web import's choices and the CLI's --map).
+FIELDS: tuple[str, ...] = tuple(HEADER_ALIASES)
+FIELD_LABELS = {
+    "employee_id": "Employee id", "email": "Work email", "full_name": "Full name", "first_name": "First name",
+    "last_name": "Last name", "department": "Department", "title": "Job title", "manager_email": "Manager's email",
+    "start_date": "Start date", "end_date": "End date", "status": "Status",
+}
+#: What a mapping says of a column that is not imported.
+IGNORE = "ignore"
 _ALIAS_TO_FIELD = {alias: name for name, aliases in HEADER_ALIASES.items() for alias in aliases}
+_FALLBACK_TO_FIELD = {alias: name for name, aliases in FALLBACK_ALIASES.items() for alias in aliases}
 #: What HR systems write in their status column, and the directory status it means. "Leave"
 #: is a leave of absence: still employed, so active.
 STATUS_VALUES: dict[str, str] = {
@@ -78,11 +115,11 @@ STATUS_VALUES: dict[str, str] = {
     "left": "departed", "resigned": "departed", "retired": "departed", "separated": "departed",
     "withdrawn": "departed",
 }
-#: The two date forms accepted: ISO 8601 (a time part after it is ignored) and day-first with
-#: slashes. Month-first dates (US style) are not accepted: 03/04/2026 always means 3 April.
-DATE_FORMATS_TEXT = "YYYY-MM-DD (ISO 8601) or DD/MM/YYYY (day first)"
+#: The date forms accepted: ISO 8601 (a time part after it is ignored) and day-first with slashes
+#: or dots. Month-first dates (US style) are not accepted: 03/04/2026 always means 3 April.
+DATE_FORMATS_TEXT = "YYYY-MM-DD (ISO 8601) or DD/MM/YYYY or DD.MM.YYYY (day first)"
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ].*)?")
-_DMY_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+_DMY_DATE = re.compile(r"(\d{1,2})([/.])(\d{1,2})\2(\d{4})")
 MAX_ROWS = 100_000
 #: At most this many errors and changes are kept in a report (the counts are always complete).
 MAX_ERRORS = 1000
@@ -122,6 +159,14 @@ class ParsedFile:
     rows: list[ImportRow] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
     delimiter: str = ","
+    #: The header line's cells as written, and the field each one was read as (None: ignored).
+    header: list[str] = field(default_factory=list)
+    assignment: list[str | None] = field(default_factory=list)
+    #: Why an ignored column is not imported, when govern knows (a manager's name, a fallback ...).
+    ignored_reasons: dict[str, str] = field(default_factory=dict)
+    #: The line the header is on (2 after Excel's "sep=" line).
+    header_line: int = 1
+
 
 
 @dataclass
@@ -190,7 +235,7 @@ def parse_date(text: str) -> date:
         match = _DMY_DATE.fullmatch(text)
         if not match:
             raise ValueError(f"{text[:40]!r} is not a date; use {DATE_FORMATS_TEXT}.")
-        day, month, year = (int(part) for part in match.groups())
+        day, month, year = (int(part) for part in match.group(1, 3, 4))
     try:
         return date(year, month, day)
     except ValueError:
@@ -211,31 +256,98 @@ def _delimiter(first_line: str) -> str:
     return ";" if unquoted.count(";") > unquoted.count(",") else ","
 
 
-def _map_headers(header: list[str], parsed: ParsedFile) -> dict[int, str]:
-    """Map each cell index of the header to a column name; record problems on line 1."""
+def header_key(text: str) -> str:
+    """How a header cell is compared with the names above and with a mapping's columns."""
+    return normalise_header(text.replace("#", " number "))
+
+
+def check_mapping(mapping: Mapping[str, str]) -> list[str]:
+    """Problems of a mapping on its own (unknown fields, a column named twice); empty when fine."""
+    problems = []
+    columns: dict[str, str] = {}
+    for column, target in mapping.items():
+        if target.strip().lower() not in (*FIELDS, IGNORE):
+            problems.append(f"{column!r} → {target!r}: {target!r} is not a field; use one of {', '.join(FIELDS)} or {IGNORE}")
+        key = header_key(column)
+        if not key:
+            problems.append(f"{column!r} is not a column name")
+        elif key in columns:
+            problems.append(f"the column {column!r} is mapped twice (as {columns[key]!r} too)")
+        columns.setdefault(key, column)
+    return problems
+
+
+def _map_headers(header: list[str], parsed: ParsedFile, mapping: Mapping[str, str] | None = None) -> dict[int, str]:
+    """Map each cell index of the header to a column name; record problems on line 1.
+
+    An explicit ``mapping`` (header text -> field or "ignore") decides the columns it names; the
+    others are read by their names (HEADER_ALIASES, then FALLBACK_ALIASES).
+    """
+    keys = [header_key(raw) for raw in header]
+    texts = [raw.strip()[:80] for raw in header]
+    explicit: dict[int, str] = {}
+    for problem in check_mapping(mapping or {}):
+        parsed.errors.append(LineError(1, "mapping", problem))
+    for column, target in (mapping or {}).items():
+        matches = [index for index, key in enumerate(keys) if key and key == header_key(column)]
+        if not matches:
+            parsed.errors.append(LineError(1, "mapping", f"the file has no column {column.strip()[:80]!r}; its columns are "
+                                                         + ", ".join(repr(t) for t in texts if t)))
+        elif len(matches) > 1:
+            parsed.errors.append(LineError(1, "mapping", f"the file has {len(matches)} columns named {column.strip()[:80]!r}; rename one in the file"))
+        else:
+            explicit[matches[0]] = target.strip().lower()
     positions: dict[int, str] = {}
     seen: dict[str, str] = {}
-    for index, raw in enumerate(header):
-        name = _ALIAS_TO_FIELD.get(normalise_header(raw))
-        if name is None:
-            if raw.strip():
-                parsed.ignored_columns.append(raw.strip()[:80])
+    reasons: dict[int, str] = {}
+    for index, target in explicit.items():
+        if target == IGNORE:
+            reasons[index] = "mapped to ignore"
+        elif target in seen:
+            parsed.errors.append(LineError(1, "mapping", f"the columns {seen[target]!r} and {texts[index]!r} are both mapped to {target}; map one of them to {IGNORE}"))
+        else:
+            seen[target], positions[index] = texts[index], target
+    mapped = set(seen)
+    for index in range(len(header)):
+        name = _ALIAS_TO_FIELD.get(keys[index])
+        if index in explicit or name is None:
+            continue
+        if name in mapped:
+            reasons[index] = f"{name} is read from {seen[name]!r}, as mapped"
+        elif name in seen:
+            parsed.errors.append(LineError(1, texts[index], f"the columns {seen[name]!r} and {texts[index]!r} both mean {name}; keep one of them, or map one to {IGNORE}"))
+            reasons[index] = f"also means {name}"
+        else:
+            seen[name], positions[index] = texts[index], name
+    for index in range(len(header)):
+        name = _FALLBACK_TO_FIELD.get(keys[index])
+        if index in explicit or index in positions or index in reasons or name is None:
             continue
         if name in seen:
-            parsed.errors.append(LineError(1, raw.strip()[:80], f"the columns {seen[name]!r} and {raw.strip()[:80]!r} both mean {name}; keep one of them"))
+            reasons[index] = f"also means {name}; {seen[name]!r} is used"
+        else:
+            seen[name], positions[index] = texts[index], name
+    for index, text in enumerate(texts):
+        if index in positions or not text or any(e.column == text for e in parsed.errors):
             continue
-        seen[name] = raw.strip()[:80]
-        positions[index] = name
-    parsed.columns = {name: original for name, original in seen.items()}
+        parsed.ignored_columns.append(text)
+        reason = reasons.get(index) or KNOWN_UNUSED.get(keys[index])
+        parsed.ignored_reasons[text] = reason or "not a column govern knows: map it to a field to import it"
+    parsed.header = texts
+    parsed.assignment = [positions.get(index) for index in range(len(header))]
+    parsed.columns = dict(seen)
     if "email" not in seen:
-        parsed.errors.append(LineError(1, "email", "no email column (accepted names: " + ", ".join(f'"{a}"' for a in HEADER_ALIASES["email"][:4]) + ")"))
+        parsed.errors.append(LineError(1, "email", "no email column (accepted names: " + ", ".join(f'"{a}"' for a in HEADER_ALIASES["email"][:4]) + "; or map a column to email)"))
     if "full_name" not in seen and not ("first_name" in seen or "last_name" in seen):
-        parsed.errors.append(LineError(1, "full_name", "no name column (\"full_name\", \"Name\", \"Display Name\", or \"First Name\" with \"Last Name\")"))
+        parsed.errors.append(LineError(1, "full_name", "no name column (\"full_name\", \"Name\", \"Legal Name\", or \"First Name\" with \"Last Name\"; or map a column to full_name)"))
     return positions
 
 
 def _clean_text(value: str, column: str, limit: int, line: int, errors: list[LineError]) -> str | None:
     value = value.strip()
+    if "\n" in value or "\r" in value:
+        errors.append(LineError(line, column, "holds a line break: a quoted cell runs over several lines (a quote not closed?)"))
+        return None
     if any(ord(ch) < 32 for ch in value):
         errors.append(LineError(line, column, "contains control characters"))
         return None
@@ -299,8 +411,23 @@ def _clean_row(line: int, raw: dict[str, str], errors: list[LineError]) -> Impor
     return row
 
 
-def parse_file(content: bytes, *, filename: str = "import.csv") -> ParsedFile:
-    """Read an HR export: UTF-8 (with or without BOM), comma or semicolon separated, one header line."""
+def _csv_problem(exc: csv.Error) -> str:
+    """What a csv module error means, for people who opened the file in a spreadsheet."""
+    text = str(exc)
+    if "unexpected end of data" in text or "EOF inside string" in text:
+        return "a quote (\") opened on this line is never closed, so the rest of the file would be one cell; close the quote or remove it"
+    if "expected after" in text:
+        return "a closing quote (\") is followed by more text in the same cell; double the quotes inside a quoted cell (\"\")"
+    if "field larger than field limit" in text:
+        return "a cell is too large (a quote that is not closed?)"
+    return f"it is not valid CSV ({text[:80]})"
+
+
+def parse_file(content: bytes, *, filename: str = "import.csv", mapping: Mapping[str, str] | None = None) -> ParsedFile:
+    """Read an HR export: UTF-8 (with or without BOM), comma or semicolon separated, one header line.
+
+    ``mapping`` (header text -> field or "ignore") overrides how the columns it names are read.
+    """
     parsed = ParsedFile(filename=_safe_filename(filename), sha256=hashlib.sha256(content).hexdigest())
     try:
         text = _decode(content)
@@ -321,17 +448,19 @@ def parse_file(content: bytes, *, filename: str = "import.csv") -> ParsedFile:
     if parsed.delimiter not in (",", ";"):
         parsed.errors.append(LineError(1, "file", "separate the columns with commas or semicolons"))
         return parsed
-    reader = csv.reader(io.StringIO("".join(lines)), delimiter=parsed.delimiter)
+    # Strict: an unterminated quote is an error at the end of the file (naming the line where the
+    # record began), not a last cell that swallows every remaining line.
+    reader = csv.reader(io.StringIO("".join(lines), newline=""), delimiter=parsed.delimiter, strict=True)
     try:
         header = next(reader, None)
     except csv.Error as exc:
-        parsed.errors.append(LineError(1 + skipped, "file", f"the header line cannot be read ({exc})"))
+        parsed.errors.append(LineError(1 + skipped, "file", f"the header line cannot be read: {_csv_problem(exc)}"))
         return parsed
     if not header or not any(cell.strip() for cell in header):
         parsed.errors.append(LineError(1 + skipped, "file", "the file is empty; the first line must name the columns"))
         return parsed
-    positions = _map_headers(header, parsed)
-    header_line = reader.line_num + skipped
+    positions = _map_headers(header, parsed, mapping)
+    header_line = parsed.header_line = reader.line_num + skipped
     if any(e.line == 1 for e in parsed.errors) and header_line != 1:
         parsed.errors = [LineError(header_line, e.column, e.reason) if e.line == 1 else e for e in parsed.errors]
     if parsed.errors:
@@ -343,7 +472,7 @@ def parse_file(content: bytes, *, filename: str = "import.csv") -> ParsedFile:
         except StopIteration:
             break
         except csv.Error as exc:
-            parsed.errors.append(LineError(previous_end + 1 + skipped, "file", f"this line cannot be read ({exc})"))
+            parsed.errors.append(LineError(previous_end + 1 + skipped, "file", f"this line cannot be read: {_csv_problem(exc)}"))
             break
         line = previous_end + 1 + skipped
         previous_end = reader.line_num
@@ -358,6 +487,13 @@ def parse_file(content: bytes, *, filename: str = "import.csv") -> ParsedFile:
         raw = {name: cells[index] if index < len(cells) else "" for index, name in positions.items()}
         parsed.rows.append(_clean_row(line, raw, parsed.errors))
     return parsed
+
+
+def read_header(content: bytes) -> list[str]:
+    """The header line's cells ([] when it cannot be read), without reading the rows."""
+    lines = content.split(b"\n", 2)
+    head = b"\n".join(lines[:2] if lines[0].strip().lower().startswith(b"sep=") else lines[:1])
+    return parse_file(head).header
 
 
 def _safe_filename(name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from govern.db import Base, utcnow
@@ -44,3 +44,19 @@ class Person(Base):
         Index("ix_people_full_name_id", "full_name", "id"),
         Index("ix_people_department_full_name_id", "department", "full_name", "id"),
     )
+
+
+class ImportMapping(Base):
+    """How HR last mapped the columns of an export with a given set of columns (remembered for the
+    next file with the same columns, in any order)."""
+
+    __tablename__ = "import_mappings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: SHA-256 of the file's column names (normalised as the import compares them, sorted).
+    header_key: Mapped[str] = mapped_column(String(64), unique=True)
+    #: JSON object: column name (normalised) -> field, or "ignore".
+    mapping_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -31,7 +31,7 @@ from werkzeug.datastructures import MultiDict
 
 from govern import audit
 from govern.db import get_session
-from govern.directory import importer, services
+from govern.directory import import_mappings, importer, services
 from govern.directory.forms import STATUS_LABELS, ImportForm, PersonForm
 from govern.directory.models import PERSON_STATUSES
 from govern.errors import InvalidError
@@ -247,11 +247,28 @@ def _discard_pending() -> None:
         found[1].unlink(missing_ok=True)
 
 
-def _import_page(form: ImportForm, report: importer.ImportReport | None = None, status: int = 200) -> tuple[str, int]:
+def _import_page(form: ImportForm, report: importer.ImportReport | None = None, status: int = 200, *,
+                 parsed: importer.ParsedFile | None = None, remembered: bool = False,
+                 chosen: dict[int, str] | None = None, mapping_errors: list[str] | None = None) -> tuple[str, int]:
     return render_template(
         "directory/import.html", form=form, report=report, aliases=importer.HEADER_ALIASES,
-        statuses=importer.STATUS_VALUES, date_formats=importer.DATE_FORMATS_TEXT, columns=importer.COLUMNS,
+        fallbacks=importer.FALLBACK_ALIASES, statuses=importer.STATUS_VALUES,
+        date_formats=importer.DATE_FORMATS_TEXT, columns=importer.COLUMNS, parsed=parsed, remembered=remembered,
+        fields=importer.FIELD_LABELS, ignore=importer.IGNORE, chosen=chosen or {}, mapping_errors=mapping_errors or [],
     ), status
+
+
+def _preview(content: bytes, filename: str, mapping: dict[str, str] | None, *, remembered: bool,
+             form: ImportForm) -> tuple[str, int]:
+    """Preview ``content`` read with ``mapping`` and keep it on the server for the mapping step and the import."""
+    parsed = importer.parse_file(content, filename=filename, mapping=mapping)
+    report = importer.preview_import(get_session(), parsed)
+    get_session().rollback()
+    # Kept for the mapping step too (a mapping may fix the file), unless there is nothing to map or import.
+    if parsed.header and importer.count_data_lines(content) > 0:
+        session[PENDING_KEY] = {"token": _stage(content), "filename": parsed.filename, "sha256": parsed.sha256,
+                                "mapping": import_mappings.digest(mapping)}
+    return _import_page(form, report, parsed=parsed, remembered=remembered)
 
 
 @bp.route("/import", methods=["GET", "POST"])
@@ -272,12 +289,48 @@ def import_file() -> Any:
         form.file.errors = ["The file is empty."]
         return _import_page(form)
     _discard_pending()
-    parsed = importer.parse_file(content, filename=upload.filename)
-    report = importer.preview_import(get_session(), parsed)
-    get_session().rollback()
-    if report.ok and (report.new or report.updated):
-        session[PENDING_KEY] = {"token": _stage(content), "filename": parsed.filename, "sha256": parsed.sha256}
-    return _import_page(form, report)
+    mapping = import_mappings.remembered_mapping(get_session(), importer.read_header(content))
+    return _preview(content, upload.filename, mapping, remembered=mapping is not None, form=form)
+
+
+@bp.route("/import/mapping", methods=["POST"])
+@permission("directory.manage")
+def import_mapping() -> Any:
+    """Read the previewed upload's columns as HR mapped them; a valid mapping is remembered (audited)."""
+    form = ImportForm()
+    if not form.validate_on_submit():
+        return redirect(url_for("directory.import_file"))
+    found = _pending()
+    if found is None:
+        flash("There is no previewed file waiting (it may have expired). Upload it again.", "error")
+        return redirect(url_for("directory.import_file"))
+    pending, path = found
+    content = path.read_bytes()
+    header = importer.read_header(content)
+    choices = {*importer.FIELDS, importer.IGNORE}
+    chosen = {index: (request.form.get(f"column-{index}") or "").strip() for index in range(len(header))}
+    problems = [f"choose what the column {header[index]!r} is" for index, value in chosen.items()
+                if header[index] and value not in choices]
+    mapping = {header[index]: value for index, value in chosen.items() if header[index] and value in choices}
+    taken: dict[str, str] = {}
+    for column, value in mapping.items():
+        if value != importer.IGNORE and value in taken:
+            problems.append(f"the columns {taken[value]!r} and {column!r} are both mapped to {importer.FIELD_LABELS[value]}; "
+                            "map one of them to Ignore")
+        taken.setdefault(value, column)
+    if not problems:
+        parsed = importer.parse_file(content, filename=pending.get("filename", "import.csv"), mapping=mapping)
+        problems = [e.reason for e in parsed.errors if e.line <= parsed.header_line and e.column != "file"]
+    if problems:
+        parsed = importer.parse_file(content, filename=pending.get("filename", "import.csv"))
+        return _import_page(form, None, 400, parsed=parsed, chosen=chosen, mapping_errors=problems)
+    db = get_session()
+    saved = import_mappings.remember_mapping(db, actor=current_user, header=header, mapping=mapping)  # type: ignore[arg-type]
+    db.commit()
+    _discard_pending()
+    if saved:
+        flash("The mapping is saved: the next file with these columns is read the same way.", "success")
+    return _preview(content, pending.get("filename", "import.csv"), mapping, remembered=True, form=form)
 
 
 @bp.route("/import/apply", methods=["POST"])
@@ -293,7 +346,12 @@ def import_apply() -> Any:
         return redirect(url_for("directory.import_file"))
     pending, path = found
     content = path.read_bytes()
-    parsed = importer.parse_file(content, filename=pending.get("filename", "import.csv"))
+    mapping = import_mappings.remembered_mapping(get_session(), importer.read_header(content))
+    if import_mappings.digest(mapping) != pending.get("mapping", import_mappings.digest(None)):
+        _discard_pending()
+        flash("The column mapping of these columns changed since the preview. Upload the file again.", "error")
+        return redirect(url_for("directory.import_file"))
+    parsed = importer.parse_file(content, filename=pending.get("filename", "import.csv"), mapping=mapping)
     if parsed.sha256 != pending.get("sha256"):
         _discard_pending()
         flash("The previewed file could not be read back. Upload it again.", "error")

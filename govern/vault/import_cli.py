@@ -23,10 +23,14 @@ if TYPE_CHECKING:
               help="Which password manager wrote the file.")
 @click.option("--dry-run", is_flag=True, help="Show where every entry would go; write nothing.")
 @click.option("--create-accounts", is_flag=True, help="Create the accounts the file names that are not registered yet.")
+@click.option("--account", "account_ref", metavar="ACCOUNT",
+              help="Put the entries that match no account (a secure note without an address, say) into ACCOUNT: "
+                   "its id, platform:handle (instagram:acme) or profile address.")
 @click.option("--as", "actor_email", metavar="EMAIL",
               help="The IT or admin user the import is recorded for (required unless --dry-run).")
 @with_appcontext
-def import_command(file: Path, fmt: str, dry_run: bool, create_accounts: bool, actor_email: str | None) -> None:
+def import_command(file: Path, fmt: str, dry_run: bool, create_accounts: bool, account_ref: str | None,
+                   actor_email: str | None) -> None:
     """Vault the passwords, one-time password seeds and notes of an export (values are never printed)."""
     from govern.db import database
     from govern.errors import GovernError
@@ -48,24 +52,33 @@ def import_command(file: Path, fmt: str, dry_run: bool, create_accounts: bool, a
     except importer.ImportFileError as exc:
         raise click.ClickException(exc.message) from None
     with database(current_app).session_scope() as session:
+        fallback = None
+        if account_ref is not None:
+            try:
+                fallback = importer.resolve_account(session, account_ref)
+            except GovernError as exc:
+                raise click.ClickException(f"--account: {exc.message}; nothing was imported") from None
         if dry_run:
-            report = importer.preview_import(session, parsed)
+            report = importer.preview_import(session, parsed, fallback=fallback)
+            # The real run creates every account the file proposes when --create-accounts is given.
+            chosen = set(report.new_accounts) if create_accounts else set()
             session.rollback()
         else:
             actor = _importer(session, actor_email or "")
-            chosen: set[str] = set()
+            chosen = set()
             if create_accounts:
                 chosen = set(importer.preview_import(session, parsed).new_accounts)
             rows = len(parsed.entries)
             try:
                 with click.progressbar(length=rows, label=f"importing {parsed.filename}", file=sys.stderr) as bar:
                     report = importer.apply_import(session, parsed, actor=actor, keyring=keyring,
-                                                   create_accounts=chosen, progress=bar.update)
+                                                   create_accounts=chosen, progress=bar.update, fallback=fallback)
             except GovernError as exc:
                 session.rollback()
                 raise click.ClickException(exc.message) from None
             session.commit()
-    _print(report, dry_run)
+            chosen = set(report.created_keys)
+    _print(report, dry_run, chosen)
 
 
 def _importer(session: Session, email: str) -> User:
@@ -80,21 +93,38 @@ def _importer(session: Session, email: str) -> User:
     return user
 
 
-def _print(report: ImportReport, dry_run: bool) -> None:
+def _print(report: ImportReport, dry_run: bool, create: set[str]) -> None:
+    """Where every entry goes, the same lines for a dry run and the real run; then the counts.
+
+    ``create`` holds the keys of the accounts the run creates (or, dry, would create).
+    """
+    lines: list[tuple[int, str, bool]] = []
+    for row in report.to_import(create):
+        kinds = ", ".join(p.kind + (" (already vaulted, left alone)" if p.exists else "") for p in row.secrets)
+        if row.status == "new_account":
+            where = f"{row.account_label} (a new account, created by this import)"
+        elif row.is_assigned:
+            where = f"{row.account_label} (chosen with --account: {row.reason})"
+        else:
+            where = row.account_label
+        lines.append((row.line, f"{report.filename}:{row.line}: into {where}: {kinds}", False))
     for row in report.proposed:
-        done = "created and imported" if row.new_key in report.created_keys else "left out"
-        click.echo(f"{report.filename}:{row.line}: account {row.account_label} is not registered ({done})", err=True)
+        if row.new_key not in create:
+            lines.append((row.line, f"{report.filename}:{row.line}: account {row.account_label} is not registered "
+                                    "(left out: --create-accounts creates it)", True))
     for row in report.unmatched:
-        click.echo(f"{report.filename}:{row.line}: not matched: {row.reason}", err=True)
+        lines.append((row.line, f"{report.filename}:{row.line}: not matched: {row.reason} "
+                                "(left out: --account ACCOUNT puts it in an account)", True))
     for problem in report.skipped:
-        click.echo(f"{report.filename}:{problem.line}: skipped: {problem.reason}", err=True)
+        lines.append((problem.line, f"{report.filename}:{problem.line}: skipped: {problem.reason}", True))
+    for _line, text, err in sorted(lines, key=lambda item: item[0]):
+        click.echo(text, err=err)
     summary = (f"{report.rows} entries: {len(report.matched)} matched, {len(report.proposed)} for "
                f"{len(report.new_accounts)} unregistered account(s), {len(report.unmatched)} not matched, "
                f"{len(report.skipped)} skipped")
     if dry_run:
-        kinds = ", ".join(f"{n} {k}" for k, n in report.secrets_by_kind.items()) or "nothing"
-        click.echo(f"{summary}. Dry run: would vault {kinds} (plus the entries of accounts created with "
-                   f"--create-accounts); nothing was written.")
+        kinds = ", ".join(f"{n} {k}" for k, n in report.vault_counts(create).items()) or "nothing"
+        click.echo(f"{summary}. Dry run: would vault {kinds}; would create {len(create)} account(s); nothing was written.")
     else:
         kinds = ", ".join(f"{n} {k}" for k, n in report.created_by_kind.items()) or "nothing"
         click.echo(f"{summary}. Vaulted {kinds}; {report.accounts_created} account(s) created.")

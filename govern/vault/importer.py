@@ -22,7 +22,7 @@ import hashlib
 import io
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -541,6 +541,8 @@ class RowPlan:
     account_label: str = ""
     new_key: str | None = None
     reason: str = ""
+    #: Matched to no account by itself: the user chose its account (--account, or the web preview).
+    is_assigned: bool = False
     secrets: list[PlannedSecret] = field(default_factory=list)
     entry: Entry | None = field(default=None, repr=False)
 
@@ -590,6 +592,21 @@ class ImportReport:
     def listed(self, rows: list[Any]) -> list[Any]:
         """The first MAX_LISTED rows of a section."""
         return rows[:MAX_LISTED]
+
+    @property
+    def assigned(self) -> int:
+        """Rows that match no account by themselves and go where the user chose."""
+        return sum(1 for row in self.matched if row.is_assigned)
+
+    def to_import(self, create: set[str] | frozenset[str]) -> list[RowPlan]:
+        """The rows an apply with ``create`` (keys of new accounts) vaults, in file order."""
+        rows = [*self.matched, *(r for r in self.proposed if r.new_key in create)]
+        return sorted(rows, key=lambda r: r.line)
+
+    def vault_counts(self, create: set[str] | frozenset[str]) -> dict[str, int]:
+        """Secrets by kind an apply with ``create`` vaults (those the vault has already are left alone)."""
+        kinds: Counter[str] = Counter(p.kind for row in self.to_import(create) for p in row.secrets if not p.exists)
+        return dict(sorted(kinds.items()))
 
 
 def _too_long(kind: str, value: str | list[str]) -> str | None:
@@ -652,8 +669,40 @@ def _value_in_metadata(entry: Entry, planned: list[PlannedSecret]) -> bool:
     return any(len(v.strip()) >= 6 and any(v.strip() in m for m in metadata if m) for v in values if v)
 
 
-def plan_import(session: Session, parsed: ParsedFile) -> ImportReport:
-    """Match every entry to an account; writes nothing."""
+def resolve_account(session: Session, reference: str) -> Account:
+    """The account named by its id, by "platform:handle", by "@handle" (when one platform has it) or
+    by its address; raise InvalidError saying why not. An archived account takes no new secrets."""
+    text = reference.strip()
+    account: Account | None = None
+    if re.fullmatch(r"#?\d{1,10}", text):
+        account = session.get(Account, int(text.lstrip("#")))
+    elif ":" in text and "/" not in text and text.split(":", 1)[0].strip().lower() in PLATFORMS:
+        platform, handle = (part.strip() for part in text.split(":", 1))
+        platform = platform.lower()
+        account = session.scalar(select(Account).where(Account.platform == platform,
+                                                       Account.handle == normalise_handle(platform, handle)))
+    elif text:
+        index = build_index(session)
+        if "/" in text:
+            found = index.by_url.get(normalise_url(text), [])
+        else:
+            found = index.by_any_handle.get(normalise_handle("other", text), [])
+        if len(found) > 1:
+            raise InvalidError(f"{text[:80]!r} names {len(found)} accounts; give its id or platform:handle")
+        account = found[0] if found else None
+    if account is None:
+        raise InvalidError(f"no account {text[:80]!r}: give its id, platform:handle (instagram:acme) or its address")
+    if account.status == "archived":
+        raise InvalidError(f"{_account_label(account)} is archived; it takes no new secrets")
+    return account
+
+
+def plan_import(session: Session, parsed: ParsedFile, *, assign: Mapping[int, Account] | None = None,
+                fallback: Account | None = None) -> ImportReport:
+    """Match every entry to an account; writes nothing.
+
+    An entry that matches no account goes to ``assign[its line]``, else to ``fallback``, when given.
+    """
     report = ImportReport(format=parsed.format, filename=parsed.filename, sha256=parsed.sha256, rows=parsed.rows,
                           skipped=list(parsed.problems))
     index = build_index(session)
@@ -680,6 +729,10 @@ def plan_import(session: Session, parsed: ParsedFile) -> ImportReport:
                 match.new_key, NewAccount(match.new_key, match.platform, match.handle, entry.title or match.handle))
             proposal.lines.append(entry.line)
             report.proposed.append(row)
+        elif (chosen := (assign or {}).get(entry.line) or fallback) is not None:
+            row.status, row.account_id, row.account_label = "matched", chosen.id, _account_label(chosen)
+            row.is_assigned, row.reason = True, match.reason
+            report.matched.append(row)
         else:
             row.reason = match.reason
             report.unmatched.append(row)
@@ -715,9 +768,10 @@ def _settle_labels(session: Session, report: ImportReport) -> None:
     report.secrets_by_kind = dict(sorted(kinds.items()))
 
 
-def preview_import(session: Session, parsed: ParsedFile) -> ImportReport:
+def preview_import(session: Session, parsed: ParsedFile, *, assign: Mapping[int, Account] | None = None,
+                   fallback: Account | None = None) -> ImportReport:
     """What the import would do; writes nothing."""
-    return plan_import(session, parsed)
+    return plan_import(session, parsed, assign=assign, fallback=fallback)
 
 
 class ImportFailedError(InvalidError):
@@ -729,13 +783,15 @@ SecretCreator = Callable[..., Any]
 
 def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, keyring: Any,
                  create_accounts: set[str] | frozenset[str] = frozenset(), progress: Progress | None = None,
-                 create_secret: SecretCreator | None = None) -> ImportReport:
-    """Vault every matched entry (and those of the accounts chosen for creation); one audit event."""
+                 create_secret: SecretCreator | None = None, assign: Mapping[int, Account] | None = None,
+                 fallback: Account | None = None) -> ImportReport:
+    """Vault every matched entry (and those of the accounts chosen for creation, and the unmatched
+    ones given an account with ``assign``/``fallback``); one audit event."""
     if create_secret is None:
         from govern.vault.services import create_secret as vault_create_secret
 
         create_secret = vault_create_secret
-    report = plan_import(session, parsed)
+    report = plan_import(session, parsed, assign=assign, fallback=fallback)
     accounts: dict[str, Account] = {}
     for key in sorted(create_accounts & set(report.new_accounts)):
         proposal = report.new_accounts[key]
@@ -748,8 +804,7 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, k
             raise ImportFailedError(f"The account {proposal.label} could not be created: {exc.message} Nothing was imported.") from None
     report.accounts_created = len(accounts)
     report.created_keys = sorted(accounts)
-    rows = [*report.matched, *(r for r in report.proposed if r.new_key in accounts)]
-    rows.sort(key=lambda r: r.line)
+    rows = report.to_import(set(accounts))
     created: Counter[str] = Counter()
     by_id = {a.id: a for a in session.scalars(select(Account).where(Account.id.in_({r.account_id for r in rows if r.account_id})))}
     for row in rows:
@@ -778,7 +833,7 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, k
         "format": report.format, "file_name": report.filename, "sha256": report.sha256, "rows": report.rows,
         "rows_imported": len(rows), "secrets_created": [{"kind": k, "count": n} for k, n in report.created_by_kind.items()],
         "already_vaulted": report.already_vaulted, "accounts_created": report.accounts_created,
-        "rows_unmatched": len(report.unmatched), "rows_skipped": len(report.skipped),
+        "rows_assigned": report.assigned, "rows_unmatched": len(report.unmatched), "rows_skipped": len(report.skipped),
         "rows_for_accounts_not_created": len(not_created),
     })
     session.flush()

@@ -45,3 +45,5 @@ class ConfirmImportForm(FlaskForm):
     file = FileField("Choose the same file again")
     create = SelectMultipleField("Create these accounts and import their entries", choices=[],
                                  widget=ListWidget(prefix_label=False), option_widget=CheckboxInput(), validate_choice=False)
+    #: Where the entries that match no account go (each may also have its own choice, account-<line>).
+    account_all = StringField("Put the entries that match no account into", validators=[Optional(), Length(max=500)])

@@ -16,6 +16,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from govern.accounts.models import PLATFORM_LABELS, PLATFORMS, Account
@@ -124,12 +125,50 @@ def _read_upload(field: Any) -> bytes | None:
     return content
 
 
+#: At most this many accounts are offered as suggestions for unmatched entries (any other one can be typed).
+MAX_ACCOUNT_SUGGESTIONS = 1000
+
+
+def _account_suggestions() -> list[tuple[str, str]]:
+    """(platform:handle, label) of the accounts that take new secrets, for the unmatched entries' choice."""
+    query = (select(Account.platform, Account.handle).where(Account.status != "archived")
+             .order_by(Account.platform, Account.handle).limit(MAX_ACCOUNT_SUGGESTIONS))
+    return [(f"{platform}:{handle}", f"@{handle} on {PLATFORM_LABELS.get(platform, platform)}")
+            for platform, handle in get_session().execute(query)]
+
+
+def _chosen_accounts(confirm: ConfirmImportForm) -> tuple[dict[int, Account], Account | None]:
+    """The accounts chosen for unmatched entries: per line (account-<line>), and for all the others."""
+    db = get_session()
+    found: dict[str, Account] = {}
+
+    def resolve(reference: str, where: str) -> Account:
+        key = reference.strip().lower()
+        if key not in found:
+            try:
+                found[key] = importer.resolve_account(db, reference)
+            except InvalidError as exc:
+                raise InvalidError(f"{where}: {exc.message}. Nothing was imported.") from None
+        return found[key]
+
+    assign: dict[int, Account] = {}
+    for name, value in request.form.items():
+        line = name.removeprefix("account-")
+        if name.startswith("account-") and line.isdigit() and len(line) <= 7 and value.strip():
+            assign[int(line)] = resolve(value[:500], f"Line {int(line)}")
+    reference = (confirm.account_all.data or "").strip()
+    return assign, resolve(reference, "The account for the entries that match no account") if reference else None
+
+
 def _preview_page(form: ImportForm, report: importer.ImportReport | None = None, status: int = 200) -> tuple[str, int]:
     confirm = None
+    suggestions: list[tuple[str, str]] = []
     if report is not None:
         confirm = ConfirmImportForm(formdata=None, format=report.format, sha256=report.sha256)
         confirm.create.choices = [(key, proposal.label) for key, proposal in report.new_accounts.items()]
-    return render_template("vault_tools/import.html", form=form, report=report, confirm=confirm,
+        if report.unmatched:
+            suggestions = _account_suggestions()
+    return render_template("vault_tools/import.html", form=form, report=report, confirm=confirm, suggestions=suggestions,
                            formats=importer.FORMAT_LABELS, kinds=importer.KINDS, max_rows=importer.MAX_ROWS,
                            max_mb=importer.MAX_FILE_BYTES // (1024 * 1024),
                            sealed=current_app.extensions.get("govern.keyring") is None), status
@@ -184,14 +223,21 @@ def import_confirm() -> Any:
         flash("That is not the file you previewed, so nothing was imported. Here is its preview.", "error")
         return _preview_page(form, report)
     try:
+        assign, fallback = _chosen_accounts(confirm)
+    except InvalidError as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return _preview_page(form, importer.preview_import(db, parsed), status=400)
+    try:
         report = importer.apply_import(db, parsed, actor=current_user, keyring=keyring,  # type: ignore[arg-type]
-                                       create_accounts=set(confirm.create.data or []))
+                                       create_accounts=set(confirm.create.data or []), assign=assign, fallback=fallback)
     except importer.ImportFailedError as exc:
         db.rollback()
         flash(exc.message, "error")
         return _preview_page(form, importer.preview_import(db, parsed), status=400)
     db.commit()
     created = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in report.created_by_kind.items()) or "nothing"
-    flash(f"Imported {parsed.filename}: vaulted {created}; {report.accounts_created} account(s) created; "
+    assigned = f"{report.assigned} row(s) went to the account chosen for them; " if report.assigned else ""
+    flash(f"Imported {parsed.filename}: vaulted {created}; {report.accounts_created} account(s) created; {assigned}"
           f"{len(report.unmatched)} row(s) not matched and {len(report.skipped)} skipped were left out.", "success")
     return redirect(url_for("vault_tools.import_file"))

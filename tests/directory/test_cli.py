@@ -120,3 +120,52 @@ def test_progress_bar_on_a_terminal(tmp_path, env, engine):
     assert result.returncode == 0 and "Imported." in result.stdout
     assert "importing hr.csv" in b"".join(chunks).decode(errors="replace")
     assert _count(engine) == 2
+
+
+FILES = Path(__file__).parent / "files"
+
+
+def test_the_workday_export_imports_as_it_is(env, engine):
+    result = _govern(env, str(FILES / "workday.csv"))
+    assert result.returncode == 0, result.stderr
+    assert "4 new" in result.stdout and "'Business Title' -> title" in result.stderr
+    with engine.connect() as conn:
+        assert conn.execute(select(Person.department, Person.title).where(Person.employee_id == "21001")).one() == (
+            "Communications (Camille Durand)", "Head of Communications")
+
+
+def test_map_reads_other_columns_and_ignored_columns_are_listed(tmp_path, env, engine):
+    path = tmp_path / "odd.csv"
+    path.write_bytes(b"Badge,Person,Mail,Team,Notes\r\nB-7,Ada Lovelace,ada@acme.example,Comms,likes tea\r\n")
+    refused = _govern(env, str(path), "--dry-run")
+    assert refused.returncode == 1 and "no email column" in refused.stderr and "ignored column 'Mail'" in refused.stderr
+    result = _govern(env, str(path), "--map", "Badge=employee_id", "--map", "person=full_name", "--map", "Mail=email",
+                     "--map", "Team=department")
+    assert result.returncode == 0, result.stderr
+    assert "ignored column 'Notes': not a column govern knows" in result.stderr
+    assert "'Team' -> department" in result.stderr and "1 new" in result.stdout
+    with engine.connect() as conn:
+        assert conn.execute(select(Person.employee_id, Person.full_name, Person.department)).one() == ("B-7", "Ada Lovelace", "Comms")
+
+
+@pytest.mark.parametrize(("maps", "expected", "code"), [
+    (["Team"], "'Team' is not COLUMN=FIELD", 2),
+    (["Team=nickname"], "'nickname' is not a field", 2),
+    (["Mail=email", "Person=email"], "both mapped to email", 1),
+    (["Nope=email"], "the file has no column 'Nope'", 1),
+])
+def test_a_bad_map_is_a_clear_error(tmp_path, env, engine, maps, expected, code):
+    path = tmp_path / "odd.csv"
+    path.write_bytes(b"Person,Mail,Team\r\nAda,ada@acme.example,Comms\r\n")
+    result = _govern(env, str(path), *(arg for item in maps for arg in ("--map", item)))
+    assert result.returncode == code and expected in result.stderr and "Traceback" not in result.stderr
+    assert _count(engine) == 0
+
+
+def test_a_broken_csv_names_its_line(tmp_path, env, engine):
+    path = tmp_path / "broken.csv"
+    path.write_bytes(b"Email,Name\r\na@acme.example,Ann\r\nb@acme.example,\"Ben\r\nc@acme.example,Cee\r\n")
+    result = _govern(env, str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "broken.csv:3: line 3, column file: this line cannot be read: a quote" in result.stderr
+    assert "name column" not in result.stderr and _count(engine) == 0

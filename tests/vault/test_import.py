@@ -649,3 +649,143 @@ def test_long_previews_say_what_they_leave_out(app, db, kit, accounts, monkeypat
     login(client, db, it)
     html = _upload(client, "/vault/import", BITWARDEN, format="bitwarden").get_data(as_text=True)
     assert "Showing the first 1 of 2." in html and "Showing the first 1 of 3." in html
+
+
+def _row_lines(output: str, filename: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith(f"{filename}:")]
+
+
+@pytest.mark.parametrize(("fmt", "content", "extra"), [
+    ("1password", ONEPASSWORD_8, ["--create-accounts"]),
+    ("bitwarden", BITWARDEN, ["--create-accounts"]),
+    ("bitwarden", BITWARDEN, []),
+    ("generic", GENERIC, ["--create-accounts", "--account", "x:acme_news"]),
+])
+def test_cli_dry_run_shows_what_the_real_run_does(app, db, kit, accounts, ring, tmp_path, fmt, content, extra):
+    it = _it(db, kit)
+    export = tmp_path / "export.csv"
+    export.write_bytes(content)
+    runner = app.test_cli_runner()
+    before = _counts(db)
+    dry = runner.invoke(cli, args=["vault", "import", str(export), "--format", fmt, "--dry-run", *extra])
+    assert dry.exit_code == 0, dry.output
+    assert _counts(db) == before
+    real = runner.invoke(cli, args=["vault", "import", str(export), "--format", fmt, "--as", it.email, *extra])
+    assert real.exit_code == 0, real.output
+    # Every entry's line is the same: where it goes, or why it is left out.
+    assert _row_lines(dry.output, "export.csv") == _row_lines(real.output, "export.csv")
+    would = re.search(r"would vault (.*); would create (\d+) account\(s\)", dry.output)
+    did = re.search(r"Vaulted (.*); (\d+) account\(s\) created", real.output)
+    assert would and did and would.groups() == did.groups(), (dry.output, real.output)
+    db.expire_all()
+    created_accounts = _counts(db)[2] - before[2]
+    assert created_accounts == int(did.group(2))
+    if "--create-accounts" in extra and fmt != "generic":
+        assert created_accounts >= 1 and "(a new account, created by this import)" in dry.output
+    assert "PASS" not in dry.output + real.output and SEED not in dry.output + real.output
+
+
+def test_cli_account_puts_unmatched_entries_into_an_account(app, db, kit, accounts, ring, tmp_path):
+    it = _it(db, kit)
+    export = tmp_path / "bitwarden.csv"
+    # A Bitwarden secure note without an address: it matches no account by itself.
+    export.write_bytes(b"folder,favorite,type,name,notes,fields,reprompt,login_uri,login_username,login_password,login_totp\r\n"
+                       b"Social,,note,Instagram recovery,Recovery email: social@acme.example,,0,,,,\r\n")
+    runner = app.test_cli_runner()
+    alone = runner.invoke(cli, args=["vault", "import", str(export), "--format", "bitwarden", "--dry-run"])
+    assert "bitwarden.csv:2: not matched" in alone.output and "--account ACCOUNT" in alone.output
+    instagram = accounts["instagram"]
+    for reference in (str(instagram.id), "instagram:acme", "INSTAGRAM:@acme", "https://www.instagram.com/acme"):
+        dry = runner.invoke(cli, args=["vault", "import", str(export), "--format", "bitwarden", "--dry-run",
+                                       "--account", reference])
+        assert dry.exit_code == 0, dry.output
+        assert "bitwarden.csv:2: into @acme on Instagram (chosen with --account" in dry.output
+        assert "would vault 1 note" in dry.output
+    real = runner.invoke(cli, args=["vault", "import", str(export), "--format", "bitwarden", "--as", it.email,
+                                    "--account", "instagram:acme"])
+    assert real.exit_code == 0, real.output and "Vaulted 1 note" in real.output
+    db.expire_all()
+    secret = db.scalars(select(Secret).where(Secret.account_id == instagram.id, Secret.kind == "note")).one()
+    assert secret.label == "Instagram recovery (notes)"
+    assert _value(db, ring, it, secret) == "Recovery email: social@acme.example"
+    assert "Recovery email" not in real.output
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "vault.imported")).one()
+    details = json.loads(event.details_json)
+    assert details["rows_assigned"] == 1 and details["rows_unmatched"] == 0
+    assert "Recovery email" not in event.details_json
+
+
+@pytest.mark.parametrize(("reference", "message"), [
+    ("instagram:nobody", "no account 'instagram:nobody'"),
+    ("999999", "no account '999999'"),
+    ("acme", "names 2 accounts"),
+    ("archived:x", "no account"),
+])
+def test_cli_account_that_names_no_single_usable_account_is_refused(app, db, kit, accounts, ring, tmp_path, reference, message):
+    make_account(db, platform="tiktok", handle="acme")
+    db.commit()
+    export = tmp_path / "bitwarden.csv"
+    export.write_bytes(BITWARDEN)
+    before = _counts(db)
+    result = app.test_cli_runner().invoke(cli, args=["vault", "import", str(export), "--format", "bitwarden",
+                                                     "--dry-run", "--account", reference])
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+    assert _counts(db) == before
+
+
+def test_cli_account_refuses_an_archived_account(app, db, kit, ring, tmp_path):
+    make_account(db, platform="instagram", handle="oldbrand", status="archived")
+    db.commit()
+    export = tmp_path / "bitwarden.csv"
+    export.write_bytes(BITWARDEN)
+    result = app.test_cli_runner().invoke(cli, args=["vault", "import", str(export), "--format", "bitwarden",
+                                                     "--dry-run", "--account", "instagram:oldbrand"])
+    assert result.exit_code != 0 and "is archived" in result.output
+
+
+NOTE_ONLY = (b"folder,favorite,type,name,notes,fields,reprompt,login_uri,login_username,login_password,login_totp\r\n"
+             b"Social,,note,Instagram recovery,Recovery email: social@acme.example,,0,,,,\r\n"
+             b"Social,,note,X backup codes,Codes are in the safe,,0,,,,\r\n"
+             b",,login,Intranet,,,0,https://intranet.example.com/login,jdoe,BW-PASS-3,\r\n")
+
+
+def _confirm_with(client: Any, html: str, content: bytes, fmt: str, **fields: Any) -> Any:
+    sha = re.search(r'name="sha256" type="hidden" value="([0-9a-f]{64})"', html).group(1)
+    data = {"csrf_token": csrf_from(html), "format": fmt, "sha256": sha, "file": (io.BytesIO(content), "export.csv"), **fields}
+    return client.post("/vault/import/confirm", data=data, content_type="multipart/form-data")
+
+
+def test_the_web_import_lets_it_choose_the_account_of_unmatched_entries(app, db, kit, accounts, ring):
+    it = _it(db, kit)
+    client = app.test_client()
+    login(client, db, it)
+    html = _upload(client, "/vault/import", NOTE_ONLY, format="bitwarden").get_data(as_text=True)
+    # Nothing matches by itself, and still the preview offers the import, with a choice per entry.
+    assert 'id="import-confirm"' in html and 'name="account-2"' in html and 'name="account-3"' in html
+    assert 'name="account_all"' in html and '<option value="instagram:acme">@acme on Instagram</option>' in html
+    assert "Recovery email" not in html
+    before = _counts(db)
+    done = _confirm_with(client, html, NOTE_ONLY, "bitwarden", **{"account-2": "instagram:acme", "account_all": "x:acme_news"})
+    assert done.status_code == 302, done.get_data(as_text=True)
+    flashed = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "vaulted 2 note, 1 password" in flashed and "3 row(s) went to the account chosen for them" in flashed
+    db.expire_all()
+    assert _counts(db)[0] == before[0] + 3
+    labels = {(s.account_id, s.label) for s in db.scalars(select(Secret))}
+    assert (accounts["instagram"].id, "Instagram recovery (notes)") in labels
+    assert {(accounts["x"].id, "X backup codes (notes)"), (accounts["x"].id, "Intranet")} <= labels
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "vault.imported")).one()
+    assert json.loads(event.details_json)["rows_assigned"] == 3 and "Recovery email" not in event.details_json
+
+
+@pytest.mark.parametrize("fields", [{"account-2": "instagram:nobody"}, {"account_all": "tiktok:ghost"}])
+def test_an_unknown_chosen_account_imports_nothing(app, db, kit, accounts, ring, fields):
+    it = _it(db, kit)
+    client = app.test_client()
+    login(client, db, it)
+    html = _upload(client, "/vault/import", NOTE_ONLY, format="bitwarden").get_data(as_text=True)
+    before = _counts(db)
+    response = _confirm_with(client, html, NOTE_ONLY, "bitwarden", **fields)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and "no account" in page and "Nothing was imported" in page
+    assert _counts(db) == before
