@@ -26,7 +26,7 @@ def test_totp_parser_only_raises_invalid_error():
             params = parse_totp(text)
         except InvalidError:
             continue
-        assert params.digits in (6, 7, 8) and 10 <= params.period <= 300 and params.totp().now().isdigit()
+        assert params.digits in (6, 8) and params.period in (30, 60) and params.code_at().isdigit()
 
 
 @pytest.mark.parametrize("seed", range(5))
