@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pyotp
 
@@ -73,7 +73,8 @@ ALGORITHMS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.
 VAULT_DIGITS = (6, 8)
 VAULT_PERIODS = (30, 60)
 #: RFC 4226 section 4: at least 128 bits, 160 recommended; platforms still issue 80-bit seeds
-#: (16 base32 characters), so 80 is the floor. 512 bits is the largest digest's block use.
+#: (16 base32 characters), so 80 is the floor. 512 bits is SHA-512's output (RFC 6238's SHA-512
+#: test key is 64 bytes); a longer seed adds nothing and is more likely a pasting mistake.
 MIN_SEED_BITS = 80
 MAX_SEED_BITS = 512
 BASE32_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
@@ -118,12 +119,6 @@ class TotpParams:
         key, step = self.key(), self.step(now)
         return any(hmac.compare_digest(hotp(key, s, self.digits, self.algorithm), code)
                    for s in range(step - window, step + window + 1))
-
-    def uri(self, label: str = "govern") -> str:
-        """The canonical otpauth:// URI (what an authenticator app scans)."""
-        query = urlencode({"secret": self.seed, "algorithm": self.algorithm, "digits": self.digits,
-                           "period": self.period})
-        return f"otpauth://totp/{quote(label)}?{query}"
 
 
 def hotp(key: bytes, counter: int, digits: int = DIGITS, algorithm: str = "SHA1") -> str:
