@@ -157,15 +157,15 @@ def parse(value: str) -> TotpParams:
         raise TotpFormatError("Enter the 2FA seed or its otpauth://totp/ link.")
     if not text.lower().startswith("otpauth:"):
         return TotpParams(seed=canonical_seed(text))
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unbalanced "[" in the host part
+        raise TotpFormatError("That otpauth:// link could not be read; check that it is complete.") from None
     if parts.netloc.lower() == "hotp":
         raise TotpFormatError("Only time-based (TOTP) otpauth:// links are supported, not HOTP counters.")
     if parts.netloc.lower() != "totp":
         raise TotpFormatError("That otpauth:// link is not a TOTP link (otpauth://totp/...).")
-    try:
-        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False)
-    except ValueError:
-        raise TotpFormatError("That otpauth:// link could not be read; check that it is complete.") from None
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
     query: dict[str, str] = {}
     for name, item in pairs:
         name = name.lower()

@@ -13,8 +13,8 @@ from govern.crypto.keyring import Keyring
 from govern.errors import InvalidError
 from govern.vault.services import parse_totp
 
-ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567abcxyz01890=/?&%:#@ -_\u00e9\u0663\u200b\x7f"
-PREFIXES = ["", "otpauth://totp/", "otpauth://totp/x?secret=", "otpauth://hotp/", "OTPAUTH://TOTP/a:b?issuer=&secret=",
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567abcxyz01890=/?&%:#@ -_[]+;\u00e9\u0663\u200b\x7f"
+PREFIXES = ["", "otpauth://", "otpauth://totp/", "otpauth://totp/x?secret=", "otpauth://hotp/", "OTPAUTH://TOTP/a:b?issuer=&secret=",
             "otpauth://totp/x?digits=", "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&period=", "otpauth://totp/x?algorithm="]
 
 

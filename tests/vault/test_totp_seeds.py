@@ -106,6 +106,7 @@ def test_the_issues_80_bit_seed():
     ("otpauth://totp/Steam:x?secret=JBSWY3DPEHPK3PXR&encoder=steam", "Steam"),
     ("otpauth://totp/Acme:x?secret=not-base-32!", "base32"),
     ("otpauth://yubico/Acme:x?secret=JBSWY3DPEHPK3PXR", "not a TOTP link"),
+    ("otpauth://[totp/Acme:x?secret=JBSWY3DPEHPK3PXR", "could not be read"),
 ])
 def test_values_govern_cannot_use_are_a_message_that_never_quotes_them(value, message):
     with pytest.raises(InvalidError, match=message) as caught:
