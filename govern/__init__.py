@@ -172,7 +172,13 @@ def register_keyring(app: Flask) -> None:
         if app.config["VAULT_KEYRING_JSON"]:
             app.extensions["govern.keyring"] = Keyring.from_json(app.config["VAULT_KEYRING_JSON"])
         else:
-            app.extensions["govern.keyring"] = Keyring.load(app.config["VAULT_KEY_FILE"])
+            key_file = app.config["VAULT_KEY_FILE"]
+            # `govern keys rotate` and `rewrap` run in another process: a worker that meets a data
+            # key wrapped by a KEK it does not know reads the key file again (once per id in a
+            # while) instead of answering 409 until a restart. A keyring from the environment has
+            # nothing to reload: the variable cannot change under a running process.
+            app.extensions["govern.keyring"] = Keyring.load(key_file)
+            app.extensions["govern.keyring"].source = lambda: Keyring.load(key_file)
     except (KeyringError, OSError, json.JSONDecodeError) as exc:
         app.extensions["govern.keyring_problem"] = str(exc)
         log.warning("vault sealed: %s", exc)

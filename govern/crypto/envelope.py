@@ -92,7 +92,7 @@ def seal(keyring: Keyring, plaintext: bytes, binding: Binding) -> Sealed:
 
 def unwrap(keyring: Keyring, sealed: Sealed, binding: Binding) -> bytes:
     """Return the data key of a sealed value."""
-    kek = keyring.keys.get(sealed.kek_id)
+    kek = keyring.key(sealed.kek_id)
     if kek is None:
         raise VaultCryptoError(f"the key-encryption key {sealed.kek_id} is not in the keyring")
     return _decrypt(kek, sealed.wrapped_key, _wrap_aad(binding, sealed.kek_id))

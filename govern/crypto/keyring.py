@@ -11,13 +11,25 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 KEK_BYTES = 32
 FILE_FORMAT = 1
+#: A process that meets a KEK id it does not know (`govern keys rotate` and `rewrap` ran in another
+#: process) reads its keyring's source again, at most once per id in this many seconds: an id found
+#: nowhere (a tampered row, a lost key) must not make every request read the key file.
+RELOAD_INTERVAL = 30.0
+#: Ids remembered for that limit; beyond it the oldest attempts are forgotten.
+MAX_RELOAD_IDS = 256
+
+log = logging.getLogger(__name__)
 
 
 class KeyringError(Exception):
@@ -30,6 +42,52 @@ class Keyring:
 
     primary_id: str
     keys: dict[str, bytes] = field(repr=False)
+    #: Reads the keyring again from where it came from (the key file); None: it never reloads.
+    source: Callable[[], Keyring] | None = field(default=None, repr=False, compare=False)
+    _reload_attempts: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def key(self, kek_id: str) -> bytes | None:
+        """The KEK ``kek_id``, reloading the keyring once if it is unknown; None if it is still unknown."""
+        found = self.keys.get(kek_id)
+        if found is None and self.reload(kek_id):
+            found = self.keys.get(kek_id)
+        return found
+
+    def reload(self, wanted: str) -> bool:
+        """Read the source again because KEK ``wanted`` is missing; whether it is known afterwards.
+
+        At most one read per id within RELOAD_INTERVAL; a source that fails to load leaves the
+        keyring as it was.
+        """
+        if self.source is None:
+            return False
+        with self._reload_lock:
+            if wanted in self.keys:  # another thread reloaded meanwhile
+                return True
+            now = time.monotonic()
+            last = self._reload_attempts.get(wanted)
+            if last is not None and now - last < RELOAD_INTERVAL:
+                return False
+            if len(self._reload_attempts) >= MAX_RELOAD_IDS:
+                oldest = sorted(self._reload_attempts, key=self._reload_attempts.__getitem__)
+                for stale in oldest[: MAX_RELOAD_IDS // 2]:
+                    del self._reload_attempts[stale]
+            self._reload_attempts[wanted] = now
+            try:
+                fresh = self.source()
+            except (KeyringError, OSError) as exc:
+                log.warning("keyring not reloaded (looking for key %s): %s", wanted, exc)
+                return False
+            # Keys are only added (the ones this process has win): a value being sealed in another
+            # thread under the old primary still finds it; a key `keys retire` removed from the file
+            # leaves memory at the next restart, as before. Keys first, then the primary, so a
+            # reader never sees a primary that is not in the keys.
+            self.keys = {**fresh.keys, **self.keys}
+            self.primary_id = fresh.primary_id
+            log.info("keyring reloaded from its source (looking for key %s): primary %s, %d key(s)",
+                     wanted, self.primary_id, len(self.keys))
+            return wanted in self.keys
 
     @classmethod
     def generate(cls) -> Keyring:

@@ -435,7 +435,7 @@ def stage_task(session: Session, *, actor: Any, keyring: Keyring | None, task: R
         if not code.isdigit() or len(code) != params.digits:
             raise InvalidError("Enter the current code the new seed shows in the authenticator.",
                                {"totp_code": f"Enter the {params.digits}-digit code from the new seed."})
-        if not params.totp().verify(code, valid_window=1):
+        if not params.matches(code):
             raise InvalidError("That code does not match the new seed: check the seed, the clock, and try again.",
                                {"totp_code": "That code does not match the new seed."})
     if token_expires_at is not None:

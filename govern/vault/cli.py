@@ -77,8 +77,9 @@ def rotate(output: Path | None) -> None:
         services.record_rotation(session, old_primary=keyring.primary_id, keyring=new)
         session.commit()
     click.echo(f"new primary key {new.primary_id} written to {target} (mode 0600)")
-    click.echo("Next: restart govern so every process uses it, then run `govern keys rewrap`, "
-               f"then `govern keys retire {keyring.primary_id}`.")
+    click.echo("Next: run `govern keys rewrap` (running govern processes read the key file again when they "
+               "meet a data key under the new key, so reveals keep working), restart govern so every process "
+               f"seals new values under it, then `govern keys retire {keyring.primary_id}`.")
 
 
 @click.command("rewrap")

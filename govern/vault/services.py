@@ -7,9 +7,6 @@ reveal and its audit event and exposure land together or not at all. The keyring
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
 import json
 import time
@@ -20,7 +17,6 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
-import pyotp
 from sqlalchemy import Integer, Select, and_, bindparam, create_engine, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, lazyload, sessionmaker
@@ -28,9 +24,10 @@ from sqlalchemy.pool import NullPool
 
 from govern import audit
 from govern.accounts.models import Account, Role
-from govern.crypto import envelope
+from govern.crypto import envelope, totp
 from govern.crypto.envelope import Binding, Sealed, VaultCryptoError
 from govern.crypto.keyring import Keyring
+from govern.crypto.totp import TotpFormatError, TotpParams
 from govern.db import utcnow
 from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
 from govern.grants.models import Grant
@@ -51,9 +48,6 @@ MAX_REASON = 500
 MAX_VALUE = {"password": 1024, "api_token": 16384, "note": 20000, "totp": 2048}
 MAX_RECOVERY_CODES = 100
 MAX_RECOVERY_CODE = 200
-TOTP_ALGORITHMS = ("SHA1", "SHA256", "SHA512")
-#: The shortest TOTP seed accepted: 80 bits (some platforms still issue 16-character seeds).
-MIN_SEED_BYTES = 10
 DEFAULT_RETENTION_DAYS = 30
 #: Who keeps the vault: custodians may reveal any secret, even of a locked account.
 CUSTODIAN_ROLE = "it"
@@ -94,65 +88,24 @@ def _failpoint(name: str, step: int) -> None:
 # --- values and their validation --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TotpParams:
-    """A TOTP seed with the parameters the platform uses."""
-
-    seed: str
-    digits: int = 6
-    period: int = 30
-    algorithm: str = "SHA1"
-
-    def totp(self) -> pyotp.TOTP:
-        """The pyotp generator for these parameters."""
-        return pyotp.TOTP(self.seed, digits=self.digits, interval=self.period, digest=getattr(hashlib, self.algorithm.lower()))
-
-
 def _bad(field_name: str, message: str) -> InvalidError:
     return InvalidError(message, {field_name: message})
 
 
-def _normalise_seed(raw: str) -> str:
-    seed = "".join(raw.split()).replace("-", "").upper().rstrip("=")
-    if not seed or not seed.isascii():
-        raise _bad("value", "The 2FA seed must be base32 (letters A-Z and digits 2-7) or an otpauth:// link.")
-    try:
-        decoded = base64.b32decode(seed + "=" * (-len(seed) % 8))
-    except (binascii.Error, ValueError):
-        raise _bad("value", "The 2FA seed must be base32 (letters A-Z and digits 2-7) or an otpauth:// link.") from None
-    if len(decoded) < MIN_SEED_BYTES:
-        raise _bad("value", "The 2FA seed is too short to be real (at least 16 base32 characters).")
-    return seed
-
-
 def parse_totp(value: str) -> TotpParams:
     """Validate a base32 seed or an otpauth://totp/ URI; keep digits, period and algorithm."""
-    text = (value or "").strip()
-    if not text:
-        raise _bad("value", "Enter the 2FA seed or its otpauth:// link.")
-    if len(text) > MAX_VALUE["totp"]:
+    if len(value or "") > MAX_VALUE["totp"]:
         raise _bad("value", "That is too long to be a 2FA seed.")
-    if text.lower().startswith("otpauth://"):
-        if not text.lower().startswith("otpauth://totp/"):
-            raise _bad("value", "Only time-based (TOTP) otpauth:// links are supported, not HOTP counters.")
-        try:
-            otp = pyotp.parse_uri(text)
-        except (ValueError, TypeError, KeyError, binascii.Error):
-            raise _bad("value", "That otpauth:// link could not be read; check that it is complete.") from None
-        digest = getattr(otp, "digest", None)
-        algorithm = getattr(digest(), "name", "sha1").upper() if callable(digest) else "SHA1"
-        params = TotpParams(seed=_normalise_seed(otp.secret), digits=int(otp.digits),
-                            period=int(getattr(otp, "interval", 30)), algorithm=algorithm)
-    else:
-        params = TotpParams(seed=_normalise_seed(text))
-    if params.digits not in (6, 7, 8):
-        raise _bad("value", "2FA codes must have 6, 7 or 8 digits.")
-    if not 10 <= params.period <= 300:
-        raise _bad("value", "The 2FA period must be between 10 and 300 seconds.")
-    if params.algorithm not in TOTP_ALGORITHMS:
-        raise _bad("value", "The 2FA algorithm must be SHA1, SHA256 or SHA512.")
-    params.totp().now()  # proves pyotp can generate codes from it
-    return params
+    try:
+        return totp.parse(value)
+    except TotpFormatError as exc:
+        raise _bad("value", str(exc)) from None
+
+
+def totp_params(payload: dict[str, Any]) -> TotpParams:
+    """The parameters of a stored 2FA seed (older versions may lack some: the defaults apply)."""
+    return TotpParams(str(payload["seed"]), int(payload.get("digits", 6)), int(payload.get("period", 30)),
+                      str(payload.get("algorithm", "SHA1")).upper())
 
 
 def _payload(kind: str, value: str | list[str]) -> dict[str, Any]:
@@ -169,6 +122,10 @@ def _payload(kind: str, value: str | list[str]) -> dict[str, Any]:
         raise _bad("value", "Enter the value as text.")
     if kind == "totp":
         params = parse_totp(value)
+        # The parameters are sealed with the seed in the one encrypted value, not in a column: they
+        # belong to this version (a rotation may change seed and parameters together, and an old
+        # version keeps its own), they need no migration, and an edit to them is caught by the
+        # envelope's authentication like an edit to the seed.
         return {"seed": params.seed, "digits": params.digits, "period": params.period, "algorithm": params.algorithm}
     if not value.strip():
         raise _bad("value", "Enter the value to keep in the vault.")
@@ -582,10 +539,9 @@ def decrypt_version(session: Session, *, actor: Any, keyring: Keyring, version: 
 def live_code(params: TotpParams, now: float | None = None) -> LiveCode:
     """The current code, the seconds it has left, and the next code."""
     moment = time.time() if now is None else now
-    totp = params.totp()
-    step = int(moment // params.period)
-    return LiveCode(code=totp.generate_otp(step), seconds_left=int(params.period - (moment % params.period)) or params.period,
-                    next_code=totp.generate_otp(step + 1), period=params.period, digits=params.digits)
+    step = params.step(moment)
+    return LiveCode(code=params.code(step), seconds_left=int(params.period - (moment % params.period)) or params.period,
+                    next_code=params.code(step + 1), period=params.period, digits=params.digits)
 
 
 ACTIONS = {"value": "vault.revealed", "totp_code": "vault.totp_code_shown", "totp_seed": "vault.totp_seed_revealed"}
@@ -616,7 +572,7 @@ def reveal(session: Session, *, actor: Any, keyring: Keyring | None, secret: Sec
     payload = decrypt_version(session, actor=actor, keyring=ring, version=version)
     result = Revealed(secret=secret, version=version, what=what)
     if secret.kind == "totp":
-        params = TotpParams(payload["seed"], int(payload["digits"]), int(payload["period"]), str(payload["algorithm"]))
+        params = totp_params(payload)
         result.totp = params
         result.live = live_code(params)
     elif secret.kind == "recovery_codes":

@@ -283,3 +283,84 @@ def test_rotate_with_a_keyring_from_the_environment_needs_an_output_file(inst, t
     done = runner.invoke(cli, ["keys", "rotate", "--output", str(target)])
     assert done.exit_code == 0, done.output
     assert target.stat().st_mode & 0o777 == 0o600 and len(Keyring.load(target).keys) == 2
+
+
+def _running_app_with_a_secret(inst: Installation) -> tuple[Any, Any, int]:
+    """A govern app (a worker that stays up), an IT user of it, and a password vaulted through it."""
+    from tests.factories import make_account, make_user
+
+    app = inst.app()
+    with app.test_request_context(), inst.db.session_scope() as session:
+        it = make_user(session, app.extensions["govern.auth"], roles=("it",))
+        account = make_account(session)
+        secret = services.create_secret(session, actor=it.user, keyring=app.extensions["govern.keyring"], account=account,
+                                        kind="password", label="login", value="Reload-Canary-51d0")
+        session.commit()
+        return app, it, secret.id
+
+
+def _reveal_through(app: Any, inst: Installation, who: Any, secret_id: int) -> Any:
+    from tests.factories import login, post
+
+    client = app.test_client()
+    with inst.db.session_scope() as session:
+        login(client, session, who)
+        return post(client, f"/vault/secrets/{secret_id}/reveal", {"reason": "after the rotation"})
+
+
+def test_a_running_worker_reveals_after_rotate_and_rewrap_without_a_restart(inst):
+    app, it, secret_id = _running_app_with_a_secret(inst)
+    old = app.extensions["govern.keyring"].primary_id
+    assert inst.run("keys", "rotate").exit_code == 0  # other processes, as an operator runs them
+    result = inst.run("keys", "rewrap")
+    assert result.exit_code == 0 and "rewrapped 1 data key(s)" in result.output, result.output
+    new = inst.keyring().primary_id
+    response = _reveal_through(app, inst, it, secret_id)
+    assert response.status_code == 200 and "Reload-Canary-51d0" in response.get_data(as_text=True)
+    running = app.extensions["govern.keyring"]
+    # The worker now seals new values under the new primary, and still knows the old key.
+    assert running.primary_id == new and set(running.keys) == {old, new}
+    assert "vault.decrypt_failed" not in inst.actions()
+
+
+def test_a_key_found_nowhere_fails_cleanly_after_one_reload(inst):
+    app, it, secret_id = _running_app_with_a_secret(inst)
+    with inst.db.session_scope() as session:
+        session.execute(SecretVersion.__table__.update().values(kek_id="kek-nowhere"))
+        session.commit()
+    running = app.extensions["govern.keyring"]
+    loads: list[int] = []
+    source = running.source
+
+    def counting_source() -> Keyring:
+        loads.append(1)
+        return source()
+
+    running.source = counting_source
+    for _ in range(3):
+        response = _reveal_through(app, inst, it, secret_id)
+        assert response.status_code == 409 and "Reload-Canary-51d0" not in response.get_data(as_text=True)
+    assert len(loads) == 1  # one reload for the unknown id, not one per request
+    assert inst.actions().count("vault.decrypt_failed") == 3
+
+
+def test_an_unknown_key_is_looked_for_again_once_the_interval_has_passed(tmp_path, monkeypatch):
+    from govern.crypto import keyring as keyring_module
+
+    path = tmp_path / "vault.key"
+    Keyring.generate().save(path)
+    loads: list[int] = []
+
+    def source() -> Keyring:
+        loads.append(1)
+        return Keyring.load(path)
+
+    running = Keyring.load(path)
+    running.source = source
+    assert running.key("kek-later") is None and running.key("kek-later") is None and len(loads) == 1
+    monkeypatch.setattr(keyring_module, "RELOAD_INTERVAL", 0.0)
+    rotated = services.rotate_keyring(Keyring.load(path))
+    rotated.save(path)
+    assert running.key(rotated.primary_id) == rotated.keys[rotated.primary_id] and len(loads) == 2
+    path.unlink()  # a source that fails leaves the keyring as it was
+    assert running.key("kek-gone") is None and running.primary_id == rotated.primary_id
