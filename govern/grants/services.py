@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,21 @@ def may_decide(user: Any, grant: Grant) -> bool:
     if is_admin(user):
         return True
     return grant.account.business_owner_id == user.person_id or grant.person.manager_id == user.person_id
+
+
+def decision_queue(session: Session, user: Any, *, limit: int = 500) -> tuple[list[Grant], int]:
+    """Requests ``user`` may decide (``may_decide`` in SQL), oldest first, and how many there are."""
+    if not (is_admin(user) or "manager" in user.roles):
+        return [], 0
+    query = select(Grant, func.count().over()).where(
+        Grant.status == "requested", Grant.person_id != user.person_id,
+        or_(Grant.requested_by_id.is_(None), Grant.requested_by_id != user.id))
+    if not is_admin(user):
+        reports = select(Person.id).where(Person.manager_id == user.person_id)
+        owned = select(Account.id).where(Account.business_owner_id == user.person_id)
+        query = query.where(or_(Grant.account_id.in_(owned), Grant.person_id.in_(reports)))
+    rows = list(session.execute(query.order_by(Grant.requested_at, Grant.id).limit(limit)).unique())
+    return [row[0] for row in rows], (rows[0][1] if rows else 0)
 
 
 # --- rules ---------------------------------------------------------------------------------------

@@ -7,13 +7,12 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from govern.accounts import services as accounts
 from govern.accounts.models import Account
 from govern.db import get_session
-from govern.directory.models import Person
 from govern.directory.services import find_person_by_email
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from govern.grants import services
@@ -61,14 +60,7 @@ def index() -> str:
     """My access, my requests, and the requests waiting for my decision."""
     db = get_session()
     mine = list(db.scalars(select(Grant).where(Grant.person_id == current_user.person_id).order_by(Grant.id.desc()).limit(200)))
-    waiting: list[Grant] = []
-    if services.is_admin(current_user) or "manager" in current_user.roles:
-        query = select(Grant).where(Grant.status == "requested").order_by(Grant.requested_at)
-        if not services.is_admin(current_user):
-            reports = select(Person.id).where(Person.manager_id == current_user.person_id)
-            owned = select(Account.id).where(Account.business_owner_id == current_user.person_id)
-            query = query.where(or_(Grant.account_id.in_(owned), Grant.person_id.in_(reports)))
-        waiting = [g for g in db.scalars(query.limit(500)) if services.may_decide(current_user, g)]
+    waiting, _total = services.decision_queue(db, current_user)
     return render_template("grants/index.html", mine=mine, waiting=waiting, form=DecisionForm())
 
 
