@@ -46,6 +46,8 @@ POLICY: dict[str, frozenset[str]] = {
     # Object-level rules narrow these further (a manager sees their accounts and reports).
     "directory.read": frozenset({"admin", "hr", "it", "manager", "auditor"}),
     "directory.manage": frozenset({"admin", "hr"}),
+    # The person picker of forms that choose a colleague (grants, successors, offboarding, account owners).
+    "directory.pick": frozenset({"admin", "hr", "it", "manager"}),
     "accounts.read": frozenset({"admin", "it", "manager", "hr", "auditor"}),
     "accounts.manage": frozenset({"admin", "it"}),
     "roles.manage": frozenset({"admin"}),

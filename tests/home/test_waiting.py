@@ -13,7 +13,7 @@ from govern.offboarding import services as offboarding
 from govern.offboarding.models import OffboardingItem
 from govern.rotation import services as rotation
 from tests.factories import csrf_token, login, make_account, make_grant, make_person, make_user
-from tests.offboarding.conftest import SETTINGS, company  # noqa: F401 - the fixture
+from tests.offboarding.conftest import SETTINGS
 
 
 def _client(app, db, who):
