@@ -38,7 +38,15 @@ from govern.auth.services import AuthKit
 from govern.crypto import totp
 from govern.db import get_session
 from govern.errors import ForbiddenError, InvalidError, NotFoundError
-from govern.web import PUBLIC, STAFF, client_ip, fresh_mfa_required, permission, safe_next
+from govern.web import (
+    PUBLIC,
+    RESUME_KEY,
+    STAFF,
+    client_ip,
+    fresh_mfa_required,
+    permission,
+    safe_next,
+)
 
 bp = Blueprint("auth", __name__)
 
@@ -51,9 +59,16 @@ def _kit() -> AuthKit:
     return kit
 
 
-def _begin_new_session() -> None:
-    """Drop everything of the previous session and issue a new session id (ASVS 7.2.4)."""
+def _begin_new_session(*, keep_resume: bool = False) -> None:
+    """Drop everything of the previous session and issue a new session id (ASVS 7.2.4).
+
+    Signing in keeps the input of a form sent after the session had expired (govern.web.RESUME_KEY):
+    it is shown again on that form once the same user is signed in.
+    """
+    resume = session.get(RESUME_KEY) if keep_resume else None
     session.clear()
+    if resume:
+        session[RESUME_KEY] = resume
     session.regenerate = True  # type: ignore[attr-defined]
 
 
@@ -75,7 +90,7 @@ def _finish_login(user: User, factor: str, next_url: str | None) -> Response:
     db = get_session()
     services.record_login(db, user=user, factor=factor)
     db.commit()
-    _begin_new_session()
+    _begin_new_session(keep_resume=True)
     login_user(user, remember=False)
     session.mark_authenticated = True  # type: ignore[attr-defined]
     session.mark_mfa_verified = True  # type: ignore[attr-defined]
@@ -103,7 +118,7 @@ def login() -> Any:
             form.password.errors = [exc.message]
             return render_template("auth/login.html", form=form), 200
         db.commit()
-        _begin_new_session()
+        _begin_new_session(keep_resume=True)
         session["auth_pending"] = {"user_id": user.id, "at": time.time(), "password_stamp": _password_stamp(user)}
         session["next"] = safe_next(form.next.data, "")
         return redirect(url_for("auth.login_code"))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, HiddenField, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
+
+from govern.forms import FlaskForm
 
 
 class GrantForm(FlaskForm):

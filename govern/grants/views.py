@@ -75,7 +75,8 @@ def new() -> Any:
     form.role_code.choices = _role_choices(db, selected.platform if selected else None)
     if request.method == "GET" and selected:
         form.account_id.data = selected.id
-        form.person.data = request.args.get("person", "")[:320]
+        if "person" in request.args:
+            form.person.data = request.args.get("person", "")[:320]
     if form.validate_on_submit():
         person = find_person_by_email(db, form.person.data or "")
         if person is None:
