@@ -4,8 +4,9 @@
 
   // Setup links carry the one-time secret in the fragment (#token=...), which is never sent to
   // the server. Move it into the form and wipe it from the address bar and history.
+  // The policy's one-time acknowledgement link (#ack-form) works the same way.
   function fillSetupToken() {
-    var form = document.getElementById("setup-form");
+    var form = document.getElementById("setup-form") || document.getElementById("ack-form");
     if (!form || !window.location.hash) return;
     var match = window.location.hash.match(/token=([A-Za-z0-9_-]+)/);
     if (!match) return;

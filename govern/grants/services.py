@@ -18,9 +18,19 @@ from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from govern.grants import notices
 from govern.grants.models import Grant, PlatformRemoval
+from govern.policies.models import PolicyVersion
 from govern.policies.services import current_version, has_accepted
 
 MAX_REASON = 2000
+
+
+class PolicyNotAcceptedError(ConflictError):
+    """The grantee has not accepted the current policy of the role's tier (the grant form offers to send it)."""
+
+    def __init__(self, message: str, *, person: Person, version: PolicyVersion) -> None:
+        super().__init__(message)
+        self.person = person
+        self.version = version
 
 
 # --- who may act --------------------------------------------------------------------------------
@@ -114,7 +124,9 @@ def _check_rules(session: Session, *, person: Person, account: Account, role: Ro
         if version is None:
             raise ConflictError(f"No {role.policy_tier} social media policy is published yet; an admin must publish one before {role.name} can be granted.")
         if not has_accepted(session, person.id, version):
-            raise ConflictError(f"{person.full_name} must first accept the current {role.policy_tier} policy (version {version.version}).")
+            raise PolicyNotAcceptedError(
+                f"{person.full_name} must first accept the current {role.policy_tier} policy (version {version.version}).",
+                person=person, version=version)
 
 
 def _load(session: Session, person_id: int, account_id: int, role_code: str) -> tuple[Person, Account, Role]:

@@ -5,19 +5,30 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from govern.accounts import services as accounts
 from govern.accounts.models import Account
+from govern.auth.models import User
 from govern.db import get_session
+from govern.directory.models import Person
 from govern.directory.services import find_person_by_email
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from govern.grants import services
-from govern.grants.forms import DecisionForm, GrantForm, RemovalForm, RequestForm, RevokeForm
+from govern.grants.forms import (
+    DecisionForm,
+    GrantForm,
+    PolicyLinkForm,
+    RemovalForm,
+    RequestForm,
+    RevokeForm,
+)
 from govern.grants.models import Grant, PlatformRemoval
+from govern.policies import links as policy_links
+from govern.policies.models import PolicyVersion
 from govern.web import ensure_visible, permission, safe_next
 
 bp = Blueprint("grants", __name__, url_prefix="/grants")
@@ -39,12 +50,12 @@ def _role_choices(db: Any, platform: str | None) -> list[tuple[str, str]]:
     return choices
 
 
-def _page(template: str, form: Any, account: Account | None) -> str:
+def _page(template: str, form: Any, account: Account | None, policy_gate: dict[str, Any] | None = None) -> str:
     """The grant or request form: the account first, then its roles with the platform's names."""
     db = get_session()
     if account is not None and account.id not in {value for value, _label in form.account_id.choices}:
         account = None  # not an account one can be granted (archived or locked): choose again
-    return render_template(template, form=form, account=account, roles=accounts.roles(db),
+    return render_template(template, form=form, account=account, roles=accounts.roles(db), policy_gate=policy_gate,
                            role_names=accounts.platform_role_names(db, account.platform) if account else {})
 
 
@@ -91,7 +102,14 @@ def new() -> Any:
             target = {"reason": form.reason, "expires_at": form.expires_on}
             field = next(iter(getattr(exc, "reasons", {}) or {}), None)
             (target.get(field) or form.role_code).errors = [exc.message]
-            return _page("grants/new.html", form, selected), 200
+            gate = None
+            if isinstance(exc, services.PolicyNotAcceptedError):
+                gate = {"person": exc.person, "version": exc.version, "has_login": db.scalar(
+                    select(User.id).where(User.person_id == exc.person.id, User.is_active.is_(True))) is not None,
+                    "form": PolicyLinkForm(
+                    formdata=None, person_id=exc.person.id, version_id=exc.version.id,
+                    account_id=form.account_id.data, role_code=form.role_code.data)}
+            return _page("grants/new.html", form, selected, policy_gate=gate), 200
         db.commit()
         if grant.status == "requested":
             flash(f"{grant.role.name} for {person.full_name} needs a second person's approval; it is waiting in their queue.", "info")
@@ -99,6 +117,43 @@ def new() -> Any:
             flash(f"{person.full_name} is now {grant.role.name} on {grant.account.display_name}.", "success")
         return redirect(url_for("accounts.detail", account_id=grant.account_id))
     return _page("grants/new.html", form, selected)
+
+
+@bp.route("/policy-request", methods=["POST"])
+@permission("grants.manage")
+def request_policy() -> Response:
+    """The policy gate's way forward: email the grantee the policy to accept (a one-time link without a login)."""
+    db = get_session()
+    form = PolicyLinkForm()
+    back = url_for("grants.new", account_id=form.account_id.data) if form.account_id.data else url_for("grants.new")
+    if not form.validate_on_submit():
+        flash("Choose the person again.", "error")
+        return redirect(back)
+    person = db.get(Person, form.person_id.data)
+    version = db.get(PolicyVersion, form.version_id.data)
+    account = db.get(Account, form.account_id.data) if form.account_id.data else None
+    if person is None or version is None:
+        abort(404)
+    # Only someone who may grant this person a role may send them the policy for it.
+    if not (services.is_admin(current_user) or (account is not None and services.may_manage(current_user, account, person))):
+        abort(403)
+    try:
+        sent = policy_links.request_acknowledgement(
+            db, actor=current_user, person=person, version=version, base_url=current_app.config.get("BASE_URL", ""),
+            account_id=account.id if account is not None else None, role_code=(form.role_code.data or None))
+    except (ConflictError, InvalidError) as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return redirect(back)
+    db.commit()
+    if sent.kind == "link":
+        flash(f"{person.full_name} has no login: they got an email with a one-time link to read and accept the policy "
+              f"(valid {policy_links.ACK_LINK_TTL.days} days). You will be notified when they accept; then grant the role.",
+              "success")
+    else:
+        flash(f"{person.full_name} got an email and a notification to sign in and accept the policy. You will be "
+              "notified when they accept; then grant the role.", "success")
+    return redirect(back)
 
 
 @bp.route("/request", methods=["GET", "POST"])
