@@ -22,7 +22,7 @@ from flask_login import current_user, login_user, logout_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from govern.auth import services
+from govern.auth import once, services
 from govern.auth.forms import (
     ChangePasswordForm,
     CodeForm,
@@ -288,7 +288,8 @@ def setup_authenticator() -> Any:
             login_user(user, remember=False)
             session.mark_authenticated = True  # type: ignore[attr-defined]
             session.mark_mfa_verified = True  # type: ignore[attr-defined]
-            return render_template("auth/recovery_codes.html", codes=codes, first_time=True)
+            once.keep(session, kit, user_id=user.id, kind="recovery_codes", payload={"codes": codes, "first_time": True})
+            return redirect(url_for("auth.recovery_codes"), 303)
     uri = services.enrolment_uri(kit, user, seed)
     grouped = " ".join(seed[i : i + 4] for i in range(0, len(seed), 4))
     return render_template("auth/setup_authenticator.html", form=form, qr=_qr_svg(uri), seed=grouped, user=user)
@@ -347,7 +348,20 @@ def regenerate_recovery_codes() -> Any:
     db = get_session()
     codes = services.regenerate_recovery_codes(db, _kit(), user=current_user)  # type: ignore[arg-type]
     db.commit()
-    return render_template("auth/recovery_codes.html", codes=codes, first_time=False)
+    once.keep(session, _kit(), user_id=current_user.id, kind="recovery_codes", payload={"codes": codes, "first_time": False})
+    return redirect(url_for("auth.recovery_codes"), 303)
+
+
+@bp.route("/account/recovery-codes", methods=["GET"])
+@permission(STAFF)
+def recovery_codes() -> Any:
+    """The recovery codes just made, shown once (a reload shows them no more)."""
+    shown = once.take(session, _kit(), user_id=current_user.id, kind="recovery_codes")
+    if shown is None:
+        flash("Recovery codes are shown only once, right after they are made. If you did not save them, create new ones.",
+              "info")
+        return redirect(url_for("auth.account"))
+    return render_template("auth/recovery_codes.html", codes=shown.get("codes", []), first_time=bool(shown.get("first_time")))
 
 
 @bp.route("/account/sessions/<public_id>/end", methods=["POST"])
