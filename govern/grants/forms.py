@@ -46,3 +46,4 @@ class PolicyLinkForm(FlaskForm):
     version_id = IntegerField(validators=[DataRequired(), NumberRange(1, 2**31 - 1)])
     account_id = IntegerField(validators=[Optional(), NumberRange(1, 2**31 - 1)])
     role_code = HiddenField(validators=[Optional(), Length(max=16)])
+    grant_id = IntegerField(validators=[Optional(), NumberRange(1, 2**31 - 1)])

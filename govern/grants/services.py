@@ -120,13 +120,20 @@ def _check_rules(session: Session, *, person: Person, account: Account, role: Ro
                 f"{account.display_name} already has {holders} credential holders, its maximum; "
                 "revoke one first or raise the account's limit."
             )
-        version = current_version(session, role.policy_tier)
-        if version is None:
-            raise ConflictError(f"No {role.policy_tier} social media policy is published yet; an admin must publish one before {role.name} can be granted.")
-        if not has_accepted(session, person.id, version):
-            raise PolicyNotAcceptedError(
-                f"{person.full_name} must first accept the current {role.policy_tier} policy (version {version.version}).",
-                person=person, version=version)
+        check_policy_accepted(session, person, role)
+
+
+def check_policy_accepted(session: Session, person: Person, role: Role) -> None:
+    """The policy gate: the grantee of a revealing role accepted the current policy of its tier."""
+    if not role.may_reveal:
+        return
+    version = current_version(session, role.policy_tier)
+    if version is None:
+        raise ConflictError(f"No {role.policy_tier} social media policy is published yet; an admin must publish one before {role.name} can be granted.")
+    if not has_accepted(session, person.id, version):
+        raise PolicyNotAcceptedError(
+            f"{person.full_name} must first accept the current {role.policy_tier} policy (version {version.version}).",
+            person=person, version=version)
 
 
 def _load(session: Session, person_id: int, account_id: int, role_code: str) -> tuple[Person, Account, Role]:

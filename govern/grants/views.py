@@ -59,6 +59,16 @@ def _page(template: str, form: Any, account: Account | None, policy_gate: dict[s
                            role_names=accounts.platform_role_names(db, account.platform) if account else {})
 
 
+def _policy_gate(exc: services.PolicyNotAcceptedError, account_id: int | None, role_code: str | None,
+                 grant_id: int | None = None) -> dict[str, Any]:
+    """What the policy gate's offer needs: who, which version, whether they can sign in, and its form."""
+    has_login = get_session().scalar(
+        select(User.id).where(User.person_id == exc.person.id, User.is_active.is_(True))) is not None
+    form = PolicyLinkForm(formdata=None, person_id=exc.person.id, version_id=exc.version.id, account_id=account_id,
+                          role_code=role_code, grant_id=grant_id)
+    return {"person": exc.person, "version": exc.version, "has_login": has_login, "form": form}
+
+
 def _active_accounts(db: Any) -> list[Account]:
     # Managers may grant on accounts they own and, for their reports, on any account; the
     # service decides per person, so the list offers every active account.
@@ -72,7 +82,18 @@ def index() -> str:
     db = get_session()
     mine = list(db.scalars(select(Grant).where(Grant.person_id == current_user.person_id).order_by(Grant.id.desc()).limit(200)))
     waiting, _total = services.decision_queue(db, current_user)
-    return render_template("grants/index.html", mine=mine, waiting=waiting, form=DecisionForm())
+    # After an approval the policy gate refused: offer to send the grantee the policy.
+    gate = None
+    policy_for = request.args.get("policy_for", type=int)
+    pending = db.get(Grant, policy_for) if policy_for is not None and 0 < policy_for < 2**31 else None
+    if pending is not None and pending.status == "requested" and services.may_decide(current_user, pending):
+        try:
+            services.check_policy_accepted(db, pending.person, pending.role)
+        except services.PolicyNotAcceptedError as exc:
+            gate = _policy_gate(exc, pending.account_id, pending.role_code, grant_id=pending.id)
+        except ConflictError:
+            gate = None
+    return render_template("grants/index.html", mine=mine, waiting=waiting, form=DecisionForm(), policy_gate=gate)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -102,13 +123,8 @@ def new() -> Any:
             target = {"reason": form.reason, "expires_at": form.expires_on}
             field = next(iter(getattr(exc, "reasons", {}) or {}), None)
             (target.get(field) or form.role_code).errors = [exc.message]
-            gate = None
-            if isinstance(exc, services.PolicyNotAcceptedError):
-                gate = {"person": exc.person, "version": exc.version, "has_login": db.scalar(
-                    select(User.id).where(User.person_id == exc.person.id, User.is_active.is_(True))) is not None,
-                    "form": PolicyLinkForm(
-                    formdata=None, person_id=exc.person.id, version_id=exc.version.id,
-                    account_id=form.account_id.data, role_code=form.role_code.data)}
+            gate = _policy_gate(exc, form.account_id.data, form.role_code.data) \
+                if isinstance(exc, services.PolicyNotAcceptedError) else None
             return _page("grants/new.html", form, selected, policy_gate=gate), 200
         db.commit()
         if grant.status == "requested":
@@ -132,15 +148,20 @@ def request_policy() -> Response:
     person = db.get(Person, form.person_id.data)
     version = db.get(PolicyVersion, form.version_id.data)
     account = db.get(Account, form.account_id.data) if form.account_id.data else None
-    if person is None or version is None:
+    pending = db.get(Grant, form.grant_id.data) if form.grant_id.data else None
+    if person is None or version is None or (form.grant_id.data and (pending is None or pending.person_id != person.id)):
         abort(404)
-    # Only someone who may grant this person a role may send them the policy for it.
-    if not (services.is_admin(current_user) or (account is not None and services.may_manage(current_user, account, person))):
+    if pending is not None:
+        back = url_for("grants.index")
+    # Only someone who may grant this person a role, or decide their request, may send them the policy for it.
+    if not (services.is_admin(current_user) or (account is not None and services.may_manage(current_user, account, person))
+            or (pending is not None and services.may_decide(current_user, pending))):
         abort(403)
     try:
         sent = policy_links.request_acknowledgement(
             db, actor=current_user, person=person, version=version, base_url=current_app.config.get("BASE_URL", ""),
-            account_id=account.id if account is not None else None, role_code=(form.role_code.data or None))
+            account_id=account.id if account is not None else None, role_code=(form.role_code.data or None),
+            grant_id=pending.id if pending is not None else None)
     except (ConflictError, InvalidError) as exc:
         db.rollback()
         flash(exc.message, "error")
@@ -205,6 +226,8 @@ def approve(grant_id: int) -> Response:
         except (ConflictError, ForbiddenError, InvalidError) as exc:
             db.rollback()
             flash(exc.message, "error")
+            if isinstance(exc, services.PolicyNotAcceptedError):
+                return redirect(url_for("grants.index", policy_for=grant.id, _anchor="policy-gate"))
             return _back(form, url_for("grants.index"))
         db.commit()
         flash(f"Approved: {grant.person.full_name} is {grant.role.name} on {grant.account.display_name}.", "success")

@@ -58,7 +58,7 @@ class Sent:
 
 
 def request_acknowledgement(session: Session, *, actor: Any, person: Person, version: PolicyVersion, base_url: str,
-                            account_id: int | None = None, role_code: str | None = None,
+                            account_id: int | None = None, role_code: str | None = None, grant_id: int | None = None,
                             now: datetime | None = None) -> Sent:
     """Email ``person`` the current ``version`` to accept: the policy's page if they have a login, else a
     one-time link. Refused when they accepted it already, are not active, or were sent one minutes ago."""
@@ -87,7 +87,8 @@ def request_acknowledgement(session: Session, *, actor: Any, person: Person, ver
     link = AcknowledgementLink(person_id=person.id, policy_version_id=version.id,
                                token_digest=token_digest(token or new_token()),
                                created_at=now, created_by_id=getattr(actor, "id", None), expires_at=now + ACK_LINK_TTL,
-                               used_at=now if login is not None else None, account_id=account_id, role_code=role_code)
+                               used_at=now if login is not None else None, account_id=account_id, role_code=role_code,
+                               grant_id=grant_id)
     session.add(link)
     session.flush()
     sender = getattr(getattr(actor, "person", None), "full_name", None) or "A colleague"
@@ -112,7 +113,7 @@ def request_acknowledgement(session: Session, *, actor: Any, person: Person, ver
     audit.record(session, "policy.acknowledgement_requested", actor=actor, target_type="policy_version",
                  target_id=version.id, details={"person_id": person.id, "tier": version.tier, "version": version.version,
                                                 "by": "login" if login is not None else "link", "link_id": link.id,
-                                                "account_id": account_id, "role": role_code,
+                                                "account_id": account_id, "role": role_code, "grant_id": grant_id,
                                                 "expires_at": link.expires_at.isoformat() if login is None else None})
     return Sent("login" if login is not None else "link", person, version, token)
 
@@ -165,11 +166,13 @@ def accept_by_link(session: Session, *, link: AcknowledgementLink, now: datetime
                  details={"person_id": person.id, "tier": version.tier, "version": version.version, "via": "link",
                           "link_id": link.id, "sent_by_user_id": link.created_by_id})
     if link.created_by_id is not None:
-        grant_page = None
-        if link.account_id is not None:
+        grant_page, body = None, None
+        if link.grant_id is not None:
+            grant_page, body = "/grants/#waiting", "The request that waited for it can be approved now."
+        elif link.account_id is not None:
             grant_page = f"/grants/new?account_id={link.account_id}&person={quote(person.email)}"
+            body = "You can now grant the role that waited for it."
         notifications.notify(session, user=link.created_by_id, kind="policy.accepted",
                              title=f"{person.full_name} accepted the {version.tier} policy (version {version.version})",
-                             body="You can now grant the role that waited for it." if grant_page else None,
-                             link=grant_page)
+                             body=body, link=grant_page)
     return ack

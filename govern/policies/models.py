@@ -61,3 +61,5 @@ class AcknowledgementLink(Base):
     #: The grant that waited for the acceptance (shown to the sender afterwards), if any.
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     role_code: Mapped[str | None] = mapped_column(String(16))
+    #: The request (a grant waiting for approval) that waited for it, if any.
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"))

@@ -168,3 +168,45 @@ def test_only_who_may_grant_the_person_may_send_the_policy(app, db, kit, setup):
     login(plain, db, staff)
     assert plain.post("/grants/policy-request", data=data | {"csrf_token": csrf_from(plain.get("/account").get_data(as_text=True))}).status_code == 403
     assert db.execute(text("SELECT count(*) FROM acknowledgement_links")).scalar() == 0
+
+
+def test_a_request_refused_at_approval_offers_the_policy_and_is_approved_after_acceptance(app, db, kit, setup):
+    manager, account, nolog, policy, client = setup
+    from tests.factories import make_grant
+
+    request = make_grant(db, nolog, account, "publisher", status="requested")
+    db.commit()
+    token = csrf_from(client.get("/grants/").get_data(as_text=True))
+    refused = client.post(f"/grants/{request.id}/approve", data={"csrf_token": token})
+    assert refused.status_code == 302 and refused.headers["Location"] == f"/grants/?policy_for={request.id}#policy-gate"
+    page = client.get(refused.headers["Location"]).get_data(as_text=True)
+    assert "must first accept" in page and 'id="policy-gate"' in page and "approve the request" in page
+    form = re.search(r'<form method="post" action="/grants/policy-request".*?</form>', page, re.S).group(0)
+    data = dict(re.findall(r'name="([^"]+)"[^>]*value="([^"]*)"', form))
+    assert data["grant_id"] == str(request.id)
+    assert client.post("/grants/policy-request", data=data).headers["Location"] == "/grants/"
+    assert db.scalar(select(AcknowledgementLink)).grant_id == request.id
+
+    anonymous, entered = _accept_with(app, _link_token(db, nolog.email))
+    read = anonymous.get(entered.headers["Location"]).get_data(as_text=True)
+    anonymous.post("/policies/acknowledge/accept", data={"csrf_token": csrf_from(read)})
+    note = db.scalar(select(Notification).where(Notification.user_id == manager.id, Notification.kind == "policy.accepted"))
+    assert note.link == "/grants/#waiting"
+    # The pending request proceeds as it always did: the manager approves it.
+    token = csrf_from(client.get("/grants/").get_data(as_text=True))
+    assert client.post(f"/grants/{request.id}/approve", data={"csrf_token": token}).status_code == 302
+    db.expire_all()
+    assert db.get(Grant, request.id).status == "active"
+    # Someone who may not decide that request is not offered the gate, nor may send it.
+    other = make_user(db, kit, roles=("manager",))
+    db.commit()
+    outsider = app.test_client()
+    login(outsider, db, other)
+    assert 'id="policy-gate"' not in outsider.get(f"/grants/?policy_for={request.id}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("value", ["x", "-1", "0", "99999999999999999999", "１２"])
+def test_odd_policy_for_values_show_the_access_page_without_a_gate(app, db, setup, value):
+    client = setup[-1]
+    response = client.get(f"/grants/?policy_for={value}")
+    assert response.status_code == 200 and 'id="policy-gate"' not in response.get_data(as_text=True)

@@ -34,11 +34,13 @@ def upgrade() -> None:
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("account_id", sa.Integer(), nullable=True),
         sa.Column("role_code", sa.String(length=16), nullable=True),
+        sa.Column("grant_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["person_id"], ["people.id"], name=op.f("fk_acknowledgement_links_person_id_people")),
         sa.ForeignKeyConstraint(["policy_version_id"], ["policy_versions.id"],
                                 name=op.f("fk_acknowledgement_links_policy_version_id_policy_versions")),
         sa.ForeignKeyConstraint(["created_by_id"], ["users.id"], name=op.f("fk_acknowledgement_links_created_by_id_users")),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_acknowledgement_links_account_id_accounts")),
+        sa.ForeignKeyConstraint(["grant_id"], ["grants.id"], name=op.f("fk_acknowledgement_links_grant_id_grants")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_acknowledgement_links")),
         sa.UniqueConstraint("token_digest", name=op.f("uq_acknowledgement_links_token_digest")),
     )
