@@ -93,6 +93,17 @@ def test_person_picker(browser: Any, live_server: LiveServer, scratch_database_u
     expect(page.locator(".flash")).to_contain_text("Pablo Parra is now Analyst on Acme Instagram")
     screenshots(page, "granted_phone")
 
+    # The people list's manager filter offers the same picker.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(live_server.url("/people/"))
+    manager_filter = page.locator("input[name=manager]")
+    manager_filter.press_sequentially("max", delay=40)
+    expect(page.get_by_role("listbox").get_by_role("option")).to_have_count(1)
+    screenshots(page, "people_filter_picker")
+    manager_filter.press("ArrowDown")
+    manager_filter.press("Enter")
+    expect(manager_filter).to_have_value("max@acme.example")
+
     with seed.app.app_context():
         db = database(seed.app).sessionmaker()
         try:

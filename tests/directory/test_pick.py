@@ -56,7 +56,13 @@ def test_every_form_that_picks_a_person_wires_the_picker(app, db, kit):
     _, client = signed_in(app, db, kit, "admin")
     account = make_account(db)
     db.commit()
-    for path in (f"/grants/new?account_id={account.id}", "/offboarding/new", "/accounts/new", "/people/new"):
+    for path in ("/people/", f"/grants/new?account_id={account.id}", "/offboarding/new", "/accounts/new", "/people/new"):
         html = client.get(path).get_data(as_text=True)
         assert 'data-person-picker="/people/pick"' in html, path
         assert 'autocomplete="off"' in html, path
+
+
+def test_the_people_filter_offers_the_picker_only_to_those_who_may_search(app, db, kit):
+    _, auditor = signed_in(app, db, kit, "auditor")
+    html = auditor.get("/people/").get_data(as_text=True)
+    assert "data-person-picker" not in html and 'name="manager"' in html
