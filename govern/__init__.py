@@ -94,6 +94,7 @@ def register_security(app: Flask) -> None:
     app.before_request(web.assign_request_id)
     app.before_request(web.reject_nul_bytes)
     app.before_request(web.enforce_permissions)
+    app.before_request(web.restore_resumed_form)
     app.after_request(web.set_security_headers)
     if not app.testing:
         from govern.logs import configure_logging
@@ -230,6 +231,7 @@ def register_blueprints(app: Flask) -> None:
 
 def register_errors(app: Flask) -> None:
     """Every error gets a page in the layout that reveals nothing internal."""
+    from govern import web
     from govern.auth.throttle import ThrottleUnavailableError
     from govern.errors import AuditWriteError, GovernError, ThrottledError
 
@@ -237,7 +239,10 @@ def register_errors(app: Flask) -> None:
         return render_template("errors/error.html", status=status, title=title, message=message), status
 
     @app.errorhandler(CSRFError)
-    def _csrf(_exc: CSRFError) -> tuple[str, int]:
+    def _csrf(_exc: CSRFError) -> Any:
+        resumed = web.resume_after_sign_in()
+        if resumed is not None:
+            return resumed
         return page(400, "The form expired", "This form is out of date or was not sent from govern. Go back, reload the page and try again.")
 
     @app.errorhandler(HTTPException)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime
@@ -14,6 +15,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    flash,
     g,
     redirect,
     render_template,
@@ -23,6 +25,7 @@ from flask import (
 )
 from flask_login import current_user
 from markupsafe import Markup
+from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
 
 from govern.audit.services import AuditContext, session_reference
@@ -46,6 +49,8 @@ POLICY: dict[str, frozenset[str]] = {
     # Object-level rules narrow these further (a manager sees their accounts and reports).
     "directory.read": frozenset({"admin", "hr", "it", "manager", "auditor"}),
     "directory.manage": frozenset({"admin", "hr"}),
+    # The person picker of forms that choose a colleague (grants, successors, offboarding, account owners).
+    "directory.pick": frozenset({"admin", "hr", "it", "manager"}),
     "accounts.read": frozenset({"admin", "it", "manager", "hr", "auditor"}),
     "accounts.manage": frozenset({"admin", "it"}),
     "roles.manage": frozenset({"admin"}),
@@ -378,3 +383,72 @@ def set_security_headers(response: Response) -> Response:
         headers["Cache-Control"] = "no-store"
         headers["Pragma"] = "no-cache"
     return response
+
+
+# --- a form sent after the session expired ------------------------------------------------------
+
+#: Where the session keeps the input of a form sent after the previous session had expired.
+RESUME_KEY = "resume"
+#: Fields never kept, by name: passwords, secret values, TOTP and recovery codes, tokens, seeds, keys
+#: (``role_code`` names a role and is kept; ``code`` and ``totp_code`` are one-time codes and are not).
+SECRET_FIELD = re.compile(r"pass|secret|token|seed|otp|key|^(code|recovery_code|value|value_lines|confirm)$",
+                          re.IGNORECASE)
+#: Bounds of what is kept: a form, not a dump.
+RESUME_MAX_FIELDS = 50
+RESUME_MAX_CHARS = 5000
+
+
+def _same_site_path(url: str | None) -> str | None:
+    """The path and query of ``url`` when it points at this site, else None."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    return safe_next(target, "") or None
+
+
+def resume_after_sign_in() -> Response | None:
+    """The answer to a POST whose CSRF check failed because the session had expired, or None.
+
+    The user is sent to sign in and brought back to the form; when the form is the page that was
+    posted to, its safe fields come back with it (never a password, secret value, code or token,
+    nor a file). Forged or stale posts from a live or an absent session still get the 400 page.
+    """
+    if request.method != "POST" or not getattr(session, "expired", False):
+        return None
+    name = view_permission(current_app, request.endpoint)
+    if name is None or name == PUBLIC or name in BEARER_AUTH:
+        return None
+    rule = request.url_rule
+    if rule is not None and "GET" in (rule.methods or ()):
+        target = safe_next(request.full_path.rstrip("?"), url_for("home.index"))
+        fields = [[key, value] for key, value in request.form.items(multi=True)
+                  if not SECRET_FIELD.search(key) and len(key) < 100 and len(value) <= RESUME_MAX_CHARS]
+        if fields:
+            session[RESUME_KEY] = {"path": target, "user_id": getattr(session, "expired_user_id", None),
+                                   "fields": fields[:RESUME_MAX_FIELDS]}
+        flash("Your session ended before the form was sent. Sign in again: the form comes back with what you "
+              "typed (passwords and codes excepted), to check and send again.", "info")
+    else:
+        target = _same_site_path(request.referrer) or url_for("home.index")
+        flash("Your session ended before the form was sent, so nothing was done. Sign in again and send it again.",
+              "info")
+    return redirect(url_for("auth.login", next=target), 303)
+
+
+def restore_resumed_form() -> None:
+    """before_request: on the page of a form kept at an expired session, give the form its input back.
+
+    Only for the user whose session it was, only on that page, once; any other page drops it.
+    """
+    kept = session.get(RESUME_KEY) if request.method == "GET" else None
+    if not isinstance(kept, dict) or not getattr(current_user, "is_authenticated", False):
+        return
+    session.pop(RESUME_KEY, None)
+    if kept.get("path") != request.full_path.rstrip("?") or kept.get("user_id") != current_user.id:
+        return
+    fields = [(str(k), str(v)) for k, v in kept.get("fields", []) if not SECRET_FIELD.search(str(k))]
+    g.resumed_formdata = MultiDict(fields)
+    flash("Here is the form as you left it. Check it and send it again.", "info")

@@ -4,8 +4,9 @@
 
   // Setup links carry the one-time secret in the fragment (#token=...), which is never sent to
   // the server. Move it into the form and wipe it from the address bar and history.
+  // The policy's one-time acknowledgement link (#ack-form) works the same way.
   function fillSetupToken() {
-    var form = document.getElementById("setup-form");
+    var form = document.getElementById("setup-form") || document.getElementById("ack-form");
     if (!form || !window.location.hash) return;
     var match = window.location.hash.match(/token=([A-Za-z0-9_-]+)/);
     if (!match) return;
@@ -108,6 +109,129 @@
     });
   }
 
+  // <input data-person-picker="/people/pick">: a search-as-you-type combobox (WAI-ARIA combobox
+  // pattern with a listbox popup). Typing asks the server for matching colleagues; arrow keys move,
+  // Enter picks (the field gets the person's email, which every such form accepts), Escape closes.
+  // Without this script the field is the plain email / employee id field it always was.
+  var pickerCount = 0;
+
+  function wirePersonPickers() {
+    document.querySelectorAll("input[data-person-picker]").forEach(function (input) {
+      var url = input.getAttribute("data-person-picker");
+      var id = "person-picker-" + (++pickerCount);
+      var list = document.createElement("ul");
+      list.id = id;
+      list.className = "picker-list";
+      list.setAttribute("role", "listbox");
+      list.hidden = true;
+      var status = document.createElement("span");
+      status.className = "sr-only";
+      status.setAttribute("role", "status");
+      var wrap = document.createElement("div");
+      wrap.className = "picker";
+      input.parentNode.insertBefore(wrap, input);
+      wrap.appendChild(input);
+      wrap.appendChild(list);
+      wrap.appendChild(status);
+      input.setAttribute("role", "combobox");
+      input.setAttribute("aria-autocomplete", "list");
+      input.setAttribute("aria-expanded", "false");
+      input.setAttribute("aria-controls", id);
+      var options = [];
+      var active = -1;
+      var timer = null;
+      var asked = 0;
+
+      function close() {
+        list.hidden = true;
+        input.setAttribute("aria-expanded", "false");
+        input.removeAttribute("aria-activedescendant");
+        active = -1;
+      }
+
+      function highlight(index) {
+        options.forEach(function (li, k) { li.setAttribute("aria-selected", k === index ? "true" : "false"); });
+        active = index;
+        if (index >= 0) {
+          input.setAttribute("aria-activedescendant", options[index].id);
+          options[index].scrollIntoView({block: "nearest"});
+        } else {
+          input.removeAttribute("aria-activedescendant");
+        }
+      }
+
+      function choose(index) {
+        if (index < 0 || index >= options.length) return;
+        input.value = options[index].getAttribute("data-value");
+        close();
+      }
+
+      function show(people, more) {
+        list.textContent = "";
+        options = people.map(function (p, k) {
+          var li = document.createElement("li");
+          li.id = id + "-" + k;
+          li.setAttribute("role", "option");
+          li.setAttribute("aria-selected", "false");
+          li.setAttribute("data-value", p.email);
+          var name = document.createElement("span");
+          name.className = "picker-name";
+          name.textContent = p.name;
+          var detail = document.createElement("span");
+          detail.className = "picker-detail";
+          detail.textContent = [p.email, p.employee_id, p.department].filter(Boolean).join(" · ");
+          li.appendChild(name);
+          li.appendChild(detail);
+          // mousedown, not click: it comes before the field's blur closes the list.
+          li.addEventListener("mousedown", function (event) { event.preventDefault(); choose(k); });
+          list.appendChild(li);
+          return li;
+        });
+        if (!options.length) {
+          close();
+          status.textContent = "No active colleague matches.";
+          return;
+        }
+        list.hidden = false;
+        input.setAttribute("aria-expanded", "true");
+        active = -1;
+        status.textContent = options.length + (more ? "+" : "") + " match" + (options.length === 1 ? "" : "es") + ", use the arrow keys.";
+      }
+
+      function search() {
+        var q = input.value.trim();
+        if (q.length < 2) { close(); return; }
+        var ticket = ++asked;
+        fetch(url + "?q=" + encodeURIComponent(q), {credentials: "same-origin", headers: {"Accept": "application/json"}})
+          .then(function (response) { return response.ok ? response.json() : {people: []}; })
+          .then(function (data) { if (ticket === asked) show(data.people || [], data.more); })
+          .catch(function () { close(); });
+      }
+
+      input.addEventListener("input", function () {
+        clearTimeout(timer);
+        timer = setTimeout(search, 150);
+      });
+      input.addEventListener("keydown", function (event) {
+        var open = !list.hidden && options.length > 0;
+        if (event.key === "ArrowDown") {
+          event.preventDefault();
+          if (!open) { search(); return; }
+          highlight(active + 1 >= options.length ? 0 : active + 1);
+        } else if (event.key === "ArrowUp") {
+          if (!open) return;
+          event.preventDefault();
+          highlight(active <= 0 ? options.length - 1 : active - 1);
+        } else if (event.key === "Enter") {
+          if (open && active >= 0) { event.preventDefault(); choose(active); }
+        } else if (event.key === "Escape") {
+          if (open) { event.preventDefault(); close(); }
+        }
+      });
+      input.addEventListener("blur", function () { setTimeout(close, 100); });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     fillSetupToken();
     wireCopyButtons();
@@ -115,5 +239,6 @@
     hideRevealedSecrets();
     runTotpCountdown();
     wireGenerateButtons();
+    wirePersonPickers();
   });
 })();

@@ -15,6 +15,8 @@ from tests.factories import csrf_token, login, make_user
 PUBLIC_ENDPOINTS = {
     "static", "home.healthz", "auth.login", "auth.login_code", "auth.setup", "auth.setup_password",
     "auth.setup_authenticator",
+    # A person without a login accepts a policy with an emailed one-time link (govern.policies.links).
+    "policies.acknowledge", "policies.acknowledge_read", "policies.acknowledge_accept", "policies.acknowledged",
 }
 
 

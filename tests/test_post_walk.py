@@ -177,3 +177,86 @@ def test_no_post_endpoint_answers_500_to_junk(app, db, world, who):
     db.expire_all()
     assert "admin" not in db.scalars(select(UserRole.role).where(UserRole.user_id == world["victim"].id)).all()
     assert db.scalar(select(User.password_hash).where(User.id == world["victim"].id)) not in ("$argon2id$", "x")
+
+
+# --- post-redirect-get: every successful POST answers a redirect ----------------------------------
+
+#: POST endpoints whose successful answer is a page, on purpose: a reveal shows a secret's plaintext
+#: to the one who asked (each display is an audited exposure, so it is never kept to show again), and
+#: an export streams a file. A preview of an uploaded file changes nothing. Everything else redirects.
+RENDERS_ON_SUCCESS = {
+    "vault.reveal": "reveal: the plaintext, once, to the one who asked",
+    "vault.reveal_seed": "reveal of a 2FA seed",
+    "rotation.show_staged": "reveal of a staged value",
+    "vault_tools.generate": "JSON for the generate button; nothing is stored",
+    "vault_tools.import_file": "preview of an uploaded secrets file; nothing is written",
+    "directory.import_file": "preview of an uploaded HR file; nothing is written",
+    "directory.export": "file download", "audit.export": "file download",
+    "reports.access_csv": "file download", "reports.access_json": "file download",
+    "reports.account_csv": "file download", "reports.account_json": "file download",
+    "reports.person_csv": "file download", "reports.person_json": "file download",
+}
+
+
+def _redirected(response: Any) -> bool:
+    return response.status_code in (302, 303) and bool(response.headers.get("Location"))
+
+
+def test_successful_posts_redirect_and_show_one_time_values_once(app, db, kit, world):
+    """Each POST below succeeds (it writes an audit event) and answers 302/303; a value shown once
+    (recovery codes, a setup secret, a SCIM token, a generated password) is on the page it
+    redirects to, and only the first time."""
+    from govern.accounts.models import Account
+    from govern.policies.models import PolicyVersion
+    from govern.rotation import services as rotation
+    from govern.vault import services as vault
+    from tests.factories import accept_policy, make_person
+
+    admin, victim, ids = world["admin"], world["victim"], world["ids"]
+    it = make_user(db, kit, roles=("it",))
+    grantee = make_person(db, email="grantee@example.com")
+    accept_policy(db, grantee, db.get(PolicyVersion, ids["version_id"]))
+    requested = make_grant(db, make_person(db), db.get(Account, ids["account_id"]), "analyst", status="requested")
+    keyring = app.extensions["govern.keyring"]
+    with app.test_request_context():
+        secret = vault.create_secret(db, actor=it.user, keyring=keyring, account=requested.account, kind="password",
+                                     label="Walk login", value="Walk-Old-Pass-1!")
+        task = rotation.open_task(db, actor=it.user, secret=secret, reason="manual").task
+    db.commit()
+    admin_client, it_client = app.test_client(), app.test_client()
+    login(admin_client, db, admin)
+    login(it_client, db, it)
+    due = "2030-01-31"
+    cases: list[tuple[Any, str, dict[str, Any], str | None]] = [
+        (admin_client, "/account/recovery-codes", {}, "recovery-codes"),
+        (admin_client, "/admin/users/new", {"email": "walk.new@example.com", "full_name": "Walk New", "roles": ["it"]},
+         "setup-secret"),
+        (admin_client, f"/admin/users/{victim.id}/reset-mfa", {}, "setup-secret"),
+        (admin_client, "/admin/scim-tokens/", {"name": "Walk IdP"}, "scim-token"),
+        (it_client, f"/rotation/tasks/{task.id}/stage", {"mode": "generate"}, "generated-value"),
+        (admin_client, "/people/new", {"full_name": "Walk Person", "email": "walk.person@example.com", "status": "active"}, None),
+        (admin_client, "/accounts/new", {"platform": "instagram", "handle": "walkacct", "display_name": "Walk Account",
+                                         "tier": "standard", "status": "active", "rotation_interval_days": "90",
+                                         "max_credential_holders": "3", "min_admins": "1"}, None),
+        (admin_client, f"/grants/new?account_id={ids['account_id']}",
+         {"account_id": str(ids["account_id"]), "person": "grantee@example.com", "role_code": "publisher",
+          "reason": "walk"}, None),
+        (admin_client, f"/grants/{requested.id}/approve", {"note": "ok"}, None),
+        (admin_client, "/policies/new", {"tier": "standard", "title": "Walk policy", "body_markdown": "Be nice."}, None),
+        (admin_client, "/reviews/new", {"name": "Walk review", "scope_kind": "all", "due_on": due}, None),
+        (admin_client, "/offboarding/new", {"person": "walk.person@example.com", "effective_at": "2030-01-01T10:00"}, None),
+    ]
+    for client, path, data, shown_id in cases:
+        before = _audit_count(db)
+        token = csrf_token(client, "/account")
+        response = client.post(path, data={"csrf_token": token, **data})
+        assert _audit_count(db) > before, (path, response.status_code, response.get_data(as_text=True)[:3000])
+        assert _redirected(response), (path, response.status_code)
+        if shown_id is not None:
+            page = client.get(response.headers["Location"])
+            assert page.status_code == 200 and f'id="{shown_id}"' in page.get_data(as_text=True), path
+            again = client.get(response.headers["Location"])
+            assert f'id="{shown_id}"' not in again.get_data(as_text=True), f"{path}: shown twice"
+    # And no POST endpoint outside the reviewed list renders its success: the list names real endpoints.
+    endpoints = {r.endpoint for r in _post_rules(app)}
+    assert set(RENDERS_ON_SUCCESS) <= endpoints, set(RENDERS_ON_SUCCESS) - endpoints

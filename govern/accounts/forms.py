@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from govern.accounts.models import ACCOUNT_STATUSES, ACCOUNT_TIERS, PLATFORM_LABELS, PLATFORMS
+from govern.forms import FlaskForm
 
 PLATFORM_CHOICES = [SelectChoice(p, PLATFORM_LABELS[p]) for p in PLATFORMS]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from govern.auth.passwords import MAX_LENGTH
+from govern.forms import FlaskForm
 
 
 class LoginForm(FlaskForm):

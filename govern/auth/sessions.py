@@ -49,6 +49,8 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self.regenerate = False
         self.ended = False
         self.expired = False
+        #: The user whose session had expired (the form they were sending may come back after sign-in).
+        self.expired_user_id: int | None = None
         #: Set by the login flow: stamps to write with the next save.
         self.mark_authenticated = False
         self.mark_mfa_verified = False
@@ -102,6 +104,7 @@ class ServerSessionInterface(SessionInterface):
             db.commit()
             expired = ServerSession()
             expired.expired = row.user_id is not None
+            expired.expired_user_id = row.user_id
             return expired
         try:
             data = json.loads(row.data)

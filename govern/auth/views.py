@@ -22,7 +22,7 @@ from flask_login import current_user, login_user, logout_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from govern.auth import services
+from govern.auth import once, services
 from govern.auth.forms import (
     ChangePasswordForm,
     CodeForm,
@@ -38,7 +38,15 @@ from govern.auth.services import AuthKit
 from govern.crypto import totp
 from govern.db import get_session
 from govern.errors import ForbiddenError, InvalidError, NotFoundError
-from govern.web import PUBLIC, STAFF, client_ip, fresh_mfa_required, permission, safe_next
+from govern.web import (
+    PUBLIC,
+    RESUME_KEY,
+    STAFF,
+    client_ip,
+    fresh_mfa_required,
+    permission,
+    safe_next,
+)
 
 bp = Blueprint("auth", __name__)
 
@@ -51,9 +59,16 @@ def _kit() -> AuthKit:
     return kit
 
 
-def _begin_new_session() -> None:
-    """Drop everything of the previous session and issue a new session id (ASVS 7.2.4)."""
+def _begin_new_session(*, keep_resume: bool = False) -> None:
+    """Drop everything of the previous session and issue a new session id (ASVS 7.2.4).
+
+    Signing in keeps the input of a form sent after the session had expired (govern.web.RESUME_KEY):
+    it is shown again on that form once the same user is signed in.
+    """
+    resume = session.get(RESUME_KEY) if keep_resume else None
     session.clear()
+    if resume:
+        session[RESUME_KEY] = resume
     session.regenerate = True  # type: ignore[attr-defined]
 
 
@@ -75,7 +90,7 @@ def _finish_login(user: User, factor: str, next_url: str | None) -> Response:
     db = get_session()
     services.record_login(db, user=user, factor=factor)
     db.commit()
-    _begin_new_session()
+    _begin_new_session(keep_resume=True)
     login_user(user, remember=False)
     session.mark_authenticated = True  # type: ignore[attr-defined]
     session.mark_mfa_verified = True  # type: ignore[attr-defined]
@@ -103,7 +118,7 @@ def login() -> Any:
             form.password.errors = [exc.message]
             return render_template("auth/login.html", form=form), 200
         db.commit()
-        _begin_new_session()
+        _begin_new_session(keep_resume=True)
         session["auth_pending"] = {"user_id": user.id, "at": time.time(), "password_stamp": _password_stamp(user)}
         session["next"] = safe_next(form.next.data, "")
         return redirect(url_for("auth.login_code"))
@@ -273,7 +288,8 @@ def setup_authenticator() -> Any:
             login_user(user, remember=False)
             session.mark_authenticated = True  # type: ignore[attr-defined]
             session.mark_mfa_verified = True  # type: ignore[attr-defined]
-            return render_template("auth/recovery_codes.html", codes=codes, first_time=True)
+            once.keep(session, kit, user_id=user.id, kind="recovery_codes", payload={"codes": codes, "first_time": True})
+            return redirect(url_for("auth.recovery_codes"), 303)
     uri = services.enrolment_uri(kit, user, seed)
     grouped = " ".join(seed[i : i + 4] for i in range(0, len(seed), 4))
     return render_template("auth/setup_authenticator.html", form=form, qr=_qr_svg(uri), seed=grouped, user=user)
@@ -332,7 +348,20 @@ def regenerate_recovery_codes() -> Any:
     db = get_session()
     codes = services.regenerate_recovery_codes(db, _kit(), user=current_user)  # type: ignore[arg-type]
     db.commit()
-    return render_template("auth/recovery_codes.html", codes=codes, first_time=False)
+    once.keep(session, _kit(), user_id=current_user.id, kind="recovery_codes", payload={"codes": codes, "first_time": False})
+    return redirect(url_for("auth.recovery_codes"), 303)
+
+
+@bp.route("/account/recovery-codes", methods=["GET"])
+@permission(STAFF)
+def recovery_codes() -> Any:
+    """The recovery codes just made, shown once (a reload shows them no more)."""
+    shown = once.take(session, _kit(), user_id=current_user.id, kind="recovery_codes")
+    if shown is None:
+        flash("Recovery codes are shown only once, right after they are made. If you did not save them, create new ones.",
+              "info")
+        return redirect(url_for("auth.account"))
+    return render_template("auth/recovery_codes.html", codes=shown.get("codes", []), first_time=bool(shown.get("first_time")))
 
 
 @bp.route("/account/sessions/<public_id>/end", methods=["POST"])

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import DateField, EmailField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
 from govern.directory.models import PERSON_STATUSES
+from govern.forms import FlaskForm
 
 STATUS_LABELS = {"active": "Active", "leaving": "Leaving", "departed": "Departed"}
 

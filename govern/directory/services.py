@@ -154,6 +154,31 @@ def people_query(user: Any, flt: PersonFilter) -> Select[tuple[Person]]:
     return query.order_by(func.lower(Person.full_name), Person.id)
 
 
+#: Matches a person picker offers at most; typing more narrows them.
+PICK_LIMIT = 10
+#: Shorter fragments match too much to be useful (and tell too much to a guesser).
+PICK_MIN_LENGTH = 2
+
+
+def pick_people(session: Session, fragment: str, *, limit: int = PICK_LIMIT) -> tuple[list[Row[Any]], bool]:
+    """Active people whose name, email or employee id contains ``fragment`` (the people search), for a
+    form's person picker: the first ``limit`` by name (id, name, email, employee id, department) and
+    whether there are more.
+
+    Forms that pick a person (a grantee, a successor, an account's owner) accept any active colleague,
+    so the picker searches the whole directory; it shows no more than the forms already confirm for an
+    exact email, plus the name and department.
+    """
+    needle = " ".join((fragment or "").split())[:320]
+    if len(needle) < PICK_MIN_LENGTH:
+        return [], False
+    rows = list(session.execute(
+        select(Person.id, Person.full_name, Person.email, Person.employee_id, Person.department)
+        .where(Person.status == "active", search_clause(needle))
+        .order_by(func.lower(Person.full_name), Person.id).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
 #: The manager of a listed person, joined by id for their name.
 _MANAGER = aliased(Person)
 

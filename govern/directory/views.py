@@ -18,6 +18,7 @@ from flask import (
     Response,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -123,6 +124,15 @@ def export() -> Response:
 
 
 # --- one person ----------------------------------------------------------------------------------------
+
+
+@bp.route("/pick")
+@permission("directory.pick")
+def pick() -> Response:
+    """Active people matching ?q= for a form's person picker, as JSON (static/govern.js asks it as one types)."""
+    rows, more = services.pick_people(get_session(), request.args.get("q", ""))
+    return jsonify({"people": [{"id": r.id, "name": r.full_name, "email": r.email, "employee_id": r.employee_id,
+                                "department": r.department} for r in rows], "more": more})
 
 
 @bp.route("/<int:person_id>")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
-from wtforms import DateField, EmailField, HiddenField, SelectField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import DateField, EmailField, HiddenField, IntegerField, SelectField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from govern.forms import FlaskForm
 
 
 class GrantForm(FlaskForm):
@@ -36,3 +37,13 @@ class RevokeForm(FlaskForm):
 class RemovalForm(FlaskForm):
     note = TextAreaField("How and when you removed them on the platform", validators=[Optional(), Length(max=2000)])
     next = HiddenField()
+
+
+class PolicyLinkForm(FlaskForm):
+    """The policy gate's offer: send the grantee the policy version to accept."""
+
+    person_id = IntegerField(validators=[DataRequired(), NumberRange(1, 2**31 - 1)])
+    version_id = IntegerField(validators=[DataRequired(), NumberRange(1, 2**31 - 1)])
+    account_id = IntegerField(validators=[Optional(), NumberRange(1, 2**31 - 1)])
+    role_code = HiddenField(validators=[Optional(), Length(max=16)])
+    grant_id = IntegerField(validators=[Optional(), NumberRange(1, 2**31 - 1)])

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,9 +18,19 @@ from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from govern.grants import notices
 from govern.grants.models import Grant, PlatformRemoval
+from govern.policies.models import PolicyVersion
 from govern.policies.services import current_version, has_accepted
 
 MAX_REASON = 2000
+
+
+class PolicyNotAcceptedError(ConflictError):
+    """The grantee has not accepted the current policy of the role's tier (the grant form offers to send it)."""
+
+    def __init__(self, message: str, *, person: Person, version: PolicyVersion) -> None:
+        super().__init__(message)
+        self.person = person
+        self.version = version
 
 
 # --- who may act --------------------------------------------------------------------------------
@@ -53,6 +63,21 @@ def may_decide(user: Any, grant: Grant) -> bool:
     if is_admin(user):
         return True
     return grant.account.business_owner_id == user.person_id or grant.person.manager_id == user.person_id
+
+
+def decision_queue(session: Session, user: Any, *, limit: int = 500) -> tuple[list[Grant], int]:
+    """Requests ``user`` may decide (``may_decide`` in SQL), oldest first, and how many there are."""
+    if not (is_admin(user) or "manager" in user.roles):
+        return [], 0
+    query = select(Grant, func.count().over()).where(
+        Grant.status == "requested", Grant.person_id != user.person_id,
+        or_(Grant.requested_by_id.is_(None), Grant.requested_by_id != user.id))
+    if not is_admin(user):
+        reports = select(Person.id).where(Person.manager_id == user.person_id)
+        owned = select(Account.id).where(Account.business_owner_id == user.person_id)
+        query = query.where(or_(Grant.account_id.in_(owned), Grant.person_id.in_(reports)))
+    rows = list(session.execute(query.order_by(Grant.requested_at, Grant.id).limit(limit)).unique())
+    return [row[0] for row in rows], (rows[0][1] if rows else 0)
 
 
 # --- rules ---------------------------------------------------------------------------------------
@@ -95,11 +120,20 @@ def _check_rules(session: Session, *, person: Person, account: Account, role: Ro
                 f"{account.display_name} already has {holders} credential holders, its maximum; "
                 "revoke one first or raise the account's limit."
             )
-        version = current_version(session, role.policy_tier)
-        if version is None:
-            raise ConflictError(f"No {role.policy_tier} social media policy is published yet; an admin must publish one before {role.name} can be granted.")
-        if not has_accepted(session, person.id, version):
-            raise ConflictError(f"{person.full_name} must first accept the current {role.policy_tier} policy (version {version.version}).")
+        check_policy_accepted(session, person, role)
+
+
+def check_policy_accepted(session: Session, person: Person, role: Role) -> None:
+    """The policy gate: the grantee of a revealing role accepted the current policy of its tier."""
+    if not role.may_reveal:
+        return
+    version = current_version(session, role.policy_tier)
+    if version is None:
+        raise ConflictError(f"No {role.policy_tier} social media policy is published yet; an admin must publish one before {role.name} can be granted.")
+    if not has_accepted(session, person.id, version):
+        raise PolicyNotAcceptedError(
+            f"{person.full_name} must first accept the current {role.policy_tier} policy (version {version.version}).",
+            person=person, version=version)
 
 
 def _load(session: Session, person_id: int, account_id: int, role_code: str) -> tuple[Person, Account, Role]:

@@ -5,20 +5,30 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from govern.accounts import services as accounts
 from govern.accounts.models import Account
+from govern.auth.models import User
 from govern.db import get_session
 from govern.directory.models import Person
 from govern.directory.services import find_person_by_email
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from govern.grants import services
-from govern.grants.forms import DecisionForm, GrantForm, RemovalForm, RequestForm, RevokeForm
+from govern.grants.forms import (
+    DecisionForm,
+    GrantForm,
+    PolicyLinkForm,
+    RemovalForm,
+    RequestForm,
+    RevokeForm,
+)
 from govern.grants.models import Grant, PlatformRemoval
+from govern.policies import links as policy_links
+from govern.policies.models import PolicyVersion
 from govern.web import ensure_visible, permission, safe_next
 
 bp = Blueprint("grants", __name__, url_prefix="/grants")
@@ -40,13 +50,23 @@ def _role_choices(db: Any, platform: str | None) -> list[tuple[str, str]]:
     return choices
 
 
-def _page(template: str, form: Any, account: Account | None) -> str:
+def _page(template: str, form: Any, account: Account | None, policy_gate: dict[str, Any] | None = None) -> str:
     """The grant or request form: the account first, then its roles with the platform's names."""
     db = get_session()
     if account is not None and account.id not in {value for value, _label in form.account_id.choices}:
         account = None  # not an account one can be granted (archived or locked): choose again
-    return render_template(template, form=form, account=account, roles=accounts.roles(db),
+    return render_template(template, form=form, account=account, roles=accounts.roles(db), policy_gate=policy_gate,
                            role_names=accounts.platform_role_names(db, account.platform) if account else {})
+
+
+def _policy_gate(exc: services.PolicyNotAcceptedError, account_id: int | None, role_code: str | None,
+                 grant_id: int | None = None) -> dict[str, Any]:
+    """What the policy gate's offer needs: who, which version, whether they can sign in, and its form."""
+    has_login = get_session().scalar(
+        select(User.id).where(User.person_id == exc.person.id, User.is_active.is_(True))) is not None
+    form = PolicyLinkForm(formdata=None, person_id=exc.person.id, version_id=exc.version.id, account_id=account_id,
+                          role_code=role_code, grant_id=grant_id)
+    return {"person": exc.person, "version": exc.version, "has_login": has_login, "form": form}
 
 
 def _active_accounts(db: Any) -> list[Account]:
@@ -61,15 +81,19 @@ def index() -> str:
     """My access, my requests, and the requests waiting for my decision."""
     db = get_session()
     mine = list(db.scalars(select(Grant).where(Grant.person_id == current_user.person_id).order_by(Grant.id.desc()).limit(200)))
-    waiting: list[Grant] = []
-    if services.is_admin(current_user) or "manager" in current_user.roles:
-        query = select(Grant).where(Grant.status == "requested").order_by(Grant.requested_at)
-        if not services.is_admin(current_user):
-            reports = select(Person.id).where(Person.manager_id == current_user.person_id)
-            owned = select(Account.id).where(Account.business_owner_id == current_user.person_id)
-            query = query.where(or_(Grant.account_id.in_(owned), Grant.person_id.in_(reports)))
-        waiting = [g for g in db.scalars(query.limit(500)) if services.may_decide(current_user, g)]
-    return render_template("grants/index.html", mine=mine, waiting=waiting, form=DecisionForm())
+    waiting, _total = services.decision_queue(db, current_user)
+    # After an approval the policy gate refused: offer to send the grantee the policy.
+    gate = None
+    policy_for = request.args.get("policy_for", type=int)
+    pending = db.get(Grant, policy_for) if policy_for is not None and 0 < policy_for < 2**31 else None
+    if pending is not None and pending.status == "requested" and services.may_decide(current_user, pending):
+        try:
+            services.check_policy_accepted(db, pending.person, pending.role)
+        except services.PolicyNotAcceptedError as exc:
+            gate = _policy_gate(exc, pending.account_id, pending.role_code, grant_id=pending.id)
+        except ConflictError:
+            gate = None
+    return render_template("grants/index.html", mine=mine, waiting=waiting, form=DecisionForm(), policy_gate=gate)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -83,7 +107,8 @@ def new() -> Any:
     form.role_code.choices = _role_choices(db, selected.platform if selected else None)
     if request.method == "GET" and selected:
         form.account_id.data = selected.id
-        form.person.data = request.args.get("person", "")[:320]
+        if "person" in request.args:
+            form.person.data = request.args.get("person", "")[:320]
     if form.validate_on_submit():
         person = find_person_by_email(db, form.person.data or "")
         if person is None:
@@ -98,7 +123,9 @@ def new() -> Any:
             target = {"reason": form.reason, "expires_at": form.expires_on}
             field = next(iter(getattr(exc, "reasons", {}) or {}), None)
             (target.get(field) or form.role_code).errors = [exc.message]
-            return _page("grants/new.html", form, selected), 200
+            gate = _policy_gate(exc, form.account_id.data, form.role_code.data) \
+                if isinstance(exc, services.PolicyNotAcceptedError) else None
+            return _page("grants/new.html", form, selected, policy_gate=gate), 200
         db.commit()
         if grant.status == "requested":
             flash(f"{grant.role.name} for {person.full_name} needs a second person's approval; it is waiting in their queue.", "info")
@@ -106,6 +133,48 @@ def new() -> Any:
             flash(f"{person.full_name} is now {grant.role.name} on {grant.account.display_name}.", "success")
         return redirect(url_for("accounts.detail", account_id=grant.account_id))
     return _page("grants/new.html", form, selected)
+
+
+@bp.route("/policy-request", methods=["POST"])
+@permission("grants.manage")
+def request_policy() -> Response:
+    """The policy gate's way forward: email the grantee the policy to accept (a one-time link without a login)."""
+    db = get_session()
+    form = PolicyLinkForm()
+    back = url_for("grants.new", account_id=form.account_id.data) if form.account_id.data else url_for("grants.new")
+    if not form.validate_on_submit():
+        flash("Choose the person again.", "error")
+        return redirect(back)
+    person = db.get(Person, form.person_id.data)
+    version = db.get(PolicyVersion, form.version_id.data)
+    account = db.get(Account, form.account_id.data) if form.account_id.data else None
+    pending = db.get(Grant, form.grant_id.data) if form.grant_id.data else None
+    if person is None or version is None or (form.grant_id.data and (pending is None or pending.person_id != person.id)):
+        abort(404)
+    if pending is not None:
+        back = url_for("grants.index")
+    # Only someone who may grant this person a role, or decide their request, may send them the policy for it.
+    if not (services.is_admin(current_user) or (account is not None and services.may_manage(current_user, account, person))
+            or (pending is not None and services.may_decide(current_user, pending))):
+        abort(403)
+    try:
+        sent = policy_links.request_acknowledgement(
+            db, actor=current_user, person=person, version=version, base_url=current_app.config.get("BASE_URL", ""),
+            account_id=account.id if account is not None else None, role_code=(form.role_code.data or None),
+            grant_id=pending.id if pending is not None else None)
+    except (ConflictError, InvalidError) as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return redirect(back)
+    db.commit()
+    if sent.kind == "link":
+        flash(f"{person.full_name} has no login: they got an email with a one-time link to read and accept the policy "
+              f"(valid {policy_links.ACK_LINK_TTL.days} days). You will be notified when they accept; then grant the role.",
+              "success")
+    else:
+        flash(f"{person.full_name} got an email and a notification to sign in and accept the policy. You will be "
+              "notified when they accept; then grant the role.", "success")
+    return redirect(back)
 
 
 @bp.route("/request", methods=["GET", "POST"])
@@ -157,6 +226,8 @@ def approve(grant_id: int) -> Response:
         except (ConflictError, ForbiddenError, InvalidError) as exc:
             db.rollback()
             flash(exc.message, "error")
+            if isinstance(exc, services.PolicyNotAcceptedError):
+                return redirect(url_for("grants.index", policy_for=grant.id, _anchor="policy-gate"))
             return _back(form, url_for("grants.index"))
         db.commit()
         flash(f"Approved: {grant.person.full_name} is {grant.role.name} on {grant.account.display_name}.", "success")

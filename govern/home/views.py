@@ -9,6 +9,7 @@ from sqlalchemy import text
 from govern.accounts.models import PLATFORM_LABELS
 from govern.auth import services as auth_services
 from govern.db import get_session, utcnow
+from govern.home import services
 from govern.jobs import services as jobs
 from govern.offboarding import services as offboarding
 from govern.policies import services as policies
@@ -27,6 +28,7 @@ HOME_OFFBOARDINGS = 20
 @permission(STAFF)
 def index() -> str:
     db = get_session()
+    now = utcnow()
     review_items, review_total = reviews.open_items_for(db, current_user.person_id, limit=HOME_REVIEW_ITEMS)
     offboardings, offboarding_total = (offboarding.list_offboardings(db, current_user, per_page=HOME_OFFBOARDINGS)
                                        if offboarding.may_manage(current_user) else ([], 0))
@@ -38,7 +40,8 @@ def index() -> str:
         review_items=review_items,
         review_total=review_total,
         platforms=PLATFORM_LABELS,
-        now=utcnow(),
+        now=now,
+        waiting=services.waiting_for(db, current_user, now),
         jobs_notice=jobs.staleness(db) if may(current_user, "jobs.read") else None,
         offboardings=offboardings,
         offboarding_total=offboarding_total,

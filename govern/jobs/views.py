@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from govern.db import get_session
 from govern.errors import InvalidError, NotFoundError
+from govern.forms import FlaskForm
 from govern.jobs import services
 from govern.jobs.steps import STEPS
 from govern.notifications import services as notifications

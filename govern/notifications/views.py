@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, session, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
 from govern.db import get_session
 from govern.errors import NotFoundError
+from govern.forms import FlaskForm
 from govern.notifications import services
 from govern.web import STAFF, ensure_visible, page_arg, permission
 

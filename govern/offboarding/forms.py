@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
@@ -14,6 +13,8 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from govern.forms import FlaskForm
 
 OWNER_CHOICES = [SelectChoice("hr", "HR"), SelectChoice("it", "IT"), SelectChoice("manager", "The manager")]
 

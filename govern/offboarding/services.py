@@ -466,9 +466,10 @@ def generate_items(session: Session, offboarding: Offboarding, *, actor: Any = N
     person = offboarding.person
     existing = set(session.scalars(select(OffboardingItem.key).where(OffboardingItem.offboarding_id == offboarding.id)))
     owner, owner_person_id = _manager_owner(session, person)
-    successor_accounts = {a.id for a in accounts_with_duties(session, person.id)}
+    duty_accounts = accounts_with_duties(session, person.id)
+    successor_accounts = {a.id for a in duty_accounts}
     wanted: list[OffboardingItem] = []
-    for account in accounts_with_duties(session, person.id):
+    for account in duty_accounts:
         duties = ", ".join(_duties_of(account, person.id))
         wanted.append(OffboardingItem(
             key=f"successor:{account.id}", kind="successor", owner=owner, owner_person_id=owner_person_id,
@@ -515,7 +516,35 @@ def generate_items(session: Session, offboarding: Offboarding, *, actor: Any = N
         details={"offboarding_id": offboarding.id, "kind": item.kind, "owner": item.owner,
                  "account_id": item.account_id, "platform_removal_id": item.platform_removal_id,
                  "ref_type": item.ref_type, "ref_id": item.ref_id}) for item in new])
+    _notify_manager_of_successors(session, offboarding, [i for i in new if i.kind == "successor" and i.owner == "manager"],
+                                  {a.id: a.display_name for a in duty_accounts})
     return len(new)
+
+
+def _notify_manager_of_successors(session: Session, offboarding: Offboarding, items: list[OffboardingItem],
+                                  account_names: dict[int, str]) -> None:
+    """The leaver's manager owns the successor picks: one in-app notice and one email for the lot."""
+    if not items or items[0].owner_person_id is None:
+        return
+    manager = session.scalar(select(User).where(User.person_id == items[0].owner_person_id, User.is_active.is_(True)))
+    if manager is None:
+        return  # no login to tell: the items fall to HR's watch and escalate when overdue
+    person = offboarding.person
+    names = sorted(account_names[i.account_id] for i in items if i.account_id in account_names)
+    named = ", ".join(names[:NOTICE_ACCOUNTS]) + (f" and {len(names) - NOTICE_ACCOUNTS} more"
+                                                  if len(names) > NOTICE_ACCOUNTS else "")
+    title = f"Pick successors: {person.full_name} is leaving ({len(items)} account(s))"
+    link = f"/offboarding/{offboarding.id}#item-{items[0].id}"
+    body = (f"{person.full_name} is being offboarded and holds duties (business owner, crisis contact, recovery "
+            f"email or phone) on {len(items)} account(s): {named}. As their manager, choose a successor for each "
+            f"on the offboarding's checklist before {offboarding.due_at:%Y-%m-%d %H:%M} UTC.")
+    notifications.notify(session, user=manager, kind="offboarding.successor_needed", title=title, link=link, body=body)
+    lines = [f"Hello {manager.person.full_name},", "", body, "", f"Open it in govern: {_base_url()}{link}",
+             "", "-- ", "govern: official social media accounts under control"]
+    keys = ",".join(str(i.id) for i in sorted(items, key=lambda i: i.id))
+    notifications.queue_email(session, to=manager.email, subject=f"[govern] {title}", body_text="\n".join(lines),
+                              kind="offboarding.successor_needed",
+                              dedupe_key=f"offboarding.successors:{offboarding.id}:{hashlib.sha256(keys.encode()).hexdigest()[:16]}")
 
 
 def _rotation_title(secret: Secret) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
-from wtforms import HiddenField, StringField, TextAreaField
+from wtforms import HiddenField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
+
+from govern.forms import FlaskForm
 
 
 class PolicyForm(FlaskForm):
@@ -19,3 +20,10 @@ class AcceptForm(FlaskForm):
     """Accepting a version: a POST button with its CSRF token, and where to go back to."""
 
     next = HiddenField()
+
+
+class LinkTokenForm(FlaskForm):
+    """The one-time acknowledgement link's token (static/govern.js fills it from the link's fragment)."""
+
+    token = PasswordField("Code from the link", validators=[DataRequired(), Length(max=100)],
+                          render_kw={"autocomplete": "off", "spellcheck": "false"})

@@ -38,3 +38,28 @@ class Acknowledgement(Base):
     accepted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("person_id", "policy_version_id", name="uq_acknowledgements_person_version"),)
+
+
+class AcknowledgementLink(Base):
+    """A one-time link, sent by email, with which a person without a login accepts a policy version.
+
+    Only the SHA-256 digest of its token is stored; the link works once, until ``expires_at``, for
+    the version it names (a newer version makes it void), and sending a new one voids the old.
+    """
+
+    __tablename__ = "acknowledgement_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    policy_version_id: Mapped[int] = mapped_column(ForeignKey("policy_versions.id"))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    expires_at: Mapped[datetime]
+    #: When it was used to accept, or voided by a newer link; either way it works no more.
+    used_at: Mapped[datetime | None]
+    #: The grant that waited for the acceptance (shown to the sender afterwards), if any.
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    role_code: Mapped[str | None] = mapped_column(String(16))
+    #: The request (a grant waiting for approval) that waited for it, if any.
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"))

@@ -14,6 +14,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user
@@ -22,12 +23,13 @@ from markupsafe import Markup
 from govern.accounts.models import PLATFORM_LABELS
 from govern.accounts.services import sees_all_accounts
 from govern.db import database, get_session
+from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, NotFoundError
-from govern.policies import services
-from govern.policies.forms import AcceptForm, PolicyForm
-from govern.policies.models import PolicyVersion
+from govern.policies import links, services
+from govern.policies.forms import AcceptForm, LinkTokenForm, PolicyForm
+from govern.policies.models import AcknowledgementLink, PolicyVersion
 from govern.reports.export import csv_chunks
-from govern.web import ensure_visible, page_arg, permission, safe_next
+from govern.web import PUBLIC, ensure_visible, page_arg, permission, safe_next
 
 bp = Blueprint("policies", __name__, url_prefix="/policies")
 
@@ -119,6 +121,84 @@ def accept(version_id: int) -> Response:
     else:
         flash("You had already accepted this version.", "info")
     return redirect(back)
+
+
+# --- the one-time acknowledgement link (a person without a login) ------------------------------------
+
+#: The session remembers which link's token was entered, between reading the policy and accepting it.
+LINK_KEY = "ack_link"
+
+
+def _link_in_session() -> AcknowledgementLink | None:
+    db = get_session()
+    link_id = session.get(LINK_KEY)
+    if not isinstance(link_id, int):
+        return None
+    try:
+        return links.usable_link(db, db.get(AcknowledgementLink, link_id))
+    except NotFoundError:
+        session.pop(LINK_KEY, None)
+        return None
+
+
+@bp.route("/acknowledge", methods=["GET", "POST"])
+@permission(PUBLIC)
+def acknowledge() -> Any:
+    """The page of an emailed link: its token (in the URL's fragment, moved into the form by the script)."""
+    form = LinkTokenForm()
+    if form.validate_on_submit():
+        try:
+            link = links.find_link(get_session(), form.token.data or "")
+        except NotFoundError as exc:
+            form.token.errors = [exc.message]
+            return render_template("policies/acknowledge.html", form=form), 400
+        session[LINK_KEY] = link.id
+        return redirect(url_for("policies.acknowledge_read"))
+    return render_template("policies/acknowledge.html", form=form), (400 if request.method == "POST" else 200)
+
+
+@bp.route("/acknowledge/read")
+@permission(PUBLIC)
+def acknowledge_read() -> Any:
+    """The policy version of the link, to read and accept."""
+    link = _link_in_session()
+    if link is None:
+        flash(links.INVALID_LINK, "error")
+        return redirect(url_for("policies.acknowledge"))
+    db = get_session()
+    version = db.get(PolicyVersion, link.policy_version_id)
+    person = db.get(Person, link.person_id)
+    assert version is not None and person is not None
+    return render_template("policies/acknowledge_read.html", version=version, person=person, form=AcceptForm(),
+                           body=Markup(services.render_markdown(version.body_markdown)))  # noqa: S704 - escaped by markdown-it
+
+
+@bp.route("/acknowledge/accept", methods=["POST"])
+@permission(PUBLIC)
+def acknowledge_accept() -> Response:
+    """Record the acceptance of the link's person; the link is used up."""
+    link = _link_in_session()
+    if link is None or not AcceptForm().validate_on_submit():
+        flash(links.INVALID_LINK, "error")
+        return redirect(url_for("policies.acknowledge"))
+    db = get_session()
+    try:
+        links.accept_by_link(db, link=link)
+    except NotFoundError as exc:
+        db.rollback()
+        session.pop(LINK_KEY, None)
+        flash(exc.message, "error")
+        return redirect(url_for("policies.acknowledge"))
+    db.commit()
+    session.pop(LINK_KEY, None)
+    return redirect(url_for("policies.acknowledged"))
+
+
+@bp.route("/acknowledge/done")
+@permission(PUBLIC)
+def acknowledged() -> str:
+    """Thanks, after an acceptance by link."""
+    return render_template("policies/acknowledged.html")
 
 
 def _report_filter() -> services.ReportFilter:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from govern.accounts.forms import PLATFORM_CHOICES
+from govern.forms import FlaskForm
 
 SCOPE_CHOICES = [SelectChoice("all", "All accounts"), SelectChoice("platform", "One platform"),
                  SelectChoice("department", "One department (grants held by its people)")]

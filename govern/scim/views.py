@@ -14,6 +14,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user
@@ -41,6 +42,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern import web
+from govern.auth import once
 from govern.db import get_session
 from govern.errors import ConflictError, GovernError, InvalidError, NotFoundError
 from govern.scim import services
@@ -387,7 +389,22 @@ def create_token() -> Any:
         flash(exc.message, "error")
         return redirect(url_for("scim_admin.tokens"))
     db.commit()
-    return render_template("scim/token_created.html", row=row, token=token,
+    once.keep(session, current_app.extensions["govern.auth"], user_id=current_user.id, kind="scim_token",
+              payload={"token": token, "token_id": row.id})
+    return redirect(url_for("scim_admin.token_created", token_id=row.id), 303)
+
+
+@admin_bp.route("/<int:token_id>/created")
+@permission("scim.tokens")
+def token_created(token_id: int) -> Any:
+    """A new token, shown once to the admin who created it."""
+    shown = once.take(session, current_app.extensions["govern.auth"], user_id=current_user.id, kind="scim_token")
+    row = services.get_token(get_session(), token_id) if shown is not None and shown.get("token_id") == token_id else None
+    if shown is None or row is None:
+        flash("A token is shown only once, right after it is created. If you did not copy it, revoke it and create another.",
+              "info")
+        return redirect(url_for("scim_admin.tokens"))
+    return render_template("scim/token_created.html", row=row, token=shown["token"],
                            scim_url=url_for("scim.list_users", _external=True).rsplit("/Users", 1)[0])
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectMultipleField, StringField, widgets
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from govern.auth.models import APP_ROLES
+from govern.forms import FlaskForm
 
 ROLE_LABELS = {
     "admin": "Admin: manages logins, roles and settings",

@@ -17,7 +17,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from govern.auth import services
+from govern.auth import once, services
 from govern.auth.forms import ConfirmForm
 from govern.auth.models import User
 from govern.auth.services import AuthKit
@@ -71,8 +71,7 @@ def new() -> Any:
                 getattr(form, field, form.email).errors = [message]
             return render_template("users/new.html", form=form), 200
         db.commit()
-        return render_template("users/setup_secret.html", user=user, token=token, link=_setup_link(token),
-                               ttl_hours=int(_kit().setup_token_ttl.total_seconds() // 3600), reason="invited")
+        return _show_setup_secret(user, token, "invited")
     return render_template("users/new.html", form=form)
 
 
@@ -199,5 +198,25 @@ def reset_mfa(user_id: int) -> Any:
         flash(exc.message, "error")
         return redirect(url_for("users.detail", user_id=user.id))
     db.commit()
+    return _show_setup_secret(user, token, "mfa_reset")
+
+
+def _show_setup_secret(user: User, token: str, reason: str) -> Response:
+    once.keep(session, _kit(), user_id=current_user.id, kind="setup_secret",
+              payload={"token": token, "user_id": user.id, "reason": reason})
+    return redirect(url_for("users.setup_secret", user_id=user.id), 303)
+
+
+@bp.route("/<int:user_id>/setup-secret")
+@permission("users.manage")
+def setup_secret(user_id: int) -> Any:
+    """A user's new setup secret, shown once to the admin who made it."""
+    user = services.get_user(get_session(), user_id)
+    shown = once.take(session, _kit(), user_id=current_user.id, kind="setup_secret")
+    if shown is None or shown.get("user_id") != user.id:
+        flash("A setup secret is shown only once, right after it is made. If it was lost, reset the authenticator again "
+              "to make a new one.", "info")
+        return redirect(url_for("users.detail", user_id=user.id))
+    token = str(shown["token"])
     return render_template("users/setup_secret.html", user=user, token=token, link=_setup_link(token),
-                           ttl_hours=int(_kit().setup_token_ttl.total_seconds() // 3600), reason="mfa_reset")
+                           ttl_hours=int(_kit().setup_token_ttl.total_seconds() // 3600), reason=shown.get("reason"))

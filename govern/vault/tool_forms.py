@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     HiddenField,
@@ -16,6 +15,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from govern.forms import FlaskForm
 from govern.vault.importer import FORMAT_LABELS, FORMATS
 
 USAGE_CHOICES = [SelectChoice("required", "Required (at least one)"), SelectChoice("allowed", "Allowed"),

@@ -37,7 +37,7 @@ def test_no_secret_reaches_logs_audit_sessions_or_error_pages(app, db, kit, capl
     admin_client = app.test_client()
     login(admin_client, db, admin)
     html = post(admin_client, "/admin/users/new", {"email": "canary@example.com", "full_name": "Cana Ry", "roles": ["it"]},
-                token_page="/admin/users/new").get_data(as_text=True)
+                token_page="/admin/users/new", follow_redirects=True).get_data(as_text=True)
     setup_secret = re.search(r'<code id="setup-secret">([^<]+)</code>', html).group(1)
 
     newcomer = app.test_client()
@@ -49,7 +49,8 @@ def test_no_secret_reaches_logs_audit_sessions_or_error_pages(app, db, kit, capl
     page = newcomer.get("/setup/authenticator").get_data(as_text=True)
     seed = re.search(r'id="totp-key">([^<]+)</code>', page).group(1).replace(" ", "")
     enrol_code = pyotp.TOTP(seed).now()
-    done = newcomer.post("/setup/authenticator", data={"csrf_token": csrf_from(page), "code": enrol_code})
+    done = newcomer.post("/setup/authenticator", data={"csrf_token": csrf_from(page), "code": enrol_code},
+                         follow_redirects=True)
     recovery_codes = re.findall(r"<li><code>([A-Z0-9-]+)</code></li>", done.get_data(as_text=True))
     assert len(recovery_codes) == 10
     session_token = newcomer.get_cookie("govern_session").value

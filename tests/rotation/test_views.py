@@ -127,9 +127,9 @@ def test_the_queue_is_paginated(app, db, ring, world):
 def test_it_generates_stages_and_confirms_through_the_pages(app, db, world, setup):
     secret, task = setup
     client = _client(app, db, world.it)
-    page = _post(client, f"/rotation/tasks/{task.id}/stage", {"mode": "generate"}, f"/rotation/tasks/{task.id}")
-    assert page.status_code == 200
-    html = page.get_data(as_text=True)
+    staged = _post(client, f"/rotation/tasks/{task.id}/stage", {"mode": "generate"}, f"/rotation/tasks/{task.id}")
+    assert staged.status_code == 303 and staged.headers["Location"] == f"/rotation/tasks/{task.id}"
+    html = client.get(staged.headers["Location"]).get_data(as_text=True)
     generated = re.search(r'id="generated-value">([^<]+)<', html).group(1)
     later = client.get(f"/rotation/tasks/{task.id}").get_data(as_text=True)
     assert generated not in later and "Show the staged value" in later

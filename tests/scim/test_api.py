@@ -191,9 +191,12 @@ def test_admins_manage_tokens_on_a_page(app, db, kit):
     from tests.factories import csrf_from
 
     response = client.post("/admin/scim-tokens/", data={"csrf_token": csrf_from(page.get_data(as_text=True)), "name": "Entra ID"})
-    html = response.get_data(as_text=True)
     row = db.scalars(select(ScimToken).where(ScimToken.name == "Entra ID")).one()
-    assert response.status_code == 200 and "will not show it again" in html and row.prefix in html
+    # Post-redirect-get: the token is shown once, on the page the POST redirects to.
+    assert response.status_code == 303 and response.headers["Location"] == f"/admin/scim-tokens/{row.id}/created"
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "will not show it again" in html and row.prefix in html
+    assert client.get(response.headers["Location"]).status_code == 302  # once only
     listing = client.get("/admin/scim-tokens/").get_data(as_text=True)
     assert "Entra ID" in listing and "gscim_" in listing
     token = html.split('id="scim-token">', 1)[1].split("<", 1)[0]

@@ -18,7 +18,8 @@ NEW_PASSWORD = "orchard lantern velvet harbour"
 
 
 def _invite(client, email, full_name="", roles=("it",)):
-    return post(client, "/admin/users/new", {"email": email, "full_name": full_name, "roles": list(roles)}, token_page="/admin/users/new")
+    return post(client, "/admin/users/new", {"email": email, "full_name": full_name, "roles": list(roles)}, token_page="/admin/users/new",
+                follow_redirects=True)
 
 
 def _secret_from(page_html):
@@ -40,8 +41,10 @@ def _complete_setup(client, secret, *, password=NEW_PASSWORD, current_password=N
     assert "<svg" in page
     seed = re.search(r'<code class="seed" id="totp-key">([^<]+)</code>', page).group(1).replace(" ", "")
     response = client.post("/setup/authenticator", data={"csrf_token": csrf_from(page), "code": pyotp.TOTP(seed).now()})
-    assert response.status_code == 200
-    codes = re.findall(r"<li><code>([A-Z0-9-]+)</code></li>", response.get_data(as_text=True))
+    assert response.status_code == 303 and response.headers["Location"] == "/account/recovery-codes"
+    shown = client.get(response.headers["Location"])
+    assert shown.status_code == 200 and "You are set up" in shown.get_data(as_text=True)
+    codes = re.findall(r"<li><code>([A-Z0-9-]+)</code></li>", shown.get_data(as_text=True))
     return seed, codes
 
 
@@ -123,7 +126,10 @@ def test_mfa_reset_requires_the_users_password_to_enrol_again(app, db, kit):
     login(user_client, db, who)
     client = app.test_client()
     login(client, db, admin)
-    html = post(client, f"/admin/users/{who.id}/reset-mfa").get_data(as_text=True)
+    reset = post(client, f"/admin/users/{who.id}/reset-mfa")
+    assert reset.status_code == 303 and reset.headers["Location"] == f"/admin/users/{who.id}/setup-secret"
+    html = client.get(reset.headers["Location"]).get_data(as_text=True)
+    assert client.get(reset.headers["Location"]).status_code == 302  # shown once
     secret = _secret_from(html)
     assert user_client.get("/").status_code == 302  # sessions ended
     db.expire_all()

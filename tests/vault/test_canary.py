@@ -100,7 +100,9 @@ def test_canaries_only_ever_appear_on_the_reveal_page_that_asked(app, db, world,
     keep("task done", it.get(task_path))
     # The imported password rotates with a generated value, shown once on the stage response.
     opened = post(it, f"/rotation/secrets/{imported['Imported login']}/rotate", {"note": "imported, rotate"})
-    generated_page = post(it, opened.headers["Location"].removesuffix("/") + "/stage", {"mode": "generate"})
+    generated_post = post(it, opened.headers["Location"].removesuffix("/") + "/stage", {"mode": "generate"})
+    assert generated_post.status_code == 303
+    generated_page = it.get(generated_post.headers["Location"])
     keep("stage generated", generated_page, reveal=True)
     found = re.search(r'id="generated-value">([^<]+)<', generated_page.get_data(as_text=True))
     assert found, "the stage response shows the generated password once"
