@@ -305,10 +305,11 @@ def register_templates(app: Flask) -> None:
 
     from govern import web
 
-    app.add_template_filter(web.minute_utc, "minute_utc")
+    app.add_template_filter(web.when, "when")
     app.add_template_filter(web.day, "day")
     app.add_template_global(web.id_url, "id_url")
     app.add_template_global(web.main_nav, "main_nav")
+    app.add_template_global(lambda: web.current_zone().key, "time_zone_name")
 
     @app.context_processor
     def _inject() -> dict[str, Any]:
