@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, render_template, request, stream_with_context
 from flask_login import current_user
 
-from govern import audit
+from govern import activity, audit
 from govern.audit.services import AuditFilter, iter_events, list_events
 from govern.db import get_session
 from govern.web import fresh_mfa_required, permission
@@ -59,7 +59,8 @@ def index() -> str:
         before = None  # out of the id column's range: show the first page rather than fail
     events, next_cursor = ([], None) if errors else list_events(get_session(), flt, before_id=before, limit=PAGE_SIZE)
     params = {k: v for k, v in request.args.items() if k in {"actor", "action", "target_type", "target_id", "since", "until"} and v}
-    return render_template("audit/index.html", events=events, next_cursor=next_cursor, errors=errors,
+    return render_template("audit/index.html", events=events, sentences=activity.describe(get_session(), events),
+                           next_cursor=next_cursor, errors=errors,
                            params=params, is_first_page=before is None)
 
 

@@ -11,6 +11,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
+from govern import activity
 from govern.accounts.models import Account
 from govern.db import get_session, utcnow
 from govern.errors import ConflictError, GovernError, InvalidError
@@ -327,7 +328,9 @@ def incident(incident_id: int) -> str:
         ensure_visible(False)
         raise
     tasks = rotation.incident_tasks(db, row)
-    return render_template("rotation/incident.html", incident=row, tasks=tasks, events=rotation.timeline(db, row),
+    events = rotation.timeline(db, row)
+    return render_template("rotation/incident.html", incident=row, tasks=tasks, events=events,
+                           sentences=activity.describe(db, events),
                            reasons=REASON_LABELS, form=CloseIncidentForm(),
                            live=sum(1 for t in tasks if t.is_live))
 
