@@ -15,7 +15,7 @@ from govern import activity, audit
 from govern.audit.models import AuditEvent
 from govern.rotation import services as rotation
 from govern.vault import services as vault
-from tests.factories import login, make_user
+from tests.factories import login
 from tests.sql_capture import statements
 from tests.vault.conftest import World, keyring, ring  # noqa: F401 - fixtures
 
