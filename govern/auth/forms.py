@@ -58,6 +58,6 @@ class ConfirmForm(FlaskForm):
 
 class TimeZoneForm(FlaskForm):
     time_zone = StringField(
-        "Time zone", validators=[Length(max=64)],
+        "Show times in", validators=[Length(max=64)],
         render_kw={"list": "time-zone-names", "autocomplete": "off", "spellcheck": "false", "placeholder": "Europe/Paris"},
     )

@@ -17,7 +17,7 @@ from govern.audit.services import AuditContext
 from tests.audit.test_services import append_events
 from tests.factories import csrf_token, login, make_user
 
-ROW_ID = re.compile(r'<tr>\s*<td class="muted">(\d+)</td>')
+ROW_ID = re.compile(r'<tr>\s*<td class="muted"[^>]*>(\d+)</td>')
 OLDER = re.compile(r'href="([^"]*)"[^>]*>Older')
 
 
