@@ -45,7 +45,7 @@ SENTENCES: dict[str, str] = {
     "report.exported": "{actor} exported the {report} report",
     "directory.exported": "{actor} exported the directory",
     "directory.imported": "{actor} imported an HR file ({rows} rows: {new} new, {updated} updated)",
-    "demo.seeded": "{actor} filled govern with demo data",
+    "demo.seeded": "{actor} loaded the demo company",
     "person.created": "{actor} added {target} to the directory",
     "person.updated": "{actor} updated {target} in the directory",
     "person.rehired": "{actor} rehired {target}",
@@ -334,7 +334,10 @@ def sentence(event: AuditEvent, names: Mapping[str, Mapping[str, str]]) -> Sente
     if "new" in details and details["new"] is None:
         fields["new"] = "of the organisation"
     text = (template or FALLBACK).format_map(fields)
-    return Sentence(text=text[:1].upper() + text[1:], action=event.action)
+    # A sentence starts with a capital, except govern's own name, which is written in lower case.
+    if not text.startswith("govern "):
+        text = text[:1].upper() + text[1:]
+    return Sentence(text=text, action=event.action)
 
 
 def _target_phrase(kind: str | None, target_id: str | None, names: Mapping[str, Mapping[str, str]], *,

@@ -118,8 +118,8 @@ def test_unknown_codes_and_vanished_targets_still_read(db, world):
     db.commit()
     said = activity.describe(db, [_event(db, "future.thing_done"), _event(db, "vault.revealed")])
     texts = sorted(s.text for s in said.values())
-    assert texts == ["Govern revealed the secret #999998",
-                     f"{world.admin.user.person.full_name}: future.thing_done (secret #999999)"]
+    assert texts == [f"{world.admin.user.person.full_name}: future.thing_done (secret #999999)",
+                     "govern revealed the secret #999998"]
 
 
 def test_names_cost_one_query_per_kind_whatever_the_number_of_events(db, connection, world, ring):  # noqa: F811
