@@ -167,3 +167,23 @@ def test_every_time_on_a_sample_of_pages_names_its_zone(app, db, kit, client):
         assert response.status_code == 200, path
         shown += _assert_every_time_names_its_zone(response.get_data(as_text=True), "CET", path)
     assert shown >= 8  # the sample does show times
+
+
+def test_the_audit_filter_takes_days_in_the_readers_zone_even_at_the_ends_of_the_calendar(app, db, kit, client):
+    import time_machine
+
+    from govern import audit
+
+    auditor = make_user(db, kit, roles=("auditor",))
+    _set_zone(db, auditor.id, "Asia/Tokyo")
+    with time_machine.travel(datetime(2026, 12, 4, 20, 0, tzinfo=UTC)):  # 5 Dec, 05:00 in Tokyo
+        audit.record(db, "test.zoned", target_type="person", target_id=1)
+        db.commit()
+    login(client, db, auditor)
+    assert "test.zoned</code>" in client.get("/audit/?action=test.zoned&since=2026-12-05&until=2026-12-05").get_data(as_text=True)
+    assert "test.zoned</code>" not in client.get("/audit/?action=test.zoned&since=2026-12-04&until=2026-12-04").get_data(as_text=True)
+    for edge in ("0001-01-01", "9999-12-31"):
+        assert client.get(f"/audit/?since={edge}&until={edge}").status_code == 200
+    _set_zone(db, auditor.id, "America/New_York")
+    for edge in ("0001-01-01", "9999-12-31"):
+        assert client.get(f"/audit/?since={edge}&until={edge}").status_code == 200
