@@ -6,6 +6,7 @@ artifacts/screenshots/ (phone_375_*, desktop_1280_*)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -57,11 +58,13 @@ LONG_NAME = "Alexandra Konstantinopoulou-Whitfield"
 
 
 def _ids(database_url: str, admin_email: str) -> dict[str, int]:
-    """One of each kind of object of the demo company, for the detail pages; the admin gets a long name."""
+    """One of each kind of object of the demo company, for the detail pages; the admin gets a long name
+    and reads times in Paris."""
     database = Database(database_url)
     try:
         with database.session_scope() as db:
             db.scalar(select(Person).where(Person.email == admin_email)).full_name = LONG_NAME
+            db.scalar(select(User).where(User.email == admin_email)).time_zone = "Europe/Paris"
             db.commit()
 
             def first(column: Any, *where: Any) -> int:
@@ -108,10 +111,11 @@ def test_every_main_page_fits_a_phone_and_the_admin_menu_one_desktop_line(
     screenshots(desktop, "desktop_1280_menu_open")
     desktop.keyboard.press("Escape")
     expect(group.locator(".nav-menu a").first).to_be_hidden()
-    for name in ("audit", "jobs", "account", "person"):
+    for name in ("audit", "jobs", "account", "person", "incident", "your_account"):
         path = dict(PAGES)[name].format(**ids)
         desktop.goto(live_server.url(path))
         screenshots(desktop, f"desktop_1280_{name}")
+    expect(desktop.locator("time").first).to_contain_text(re.compile(r" CES?T$"))  # the admin's zone, named
 
     # The same session on a phone (a second sign-in within one TOTP step would be a refused replay).
     phone = browser.new_context(viewport=PHONE, storage_state=desktop.context.storage_state()).new_page()
