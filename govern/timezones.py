@@ -7,9 +7,9 @@ Imports only the standard library.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 DEFAULT_ZONE = "UTC"
 
@@ -34,11 +34,22 @@ def _zone_set() -> frozenset[str]:
 
 
 @lru_cache(maxsize=256)
-def zone(name: str) -> ZoneInfo:
+def zone(name: str) -> tzinfo:
     """The zone called ``name``; ValueError when govern does not accept that name."""
     if not is_zone_name(name):
         raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Europe/Paris or UTC")
-    return ZoneInfo(name)
+    try:
+        return ZoneInfo(name)
+    except ZoneInfoNotFoundError:
+        # A system without the tz database (no /usr/share/zoneinfo, no tzdata package) still has UTC.
+        if name == DEFAULT_ZONE:
+            return UTC
+        raise
+
+
+def zone_key(tz: tzinfo) -> str:
+    """The IANA name of a zone from ``zone``: "Europe/Paris", "UTC"."""
+    return getattr(tz, "key", None) or DEFAULT_ZONE
 
 
 def zone_label(moment: datetime) -> str:
@@ -50,7 +61,7 @@ def zone_label(moment: datetime) -> str:
     return key or abbreviation or "UTC"
 
 
-def format_moment(moment: datetime, tz: ZoneInfo, style: str = "minute") -> str:
+def format_moment(moment: datetime, tz: tzinfo, style: str = "minute") -> str:
     """``moment`` in ``tz`` with the zone named: "4 Dec 2026, 10:15 CET" (style "seconds" adds seconds).
 
     Style "date" gives the day alone ("4 Dec 2026"), as that zone sees it.

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from functools import wraps
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from flask import (
     Flask,
@@ -182,11 +181,11 @@ def main_nav() -> Markup:
     return html
 
 
-def current_zone() -> ZoneInfo:
+def current_zone() -> tzinfo:
     """The zone this request shows times in: the user's own setting, else GOVERN_TIME_ZONE."""
     if not has_request_context():
         return timezones.zone(current_app.config.get("TIME_ZONE", timezones.DEFAULT_ZONE))
-    cached: ZoneInfo | None = g.get("time_zone")
+    cached: tzinfo | None = g.get("time_zone")
     if cached is None:
         name = getattr(current_user, "time_zone", None) if getattr(current_user, "is_authenticated", False) else None
         # A name the tz database no longer knows falls back to the organisation's zone.
@@ -210,7 +209,7 @@ def when(moment: datetime | date | None, style: str = "minute") -> Markup | str:
     text = timezones.format_moment(instant, tz, style)
     if style == "date":
         title = timezones.format_moment(instant, tz)
-    elif tz.key != timezones.DEFAULT_ZONE:
+    elif timezones.zone_key(tz) != timezones.DEFAULT_ZONE:
         title = timezones.format_moment(instant, timezones.zone(timezones.DEFAULT_ZONE), style)
     else:
         title = ""

@@ -187,3 +187,22 @@ def test_the_audit_filter_takes_days_in_the_readers_zone_even_at_the_ends_of_the
     _set_zone(db, auditor.id, "America/New_York")
     for edge in ("0001-01-01", "9999-12-31"):
         assert client.get(f"/audit/?since={edge}&until={edge}").status_code == 200
+
+
+def test_utc_works_without_the_tz_database(monkeypatch):
+    """A system without /usr/share/zoneinfo or the tzdata package still shows times, in UTC."""
+    from zoneinfo import ZoneInfoNotFoundError
+
+    from govern import timezones
+
+    def missing(name):
+        raise ZoneInfoNotFoundError(name)
+
+    monkeypatch.setattr(timezones, "ZoneInfo", missing)
+    timezones.zone.cache_clear()
+    try:
+        tz = timezones.zone("UTC")
+        assert timezones.zone_key(tz) == "UTC"
+        assert timezones.format_moment(datetime(2026, 12, 4, 9, 15, tzinfo=UTC), tz) == "4 Dec 2026, 09:15 UTC"
+    finally:
+        timezones.zone.cache_clear()
