@@ -193,14 +193,19 @@ def current_zone() -> tzinfo:
     return cached
 
 
-def when(moment: datetime | date | None, style: str = "minute") -> Markup | str:
+def when(moment: datetime | date | str | None, style: str = "minute") -> Markup | str:
     """Template filter for every time a page shows: ``<time>`` in the reader's zone, with the zone named.
 
     "4 Dec 2026, 10:15 CET"; style "seconds" adds the seconds; style "date" shows the day in that zone
     and names the full time and zone in the title. A dash when there is no time.
     """
-    if moment is None:
+    if moment is None or moment == "":
         return "\u2014"
+    if isinstance(moment, str):  # an ISO time from a stored report (offboarding evidence)
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return moment
     if not isinstance(moment, datetime):
         return timezones.format_day(moment)
     tz = current_zone()

@@ -200,3 +200,9 @@ def test_hr_in_paris_types_and_reads_paris_times(app, db, company):
     assert off.effective_at.utcoffset() == timedelta(0)
     edit = hr.get(f"/offboarding/{off.id}/edit").get_data(as_text=True)
     assert f'value="{typed}"' in edit
+    # The evidence page names the zone of every time it shows, its report's times included.
+    from tests.test_time_zones import PARIS, _assert_every_time_names_its_zone
+
+    evidence = hr.get(f"/offboarding/{off.id}/evidence")
+    assert evidence.status_code == 200
+    assert _assert_every_time_names_its_zone(evidence.get_data(as_text=True), PARIS, "evidence") >= 1
