@@ -138,6 +138,16 @@ def test_every_main_page_fits_a_phone_and_the_admin_menu_one_desktop_line(
     screenshots(phone, "phone_375_menu_open")
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the open menu is {width}px wide: {phone.evaluate(WIDE_ELEMENTS)}"
+    # The pages before signing in, too.
+    visitor = browser.new_context(viewport=PHONE).new_page()
+    _watch(visitor, problems)
+    for name, path in (("login", "/login"), ("setup", "/setup")):
+        visitor.goto(live_server.url(path))
+        screenshots(visitor, f"phone_375_{name}")
+        width = visitor.evaluate("document.documentElement.scrollWidth")
+        if width > PHONE["width"]:
+            too_wide.append(f"{name} ({path}) is {width}px wide: {visitor.evaluate(WIDE_ELEMENTS)}")
+    visitor.context.close()
     desktop.context.close()
     phone.context.close()
     assert too_wide == [], "pages wider than a 375px phone:\n" + "\n".join(too_wide)
