@@ -314,12 +314,13 @@ def register_templates(app: Flask) -> None:
     """Helpers every template may use."""
     from flask_login import current_user
 
-    from govern import web
+    from govern import timezones, web
 
-    app.add_template_filter(web.minute_utc, "minute_utc")
+    app.add_template_filter(web.when, "when")
     app.add_template_filter(web.day, "day")
     app.add_template_global(web.id_url, "id_url")
     app.add_template_global(web.main_nav, "main_nav")
+    app.add_template_global(lambda: timezones.zone_key(web.current_zone()), "time_zone_name")
 
     @app.context_processor
     def _inject() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from govern.crypto.keyring import write_private_file
+from govern.timezones import DEFAULT_ZONE, is_zone_name
 
 ENVIRONMENTS = ("development", "production", "testing")
 
@@ -113,6 +114,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "OFFBOARDING_ESCALATION_HOURS": _int("OFFBOARDING_ESCALATION_HOURS", 24, minimum=1),
         "REQUIRE_CURRENT_SCHEMA": True,
         "ORGANISATION_NAME": _env("ORGANISATION_NAME"),
+        # The zone pages show times in for users who chose none (an IANA name such as Europe/Paris).
+        "TIME_ZONE": (_env("TIME_ZONE") or DEFAULT_ZONE).strip(),
         # Rotation: could_have_seen (every secret a leaver could have revealed) or revealed (only what they saw).
         "ROTATION_EXPOSURE_MODE": (_env("ROTATION_EXPOSURE_MODE") or "could_have_seen").strip().lower(),
         # Flask and Flask-WTF settings that follow from the above.
@@ -168,6 +171,8 @@ def validate(config: Mapping[str, Any]) -> None:
             )
     if config.get("ROTATION_EXPOSURE_MODE", "could_have_seen") not in ("could_have_seen", "revealed"):
         raise ConfigError("GOVERN_ROTATION_EXPOSURE_MODE must be could_have_seen or revealed")
+    if not is_zone_name(config.get("TIME_ZONE", DEFAULT_ZONE)):
+        raise ConfigError(f"GOVERN_TIME_ZONE must be an IANA time zone such as Europe/Paris or UTC, got {config['TIME_ZONE']!r}")
     if not key:
         raise ConfigError("no secret key: set GOVERN_SECRET_KEY or create the instance folder with `govern init`")
     if config.get("VAULT_KEYRING_JSON") and key in config["VAULT_KEYRING_JSON"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, tzinfo
 from functools import wraps
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -17,6 +17,7 @@ from flask import (
     current_app,
     flash,
     g,
+    has_request_context,
     redirect,
     render_template,
     request,
@@ -28,6 +29,7 @@ from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
 
+from govern import timezones
 from govern.audit.services import AuditContext, session_reference
 from govern.db import utcnow
 
@@ -184,14 +186,67 @@ def main_nav() -> Markup:
     return html
 
 
-def minute_utc(moment: datetime | None) -> str:
-    """Template filter: "2026-11-30 14:05 UTC", or a dash when there is no time."""
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "\u2014"
+def current_zone() -> tzinfo:
+    """The zone this request shows times in: the user's own setting, else GOVERN_TIME_ZONE."""
+    if not has_request_context():
+        return timezones.zone(current_app.config.get("TIME_ZONE", timezones.DEFAULT_ZONE))
+    cached: tzinfo | None = g.get("time_zone")
+    if cached is None:
+        name = getattr(current_user, "time_zone", None) if getattr(current_user, "is_authenticated", False) else None
+        # A name the tz database no longer knows falls back to the organisation's zone.
+        g.time_zone = cached = timezones.zone(name if timezones.is_zone_name(name) else current_app.config.get("TIME_ZONE", timezones.DEFAULT_ZONE))
+    return cached
 
 
-def day(moment: date | None) -> str:
-    """Template filter: "2026-11-30", or a dash when there is no date."""
-    return moment.strftime("%Y-%m-%d") if moment else "\u2014"
+def when(moment: datetime | date | str | None, style: str = "minute") -> Markup | str:
+    """Template filter for every time a page shows: ``<time>`` in the reader's zone, with the zone named.
+
+    "4 Dec 2026, 10:15 CET"; style "seconds" adds the seconds; style "date" shows the day in that zone
+    and names the full time and zone in the title. A dash when there is no time.
+    """
+    if moment is None or moment == "":
+        return "\u2014"
+    if isinstance(moment, str):  # an ISO time from a stored report (offboarding evidence)
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return moment
+    if not isinstance(moment, datetime):
+        return timezones.format_day(moment)
+    tz = current_zone()
+    instant = moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    stamp = instant.isoformat(timespec="seconds").replace("+00:00", "Z")
+    text = timezones.format_moment(instant, tz, style)
+    if style == "date":
+        title = timezones.format_moment(instant, tz)
+    elif timezones.zone_key(tz) != timezones.DEFAULT_ZONE:
+        title = timezones.format_moment(instant, timezones.zone(timezones.DEFAULT_ZONE), style)
+    else:
+        title = ""
+    title_attribute = Markup(' title="{}"').format(title) if title else ""
+    return Markup('<time datetime="{}"{}>{}</time>').format(stamp, title_attribute, text)
+
+
+def from_local(value: datetime | None) -> datetime | None:
+    """A wall-clock time the user typed (naive, in their zone) as an aware moment in UTC."""
+    if value is None:
+        return None
+    return (value if value.tzinfo is not None else value.replace(tzinfo=current_zone())).astimezone(UTC)
+
+
+def to_local(moment: datetime | None) -> datetime | None:
+    """A stored moment as the naive wall-clock time of the user's zone (to fill a datetime-local field)."""
+    return moment.astimezone(current_zone()).replace(tzinfo=None) if moment is not None else None
+
+
+def end_of_local_day(value: date | None) -> datetime | None:
+    """"Until 30 November" lasts to the end of that day where the user is, stored in UTC."""
+    return from_local(datetime.combine(value, time(23, 59, 59))) if value is not None else None
+
+
+def day(moment: date | None) -> Markup | str:
+    """Template filter for a calendar day: "4 Dec 2026", or a dash; a datetime's day is taken in the reader's zone."""
+    return when(moment, "date")
 
 
 def view_permission(app: Flask, endpoint: str | None) -> str | None:
@@ -314,8 +369,6 @@ def client_ip() -> str | None:
 
 def current_audit_context() -> AuditContext:
     """Audit context of the current request: actor, client IP, session reference, request id."""
-    from flask import has_request_context
-
     if not has_request_context():
         return AuditContext(actor_label=g.get("audit_actor_label", "system") if _has_app_context() else "system")
     user = current_user

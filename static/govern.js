@@ -232,7 +232,37 @@
     });
   }
 
+  // The menu's groups (<details>) work without script; this closes an open one when another opens,
+  // on a click elsewhere and on Escape, as menus do. On a phone the menu folds behind its Menu button.
+  function wireMenu() {
+    var groups = document.querySelectorAll(".nav-group");
+    function closeAll(except) {
+      groups.forEach(function (group) { if (group !== except) group.open = false; });
+    }
+    groups.forEach(function (group) {
+      group.addEventListener("toggle", function () { if (group.open) closeAll(group); });
+    });
+    document.addEventListener("click", function (event) {
+      if (!event.target.closest || !event.target.closest(".nav-group")) closeAll(null);
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key !== "Escape") return;
+      var open = document.querySelector(".nav-group[open]");
+      if (open) { open.open = false; open.querySelector("summary").focus(); }
+    });
+    var button = document.querySelector(".menu-button");
+    var topbar = document.querySelector(".topbar");
+    if (!button || !topbar) return;
+    topbar.classList.add("menu-folds");
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var open = topbar.classList.toggle("menu-open");
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    wireMenu();
     fillSetupToken();
     wireCopyButtons();
     wireConfirmButtons();

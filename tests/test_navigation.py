@@ -8,7 +8,7 @@ import pytest
 
 from tests.factories import login, make_user
 
-NAV_RE = re.compile(r'<nav class="nav" aria-label="Main">(.*?)</nav>', re.S)
+NAV_RE = re.compile(r'<nav class="nav"[^>]*aria-label="Main">(.*?)</nav>', re.S)
 LINK_RE = re.compile(r'<a href="([^"]+)"[^>]*>([^<]+)</a>')
 
 EVERYONE = {"Home": "/", "Access": "/grants/", "Policies": "/policies/", "Credentials": "/vault/"}

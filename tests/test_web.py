@@ -269,9 +269,12 @@ def test_every_error_status_has_a_page_in_the_layout(app, db, kit):
         _assert_security_headers(response, str(status))
 
 
-def test_date_filters_print_utc_minutes_and_days_and_a_dash_for_nothing(app):
+def test_date_filters_print_times_with_their_zone_days_and_a_dash_for_nothing(app):
     from datetime import UTC, date, datetime
 
-    template = app.jinja_env.from_string("{{ t|minute_utc }}|{{ t|day }}|{{ none|minute_utc }}|{{ none|day }}|{{ d|day }}")
-    assert template.render(t=datetime(2026, 11, 30, 9, 5, 59, tzinfo=UTC), none=None, d=date(2027, 1, 2)) == \
-        "2026-11-30 09:05 UTC|2026-11-30|\u2014|\u2014|2027-01-02"
+    template = app.jinja_env.from_string("{{ t|when }}|{{ t|day }}|{{ none|when }}|{{ none|day }}|{{ d|day }}")
+    with app.test_request_context():
+        assert template.render(t=datetime(2026, 11, 30, 9, 5, 59, tzinfo=UTC), none=None, d=date(2027, 1, 2)) == (
+            '<time datetime="2026-11-30T09:05:59Z">30 Nov 2026, 09:05 UTC</time>|'
+            '<time datetime="2026-11-30T09:05:59Z" title="30 Nov 2026, 09:05 UTC">30 Nov 2026</time>|'
+            "\u2014|\u2014|2 Jan 2027")

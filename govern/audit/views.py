@@ -11,10 +11,10 @@ from typing import Any
 from flask import Blueprint, Response, render_template, request, stream_with_context
 from flask_login import current_user
 
-from govern import audit
+from govern import activity, audit
 from govern.audit.services import AuditFilter, iter_events, list_events
 from govern.db import get_session
-from govern.web import fresh_mfa_required, permission
+from govern.web import fresh_mfa_required, from_local, permission
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -28,10 +28,15 @@ def _parse_date(raw: str | None, field: str, errors: dict[str, str]) -> datetime
     if not raw:
         return None
     try:
-        return datetime.strptime(raw.strip(), "%Y-%m-%d").replace(tzinfo=UTC)
+        day = datetime.strptime(raw.strip(), "%Y-%m-%d")
     except ValueError:
         errors[field] = "Use a date like 2026-11-22."
         return None
+    try:
+        # A day where the reader is (their time zone), as the times on the page are shown.
+        return from_local(day)
+    except OverflowError:  # the first or last day there is, seen from a zone east or west of UTC
+        return day.replace(tzinfo=UTC)
 
 
 def _filter_from(args: Any) -> tuple[AuditFilter, dict[str, str]]:
@@ -59,7 +64,8 @@ def index() -> str:
         before = None  # out of the id column's range: show the first page rather than fail
     events, next_cursor = ([], None) if errors else list_events(get_session(), flt, before_id=before, limit=PAGE_SIZE)
     params = {k: v for k, v in request.args.items() if k in {"actor", "action", "target_type", "target_id", "since", "until"} and v}
-    return render_template("audit/index.html", events=events, next_cursor=next_cursor, errors=errors,
+    return render_template("audit/index.html", events=events, sentences=activity.describe(get_session(), events),
+                           next_cursor=next_cursor, errors=errors,
                            params=params, is_first_page=before is None)
 
 

@@ -54,3 +54,10 @@ class ChangePasswordForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """An empty form: a POST button with its CSRF token."""
+
+
+class TimeZoneForm(FlaskForm):
+    time_zone = StringField(
+        "Show times in", validators=[Length(max=64)],
+        render_kw={"list": "time-zone-names", "autocomplete": "off", "spellcheck": "false", "placeholder": "Europe/Paris"},
+    )

@@ -35,6 +35,8 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
     deactivated_at: Mapped[datetime | None]
     deactivated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: The IANA zone pages show this user times in (Europe/Paris); None: the organisation's GOVERN_TIME_ZONE.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
     person: Mapped[Person] = relationship(lazy="joined")
     role_rows: Mapped[list[UserRole]] = relationship(

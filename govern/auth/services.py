@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import Integer, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from govern import audit
+from govern import audit, timezones
 from govern.auth.models import APP_ROLES, RecoveryCode, SetupToken, User, UserRole, WebSession
 from govern.auth.passwords import PasswordHashing, password_problems
 from govern.auth.throttle import (
@@ -522,6 +522,20 @@ def set_roles(session: Session, *, actor: User, user: User, roles: set[str]) -> 
     ended = end_user_sessions(session, user=user, actor=actor, reason="roles_changed")
     audit.record(session, "users.roles_changed", actor=actor, target_type="user", target_id=user.id,
                  details={"added": sorted(roles - before), "removed": sorted(before - roles), "sessions_ended": ended})
+
+
+def set_time_zone(session: Session, *, actor: User, user: User, time_zone: str | None) -> None:
+    """Choose the zone ``user`` reads times in; empty or None returns them to the organisation's zone."""
+    name = (time_zone or "").strip() or None
+    if name is not None and not timezones.is_zone_name(name):
+        message = "Unknown time zone: choose a name from the list, such as Europe/Paris or UTC."
+        raise InvalidError(message, {"time_zone": message})
+    if name == user.time_zone:
+        return
+    before, user.time_zone = user.time_zone, name
+    session.flush()
+    audit.record(session, "users.time_zone_changed", actor=actor, target_type="user", target_id=user.id,
+                 details={"old": before, "new": name})
 
 
 def deactivate_user(session: Session, *, actor: User | None, user: User) -> None:

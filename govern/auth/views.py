@@ -22,6 +22,7 @@ from flask_login import current_user, login_user, logout_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from govern import timezones
 from govern.auth import once, services
 from govern.auth.forms import (
     ChangePasswordForm,
@@ -32,6 +33,7 @@ from govern.auth.forms import (
     LoginForm,
     NewPasswordForm,
     SetupTokenForm,
+    TimeZoneForm,
 )
 from govern.auth.models import User
 from govern.auth.services import AuthKit
@@ -300,7 +302,7 @@ def setup_authenticator() -> Any:
 
 @bp.route("/account")
 @permission(STAFF)
-def account() -> str:
+def account(zone_form: TimeZoneForm | None = None) -> str:
     db = get_session()
     user: User = current_user  # type: ignore[assignment]
     return render_template(
@@ -311,7 +313,29 @@ def account() -> str:
         current_session=getattr(session, "digest", None),
         codes_left=services.count_unused_recovery_codes(db, user),
         form=ConfirmForm(),
+        zone_form=zone_form or TimeZoneForm(time_zone=user.time_zone or ""),
+        zone_names=timezones.zone_names(),
+        organisation_zone=current_app.config["TIME_ZONE"],
     )
+
+
+@bp.route("/account/time-zone", methods=["POST"])
+@permission(STAFF)
+def set_time_zone() -> Any:
+    form = TimeZoneForm()
+    if form.validate_on_submit():
+        db = get_session()
+        user: User = current_user  # type: ignore[assignment]
+        try:
+            services.set_time_zone(db, actor=user, user=user, time_zone=form.time_zone.data)
+        except InvalidError as exc:
+            form.time_zone.errors = [exc.reasons.get("time_zone", exc.message)]
+            return account(zone_form=form), 400
+        db.commit()
+        chosen = user.time_zone or f"your organisation’s zone, {current_app.config['TIME_ZONE']}"
+        flash(f"Times now show in {chosen}.", "success")
+        return redirect(url_for("auth.account"))
+    return account(zone_form=form), 400
 
 
 @bp.route("/account/password", methods=["GET", "POST"])

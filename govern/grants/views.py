@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -29,14 +28,9 @@ from govern.grants.forms import (
 from govern.grants.models import Grant, PlatformRemoval
 from govern.policies import links as policy_links
 from govern.policies.models import PolicyVersion
-from govern.web import ensure_visible, permission, safe_next
+from govern.web import end_of_local_day, ensure_visible, permission, safe_next
 
 bp = Blueprint("grants", __name__, url_prefix="/grants")
-
-
-def _end_of_day(day: date | None) -> datetime | None:
-    """A grant "until 30 November" lasts to the end of that day (UTC)."""
-    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC) if day else None
 
 
 def _role_choices(db: Any, platform: str | None) -> list[tuple[str, str]]:
@@ -117,7 +111,7 @@ def new() -> Any:
         try:
             grant = services.grant_role(db, actor=current_user, person_id=person.id, account_id=form.account_id.data,
                                         role_code=form.role_code.data or "", reason=form.reason.data or "",
-                                        expires_at=_end_of_day(form.expires_on.data))
+                                        expires_at=end_of_local_day(form.expires_on.data))
         except (InvalidError, ConflictError, ForbiddenError, NotFoundError) as exc:
             db.rollback()
             target = {"reason": form.reason, "expires_at": form.expires_on}
@@ -191,7 +185,7 @@ def request_access() -> Any:
     if form.validate_on_submit():
         try:
             services.request_role(db, actor=current_user, account_id=form.account_id.data, role_code=form.role_code.data or "",
-                                  reason=form.reason.data or "", expires_at=_end_of_day(form.expires_on.data))
+                                  reason=form.reason.data or "", expires_at=end_of_local_day(form.expires_on.data))
         except (InvalidError, ConflictError, NotFoundError) as exc:
             db.rollback()
             form.role_code.errors = [exc.message]

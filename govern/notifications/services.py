@@ -189,11 +189,24 @@ def outbox_summary(session: Session) -> dict[str, int]:
     return counts
 
 
-def failed_emails(session: Session, *, limit: int = 20) -> list[OutboxMessage]:
-    """Messages that failed permanently, newest first."""
-    return list(session.scalars(
-        select(OutboxMessage).where(OutboxMessage.status == "failed").order_by(OutboxMessage.id.desc()).limit(limit)
-    ))
+#: What the Jobs page shows of a message: never its body, which may carry a setup link or a name.
+OUTBOX_LIST_COLUMNS = (OutboxMessage.id, OutboxMessage.kind, OutboxMessage.to_address, OutboxMessage.subject,
+                       OutboxMessage.attempts, OutboxMessage.last_error, OutboxMessage.last_attempt_at,
+                       OutboxMessage.next_attempt_at, OutboxMessage.created_at)
+
+
+def list_outbox(session: Session, *, status: str, page: int = 1, per_page: int = 20) -> tuple[list[Any], bool]:
+    """A page of the outbox's messages in ``status`` (without their bodies) and whether there is a next page.
+
+    Waiting messages come in the order they will be sent (the status/next-attempt index); failed ones newest first.
+    """
+    if status not in ("pending", "failed"):
+        raise ValueError(f"the outbox lists pending or failed messages, not {status!r}")
+    order = ((OutboxMessage.next_attempt_at, OutboxMessage.id) if status == "pending"
+             else (OutboxMessage.next_attempt_at.desc(), OutboxMessage.id.desc()))
+    rows = list(session.execute(select(*OUTBOX_LIST_COLUMNS).where(OutboxMessage.status == status).order_by(*order)
+                                .offset((page - 1) * per_page).limit(per_page + 1)))
+    return rows[:per_page], len(rows) > per_page
 
 
 def retry_email(session: Session, *, actor: Any, message_id: int) -> OutboxMessage:

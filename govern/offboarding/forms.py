@@ -22,13 +22,13 @@ OWNER_CHOICES = [SelectChoice("hr", "HR"), SelectChoice("it", "IT"), SelectChoic
 class StartForm(FlaskForm):
     person = StringField("Person (email or employee id)", validators=[DataRequired(), Length(max=320)])
     immediate = BooleanField("Immediately (involuntary leave): block the login and revoke everything now")
-    effective_at = DateTimeLocalField("Effective at (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
+    effective_at = DateTimeLocalField("Effective at", format="%Y-%m-%dT%H:%M", validators=[Optional()])
     deadline_hours = IntegerField("Deadline (hours after the start)", validators=[Optional(), NumberRange(1, 720)])
     note = TextAreaField("Note", validators=[Optional(), Length(max=2000)])
 
 
 class EditForm(FlaskForm):
-    effective_at = DateTimeLocalField("Effective at (UTC)", format="%Y-%m-%dT%H:%M", validators=[DataRequired(message="Choose a date and time.")])
+    effective_at = DateTimeLocalField("Effective at", format="%Y-%m-%dT%H:%M", validators=[DataRequired(message="Choose a date and time.")])
     deadline_hours = IntegerField("Deadline (hours after the start)", validators=[DataRequired(), NumberRange(1, 720)])
     note = TextAreaField("Note", validators=[Optional(), Length(max=2000)])
 

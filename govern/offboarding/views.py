@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -38,7 +37,7 @@ from govern.offboarding.forms import (
 )
 from govern.offboarding.models import Offboarding
 from govern.reports.export import safe_cell
-from govern.web import ensure_visible, page_arg, permission
+from govern.web import ensure_visible, from_local, page_arg, permission, to_local
 
 bp = Blueprint("offboarding", __name__, url_prefix="/offboarding")
 
@@ -58,10 +57,6 @@ def _visible(offboarding_id: int) -> Offboarding:
         raise
     ensure_visible(services.may_view(db, current_user, offboarding))
     return offboarding
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _back(offboarding_id: int) -> WerkzeugResponse:
@@ -97,7 +92,7 @@ def new() -> Any:
         if person is None:
             form.person.errors = ["No one in the directory has that email or employee id."]
             return render_template("offboarding/new.html", form=form), 200
-        effective_at = None if form.immediate.data else _utc(form.effective_at.data)
+        effective_at = None if form.immediate.data else from_local(form.effective_at.data)
         if not form.immediate.data and effective_at is None:
             form.effective_at.errors = ["Choose when it takes effect, or tick Immediately."]
             return render_template("offboarding/new.html", form=form), 200
@@ -146,10 +141,12 @@ def detail(offboarding_id: int) -> str:
 def edit(offboarding_id: int) -> Any:
     offboarding = _visible(offboarding_id)
     form = EditForm(obj=None if request.method == "POST" else offboarding)
+    if request.method != "POST":
+        form.effective_at.data = to_local(offboarding.effective_at)
     if form.validate_on_submit():
         db = get_session()
         try:
-            services.update_offboarding(db, actor=current_user, offboarding=offboarding, effective_at=_utc(form.effective_at.data),
+            services.update_offboarding(db, actor=current_user, offboarding=offboarding, effective_at=from_local(form.effective_at.data),
                                         deadline_hours=form.deadline_hours.data, note=form.note.data)
         except (InvalidError, ConflictError) as exc:
             db.rollback()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -28,7 +28,7 @@ from govern.reports.export import csv_chunks
 from govern.reviews import services
 from govern.reviews.forms import CampaignForm, CloseForm, DecideForm
 from govern.reviews.models import DECISIONS, ReviewCampaign, ReviewItem
-from govern.web import ensure_visible, page_arg, permission, safe_next
+from govern.web import end_of_local_day, ensure_visible, page_arg, permission, safe_next
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -70,7 +70,7 @@ def new() -> Any:
         due = form.due_on.data
         try:
             campaign = services.open_campaign(db, actor=current_user, name=form.name.data or "", scope_kind=kind, scope_value=value,
-                                              due_at=datetime.combine(due, time(23, 59, 59), tzinfo=UTC) if due else None)
+                                              due_at=end_of_local_day(due))
         except (InvalidError, ConflictError, ForbiddenError) as exc:
             db.rollback()
             fields = {"due_at": form.due_on, "scope_kind": form.scope_kind, "platform": form.platform,

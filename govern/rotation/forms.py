@@ -52,7 +52,7 @@ class AssignForm(FlaskForm):
 
 class LockdownForm(FlaskForm):
     summary = TextAreaField("What happened", validators=[DataRequired(), Length(max=2000)])
-    compromised_since = DateTimeLocalField("Possibly compromised since (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
+    compromised_since = DateTimeLocalField("Possibly compromised since", format="%Y-%m-%dT%H:%M", validators=[Optional()])
 
 
 class CloseIncidentForm(FlaskForm):

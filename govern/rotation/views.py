@@ -3,7 +3,6 @@ intervals, compromise lockdown and incidents."""
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from flask import (
@@ -20,6 +19,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
+from govern import activity
 from govern.accounts.models import Account
 from govern.auth import once
 from govern.db import get_session, utcnow
@@ -40,7 +40,14 @@ from govern.rotation.forms import (
 from govern.rotation.models import REASON_LABELS, RotationTask
 from govern.vault.models import Secret
 from govern.vault.services import get_secret
-from govern.web import ensure_visible, fresh_mfa_required, mfa_is_fresh, page_arg, permission
+from govern.web import (
+    ensure_visible,
+    fresh_mfa_required,
+    from_local,
+    mfa_is_fresh,
+    page_arg,
+    permission,
+)
 
 bp = Blueprint("rotation", __name__, url_prefix="/rotation")
 
@@ -316,7 +323,7 @@ def lockdown(account_id: int) -> Any:
     form = LockdownForm()
     secrets_count = db.scalar(select(func.count()).select_from(Secret).where(Secret.account_id == account.id)) or 0
     if form.validate_on_submit():
-        since = form.compromised_since.data.replace(tzinfo=UTC) if form.compromised_since.data else None
+        since = from_local(form.compromised_since.data)
         try:
             incident = rotation.lock_down(db, actor=current_user, account=account, summary=form.summary.data or "",
                                           compromised_since=since)
@@ -343,7 +350,9 @@ def incident(incident_id: int) -> str:
         ensure_visible(False)
         raise
     tasks = rotation.incident_tasks(db, row)
-    return render_template("rotation/incident.html", incident=row, tasks=tasks, events=rotation.timeline(db, row),
+    events = rotation.timeline(db, row)
+    return render_template("rotation/incident.html", incident=row, tasks=tasks, events=events,
+                           sentences=activity.describe(db, events),
                            reasons=REASON_LABELS, form=CloseIncidentForm(),
                            live=sum(1 for t in tasks if t.is_live))
 

@@ -141,6 +141,7 @@ def test_first_login(browser: Any, live_server: LiveServer, screenshots: Any) ->
     # 5. Sign out; the old session cookie must be dead on the server, not just deleted in the browser.
     saved_cookies = context.cookies()
     assert any(c["name"] == "govern_session" for c in saved_cookies), saved_cookies
+    page.locator(".who-menu summary").click()  # the user's menu: their account, sign out
     _submit(page, "Sign out")
     expect(page).to_have_url(live_server.url("/login"))
     expect(page.get_by_role("heading", name="Sign in to govern")).to_be_visible()

@@ -91,7 +91,9 @@ def test_admin_sees_jobs_and_notifications(browser: Any, live_server: LiveServer
     expect(page.locator("#jobs-notice")).to_have_count(0)
     badge = page.locator(".notifications-link .badge-count")
     expect(badge).to_have_text("2")
-    page.get_by_role("link", name="Jobs").click()
+    nav = page.get_by_role("navigation", name="Main")
+    nav.locator("summary", has_text="Admin").click()  # Jobs is in the menu's Admin group
+    nav.get_by_role("link", name="Jobs").click()
     expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
     expect(page.locator("#runs tbody tr")).to_have_count(1)
     expect(page.locator("#runs")).to_contain_text("sent 2")

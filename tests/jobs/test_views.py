@@ -102,3 +102,48 @@ def test_the_home_page_warns_admins_when_jobs_have_not_run_for_a_day(app, db, ki
         _, later_staff = _signed_in(app, db, kit, roles=())
         assert 'id="jobs-notice"' not in later_staff.get("/").get_data(as_text=True)
     assert 'id="jobs-notice"' not in staff.get("/").get_data(as_text=True)
+
+
+def _section(page: str, section_id: str) -> str:
+    start = page.index(f'id="{section_id}"')
+    return page[start:page.index("</section>", start)]
+
+
+def test_the_outbox_lists_waiting_and_failed_emails_without_their_bodies_page_by_page(app, db, kit, connection):
+    from govern.jobs.views import OUTBOX_PAGE_SIZE
+
+    _, client = _signed_in(app, db, kit)
+    body = "Your setup link: https://govern.example/setup/SECRET-SETUP-TOKEN-123"
+    later = utcnow() + timedelta(minutes=20)
+    waiting = notifications.queue_email(db, to="ana@example.com", subject="Your govern login", body_text=body, kind="setup")
+    waiting.attempts, waiting.last_error, waiting.next_attempt_at = 2, "421 4.7.0 try again later", later
+    failed = notifications.queue_email(db, to="bo@example.com", subject="Rotation overdue", body_text=body, kind="rotation")
+    failed.status, failed.attempts, failed.last_error = "failed", notifications.MAX_ATTEMPTS, "550 5.1.1 no such mailbox"
+    failed.last_attempt_at = utcnow()
+    db.commit()
+
+    page = client.get("/jobs/").get_data(as_text=True)
+    shown = _section(page, "waiting-emails")
+    assert "Emails waiting to be sent (1)" in shown
+    for text in ("ana@example.com", "Your govern login", "data-label=\"Attempts\">2</td>", "421 4.7.0 try again later"):
+        assert text in shown
+    assert f'<time datetime="{later.strftime("%Y-%m-%dT%H:%M:%S")}Z"' in shown  # the next attempt
+    assert "bo@example.com" not in shown
+    failed_part = _section(page, "failed-emails")
+    assert "bo@example.com" in failed_part and "550 5.1.1 no such mailbox" in failed_part
+    assert f"/jobs/outbox/{failed.id}/retry" in failed_part
+    # No body, and not even read from the database.
+    assert "SECRET-SETUP-TOKEN" not in page
+    assert not any("body_text" in sql for sql in statements(connection, lambda: client.get("/jobs/")))
+
+    # Pages of each list, each keeping the other's place.
+    for n in range(OUTBOX_PAGE_SIZE + 2):
+        notifications.queue_email(db, to=f"queue{n}@example.com", subject=f"Queued {n}", body_text=body, kind="test")
+    db.commit()
+    first = _section(client.get("/jobs/").get_data(as_text=True), "waiting-emails")
+    assert first.count("<tr>") == OUTBOX_PAGE_SIZE + 1  # the heading row and a full page
+    assert "waiting_page=2" in first
+    second = _section(client.get("/jobs/?waiting_page=2&failed_page=1").get_data(as_text=True), "waiting-emails")
+    assert second.count("<tr>") == 1 + 3 and "ana@example.com" in second  # the one retried last waits longest
+    assert "waiting_page=1" in second
+    assert client.get("/jobs/?waiting_page=999999999999").status_code == 200

@@ -179,3 +179,30 @@ def test_a_double_submitted_start_makes_one_offboarding(app, db, company):
     assert again.status_code == 200 and "already has an open offboarding" in again.get_data(as_text=True)
     assert len(db.scalars(select(Offboarding)).all()) == 1
     assert len(db.scalars(select(OffboardingItem)).all()) == 5
+
+
+def test_hr_in_paris_types_and_reads_paris_times(app, db, company):
+    """The effective time HR types is in their zone, stored in UTC, and the edit form shows it back in their zone."""
+    from zoneinfo import ZoneInfo
+
+    from govern.auth.models import User
+
+    db.get(User, company.users["hr"].id).time_zone = "Europe/Paris"
+    db.commit()
+    hr = _client(app, db, company, "hr")
+    page = hr.get("/offboarding/new").get_data(as_text=True)
+    assert "in Europe/Paris" in page
+    local = (utcnow() + timedelta(days=2)).astimezone(ZoneInfo("Europe/Paris")).replace(second=0, microsecond=0)
+    typed = local.strftime("%Y-%m-%dT%H:%M")
+    assert _post(hr, "/offboarding/new", {"person": company.person.email, "effective_at": typed}).status_code == 302
+    off = _offboarding(db)
+    assert off.effective_at == local  # the same instant, stored in UTC
+    assert off.effective_at.utcoffset() == timedelta(0)
+    edit = hr.get(f"/offboarding/{off.id}/edit").get_data(as_text=True)
+    assert f'value="{typed}"' in edit
+    # The evidence page names the zone of every time it shows, its report's times included.
+    from tests.test_time_zones import PARIS, _assert_every_time_names_its_zone
+
+    evidence = hr.get(f"/offboarding/{off.id}/evidence")
+    assert evidence.status_code == 200
+    assert _assert_every_time_names_its_zone(evidence.get_data(as_text=True), PARIS, "evidence") >= 1
