@@ -45,6 +45,7 @@ SENTENCES: dict[str, str] = {
     "report.exported": "{actor} exported the {report} report",
     "directory.exported": "{actor} exported the directory",
     "directory.imported": "{actor} imported an HR file ({rows} rows: {new} new, {updated} updated)",
+    "directory.import_mapping_saved": "{actor} saved how the columns of an HR file are read",
     "demo.seeded": "{actor} loaded the demo company",
     "person.created": "{actor} added {target} to the directory",
     "person.updated": "{actor} updated {target} in the directory",
@@ -112,6 +113,7 @@ SENTENCES: dict[str, str] = {
     # policies
     "policy.published": "{actor} published {target}",
     "policy.accepted": "{actor} accepted {target}",
+    "policy.acknowledgement_requested": "{actor} asked someone to accept {target}",
     # access reviews
     "review.campaign_opened": "{actor} opened the access review {target}",
     "review.campaign_closed": "{actor} closed the access review {target}",

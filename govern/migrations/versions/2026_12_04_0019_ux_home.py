@@ -5,7 +5,7 @@ govern gets a link by email that records the acceptance for that person and vers
 digest of the link's token is stored.
 
 Revision ID: 0019_ux_home
-Revises: 0013_people_search_fts
+Revises: 0017_time_zones
 Create Date: 2026-12-04
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0019_ux_home'
-down_revision: str | None = '0013_people_search_fts'
+down_revision: str | None = '0017_time_zones'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
