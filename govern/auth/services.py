@@ -547,8 +547,9 @@ def reactivate_user(session: Session, *, actor: User, user: User) -> None:
     """Allow a deactivated login again (its password and authenticator are unchanged)."""
     if user.is_active:
         return
-    if user.person.status == "departed":
-        raise ConflictError(f"{user.person.full_name} has departed; rehire them in the directory first.")
+    if user.person.status != "active":
+        # A leaver's login stays blocked: the offboarding blocked it (govern.offboarding.invariants).
+        raise ConflictError(f"{user.person.full_name} is {user.person.status}; rehire them in the directory first.")
     user.is_active = True
     user.deactivated_at = None
     user.deactivated_by_id = None

@@ -41,7 +41,8 @@ from govern.directory.services import (
     normalise_email,
 )
 from govern.errors import InvalidError
-from govern.offboarding.services import Settings, schedule_from_end_dates
+from govern.offboarding.lifecycle import Record, departure, follow_records
+from govern.offboarding.services import Settings
 
 #: The canonical columns, in the order the documentation lists them.
 COLUMNS = ("employee_id", "email", "full_name", "department", "title", "manager_email", "start_date",
@@ -89,6 +90,8 @@ MAX_ERRORS = 1000
 MAX_CHANGES = 200
 #: Fields compared and written for each row (manager_id is resolved separately).
 DATA_FIELDS = ("employee_id", "email", "full_name", "department", "title", "status", "start_date", "end_date")
+#: Fields the import writes itself: the status is the offboarding's business (govern.offboarding.lifecycle).
+WRITTEN_FIELDS = tuple(name for name in DATA_FIELDS if name != "status")
 PROGRESS_STEP = 500
 
 Progress = Callable[[int], None]
@@ -152,7 +155,12 @@ class ImportReport:
     columns: dict[str, str] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
     applied: bool = False
-    #: Offboardings the end dates of this import scheduled, moved or cancelled, and problems.
+    #: Rows whose status or end date says the person left, for people who have not (the preview:
+    #: their offboardings start when the file is imported).
+    leavers: int = 0
+    #: Offboardings the statuses and end dates of this import started, scheduled, moved or
+    #: cancelled, and problems.
+    offboardings_started: int = 0
     offboardings_scheduled: int = 0
     offboardings_moved: int = 0
     offboardings_cancelled: int = 0
@@ -487,6 +495,9 @@ def _values(cells: dict[str, Any], current: dict[str, Any] | None) -> dict[str, 
         # An empty employee id or status cell never erases what the directory knows.
         values["employee_id"] = values["employee_id"] or current["employee_id"]
         values["status"] = values["status"] or current["status"]
+        if values["status"] == "departed" and current["status"] == "departed":
+            # The offboarding recorded the day they left: a terminated row with no date keeps it.
+            values["end_date"] = values["end_date"] or current["end_date"]
     values["status"] = values["status"] or "active"
     return values
 
@@ -582,7 +593,7 @@ def _count(plan: _Plan, bad_lines: set[int]) -> None:
                 report.changes.append(RowChange(target.row.line, "new", target.values["full_name"] or "", target.values["email"], []))
             continue
         current = plan.existing.by_id[target.person_id]
-        target.changed = [name for name in DATA_FIELDS if current[name] != target.values[name]]
+        target.changed = [name for name in WRITTEN_FIELDS if current[name] != target.values[name]]
         if _manager_id_before_write(plan, target.manager) != current["manager_id"]:
             target.changed.append("manager")
         if target.changed:
@@ -593,6 +604,17 @@ def _count(plan: _Plan, bad_lines: set[int]) -> None:
         else:
             report.unchanged += 1
     report.changed_fields = dict(sorted(fields.items()))
+    today = utcnow().date()
+    report.leavers = sum(1 for t in plan.targets if t.row.line not in bad_lines and _says_left(t, plan, today))
+
+
+def _says_left(target: _Target, plan: _Plan, today: date) -> bool:
+    """The row says the person left (status or a past end date) and the directory has them active."""
+    if "status" not in target.row.cells and "end_date" not in target.row.cells:
+        return False
+    record = Record(target.values["status"], target.values["end_date"])
+    return departure(record, today=today, settings=Settings()) == "now" and (
+        target.person_id is None or plan.existing.by_id[target.person_id]["status"] == "active")
 
 
 # --- the two entry points ---------------------------------------------------------------------------
@@ -607,22 +629,28 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None,
                  progress: Progress | None = None, settings: Settings | None = None) -> ImportReport:
     """Upsert every row, or nothing: raise ImportInvalidError while any line has an error.
 
-    A new or changed end date schedules (or moves, or cancels) the person's offboarding.
+    The import never writes a status: a row saying the person left (a leaving or departed status,
+    an end date today or in the past) starts their offboarding, a future end date schedules it (or
+    moves, or cancels, the one an earlier import scheduled), see govern.offboarding.lifecycle.
     """
     plan = _plan(session, parsed, progress)
     report = plan.report
     if not report.ok:
         raise ImportInvalidError(report)
-    person_of_row = _write(session, plan) if report.new or report.updated else {}
+    person_of_row = _write(session, plan) if report.new or report.updated else {
+        index: t.person_id for index, t in enumerate(plan.targets) if t.person_id is not None}
     report.applied = True
     audit.record(session, "directory.imported", actor=actor, details={
         "file_name": report.filename, "sha256": report.sha256, "rows": report.rows, "new": report.new,
         "updated": report.updated, "unchanged": report.unchanged, "changed_fields": report.changed_fields,
     })
-    end_dates = {person_of_row[index]: t.values["end_date"] for index, t in enumerate(plan.targets)
-                 if index in person_of_row and t.values["status"] != "departed"
-                 and ((t.person_id is None and t.values["end_date"] is not None) or "end_date" in t.changed)}
-    outcome = schedule_from_end_dates(session, actor=actor, end_dates=end_dates, settings=settings or Settings())
+    # Rows with a status or end date column say whether the person is leaving; new people are
+    # written active first (a leaver who never had access is offboarded at once, with nothing to take).
+    records = {person_of_row[index]: Record(t.values["status"], t.values["end_date"])
+               for index, t in enumerate(plan.targets)
+               if index in person_of_row and ("status" in t.row.cells or "end_date" in t.row.cells)}
+    outcome = follow_records(session, actor=actor, records=records, settings=settings or Settings(), origin="import")
+    report.offboardings_started = outcome.started
     report.offboardings_scheduled, report.offboardings_moved = outcome.scheduled, outcome.moved
     report.offboardings_cancelled = outcome.cancelled
     report.offboarding_problems = [f"person #{pid}: {message}" for pid, message in outcome.problems]
@@ -635,7 +663,8 @@ def _write(session: Session, plan: _Plan) -> dict[int, int]:
     person_of_row = {index: t.person_id for index, t in enumerate(plan.targets) if t.person_id is not None}
     new = [(index, t) for index, t in enumerate(plan.targets) if t.person_id is None]
     if new:
-        payload = [{**t.values, "source": "csv", "created_at": now, "updated_at": now} for _i, t in new]
+        payload = [{**t.values, "status": "active", "source": "csv", "created_at": now, "updated_at": now}
+                   for _i, t in new]
         ids = session.scalars(insert(Person).returning(Person.id, sort_by_parameter_order=True), payload).all()
         for (index, _t), person_id in zip(new, ids, strict=True):
             person_of_row[index] = person_id
@@ -645,7 +674,8 @@ def _write(session: Session, plan: _Plan) -> dict[int, int]:
             return None
         return person_of_row[node[1]] if node[0] == "row" else node[1]
 
-    updates = [{"id": t.person_id, **t.values, "manager_id": manager_id(t.manager), "source": "csv", "updated_at": now}
+    updates = [{"id": t.person_id, **{name: t.values[name] for name in WRITTEN_FIELDS},
+                "manager_id": manager_id(t.manager), "source": "csv", "updated_at": now}
                for t in plan.targets if t.person_id is not None and t.changed]
     # New people get their managers once every new person exists (a manager may come later).
     managers = [{"id": person_of_row[index], "manager_id": manager_id(t.manager)} for index, t in new if t.manager is not None]

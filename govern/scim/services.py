@@ -40,6 +40,7 @@ from govern.db import utcnow
 from govern.directory import services as directory
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from govern.offboarding import lifecycle
 from govern.offboarding import services as offboarding
 from govern.offboarding.models import Offboarding
 from govern.scim.models import ScimIdentity, ScimToken
@@ -260,25 +261,12 @@ def _apply(session: Session, *, actor: ScimPrincipal, person: Person | None, use
 
 
 def _set_active(session: Session, *, actor: ScimPrincipal, person: Person, active: bool) -> None:
-    """active=false offboards at once; active=true rehires a departed person."""
-    settings = offboarding.Settings()
+    """active=false offboards at once (bringing a scheduled offboarding forward); active=true rehires."""
     current = offboarding.open_offboarding_of(session, person.id)
     try:
         if not active:
-            if person.status == "departed" or (current is not None and current.status == "in_progress"):
-                return
-            if current is not None:
-                # HR scheduled it for later; the identity provider says now.
-                current.effective_at = utcnow()
-                current.kind = "immediate"
-                current.deadline_hours = min(current.deadline_hours, settings.immediate_deadline_hours)
-                session.flush()
-                audit.record(session, "offboarding.brought_forward", actor=actor, target_type="offboarding",
-                             target_id=current.id, details={"origin": "scim"})
-                offboarding.start_offboarding(session, current, actor=actor)
-            else:
-                offboarding.schedule_offboarding(session, actor=actor, person=person, effective_at=None, settings=settings,
-                                                 origin="scim", note="Deactivated by the identity provider.")
+            lifecycle.offboard_now(session, actor=actor, person=person, settings=offboarding.Settings(), origin="scim",
+                                   note="Deactivated by the identity provider.")
         elif person.status == "departed" or (person.status == "leaving" and current is None):
             offboarding.rehire_person(session, actor=actor, person=person)
     except ConflictError as exc:

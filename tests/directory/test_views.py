@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
+from govern.db import utcnow
 from govern.directory.models import Person
+from govern.offboarding.models import Offboarding
 from tests.directory.helpers import count_people, count_statements, csv_bytes, person, signed_in
 from tests.factories import make_account, make_grant, make_person, make_user, post
 
@@ -218,15 +221,20 @@ def test_hr_adds_and_edits_a_person(app, db, kit):
     ada = person(db, "ada@acme.example")
     assert (ada.manager_id, ada.employee_id, ada.source, str(ada.start_date)) == (boss.id, "E-1", "manual", "2024-01-15")
     assert response.headers["Location"].endswith(f"/people/{ada.id}")
+    last_day = (utcnow() + timedelta(days=30)).date()
     response = post(client, f"/people/{ada.id}/edit", {**PERSON_FORM, "title": "Head of social", "status": "leaving",
-                                                       "end_date": "2026-12-31", "manager": "boss@acme.example"},
+                                                       "end_date": last_day.isoformat(), "manager": "boss@acme.example"},
                     token_page=f"/people/{ada.id}/edit")
     assert response.status_code == 302
     ada = person(db, "ada@acme.example")
-    assert (ada.title, ada.status, str(ada.end_date)) == ("Head of social", "leaving", "2026-12-31")
+    # Leaving on a future day: the offboarding is scheduled for that day, the person stays active until then.
+    assert (ada.title, ada.status, ada.end_date) == ("Head of social", "active", last_day)
+    scheduled = db.scalars(select(Offboarding).where(Offboarding.person_id == ada.id)).one()
+    assert (scheduled.status, scheduled.origin, scheduled.effective_at.date()) == ("scheduled", "manual", last_day)
+    assert "scheduled for" in client.get(response.headers["Location"]).get_data(as_text=True)
     updated = db.scalars(select(AuditEvent).where(AuditEvent.action == "person.updated")).one()
     details = json.loads(updated.details_json)
-    assert details["fields"] == ["end_date", "status", "title"]
+    assert details["fields"] == ["end_date", "title"]
     assert details["changes"]["title"] == {"old": "Social lead", "new": "Head of social"}
     edit_page = client.get(f"/people/{ada.id}/edit").get_data(as_text=True)
     assert 'value="boss@acme.example"' in edit_page and 'value="E-1"' in edit_page
