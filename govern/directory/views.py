@@ -335,11 +335,14 @@ def import_apply() -> Any:
         return redirect(url_for("directory.import_file"))
     _discard_pending()
     flash(f"Imported {parsed.filename}: {report.new} new, {report.updated} updated, {report.unchanged} unchanged.", "success")
+    if report.offboardings_started:
+        flash(f"Leavers: {report.offboardings_started} offboarding(s) started; their access ends now. "
+              "Follow them under Offboarding.", "success")
     if report.offboardings_scheduled or report.offboardings_moved or report.offboardings_cancelled:
         flash(f"End dates: {report.offboardings_scheduled} offboarding(s) scheduled, {report.offboardings_moved} moved, "
               f"{report.offboardings_cancelled} cancelled. Review them under Offboarding.", "success")
     for problem in report.offboarding_problems[:10]:
-        flash(f"Offboarding not scheduled for {problem}", "error")
+        flash(f"Offboarding not started or scheduled for {problem}", "error")
     return redirect(url_for("directory.index"))
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from govern.audit.models import AuditEvent
 from govern.db import utcnow
 from govern.directory.models import Person
+from govern.grants.models import Grant
 from govern.offboarding.models import Offboarding
 from tests.directory.helpers import count_people, count_statements, csv_bytes, person, signed_in
 from tests.factories import make_account, make_grant, make_person, make_user, post
@@ -325,6 +326,28 @@ def test_import_previews_then_applies_once(app, db, kit):
     assert again.status_code == 302 and count_people(db) == people + 2
     second = _upload(client, content).get_data(as_text=True)
     assert "already matches this file" in second and _staged(app) == []
+
+
+def test_an_import_whose_only_news_is_a_termination_offboards_the_employee(app, db, kit):
+    """Workday's "Worker Status: Terminated" for someone still active: the preview says so, the import offboards."""
+    _, client = signed_in(app, db, kit, "hr")
+    worker = make_user(db, kit, email="wanda@acme.example", full_name="Wanda Worker")
+    account = make_account(db)
+    make_grant(db, worker.user.person, account, "publisher")
+    db.commit()
+    content = csv_bytes([["W-7", "wanda@acme.example", "Wanda Worker", "", "", "", "", "", "Terminated"]],
+                        header=["Employee ID", "Work Email", "Name", "Department", "Title",
+                                "Manager Work Email", "Hire Date", "Termination Date", "Worker Status"])
+    page = _upload(client, content).get_data(as_text=True)
+    assert "Leavers" in page and "offboard 1" in page
+    applied = post(client, "/people/import/apply", {}, token_page="/people/import")
+    assert applied.status_code == 302
+    assert "1 offboarding(s) started" in client.get("/people/").get_data(as_text=True)
+    db.expire_all()
+    wanda = person(db, "wanda@acme.example")
+    assert wanda.status == "leaving" and db.get(type(worker.user), worker.id).is_active is False
+    assert db.scalar(select(Offboarding.status).where(Offboarding.person_id == wanda.id)) == "in_progress"
+    assert "revoked" == db.scalar(select(Grant.status).where(Grant.person_id == wanda.id))
 
 
 def test_import_with_errors_shows_them_and_offers_no_apply(app, db, kit):
