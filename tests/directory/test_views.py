@@ -347,7 +347,7 @@ def test_an_import_whose_only_news_is_a_termination_offboards_the_employee(app, 
     wanda = person(db, "wanda@acme.example")
     assert wanda.status == "leaving" and db.get(type(worker.user), worker.id).is_active is False
     assert db.scalar(select(Offboarding.status).where(Offboarding.person_id == wanda.id)) == "in_progress"
-    assert "revoked" == db.scalar(select(Grant.status).where(Grant.person_id == wanda.id))
+    assert db.scalar(select(Grant.status).where(Grant.person_id == wanda.id)) == "revoked"
 
 
 def test_import_with_errors_shows_them_and_offers_no_apply(app, db, kit):
