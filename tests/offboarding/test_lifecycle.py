@@ -215,3 +215,23 @@ def test_the_factory_offboards_for_real(app, db):
     assert [r.status for r in _offboardings(db, departed.id)] == ["completed"]
     with pytest.raises(AssertionError):
         offboard(db, make_person(db), "active")
+
+
+# --- a leaver's login stays blocked ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["leaving", "departed"])
+def test_a_leavers_login_cannot_be_reactivated_or_recovered(app, db, kit, status):
+    from govern.auth import services as auth
+    from govern.errors import ConflictError
+    from tests.factories import make_user
+
+    admin, who = make_user(db, kit, roles=("admin",)), make_user(db, kit, roles=("admin",))
+    with app.test_request_context():
+        offboard(db, who.user.person, status)
+        assert who.user.is_active is False
+        with pytest.raises(ConflictError, match=f"is {status}"):
+            auth.reactivate_user(db, actor=admin.user, user=who.user)
+        with pytest.raises(ConflictError, match=f"is {status}"):
+            auth.bootstrap_admin(db, kit, email=who.email)
+    assert who.user.is_active is False
