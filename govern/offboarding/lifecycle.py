@@ -187,8 +187,10 @@ def _note(origin: str) -> str:
 
 def _rehire(session: Session, *, actor: Any, person: Person, origin: str, rehires: bool, outcome: Outcome) -> None:
     if not rehires:
+        then = ("their offboarding is in progress; nothing changed" if person.status == "leaving"
+                else "rehire them on their page if they came back")
         outcome.problems.append((person.id, f"{person.full_name} is {person.status} in govern but active in "
-                                            f"{_where(origin)}: rehire them on their page if they came back."))
+                                            f"{_where(origin)}: {then}."))
         return
     offboarding.rehire_person(session, actor=actor, person=person)
     outcome.rehired += 1
@@ -226,7 +228,14 @@ def update_person(session: Session, *, actor: Any, person: Person, data: directo
     changes = directory.update_person(session, actor=actor, person=person,
                                       data=directory.PersonInput(**{**vars(data), "status": None}))
     outcome = Outcome()
-    if data.status != old_status or data.end_date != old_end:
+    if old_status in GONE and data.status == "active":
+        # A rehire: the end date the form still shows is the one they left on (rehire clears it).
+        try:
+            offboarding.rehire_person(session, actor=actor, person=person)
+        except (ConflictError, ForbiddenError) as exc:
+            raise InvalidError(exc.message, {"status": exc.message}) from None
+        outcome.rehired += 1
+    elif data.status != old_status or data.end_date != old_end:
         outcome = follow_records(session, actor=actor, records={person.id: Record(data.status, data.end_date)},
                                  settings=settings, origin="manual", adjusts_any=True, rehires=True, now=now)
         _raise_problems(outcome)

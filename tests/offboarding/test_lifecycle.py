@@ -102,6 +102,19 @@ def test_a_past_end_date_on_the_person_page_starts_it_and_a_future_one_schedules
     assert run.id == scheduled.id and run.kind == "immediate"
 
 
+def test_a_leaver_whose_offboarding_runs_cannot_be_rehired_on_their_page(app, db, company, leaver):
+    client = app.test_client()
+    login(client, db, company.users["hr"])
+    page = f"/people/{company.person.id}/edit"
+    form = {"full_name": company.person.full_name, "email": company.person.email, "employee_id": "", "department": "",
+            "title": "", "manager": company.max.email, "status": "departed", "start_date": "", "end_date": ""}
+    assert post(client, page, form, token_page=page).status_code == 302
+    response = post(client, page, {**form, "status": "active", "title": "Back"}, token_page=page)
+    assert response.status_code == 200 and "must finish before a rehire" in response.get_data(as_text=True)
+    _assert_access_ended(db, company)
+    assert db.get(Person, company.person.id).title is None
+
+
 def test_hr_cannot_mark_themselves_departed_and_nothing_is_saved(app, db, company):
     client = app.test_client()
     hr = company.users["hr"]
@@ -122,12 +135,14 @@ def test_rehiring_on_the_person_page(app, db, company):
     gone = make_person(db, full_name="Greta Gone", email="greta@acme.example", status="departed")
     db.commit()
     page = f"/people/{gone.id}/edit"
+    assert gone.end_date is not None  # the offboarding recorded the day she left; the form shows it
     form = {"full_name": "Greta Gone", "email": "greta@acme.example", "employee_id": "", "department": "",
-            "title": "", "manager": "", "status": "active", "start_date": "", "end_date": ""}
+            "title": "", "manager": "", "status": "active", "start_date": "", "end_date": gone.end_date.isoformat()}
     response = post(client, page, form, token_page=page)
     assert response.status_code == 302
     db.expire_all()
-    assert db.get(Person, gone.id).status == "active"
+    assert (db.get(Person, gone.id).status, db.get(Person, gone.id).end_date) == ("active", None)
+    assert [r.status for r in _offboardings(db, gone.id)] == ["completed"]
     assert "rehired" in client.get(response.headers["Location"]).get_data(as_text=True)
 
 
