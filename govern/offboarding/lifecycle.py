@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govern import audit
+from govern.auth.models import User
 from govern.db import utcnow
 from govern.directory import services as directory
 from govern.directory.models import Person
@@ -80,7 +81,7 @@ def offboard_now(session: Session, *, actor: Any, person: Person, settings: Sett
     if current is None:
         return offboarding.schedule_offboarding(session, actor=actor, person=person, effective_at=None, settings=settings,
                                                 origin=origin, note=note, now=now)
-    if offboarding._is_user(actor) and not offboarding.may_manage(actor):
+    if isinstance(actor, User) and not offboarding.may_manage(actor):  # the import, SCIM, jobs are trusted callers
         raise ForbiddenError("Only HR or an admin can start an offboarding.")
     old = current.effective_at
     current.effective_at = now
