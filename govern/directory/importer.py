@@ -5,8 +5,8 @@ reports per-line errors and what would change, writing nothing; ``apply_import``
 checks and refuses the whole file while any line has an error, else writes every change in the
 caller's transaction. Rows are matched on employee id, then email, so importing the same file
 twice changes nothing the second time. Managers are resolved after every row is read, so a
-manager may appear later in the file. People missing from the file are left as they are:
-offboarding, not the import, decides who leaves.
+manager may appear later in the file. People missing from the file are left as they are. The
+import never writes a status: a row saying someone left starts (or schedules) their offboarding.
 
 Speed matters (10,000 rows in well under five seconds on SQLite): the whole directory is read
 into dicts once, and changes are written with bulk INSERT and UPDATE statements, never one
