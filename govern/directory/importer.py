@@ -41,7 +41,7 @@ from govern.directory.services import (
     normalise_email,
 )
 from govern.errors import InvalidError
-from govern.offboarding.lifecycle import Record, departure, follow_records
+from govern.offboarding.lifecycle import Record, depart_newcomers, departure, follow_records
 from govern.offboarding.services import Settings
 
 #: The canonical columns, in the order the documentation lists them.
@@ -617,6 +617,21 @@ def _says_left(target: _Target, plan: _Plan, today: date) -> bool:
         target.person_id is None or plan.existing.by_id[target.person_id]["status"] == "active")
 
 
+def _news_for_offboarding(target: _Target, plan: _Plan, today: date) -> bool:
+    """Whether the row's status or end date may start, schedule, move or cancel an offboarding."""
+    if "status" not in target.row.cells and "end_date" not in target.row.cells:
+        return False
+    if _says_left(target, plan, today):
+        return True
+    if target.person_id is None:
+        return target.values["end_date"] is not None
+    status = plan.existing.by_id[target.person_id]["status"]
+    if status != "active":
+        # An Active row for a leaver: reported, never a rehire (see lifecycle.follow_records).
+        return target.values["status"] == "active" and target.values["end_date"] is None
+    return "end_date" in target.changed
+
+
 # --- the two entry points ---------------------------------------------------------------------------
 
 
@@ -644,13 +659,20 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None,
         "file_name": report.filename, "sha256": report.sha256, "rows": report.rows, "new": report.new,
         "updated": report.updated, "unchanged": report.unchanged, "changed_fields": report.changed_fields,
     })
-    # Rows with a status or end date column say whether the person is leaving; new people are
-    # written active first (a leaver who never had access is offboarded at once, with nothing to take).
+    # Rows whose status or end date says something new about leaving go to the offboarding; new
+    # people were written active (a leaver who never had access is offboarded at once, with
+    # nothing to take). Only those rows: the others would load every person for nothing.
+    today = utcnow().date()
+    settings = settings or Settings()
     records = {person_of_row[index]: Record(t.values["status"], t.values["end_date"])
-               for index, t in enumerate(plan.targets)
-               if index in person_of_row and ("status" in t.row.cells or "end_date" in t.row.cells)}
-    outcome = follow_records(session, actor=actor, records=records, settings=settings or Settings(), origin="import")
-    report.offboardings_started = outcome.started
+               for index, t in enumerate(plan.targets) if index in person_of_row and _news_for_offboarding(t, plan, today)}
+    newcomers = {person_of_row[index]: t.values["end_date"] for index, t in enumerate(plan.targets)
+                 if t.person_id is None and person_of_row[index] in records and _says_left(t, plan, today)}
+    held = depart_newcomers(session, actor=actor, people=newcomers, settings=settings, origin="import")
+    for person_id in set(newcomers) - set(held):
+        del records[person_id]
+    outcome = follow_records(session, actor=actor, records=records, settings=settings, origin="import")
+    report.offboardings_started = outcome.started + len(newcomers) - len(held)
     report.offboardings_scheduled, report.offboardings_moved = outcome.scheduled, outcome.moved
     report.offboardings_cancelled = outcome.cancelled
     report.offboarding_problems = [f"person #{pid}: {message}" for pid, message in outcome.problems]

@@ -16,10 +16,10 @@ The directory services never write a status themselves; they refuse to.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from govern import audit
@@ -28,6 +28,7 @@ from govern.db import utcnow
 from govern.directory import services as directory
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError
+from govern.grants.models import Grant
 from govern.offboarding import services as offboarding
 from govern.offboarding.models import Offboarding
 from govern.offboarding.services import Settings, end_of_last_day
@@ -175,6 +176,45 @@ def _acts(person: Person, record: Record, when: datetime | str | None, current: 
     if when is None:
         return adjustable
     return current is None or (adjustable and current is not None and current.effective_at != when)
+
+
+#: The note of the offboarding of someone who was already gone when govern first heard of them.
+NEWCOMER_NOTE = "Already gone when govern first heard of them: no login, grant or duty to take away."
+
+
+def depart_newcomers(session: Session, *, actor: Any, people: dict[int, date | None], settings: Settings,
+                     origin: str, now: datetime | None = None) -> list[int]:
+    """People added in this very transaction who had already left: departed, through an offboarding.
+
+    They cannot hold anything yet (no login, grant, request, duty or exposure: they did not exist),
+    so their offboarding has an empty checklist and completes at once; it is written in bulk, a
+    fixed number of statements however many there are (a first HR import lists years of leavers).
+    Anyone who does hold something after all goes through ``follow_records`` instead: their ids
+    are returned.
+    """
+    if not people:
+        return []
+    now = now or utcnow()
+    ids = list(people)
+    holders = set(session.scalars(select(User.person_id).where(User.person_id.in_(ids)))) | set(
+        session.scalars(select(Grant.person_id).where(Grant.person_id.in_(ids))))
+    gone = [pid for pid in ids if pid not in holders]
+    if gone:
+        due = now + timedelta(hours=settings.immediate_deadline_hours)
+        rows = [{"person_id": pid, "kind": "immediate", "status": "completed", "origin": origin, "effective_at": now,
+                 "deadline_hours": settings.immediate_deadline_hours, "due_at": due, "note": NEWCOMER_NOTE,
+                 "created_at": now, "updated_at": now, "started_at": now, "completed_at": now,
+                 "created_by_id": actor.id if isinstance(actor, User) else None, "grants_before_json": "[]"}
+                for pid in gone]
+        offboarding_ids = session.scalars(insert(Offboarding).returning(Offboarding.id, sort_by_parameter_order=True),
+                                          rows).all()
+        session.execute(update(Person), [{"id": pid, "status": "departed", "end_date": people[pid] or now.date(),
+                                          "updated_at": now} for pid in gone])
+        audit.record_many(session, [audit.Entry(
+            "offboarding.completed", actor=actor, target_type="offboarding", target_id=offboarding_id,
+            details={"person_id": pid, "status_before": "active", "origin": origin, "items_created": 0,
+                     "nothing_to_take": True}) for offboarding_id, pid in zip(offboarding_ids, gone, strict=True)])
+    return [pid for pid in ids if pid in holders]
 
 
 def _where(origin: str) -> str:

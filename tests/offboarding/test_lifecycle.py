@@ -250,3 +250,48 @@ def test_a_leavers_login_cannot_be_reactivated_or_recovered(app, db, kit, status
         with pytest.raises(ConflictError, match=f"is {status}"):
             auth.bootstrap_admin(db, kit, email=who.email)
     assert who.user.is_active is False
+
+
+# --- a first HR import lists years of leavers ---------------------------------------------------------
+
+
+def test_people_an_import_adds_as_already_gone_are_offboarded_in_bulk(app, db, connection):
+    """A fixed number of statements for 2 or 40 newcomers who left years ago: each gets a completed
+    offboarding (nothing to take: they did not exist) and is departed."""
+    from govern.audit.models import AuditEvent
+    from tests.sql_capture import sent
+
+    def terminated(n, start):
+        return parse_file(csv_bytes([[f"T{i}", f"t{i}@acme.example", f"Gone {i}", "", "", "", "", "2019-05-31",
+                                      "Terminated"] for i in range(start, start + n)]))
+
+    counts = []
+    for n, start in ((1, 500), (2, 0), (40, 100)):  # the first is a warm-up (statements sent once per session)
+        parsed = terminated(n, start)
+        with app.test_request_context():
+            statements = [s for s, _p in sent(connection, lambda parsed=parsed: apply_import(db, parsed, actor=None,
+                                                                                             settings=Settings()))]
+        # The bulk INSERT ... RETURNING of the people (the importer's) and of their offboardings is
+        # one statement, which SQLAlchemy may send in batches (it does row by row inside the tests'
+        # savepoint on SQLite); everything else must not grow with the number of people.
+        counts.append(len([s for s in statements if not s.startswith(("INSERT INTO people", "INSERT INTO offboardings"))]))
+        assert sum(s.startswith("INSERT INTO offboardings") for s in statements) <= n
+    assert counts[1] == counts[2], counts
+    people = db.scalars(select(Person).where(Person.email.like("t%@acme.example"))).all()
+    people = [p for p in people if p.email != "t500@acme.example"]
+    assert len(people) == 42 and {p.status for p in people} == {"departed"}
+    assert {str(p.end_date) for p in people} == {"2019-05-31"}
+    runs = db.scalars(select(Offboarding).where(Offboarding.person_id.in_([p.id for p in people]))).all()
+    assert len(runs) == 42 and {(r.status, r.origin, r.kind) for r in runs} == {("completed", "import", "immediate")}
+    assert db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "offboarding.completed")) == 43
+
+
+def test_a_newcomer_who_somehow_holds_something_goes_through_the_full_offboarding(app, db, company):
+    from govern.offboarding.lifecycle import depart_newcomers
+
+    fresh = make_person(db, full_name="Fresh")
+    with app.test_request_context():
+        held = depart_newcomers(db, actor=None, people={company.person.id: None, fresh.id: None}, settings=Settings(),
+                                origin="import")
+    assert held == [company.person.id]
+    assert db.get(Person, company.person.id).status == "active" and db.get(Person, fresh.id).status == "departed"
