@@ -214,6 +214,7 @@ def _register_area_commands() -> None:
     from govern.directory.cli import group as directory_group
     from govern.grants.cli import group as grants_group
     from govern.jobs.cli import group as jobs_group
+    from govern.offboarding.cli import check_command
     from govern.offboarding.cli import group as offboarding_group
     from govern.rotation.cli import group as rotation_group
     from govern.vault.cli import KEY_COMMANDS
@@ -222,6 +223,7 @@ def _register_area_commands() -> None:
     for group in (directory_group, grants_group, demo_group, jobs_group, vault_group, rotation_group,
                   offboarding_group):
         cli.add_command(group)
+    cli.add_command(check_command)
     for command in KEY_COMMANDS:
         keys_group.add_command(command)
 

@@ -371,6 +371,11 @@ def current_audit_context() -> AuditContext:
     """Audit context of the current request: actor, client IP, session reference, request id."""
     if not has_request_context():
         return AuditContext(actor_label=g.get("audit_actor_label", "system") if _has_app_context() else "system")
+    principal = g.get("principal")
+    if principal is not None:
+        # A bearer-token caller (SCIM): every event of its request names the token, including the
+        # ones a service writes with no actor of its own (the sessions it ends, the tasks it opens).
+        return AuditContext(actor_label=principal.email, ip=client_ip(), request_id=g.get("request_id"))
     user = current_user
     digest = getattr(session, "digest", None)
     return AuditContext(

@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from govern import create_app
@@ -49,13 +50,54 @@ def is_postgresql(database_url: str) -> bool:
     return database_url.startswith("postgresql")
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember whether the test itself failed (the leaver check below then stays quiet)."""
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[_TEST_FAILED] = True
+    return report
+
+
+_TEST_FAILED = pytest.StashKey[bool]()
+
+
+def _checks_leavers(request: pytest.FixtureRequest) -> bool:
+    return (request.node.get_closest_marker("allow_leaver_violations") is None
+            and not request.node.stash.get(_TEST_FAILED, False))
+
+
+def check_leaver_invariants(session: Session) -> None:
+    """Fail when the database holds a leaver who keeps access (govern.offboarding.invariants)."""
+    from govern.offboarding.invariants import find_violations
+
+    try:
+        violations = find_violations(session)
+    except DBAPIError as exc:
+        if type(exc.orig).__name__ == "InFailedSqlTransaction":
+            return  # PostgreSQL: the test left its transaction aborted, so nothing it did survives
+        raise
+    if violations:
+        pytest.fail("The test left the leaver invariants broken (a status changed outside an offboarding?):\n"
+                    + "\n".join(v.line() for v in violations), pytrace=False)
+
+
 @pytest.fixture
-def connection(engine: Engine) -> Iterator[Connection]:
-    """One outer transaction per test; everything the test and the app commit is rolled back."""
+def connection(engine: Engine, request: pytest.FixtureRequest) -> Iterator[Connection]:
+    """One outer transaction per test; everything the test and the app commit is rolled back.
+
+    Before the rollback, the leaver invariants are checked on what the test left, so every path
+    that changes a person's status is checked by every test that takes it. A test that breaks
+    them on purpose is marked ``allow_leaver_violations``.
+    """
     conn = engine.connect()
     outer = conn.begin()
     try:
         yield conn
+        if _checks_leavers(request) and outer.is_active:
+            # What the app committed (the test's own session is checked by the db fixture).
+            with Session(bind=conn, join_transaction_mode="create_savepoint") as session:
+                check_leaver_invariants(session)
     finally:
         outer.rollback()
         conn.close()
@@ -94,12 +136,22 @@ def app(tmp_path: Path, database_url: str, connection: Connection, app_overrides
 
 
 @pytest.fixture
-def db(app: Flask, connection: Connection) -> Iterator[Session]:
+def db(app: Flask, connection: Connection, request: pytest.FixtureRequest) -> Iterator[Session]:
     """A session on the test's connection, for arranging data and checking results."""
     # No app context is pushed here: the test client's requests must each get their own.
     session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
     yield session
-    session.close()
+    try:
+        if _checks_leavers(request) and session.is_active:
+            # Before the close rolls back what the test left uncommitted: services never commit.
+            try:
+                session.flush()
+            except Exception:  # a test that left its session broken on purpose; the connection check still runs
+                session.rollback()
+            else:
+                check_leaver_invariants(session)
+    finally:
+        session.close()
 
 
 @pytest.fixture

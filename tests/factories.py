@@ -40,11 +40,38 @@ class TestUser:
 
 
 def make_person(db: Session, **fields: Any) -> Person:
+    """A person; ``status="leaving"`` or ``"departed"`` offboards them for real (see offboard)."""
     n = next(_counter)
+    status = fields.pop("status", "active")
     person = Person(full_name=fields.pop("full_name", f"Person {n}"), email=fields.pop("email", f"person{n}@example.com"), **fields)
     db.add(person)
     db.flush()
+    if status != "active":
+        offboard(db, person, status)
     return person
+
+
+def offboard(db: Session, person: Person, status: str = "departed") -> Any:
+    """Make ``person`` leaving (an offboarding in progress, one HR item open) or departed (completed).
+
+    The only way a person leaves is an offboarding: the leaver invariants checked after every
+    test (tests/conftest.py) hold for the people this makes.
+    """
+    from datetime import timedelta
+
+    from govern.offboarding import services as offboarding
+    from govern.offboarding.models import MANUAL_ORDER, OffboardingItem
+
+    assert status in ("leaving", "departed"), status
+    run = offboarding.schedule_offboarding(db, actor=None, person=person, effective_at=utcnow() + timedelta(hours=1),
+                                           settings=offboarding.Settings())
+    if status == "leaving":
+        db.add(OffboardingItem(offboarding_id=run.id, key="manual:1", kind="manual", owner="hr",
+                               title="Collect the laptop", sort_order=MANUAL_ORDER))
+        db.flush()
+    offboarding.start_offboarding(db, run)
+    assert person.status == status, person.status
+    return run
 
 
 def make_user(db: Session, kit: AuthKit, *, roles: tuple[str, ...] = (), password: str = DEFAULT_PASSWORD,

@@ -488,6 +488,9 @@ def bootstrap_admin(session: Session, kit: AuthKit, *, email: str) -> tuple[User
             audit.record(session, "person.created", target_type="person", target_id=person.id, details={"email": email, "source": "manual"})
         user, token = create_user(session, kit, actor=None, person=person, roles={"admin"})
         return user, token, True
+    if user.person.status != "active":
+        # A leaver's login stays blocked, even from the server's command line (the leaver invariants).
+        raise ConflictError(f"{user.person.full_name} is {user.person.status}; rehire them in the directory first.")
     user.is_active = True
     user.deactivated_at = None
     user.password_hash = None
@@ -561,8 +564,9 @@ def reactivate_user(session: Session, *, actor: User, user: User) -> None:
     """Allow a deactivated login again (its password and authenticator are unchanged)."""
     if user.is_active:
         return
-    if user.person.status == "departed":
-        raise ConflictError(f"{user.person.full_name} has departed; rehire them in the directory first.")
+    if user.person.status != "active":
+        # A leaver's login stays blocked: the offboarding blocked it (govern.offboarding.invariants).
+        raise ConflictError(f"{user.person.full_name} is {user.person.status}; rehire them in the directory first.")
     user.is_active = True
     user.deactivated_at = None
     user.deactivated_by_id = None

@@ -115,8 +115,12 @@ def _print(report: ImportReport, dry_run: bool) -> None:
         click.echo(f"{counts}. Dry run: nothing was written.")
     else:
         click.echo(f"{counts}. Imported.")
+        if report.offboardings_started:
+            click.echo(f"leavers: {report.offboardings_started} offboarding(s) started (their access ends now)")
         if report.offboardings_scheduled or report.offboardings_moved or report.offboardings_cancelled:
             click.echo(f"end dates: {report.offboardings_scheduled} offboarding(s) scheduled, "
                        f"{report.offboardings_moved} moved, {report.offboardings_cancelled} cancelled")
         for problem in report.offboarding_problems:
-            click.echo(f"offboarding not scheduled for {problem}", err=True)
+            click.echo(f"offboarding not started or scheduled for {problem}", err=True)
+    if dry_run and report.ok and report.leavers:
+        click.echo(f"leavers: {report.leavers} row(s) say the person left; their offboardings start on import")

@@ -262,7 +262,8 @@ class PersonInput:
     department: str = ""
     title: str = ""
     manager: str = ""
-    status: str = "active"
+    #: None keeps the person's status: only an offboarding or a rehire changes it (govern.offboarding.lifecycle).
+    status: str | None = "active"
     start_date: date | None = None
     end_date: date | None = None
 
@@ -310,9 +311,12 @@ def _clean(session: Session, data: PersonInput, person: Person | None) -> _Clean
     clean.values["employee_id"] = employee_id
     clean.values["department"] = _optional(data.department, MAX_DEPARTMENT_LENGTH, "department", "The department", reasons)
     clean.values["title"] = _optional(data.title, MAX_TITLE_LENGTH, "title", "The title", reasons)
-    if data.status not in PERSON_STATUSES:
-        reasons["status"] = "Choose active, leaving or departed."
-    clean.values["status"] = data.status
+    if data.status is not None:
+        if data.status not in PERSON_STATUSES:
+            reasons["status"] = "Choose active, leaving or departed."
+        elif data.status != (person.status if person is not None else "active"):
+            # Leaving ends access: only an offboarding (or a rehire) moves a person between statuses.
+            reasons["status"] = "A person's status changes only through an offboarding or a rehire."
     if data.start_date and data.end_date and data.end_date < data.start_date:
         reasons["end_date"] = "The end date cannot be before the start date."
     clean.values["start_date"] = data.start_date
@@ -360,19 +364,20 @@ def create_person(
     end_date: date | None = None,
     source: str = "manual",
 ) -> Person:
-    """Add a person (by hand, or ``source`` "scim"); email and employee id must be new, ``manager`` is an email or employee id."""
+    """Add an active person (by hand, or ``source`` "scim"); email and employee id must be new, ``manager`` is an email or employee id.
+
+    A person who is leaving or has left is added active, then offboarded (govern.offboarding.lifecycle).
+    """
     data = PersonInput(full_name=full_name, email=email, employee_id=employee_id or "", department=department or "",
                        title=title or "", manager=manager or "", status=status, start_date=start_date, end_date=end_date)
     clean = _clean(session, data, None)
-    person = Person(**clean.values, manager_id=clean.manager.id if clean.manager else None, source=source)
+    person = Person(**clean.values, status="active", manager_id=clean.manager.id if clean.manager else None, source=source)
     session.add(person)
     session.flush()
     details: dict[str, Any] = {"email": person.email, "source": source}
     for name in ("employee_id", "department", "title", "start_date", "end_date"):
         if getattr(person, name) is not None:
             details[name] = getattr(person, name)
-    if person.status != "active":
-        details["status"] = person.status
     if clean.manager is not None:
         details["manager"] = clean.manager.email
     audit.record(session, "person.created", actor=actor, target_type="person", target_id=person.id, details=details)
@@ -380,7 +385,10 @@ def create_person(
 
 
 def update_person(session: Session, *, actor: Actor | None, person: Person, data: PersonInput) -> dict[str, dict[str, Any]]:
-    """Apply an edit; audit the changed fields with old and new values. Returns the changes."""
+    """Apply an edit; audit the changed fields with old and new values. Returns the changes.
+
+    The status stays as it is (``data.status`` None or the same): see govern.offboarding.lifecycle.
+    """
     clean = _clean(session, data, person)
     changes: dict[str, dict[str, Any]] = {}
     for name, new in clean.values.items():

@@ -35,7 +35,8 @@ from govern.db import get_session
 from govern.directory import import_mappings, importer, services
 from govern.directory.forms import STATUS_LABELS, ImportForm, PersonForm
 from govern.directory.models import PERSON_STATUSES
-from govern.errors import InvalidError
+from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError
+from govern.offboarding import lifecycle
 from govern.offboarding.services import settings_from as offboarding_settings
 from govern.web import permission
 
@@ -157,10 +158,29 @@ def _input_from(form: PersonForm) -> services.PersonInput:
     )
 
 
-def _show_errors(form: PersonForm, exc: InvalidError) -> None:
-    if not exc.reasons:
+def _flash_offboarding(person: Any, outcome: lifecycle.Outcome) -> None:
+    """Say what the status or end date did: leaving happens through an offboarding."""
+    started = outcome.offboardings.get(person.id)
+    if started is not None and started.status in ("in_progress", "completed"):
+        then = ("it is complete: nothing was left to take away" if started.status == "completed"
+                else "they become departed when its checklist is complete")
+        flash(f"Offboarding #{started.id} started: {person.full_name}'s login is blocked and every grant revoked; "
+              f"{then}.", "success")
+    elif started is not None:
+        flash(f"Offboarding #{started.id} scheduled for {started.effective_at:%Y-%m-%d %H:%M} UTC.", "success")
+    if outcome.moved:
+        flash("The scheduled offboarding moved to the new end date.", "success")
+    if outcome.cancelled:
+        flash("The scheduled offboarding was cancelled: the end date is gone.", "success")
+    if outcome.rehired:
+        flash(f"{person.full_name} is rehired: active again, with no access until someone grants it.", "success")
+
+
+def _show_errors(form: PersonForm, exc: GovernError) -> None:
+    reasons = getattr(exc, "reasons", None) or {}
+    if not reasons:
         form.full_name.errors = [exc.message]
-    for name, message in exc.reasons.items():
+    for name, message in reasons.items():
         getattr(form, name, form.full_name).errors = [message]
 
 
@@ -173,17 +193,15 @@ def new() -> Any:
         db = get_session()
         data = _input_from(form)
         try:
-            person = services.create_person(
-                db, actor=current_user, full_name=data.full_name, email=data.email,  # type: ignore[arg-type]
-                department=data.department, employee_id=data.employee_id, title=data.title, manager=data.manager,
-                status=data.status, start_date=data.start_date, end_date=data.end_date,
-            )
-        except InvalidError as exc:
+            person, outcome = lifecycle.create_person(db, actor=current_user, data=data,
+                                                      settings=offboarding_settings(current_app.config))
+        except (InvalidError, ConflictError, ForbiddenError) as exc:
             db.rollback()
             _show_errors(form, exc)
             return render_template("directory/form.html", form=form, person=None), 200
         db.commit()
         flash(f"{person.full_name} is in the directory.", "success")
+        _flash_offboarding(person, outcome)
         return redirect(url_for("directory.detail", person_id=person.id))
     return render_template("directory/form.html", form=form, person=None)
 
@@ -200,13 +218,16 @@ def edit(person_id: int) -> Any:
         form.employee_id.data = person.employee_id or ""
     if form.validate_on_submit():
         try:
-            changes = services.update_person(db, actor=current_user, person=person, data=_input_from(form))  # type: ignore[arg-type]
-        except InvalidError as exc:
+            changes, outcome = lifecycle.update_person(db, actor=current_user, person=person, data=_input_from(form),
+                                                       settings=offboarding_settings(current_app.config))
+        except (InvalidError, ConflictError, ForbiddenError) as exc:
             db.rollback()
             _show_errors(form, exc)
             return render_template("directory/form.html", form=form, person=person), 200
         db.commit()
-        flash("Saved." if changes else "Nothing changed.", "success")
+        flash("Saved." if changes or outcome.offboardings or outcome.rehired or outcome.cancelled or outcome.moved
+              else "Nothing changed.", "success")
+        _flash_offboarding(person, outcome)
         return redirect(url_for("directory.detail", person_id=person.id))
     return render_template("directory/form.html", form=form, person=person)
 
@@ -382,11 +403,14 @@ def import_apply() -> Any:
         return redirect(url_for("directory.import_file"))
     _discard_pending()
     flash(f"Imported {parsed.filename}: {report.new} new, {report.updated} updated, {report.unchanged} unchanged.", "success")
+    if report.offboardings_started:
+        flash(f"Leavers: {report.offboardings_started} offboarding(s) started; their access ends now. "
+              "Follow them under Offboarding.", "success")
     if report.offboardings_scheduled or report.offboardings_moved or report.offboardings_cancelled:
         flash(f"End dates: {report.offboardings_scheduled} offboarding(s) scheduled, {report.offboardings_moved} moved, "
               f"{report.offboardings_cancelled} cancelled. Review them under Offboarding.", "success")
     for problem in report.offboarding_problems[:10]:
-        flash(f"Offboarding not scheduled for {problem}", "error")
+        flash(f"Offboarding not started or scheduled for {problem}", "error")
     return redirect(url_for("directory.index"))
 
 

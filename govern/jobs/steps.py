@@ -8,6 +8,7 @@ never commits (unless it is marked ``own_transactions``) and returns counts for 
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Mapping
 
@@ -17,6 +18,8 @@ from sqlalchemy.orm import Session
 from govern.jobs.services import JobContext, Step, prune_runs
 from govern.notifications import services as notifications
 from govern.notifications.models import OutboxMessage
+
+log = logging.getLogger("govern.jobs")
 
 
 def expire_grants(session: Session, context: JobContext) -> Mapping[str, int]:
@@ -102,6 +105,18 @@ def escalate_offboardings(session: Session, context: JobContext) -> Mapping[str,
 
     return escalate_overdue(session, settings=settings_from(context.config), now=context.now)
 
+
+def check_leavers(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Check the leaver invariants; tell the admins about violations (once per distinct set)."""
+    from govern.offboarding.invariants import check_and_notify
+
+    report = check_and_notify(session, now=context.now, base_url=str(context.config.get("BASE_URL") or ""))
+    counts = report.counts()
+    if report.violations:  # counts only: `govern check` names the people
+        log.warning("leaver invariants violated: %s", {k: v for k, v in counts.items() if k != "admins_notified"})
+    return counts
+
+
 #: Every time-based step, in the order they run. Later areas add theirs here, one line each.
 STEPS: list[Step] = [
     Step("grants.expire", "Expire time-bound grants", expire_grants),
@@ -110,5 +125,7 @@ STEPS: list[Step] = [
     *ROTATION_STEPS,
     Step("offboarding.start_due", "Start due offboardings and close items done elsewhere", start_due_offboardings),
     Step("offboarding.escalate", "Escalate overdue offboarding items", escalate_offboardings),
+    # After the starts above, so a leaver whose offboarding just started is no violation.
+    Step("offboarding.check", "Check that no leaver keeps access (the leaver invariants)", check_leavers),
     Step("email.send", "Send queued email", send_email, own_transactions=True),
 ]

@@ -30,3 +30,21 @@ def run_due() -> None:
         click.echo(f"offboarding #{offboarding_id} not started: {reason}", err=True)
     if result["failed"]:
         raise SystemExit(1)
+
+
+@click.command("check")
+@with_appcontext
+def check_command() -> None:
+    """Check the leaver invariants (no leaver keeps access); list every violation, exit 1 if any."""
+    from govern.db import database
+    from govern.offboarding.invariants import CHECKS, find_violations
+
+    with database(current_app).session_scope() as session:
+        violations = find_violations(session)
+    for violation in violations:
+        click.echo(violation.line())
+    if violations:
+        click.echo(f"{len(violations)} violation(s) of the leaver invariants; finish (or start) each person's "
+                   "offboarding.", err=True)
+        raise SystemExit(1)
+    click.echo(f"leaver invariants hold: {len(CHECKS)} checks, no violation")

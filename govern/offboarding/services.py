@@ -243,63 +243,6 @@ def schedule_offboarding(
     return offboarding
 
 
-@dataclass
-class EndDateOutcome:
-    """What the HR import's end dates did to offboardings."""
-
-    scheduled: int = 0
-    moved: int = 0
-    cancelled: int = 0
-    problems: list[tuple[int, str]] = field(default_factory=list)
-
-
-def schedule_from_end_dates(session: Session, *, actor: Any, end_dates: dict[int, date | None],
-                            settings: Settings) -> EndDateOutcome:
-    """The HR import set or changed end dates (person id -> date or None): keep offboardings in step.
-
-    A new end date schedules an offboarding at the end of that day; a changed one moves an
-    offboarding the import scheduled; a removed one cancels it. Offboardings HR started or
-    edited by hand, and those already running, are left alone. Problems (e.g. govern's last
-    admin) are reported, never fatal to the import.
-    """
-    outcome = EndDateOutcome()
-    if not end_dates:
-        return outcome
-    ids = list(end_dates)
-    people = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(ids)))}
-    open_ = {o.person_id: o for o in session.scalars(select(Offboarding).where(
-        Offboarding.person_id.in_(ids), Offboarding.status.in_(("scheduled", "in_progress")))).unique()}
-    for person_id, day in end_dates.items():
-        person = people.get(person_id)
-        if person is None or person.status == "departed":
-            continue
-        current = open_.get(person_id)
-        by_import = current is not None and current.status == "scheduled" and current.origin == "import"
-        try:
-            with session.begin_nested():
-                if day is None:
-                    if by_import and current is not None:
-                        cancel_offboarding(session, actor=None, offboarding=current, reason="end date removed in the HR import")
-                        outcome.cancelled += 1
-                    continue
-                when = end_of_last_day(day, settings)
-                if current is None:
-                    schedule_offboarding(session, actor=actor, person=person, effective_at=when, settings=settings,
-                                         origin="import", note="End date from the HR import.")
-                    outcome.scheduled += 1
-                elif by_import and current.effective_at != when:
-                    old = current.effective_at
-                    current.effective_at = when
-                    session.flush()
-                    audit.record(session, "offboarding.updated", actor=actor, target_type="offboarding",
-                                 target_id=current.id, details={"changes": {"effective_at": {
-                                     "old": old.isoformat(), "new": when.isoformat()}}, "origin": "import"})
-                    outcome.moved += 1
-        except (ConflictError, InvalidError, ForbiddenError) as exc:
-            outcome.problems.append((person_id, exc.message))
-    return outcome
-
-
 def _pending(offboarding: Offboarding) -> None:
     if offboarding.status != "scheduled":
         raise ConflictError(f"This offboarding is {offboarding.status.replace('_', ' ')}; it can no longer be changed.")

@@ -4,8 +4,9 @@ Parsing and serialising go through scim2-models (pydantic), which also applies P
 and accepts the identity providers' dialects (Entra ID's "Replace" and "False", Okta's PATCH
 with no path and a value object). This module maps its User resource onto a Person:
 
-- userName is the person's email; a userName that is not an email (an Entra ID UPN) is kept as
-  sent and the person's email comes from the work (or primary, or first) email;
+- the person's email is the work (or primary, or first) email, else userName when it is an email;
+  userName is kept as sent (an Entra ID UPN need not be an email); an email change (PUT, PATCH of
+  emails or userName) changes the person's email, and an email someone else has is a 409;
 - userName, externalId, emails, name and displayName are kept as sent on a ScimIdentity row, so
   they round-trip; the person's full name is name.formatted, else "givenName familyName", else
   displayName;
@@ -40,6 +41,7 @@ from govern.db import utcnow
 from govern.directory import services as directory
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from govern.offboarding import lifecycle
 from govern.offboarding import services as offboarding
 from govern.offboarding.models import Offboarding
 from govern.scim.models import ScimIdentity, ScimToken
@@ -105,7 +107,7 @@ def get_token(session: Session, token_id: int) -> ScimToken:
 
 @dataclass(frozen=True)
 class ScimPrincipal:
-    """An identity provider authenticated by a bearer token; acts in audit events as "scim:<name>"."""
+    """An identity provider authenticated by a bearer token; acts in audit events as "scim:<name> (token #<id>)"."""
 
     token_id: int
     name: str
@@ -115,8 +117,8 @@ class ScimPrincipal:
 
     @property
     def email(self) -> str:
-        """The audit label."""
-        return f"scim:{self.name}"
+        """The audit label: the provider's name and which of its tokens."""
+        return f"scim:{self.name} (token #{self.token_id})"
 
 
 def authenticate(session: Session, token: str | None) -> ScimPrincipal | None:
@@ -198,12 +200,21 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _email_of(user: ScimUser) -> str:
+    """The person's email: the work (else primary, else first) email, else a userName that is an email.
+
+    The emails win over userName: an identity provider that changes someone's address changes the
+    email and may leave userName (an Entra ID UPN, an Okta login) as it was. A given email that is
+    not an address is refused rather than skipped, so a typo never leaves the old address in place.
+    """
     emails = [e for e in user.emails or [] if e.value]
     ranked = sorted(emails, key=lambda e: (e.type != Email.Type.work, not e.primary))
-    candidates = [user.user_name or "", *(str(e.value) for e in ranked)]
-    for candidate in candidates:
-        if _EMAIL_RE.match(candidate.strip()):
-            return candidate.strip().lower()
+    if ranked:
+        candidate = str(ranked[0].value).strip()
+        if not _EMAIL_RE.match(candidate):
+            raise ScimError(400, f"The email {candidate[:100]!r} is not an email address.", "invalidValue")
+        return candidate.lower()
+    if _EMAIL_RE.match((user.user_name or "").strip()):
+        return (user.user_name or "").strip().lower()
     raise ScimError(400, "userName (or a work email) must be an email address: govern knows people by their work email.",
                     "invalidValue")
 
@@ -260,25 +271,12 @@ def _apply(session: Session, *, actor: ScimPrincipal, person: Person | None, use
 
 
 def _set_active(session: Session, *, actor: ScimPrincipal, person: Person, active: bool) -> None:
-    """active=false offboards at once; active=true rehires a departed person."""
-    settings = offboarding.Settings()
+    """active=false offboards at once (bringing a scheduled offboarding forward); active=true rehires."""
     current = offboarding.open_offboarding_of(session, person.id)
     try:
         if not active:
-            if person.status == "departed" or (current is not None and current.status == "in_progress"):
-                return
-            if current is not None:
-                # HR scheduled it for later; the identity provider says now.
-                current.effective_at = utcnow()
-                current.kind = "immediate"
-                current.deadline_hours = min(current.deadline_hours, settings.immediate_deadline_hours)
-                session.flush()
-                audit.record(session, "offboarding.brought_forward", actor=actor, target_type="offboarding",
-                             target_id=current.id, details={"origin": "scim"})
-                offboarding.start_offboarding(session, current, actor=actor)
-            else:
-                offboarding.schedule_offboarding(session, actor=actor, person=person, effective_at=None, settings=settings,
-                                                 origin="scim", note="Deactivated by the identity provider.")
+            lifecycle.offboard_now(session, actor=actor, person=person, settings=offboarding.Settings(), origin="scim",
+                                   note="Deactivated by the identity provider.")
         elif person.status == "departed" or (person.status == "leaving" and current is None):
             offboarding.rehire_person(session, actor=actor, person=person)
     except ConflictError as exc:

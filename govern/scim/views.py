@@ -271,14 +271,25 @@ def resource_type(type_id: str) -> Response:
 # --- users ----------------------------------------------------------------------------------------
 
 
+#: The largest startIndex or count a client may send (a 32-bit integer, as most SCIM clients use):
+#: beyond it the database could not take the value as an offset.
+MAX_INTEGER = 2**31 - 1
+
+
+def _bounded(name: str, value: int) -> int:
+    """``value`` when it is within +-MAX_INTEGER, else a SCIM 400 (never an overflow deeper down)."""
+    if not -MAX_INTEGER <= value <= MAX_INTEGER:
+        raise ScimError(400, f"{name} must be a whole number between -{MAX_INTEGER} and {MAX_INTEGER}.", "invalidValue")
+    return value
+
+
 def _int_arg(name: str, default: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ScimError(400, f"{name} must be a whole number.", "invalidValue") from None
+    if len(raw) > 20 or not raw.lstrip("+-").isdecimal():
+        raise ScimError(400, f"{name} must be a whole number.", "invalidValue")
+    return _bounded(name, int(raw))
 
 
 @bp.route("/<path:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -310,8 +321,8 @@ def list_users() -> Response:
 def search_users() -> Response:
     db = get_session()
     search = SearchRequest[ScimUser].model_validate(_body(), scim_ctx=Context.SEARCH_REQUEST)
-    start_index = max(1, search.start_index or 1)
-    count = max(0, DEFAULT_COUNT if search.count is None else search.count)
+    start_index = max(1, _bounded("startIndex", search.start_index or 1))
+    count = max(0, DEFAULT_COUNT if search.count is None else _bounded("count", search.count))
     rows, total = services.list_users(db, filter_text=search.filter, start_index=start_index, count=count)
     resources = [services.to_resource(db, person, identity, _location(person.id)) for person, identity in rows]
     listing = ListResponse[ScimUser](total_results=total, start_index=start_index, items_per_page=len(resources),

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from govern.audit.models import AuditEvent
 from govern.db import make_engine
 from govern.directory.models import Person
+from govern.offboarding.models import Offboarding
 from govern.schema import upgrade
 from tests.directory.helpers import csv_bytes
 
@@ -58,6 +59,7 @@ def test_dry_run_reports_and_writes_nothing(tmp_path, env, engine):
     result = _govern(env, str(path), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "2 row(s): 2 new, 0 updated, 0 unchanged, 0 error(s). Dry run: nothing was written." in result.stdout
+    assert "leavers: 1 row(s) say the person left" in result.stdout
     assert _count(engine) == 0 and _count(engine, AuditEvent) == 0
 
 
@@ -67,7 +69,12 @@ def test_apply_then_reapply_changes_nothing(tmp_path, env, engine):
     first = _govern(env, str(path))
     assert first.returncode == 0, first.stderr
     assert "2 new, 0 updated" in first.stdout and "Imported." in first.stdout
+    # Ben is terminated: departed through an offboarding (with nothing to take away: he is new).
+    assert "leavers: 1 offboarding(s) started" in first.stdout
     assert _count(engine) == 2 and _count(engine, Person, status="departed") == 1
+    assert _count(engine, Offboarding, status="completed", origin="import") == 1
+    check = subprocess.run([GOVERN, "check"], capture_output=True, text=True, env=env, timeout=120)
+    assert check.returncode == 0 and "leaver invariants hold" in check.stdout, check.stdout + check.stderr
     second = _govern(env, str(path))
     assert second.returncode == 0 and "0 new, 0 updated, 2 unchanged" in second.stdout
     assert _count(engine, AuditEvent, action="directory.imported") == 2

@@ -208,8 +208,10 @@ def test_end_date_and_statuses_are_recorded(db):
     ]))
     a, b, c, d = (person(db, f"{x}@acme.example") for x in "abcd")
     assert (a.end_date, a.status) == (date(2026, 12, 31), "active")
+    # Leaving and departed come only from an offboarding: a terminated row and a notice period with no
+    # end date start one at once; B and C never had access, so theirs completes at once (departed).
     assert (b.end_date, b.status) == (date(2025, 1, 31), "departed")
-    assert (c.status, d.status) == ("leaving", "active")
+    assert (c.status, d.status) == ("departed", "active")
 
 
 def test_empty_cells_clear_but_missing_columns_and_empty_ids_keep(db):

@@ -29,14 +29,28 @@ def test_create_person_records_every_field_and_audits(db):
     boss = make_person(db, email="boss@acme.example", employee_id="E1")
     person = services.create_person(db, actor=None, full_name="  Ada Lovelace ", email="Ada@Acme.Example",
                                     employee_id=" E2 ", department="Comms", title="Social lead", manager="E1",
-                                    status="leaving", start_date=date(2024, 1, 2), end_date=date(2026, 12, 31))
+                                    start_date=date(2024, 1, 2), end_date=date(2026, 12, 31))
     assert (person.full_name, person.email, person.employee_id, person.manager_id) == ("Ada Lovelace", "ada@acme.example", "E2", boss.id)
-    assert (person.status, person.source, person.end_date) == ("leaving", "manual", date(2026, 12, 31))
+    assert (person.status, person.source, person.end_date) == ("active", "manual", date(2026, 12, 31))
     event = _last_event(db, "person.created")
     details = json.loads(event.details_json)
     assert event.target_id == str(person.id)
     assert details["email"] == "ada@acme.example" and details["manager"] == "boss@acme.example"
-    assert details["status"] == "leaving" and details["end_date"] == "2026-12-31"
+    assert "status" not in details and details["end_date"] == "2026-12-31"
+
+
+@pytest.mark.parametrize("status", ["leaving", "departed"])
+def test_the_directory_never_writes_a_leaving_or_departed_status_itself(db, status):
+    """Leaving ends access: only an offboarding does it (govern.offboarding.lifecycle routes the forms there)."""
+    with pytest.raises(InvalidError) as caught:
+        services.create_person(db, actor=None, full_name="Ada", email="ada@acme.example", status=status)
+    assert "only through an offboarding" in caught.value.reasons["status"]
+    person = make_person(db, full_name="Grace", email="grace@acme.example")
+    with pytest.raises(InvalidError) as caught:
+        services.update_person(db, actor=None, person=person, data=PersonInput(full_name="Grace", email=person.email,
+                                                                              status=status))
+    assert "only through an offboarding" in caught.value.reasons["status"]
+    assert person.status == "active"
 
 
 @pytest.mark.parametrize("fields,field,message", [
@@ -64,18 +78,18 @@ def test_update_person_audits_changed_fields_with_old_and_new_values(db):
     new_boss = make_person(db, email="new@acme.example", employee_id="B2")
     person = make_person(db, full_name="Ada", email="ada@acme.example", department="Comms", manager_id=old_boss.id)
     changes = services.update_person(db, actor=None, person=person, data=PersonInput(
-        full_name="Ada", email="ADA@acme.example", department="Marketing", manager="B2", status="leaving",
+        full_name="Ada", email="ADA@acme.example", department="Marketing", manager="B2",
         end_date=date(2026, 6, 30)))
-    assert set(changes) == {"department", "manager", "status", "end_date"}
+    assert set(changes) == {"department", "manager", "end_date"}
     assert person.manager_id == new_boss.id and person.department == "Marketing"
     details = json.loads(_last_event(db, "person.updated").details_json)
-    assert details["fields"] == ["department", "end_date", "manager", "status"]
+    assert details["fields"] == ["department", "end_date", "manager"]
     assert details["changes"]["manager"] == {"old": "old@acme.example", "new": "new@acme.example"}
     assert details["changes"]["department"] == {"old": "Comms", "new": "Marketing"}
     before = db.scalar(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1))
     assert services.update_person(db, actor=None, person=person, data=PersonInput(
         full_name="Ada", email="ada@acme.example", department="Marketing", manager="new@acme.example",
-        status="leaving", end_date=date(2026, 6, 30))) == {}
+        end_date=date(2026, 6, 30))) == {}
     assert db.scalar(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1)) == before
 
 

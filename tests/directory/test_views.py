@@ -5,13 +5,17 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
+from govern.db import utcnow
 from govern.directory.models import Person
+from govern.grants.models import Grant
+from govern.offboarding.models import Offboarding
 from tests.directory.helpers import count_people, count_statements, csv_bytes, person, signed_in
 from tests.factories import make_account, make_grant, make_person, make_user, post
 
@@ -218,15 +222,20 @@ def test_hr_adds_and_edits_a_person(app, db, kit):
     ada = person(db, "ada@acme.example")
     assert (ada.manager_id, ada.employee_id, ada.source, str(ada.start_date)) == (boss.id, "E-1", "manual", "2024-01-15")
     assert response.headers["Location"].endswith(f"/people/{ada.id}")
+    last_day = (utcnow() + timedelta(days=30)).date()
     response = post(client, f"/people/{ada.id}/edit", {**PERSON_FORM, "title": "Head of social", "status": "leaving",
-                                                       "end_date": "2026-12-31", "manager": "boss@acme.example"},
+                                                       "end_date": last_day.isoformat(), "manager": "boss@acme.example"},
                     token_page=f"/people/{ada.id}/edit")
     assert response.status_code == 302
     ada = person(db, "ada@acme.example")
-    assert (ada.title, ada.status, str(ada.end_date)) == ("Head of social", "leaving", "2026-12-31")
+    # Leaving on a future day: the offboarding is scheduled for that day, the person stays active until then.
+    assert (ada.title, ada.status, ada.end_date) == ("Head of social", "active", last_day)
+    scheduled = db.scalars(select(Offboarding).where(Offboarding.person_id == ada.id)).one()
+    assert (scheduled.status, scheduled.origin, scheduled.effective_at.date()) == ("scheduled", "manual", last_day)
+    assert "scheduled for" in client.get(response.headers["Location"]).get_data(as_text=True)
     updated = db.scalars(select(AuditEvent).where(AuditEvent.action == "person.updated")).one()
     details = json.loads(updated.details_json)
-    assert details["fields"] == ["end_date", "status", "title"]
+    assert details["fields"] == ["end_date", "title"]
     assert details["changes"]["title"] == {"old": "Social lead", "new": "Head of social"}
     edit_page = client.get(f"/people/{ada.id}/edit").get_data(as_text=True)
     assert 'value="boss@acme.example"' in edit_page and 'value="E-1"' in edit_page
@@ -318,6 +327,28 @@ def test_import_previews_then_applies_once(app, db, kit):
     second = _upload(client, content).get_data(as_text=True)
     # Kept for the mapping step only: there is nothing to import.
     assert "already matches this file" in second and "/people/import/apply" not in second and len(_staged(app)) == 1
+
+
+def test_an_import_whose_only_news_is_a_termination_offboards_the_employee(app, db, kit):
+    """Workday's "Worker Status: Terminated" for someone still active: the preview says so, the import offboards."""
+    _, client = signed_in(app, db, kit, "hr")
+    worker = make_user(db, kit, email="wanda@acme.example", full_name="Wanda Worker")
+    account = make_account(db)
+    make_grant(db, worker.user.person, account, "publisher")
+    db.commit()
+    content = csv_bytes([["W-7", "wanda@acme.example", "Wanda Worker", "", "", "", "", "", "Terminated"]],
+                        header=["Employee ID", "Work Email", "Name", "Department", "Title",
+                                "Manager Work Email", "Hire Date", "Termination Date", "Worker Status"])
+    page = _upload(client, content).get_data(as_text=True)
+    assert "Leavers" in page and "offboard 1" in page
+    applied = post(client, "/people/import/apply", {}, token_page="/people/import")
+    assert applied.status_code == 302
+    assert "1 offboarding(s) started" in client.get("/people/").get_data(as_text=True)
+    db.expire_all()
+    wanda = person(db, "wanda@acme.example")
+    assert wanda.status == "leaving" and db.get(type(worker.user), worker.id).is_active is False
+    assert db.scalar(select(Offboarding.status).where(Offboarding.person_id == wanda.id)) == "in_progress"
+    assert db.scalar(select(Grant.status).where(Grant.person_id == wanda.id)) == "revoked"
 
 
 def test_import_with_errors_shows_them_and_offers_no_apply(app, db, kit):

@@ -83,10 +83,9 @@ def test_owner_and_admin_roles_need_a_second_persons_approval(db, world, kit):
 
 def test_no_grant_to_someone_leaving_or_departed(db, world):
     for status in ("leaving", "departed"):
-        world.report.status = status
-        db.flush()
+        leaver = make_person(db, manager_id=world.manager.person_id, status=status)
         with pytest.raises(ConflictError, match=f"is {status}"):
-            services.grant_role(db, actor=world.manager, person_id=world.report.id, account_id=world.account.id, role_code="analyst", reason="x")
+            services.grant_role(db, actor=world.manager, person_id=leaver.id, account_id=world.account.id, role_code="analyst", reason="x")
 
 
 def test_revealing_roles_need_the_current_policy_accepted(db, world):

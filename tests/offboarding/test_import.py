@@ -73,4 +73,7 @@ def test_departed_rows_and_problems_do_not_stop_the_import(app, db, kit):
     ], actor=hr.user)
     assert report.applied and report.offboardings_scheduled == 0
     assert report.offboarding_problems and "offboard yourself" in report.offboarding_problems[0]
-    assert _offboarding(db, "gus@acme.example") is None
+    # Gus left before govern knew him: he is departed through an offboarding with nothing to take away.
+    gus = _offboarding(db, "gus@acme.example")
+    assert report.offboardings_started == 1
+    assert (gus.status, gus.origin, gus.person.status) == ("completed", "import", "departed")

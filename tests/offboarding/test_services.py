@@ -14,6 +14,7 @@ from govern.errors import ConflictError, ForbiddenError, InvalidError
 from govern.grants.models import Grant, PlatformRemoval
 from govern.offboarding import services
 from govern.offboarding.models import Offboarding, OffboardingItem
+from tests.factories import make_person
 from tests.offboarding.conftest import SETTINGS
 
 
@@ -153,8 +154,7 @@ def test_one_open_offboarding_per_person_and_none_for_the_departed(db, world):
     services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=utcnow() + timedelta(days=1), settings=SETTINGS)
     with pytest.raises(ConflictError, match="already has an open offboarding"):
         services.schedule_offboarding(db, actor=world.admin, person=world.person, effective_at=None, settings=SETTINGS)
-    gone = world.stranger
-    gone.status = "departed"
+    gone = make_person(db, full_name="Gone Already", status="departed")
     with pytest.raises(ConflictError, match="departed"):
         services.schedule_offboarding(db, actor=world.hr, person=gone, effective_at=None, settings=SETTINGS)
 
