@@ -98,6 +98,7 @@ SENTENCES: dict[str, str] = {
     "jobs.runs_pruned": "govern removed {count} old job run(s)",
     # offboarding
     "offboarding.scheduled": "{actor} scheduled {target}",
+    "invariants.violated": "govern found {violations} breaches of the leaver rules (someone who left still has access) and told the admins",
     "offboarding.started": "{actor} started {target}",
     "offboarding.start_failed": "{target} could not start",
     "offboarding.brought_forward": "{actor} brought {target} forward",
@@ -185,7 +186,7 @@ _KINDS_NAMED_BY_SENTENCES = frozenset({"account", "secret", "scim_token", "revie
 
 #: Details shown in sentences: numbers, a version, a report's name, a review decision, a zone name.
 _DETAIL_FIELDS = ("rows", "new", "updated", "remaining", "count", "attempts", "report", "decision", "items",
-                  "to_version", "version", "left", "secrets_created", "rewrapped")
+                  "to_version", "version", "left", "secrets_created", "rewrapped", "violations")
 _MAX_DETAIL = 60
 
 
