@@ -227,7 +227,8 @@ def _full_name(user: ScimUser, email: str) -> str:
     return (parts or user.display_name or email.split("@", 1)[0]).strip()[:200]
 
 
-def _apply(session: Session, *, actor: ScimPrincipal, person: Person | None, user: ScimUser) -> Person:
+def _apply(session: Session, *, actor: ScimPrincipal, person: Person | None, user: ScimUser,
+           settings: offboarding.Settings) -> Person:
     """Write a User's values onto a new or existing person (create and replace share this)."""
     email = _email_of(user)
     enterprise = user[EnterpriseUser]
@@ -266,16 +267,17 @@ def _apply(session: Session, *, actor: ScimPrincipal, person: Person | None, use
     identity.updated_at = utcnow()
     session.add(identity)
     session.flush()
-    _set_active(session, actor=actor, person=person, active=user.active is not False)
+    _set_active(session, actor=actor, person=person, active=user.active is not False, settings=settings)
     return person
 
 
-def _set_active(session: Session, *, actor: ScimPrincipal, person: Person, active: bool) -> None:
+def _set_active(session: Session, *, actor: ScimPrincipal, person: Person, active: bool,
+                settings: offboarding.Settings) -> None:
     """active=false offboards at once (bringing a scheduled offboarding forward); active=true rehires."""
     current = offboarding.open_offboarding_of(session, person.id)
     try:
         if not active:
-            lifecycle.offboard_now(session, actor=actor, person=person, settings=offboarding.Settings(), origin="scim",
+            lifecycle.offboard_now(session, actor=actor, person=person, settings=settings, origin="scim",
                                    note="Deactivated by the identity provider.")
         elif person.status == "departed" or (person.status == "leaving" and current is None):
             offboarding.rehire_person(session, actor=actor, person=person)
@@ -291,7 +293,7 @@ def _user_name_taken(session: Session, user_name: str, person_id: int | None) ->
     return session.scalar(query.limit(1)) is not None
 
 
-def create_user(session: Session, *, actor: ScimPrincipal, user: ScimUser) -> Person:
+def create_user(session: Session, *, actor: ScimPrincipal, user: ScimUser, settings: offboarding.Settings) -> Person:
     """POST /Users: a new person (source scim); a user the provider had deleted comes back."""
     email = _email_of(user)
     if user.user_name and _user_name_taken(session, user.user_name, None):
@@ -301,35 +303,36 @@ def create_user(session: Session, *, actor: ScimPrincipal, user: ScimUser) -> Pe
         identity = _identity(session, existing)
         if identity is None or identity.deleted_at is None:
             raise ScimError(409, f"A user with userName {email} exists already.", "uniqueness")
-        return _apply(session, actor=actor, person=existing, user=user)
-    person = _apply(session, actor=actor, person=None, user=user)
+        return _apply(session, actor=actor, person=existing, user=user, settings=settings)
+    person = _apply(session, actor=actor, person=None, user=user, settings=settings)
     audit.record(session, "scim.user_created", actor=actor, target_type="person", target_id=person.id,
                  details={"email": person.email, "active": user.active is not False})
     return person
 
 
-def replace_user(session: Session, *, actor: ScimPrincipal, person: Person, user: ScimUser) -> Person:
+def replace_user(session: Session, *, actor: ScimPrincipal, person: Person, user: ScimUser,
+                 settings: offboarding.Settings) -> Person:
     """PUT /Users/<id>: every attribute as given."""
     if user.id is not None and user.id != str(person.id):
         raise ScimError(400, "The id in the body does not match the URL.", "mutability")
     if user.user_name and _user_name_taken(session, user.user_name, person.id):
         raise ScimError(409, f"A user with userName {user.user_name[:100]} exists already.", "uniqueness")
-    return _apply(session, actor=actor, person=person, user=user)
+    return _apply(session, actor=actor, person=person, user=user, settings=settings)
 
 
 def patch_user(session: Session, *, actor: ScimPrincipal, person: Person, identity: ScimIdentity | None,
-               body: dict[str, Any], location: str) -> Person:
+               body: dict[str, Any], location: str, settings: offboarding.Settings) -> Person:
     """PATCH /Users/<id>: apply the operations to the current resource, then store the result."""
     patch = PatchOp[ScimUser].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
     resource = to_resource(session, person, identity, location)
     if patch.patch(resource):
-        return _apply(session, actor=actor, person=person, user=resource)
+        return _apply(session, actor=actor, person=person, user=resource, settings=settings)
     return person
 
 
-def delete_user(session: Session, *, actor: ScimPrincipal, person: Person) -> None:
+def delete_user(session: Session, *, actor: ScimPrincipal, person: Person, settings: offboarding.Settings) -> None:
     """DELETE /Users/<id>: an immediate offboarding; the person stays in the directory, hidden from SCIM."""
-    _set_active(session, actor=actor, person=person, active=False)
+    _set_active(session, actor=actor, person=person, active=False, settings=settings)
     identity = _identity(session, person) or ScimIdentity(person_id=person.id)
     identity.deleted_at = utcnow()
     session.add(identity)

@@ -45,6 +45,7 @@ from govern import web
 from govern.auth import once
 from govern.db import get_session
 from govern.errors import ConflictError, GovernError, InvalidError, NotFoundError
+from govern.offboarding import services as offboarding
 from govern.scim import services
 from govern.scim.services import ScimError, ScimUser
 from govern.web import ensure_visible, fresh_mfa_required, permission
@@ -177,6 +178,11 @@ def _user_response(person_id: int, context: Context, status: int = 200) -> Respo
     location = _location(person.id)
     body = _dump(services.to_resource(db, person, identity, location), context)
     return _json(body, status, {"Location": location})
+
+
+def _offboarding_settings() -> offboarding.Settings:
+    """The deadlines HR configured: an offboarding started by the identity provider keeps them too."""
+    return offboarding.settings_from(current_app.config)
 
 
 def _principal() -> services.ScimPrincipal:
@@ -335,7 +341,7 @@ def search_users() -> Response:
 def create_user() -> Response:
     db = get_session()
     user = ScimUser.model_validate(_body(), scim_ctx=Context.RESOURCE_CREATION_REQUEST)
-    person = services.create_user(db, actor=_principal(), user=user)
+    person = services.create_user(db, actor=_principal(), user=user, settings=_offboarding_settings())
     db.commit()
     return _user_response(person.id, Context.RESOURCE_CREATION_RESPONSE, 201)
 
@@ -353,7 +359,7 @@ def replace_user(user_id: str) -> Response:
     db = get_session()
     person, _identity = services.find_user(db, user_id)
     user = ScimUser.model_validate(_body(), scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
-    services.replace_user(db, actor=_principal(), person=person, user=user)
+    services.replace_user(db, actor=_principal(), person=person, user=user, settings=_offboarding_settings())
     db.commit()
     return _user_response(person.id, Context.RESOURCE_REPLACEMENT_RESPONSE)
 
@@ -363,7 +369,8 @@ def replace_user(user_id: str) -> Response:
 def patch_user(user_id: str) -> Response:
     db = get_session()
     person, identity = services.find_user(db, user_id)
-    services.patch_user(db, actor=_principal(), person=person, identity=identity, body=_body(), location=_location(person.id))
+    services.patch_user(db, actor=_principal(), person=person, identity=identity, body=_body(), location=_location(person.id),
+                        settings=_offboarding_settings())
     db.commit()
     return _user_response(person.id, Context.RESOURCE_PATCH_RESPONSE)
 
@@ -373,7 +380,7 @@ def patch_user(user_id: str) -> Response:
 def delete_user(user_id: str) -> Response:
     db = get_session()
     person, _identity = services.find_user(db, user_id)
-    services.delete_user(db, actor=_principal(), person=person)
+    services.delete_user(db, actor=_principal(), person=person, settings=_offboarding_settings())
     db.commit()
     return Response(status=204)
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from govern.audit.models import AuditEvent
 from govern.auth.models import User, WebSession
 from govern.directory.models import Person
+from govern.offboarding.models import Offboarding
 from tests.factories import make_account, make_grant, make_person
 
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -111,3 +112,18 @@ def test_an_email_someone_else_has_is_a_409_and_changes_nothing(db, scim):
     assert bad.status_code == 400 and bad.json["scimType"] == "invalidValue"
     db.expire_all()
     assert db.get(Person, int(user_id)).email == "pia@acme.example"
+
+
+@pytest.fixture
+def app_overrides():
+    return {"OFFBOARDING_IMMEDIATE_DEADLINE_HOURS": 3}
+
+
+def test_a_deactivation_keeps_the_configured_offboarding_deadline(scim, db):
+    user_id = _create(scim)
+    assert scim.call("PATCH", f"/Users/{user_id}", {"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": "active", "value": False}]}).status_code == 200
+    offboarding = db.scalar(select(Offboarding).where(Offboarding.person_id == int(user_id)))
+    assert offboarding.started_at is not None
+    # Not the built-in 1 h: the deadline HR configured for immediate offboardings.
+    assert offboarding.deadline_hours == 3
