@@ -55,7 +55,9 @@ POLICY: dict[str, frozenset[str]] = {
     "policies.manage": frozenset({"admin"}),
     "policies.accept": frozenset({"staff"}),
     "reports.read": frozenset({"admin", "auditor", "hr", "it", "manager"}),
-    "reviews.manage": frozenset({"admin", "auditor"}),
+    # Auditors read campaigns and their reports; only admins open and close them.
+    "reviews.read": frozenset({"admin", "auditor"}),
+    "reviews.manage": frozenset({"admin"}),
     "reviews.decide": frozenset({"staff"}),
     # Rotation: IT rotates and locks down; admins and auditors watch.
     "rotation.read": frozenset({"admin", "it", "auditor"}),
@@ -85,6 +87,16 @@ POLICY: dict[str, frozenset[str]] = {
 }
 
 PERMISSION_ATTRIBUTE = "govern_permission"
+
+#: Read permissions not named "<area>.read": the offboarding evidence report and its downloads.
+_OTHER_READ_PERMISSIONS = frozenset({"offboarding.evidence"})
+#: Roles that only read: POLICY gives them read permissions only (a test checks every entry).
+READ_ONLY_ROLES = frozenset({"auditor"})
+
+
+def is_read_permission(name: str) -> bool:
+    """True when ``name`` only lets its holders read (pages, reports, exports), never change state."""
+    return name.endswith(".read") or name in _OTHER_READ_PERMISSIONS
 
 
 class BearerAuth(Protocol):
