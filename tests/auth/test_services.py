@@ -268,3 +268,43 @@ def test_the_same_code_submitted_at_once_by_two_sessions_is_accepted_once(tmp_pa
     with database(app).session_scope() as session:
         assert "auth.totp.replayed" in session.scalars(select(AuditEvent.action)).all()
     database(app).engine.dispose()
+
+
+def test_one_setup_secret_redeemed_at_once_by_two_sessions_is_accepted_once(tmp_path, scratch_database_url):
+    """Two connections race to redeem one setup secret; the atomic update lets exactly one win."""
+    import threading
+
+    from govern import create_app
+    from govern.db import database
+    from govern.schema import upgrade
+    from tests.conftest import app_config
+
+    upgrade(scratch_database_url)
+    app = create_app(app_config(tmp_path, scratch_database_url))
+    kit = app.extensions["govern.auth"]
+    with database(app).session_scope() as session:
+        who = make_user(session, kit, with_mfa=False)
+        with app.test_request_context():
+            secret = services.issue_setup_token(session, kit, user=session.get(User, who.id), purpose="setup", actor=None)
+        session.commit()
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def attempt() -> None:
+        barrier.wait()
+        with app.test_request_context(), database(app).session_scope() as session:
+            try:
+                services.redeem_setup_token(session, kit, token=secret, ip="10.0.0.9")
+                session.commit()
+                results.append("redeemed")
+            except InvalidError as exc:
+                session.commit()
+                results.append(exc.message)
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(results) == sorted(["redeemed", services.SETUP_TOKEN_ERROR])
+    database(app).engine.dispose()
