@@ -45,11 +45,32 @@ def may_manage_account(user: Any, account: Account) -> bool:
     return is_admin(user) or ("manager" in user.roles and account.business_owner_id == user.person_id)
 
 
+def consenting_owner_id(account: Account, person: Person, role: Role) -> int | None:
+    """The person whose consent a grant of ``role`` to ``person`` on ``account`` needs: the
+    account's business owner when the role reveals the shared credentials, the owner is active and
+    is not the grantee; None when no owner's consent applies (then the usual deciders decide)."""
+    owner = account.business_owner
+    if not role.may_reveal or owner is None or owner.status != "active" or owner.id == person.id:
+        return None
+    return owner.id
+
+
+def awaits_owner(grant: Grant) -> bool:
+    """True when a requested revealing grant still waits for its account owner's approval: someone
+    other than the owner asked for it."""
+    owner_id = consenting_owner_id(grant.account, grant.person, grant.role)
+    requester = grant.requested_by
+    return owner_id is not None and (requester is None or requester.person_id != owner_id)
+
+
 def may_decide(user: Any, grant: Grant) -> bool:
     """Requests are decided by an admin, the account's owner, or the grantee's manager; never by
-    the grantee or by whoever asked for it (four-eyes)."""
+    the grantee or by whoever asked for it (four-eyes). A revealing role on an account whose owner
+    did not ask for it is decided by that owner alone: they answer for who knows its credentials."""
     if user.person_id == grant.person_id or user.id == grant.requested_by_id:
         return False
+    if awaits_owner(grant):
+        return grant.account.business_owner_id == user.person_id
     if is_admin(user):
         return True
     return grant.account.business_owner_id == user.person_id or grant.person.manager_id == user.person_id
@@ -113,14 +134,17 @@ def grant_role(
     session: Session, *, actor: Any, person_id: int, account_id: int, role_code: str, reason: str,
     starts_at: datetime | None = None, expires_at: datetime | None = None,
 ) -> Grant:
-    """A manager or admin grants a role. Owner and admin roles wait for a second person's approval."""
+    """A manager or admin grants a role. Owner and admin roles wait for a second person's approval;
+    a role that reveals the credentials waits for the account owner's, unless the owner grants it."""
     person, account, role = _load(session, person_id, account_id, role_code)
     if not may_manage(actor, account, person):
         raise ForbiddenError("You may grant roles only on accounts you own or to people who report to you.")
     reason = _reason(reason)
     starts_at = starts_at or utcnow()
     _check_rules(session, person=person, account=account, role=role, starts_at=starts_at, expires_at=expires_at)
-    needs_second = role.needs_second_approval
+    owner_id = consenting_owner_id(account, person, role)
+    needs_owner = owner_id is not None and owner_id != actor.person_id
+    needs_second = role.needs_second_approval or needs_owner
     grant = Grant(
         person_id=person.id, account_id=account.id, role_code=role.code, reason=reason,
         status="requested" if needs_second else "active", requested_by_id=actor.id,
@@ -129,7 +153,8 @@ def grant_role(
     )
     _insert(session, grant)
     audit.record(session, "grant.requested" if needs_second else "grant.created", actor=actor, target_type="grant", target_id=grant.id,
-                 details=_describe(grant, person, account, role) | {"four_eyes": needs_second})
+                 details=_describe(grant, person, account, role)
+                 | {"four_eyes": role.needs_second_approval, "owner_approval": needs_owner})
     if needs_second:
         notices.approval_needed(session, grant)
     return grant
@@ -172,9 +197,15 @@ def approve_grant(session: Session, *, actor: Any, grant: Grant, note: str = "")
     if grant.requested_by_id == actor.id:
         raise ForbiddenError("A second person must approve this: you asked for it.")
     if not may_decide(actor, grant):
+        if awaits_owner(grant) and actor.person_id != grant.person_id:
+            owner = grant.account.business_owner
+            assert owner is not None
+            raise ForbiddenError(f"{owner.full_name}, the business owner of {grant.account.display_name}, "
+                                 f"approves who may reveal its credentials.")
         raise ForbiddenError("You may not decide this request.")
     _check_rules(session, person=grant.person, account=grant.account, role=grant.role,
                  starts_at=grant.starts_at, expires_at=grant.expires_at, exclude_grant_id=grant.id)
+    as_owner = awaits_owner(grant)
     grant.status = "active"
     grant.approved_by_id = actor.id
     grant.decided_at = utcnow()
@@ -183,7 +214,7 @@ def approve_grant(session: Session, *, actor: Any, grant: Grant, note: str = "")
         grant.starts_at = grant.decided_at
     session.flush()
     audit.record(session, "grant.approved", actor=actor, target_type="grant", target_id=grant.id,
-                 details=_describe(grant, grant.person, grant.account, grant.role))
+                 details=_describe(grant, grant.person, grant.account, grant.role) | {"owner_approval": as_owner})
     notices.decided(session, grant, actor_id=actor.id)
     return grant
 

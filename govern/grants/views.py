@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from govern.accounts import services as accounts
@@ -63,7 +64,8 @@ def index() -> str:
     mine = list(db.scalars(select(Grant).where(Grant.person_id == current_user.person_id).order_by(Grant.id.desc()).limit(200)))
     waiting: list[Grant] = []
     if services.is_admin(current_user) or "manager" in current_user.roles:
-        query = select(Grant).where(Grant.status == "requested").order_by(Grant.requested_at)
+        query = (select(Grant).where(Grant.status == "requested").order_by(Grant.requested_at)
+                 .options(selectinload(Grant.requested_by)))  # may_decide reads who asked
         if not services.is_admin(current_user):
             reports = select(Person.id).where(Person.manager_id == current_user.person_id)
             owned = select(Account.id).where(Account.business_owner_id == current_user.person_id)
@@ -100,7 +102,11 @@ def new() -> Any:
             (target.get(field) or form.role_code).errors = [exc.message]
             return _page("grants/new.html", form, selected), 200
         db.commit()
-        if grant.status == "requested":
+        if grant.status == "requested" and services.awaits_owner(grant):
+            owner = grant.account.business_owner
+            flash(f"{grant.role.name} for {person.full_name} reveals the credentials of {grant.account.display_name}: it waits "
+                  f"for the approval of {owner.full_name if owner else 'its business owner'}, the account's business owner.", "info")
+        elif grant.status == "requested":
             flash(f"{grant.role.name} for {person.full_name} needs a second person's approval; it is waiting in their queue.", "info")
         else:
             flash(f"{person.full_name} is now {grant.role.name} on {grant.account.display_name}.", "success")
