@@ -134,6 +134,22 @@ def permission(name: str) -> Callable[[F], F]:
     return decorate
 
 
+#: Attribute of a view: a function of the URL's arguments saying whether the signed-in user may
+#: know that the object the URL names exists (see ``known_object``).
+KNOWN_OBJECT_ATTRIBUTE = "govern_known_object"
+
+
+def known_object(check: Callable[..., bool]) -> Callable[[F], F]:
+    """Answer a refused permission with 404, like a missing object, when ``check(**url_args)`` says
+    the user may not know the object exists: a 403 would tell them it does."""
+
+    def decorate(view: F) -> F:
+        setattr(view, KNOWN_OBJECT_ATTRIBUTE, check)
+        return view
+
+    return decorate
+
+
 def roles_of(user: Any) -> frozenset[str]:
     """App roles of a user plus 'staff'; empty for anonymous visitors."""
     if not getattr(user, "is_authenticated", False):
@@ -235,6 +251,9 @@ def enforce_permissions() -> Response | None:
         audit.record(db, "authz.denied", actor=current_user, outcome="denied",
                      details={"endpoint": request.endpoint, "permission": name})
         db.commit()
+        known = getattr(current_app.view_functions.get(request.endpoint), KNOWN_OBJECT_ATTRIBUTE, None)
+        if known is not None and not known(**(request.view_args or {})):
+            abort(404)
         abort(403)
     return None
 

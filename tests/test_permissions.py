@@ -117,6 +117,8 @@ def test_role_matrix_from_the_policy_table(app, db, kit, role):
         assert response.status_code < 500, (role, endpoint, method, response.status_code)
         if allowed:
             assert response.status_code != 403, (role, endpoint, method)
+        elif getattr(app.view_functions[endpoint], web.KNOWN_OBJECT_ATTRIBUTE, None):
+            assert response.status_code == 404, (role, endpoint, method, response.status_code)  # path names no object
         else:
             assert response.status_code == 403, (role, endpoint, method, response.status_code)
 
