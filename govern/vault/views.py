@@ -17,7 +17,15 @@ from govern.rotation import services as rotation_services
 from govern.vault import services
 from govern.vault.forms import MetadataForm, NewSecretForm, RevealForm, ValueForm
 from govern.vault.models import Secret
-from govern.web import ensure_visible, fresh_mfa_required, known_object, may, mfa_is_fresh, page_arg, permission
+from govern.web import (
+    ensure_visible,
+    fresh_mfa_required,
+    known_object,
+    may,
+    mfa_is_fresh,
+    page_arg,
+    permission,
+)
 
 bp = Blueprint("vault", __name__, url_prefix="/vault")
 
