@@ -42,6 +42,8 @@ class AuthKit:
     ip_policy: ThrottlePolicy
     setup_token_ttl: timedelta
     issuer: str
+    #: GOVERN_ORGANISATION_NAME: refused in passwords as a context word.
+    organisation_name: str = ""
 
 
 # --- throttling -------------------------------------------------------------------------------
@@ -304,7 +306,7 @@ def set_password_during_setup(
             audit.record(session, "auth.setup.password_failed", actor=user, target_type="user", target_id=user.id, outcome="failure")
             raise InvalidError("The password is incorrect.", {"current_password": "The password is incorrect."})
         return user
-    problems = password_problems(password, email=user.email, extra_words=tuple(user.person.full_name.split()))
+    problems = _password_problems(kit, user, password)
     if problems:
         raise InvalidError(problems[0], {"password": " ".join(problems)})
     user.password_hash = kit.hashing.hash(password)
@@ -312,6 +314,12 @@ def set_password_during_setup(
     audit.record(session, "auth.password.set", actor=user, target_type="user", target_id=user.id, details={"via": "setup"})
     session.flush()
     return user
+
+
+def _password_problems(kit: AuthKit, user: User, password: str) -> list[str]:
+    """Why ``user`` may not choose ``password``: the rules, with their name, email and the company's name."""
+    return password_problems(password, email=user.email, extra_words=tuple(user.person.full_name.split()),
+                             organisation=kit.organisation_name)
 
 
 def enrolment_uri(kit: AuthKit, user: User, seed: str) -> str:
@@ -400,7 +408,7 @@ def change_password(
     # The new password is checked before the code, so a refused password does not use up the code.
     if new_password == current_password:
         raise InvalidError("Choose a password different from the current one.", {"new_password": "Choose a different password."})
-    problems = password_problems(new_password, email=user.email, extra_words=tuple(user.person.full_name.split()))
+    problems = _password_problems(kit, user, new_password)
     if problems:
         raise InvalidError(problems[0], {"new_password": " ".join(problems)})
     verify_second_factor(session, kit, user=user, code=code, ip=ip, purpose="password_change")

@@ -94,6 +94,18 @@ def test_passwords_built_from_the_users_own_name_are_refused():
     assert password_problems("acme acme acme 2026", email="alice.martin@acme.example")
 
 
+@pytest.mark.parametrize("password", ["Northwind Traders 2026!", "NORTHWIND-traders-2024", "northwindtraders!!!!",
+                                      "2026 Northwind 2026 Traders!", "traders northwind #1 2025"])
+def test_passwords_built_from_the_companys_name_are_refused(password):
+    problems = password_problems(password, email="alice@example.org", organisation="Northwind Traders")
+    assert problems == ["This password is built from your name, the company or a platform name; choose another."]
+    assert password_problems(password, email="alice@example.org") == []  # without the name it passes
+
+
+def test_the_companys_name_does_not_spoil_passwords_that_merely_contain_it():
+    assert password_problems("northwind harbour velvet lantern", organisation="Northwind Traders") == []
+
+
 @pytest.mark.parametrize("password", [
     "violet anchor moonlight ferry",
     "ℌ𝔢𝔩𝔩𝔬 wörld, ça va très bien — 東京 2026 ☂",  # unicode passphrase

@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 import pyotp
+import pytest
 import time_machine
 from sqlalchemy import select
 
@@ -268,3 +269,20 @@ def test_auditor_reads_users_but_changes_nothing(app, db, kit):
     assert client.get(f"/admin/users/{who.id}").status_code == 200
     assert "Deactivate login" not in client.get(f"/admin/users/{who.id}").get_data(as_text=True)
     assert post(client, f"/admin/users/{who.id}/deactivate").status_code == 403
+
+
+@pytest.mark.parametrize("app_overrides", [{"ORGANISATION_NAME": "Northwind Traders"}])
+def test_the_setup_refuses_a_password_built_from_the_companys_name(app, db, kit, app_overrides):
+    admin = make_user(db, kit, roles=("admin",))
+    client = app.test_client()
+    login(client, db, admin)
+    secret = _secret_from(_invite(client, "new.hire@example.org", "New Hire").get_data(as_text=True))
+    newcomer = app.test_client()
+    assert _redeem(newcomer, secret).status_code == 302
+    page = newcomer.get("/setup/password")
+    weak = "NorthWind-Traders 2026!"
+    response = newcomer.post("/setup/password", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
+                                                      "password": weak, "confirm": weak})
+    assert response.status_code == 200
+    assert "built from your name, the company or a platform name" in response.get_data(as_text=True)
+    assert db.scalar(select(User).where(User.email == "new.hire@example.org")).password_hash is None
