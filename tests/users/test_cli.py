@@ -54,3 +54,21 @@ def test_keys_init_never_overwrites(tmp_path, scratch_database_url):
     second = subprocess.run([GOVERN, "keys", "init"], capture_output=True, text=True, env=env, timeout=60)
     assert second.returncode != 0 and "never overwrites" in second.stderr
     assert (tmp_path / "instance" / "vault.key").read_text() == before
+
+
+def test_init_creates_the_sqlite_database_and_its_companions_private(tmp_path):
+    """A fresh SQLite instance: the database file and its -wal/-shm files are 0600, not 0644."""
+    database = tmp_path / "instance" / "govern.db"
+    env = _env(tmp_path, f"sqlite:///{database}")
+    env["GOVERN_VAULT_KEY_FILE"] = str(tmp_path / "instance" / "vault.key")
+    result = subprocess.run([GOVERN, "init", "--admin-email", "boss@example.com"], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    files = [database, *(database.with_name(database.name + s) for s in ("-wal", "-shm", "-journal"))]
+    present = [f for f in files if f.exists()]
+    assert database in present
+    assert {f.name: oct(f.stat().st_mode & 0o777) for f in present} == {f.name: oct(0o600) for f in present}
+    # A file copied in with a loose mode is made private at the next connection.
+    database.chmod(0o644)
+    subprocess.run([GOVERN, "db", "current"], check=True, capture_output=True, env=env, timeout=60)
+    assert database.stat().st_mode & 0o777 == 0o600
