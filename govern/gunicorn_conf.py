@@ -6,7 +6,6 @@ A request line or header with control characters then cannot forge a log line (c
 from __future__ import annotations
 
 import os
-
 from typing import Any
 
 from govern.config import ConfigError, base_url_for_bind, bind_address, worker_count
