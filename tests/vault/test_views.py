@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -293,3 +294,20 @@ def test_an_auditor_sees_that_a_secret_exists_and_is_told_why_it_is_not_revealed
     assert client.get(f"/vault/secrets/{secrets_.totp.id}/seed").status_code == 403
     for path in ("/reveal", "/seed", "/edit"):
         assert client.get(f"/vault/secrets/999999{path}").status_code == 404, path
+
+
+def test_the_reveal_page_hides_when_it_says_and_the_readme_agrees(app, db, world, secrets_):
+    """One number for the page's text, its script (data-hide-after) and the README."""
+    client = _client(app, db, world.publisher)
+    page = _reveal(client, secrets_.password.id).get_data(as_text=True)
+    seconds = services.REVEAL_VISIBLE_SECONDS
+    assert f'data-hide-after="{seconds}"' in page
+    assert f"The value hides itself after <span data-hide-note>{seconds}</span> seconds." in page
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"The page hides the value after {seconds} s" in readme
+    page = _reveal(client, secrets_.totp.id, "sign in on the office phone").get_data(as_text=True)
+    left = int(re.search(r'data-seconds-left="(\d+)"', page).group(1))
+    period = int(re.search(r'data-period="(\d+)"', page).group(1))
+    assert f'data-hide-after="{left + period}"' in page
+    assert f"when the next one expires, after <span data-hide-note>{left + period}</span> seconds" in page
+    assert left + period <= 2 * period
