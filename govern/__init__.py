@@ -158,6 +158,7 @@ def register_auth(app: Flask) -> None:
         ),
         setup_token_ttl=app.config["SETUP_TOKEN_TTL"] if isinstance(app.config["SETUP_TOKEN_TTL"], timedelta) else timedelta(hours=72),
         issuer=f"govern ({app.config['ORGANISATION_NAME']})" if app.config["ORGANISATION_NAME"] else "govern",
+        organisation_name=app.config["ORGANISATION_NAME"] or "",
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 from flask import current_app, g
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
 from govern.config import ConfigError
 
@@ -35,30 +35,43 @@ def _db_session() -> Any:
 # --- init -----------------------------------------------------------------------------------------
 
 
-@cli.command("init")
+def _settings() -> dict[str, Any]:
+    """The configuration, without building the app (whose start reports a missing key file as sealed)."""
+    from govern.config import load_config
+
+    return load_config({"REQUIRE_CURRENT_SCHEMA": False})
+
+
+@cli.command("init", with_appcontext=False)
 @click.option("--admin-email", envvar="GOVERN_ADMIN_EMAIL", default="admin@example.com", show_default=True,
               help="Email of the first admin, created when there is no user yet.")
-@with_appcontext
-def init_command(admin_email: str) -> None:
+@click.pass_context
+def init_command(ctx: click.Context, admin_email: str) -> None:
     """Prepare the instance: keys, database at the latest migration, first admin."""
+    from govern.crypto.keyring import Keyring
+
+    # The instance folder and the key file come first, so the app then starts with its keyring:
+    # a first start is healthy, and warns of nothing.
+    settings = _settings()
+    instance = settings["INSTANCE_PATH"]
+    instance.mkdir(parents=True, exist_ok=True)
+    os.chmod(instance, 0o700)
+    key_file = settings["VAULT_KEY_FILE"]
+    if not settings["VAULT_KEYRING_JSON"] and not key_file.exists():
+        Keyring.generate().save(key_file)
+        click.echo(f"Created the vault key file {key_file} (mode 0600). Back it up apart from the database.")
+    with ctx.ensure_object(ScriptInfo).load_app().app_context():
+        _init_database(admin_email)
+
+
+def _init_database(admin_email: str) -> None:
     from sqlalchemy import func, select
 
     from govern.auth import services as auth_services
     from govern.auth.models import User
-    from govern.crypto.keyring import Keyring
     from govern.db import database
     from govern.schema import upgrade
 
-    instance = current_app.config["INSTANCE_PATH"]
-    instance.mkdir(parents=True, exist_ok=True)
-    os.chmod(instance, 0o700)
-    key_file = current_app.config["VAULT_KEY_FILE"]
-    if not current_app.config["VAULT_KEYRING_JSON"] and not key_file.exists():
-        Keyring.generate().save(key_file)
-        click.echo(f"Created the vault key file {key_file} (mode 0600). Back it up apart from the database.")
-        from govern import register_keyring
-
-        register_keyring(current_app)
     upgrade(database(current_app).url)
     session = _db_session()
     if (session.scalar(select(func.count()).select_from(User)) or 0) == 0:
@@ -196,13 +209,12 @@ def keys_group() -> None:
     """The vault keyring (key-encryption keys, kept outside the database)."""
 
 
-@keys_group.command("init")
-@with_appcontext
+@keys_group.command("init", with_appcontext=False)
 def keys_init() -> None:
     """Create the vault key file (mode 0600) if there is none."""
     from govern.crypto.keyring import Keyring
 
-    key_file = current_app.config["VAULT_KEY_FILE"]
+    key_file = _settings()["VAULT_KEY_FILE"]  # no app: it would report the missing file as sealed
     if key_file.exists():
         raise click.ClickException(f"{key_file} exists already; govern never overwrites a key file")
     Keyring.generate().save(key_file)

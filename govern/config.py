@@ -25,6 +25,11 @@ ARGON2_MIN_TIME_COST = 2
 ARGON2_MIN_MEMORY_KIB = 19456
 
 
+#: Where `scripts/serve` (gunicorn) listens and how many workers it runs, unless GOVERN_BIND / GOVERN_WORKERS say.
+DEFAULT_BIND = "127.0.0.1:5000"
+DEFAULT_WORKERS = 2
+
+
 class ConfigError(Exception):
     """The configuration cannot work; the message says what to change."""
 
@@ -56,6 +61,31 @@ def _bool(name: str, default: bool) -> bool:
     if raw.lower() in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"GOVERN_{name} must be true or false, got {raw!r}")
+
+
+def bind_address() -> str:
+    """GOVERN_BIND: HOST:PORT (or gunicorn's unix:/path) the server listens on."""
+    bind = (_env("BIND") or DEFAULT_BIND).strip()
+    base_url_for_bind(bind)  # refuses a malformed address
+    return bind
+
+
+def worker_count() -> int:
+    """GOVERN_WORKERS: how many gunicorn worker processes serve requests."""
+    return _int("WORKERS", DEFAULT_WORKERS, minimum=1)
+
+
+def base_url_for_bind(bind: str) -> str:
+    """The address users open when govern listens on ``bind`` (an unspecified host means this machine)."""
+    if bind.startswith(("unix:", "fd://")):
+        return "http://localhost"  # behind a proxy: GOVERN_BASE_URL names the public address
+    host, sep, port = bind.rpartition(":")
+    if bind.startswith("[") and "]" in bind:  # [::1]:5000
+        host, sep, port = bind.partition("]")[0] + "]", ":", bind.partition("]:")[2]
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"GOVERN_BIND must be HOST:PORT (e.g. 127.0.0.1:5000) or unix:/path, got {bind!r}")
+    host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)  # noqa: S104 - reading, not binding
+    return f"http://{host}:{int(port)}"
 
 
 def default_instance_path() -> Path:
@@ -90,7 +120,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "DB_LOCK_TIMEOUT_SECONDS": _int("DB_LOCK_TIMEOUT_SECONDS", 10),
         "DB_STATEMENT_TIMEOUT_SECONDS": _int("DB_STATEMENT_TIMEOUT_SECONDS", 120),
         "PROXY_HOPS": _int("PROXY_HOPS", 0),
-        "BASE_URL": (_env("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        # The address in setup links and emails: GOVERN_BASE_URL, else where GOVERN_BIND listens.
+        "BASE_URL": (_env("BASE_URL") or base_url_for_bind(bind_address())).rstrip("/"),
         "SESSION_IDLE_TIMEOUT": timedelta(minutes=_int("SESSION_IDLE_MINUTES", 30, minimum=1)),
         "SESSION_ABSOLUTE_TIMEOUT": timedelta(hours=_int("SESSION_MAX_HOURS", 12, minimum=1)),
         "FRESH_MFA_WINDOW": timedelta(minutes=5),

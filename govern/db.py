@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sqlite3
 import time
@@ -311,6 +312,35 @@ def _note_view_commits(engine: Engine) -> None:
             g.govern_committed = True
 
 
+#: What SQLite writes next to a database file (WAL mode, or a rollback journal).
+SQLITE_COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+def _sqlite_file(engine: Engine) -> str | None:
+    """The database file of a SQLite engine, or None for an in-memory or URI database."""
+    name = engine.url.database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return name
+
+
+def keep_sqlite_files_private(path: str) -> None:
+    """Make a SQLite database file and its companions readable by their owner only (0600).
+
+    SQLite creates a database as 0644; the folder is 0700, but a copied or moved file keeps its mode.
+    The database holds wrapped keys, password hashes and the audit trail. The -wal, -shm and
+    -journal files SQLite creates later take the database file's mode; existing ones are fixed here.
+    """
+    for name in (path, *(path + suffix for suffix in SQLITE_COMPANION_SUFFIXES)):
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # not the file's owner: say so, and go on
+            logging.getLogger("govern").warning("cannot make %s private (0600): %s", name, exc.strerror)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     # pysqlite delays BEGIN until the first write, so two transactions can read the same audit
     # chain head; BEGIN IMMEDIATE takes the write lock up front (SQLAlchemy's documented recipe).
@@ -323,8 +353,23 @@ def _configure_sqlite(engine: Engine) -> None:
     # data, as under PostgreSQL's READ COMMITTED, and the write lock is held before any write.
     _note_view_commits(engine)
 
+    @event.listens_for(engine, "do_connect")
+    def _create_private(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
+        # Create a new database file as 0600 before SQLite does (as 0644): no moment readable by others.
+        path = _sqlite_file(engine)
+        if path is not None and not os.path.exists(path):
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass  # another process created it meanwhile; the connect handler checks its mode
+            except OSError:
+                pass  # a missing folder: sqlite3.connect reports it as it always did
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        path = _sqlite_file(engine)
+        if path is not None:
+            keep_sqlite_files_private(path)
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")

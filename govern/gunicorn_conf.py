@@ -5,7 +5,10 @@ A request line or header with control characters then cannot forge a log line (c
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+from govern.config import ConfigError, base_url_for_bind, bind_address, worker_count
 
 #: gunicorn reads this with --config python:govern.gunicorn_conf; handlers write to stderr.
 logconfig_dict: dict[str, Any] = {
@@ -21,3 +24,19 @@ logconfig_dict: dict[str, Any] = {
     },
     "root": {"handlers": ["stderr"], "level": "WARNING"},
 }
+
+# The address and the number of workers come from GOVERN_BIND and GOVERN_WORKERS (--bind and
+# --workers on the command line still win), so scripts/serve and the printed address agree.
+try:
+    bind = [bind_address()]
+    workers = worker_count()
+except ConfigError as exc:
+    raise SystemExit(str(exc)) from None
+
+
+def when_ready(server: Any) -> None:
+    """Say where govern answers, from the sockets gunicorn actually opened."""
+    addresses = ", ".join(str(listener) for listener in server.LISTENERS)
+    base_url = (os.environ.get("GOVERN_BASE_URL") or base_url_for_bind(str(server.cfg.bind[0]))).rstrip("/")
+    print(f"govern is listening on {addresses} with {server.cfg.workers} worker(s); open {base_url} "
+          "(Ctrl-C stops it)", flush=True)

@@ -62,7 +62,9 @@ POLICY: dict[str, frozenset[str]] = {
     "policies.manage": frozenset({"admin"}),
     "policies.accept": frozenset({"staff"}),
     "reports.read": frozenset({"admin", "auditor", "hr", "it", "manager"}),
-    "reviews.manage": frozenset({"admin", "auditor"}),
+    # Auditors read campaigns and their reports; only admins open and close them.
+    "reviews.read": frozenset({"admin", "auditor"}),
+    "reviews.manage": frozenset({"admin"}),
     "reviews.decide": frozenset({"staff"}),
     # Rotation: IT rotates and locks down; admins and auditors watch.
     "rotation.read": frozenset({"admin", "it", "auditor"}),
@@ -92,6 +94,16 @@ POLICY: dict[str, frozenset[str]] = {
 }
 
 PERMISSION_ATTRIBUTE = "govern_permission"
+
+#: Read permissions not named "<area>.read": the offboarding evidence report and its downloads.
+_OTHER_READ_PERMISSIONS = frozenset({"offboarding.evidence"})
+#: Roles that only read: POLICY gives them read permissions only (a test checks every entry).
+READ_ONLY_ROLES = frozenset({"auditor"})
+
+
+def is_read_permission(name: str) -> bool:
+    """True when ``name`` only lets its holders read (pages, reports, exports), never change state."""
+    return name.endswith(".read") or name in _OTHER_READ_PERMISSIONS
 
 
 class BearerAuth(Protocol):
@@ -124,6 +136,22 @@ def permission(name: str) -> Callable[[F], F]:
 
     def decorate(view: F) -> F:
         setattr(view, PERMISSION_ATTRIBUTE, name)
+        return view
+
+    return decorate
+
+
+#: Attribute of a view: a function of the URL's arguments saying whether the signed-in user may
+#: know that the object the URL names exists (see ``known_object``).
+KNOWN_OBJECT_ATTRIBUTE = "govern_known_object"
+
+
+def known_object(check: Callable[..., bool]) -> Callable[[F], F]:
+    """Answer a refused permission with 404, like a missing object, when ``check(**url_args)`` says
+    the user may not know the object exists: a 403 would tell them it does."""
+
+    def decorate(view: F) -> F:
+        setattr(view, KNOWN_OBJECT_ATTRIBUTE, check)
         return view
 
     return decorate
@@ -283,6 +311,9 @@ def enforce_permissions() -> Response | None:
         audit.record(db, "authz.denied", actor=current_user, outcome="denied",
                      details={"endpoint": request.endpoint, "permission": name})
         db.commit()
+        known = getattr(current_app.view_functions.get(request.endpoint), KNOWN_OBJECT_ATTRIBUTE, None)
+        if known is not None and not known(**(request.view_args or {})):
+            abort(404)
         abort(403)
     return None
 

@@ -132,3 +132,25 @@ def test_the_secret_key_and_the_vault_keyring_must_differ():
     key_b64 = base64.b64encode(next(iter(ring.keys.values()))).decode()
     with pytest.raises(ConfigError, match="different"):
         load_config({"ENV": "testing", "SECRET_KEY": key_b64, "VAULT_KEYRING_JSON": text})
+
+
+@pytest.mark.parametrize(("bind", "url"), [
+    ("127.0.0.1:5101", "http://127.0.0.1:5101"),
+    ("0.0.0.0:8080", "http://127.0.0.1:8080"),
+    ("govern.internal:5000", "http://govern.internal:5000"),
+    ("[::1]:5002", "http://[::1]:5002"),
+    ("[::]:5003", "http://[::1]:5003"),
+])
+def test_the_base_url_follows_the_bind_address_unless_set(monkeypatch, tmp_path, bind, url):
+    monkeypatch.setenv("GOVERN_BIND", bind)
+    monkeypatch.delenv("GOVERN_BASE_URL", raising=False)
+    assert load_config({"INSTANCE_PATH": tmp_path})["BASE_URL"] == url
+    monkeypatch.setenv("GOVERN_BASE_URL", "https://govern.example.com/")
+    assert load_config({"INSTANCE_PATH": tmp_path})["BASE_URL"] == "https://govern.example.com"
+
+
+@pytest.mark.parametrize("bind", ["5101", "localhost", "127.0.0.1:http", "127.0.0.1:70000", ":5000"])
+def test_a_malformed_bind_address_stops_the_start_with_a_reason(monkeypatch, tmp_path, bind):
+    monkeypatch.setenv("GOVERN_BIND", bind)
+    with pytest.raises(ConfigError, match="GOVERN_BIND must be HOST:PORT"):
+        load_config({"INSTANCE_PATH": tmp_path})

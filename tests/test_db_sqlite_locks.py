@@ -140,3 +140,26 @@ def test_a_connection_used_directly_after_a_page_starts_clean(sqlite_app):
     with db.engine.connect() as conn:  # its first statement writes, outside any request
         conn.execute(text("UPDATE audit_chain_head SET last_hash = last_hash"))
         conn.rollback()
+
+
+def test_a_new_sqlite_database_and_its_wal_files_are_private(tmp_path):
+    """0600 from the first moment, and the -wal/-shm files SQLite adds while it is open too."""
+    from govern.db import make_engine
+
+    path = tmp_path / "fresh.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+            modes = {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()}
+        assert {"fresh.db", "fresh.db-wal", "fresh.db-shm"} <= set(modes)
+        assert set(modes.values()) == {oct(0o600)}, modes
+        engine.dispose()
+        # A database restored with a loose mode is made private at the next connection.
+        path.chmod(0o644)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            assert {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()}["fresh.db"] == oct(0o600)
+    finally:
+        engine.dispose()

@@ -119,6 +119,8 @@ def test_role_matrix_from_the_policy_table(app, db, kit, role):
         assert response.status_code < 500, (role, endpoint, method, response.status_code)
         if allowed:
             assert response.status_code != 403, (role, endpoint, method)
+        elif getattr(app.view_functions[endpoint], web.KNOWN_OBJECT_ATTRIBUTE, None):
+            assert response.status_code == 404, (role, endpoint, method, response.status_code)  # path names no object
         else:
             assert response.status_code == 403, (role, endpoint, method, response.status_code)
 
@@ -146,3 +148,20 @@ def test_denials_are_audited(app, db, kit):
     assert client.get("/audit/").status_code == 403
     denied = db.scalars(select(AuditEvent).where(AuditEvent.action == "authz.denied")).all()
     assert denied and denied[-1].actor_user_id == who.id and denied[-1].outcome == "denied"
+
+
+
+def test_read_only_roles_hold_read_permissions_only(app):
+    """Auditors are read-only: every permission that names them only reads."""
+    assert "auditor" in web.READ_ONLY_ROLES
+    held = {name for name, roles in web.POLICY.items() if roles & web.READ_ONLY_ROLES}
+    assert {"audit.read", "reviews.read", "offboarding.evidence"} <= held
+    assert sorted(name for name in held if not web.is_read_permission(name)) == []
+    assert not web.is_read_permission("reviews.manage") and not web.is_read_permission("offboarding.manage")
+
+
+def test_no_read_permission_guards_a_change_of_state(app):
+    """A read permission's POST endpoints are exports (they record who exported); nothing else writes."""
+    posts = {r.endpoint for r in _rules(app) if {"POST", "PUT", "PATCH", "DELETE"} & set(r.methods or ())
+             and web.is_read_permission(web.view_permission(app, r.endpoint) or "")}
+    assert posts and all("export" in endpoint or endpoint.endswith(("_csv", "_json")) for endpoint in posts), posts

@@ -124,6 +124,10 @@ class SetupToken(Base):
     purpose: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+    #: When the secret was typed in: it is spent then, and only the web session that redeemed it
+    #: may finish the setup (a replay, even a concurrent one, is refused).
+    redeemed_at: Mapped[datetime | None]
+    #: When the setup finished (the authenticator was confirmed).
     used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -80,11 +80,22 @@ def _squash(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
-def password_problems(password: str, *, email: str | None = None, extra_words: tuple[str, ...] = ()) -> list[str]:
+def organisation_words(name: str | None) -> set[str]:
+    """The company's name as context words: the whole name squashed, and each word of 4+ characters."""
+    if not name:
+        return set()
+    whole = _squash(name)
+    return {w for w in (_squash(part) for part in name.replace("-", " ").split()) if len(w) >= 4} | (
+        {whole} if len(whole) >= 3 else set())
+
+
+def password_problems(password: str, *, email: str | None = None, extra_words: tuple[str, ...] = (),
+                      organisation: str | None = None) -> list[str]:
     """Return the reasons a new password is refused (empty when it is fine).
 
     Rules of NIST SP 800-63B: a minimum length, a generous maximum, no composition rules,
-    and a check against common passwords and words specific to this context.
+    and a check against common passwords and words specific to this context (the product,
+    the platforms, the user's name and email, and the company's name, ``organisation``).
     """
     normalised = unicodedata.normalize("NFC", password)
     problems: list[str] = []
@@ -98,7 +109,8 @@ def password_problems(password: str, *, email: str | None = None, extra_words: t
     if squashed in blocklist or stripped in blocklist or len(set(squashed)) <= 2:
         problems.append("This password is one of the most commonly used ones; choose another.")
     else:
-        context = {w for w in CONTEXT_WORDS} | {_squash(w) for w in extra_words if len(_squash(w)) >= 4}
+        context = ({w for w in CONTEXT_WORDS} | {_squash(w) for w in extra_words if len(_squash(w)) >= 4}
+                   | organisation_words(organisation))
         if email:
             local = _squash(email.split("@", 1)[0])
             domain = _squash(email.split("@", 1)[-1].split(".", 1)[0])

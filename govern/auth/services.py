@@ -42,6 +42,8 @@ class AuthKit:
     ip_policy: ThrottlePolicy
     setup_token_ttl: timedelta
     issuer: str
+    #: GOVERN_ORGANISATION_NAME: refused in passwords as a context word.
+    organisation_name: str = ""
 
 
 # --- throttling -------------------------------------------------------------------------------
@@ -246,27 +248,47 @@ def issue_setup_token(session: Session, kit: AuthKit, *, user: User, purpose: st
 
 
 def redeem_setup_token(session: Session, kit: AuthKit, *, token: str, ip: str | None) -> SetupToken:
-    """Look up a live setup secret; failures are throttled per client IP."""
+    """Spend a live setup secret: it works once, and the setup goes on in the session that redeemed it.
+
+    The secret is marked redeemed by one conditional update, so of two redemptions (one after the
+    other, or at the same moment) exactly one wins; the other gets the same generic message as an
+    unknown secret. Failures are throttled per client IP.
+    """
     _ensure_not_locked(session, kit, [ip_key(ip)])
     row = None
     if 20 <= len(token.strip()) <= 100:
         row = session.scalar(select(SetupToken).where(SetupToken.token_digest == token_digest(token.strip())))
     now = utcnow()
-    if row is None or row.used_at is not None or row.revoked_at is not None or row.expires_at <= now:
+    user = session.get(User, row.user_id) if row is not None else None
+    claimed = 0
+    if row is not None and user is not None and user.is_active:
+        claimed = session.execute(
+            update(SetupToken)
+            .where(SetupToken.id == row.id, SetupToken.redeemed_at.is_(None), SetupToken.used_at.is_(None),
+                   SetupToken.revoked_at.is_(None), SetupToken.expires_at > now)
+            .values(redeemed_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+    if claimed != 1:
         _count_failure(session, kit, email=None, ip=ip, user=None)
         audit.record(session, "auth.setup_token.rejected", outcome="failure",
                      details={"reason": "unknown" if row is None else "expired_or_used"})
         raise InvalidError(SETUP_TOKEN_ERROR)
-    user = session.get(User, row.user_id)
-    if user is None or not user.is_active:
-        raise InvalidError(SETUP_TOKEN_ERROR)
+    assert row is not None and user is not None
+    session.refresh(row)
+    audit.record(session, "auth.setup_token.redeemed", actor=user, target_type="user", target_id=user.id,
+                 details={"purpose": row.purpose})
     return row
 
 
 def live_setup_token(session: Session, token_id: int) -> SetupToken:
-    """Return a setup token that is still usable (between the steps of the setup flow)."""
+    """Return a redeemed setup token whose setup is still under way (between the steps of the flow).
+
+    Only the session that redeemed the token knows its id; a revoked, expired or finished one is refused.
+    """
     row = session.get(SetupToken, token_id)
-    if row is None or row.used_at is not None or row.revoked_at is not None or row.expires_at <= utcnow():
+    if (row is None or row.redeemed_at is None or row.used_at is not None or row.revoked_at is not None
+            or row.expires_at <= utcnow()):
         raise InvalidError(SETUP_TOKEN_ERROR)
     return row
 
@@ -284,7 +306,7 @@ def set_password_during_setup(
             audit.record(session, "auth.setup.password_failed", actor=user, target_type="user", target_id=user.id, outcome="failure")
             raise InvalidError("The password is incorrect.", {"current_password": "The password is incorrect."})
         return user
-    problems = password_problems(password, email=user.email, extra_words=tuple(user.person.full_name.split()))
+    problems = _password_problems(kit, user, password)
     if problems:
         raise InvalidError(problems[0], {"password": " ".join(problems)})
     user.password_hash = kit.hashing.hash(password)
@@ -292,6 +314,12 @@ def set_password_during_setup(
     audit.record(session, "auth.password.set", actor=user, target_type="user", target_id=user.id, details={"via": "setup"})
     session.flush()
     return user
+
+
+def _password_problems(kit: AuthKit, user: User, password: str) -> list[str]:
+    """Why ``user`` may not choose ``password``: the rules, with their name, email and the company's name."""
+    return password_problems(password, email=user.email, extra_words=tuple(user.person.full_name.split()),
+                             organisation=kit.organisation_name)
 
 
 def enrolment_uri(kit: AuthKit, user: User, seed: str) -> str:
@@ -380,7 +408,7 @@ def change_password(
     # The new password is checked before the code, so a refused password does not use up the code.
     if new_password == current_password:
         raise InvalidError("Choose a password different from the current one.", {"new_password": "Choose a different password."})
-    problems = password_problems(new_password, email=user.email, extra_words=tuple(user.person.full_name.split()))
+    problems = _password_problems(kit, user, new_password)
     if problems:
         raise InvalidError(problems[0], {"new_password": " ".join(problems)})
     verify_second_factor(session, kit, user=user, code=code, ip=ip, purpose="password_change")

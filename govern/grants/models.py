@@ -8,6 +8,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from govern.accounts.models import Account, Role
+from govern.auth.models import User
 from govern.db import Base, utcnow
 from govern.directory.models import Person
 
@@ -41,6 +42,8 @@ class Grant(Base):
     person: Mapped[Person] = relationship(lazy="joined")
     account: Mapped[Account] = relationship(lazy="joined")
     role: Mapped[Role] = relationship(lazy="joined")
+    #: Loaded when needed (whether the account's owner asked for it); lists load it in one query.
+    requested_by: Mapped[User | None] = relationship(foreign_keys=[requested_by_id])
 
     __table_args__ = (
         CheckConstraint(f"status IN {GRANT_STATUSES!r}", name="status"),

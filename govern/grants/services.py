@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import and_, func, insert, not_, or_, select, true
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from govern import audit
 from govern.accounts.models import Account, Role
+from govern.auth.models import User
 from govern.accounts.services import platform_role_label, platform_role_labels
 from govern.db import utcnow
 from govern.directory.models import Person
@@ -55,11 +56,32 @@ def may_manage_account(user: Any, account: Account) -> bool:
     return is_admin(user) or ("manager" in user.roles and account.business_owner_id == user.person_id)
 
 
+def consenting_owner_id(account: Account, person: Person, role: Role) -> int | None:
+    """The person whose consent a grant of ``role`` to ``person`` on ``account`` needs: the
+    account's business owner when the role reveals the shared credentials, the owner is active and
+    is not the grantee; None when no owner's consent applies (then the usual deciders decide)."""
+    owner = account.business_owner
+    if not role.may_reveal or owner is None or owner.status != "active" or owner.id == person.id:
+        return None
+    return owner.id
+
+
+def awaits_owner(grant: Grant) -> bool:
+    """True when a requested revealing grant still waits for its account owner's approval: someone
+    other than the owner asked for it."""
+    owner_id = consenting_owner_id(grant.account, grant.person, grant.role)
+    requester = grant.requested_by
+    return owner_id is not None and (requester is None or requester.person_id != owner_id)
+
+
 def may_decide(user: Any, grant: Grant) -> bool:
     """Requests are decided by an admin, the account's owner, or the grantee's manager; never by
-    the grantee or by whoever asked for it (four-eyes)."""
+    the grantee or by whoever asked for it (four-eyes). A revealing role on an account whose owner
+    did not ask for it is decided by that owner alone: they answer for who knows its credentials."""
     if user.person_id == grant.person_id or user.id == grant.requested_by_id:
         return False
+    if awaits_owner(grant):
+        return grant.account.business_owner_id == user.person_id
     if is_admin(user):
         return True
     return grant.account.business_owner_id == user.person_id or grant.person.manager_id == user.person_id
@@ -69,13 +91,22 @@ def decision_queue(session: Session, user: Any, *, limit: int = 500) -> tuple[li
     """Requests ``user`` may decide (``may_decide`` in SQL), oldest first, and how many there are."""
     if not (is_admin(user) or "manager" in user.roles):
         return [], 0
-    query = select(Grant, func.count().over()).where(
-        Grant.status == "requested", Grant.person_id != user.person_id,
-        or_(Grant.requested_by_id.is_(None), Grant.requested_by_id != user.id))
-    if not is_admin(user):
-        reports = select(Person.id).where(Person.manager_id == user.person_id)
-        owned = select(Account.id).where(Account.business_owner_id == user.person_id)
-        query = query.where(or_(Grant.account_id.in_(owned), Grant.person_id.in_(reports)))
+    owner, grantee, requester = aliased(Person), aliased(Person), aliased(User)
+    # awaits_owner in SQL; never NULL, so its negation below keeps the rows it should.
+    awaiting = and_(Role.may_reveal, owner.id.is_not(None), owner.status == "active", owner.id != Grant.person_id,
+                    or_(Grant.requested_by_id.is_(None), requester.person_id.is_(None), requester.person_id != owner.id))
+    usual = true() if is_admin(user) else or_(Account.business_owner_id == user.person_id,
+                                              grantee.manager_id == user.person_id)
+    query = (select(Grant, func.count().over())
+             .join(Account, Account.id == Grant.account_id)
+             .join(Role, Role.code == Grant.role_code)
+             .join(grantee, grantee.id == Grant.person_id)
+             .outerjoin(owner, owner.id == Account.business_owner_id)
+             .outerjoin(requester, requester.id == Grant.requested_by_id)
+             .where(Grant.status == "requested", Grant.person_id != user.person_id,
+                    or_(Grant.requested_by_id.is_(None), Grant.requested_by_id != user.id),
+                    or_(and_(awaiting, owner.id == user.person_id), and_(not_(awaiting), usual)))
+             .options(selectinload(Grant.requested_by)))  # may_decide and awaits_owner read who asked
     rows = list(session.execute(query.order_by(Grant.requested_at, Grant.id).limit(limit)).unique())
     return [row[0] for row in rows], (rows[0][1] if rows else 0)
 
@@ -147,14 +178,17 @@ def grant_role(
     session: Session, *, actor: Any, person_id: int, account_id: int, role_code: str, reason: str,
     starts_at: datetime | None = None, expires_at: datetime | None = None,
 ) -> Grant:
-    """A manager or admin grants a role. Owner and admin roles wait for a second person's approval."""
+    """A manager or admin grants a role. Owner and admin roles wait for a second person's approval;
+    a role that reveals the credentials waits for the account owner's, unless the owner grants it."""
     person, account, role = _load(session, person_id, account_id, role_code)
     if not may_manage(actor, account, person):
         raise ForbiddenError("You may grant roles only on accounts you own or to people who report to you.")
     reason = _reason(reason)
     starts_at = starts_at or utcnow()
     _check_rules(session, person=person, account=account, role=role, starts_at=starts_at, expires_at=expires_at)
-    needs_second = role.needs_second_approval
+    owner_id = consenting_owner_id(account, person, role)
+    needs_owner = owner_id is not None and owner_id != actor.person_id
+    needs_second = role.needs_second_approval or needs_owner
     grant = Grant(
         person_id=person.id, account_id=account.id, role_code=role.code, reason=reason,
         status="requested" if needs_second else "active", requested_by_id=actor.id,
@@ -163,7 +197,8 @@ def grant_role(
     )
     _insert(session, grant)
     audit.record(session, "grant.requested" if needs_second else "grant.created", actor=actor, target_type="grant", target_id=grant.id,
-                 details=_describe(grant, person, account, role) | {"four_eyes": needs_second})
+                 details=_describe(grant, person, account, role)
+                 | {"four_eyes": role.needs_second_approval, "owner_approval": needs_owner})
     if needs_second:
         notices.approval_needed(session, grant)
     return grant
@@ -206,9 +241,15 @@ def approve_grant(session: Session, *, actor: Any, grant: Grant, note: str = "")
     if grant.requested_by_id == actor.id:
         raise ForbiddenError("A second person must approve this: you asked for it.")
     if not may_decide(actor, grant):
+        if awaits_owner(grant) and actor.person_id != grant.person_id:
+            owner = grant.account.business_owner
+            assert owner is not None
+            raise ForbiddenError(f"{owner.full_name}, the business owner of {grant.account.display_name}, "
+                                 f"approves who may reveal its credentials.")
         raise ForbiddenError("You may not decide this request.")
     _check_rules(session, person=grant.person, account=grant.account, role=grant.role,
                  starts_at=grant.starts_at, expires_at=grant.expires_at, exclude_grant_id=grant.id)
+    as_owner = awaits_owner(grant)
     grant.status = "active"
     grant.approved_by_id = actor.id
     grant.decided_at = utcnow()
@@ -217,7 +258,7 @@ def approve_grant(session: Session, *, actor: Any, grant: Grant, note: str = "")
         grant.starts_at = grant.decided_at
     session.flush()
     audit.record(session, "grant.approved", actor=actor, target_type="grant", target_id=grant.id,
-                 details=_describe(grant, grant.person, grant.account, grant.role))
+                 details=_describe(grant, grant.person, grant.account, grant.role) | {"owner_approval": as_owner})
     notices.decided(session, grant, actor_id=actor.id)
     return grant
 

@@ -121,7 +121,11 @@ def new() -> Any:
                 if isinstance(exc, services.PolicyNotAcceptedError) else None
             return _page("grants/new.html", form, selected, policy_gate=gate), 200
         db.commit()
-        if grant.status == "requested":
+        if grant.status == "requested" and services.awaits_owner(grant):
+            owner = grant.account.business_owner
+            flash(f"{grant.role.name} for {person.full_name} reveals the credentials of {grant.account.display_name}: it waits "
+                  f"for the approval of {owner.full_name if owner else 'its business owner'}, the account's business owner.", "info")
+        elif grant.status == "requested":
             flash(f"{grant.role.name} for {person.full_name} needs a second person's approval; it is waiting in their queue.", "info")
         else:
             flash(f"{person.full_name} is now {grant.role.name} on {grant.account.display_name}.", "success")

@@ -47,8 +47,8 @@ NOBODY = "none"
 
 
 def may_run_campaigns(user: Any) -> bool:
-    """Admins and auditors open and close campaigns."""
-    return bool({"admin", "auditor"} & set(user.roles))
+    """Admins open and close campaigns; auditors only read them."""
+    return grants.is_admin(user)
 
 
 def may_decide_item(user: Any, item: ReviewItem) -> bool:
@@ -102,7 +102,7 @@ def open_campaign(session: Session, *, actor: Any, name: str, scope_kind: str, s
                   due_at: datetime | None) -> ReviewCampaign:
     """Open a campaign: every active grant in scope becomes an item for its reviewer."""
     if not may_run_campaigns(actor):
-        raise ForbiddenError("Only admins and auditors open access reviews.")
+        raise ForbiddenError("Only admins open access reviews.")
     name = (name or "").strip()
     reasons: dict[str, str] = {}
     if not name:
@@ -213,7 +213,7 @@ def decide_item(session: Session, *, actor: Any, item: ReviewItem, decision: str
 def close_campaign(session: Session, *, actor: Any, campaign: ReviewCampaign) -> int:
     """Close a campaign; items still open become "not reviewed". Returns how many did."""
     if not may_run_campaigns(actor):
-        raise ForbiddenError("Only admins and auditors close access reviews.")
+        raise ForbiddenError("Only admins close access reviews.")
     now = utcnow()
     claimed = session.execute(
         update(ReviewCampaign).where(ReviewCampaign.id == campaign.id, ReviewCampaign.closed_at.is_(None))

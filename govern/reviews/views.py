@@ -48,7 +48,7 @@ def _users_by_id(db: Any, ids: set[int | None]) -> dict[int, User]:
 
 
 @bp.route("/")
-@permission("reviews.manage")
+@permission("reviews.read")
 def index() -> str:
     db = get_session()
     page = page_arg()
@@ -106,7 +106,7 @@ def _item_filter() -> services.ItemFilter:
 
 
 @bp.route("/<int:campaign_id>")
-@permission("reviews.manage")
+@permission("reviews.read")
 def detail(campaign_id: int) -> str:
     db = get_session()
     campaign = _campaign_or_404(campaign_id)
@@ -145,7 +145,7 @@ def close(campaign_id: int) -> Response:
 
 
 @bp.route("/<int:campaign_id>/report.csv")
-@permission("reviews.manage")
+@permission("reviews.read")
 def report_csv(campaign_id: int) -> Response:
     campaign_id = _campaign_or_404(campaign_id).id
     # A session of its own, closed when the download ends: the request's session is gone by then.

@@ -61,6 +61,10 @@ METADATA_ROLES = frozenset({"admin", "it", "auditor"})
 FAILPOINTS: dict[str, Callable[[int], None]] = {}
 
 
+#: Seconds a revealed value (password, token, note, recovery codes, 2FA seed) stays on the page.
+REVEAL_VISIBLE_SECONDS = 30
+
+
 class VaultSealedError(GovernError):
     """The vault has no valid keyring; the operator must supply one."""
 
@@ -506,6 +510,14 @@ class Revealed:
     codes: list[dict[str, Any]] = field(default_factory=list)
     live: LiveCode | None = None
     totp: TotpParams | None = None
+
+    @property
+    def hide_after_seconds(self) -> int:
+        """How long the page shows it (its text and its script both read this): a value
+        REVEAL_VISIBLE_SECONDS; live 2FA codes until the next code, sent with the first, expires."""
+        if self.what == "totp_code" and self.live is not None:
+            return self.live.seconds_left + self.live.period
+        return REVEAL_VISIBLE_SECONDS
 
 
 def _reason(reason: str) -> str:

@@ -17,7 +17,15 @@ from govern.rotation import services as rotation_services
 from govern.vault import services
 from govern.vault.forms import MetadataForm, NewSecretForm, RevealForm, ValueForm
 from govern.vault.models import Secret
-from govern.web import ensure_visible, fresh_mfa_required, may, mfa_is_fresh, page_arg, permission
+from govern.web import (
+    ensure_visible,
+    fresh_mfa_required,
+    known_object,
+    may,
+    mfa_is_fresh,
+    page_arg,
+    permission,
+)
 
 bp = Blueprint("vault", __name__, url_prefix="/vault")
 
@@ -44,6 +52,13 @@ def _refuse_when_sealed() -> Any:
 def _keyring() -> Keyring:
     keyring: Keyring = current_app.extensions["govern.keyring"]
     return keyring
+
+
+def _may_know_secret(secret_id: int, **_url_args: Any) -> bool:
+    """Whether the secret exists and the user may know it does (for refusals of the permission layer)."""
+    db = get_session()
+    secret = db.get(Secret, secret_id)
+    return secret is not None and services.can_see_secret(db, current_user, secret)
 
 
 def _visible_secret(secret_id: int) -> Secret:
@@ -74,7 +89,7 @@ def _revealable_secret(secret_id: int, what: str) -> Secret:
         db.commit()
         if not services.can_see_secret(db, current_user, secret):
             abort(404)
-        abort(403)
+        raise ForbiddenError(why_not)  # they may know it exists: tell them why it is not shown
     return secret
 
 
@@ -170,6 +185,7 @@ def _show_errors(form: Any, exc: GovernError, *, multiline: bool = False) -> Non
 
 @bp.route("/secrets/<int:secret_id>/edit", methods=["GET", "POST"])
 @permission("vault.manage")
+@known_object(_may_know_secret)
 def edit(secret_id: int) -> Any:
     """Change a secret's name, login, URL, notes or token expiry (not its value)."""
     db = get_session()
@@ -192,6 +208,7 @@ def edit(secret_id: int) -> Any:
 
 @bp.route("/secrets/<int:secret_id>/change", methods=["GET", "POST"])
 @permission("vault.manage")
+@known_object(_may_know_secret)
 @fresh_mfa_required
 def change(secret_id: int) -> Any:
     """Store a new value: a new current version, the old one retired."""
@@ -263,6 +280,7 @@ def reveal(secret_id: int) -> Any:
 
 @bp.route("/secrets/<int:secret_id>/seed", methods=["GET", "POST"])
 @permission("vault.reveal_seed")
+@known_object(_may_know_secret)
 def reveal_seed(secret_id: int) -> Any:
     """IT and admins: show a 2FA seed itself (e.g. to enrol a new device), with its own reason."""
     return _reveal_flow(secret_id, "totp_seed", "vault.reveal_seed")

@@ -94,6 +94,18 @@ def test_passwords_built_from_the_users_own_name_are_refused():
     assert password_problems("acme acme acme 2026", email="alice.martin@acme.example")
 
 
+@pytest.mark.parametrize("password", ["Northwind Traders 2026!", "NORTHWIND-traders-2024", "northwindtraders!!!!",
+                                      "2026 Northwind 2026 Traders!", "traders northwind #1 2025"])
+def test_passwords_built_from_the_companys_name_are_refused(password):
+    problems = password_problems(password, email="alice@example.org", organisation="Northwind Traders")
+    assert problems == ["This password is built from your name, the company or a platform name; choose another."]
+    assert password_problems(password, email="alice@example.org") == []  # without the name it passes
+
+
+def test_the_companys_name_does_not_spoil_passwords_that_merely_contain_it():
+    assert password_problems("northwind harbour velvet lantern", organisation="Northwind Traders") == []
+
+
 @pytest.mark.parametrize("password", [
     "violet anchor moonlight ferry",
     "ℌ𝔢𝔩𝔩𝔬 wörld, ça va très bien — 東京 2026 ☂",  # unicode passphrase
@@ -267,4 +279,44 @@ def test_the_same_code_submitted_at_once_by_two_sessions_is_accepted_once(tmp_pa
     assert sorted(results) == ["accepted", "refused"]
     with database(app).session_scope() as session:
         assert "auth.totp.replayed" in session.scalars(select(AuditEvent.action)).all()
+    database(app).engine.dispose()
+
+
+def test_one_setup_secret_redeemed_at_once_by_two_sessions_is_accepted_once(tmp_path, scratch_database_url):
+    """Two connections race to redeem one setup secret; the atomic update lets exactly one win."""
+    import threading
+
+    from govern import create_app
+    from govern.db import database
+    from govern.schema import upgrade
+    from tests.conftest import app_config
+
+    upgrade(scratch_database_url)
+    app = create_app(app_config(tmp_path, scratch_database_url))
+    kit = app.extensions["govern.auth"]
+    with database(app).session_scope() as session:
+        who = make_user(session, kit, with_mfa=False)
+        with app.test_request_context():
+            secret = services.issue_setup_token(session, kit, user=session.get(User, who.id), purpose="setup", actor=None)
+        session.commit()
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def attempt() -> None:
+        barrier.wait()
+        with app.test_request_context(), database(app).session_scope() as session:
+            try:
+                services.redeem_setup_token(session, kit, token=secret, ip="10.0.0.9")
+                session.commit()
+                results.append("redeemed")
+            except InvalidError as exc:
+                session.commit()
+                results.append(exc.message)
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(results) == sorted(["redeemed", services.SETUP_TOKEN_ERROR])
     database(app).engine.dispose()

@@ -245,3 +245,16 @@ def test_with_a_keyring_the_demo_has_fake_credentials_rotation_work_and_an_incid
     # IT saw each value it vaulted; the social media lead revealed the Instagram password once.
     lead = db.scalar(select(User.id).where(User.email == "tomas.alvarez@northpeak.example"))
     assert [e.reason for e in db.scalars(select(Exposure).where(Exposure.user_id == lead))] == [demo.REVEALS[0][2]]
+
+
+def test_the_readme_says_how_to_try_the_demo_and_what_it_makes(db, seeded_with_vault):
+    summary, _ = seeded_with_vault
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "| `govern demo seed` |" in readme
+    section = readme.split("### Try it with demo data", 1)[1].split("\n## ", 1)[0]
+    assert "govern demo seed" in section and "Reset second factor" in section and "/setup" in section
+    for claim in (f"{summary.people} people in {len(summary.departments)} departments",
+                  f"{summary.accounts} official accounts on {len(summary.platforms)} platforms",
+                  f"{sum(summary.grants.values())} grants", f"vaults {summary.secrets} credentials",
+                  f"The demo's {len(summary.logins)} logins"):
+        assert claim in " ".join(section.split()), claim

@@ -193,18 +193,21 @@ def test_a_rejection_needs_a_reason(db, world, kit):
     assert grant.status == "rejected"
 
 
-@pytest.mark.parametrize(("decider", "allowed"), [
-    ("account_owner", True), ("their_manager", True), ("app_admin", True),
-    ("other_manager", False), ("the_requester", False),
+@pytest.mark.parametrize(("role", "decider", "allowed"), [
+    ("analyst", "account_owner", True), ("analyst", "their_manager", True), ("analyst", "app_admin", True),
+    ("analyst", "other_manager", False), ("analyst", "the_requester", False),
+    # A role that reveals the credentials: the account's owner alone decides.
+    ("publisher", "account_owner", True), ("publisher", "their_manager", False), ("publisher", "app_admin", False),
+    ("publisher", "other_manager", False), ("publisher", "the_requester", False),
 ])
-def test_who_decides_a_staff_request(db, kit, world, decider, allowed):
+def test_who_decides_a_staff_request(db, kit, world, role, decider, allowed):
     boss = make_user(db, kit, roles=("manager",))
     staffer = make_user(db, kit)
     staffer.user.person.manager_id = boss.user.person_id
     accept_policy(db, staffer.user.person, world.standard)
     deciders = {"account_owner": world.manager, "their_manager": boss.user, "app_admin": world.admin,
                 "other_manager": make_user(db, kit, roles=("manager",)).user, "the_requester": staffer.user}
-    grant = services.request_role(db, actor=staffer.user, account_id=world.account.id, role_code="publisher",
+    grant = services.request_role(db, actor=staffer.user, account_id=world.account.id, role_code=role,
                                   reason="I cover the weekend rota")
     if allowed:
         services.approve_grant(db, actor=deciders[decider], grant=grant)
@@ -213,3 +216,103 @@ def test_who_decides_a_staff_request(db, kit, world, decider, allowed):
         with pytest.raises(ForbiddenError):
             services.approve_grant(db, actor=deciders[decider], grant=grant)
         assert grant.status == "requested"
+
+
+# --- revealing roles on someone else's account: the business owner approves ----------------------------
+
+
+@pytest.fixture
+def elsewhere(db, kit, world):
+    """Olga owns an account; Mike, a manager who does not own it, has a report with the policy accepted."""
+    olga = make_user(db, kit, roles=("manager",), full_name="Olga Owner")
+    account = make_account(db, business_owner_id=olga.user.person_id, max_credential_holders=5)
+    mike = make_user(db, kit, roles=("manager",), full_name="Mike Manager")
+    rita = make_person(db, manager_id=mike.user.person_id, full_name="Rita Reporter")
+    accept_policy(db, rita, world.standard)
+    accept_policy(db, rita, world.privileged)
+    db.commit()
+    return type("Elsewhere", (), {"olga": olga.user, "mike": mike.user, "rita": rita, "account": account})
+
+
+def test_a_manager_granting_a_revealing_role_on_someone_elses_account_waits_for_its_owner(db, world, elsewhere):
+    e = elsewhere
+    grant = services.grant_role(db, actor=e.mike, person_id=e.rita.id, account_id=e.account.id, role_code="publisher",
+                                reason="Covers the launch")
+    assert grant.status == "requested" and grant.approved_by_id is None and services.awaits_owner(grant)
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "grant.requested")).one()
+    assert '"owner_approval":true' in event.details_json
+    # Nobody but the owner approves it: not the manager who asked, not an app admin.
+    for who in (e.mike, world.admin):
+        with pytest.raises(ForbiddenError):
+            services.approve_grant(db, actor=who, grant=grant)
+    assert grant.status == "requested"
+    services.approve_grant(db, actor=e.olga, grant=grant)
+    assert grant.status == "active" and grant.approved_by_id == e.olga.id
+    approved = db.scalars(select(AuditEvent).where(AuditEvent.action == "grant.approved")).one()
+    assert '"owner_approval":true' in approved.details_json
+
+
+def test_the_owner_granting_a_revealing_role_makes_it_active_at_once(db, world, elsewhere):
+    e = elsewhere
+    grant = services.grant_role(db, actor=e.olga, person_id=e.rita.id, account_id=e.account.id, role_code="publisher",
+                                reason="Covers the launch")
+    assert grant.status == "active" and grant.approved_by_id == e.olga.id
+
+
+def test_an_admin_granting_a_revealing_role_on_an_owned_account_waits_for_the_owner(db, world, elsewhere):
+    e = elsewhere
+    grant = services.grant_role(db, actor=world.admin, person_id=e.rita.id, account_id=e.account.id,
+                                role_code="publisher", reason="Covers the launch")
+    assert grant.status == "requested" and services.awaits_owner(grant)
+    services.approve_grant(db, actor=e.olga, grant=grant)
+    assert grant.status == "active"
+
+
+def test_roles_that_reveal_nothing_need_no_owner_approval(db, world, elsewhere):
+    e = elsewhere
+    grant = services.grant_role(db, actor=e.mike, person_id=e.rita.id, account_id=e.account.id, role_code="analyst",
+                                reason="Reads the insights")
+    assert grant.status == "active"
+
+
+def test_admin_and_owner_roles_still_need_a_second_person_when_the_owner_grants_them(db, kit, world, elsewhere):
+    e = elsewhere
+    for role in ("admin", "owner"):
+        grant = services.grant_role(db, actor=e.olga, person_id=e.rita.id, account_id=e.account.id, role_code=role,
+                                    reason="Backup")
+        assert grant.status == "requested" and not services.awaits_owner(grant)
+        with pytest.raises(ForbiddenError, match="second person"):
+            services.approve_grant(db, actor=e.olga, grant=grant)
+        services.approve_grant(db, actor=world.admin, grant=grant)
+        assert grant.status == "active" and grant.approved_by_id == world.admin.id
+    # Asked for by someone else, the owner's approval is the second person's.
+    newcomer = make_person(db, manager_id=e.mike.person_id)
+    accept_policy(db, newcomer, world.privileged)
+    grant = services.grant_role(db, actor=e.mike, person_id=newcomer.id, account_id=e.account.id, role_code="admin",
+                                reason="Backup")
+    with pytest.raises(ForbiddenError):
+        services.approve_grant(db, actor=world.admin, grant=grant)
+    services.approve_grant(db, actor=e.olga, grant=grant)
+    assert grant.status == "active" and grant.approved_by_id == e.olga.id
+
+
+def test_without_an_active_owner_the_usual_deciders_approve(db, kit, world, elsewhere):
+    e = elsewhere
+    e.olga.person.status = "leaving"
+    db.flush()
+    grant = services.grant_role(db, actor=e.mike, person_id=e.rita.id, account_id=e.account.id, role_code="publisher",
+                                reason="Covers the launch")
+    assert grant.status == "active"
+    unowned = make_account(db, business_owner_id=None)
+    grant = services.grant_role(db, actor=e.mike, person_id=e.rita.id, account_id=unowned.id, role_code="publisher",
+                                reason="Covers the launch")
+    assert grant.status == "active"
+
+
+def test_the_owner_is_told_and_sees_the_request_waiting(db, world, elsewhere):
+    from govern.grants.notices import approvers
+
+    e = elsewhere
+    grant = services.grant_role(db, actor=e.mike, person_id=e.rita.id, account_id=e.account.id, role_code="publisher",
+                                reason="Covers the launch")
+    assert [u.id for u in approvers(db, grant)] == [e.olga.id]

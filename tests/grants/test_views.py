@@ -83,6 +83,36 @@ def test_admin_grant_waits_for_another_user_to_approve(app, db, kit):
     assert response.status_code == 302
 
 
+def test_a_revealing_grant_on_someone_elses_account_waits_for_its_owner(app, db, kit):
+    owner = make_user(db, kit, roles=("manager",), full_name="Olga Owner")
+    manager = make_user(db, kit, roles=("manager",))
+    admin = make_user(db, kit, roles=("admin",))
+    account = make_account(db, business_owner_id=owner.user.person_id)
+    report = make_person(db, email="rita@acme.example", manager_id=manager.user.person_id)
+    accept_policy(db, report, publish_policy(db, "standard"))
+    db.commit()
+    client = app.test_client()
+    login(client, db, manager)
+    response = post(client, f"/grants/new?account_id={account.id}", {"account_id": account.id, "person": "rita@acme.example",
+                                                                     "role_code": "publisher", "reason": "Launch"},
+                    token_page=f"/grants/new?account_id={account.id}", follow_redirects=True)
+    assert "waits for the approval of Olga Owner, the account&#39;s business owner" in response.get_data(as_text=True)
+    grant = db.scalar(select(Grant).where(Grant.person_id == report.id))
+    assert grant.status == "requested"
+    admins = app.test_client()
+    login(admins, db, admin)
+    assert "Waiting for your decision" not in admins.get("/grants/").get_data(as_text=True)
+    post(admins, f"/grants/{grant.id}/approve", {}, token_page="/grants/")
+    db.expire_all()
+    assert db.get(Grant, grant.id).status == "requested"
+    owners = app.test_client()
+    login(owners, db, owner)
+    assert "Waiting for your decision (1)" in owners.get("/grants/").get_data(as_text=True)
+    post(owners, f"/grants/{grant.id}/approve", {"note": "ok"}, token_page="/grants/")
+    db.expire_all()
+    assert db.get(Grant, grant.id).status == "active" and db.get(Grant, grant.id).approved_by_id == owner.id
+
+
 def test_revoke_then_confirm_the_platform_removal(app, db, kit):
     manager = make_user(db, kit, roles=("manager",))
     it = make_user(db, kit, roles=("it",))

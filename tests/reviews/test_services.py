@@ -79,9 +79,9 @@ def test_a_department_scope_covers_grants_held_by_its_people(db, world):
     assert set(_items(db, campaign)) == {g.sam_insta.id, g.olga_insta.id, g.sam_linkedin.id}
 
 
-def test_an_auditor_may_open_a_campaign_but_managers_and_staff_may_not(db, world):
-    assert _open(db, world, actor=world.auditor).created_by_id == world.auditor.id
-    for who in (world.olga, world.sam):
+def test_an_admin_may_open_a_campaign_but_auditors_managers_and_staff_may_not(db, world):
+    assert _open(db, world, actor=world.admin).created_by_id == world.admin.id
+    for who in (world.auditor, world.olga, world.sam):
         with pytest.raises(ForbiddenError):
             _open(db, world, actor=who)
 
@@ -190,12 +190,14 @@ def test_closing_marks_open_items_not_reviewed(db, world):
     campaign = _open(db, world)
     items = _items(db, campaign)
     services.decide_item(db, actor=world.olga.user, item=items[world.grants.sam_insta.id], decision="keep", reason="")
-    assert services.close_campaign(db, actor=world.auditor.user, campaign=campaign) == 4
+    with pytest.raises(ForbiddenError):
+        services.close_campaign(db, actor=world.auditor.user, campaign=campaign)
+    assert services.close_campaign(db, actor=world.admin.user, campaign=campaign) == 4
     db.expire_all()
     decisions = {grant_id: item.decision for grant_id, item in _items(db, campaign).items()}
     assert decisions.pop(world.grants.sam_insta.id) == "keep"
     assert set(decisions.values()) == {"not_reviewed"}
-    assert campaign.closed_at is not None and campaign.closed_by_id == world.auditor.id
+    assert campaign.closed_at is not None and campaign.closed_by_id == world.admin.id
     event = _events(db, "review.campaign_closed")[0]
     assert '"not_reviewed":4' in event.details_json and '"kept":1' in event.details_json
     progress = services.progress_of(db, [campaign.id])[campaign.id]

@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 import pyotp
+import pytest
 import time_machine
 from sqlalchemy import select
 
@@ -75,6 +76,51 @@ def test_invite_then_first_login_with_setup_secret(app, db, kit):
     # Nothing about the secret, the password or the seed reached the audit trail.
     trail = " ".join(e.details_json for e in db.scalars(select(AuditEvent)).all())
     assert secret not in trail and NEW_PASSWORD not in trail and seed not in trail
+
+
+def _redeem(client, secret):
+    page = client.get("/setup")
+    return client.post("/setup", data={"csrf_token": csrf_from(page.get_data(as_text=True)), "token": secret})
+
+
+def test_a_setup_secret_is_spent_when_redeemed_and_a_replay_cannot_replace_the_password(app, db, kit):
+    admin = make_user(db, kit, roles=("admin",))
+    client = app.test_client()
+    login(client, db, admin)
+    secret = _secret_from(_invite(client, "first.try@example.com", "First Try").get_data(as_text=True))
+    holder = app.test_client()
+    assert _redeem(holder, secret).status_code == 302
+    page = holder.get("/setup/password")
+    response = holder.post("/setup/password", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
+                                                   "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert response.status_code == 302
+    # Before the authenticator is confirmed, someone else who saw the secret tries it again.
+    intruder = app.test_client()
+    response = _redeem(intruder, secret)
+    assert response.status_code == 200
+    unknown = _redeem(app.test_client(), "x" * 43)
+    assert _flash_error(response) == _flash_error(unknown) and "not valid" in _flash_error(response)
+    assert intruder.get("/setup/password").headers["Location"].endswith("/setup")
+    response = intruder.post("/setup/password", data={"csrf_token": csrf_from(intruder.get("/setup").get_data(as_text=True)),
+                                                     "password": "intruder chose this one", "confirm": "intruder chose this one"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/setup")
+    user = db.scalar(select(User).where(User.email == "first.try@example.com"))
+    assert kit.hashing.verify(user.password_hash, NEW_PASSWORD)
+    # The session that redeemed it finishes the setup.
+    page = holder.get("/setup/authenticator").get_data(as_text=True)
+    seed = re.search(r'<code class="seed" id="totp-key">([^<]+)</code>', page).group(1).replace(" ", "")
+    response = holder.post("/setup/authenticator", data={"csrf_token": csrf_from(page), "code": pyotp.TOTP(seed).now()})
+    assert response.status_code == 200 and holder.get("/").status_code == 200
+    db.expire_all()
+    assert db.get(User, user.id).has_mfa
+    actions = db.scalars(select(AuditEvent.action).where(AuditEvent.action.like("auth.setup_token.%"))).all()
+    assert actions.count("auth.setup_token.redeemed") == 1 and actions.count("auth.setup_token.rejected") == 2
+
+
+def _flash_error(response):
+    match = re.search(r'class="error"[^>]*>([^<]+)<', response.get_data(as_text=True))
+    assert match, response.get_data(as_text=True)
+    return match.group(1).strip()
 
 
 def test_setup_secret_expires(app, db, kit):
@@ -147,7 +193,12 @@ def test_mfa_reset_requires_the_users_password_to_enrol_again(app, db, kit):
     assert "Confirm your password" in page.get_data(as_text=True)
     response = wrong.post("/setup/password", data={"csrf_token": csrf_from(page.get_data(as_text=True)), "current_password": "not it at all"})
     assert "incorrect" in response.get_data(as_text=True)
-    seed, _ = _complete_setup(app.test_client(), secret, current_password=who.password)
+    assert "not valid" in _redeem(app.test_client(), secret).get_data(as_text=True)  # spent by the first redemption
+    response = wrong.post("/setup/password", data={"csrf_token": csrf_from(page.get_data(as_text=True)), "current_password": who.password})
+    assert response.status_code == 302
+    page = wrong.get("/setup/authenticator").get_data(as_text=True)
+    seed = re.search(r'<code class="seed" id="totp-key">([^<]+)</code>', page).group(1).replace(" ", "")
+    assert wrong.post("/setup/authenticator", data={"csrf_token": csrf_from(page), "code": pyotp.TOTP(seed).now()}).status_code == 200
     assert seed != who.seed
 
 
@@ -224,3 +275,20 @@ def test_auditor_reads_users_but_changes_nothing(app, db, kit):
     assert client.get(f"/admin/users/{who.id}").status_code == 200
     assert "Deactivate login" not in client.get(f"/admin/users/{who.id}").get_data(as_text=True)
     assert post(client, f"/admin/users/{who.id}/deactivate").status_code == 403
+
+
+@pytest.mark.parametrize("app_overrides", [{"ORGANISATION_NAME": "Northwind Traders"}])
+def test_the_setup_refuses_a_password_built_from_the_companys_name(app, db, kit, app_overrides):
+    admin = make_user(db, kit, roles=("admin",))
+    client = app.test_client()
+    login(client, db, admin)
+    secret = _secret_from(_invite(client, "new.hire@example.org", "New Hire").get_data(as_text=True))
+    newcomer = app.test_client()
+    assert _redeem(newcomer, secret).status_code == 302
+    page = newcomer.get("/setup/password")
+    weak = "NorthWind-Traders 2026!"
+    response = newcomer.post("/setup/password", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
+                                                      "password": weak, "confirm": weak})
+    assert response.status_code == 200
+    assert "built from your name, the company or a platform name" in response.get_data(as_text=True)
+    assert db.scalar(select(User).where(User.email == "new.hire@example.org")).password_hash is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -113,14 +114,15 @@ def _without_csrf(body: bytes) -> bytes:
 
 def test_ids_of_another_accounts_secrets_are_404_like_missing_ones(app, db, world, secrets_):
     client = _client(app, db, world.publisher)
-    for path in ("", "/reveal", "/edit", "/change"):
+    # Also where the app role alone refuses (edit, change, the seed): the refusal does not say it exists.
+    for path in ("", "/reveal", "/edit", "/change", "/seed"):
         other = client.get(f"/vault/secrets/{secrets_.other.id}{path}")
         missing = client.get(f"/vault/secrets/999999{path}")
-        assert other.status_code == missing.status_code, path
-        assert other.status_code in (403, 404)
-        if path in ("", "/reveal"):
-            # The sign-out form's CSRF token carries a timestamp, so it may differ between requests.
-            assert other.status_code == 404 and _without_csrf(other.get_data()) == _without_csrf(missing.get_data())
+        # The sign-out form's CSRF token carries a timestamp, so it may differ between requests.
+        assert other.status_code == missing.status_code == 404, path
+        assert _without_csrf(other.get_data()) == _without_csrf(missing.get_data()), path
+    response = post(client, f"/vault/secrets/{secrets_.other.id}/codes/1/used", {})
+    assert response.status_code == 404
     response = _reveal(client, secrets_.other.id)
     assert response.status_code == 404 and "Other-Canary-77aa" not in response.get_data(as_text=True)
     denied = db.scalars(select(AuditEvent).where(AuditEvent.actor_user_id == world.publisher.id,
@@ -148,8 +150,8 @@ EXPECTED = {
     "auditor":   [200, 200, 403, 403, 403, 403, 403, 403, 403, 403],
     "manager":   [200, 200, 403, 403, 403, 403, 403, 403, 403, 403],
     "publisher": [200, 200, 403, 403, 403, 200, 200, 403, 403, 302],
-    "analyst":   [200, 404, 403, 403, 403, 404, 404, 403, 403, 404],
-    "stranger":  [200, 404, 403, 403, 403, 404, 404, 403, 403, 404],
+    "analyst":   [200, 404, 403, 404, 404, 404, 404, 404, 404, 404],
+    "stranger":  [200, 404, 403, 404, 404, 404, 404, 404, 404, 404],
 }
 
 
@@ -280,3 +282,32 @@ def test_account_page_and_vault_list_use_no_query_per_secret(app, db, world, rin
     add(8, 2)
     many = {path: count(path) for path in (f"/accounts/{world.account.id}", "/vault/")}
     assert many == few
+
+
+def test_an_auditor_sees_that_a_secret_exists_and_is_told_why_it_is_not_revealed(app, db, world, secrets_):
+    """Auditors may know every secret (its page, versions and exposures), so a reveal answers 403 with
+    the reason, as the README says; an id that names nothing is 404."""
+    client = _client(app, db, world.auditor)
+    assert client.get(f"/vault/secrets/{secrets_.password.id}").status_code == 200
+    response = client.get(f"/vault/secrets/{secrets_.password.id}/reveal")
+    assert response.status_code == 403 and "no active role on this account" in response.get_data(as_text=True)
+    assert client.get(f"/vault/secrets/{secrets_.totp.id}/seed").status_code == 403
+    for path in ("/reveal", "/seed", "/edit"):
+        assert client.get(f"/vault/secrets/999999{path}").status_code == 404, path
+
+
+def test_the_reveal_page_hides_when_it_says_and_the_readme_agrees(app, db, world, secrets_):
+    """One number for the page's text, its script (data-hide-after) and the README."""
+    client = _client(app, db, world.publisher)
+    page = _reveal(client, secrets_.password.id).get_data(as_text=True)
+    seconds = services.REVEAL_VISIBLE_SECONDS
+    assert f'data-hide-after="{seconds}"' in page
+    assert f"The value hides itself after <span data-hide-note>{seconds}</span> seconds." in page
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"The page hides the value after {seconds} s" in readme
+    page = _reveal(client, secrets_.totp.id, "sign in on the office phone").get_data(as_text=True)
+    left = int(re.search(r'data-seconds-left="(\d+)"', page).group(1))
+    period = int(re.search(r'data-period="(\d+)"', page).group(1))
+    assert f'data-hide-after="{left + period}"' in page
+    assert f"when the next one expires, after <span data-hide-note>{left + period}</span> seconds" in page
+    assert left + period <= 2 * period

@@ -1,7 +1,7 @@
 """users.time_zone: the zone a user reads times in (None: the organisation's GOVERN_TIME_ZONE)
 
 Revision ID: 0017_time_zones
-Revises: 0015_import_mappings
+Revises: 0016_security_findings
 Create Date: 2026-12-04
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017_time_zones"
-down_revision: str | None = "0015_import_mappings"
+down_revision: str | None = "0016_security_findings"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
