@@ -70,6 +70,7 @@ SENTENCES: dict[str, str] = {
     "auth.setup.password_failed": "{target} chose a password that was refused during setup",
     "auth.setup_token.issued": "{actor} issued a one-time setup secret for {target}",
     "auth.setup_token.rejected": "Someone used a setup secret that is unknown, used or expired",
+    "auth.setup_token.redeemed": "{target} redeemed their one-time setup secret",
     "auth.recovery_code.used": "{target} signed in with a recovery code ({remaining} left)",
     "auth.recovery_codes.regenerated": "{target} made new recovery codes",
     "auth.session.ended": "{actor} ended a session of {target}",

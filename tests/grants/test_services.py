@@ -18,6 +18,7 @@ from tests.factories import (
     make_grant,
     make_person,
     make_user,
+    offboard,
     publish_policy,
 )
 
@@ -298,8 +299,7 @@ def test_admin_and_owner_roles_still_need_a_second_person_when_the_owner_grants_
 
 def test_without_an_active_owner_the_usual_deciders_approve(db, kit, world, elsewhere):
     e = elsewhere
-    e.olga.person.status = "leaving"
-    db.flush()
+    offboard(db, e.olga.person, "leaving")
     grant = services.grant_role(db, actor=e.mike, person_id=e.rita.id, account_id=e.account.id, role_code="publisher",
                                 reason="Covers the launch")
     assert grant.status == "active"

@@ -110,7 +110,8 @@ def test_a_setup_secret_is_spent_when_redeemed_and_a_replay_cannot_replace_the_p
     page = holder.get("/setup/authenticator").get_data(as_text=True)
     seed = re.search(r'<code class="seed" id="totp-key">([^<]+)</code>', page).group(1).replace(" ", "")
     response = holder.post("/setup/authenticator", data={"csrf_token": csrf_from(page), "code": pyotp.TOTP(seed).now()})
-    assert response.status_code == 200 and holder.get("/").status_code == 200
+    assert response.status_code == 303 and holder.get(response.headers["Location"]).status_code == 200
+    assert holder.get("/").status_code == 200
     db.expire_all()
     assert db.get(User, user.id).has_mfa
     actions = db.scalars(select(AuditEvent.action).where(AuditEvent.action.like("auth.setup_token.%"))).all()
@@ -198,7 +199,7 @@ def test_mfa_reset_requires_the_users_password_to_enrol_again(app, db, kit):
     assert response.status_code == 302
     page = wrong.get("/setup/authenticator").get_data(as_text=True)
     seed = re.search(r'<code class="seed" id="totp-key">([^<]+)</code>', page).group(1).replace(" ", "")
-    assert wrong.post("/setup/authenticator", data={"csrf_token": csrf_from(page), "code": pyotp.TOTP(seed).now()}).status_code == 200
+    assert wrong.post("/setup/authenticator", data={"csrf_token": csrf_from(page), "code": pyotp.TOTP(seed).now()}).status_code == 303
     assert seed != who.seed
 
 
