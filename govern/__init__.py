@@ -123,7 +123,7 @@ def register_auth(app: Flask) -> None:
     login_manager = LoginManager()
     login_manager.session_protection = None  # the server-side session table does this job
     login_manager.login_view = "auth.login"
-    login_manager.login_message = None  # type: ignore[assignment]
+    login_manager.login_message = None
     login_manager.init_app(app)
 
     @login_manager.user_loader

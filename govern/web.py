@@ -28,6 +28,7 @@ from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern import timezones
 from govern.audit.services import AuditContext, session_reference
@@ -184,7 +185,8 @@ def id_url(endpoint: str, name: str) -> Callable[[int], str]:
 
     A 50-row table with two links a row otherwise spends more on building URLs than on its queries.
     """
-    head, mark, tail = url_for(endpoint, **{name: _ID_MARK}).partition(str(_ID_MARK))
+    values: dict[str, Any] = {name: _ID_MARK}
+    head, mark, tail = url_for(endpoint, **values).partition(str(_ID_MARK))
     if not mark:
         raise ValueError(f"{endpoint} does not put {name} in its URL")
     return lambda value: f"{head}{int(value)}{tail}"
@@ -235,10 +237,11 @@ def when(moment: datetime | date | str | None, style: str = "minute") -> Markup 
     if moment is None or moment == "":
         return "\u2014"
     if isinstance(moment, str):  # an ISO time from a stored report (offboarding evidence)
+        text = moment
         try:
-            moment = datetime.fromisoformat(moment)
+            moment = datetime.fromisoformat(text)
         except ValueError:
-            return moment
+            return text
     if not isinstance(moment, datetime):
         return timezones.format_day(moment)
     tz = current_zone()
@@ -287,7 +290,7 @@ def view_permission(app: Flask, endpoint: str | None) -> str | None:
     return getattr(view, PERMISSION_ATTRIBUTE, None)
 
 
-def enforce_permissions() -> Response | None:
+def enforce_permissions() -> WerkzeugResponse | None:
     """before_request: refuse any endpoint without a declared permission, and anyone not allowed."""
     if request.endpoint is None:
         return None  # routing failed; the 404/405 handler answers
@@ -498,7 +501,7 @@ def _same_site_path(url: str | None) -> str | None:
     return safe_next(target, "") or None
 
 
-def resume_after_sign_in() -> Response | None:
+def resume_after_sign_in() -> WerkzeugResponse | None:
     """The answer to a POST whose CSRF check failed because the session had expired, or None.
 
     The user is sent to sign in and brought back to the form; when the form is the page that was

@@ -114,6 +114,7 @@ class ServerSessionInterface(SessionInterface):
         # then needs no second round trip to read the row again.
         db.expunge(row)
         opened = ServerSession(data, row=row)
+        assert found is not None  # row came from it
         opened.user, opened.unread_notifications = found[1], found[2]
         return opened
 

@@ -161,7 +161,7 @@ def logout() -> Response:
     if not form.validate_on_submit():
         return redirect(url_for("home.index"))
     db = get_session()
-    services.record_logout(db, user=current_user)  # type: ignore[arg-type]
+    services.record_logout(db, user=current_user)
     db.commit()
     logout_user()
     session.ended = True  # type: ignore[attr-defined]
@@ -179,7 +179,7 @@ def reauth() -> Any:
     if form.validate_on_submit():
         db = get_session()
         try:
-            services.verify_second_factor(db, _kit(), user=current_user, code=form.code.data or "", ip=client_ip(), purpose="reauth")  # type: ignore[arg-type]
+            services.verify_second_factor(db, _kit(), user=current_user, code=form.code.data or "", ip=client_ip(), purpose="reauth")
         except InvalidError as exc:
             db.commit()
             form.code.errors = [exc.message]
@@ -304,7 +304,7 @@ def setup_authenticator() -> Any:
 @permission(STAFF)
 def account(zone_form: TimeZoneForm | None = None) -> str:
     db = get_session()
-    user: User = current_user  # type: ignore[assignment]
+    user: User = current_user
     return render_template(
         "auth/account.html",
         user=user,
@@ -325,7 +325,7 @@ def set_time_zone() -> Any:
     form = TimeZoneForm()
     if form.validate_on_submit():
         db = get_session()
-        user: User = current_user  # type: ignore[assignment]
+        user: User = current_user
         try:
             services.set_time_zone(db, actor=user, user=user, time_zone=form.time_zone.data)
         except InvalidError as exc:
@@ -346,7 +346,7 @@ def change_password() -> Any:
         db = get_session()
         try:
             ended = services.change_password(
-                db, _kit(), user=current_user, current_password=form.current_password.data or "",  # type: ignore[arg-type]
+                db, _kit(), user=current_user, current_password=form.current_password.data or "",
                 code=form.code.data or "", new_password=form.new_password.data or "", ip=client_ip(),
                 keep_session_id=getattr(session, "digest", None),
             )
@@ -370,7 +370,7 @@ def regenerate_recovery_codes() -> Any:
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("auth.account"))
     db = get_session()
-    codes = services.regenerate_recovery_codes(db, _kit(), user=current_user)  # type: ignore[arg-type]
+    codes = services.regenerate_recovery_codes(db, _kit(), user=current_user)
     db.commit()
     once.keep(session, _kit(), user_id=current_user.id, kind="recovery_codes", payload={"codes": codes, "first_time": False})
     return redirect(url_for("auth.recovery_codes"), 303)
@@ -395,7 +395,7 @@ def end_own_session(public_id: str) -> Response:
         return redirect(url_for("auth.account"))
     db = get_session()
     try:
-        services.end_one_session(db, actor=current_user, owner=current_user, public_id=public_id[:32])  # type: ignore[arg-type]
+        services.end_one_session(db, actor=current_user, owner=current_user, public_id=public_id[:32])
     except NotFoundError as exc:
         flash(exc.message, "info")
         return redirect(url_for("auth.account"))

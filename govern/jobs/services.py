@@ -26,7 +26,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from govern import audit
-from govern.db import Database, utcnow
+from govern.db import Database, rowcount, utcnow
 from govern.jobs.models import JobRun
 
 log = logging.getLogger("govern.jobs")
@@ -177,10 +177,10 @@ def run_jobs(database: Database, config: Mapping[str, Any], *, steps: Sequence[S
 def prune_runs(session: Session, *, now: datetime | None = None, keep: timedelta = KEEP_RUNS) -> dict[str, int]:
     """Delete finished runs older than ``keep`` (the audit trail keeps one "jobs.run" event each)."""
     cutoff = (now or utcnow()) - keep
-    deleted = session.execute(
+    deleted = rowcount(session.execute(
         delete(JobRun).where(JobRun.finished_at.is_not(None), JobRun.finished_at < cutoff)
         .execution_options(synchronize_session=False)
-    ).rowcount or 0
+    )) or 0
     if deleted:
         audit.record(session, "jobs.runs_pruned", details={"count": deleted, "older_than_days": keep.days})
     return {"deleted": deleted}
