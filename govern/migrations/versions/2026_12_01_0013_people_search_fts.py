@@ -41,7 +41,7 @@ OLD = "'delete', old.id, old.full_name, old.email, old.employee_id"
 log = logging.getLogger("alembic.runtime.migration")
 
 
-def _has_trigram_fts(bind) -> bool:  # type: ignore[no-untyped-def]
+def _has_trigram_fts(bind) -> bool:
     try:
         bind.exec_driver_sql("CREATE VIRTUAL TABLE temp.govern_trigram_probe USING fts5(x, tokenize='trigram')")
     except OperationalError:
