@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, tzinfo
 from functools import wraps
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 from flask import (
@@ -364,7 +364,7 @@ def fresh_mfa_required(view: F) -> F:
             abort(401)
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)  # wraps keeps the view's signature
 
 
 class BoundedIntConverter(IntegerConverter):
@@ -416,7 +416,8 @@ def current_audit_context() -> AuditContext:
         actor_label=user.email if getattr(user, "is_authenticated", False) else "anonymous",
         actor_user_id=user.id if getattr(user, "is_authenticated", False) else None,
         ip=client_ip(),
-        session_ref=session_reference(current_app.secret_key, digest) if digest else None,  # type: ignore[arg-type]
+        # SECRET_KEY comes from the environment or the key file (config.py): a str, never bytes.
+        session_ref=session_reference(cast(str, current_app.secret_key), digest) if digest else None,
         request_id=g.get("request_id"),
     )
 

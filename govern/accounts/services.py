@@ -153,7 +153,7 @@ def _check_people_exist(session: Session, values: Mapping[str, Any]) -> None:
             raise InvalidError("One of the chosen people does not exist.")
 
 
-def create_account(session: Session, *, actor: Actor, data: AccountInput) -> Account:
+def create_account(session: Session, *, actor: Actor | None, data: AccountInput) -> Account:
     """Register an official account."""
     values = validate_account(data)
     _check_people_exist(session, values)

@@ -414,7 +414,9 @@ def verify_chain(
     # Built from module constants and an int only; the one value from outside is a bound parameter.
     sql = (f"SELECT {_VERIFY_COLUMNS.format(occurred_at=occurred_at)} FROM audit_events "  # noqa: S608
            f"WHERE id > {placeholder} ORDER BY id LIMIT {int(batch)}")
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None  # session.connection() has just checked it out
+    cursor = dbapi_connection.cursor()
     sha256 = hashlib.sha256
     try:
         last_seen = 0

@@ -145,7 +145,7 @@ def _accept_totp(session: Session, user: User, seed: str, code: str) -> tuple[bo
         .values(last_totp_step=step)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(result) != 1:
         return False, True
     user.last_totp_step = step
     return True, False
@@ -195,7 +195,7 @@ def _use_recovery_code(session: Session, kit: AuthKit, user: User, code: str) ->
                 .values(used_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
-            return result.rowcount == 1  # type: ignore[attr-defined]
+            return rowcount(result) == 1
     return False
 
 
@@ -361,7 +361,7 @@ def confirm_enrolment(
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(claimed) != 1:
         raise ConflictError(SETUP_TOKEN_ERROR)
     user.mfa_seed_sealed = kit.mfa_box.seal(seed.encode("ascii"), _seed_context(user.id))
     user.mfa_enabled_at = utcnow()

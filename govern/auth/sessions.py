@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Request, Response
+from flask import session as flask_session
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import String, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
@@ -22,7 +23,7 @@ from govern import audit
 from govern.audit.services import AuditContext
 from govern.auth.models import User, WebSession
 from govern.crypto.tokens import new_token, token_digest
-from govern.db import get_session, utcnow
+from govern.db import get_session, rowcount, utcnow
 from govern.notifications.services import unread_count_of
 
 #: The cookie name when served over HTTPS: the __Host- prefix pins it to this host, path / and Secure.
@@ -72,6 +73,11 @@ _SESSION_AND_USER = (
     select(WebSession, User, unread_count_of(WebSession.user_id)).outerjoin(User, User.id == WebSession.user_id)
     .options(joinedload(User.role_rows)).where(WebSession.id == bindparam("session_id", type_=String))
 )
+
+
+def server_session() -> ServerSession:
+    """The request's session, typed as what ServerSessionInterface opens for every request."""
+    return cast(ServerSession, flask_session)
 
 
 class ServerSessionInterface(SessionInterface):
@@ -169,7 +175,7 @@ class ServerSessionInterface(SessionInterface):
             changes["last_seen_at"] = now
             result = db.execute(update(WebSession).where(WebSession.id == session.row.id).values(**changes))
             db.commit()
-            if result.rowcount == 0:  # type: ignore[attr-defined]
+            if rowcount(result) == 0:
                 # The row was deleted during this request (logout elsewhere, role change...).
                 response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
 

@@ -37,6 +37,7 @@ from govern.auth.forms import (
 )
 from govern.auth.models import User
 from govern.auth.services import AuthKit
+from govern.auth.sessions import server_session
 from govern.crypto import totp
 from govern.db import get_session
 from govern.errors import ForbiddenError, InvalidError, NotFoundError
@@ -71,7 +72,7 @@ def _begin_new_session(*, keep_resume: bool = False) -> None:
     session.clear()
     if resume:
         session[RESUME_KEY] = resume
-    session.regenerate = True  # type: ignore[attr-defined]
+    server_session().regenerate = True
 
 
 def _pending_user() -> User | None:
@@ -94,8 +95,8 @@ def _finish_login(user: User, factor: str, next_url: str | None) -> Response:
     db.commit()
     _begin_new_session(keep_resume=True)
     login_user(user, remember=False)
-    session.mark_authenticated = True  # type: ignore[attr-defined]
-    session.mark_mfa_verified = True  # type: ignore[attr-defined]
+    server_session().mark_authenticated = True
+    server_session().mark_mfa_verified = True
     return redirect(safe_next(next_url, url_for("home.index")))
 
 
@@ -164,7 +165,7 @@ def logout() -> Response:
     services.record_logout(db, user=current_user)
     db.commit()
     logout_user()
-    session.ended = True  # type: ignore[attr-defined]
+    server_session().ended = True
     response = redirect(url_for("auth.login"))
     response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
     return response
@@ -185,8 +186,8 @@ def reauth() -> Any:
             form.code.errors = [exc.message]
             return render_template("auth/reauth.html", form=form), 200
         db.commit()
-        session.regenerate = True  # type: ignore[attr-defined]
-        session.mark_mfa_verified = True  # type: ignore[attr-defined]
+        server_session().regenerate = True
+        server_session().mark_mfa_verified = True
         return redirect(safe_next(form.next.data, url_for("home.index")))
     return render_template("auth/reauth.html", form=form)
 
@@ -288,8 +289,8 @@ def setup_authenticator() -> Any:
             db.commit()
             _begin_new_session()
             login_user(user, remember=False)
-            session.mark_authenticated = True  # type: ignore[attr-defined]
-            session.mark_mfa_verified = True  # type: ignore[attr-defined]
+            server_session().mark_authenticated = True
+            server_session().mark_mfa_verified = True
             once.keep(session, kit, user_id=user.id, kind="recovery_codes", payload={"codes": codes, "first_time": True})
             return redirect(url_for("auth.recovery_codes"), 303)
     uri = services.enrolment_uri(kit, user, seed)
@@ -356,8 +357,8 @@ def change_password() -> Any:
                 getattr(form, field).errors = [message]
             return render_template("auth/change_password.html", form=form), 200
         db.commit()
-        session.regenerate = True  # type: ignore[attr-defined]
-        session.mark_mfa_verified = True  # type: ignore[attr-defined]
+        server_session().regenerate = True
+        server_session().mark_mfa_verified = True
         flash(f"Your password was changed. {ended} other session(s) were signed out.", "success")
         return redirect(url_for("auth.account"))
     return render_template("auth/change_password.html", form=form)

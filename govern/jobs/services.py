@@ -154,9 +154,9 @@ def run_jobs(database: Database, config: Mapping[str, Any], *, steps: Sequence[S
 
         steps = STEPS
     with database.session_scope() as session:
-        run = start_run(session, host=host)
+        started = start_run(session, host=host)
         session.commit()
-        run_id = run.id
+        run_id = started.id
     context = JobContext(now=utcnow(), config=config, should_stop=should_stop)
     results: list[StepResult] = []
     for step in steps:
@@ -167,7 +167,7 @@ def run_jobs(database: Database, config: Mapping[str, Any], *, steps: Sequence[S
             continue
         results.append(run_step(database, step, context))
     with database.session_scope() as session:
-        run = session.get(JobRun, run_id)  # type: ignore[assignment]
+        run = session.get(JobRun, run_id)
         assert run is not None
         finish_run(session, run, results)
         session.commit()
