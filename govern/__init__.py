@@ -51,7 +51,7 @@ def register_proxy(app: Flask) -> None:
     """Trust exactly the configured number of reverse proxies for client IP and scheme."""
     hops = app.config["PROXY_HOPS"]
     if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]  # Flask's documented way to wrap the WSGI app
 
 
 def register_database(app: Flask) -> None:
@@ -123,7 +123,7 @@ def register_auth(app: Flask) -> None:
     login_manager = LoginManager()
     login_manager.session_protection = None  # the server-side session table does this job
     login_manager.login_view = "auth.login"
-    login_manager.login_message = None  # type: ignore[assignment]
+    login_manager.login_message = None
     login_manager.init_app(app)
 
     @login_manager.user_loader
@@ -248,9 +248,10 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
-        if isinstance(getattr(exc, "original_exception", None), OperationalError):
+        original = getattr(exc, "original_exception", None)  # set on the 500 of an unhandled error
+        if isinstance(original, OperationalError):
             # The database failed after the view (saving the session): still a 503, not a 500.
-            return _db_down(exc.original_exception)  # type: ignore[attr-defined]
+            return _db_down(original)
         status = exc.code or 500
         messages = {
             400: ("Bad request", "The request could not be understood. Check what you entered and try again."),

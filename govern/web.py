@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, tzinfo
 from functools import wraps
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 from flask import (
@@ -28,6 +28,7 @@ from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern import timezones
 from govern.audit.services import AuditContext, session_reference
@@ -184,7 +185,8 @@ def id_url(endpoint: str, name: str) -> Callable[[int], str]:
 
     A 50-row table with two links a row otherwise spends more on building URLs than on its queries.
     """
-    head, mark, tail = url_for(endpoint, **{name: _ID_MARK}).partition(str(_ID_MARK))
+    values: dict[str, Any] = {name: _ID_MARK}
+    head, mark, tail = url_for(endpoint, **values).partition(str(_ID_MARK))
     if not mark:
         raise ValueError(f"{endpoint} does not put {name} in its URL")
     return lambda value: f"{head}{int(value)}{tail}"
@@ -235,10 +237,11 @@ def when(moment: datetime | date | str | None, style: str = "minute") -> Markup 
     if moment is None or moment == "":
         return "\u2014"
     if isinstance(moment, str):  # an ISO time from a stored report (offboarding evidence)
+        text = moment
         try:
-            moment = datetime.fromisoformat(moment)
+            moment = datetime.fromisoformat(text)
         except ValueError:
-            return moment
+            return text
     if not isinstance(moment, datetime):
         return timezones.format_day(moment)
     tz = current_zone()
@@ -287,7 +290,7 @@ def view_permission(app: Flask, endpoint: str | None) -> str | None:
     return getattr(view, PERMISSION_ATTRIBUTE, None)
 
 
-def enforce_permissions() -> Response | None:
+def enforce_permissions() -> WerkzeugResponse | None:
     """before_request: refuse any endpoint without a declared permission, and anyone not allowed."""
     if request.endpoint is None:
         return None  # routing failed; the 404/405 handler answers
@@ -361,7 +364,7 @@ def fresh_mfa_required(view: F) -> F:
             abort(401)
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)  # wraps keeps the view's signature
 
 
 class BoundedIntConverter(IntegerConverter):
@@ -413,7 +416,8 @@ def current_audit_context() -> AuditContext:
         actor_label=user.email if getattr(user, "is_authenticated", False) else "anonymous",
         actor_user_id=user.id if getattr(user, "is_authenticated", False) else None,
         ip=client_ip(),
-        session_ref=session_reference(current_app.secret_key, digest) if digest else None,  # type: ignore[arg-type]
+        # SECRET_KEY comes from the environment or the key file (config.py): a str, never bytes.
+        session_ref=session_reference(cast(str, current_app.secret_key), digest) if digest else None,
         request_id=g.get("request_id"),
     )
 
@@ -498,7 +502,7 @@ def _same_site_path(url: str | None) -> str | None:
     return safe_next(target, "") or None
 
 
-def resume_after_sign_in() -> Response | None:
+def resume_after_sign_in() -> WerkzeugResponse | None:
     """The answer to a POST whose CSRF check failed because the session had expired, or None.
 
     The user is sent to sign in and brought back to the form; when the form is the page that was

@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Row, Select, and_, bindparam, case, func, or_, select
+from sqlalchemy import BindParameter, Row, Select, and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from govern import audit
@@ -153,7 +153,7 @@ def _check_people_exist(session: Session, values: Mapping[str, Any]) -> None:
             raise InvalidError("One of the chosen people does not exist.")
 
 
-def create_account(session: Session, *, actor: Actor, data: AccountInput) -> Account:
+def create_account(session: Session, *, actor: Actor | None, data: AccountInput) -> Account:
     """Register an official account."""
     values = validate_account(data)
     _check_people_exist(session, values)
@@ -286,7 +286,7 @@ def account_stats(session: Session, accounts: Sequence[Any], *, with_grant_ids: 
 
 
 @cache
-def _stats_statement() -> Select[Any]:
+def _stats_statement() -> Select[*tuple[Any, ...]]:
     """Per account of the expanding parameter ``account_ids``: active grants, admins, credential holders,
     unconfirmed removals, grants lacking policy acceptance, and whether a named contact is not active.
 
@@ -297,7 +297,7 @@ def _stats_statement() -> Select[Any]:
     from govern.grants.models import Grant, PlatformRemoval
     from govern.policies.services import unaccepted_count_in_grants
 
-    account_ids = bindparam("account_ids", expanding=True)
+    account_ids: BindParameter[list[int]] = bindparam("account_ids", expanding=True)
     current_policy, unaccepted = unaccepted_count_in_grants()
     grants = (
         select(
@@ -350,7 +350,7 @@ class AccountFilter:
     q: str | None = None
 
 
-def accounts_query(user: Any, flt: AccountFilter) -> Select[tuple[Account]]:
+def accounts_query(user: Any, flt: AccountFilter) -> Select[Account]:
     """Accounts visible to ``user`` matching ``flt`` (risk flags are applied afterwards)."""
     query = select(Account)
     scope = visible_accounts_clause(user)
@@ -381,7 +381,7 @@ _LIST_COLUMNS = (Account.id, Account.platform, Account.handle, Account.display_n
                  _OWNER.full_name.label("owner_name"))
 
 
-def list_accounts(session: Session, user: Any, flt: AccountFilter, *, page: int, per_page: int = 50) -> tuple[list[Row[Any]], dict[int, AccountStats], int]:
+def list_accounts(session: Session, user: Any, flt: AccountFilter, *, page: int, per_page: int = 50) -> tuple[list[Row[*tuple[Any, ...]]], dict[int, AccountStats], int]:
     """One page of accounts (rows of ``_LIST_COLUMNS``, with the owner's name) with their stats, and the total count."""
     query = accounts_query(user, flt)
     rows_query = query.with_only_columns(*_LIST_COLUMNS).outerjoin(_OWNER, _OWNER.id == Account.business_owner_id)

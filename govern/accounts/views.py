@@ -120,7 +120,7 @@ def new() -> Any:
             _apply_errors(form, errors, "")
             return render_template("accounts/form.html", form=form, account=None), 200
         try:
-            account = services.create_account(db, actor=current_user, data=data)  # type: ignore[arg-type]
+            account = services.create_account(db, actor=current_user, data=data)
         except (InvalidError, ConflictError) as exc:
             db.rollback()
             _apply_errors(form, getattr(exc, "reasons", {}), exc.message)
@@ -148,7 +148,7 @@ def edit(account_id: int) -> Any:
             _apply_errors(form, errors, "")
             return render_template("accounts/form.html", form=form, account=account), 200
         try:
-            changed = services.update_account(db, actor=current_user, account=account, data=data)  # type: ignore[arg-type]
+            changed = services.update_account(db, actor=current_user, account=account, data=data)
         except (InvalidError, ConflictError) as exc:
             db.rollback()
             _apply_errors(form, getattr(exc, "reasons", {}), exc.message)
@@ -239,7 +239,7 @@ def edit_mapping(mapping_id: int) -> Response:
         flash("Enter the platform's role name (up to 120 characters).", "error")
         return redirect(url_for("accounts.roles"))
     try:
-        services.set_platform_role_name(db, actor=current_user, mapping_id=mapping_id, platform_role=form.platform_role.data or "")  # type: ignore[arg-type]
+        services.set_platform_role_name(db, actor=current_user, mapping_id=mapping_id, platform_role=form.platform_role.data or "")
     except NotFoundError:
         abort(404)
     except InvalidError as exc:
@@ -260,7 +260,7 @@ def add_mapping() -> Response:
         flash("Fill in every field of the new mapping.", "error")
         return redirect(url_for("accounts.roles"))
     try:
-        services.add_platform_role_name(db, actor=current_user, platform=form.platform.data or "", role_code=form.role_code.data or "",  # type: ignore[arg-type]
+        services.add_platform_role_name(db, actor=current_user, platform=form.platform.data or "", role_code=form.role_code.data or "",
                                         system=form.system.data or "", platform_role=form.platform_role.data or "")
     except (InvalidError, ConflictError) as exc:
         db.rollback()

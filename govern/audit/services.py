@@ -9,9 +9,9 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, Table, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -31,10 +31,18 @@ ALLOWED_DETAIL_KEYS = frozenset({"error_code", "zip_code", "status_code", "reaso
 
 
 class Actor(Protocol):
-    """Whoever acts: a user (anything with ``id`` and ``email``)."""
+    """Whoever acts: a user, or a principal that is not one (a SCIM token: ``id`` None).
 
-    id: int
-    email: str
+    Read-only, so frozen dataclasses and properties qualify as well as models.
+    """
+
+    @property
+    def id(self) -> int | None:
+        """The acting user's id; None when the actor is not a user."""
+
+    @property
+    def email(self) -> str:
+        """The label the audit trail shows for the actor."""
 
 
 @dataclass(frozen=True)
@@ -248,7 +256,8 @@ def record_many(session: Session, entries: Sequence[Entry], *, context: AuditCon
             row["prev_hash"] = prev_hash
             row["hash"] = prev_hash = chain_hash(prev_hash, event_content(event_id=row["id"], **{
                 k: v for k, v in row.items() if k not in ("id", "prev_hash")}))
-        session.execute(insert(AuditEvent.__table__), rows)
+        # A Core insert of the mapped table (declarative types __table__ as any FromClause).
+        session.execute(insert(cast(Table, AuditEvent.__table__)), rows)
         session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(last_hash=prev_hash))
     except SQLAlchemyError as exc:
         raise AuditWriteError("the audit events could not be written; nothing was changed") from exc
@@ -263,7 +272,7 @@ def session_reference(secret_key: str, session_id_digest: str) -> str:
 # --- reading -------------------------------------------------------------------------------
 
 
-def filtered_query(flt: AuditFilter, *, action_range: bool = False) -> Select[tuple[AuditEvent]]:
+def filtered_query(flt: AuditFilter, *, action_range: bool = False) -> Select[AuditEvent]:
     """Return a select of events matching ``flt`` (no order, no limit).
 
     ``action_range`` adds a byte-wise range for the action prefix, so PostgreSQL's planner can
@@ -337,7 +346,7 @@ class VerifyResult:
 
 
 #: The text of a JSON string exactly as ``json.dumps(ensure_ascii=False)`` writes it (the C encoder).
-_json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
 
 #: The columns verify reads, in the order ``_fast_content`` expects them.
 _VERIFY_COLUMNS = (
@@ -405,7 +414,9 @@ def verify_chain(
     # Built from module constants and an int only; the one value from outside is a bound parameter.
     sql = (f"SELECT {_VERIFY_COLUMNS.format(occurred_at=occurred_at)} FROM audit_events "  # noqa: S608
            f"WHERE id > {placeholder} ORDER BY id LIMIT {int(batch)}")
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None  # session.connection() has just checked it out
+    cursor = dbapi_connection.cursor()
     sha256 = hashlib.sha256
     try:
         last_seen = 0

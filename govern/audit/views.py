@@ -85,7 +85,7 @@ def export() -> Response:
     db = get_session()
     audit.record(db, "audit.exported", actor=current_user, details={
         "filter": {k: v for k, v in request.form.items() if k in {"actor", "action", "target_type", "target_id", "since", "until"} and v}
-    })  # type: ignore[arg-type]
+    })
     db.commit()
 
     def rows() -> Iterator[str]:

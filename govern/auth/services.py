@@ -20,7 +20,7 @@ from govern.auth.throttle import (
 from govern.crypto import totp
 from govern.crypto.secretbox import SecretBox, SecretBoxError
 from govern.crypto.tokens import new_recovery_code, new_token, normalise_recovery_code, token_digest
-from govern.db import utcnow
+from govern.db import rowcount, utcnow
 from govern.directory.models import Person
 from govern.directory.services import find_person_by_email, normalise_email, validate_email
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError, ThrottledError
@@ -145,7 +145,7 @@ def _accept_totp(session: Session, user: User, seed: str, code: str) -> tuple[bo
         .values(last_totp_step=step)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(result) != 1:
         return False, True
     user.last_totp_step = step
     return True, False
@@ -195,7 +195,7 @@ def _use_recovery_code(session: Session, kit: AuthKit, user: User, code: str) ->
                 .values(used_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
-            return result.rowcount == 1  # type: ignore[attr-defined]
+            return rowcount(result) == 1
     return False
 
 
@@ -262,13 +262,13 @@ def redeem_setup_token(session: Session, kit: AuthKit, *, token: str, ip: str | 
     user = session.get(User, row.user_id) if row is not None else None
     claimed = 0
     if row is not None and user is not None and user.is_active:
-        claimed = session.execute(
+        claimed = rowcount(session.execute(
             update(SetupToken)
             .where(SetupToken.id == row.id, SetupToken.redeemed_at.is_(None), SetupToken.used_at.is_(None),
                    SetupToken.revoked_at.is_(None), SetupToken.expires_at > now)
             .values(redeemed_at=now)
             .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
+        ))
     if claimed != 1:
         _count_failure(session, kit, email=None, ip=ip, user=None)
         audit.record(session, "auth.setup_token.rejected", outcome="failure",
@@ -361,7 +361,7 @@ def confirm_enrolment(
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(claimed) != 1:
         raise ConflictError(SETUP_TOKEN_ERROR)
     user.mfa_seed_sealed = kit.mfa_box.seal(seed.encode("ascii"), _seed_context(user.id))
     user.mfa_enabled_at = utcnow()
@@ -429,7 +429,7 @@ def end_user_sessions(
     stmt = delete(WebSession).where(WebSession.user_id == user.id)
     if keep_session_id is not None:
         stmt = stmt.where(WebSession.id != keep_session_id)
-    ended: int = session.execute(stmt.execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    ended: int = rowcount(session.execute(stmt.execution_options(synchronize_session=False)))
     if ended:
         audit.record(session, "auth.sessions.ended", actor=actor, target_type="user", target_id=user.id,
                      details={"count": ended, "reason": reason})

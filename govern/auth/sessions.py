@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Request, Response
+from flask import session as flask_session
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import String, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
@@ -22,7 +23,7 @@ from govern import audit
 from govern.audit.services import AuditContext
 from govern.auth.models import User, WebSession
 from govern.crypto.tokens import new_token, token_digest
-from govern.db import get_session, utcnow
+from govern.db import get_session, rowcount, utcnow
 from govern.notifications.services import unread_count_of
 
 #: The cookie name when served over HTTPS: the __Host- prefix pins it to this host, path / and Secure.
@@ -74,6 +75,11 @@ _SESSION_AND_USER = (
 )
 
 
+def server_session() -> ServerSession:
+    """The request's session, typed as what ServerSessionInterface opens for every request."""
+    return cast(ServerSession, flask_session)
+
+
 class ServerSessionInterface(SessionInterface):
     """Loads and stores session state in the database through the request's DB session."""
 
@@ -114,6 +120,7 @@ class ServerSessionInterface(SessionInterface):
         # then needs no second round trip to read the row again.
         db.expunge(row)
         opened = ServerSession(data, row=row)
+        assert found is not None  # row came from it
         opened.user, opened.unread_notifications = found[1], found[2]
         return opened
 
@@ -168,7 +175,7 @@ class ServerSessionInterface(SessionInterface):
             changes["last_seen_at"] = now
             result = db.execute(update(WebSession).where(WebSession.id == session.row.id).values(**changes))
             db.commit()
-            if result.rowcount == 0:  # type: ignore[attr-defined]
+            if rowcount(result) == 0:
                 # The row was deleted during this request (logout elsewhere, role change...).
                 response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
 

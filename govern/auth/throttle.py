@@ -92,8 +92,8 @@ class DatabaseThrottleStore:
     def fail(self, session: Session, key: str, policy: ThrottlePolicy) -> FailureOutcome:
         now = utcnow()
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(LoginThrottle).values(key=key, failures=1, consecutive_failures=1, lockouts=0, updated_at=now)
-        stmt = stmt.on_conflict_do_update(
+        first = insert(LoginThrottle).values(key=key, failures=1, consecutive_failures=1, lockouts=0, updated_at=now)
+        stmt = first.on_conflict_do_update(
             index_elements=[LoginThrottle.key],
             set_={"failures": LoginThrottle.failures + 1, "consecutive_failures": LoginThrottle.consecutive_failures + 1,
                   "updated_at": now},

@@ -37,6 +37,7 @@ from govern.auth.forms import (
 )
 from govern.auth.models import User
 from govern.auth.services import AuthKit
+from govern.auth.sessions import server_session
 from govern.crypto import totp
 from govern.db import get_session
 from govern.errors import ForbiddenError, InvalidError, NotFoundError
@@ -71,7 +72,7 @@ def _begin_new_session(*, keep_resume: bool = False) -> None:
     session.clear()
     if resume:
         session[RESUME_KEY] = resume
-    session.regenerate = True  # type: ignore[attr-defined]
+    server_session().regenerate = True
 
 
 def _pending_user() -> User | None:
@@ -94,8 +95,8 @@ def _finish_login(user: User, factor: str, next_url: str | None) -> Response:
     db.commit()
     _begin_new_session(keep_resume=True)
     login_user(user, remember=False)
-    session.mark_authenticated = True  # type: ignore[attr-defined]
-    session.mark_mfa_verified = True  # type: ignore[attr-defined]
+    server_session().mark_authenticated = True
+    server_session().mark_mfa_verified = True
     return redirect(safe_next(next_url, url_for("home.index")))
 
 
@@ -161,10 +162,10 @@ def logout() -> Response:
     if not form.validate_on_submit():
         return redirect(url_for("home.index"))
     db = get_session()
-    services.record_logout(db, user=current_user)  # type: ignore[arg-type]
+    services.record_logout(db, user=current_user)
     db.commit()
     logout_user()
-    session.ended = True  # type: ignore[attr-defined]
+    server_session().ended = True
     response = redirect(url_for("auth.login"))
     response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
     return response
@@ -179,14 +180,14 @@ def reauth() -> Any:
     if form.validate_on_submit():
         db = get_session()
         try:
-            services.verify_second_factor(db, _kit(), user=current_user, code=form.code.data or "", ip=client_ip(), purpose="reauth")  # type: ignore[arg-type]
+            services.verify_second_factor(db, _kit(), user=current_user, code=form.code.data or "", ip=client_ip(), purpose="reauth")
         except InvalidError as exc:
             db.commit()
             form.code.errors = [exc.message]
             return render_template("auth/reauth.html", form=form), 200
         db.commit()
-        session.regenerate = True  # type: ignore[attr-defined]
-        session.mark_mfa_verified = True  # type: ignore[attr-defined]
+        server_session().regenerate = True
+        server_session().mark_mfa_verified = True
         return redirect(safe_next(form.next.data, url_for("home.index")))
     return render_template("auth/reauth.html", form=form)
 
@@ -288,8 +289,8 @@ def setup_authenticator() -> Any:
             db.commit()
             _begin_new_session()
             login_user(user, remember=False)
-            session.mark_authenticated = True  # type: ignore[attr-defined]
-            session.mark_mfa_verified = True  # type: ignore[attr-defined]
+            server_session().mark_authenticated = True
+            server_session().mark_mfa_verified = True
             once.keep(session, kit, user_id=user.id, kind="recovery_codes", payload={"codes": codes, "first_time": True})
             return redirect(url_for("auth.recovery_codes"), 303)
     uri = services.enrolment_uri(kit, user, seed)
@@ -304,7 +305,7 @@ def setup_authenticator() -> Any:
 @permission(STAFF)
 def account(zone_form: TimeZoneForm | None = None) -> str:
     db = get_session()
-    user: User = current_user  # type: ignore[assignment]
+    user: User = current_user
     return render_template(
         "auth/account.html",
         user=user,
@@ -325,7 +326,7 @@ def set_time_zone() -> Any:
     form = TimeZoneForm()
     if form.validate_on_submit():
         db = get_session()
-        user: User = current_user  # type: ignore[assignment]
+        user: User = current_user
         try:
             services.set_time_zone(db, actor=user, user=user, time_zone=form.time_zone.data)
         except InvalidError as exc:
@@ -346,7 +347,7 @@ def change_password() -> Any:
         db = get_session()
         try:
             ended = services.change_password(
-                db, _kit(), user=current_user, current_password=form.current_password.data or "",  # type: ignore[arg-type]
+                db, _kit(), user=current_user, current_password=form.current_password.data or "",
                 code=form.code.data or "", new_password=form.new_password.data or "", ip=client_ip(),
                 keep_session_id=getattr(session, "digest", None),
             )
@@ -356,8 +357,8 @@ def change_password() -> Any:
                 getattr(form, field).errors = [message]
             return render_template("auth/change_password.html", form=form), 200
         db.commit()
-        session.regenerate = True  # type: ignore[attr-defined]
-        session.mark_mfa_verified = True  # type: ignore[attr-defined]
+        server_session().regenerate = True
+        server_session().mark_mfa_verified = True
         flash(f"Your password was changed. {ended} other session(s) were signed out.", "success")
         return redirect(url_for("auth.account"))
     return render_template("auth/change_password.html", form=form)
@@ -370,7 +371,7 @@ def regenerate_recovery_codes() -> Any:
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("auth.account"))
     db = get_session()
-    codes = services.regenerate_recovery_codes(db, _kit(), user=current_user)  # type: ignore[arg-type]
+    codes = services.regenerate_recovery_codes(db, _kit(), user=current_user)
     db.commit()
     once.keep(session, _kit(), user_id=current_user.id, kind="recovery_codes", payload={"codes": codes, "first_time": False})
     return redirect(url_for("auth.recovery_codes"), 303)
@@ -395,7 +396,7 @@ def end_own_session(public_id: str) -> Response:
         return redirect(url_for("auth.account"))
     db = get_session()
     try:
-        services.end_one_session(db, actor=current_user, owner=current_user, public_id=public_id[:32])  # type: ignore[arg-type]
+        services.end_one_session(db, actor=current_user, owner=current_user, public_id=public_id[:32])
     except NotFoundError as exc:
         flash(exc.message, "info")
         return redirect(url_for("auth.account"))

@@ -338,7 +338,7 @@ def _acceptances(session: Session, people: dict[str, Person], versions: dict[str
 def _accounts(session: Session, people: dict[str, Person]) -> dict[str, Account]:
     accounts: dict[str, Account] = {}
     for key, platform, handle, name, owner, crisis, tier, holders in ACCOUNTS:
-        accounts[key] = create_account(session, actor=None, data=AccountInput(  # type: ignore[arg-type]
+        accounts[key] = create_account(session, actor=None, data=AccountInput(
             platform=platform, handle=handle, display_name=name,
             business_owner_id=people[owner].id, crisis_contact_id=people[crisis].id,
             recovery_email_label=RECOVERY_MAILBOX, recovery_phone_label=RECOVERY_PHONE,
@@ -352,17 +352,23 @@ def _accounts(session: Session, people: dict[str, Person]) -> dict[str, Account]
 def _grants(session: Session, people: dict[str, Person], accounts: dict[str, Account], users: dict[str, User],
             admin: User) -> dict[tuple[str, str, str], Grant]:
     by_person_id = {person.id: key for key, person in people.items()}
+
+    def owner_of(account: str) -> User:
+        owner_id = accounts[account].business_owner_id
+        assert owner_id is not None  # every demo account has a business owner
+        return users[by_person_id[owner_id]]
+
     made: dict[tuple[str, str, str], Grant] = {}
     now = utcnow()
     for person, account, role, reason, days in GRANTS:
-        owner = users[by_person_id[accounts[account].business_owner_id]]  # type: ignore[index]
+        owner = owner_of(account)
         grant = grant_role(session, actor=owner, person_id=people[person].id, account_id=accounts[account].id,
                            role_code=role, reason=reason, expires_at=now + timedelta(days=days) if days else None)
         if grant.status == "requested":  # four-eyes: an admin, not the requester, approves
             approve_grant(session, actor=admin, grant=grant, note="Approved for the demo.")
         made[(person, account, role)] = grant
     for person, account, role, reason in REVOCATIONS:
-        owner = users[by_person_id[accounts[account].business_owner_id]]  # type: ignore[index]
+        owner = owner_of(account)
         revoke_grant(session, actor=owner, grant=made[(person, account, role)], reason=reason)
     person, account, role, reason = REQUEST
     made[REQUEST[:3]] = request_role(session, actor=users[person], account_id=accounts[account].id,

@@ -137,7 +137,7 @@ def search_clause(fragment: str) -> ColumnElement[bool]:
     return and_(people_search_prefilter(Person.id, needle), matches)
 
 
-def people_query(user: Any, flt: PersonFilter) -> Select[tuple[Person]]:
+def people_query(user: Any, flt: PersonFilter) -> Select[Person]:
     """People matching ``flt`` within ``user``'s scope, by name; each caller joins the manager its way (name or object)."""
     query = select(Person)
     scope = visible_people_clause(user)
@@ -160,7 +160,7 @@ PICK_LIMIT = 10
 PICK_MIN_LENGTH = 2
 
 
-def pick_people(session: Session, fragment: str, *, limit: int = PICK_LIMIT) -> tuple[list[Row[Any]], bool]:
+def pick_people(session: Session, fragment: str, *, limit: int = PICK_LIMIT) -> tuple[list[Row[*tuple[Any, ...]]], bool]:
     """Active people whose name, email or employee id contains ``fragment`` (the people search), for a
     form's person picker: the first ``limit`` by name (id, name, email, employee id, department) and
     whether there are more.
@@ -188,7 +188,7 @@ _LIST_COLUMNS = (Person.id, Person.full_name, Person.email, Person.employee_id, 
                  Person.status, Person.start_date, Person.end_date, _MANAGER.full_name.label("manager_name"))
 
 
-def list_people(session: Session, user: Any, flt: PersonFilter, *, page: int, per_page: int = 50) -> tuple[list[Row[Any]], int]:
+def list_people(session: Session, user: Any, flt: PersonFilter, *, page: int, per_page: int = 50) -> tuple[list[Row[*tuple[Any, ...]]], int]:
     """One page of people (rows of ``_LIST_COLUMNS``, with their manager's name) and the total count."""
     query = people_query(user, flt)
     offset = (page - 1) * per_page

@@ -101,9 +101,9 @@ def export() -> Response:
     """The filtered list as CSV (the import's columns), audited before it streams."""
     db = get_session()
     flt, _params, _note = _filter_from(request.form)
-    audit.record(db, "directory.exported", actor=current_user, details={"filter": flt.as_params()})  # type: ignore[arg-type]
+    audit.record(db, "directory.exported", actor=current_user, details={"filter": flt.as_params()})
     db.commit()
-    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    user = current_user._get_current_object()
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
@@ -356,7 +356,7 @@ def import_mapping() -> Any:
         parsed = importer.parse_file(content, filename=pending.get("filename", "import.csv"))
         return _import_page(form, None, 400, parsed=parsed, chosen=chosen, mapping_errors=problems)
     db = get_session()
-    saved = import_mappings.remember_mapping(db, actor=current_user, header=header, mapping=mapping)  # type: ignore[arg-type]
+    saved = import_mappings.remember_mapping(db, actor=current_user, header=header, mapping=mapping)
     db.commit()
     _discard_pending()
     if saved:
@@ -389,7 +389,7 @@ def import_apply() -> Any:
         return redirect(url_for("directory.import_file"))
     db = get_session()
     try:
-        report = importer.apply_import(db, parsed, actor=current_user,  # type: ignore[arg-type]
+        report = importer.apply_import(db, parsed, actor=current_user,
                                        settings=offboarding_settings(current_app.config))
         db.commit()
     except importer.ImportInvalidError as exc:

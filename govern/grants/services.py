@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, aliased, selectinload
 
 from govern import audit
 from govern.accounts.models import Account, Role
-from govern.auth.models import User
 from govern.accounts.services import platform_role_label, platform_role_labels
+from govern.auth.models import User
 from govern.db import utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError

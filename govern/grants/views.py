@@ -115,7 +115,7 @@ def new() -> Any:
         except (InvalidError, ConflictError, ForbiddenError, NotFoundError) as exc:
             db.rollback()
             target = {"reason": form.reason, "expires_at": form.expires_on}
-            field = next(iter(getattr(exc, "reasons", {}) or {}), None)
+            field = next(iter(getattr(exc, "reasons", {}) or {}), "")
             (target.get(field) or form.role_code).errors = [exc.message]
             gate = _policy_gate(exc, form.account_id.data, form.role_code.data) \
                 if isinstance(exc, services.PolicyNotAcceptedError) else None

@@ -35,7 +35,7 @@ def index() -> str:
     return render_template(
         "home/index.html",
         user=current_user,
-        codes_left=auth_services.count_unused_recovery_codes(db, current_user),  # type: ignore[arg-type]
+        codes_left=auth_services.count_unused_recovery_codes(db, current_user),
         policies_to_accept=policies.policies_to_accept(db, current_user.person_id),
         review_items=review_items,
         review_total=review_total,

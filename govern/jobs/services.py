@@ -26,7 +26,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from govern import audit
-from govern.db import Database, utcnow
+from govern.db import Database, rowcount, utcnow
 from govern.jobs.models import JobRun
 
 log = logging.getLogger("govern.jobs")
@@ -154,9 +154,9 @@ def run_jobs(database: Database, config: Mapping[str, Any], *, steps: Sequence[S
 
         steps = STEPS
     with database.session_scope() as session:
-        run = start_run(session, host=host)
+        started = start_run(session, host=host)
         session.commit()
-        run_id = run.id
+        run_id = started.id
     context = JobContext(now=utcnow(), config=config, should_stop=should_stop)
     results: list[StepResult] = []
     for step in steps:
@@ -167,7 +167,7 @@ def run_jobs(database: Database, config: Mapping[str, Any], *, steps: Sequence[S
             continue
         results.append(run_step(database, step, context))
     with database.session_scope() as session:
-        run = session.get(JobRun, run_id)  # type: ignore[assignment]
+        run = session.get(JobRun, run_id)
         assert run is not None
         finish_run(session, run, results)
         session.commit()
@@ -177,10 +177,10 @@ def run_jobs(database: Database, config: Mapping[str, Any], *, steps: Sequence[S
 def prune_runs(session: Session, *, now: datetime | None = None, keep: timedelta = KEEP_RUNS) -> dict[str, int]:
     """Delete finished runs older than ``keep`` (the audit trail keeps one "jobs.run" event each)."""
     cutoff = (now or utcnow()) - keep
-    deleted = session.execute(
+    deleted = rowcount(session.execute(
         delete(JobRun).where(JobRun.finished_at.is_not(None), JobRun.finished_at < cutoff)
         .execution_options(synchronize_session=False)
-    ).rowcount or 0
+    )) or 0
     if deleted:
         audit.record(session, "jobs.runs_pruned", details={"count": deleted, "older_than_days": keep.days})
     return {"deleted": deleted}

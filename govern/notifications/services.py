@@ -18,13 +18,22 @@ from email.utils import format_datetime, make_msgid
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, ScalarSelect, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    ScalarSelect,
+    SQLColumnExpression,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from govern import audit
 from govern.auth.models import User
-from govern.db import utcnow
+from govern.db import rowcount, utcnow
 from govern.errors import InvalidError, NotFoundError
 from govern.notifications.models import Notification, OutboxMessage
 
@@ -85,7 +94,7 @@ _UNREAD_COUNT = select(func.count()).select_from(Notification).where(
     Notification.user_id == bindparam("user_id", type_=Integer), Notification.read_at.is_(None))
 
 
-def unread_count_of(user_id: ColumnElement[int | None]) -> ScalarSelect[int]:
+def unread_count_of(user_id: SQLColumnExpression[int | None]) -> ScalarSelect[int]:
     """``unread_count`` as a column of another statement, for the user whose id is ``user_id``.
 
     The request's session statement reads it with the user, so the layout's unread badge costs no
@@ -119,10 +128,10 @@ def mark_read(session: Session, *, actor: Any, notification_id: int) -> Notifica
 
 def mark_all_read(session: Session, *, actor: Any) -> int:
     """Mark every unread notification of the actor read; returns how many."""
-    count = session.execute(
+    count = rowcount(session.execute(
         update(Notification).where(Notification.user_id == actor.id, Notification.read_at.is_(None))
         .values(read_at=utcnow()).execution_options(synchronize_session=False)
-    ).rowcount or 0
+    )) or 0
     if count:
         audit.record(session, "notifications.read", actor=actor, target_type="user", target_id=actor.id,
                      details={"count": count, "all": True})

@@ -70,7 +70,7 @@ class Check:
 
     kind: str
     rule: str
-    query: Callable[[datetime], Select[Any]]
+    query: Callable[[datetime], Select[*tuple[Any, ...]]]
 
 
 _PERSON = (Person.id, Person.full_name, Person.email)
@@ -80,35 +80,35 @@ def _gone() -> ColumnElement[bool]:
     return Person.status.in_(GONE)
 
 
-def _grants(status: str) -> Callable[[datetime], Select[Any]]:
-    def query(_now: datetime) -> Select[Any]:
+def _grants(status: str) -> Callable[[datetime], Select[*tuple[Any, ...]]]:
+    def query(_now: datetime) -> Select[*tuple[Any, ...]]:
         return (select(*_PERSON, Grant.id, Grant.role_code, Account.display_name)
                 .join(Grant, Grant.person_id == Person.id).join(Account, Account.id == Grant.account_id)
                 .where(_gone(), Grant.status == status).order_by(Person.id, Grant.id))
     return query
 
 
-def _active_logins(_now: datetime) -> Select[Any]:
+def _active_logins(_now: datetime) -> Select[*tuple[Any, ...]]:
     return (select(*_PERSON, User.id, User.email, literal(None))
             .join(User, User.person_id == Person.id).where(_gone(), User.is_active.is_(True)).order_by(Person.id))
 
 
-def _pending_setups(now: datetime) -> Select[Any]:
+def _pending_setups(now: datetime) -> Select[*tuple[Any, ...]]:
     return (select(*_PERSON, SetupToken.id, SetupToken.purpose, literal(None))
             .join(User, User.person_id == Person.id).join(SetupToken, SetupToken.user_id == User.id)
             .where(_gone(), SetupToken.used_at.is_(None), SetupToken.revoked_at.is_(None), SetupToken.expires_at > now)
             .order_by(Person.id, SetupToken.id))
 
 
-def _sessions(_now: datetime) -> Select[Any]:
+def _sessions(_now: datetime) -> Select[*tuple[Any, ...]]:
     # Sessions are deleted when they end: any row bound to the login is one that still works.
     return (select(*_PERSON, WebSession.public_id, User.id, literal(None))
             .join(User, User.person_id == Person.id).join(WebSession, WebSession.user_id == User.id)
             .where(_gone()).order_by(Person.id, WebSession.public_id))
 
 
-def _without_offboarding(status: str, offboarding_status: str) -> Callable[[datetime], Select[Any]]:
-    def query(_now: datetime) -> Select[Any]:
+def _without_offboarding(status: str, offboarding_status: str) -> Callable[[datetime], Select[*tuple[Any, ...]]]:
+    def query(_now: datetime) -> Select[*tuple[Any, ...]]:
         has = exists().where(Offboarding.person_id == Person.id, Offboarding.status == offboarding_status)
         return (select(*_PERSON, literal(None), literal(None), literal(None))
                 .where(Person.status == status, ~has).order_by(Person.id))

@@ -250,11 +250,12 @@ def _raise_problems(outcome: Outcome) -> None:
 def create_person(session: Session, *, actor: Any, data: directory.PersonInput, settings: Settings,
                   now: datetime | None = None) -> tuple[Person, Outcome]:
     """Add a person by hand; a leaving or departed status, or an end date, goes through an offboarding."""
+    status = data.status or "active"  # a new person has no status to keep
     person = directory.create_person(
         session, actor=actor, full_name=data.full_name, email=data.email, department=data.department,
         employee_id=data.employee_id, title=data.title, manager=data.manager, start_date=data.start_date,
-        end_date=data.end_date, status="active" if data.status in GONE else data.status)
-    outcome = follow_records(session, actor=actor, records={person.id: Record(data.status, data.end_date)},
+        end_date=data.end_date, status="active" if status in GONE else status)
+    outcome = follow_records(session, actor=actor, records={person.id: Record(status, data.end_date)},
                              settings=settings, origin="manual", adjusts_any=True, now=now)
     _raise_problems(outcome)
     return person, outcome

@@ -24,7 +24,7 @@ from govern.accounts.models import Account, Role
 from govern.audit.models import AuditEvent
 from govern.auth import services as auth_services
 from govern.auth.models import User, UserRole
-from govern.db import bulk_insert, utcnow
+from govern.db import bulk_insert, rowcount, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from govern.grants import services as grants
@@ -704,11 +704,11 @@ def _version_numbers(session: Session, version_ids: Iterable[int | None]) -> dic
 
 def _close_linked(session: Session, offboarding: Offboarding, item: OffboardingItem, *, done_at: datetime | None,
                   done_by_id: int | None, note: str, actor: Any, details: dict[str, Any]) -> bool:
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         update(OffboardingItem).where(OffboardingItem.id == item.id, OffboardingItem.status == "open")
         .values(status="done", done_at=done_at or utcnow(), done_by_id=done_by_id, evidence_note=note)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if claimed != 1:
         return False
     session.refresh(item)
@@ -829,11 +829,11 @@ def complete_item(session: Session, *, actor: Any, item: OffboardingItem, note: 
     elif item.kind in ("rotation", "token_revoke"):
         raise ConflictError("This item closes by itself when the task it tracks is done.")
     # Claim the item: of two people closing it at once, exactly one wins.
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         update(OffboardingItem).where(OffboardingItem.id == item.id, OffboardingItem.status == "open")
         .values(status="done", done_at=utcnow(), done_by_id=getattr(actor, "id", None), evidence_note=note_text)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if claimed != 1:
         raise ConflictError("Someone closed this item a moment ago.")
     session.refresh(item)
@@ -854,11 +854,11 @@ def skip_item(session: Session, *, actor: Any, item: OffboardingItem, reason: st
         raise InvalidError("Say why this item is skipped.", {"reason": "Say why."})
     if len(reason) > MAX_NOTE:
         raise InvalidError(f"Keep the reason under {MAX_NOTE} characters.", {"reason": "Too long."})
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         update(OffboardingItem).where(OffboardingItem.id == item.id, OffboardingItem.status == "open")
         .values(status="skipped", done_at=utcnow(), done_by_id=actor.id, evidence_note=reason)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if claimed != 1:
         raise ConflictError("Someone closed this item a moment ago.")
     session.refresh(item)
@@ -1271,9 +1271,11 @@ def evidence(session: Session, offboarding: Offboarding) -> Evidence:
     for event_id, target_type, target_id in events:
         if target_type == "offboarding":
             own.append(event_id)
+        elif target_id is None:  # the conditions select by target id; no event without one matches
+            continue
         elif target_type == "offboarding_item":
             by_item[int(target_id)].append(event_id)
-        elif (target_type, target_id) in item_of_ref:
+        elif target_type is not None and (target_type, target_id) in item_of_ref:
             by_item[item_of_ref[(target_type, target_id)]].append(event_id)
         elif target_id in item_of_grant:
             by_item[item_of_grant[target_id]].append(event_id)

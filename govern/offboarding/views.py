@@ -307,12 +307,12 @@ def evidence_csv(offboarding_id: int) -> Response:
             writer.writerow([label, g["grant_id"], safe_cell(g["account"]), g["platform"], safe_cell(g["handle"]), g["role"], g["status"]])
     writer.writerow([])
     writer.writerow(["exposures", *services.EXPOSURE_COLUMNS])
-    for row in report.exposures:
-        writer.writerow(["exposure", *(safe_cell(v) if isinstance(v, str) else v for v in row.values())])
+    for exposure in report.exposures:
+        writer.writerow(["exposure", *(safe_cell(v) if isinstance(v, str) else v for v in exposure.values())])
     writer.writerow([])
     writer.writerow(["rotations", *services.ROTATION_COLUMNS])
-    for row in report.rotations:
-        writer.writerow(["rotation", *(safe_cell(v) if isinstance(v, str) else ("" if v is None else v) for v in row.values())])
+    for rotation in report.rotations:
+        writer.writerow(["rotation", *(safe_cell(v) if isinstance(v, str) else ("" if v is None else v) for v in rotation.values())])
     return _download(out.getvalue(), "text/csv", f"offboarding-{offboarding_id}-evidence.csv")
 
 

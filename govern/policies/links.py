@@ -31,7 +31,7 @@ from govern import audit
 from govern.audit import services as audit_services
 from govern.auth.models import User
 from govern.crypto.tokens import new_token, token_digest
-from govern.db import utcnow
+from govern.db import rowcount, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, NotFoundError
 from govern.notifications import services as notifications
@@ -145,9 +145,9 @@ def accept_by_link(session: Session, *, link: AcknowledgementLink, now: datetime
     """Record the link's person's acceptance of its version, use the link up, and tell whoever sent it."""
     now = now or utcnow()
     # Use the link up first, conditionally: of two clicks at once, only one gets past this.
-    used = session.execute(update(AcknowledgementLink).where(
+    used = rowcount(session.execute(update(AcknowledgementLink).where(
         AcknowledgementLink.id == link.id, AcknowledgementLink.used_at.is_(None)).values(used_at=now)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False)))
     if not used:
         raise NotFoundError(INVALID_LINK)
     session.refresh(link)

@@ -58,7 +58,7 @@ def render_markdown(text: str) -> str:
 # --- current versions --------------------------------------------------------------------------------
 
 
-def current_versions_query():  # type: ignore[no-untyped-def]
+def current_versions_query():
     """Subquery: the newest version (id, tier, version) per tier."""
     newest = select(PolicyVersion.tier, func.max(PolicyVersion.version).label("version")).group_by(PolicyVersion.tier).subquery()
     return (
@@ -188,7 +188,7 @@ def policies_to_accept(session: Session, person_id: int) -> list[PolicyVersion]:
 
 
 @cache
-def _to_accept_statement() -> Select[tuple[PolicyVersion]]:
+def _to_accept_statement() -> Select[PolicyVersion]:
     """``policies_to_accept`` over the parameter ``person_id``; built once, as every home page asks."""
     person_id = bindparam("person_id", type_=Integer)
     current = current_versions_query()
@@ -264,7 +264,7 @@ def report_scope_clause(user: Any) -> ColumnElement[bool]:
     return or_(Account.business_owner_id == user.person_id, Person.manager_id == user.person_id)
 
 
-def unaccepted_query(user: Any, flt: ReportFilter) -> Select[Any]:
+def unaccepted_query(user: Any, flt: ReportFilter) -> Select[*tuple[Any, ...]]:
     """Active grants whose holder has not accepted the current version of the role's tier (one row each)."""
     current = current_versions_query()
     accepted = select(Acknowledgement.id).where(
@@ -310,7 +310,7 @@ def iter_unaccepted(session: Session, user: Any, flt: ReportFilter, *, batch: in
     return _report_rows(session, unaccepted_query(user, flt), batch)
 
 
-def _report_rows(session: Session, query: Select[Any], batch: int) -> Iterator[tuple[Any, ...]]:
+def _report_rows(session: Session, query: Select[*tuple[Any, ...]], batch: int) -> Iterator[tuple[Any, ...]]:
     last = 0
     while True:
         rows = session.execute(query.where(Grant.id > last).order_by(Grant.id).limit(batch)).all()
@@ -325,7 +325,7 @@ def _report_rows(session: Session, query: Select[Any], batch: int) -> Iterator[t
 # --- used by the account registry's risk flags ---------------------------------------------------------
 
 
-def _unaccepted_grants(which: ColumnElement[bool], *columns: Any) -> Select[Any]:
+def _unaccepted_grants(which: ColumnElement[bool], *columns: Any) -> Select[*tuple[Any, ...]]:
     """Active grants (of those ``which`` selects) whose holder has not accepted the current policy of the role's tier."""
     current = current_versions_query()
     accepted = select(Acknowledgement.id).where(
@@ -341,7 +341,7 @@ def _unaccepted_grants(which: ColumnElement[bool], *columns: Any) -> Select[Any]
 
 
 @cache
-def _unaccepted_grant_ids_statement() -> Select[Any]:
+def _unaccepted_grant_ids_statement() -> Select[*tuple[Any, ...]]:
     """(account id, grant id) rows over the expanding parameter ``account_ids``.
 
     Built once: composing the current-version subquery took longer than running it, on every

@@ -19,6 +19,7 @@ from flask import (
 )
 from flask_login import current_user
 from markupsafe import Markup
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern.accounts.models import PLATFORM_LABELS
 from govern.accounts.services import sees_all_accounts
@@ -99,7 +100,7 @@ def _new_page(form: PolicyForm) -> str:
 
 @bp.route("/<int:version_id>/accept", methods=["POST"])
 @permission("policies.accept")
-def accept(version_id: int) -> Response:
+def accept(version_id: int) -> WerkzeugResponse:
     db = get_session()
     version = db.get(PolicyVersion, version_id)
     ensure_visible(version is not None)
@@ -175,7 +176,7 @@ def acknowledge_read() -> Any:
 
 @bp.route("/acknowledge/accept", methods=["POST"])
 @permission(PUBLIC)
-def acknowledge_accept() -> Response:
+def acknowledge_accept() -> WerkzeugResponse:
     """Record the acceptance of the link's person; the link is used up."""
     link = _link_in_session()
     if link is None or not AcceptForm().validate_on_submit():

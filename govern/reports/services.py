@@ -172,7 +172,7 @@ def _aliases() -> tuple[Any, ...]:
     return aliased(User), aliased(Person), aliased(User), first_name, aliased(PlatformRoleName)
 
 
-def _rows_query(user: Any, flt: AccessFilter, *, ids: list[int] | None = None) -> Select[Any]:
+def _rows_query(user: Any, flt: AccessFilter, *, ids: list[int] | None = None) -> Select[*tuple[Any, ...]]:
     """Every column any report shows, for the grants ``user`` may see that match ``flt``.
 
     With ``ids``, only those grants, and their status is left for the caller to check: SQLite
@@ -189,7 +189,7 @@ _SEES_EVERY_GRANT = SimpleNamespace(roles=frozenset({"auditor"}), person_id=None
 
 
 @cache
-def _unfiltered_statements(statuses: tuple[str, ...], sort: str, descending: bool) -> tuple[Select[Any], Select[Any]]:
+def _unfiltered_statements(statuses: tuple[str, ...], sort: str, descending: bool) -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
     """The count and the page of ids of the unfiltered report for a user who sees every grant.
 
     Built once and reused (SQLAlchemy then walks each statement's structure once, not on every page),
@@ -207,7 +207,7 @@ def _unfiltered_statements(statuses: tuple[str, ...], sort: str, descending: boo
 
 
 @cache
-def _rows_of_ids_for_all() -> Select[Any]:
+def _rows_of_ids_for_all() -> Select[*tuple[Any, ...]]:
     """``_rows_query`` of the ids bound as ``ids``, for a user who sees every grant: one statement, reused.
 
     SQLAlchemy keys its compiled SQL by the statement's structure, which it walks once per statement
@@ -217,7 +217,7 @@ def _rows_of_ids_for_all() -> Select[Any]:
 
 
 @cache
-def _all_columns() -> Select[Any]:
+def _all_columns() -> Select[*tuple[Any, ...]]:
     """The row query's columns and joins, without conditions; built once (it costs ~0.5 ms a page)."""
     approver, approver_person, revoker, first_name, mapping = _aliases()
     return (
@@ -316,7 +316,7 @@ def _order_by(sort: str, descending: bool) -> list[Any]:
 class Page:
     """One page of report rows and where it sits in the whole."""
 
-    rows: list[Row[Any]]
+    rows: list[Row[*tuple[Any, ...]]]
     total: int
     page: int
     per_page: int = PER_PAGE
@@ -368,7 +368,7 @@ def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, 
         ids_query, page_bounds = _page_ids_query(user, flt, sort, descending).limit(per_page).offset(offset), {}
     total = connection.execute(count_query).scalar() or 0
     ids = list(connection.execute(ids_query, page_bounds).scalars())
-    rows: list[Row[Any]] = []
+    rows: list[Row[*tuple[Any, ...]]] = []
     if ids:
         position = {grant_id: index for index, grant_id in enumerate(ids)}
         # The ids were chosen with the filters a moment ago; the scope is checked again (deny by
@@ -404,7 +404,7 @@ def _narrow(user: Any, flt: AccessFilter) -> bool:
     return not sees_all_accounts(user.roles) or flt.account_id is not None or flt.person_id is not None
 
 
-def _count_query(user: Any, flt: AccessFilter) -> Select[Any]:
+def _count_query(user: Any, flt: AccessFilter) -> Select[*tuple[Any, ...]]:
     """How many grants match: the to-one joins of the row query never change that number."""
     needs_person, needs_account = _needs(flt)
     joined: Any = Grant.__table__
@@ -425,7 +425,7 @@ def _count_query(user: Any, flt: AccessFilter) -> Select[Any]:
 _DRIVERS = {"person": Person, "department": Person, "account": Account, "platform": Account}
 
 
-def _page_ids_query(user: Any, flt: AccessFilter, sort: str, descending: bool) -> Select[Any]:
+def _page_ids_query(user: Any, flt: AccessFilter, sort: str, descending: bool) -> Select[*tuple[Any, ...]]:
     """The grant ids of the report in page order, without the columns only the page shows."""
     driver = _DRIVERS.get(sort)
     if _narrow(user, flt):
@@ -451,7 +451,7 @@ def _page_ids_query(user: Any, flt: AccessFilter, sort: str, descending: bool) -
 EXPORT_ORDER = (Person.full_name, Account.display_name, Role.sort_order, Grant.id)
 
 
-def iter_row_batches(session: Session, user: Any, flt: AccessFilter, *, batch: int | None = None) -> Iterator[list[Row[Any]]]:
+def iter_row_batches(session: Session, user: Any, flt: AccessFilter, *, batch: int | None = None) -> Iterator[list[Row[*tuple[Any, ...]]]]:
     """Every matching row in batches of ``batch``, in the export order.
 
     One statement sorts the matching grant ids (a few bytes each: 40,000 grants are well under a
@@ -474,7 +474,7 @@ def iter_row_batches(session: Session, user: Any, flt: AccessFilter, *, batch: i
             yield rows
 
 
-def export_values(row: Row[Any], columns: Sequence[str]) -> tuple[Any, ...]:
+def export_values(row: Row[*tuple[Any, ...]], columns: Sequence[str]) -> tuple[Any, ...]:
     """The cells of one row for an export with ``columns``."""
     return tuple(getattr(row, column) for column in columns)
 

@@ -124,11 +124,11 @@ def _rows(db: Session, user: Any, flt: AccessFilter, columns: Sequence[str]) -> 
 def _export(fmt: str, report: str, flt: AccessFilter, columns: Sequence[str], *, name: str,
             target_type: str | None = None, target_id: int | None = None) -> Response:
     db = get_session()
-    audit.record(db, "report.exported", actor=current_user, target_type=target_type, target_id=target_id,  # type: ignore[arg-type]
+    audit.record(db, "report.exported", actor=current_user, target_type=target_type, target_id=target_id,
                  details={"report": report, "format": fmt, "filter": flt.as_params()})
     db.commit()
     mimetype, writer = FORMATS[fmt]
-    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    user = current_user._get_current_object()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     body = stream_with_context(writer(columns, _rows(db, user, flt, columns)))
     return Response(body, mimetype=mimetype,

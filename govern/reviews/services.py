@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, aliased
 from govern import audit
 from govern.accounts.models import PLATFORMS, Account, Role
 from govern.auth.models import User
-from govern.db import utcnow
+from govern.db import rowcount, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from govern.grants import services as grants
@@ -189,11 +189,11 @@ def decide_item(session: Session, *, actor: Any, item: ReviewItem, decision: str
         raise ConflictError(f"This grant is {grant_status} already; there is no access left to keep. Choose revoke to close the item.")
     # Claim the item first: of two people deciding at once, exactly one wins, and a campaign
     # closing at the same moment cannot turn a decided item into "not reviewed".
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         update(ReviewItem).where(ReviewItem.id == item.id, ReviewItem.decision.is_(None))
         .values(decision=decision, reason=reason or None, decided_at=utcnow(), decided_by_id=actor.id)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if claimed != 1:
         raise ConflictError("Someone decided this item a moment ago.")
     if decision == "revoke" and grant_status == "active":
@@ -215,16 +215,16 @@ def close_campaign(session: Session, *, actor: Any, campaign: ReviewCampaign) ->
     if not may_run_campaigns(actor):
         raise ForbiddenError("Only admins close access reviews.")
     now = utcnow()
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         update(ReviewCampaign).where(ReviewCampaign.id == campaign.id, ReviewCampaign.closed_at.is_(None))
         .values(closed_at=now, closed_by_id=actor.id).execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if claimed != 1:
         raise ConflictError("This campaign is closed already.")
-    marked = session.execute(
+    marked = rowcount(session.execute(
         update(ReviewItem).where(ReviewItem.campaign_id == campaign.id, ReviewItem.decision.is_(None))
         .values(decision="not_reviewed", decided_at=now, decided_by_id=actor.id).execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     session.refresh(campaign)
     counts = progress_of(session, [campaign.id])[campaign.id]
     audit.record(session, "review.campaign_closed", actor=actor, target_type="review_campaign", target_id=campaign.id,
@@ -372,7 +372,7 @@ def open_items_for(session: Session, person_id: int, *, limit: int = 200) -> tup
 
 
 @cache
-def _open_items_statements() -> tuple[Select[Any], Select[Any]]:
+def _open_items_statements() -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
     """A reviewer's open items, and their count: built once, as every home page asks."""
     query = (
         select(ReviewItem, ReviewCampaign)

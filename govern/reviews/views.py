@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern.accounts.models import PLATFORM_LABELS, PLATFORMS
 from govern.auth.models import User
@@ -127,7 +128,7 @@ def detail(campaign_id: int) -> str:
 
 @bp.route("/<int:campaign_id>/close", methods=["POST"])
 @permission("reviews.manage")
-def close(campaign_id: int) -> Response:
+def close(campaign_id: int) -> WerkzeugResponse:
     db = get_session()
     campaign = _campaign_or_404(campaign_id)
     if not CloseForm().validate_on_submit():
@@ -172,7 +173,7 @@ def mine() -> str:
 
 @bp.route("/items/<int:item_id>/decide", methods=["POST"])
 @permission("reviews.decide")
-def decide(item_id: int) -> Response:
+def decide(item_id: int) -> WerkzeugResponse:
     db = get_session()
     item = db.get(ReviewItem, item_id)
     ensure_visible(item is not None and services.may_decide_item(current_user, item))

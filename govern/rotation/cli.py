@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask import current_app, g
 from flask.cli import with_appcontext
+from sqlalchemy.orm import Session
 
 
 @click.group("rotation")
@@ -12,13 +13,13 @@ def group() -> None:
     """Credential rotation: what is due, and opening the tasks."""
 
 
-def _check_schema(session: object) -> None:
+def _check_schema(session: Session) -> None:
     # Through the session's own connection (not a side connection), as `govern jobs run` does.
     from alembic.runtime.migration import MigrationContext
 
     from govern.schema import SchemaNotCurrentError, head_revision
 
-    current = MigrationContext.configure(session.connection()).get_current_revision()  # type: ignore[attr-defined]
+    current = MigrationContext.configure(session.connection()).get_current_revision()
     if current != head_revision():
         raise SchemaNotCurrentError(f"the database is at migration {current or '(empty)'} but govern needs "
                                     f"{head_revision()}: run `govern db upgrade`")

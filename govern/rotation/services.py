@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, or_, select, update
+from sqlalchemy import BindParameter, Select, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, lazyload
 
@@ -23,7 +23,7 @@ from govern.accounts.models import Account, Role
 from govern.audit.models import AuditEvent
 from govern.auth.models import User, UserRole
 from govern.crypto.keyring import Keyring
-from govern.db import utcnow
+from govern.db import rowcount, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from govern.grants.models import Grant
@@ -161,11 +161,11 @@ def schedules(session: Session, secrets: Sequence[Secret], *, now: datetime | No
         return []
     if current is None:
         current = {}
-        for secret_id, number, confirmed, created in session.execute(
+        for secret_id, version, confirmed, created in session.execute(
             select(SecretVersion.secret_id, SecretVersion.version, SecretVersion.confirmed_at, SecretVersion.created_at)
             .where(SecretVersion.secret_id.in_(ids), SecretVersion.status == "current")
         ):
-            current[secret_id] = (number, confirmed or created)
+            current[secret_id] = (version, confirmed or created)
     intervals_statement, tasks_statement = _schedule_statements()
     overrides = {secret_id: days for secret_id, days in session.execute(intervals_statement, {"secret_ids": ids})}
     tasks = {t.secret_id: t for t in session.scalars(tasks_statement, {"secret_ids": ids})}
@@ -180,10 +180,10 @@ def schedules(session: Session, secrets: Sequence[Secret], *, now: datetime | No
 
 
 @cache
-def _schedule_statements() -> tuple[Select[Any], Select[Any]]:
+def _schedule_statements() -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
     """The interval overrides and the open tasks of the secrets bound as ``secret_ids``; built once (SQLAlchemy
     then walks each statement's structure once, not on every page that shows schedules)."""
-    secret_ids = bindparam("secret_ids", expanding=True)
+    secret_ids: BindParameter[list[int]] = bindparam("secret_ids", expanding=True)
     intervals = select(RotationInterval.secret_id, RotationInterval.interval_days).where(
         RotationInterval.secret_id.in_(secret_ids))
     # The tasks' secrets are the ones given (already in the session), so they are not joined in again.
@@ -301,7 +301,7 @@ def open_task(session: Session, *, actor: Any, secret: Secret, reason: str, due_
             if task in session:
                 session.expunge(task)
             # Another transaction opened the live task a moment ago: merge into it instead.
-            task = _live_task(session, secret.id, lock=True)  # type: ignore[assignment]
+            task = _live_task(session, secret.id, lock=True)
             if task is None:
                 raise ConflictError("Someone else changed this secret's rotation at the same time; try again.") from None
         else:
@@ -373,9 +373,9 @@ def open_tasks(session: Session, *, actor: Any, requests: Sequence[TaskRequest])
         created = [(r, fresh[r.secret.id]) for r in new]
     result: dict[int, Opened] = {}
     entries: list[audit.Entry] = []
-    for r, task in created:
-        result[r.secret.id] = Opened(task, True, False)
-        entries.append(audit.Entry("rotation.task_opened", actor=actor, target_type="rotation_task", target_id=task.id,
+    for r, new_task in created:
+        result[r.secret.id] = Opened(new_task, True, False)
+        entries.append(audit.Entry("rotation.task_opened", actor=actor, target_type="rotation_task", target_id=new_task.id,
                                    details={"account_id": r.secret.account_id, "secret_id": r.secret.id, "reason": r.reason,
                                             "due_at": r.due_at, "urgent": r.urgent,
                                             "people": [p["person_id"] for p in r.people], "incident_id": None}))
@@ -545,10 +545,10 @@ def confirm_task(session: Session, *, actor: Any, task: RotationTask, ticked: It
     if missing:
         raise InvalidError("Tick what you did on the platform first: " + " ".join(missing), {"checklist": missing[0]})
     now = utcnow()
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         update(RotationTask).where(RotationTask.id == task.id, RotationTask.status == "staged")
         .values(status="done", completed_at=now, completed_by_id=actor.id).execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if claimed != 1:
         session.refresh(task)
         if task.status == "open":
@@ -1049,7 +1049,7 @@ class MonthCompliance:
 
 
 def _month_ends(now: datetime, months: int) -> list[datetime]:
-    ends = []
+    ends: list[datetime] = []
     year, month = now.year, now.month
     for _ in range(months):
         ends.append(now if not ends else datetime(year, month, 1, tzinfo=now.tzinfo) + _one_month(year, month) - timedelta(microseconds=1))
@@ -1077,6 +1077,7 @@ def compliance_history(session: Session, rows: Sequence[Schedule], *, now: datet
             .where(SecretVersion.secret_id.in_(list(intervals)), SecretVersion.status != "pending",
                    SecretVersion.confirmed_at.is_not(None))
         ):
+            assert confirmed is not None  # the query keeps confirmed versions only
             spans.setdefault(secret_id, []).append((confirmed, retired))
     result = []
     for end in _month_ends(now, months):

@@ -244,7 +244,7 @@ def assign(task_id: int) -> Response:
     if not form.validate_on_submit():
         return redirect(url_for("rotation.task", task_id=task.id))
     try:
-        rotation.assign_task(db, actor=current_user, task=task, assignee=current_user if form.to_me.data else None)  # type: ignore[arg-type]
+        rotation.assign_task(db, actor=current_user, task=task, assignee=current_user if form.to_me.data else None)
     except GovernError as exc:
         return _fail(exc, url_for("rotation.task", task_id=task_id))
     db.commit()

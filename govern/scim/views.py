@@ -29,6 +29,7 @@ from scim2_models import (
     Filter,
     ListResponse,
     Patch,
+    Required,
     ResourceType,
     ResponseParameters,
     Schema,
@@ -116,7 +117,8 @@ def _scim_exception(exc: SCIMException) -> Response:
 @bp.errorhandler(ValidationError)
 def _validation(exc: ValidationError) -> Response:
     get_session().rollback()
-    first = exc.errors()[0] if exc.errors() else {}
+    errors = exc.errors()
+    first: dict[str, Any] = dict(errors[0]) if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     return error(400, f"Invalid value{' for ' + where if where else ''}: {first.get('msg', 'not valid')}"[:500], "invalidValue")
 
@@ -199,7 +201,7 @@ def _schemas() -> list[Schema]:
     for attribute in user.attributes:
         if attribute.name == "active":
             # A person is always either active or not: govern never leaves it unassigned.
-            attribute.required = True
+            attribute.required = Required.true
         if attribute.name == "name":
             attribute.sub_attributes = [s for s in attribute.sub_attributes or [] if s.name in NAME_ATTRIBUTES]
     enterprise = EnterpriseUser.to_schema()

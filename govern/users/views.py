@@ -62,8 +62,8 @@ def new() -> Any:
         try:
             person = directory.find_person_by_email(db, form.email.data or "")
             if person is None:
-                person = directory.create_person(db, actor=current_user, full_name=form.full_name.data or "", email=form.email.data or "")  # type: ignore[arg-type]
-            user, token = services.create_user(db, _kit(), actor=current_user, person=person, roles=set(form.roles.data or []))  # type: ignore[arg-type]
+                person = directory.create_person(db, actor=current_user, full_name=form.full_name.data or "", email=form.email.data or "")
+            user, token = services.create_user(db, _kit(), actor=current_user, person=person, roles=set(form.roles.data or []))
         except (InvalidError, ConflictError) as exc:
             db.rollback()
             reasons = getattr(exc, "reasons", {}) or {"email": exc.message}
@@ -105,7 +105,7 @@ def set_roles(user_id: int) -> Response:
         flash("Choose roles from the list.", "error")
         return redirect(url_for("users.detail", user_id=user.id))
     try:
-        services.set_roles(db, actor=current_user, user=user, roles=set(form.roles.data or []))  # type: ignore[arg-type]
+        services.set_roles(db, actor=current_user, user=user, roles=set(form.roles.data or []))
     except (InvalidError, ConflictError) as exc:
         db.rollback()
         flash(exc.message, "error")
@@ -122,16 +122,16 @@ def _simple_action(user_id: int, action: str) -> Response:
         return redirect(url_for("users.detail", user_id=user.id))
     try:
         if action == "deactivate":
-            services.deactivate_user(db, actor=current_user, user=user)  # type: ignore[arg-type]
+            services.deactivate_user(db, actor=current_user, user=user)
             message = "Login deactivated; every session of it has ended."
         elif action == "reactivate":
-            services.reactivate_user(db, actor=current_user, user=user)  # type: ignore[arg-type]
+            services.reactivate_user(db, actor=current_user, user=user)
             message = "Login reactivated."
         elif action == "unlock":
-            services.unlock_user(db, _kit(), actor=current_user, user=user)  # type: ignore[arg-type]
+            services.unlock_user(db, _kit(), actor=current_user, user=user)
             message = "Failed sign-in lockout cleared."
         else:
-            ended = services.end_user_sessions(db, user=user, actor=current_user, reason="ended_by_admin")  # type: ignore[arg-type]
+            ended = services.end_user_sessions(db, user=user, actor=current_user, reason="ended_by_admin")
             message = f"{ended} session(s) signed out."
     except ConflictError as exc:
         db.rollback()
@@ -175,7 +175,7 @@ def end_session(user_id: int, public_id: str) -> Response:
     user = services.get_user(db, user_id)
     if ConfirmForm().validate_on_submit():
         try:
-            services.end_one_session(db, actor=current_user, owner=user, public_id=public_id[:32])  # type: ignore[arg-type]
+            services.end_one_session(db, actor=current_user, owner=user, public_id=public_id[:32])
             db.commit()
             flash("Session signed out.", "success")
         except NotFoundError as exc:
@@ -192,7 +192,7 @@ def reset_mfa(user_id: int) -> Any:
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("users.detail", user_id=user.id))
     try:
-        token = services.reset_mfa(db, _kit(), actor=current_user, user=user)  # type: ignore[arg-type]
+        token = services.reset_mfa(db, _kit(), actor=current_user, user=user)
     except ConflictError as exc:
         db.rollback()
         flash(exc.message, "error")

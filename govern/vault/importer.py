@@ -796,7 +796,7 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, k
     for key in sorted(create_accounts & set(report.new_accounts)):
         proposal = report.new_accounts[key]
         try:
-            accounts[key] = create_account(session, actor=actor, data=AccountInput(  # type: ignore[arg-type]
+            accounts[key] = create_account(session, actor=actor, data=AccountInput(
                 platform=proposal.platform, handle=proposal.handle, display_name=proposal.display_name[:200] or proposal.handle))
         except AuditWriteError:
             raise

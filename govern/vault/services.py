@@ -28,7 +28,7 @@ from govern.crypto import envelope, totp
 from govern.crypto.envelope import Binding, Sealed, VaultCryptoError
 from govern.crypto.keyring import Keyring
 from govern.crypto.totp import TotpFormatError, TotpParams
-from govern.db import utcnow
+from govern.db import rowcount, utcnow
 from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
 from govern.grants.models import Grant
 from govern.vault.models import (
@@ -685,7 +685,7 @@ def account_secrets(session: Session, account_id: int) -> list[SecretRow]:
 
 
 @cache
-def _account_secrets_statement() -> Select[Any]:
+def _account_secrets_statement() -> Select[*tuple[Any, ...]]:
     """``account_secrets`` over the parameter ``account_id``; built once (aliases are costly to build)."""
     current, pending = aliased(SecretVersion), aliased(SecretVersion)
     return (
@@ -733,7 +733,7 @@ class ExposureRow:
 
 
 @cache
-def _exposure_rows() -> Select[Any]:
+def _exposure_rows() -> Select[*tuple[Any, ...]]:
     """The columns and joins of ``exposures``, built once."""
     from govern.auth.models import User
     from govern.directory.models import Person
@@ -762,7 +762,7 @@ def exposures(session: Session, *, secret_id: int | None = None, account_id: int
 
 
 @cache
-def _exposure_statements(by_secret: bool, by_account: bool, by_person: bool) -> tuple[Select[Any], Select[Any]]:
+def _exposure_statements(by_secret: bool, by_account: bool, by_person: bool) -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
     """The page and the count of ``exposures`` for one combination of filters, over bound parameters.
 
     Built once per combination: SQLAlchemy walks a statement's structure (here five joined tables)
@@ -894,7 +894,7 @@ def _update_wrapped_keys(session: Session, primary: str, params: list[tuple[byte
     connection.exec_driver_sql(
         f"UPDATE secret_versions SET wrapped_key = {mark}, kek_id = {mark} "  # noqa: S608 - placeholders only
         f"WHERE id = {mark} AND kek_id = {mark} AND status <> 'destroyed'",
-        params,  # type: ignore[arg-type]
+        params,
     )
 
 
@@ -991,7 +991,7 @@ def retire_kek(session: Session, keyring: Keyring, kek_id: str) -> Keyring:
         raise ConflictError(f"{kek_id} is the primary key; rotate first (`govern keys rotate`), then rewrap.")
     now = utcnow()
     # Update first: this takes the row lock that wraps in flight hold shared (ensure_key_check).
-    marked = session.execute(update(KeyCheck).where(KeyCheck.kek_id == kek_id).values(retired_at=now)).rowcount  # type: ignore[attr-defined]
+    marked = rowcount(session.execute(update(KeyCheck).where(KeyCheck.kek_id == kek_id).values(retired_at=now)))
     if not marked:
         key = keyring.keys[kek_id]
         session.add(KeyCheck(kek_id=kek_id, check_value=envelope.key_check_value(key), retired_at=now))

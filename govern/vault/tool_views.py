@@ -23,6 +23,7 @@ from govern.accounts.models import PLATFORM_LABELS, PLATFORMS, Account
 from govern.db import get_session
 from govern.errors import InvalidError
 from govern.vault import importer, rules
+from govern.vault.rule_models import PasswordRule
 from govern.vault.tool_forms import ConfirmImportForm, ImportForm, RuleForm
 from govern.web import permission
 
@@ -60,7 +61,7 @@ def edit_password_rule(platform: str) -> Any:
     if platform not in PLATFORMS:
         abort(404)
     db = get_session()
-    rule = db.get(rules.PasswordRule, platform)
+    rule = db.get(PasswordRule, platform)
     if rule is None:
         abort(404)
     form = RuleForm(obj=rule) if request.method == "GET" else RuleForm()
@@ -72,7 +73,7 @@ def edit_password_rule(platform: str) -> Any:
             symbol_set=form.symbol_set.data or "", notes=form.notes.data or "",
         )
         try:
-            changed = rules.update_rule(db, actor=current_user, rule=rule, data=data)  # type: ignore[arg-type]
+            changed = rules.update_rule(db, actor=current_user, rule=rule, data=data)
         except InvalidError as exc:
             db.rollback()
             for name, message in exc.reasons.items():
@@ -229,7 +230,7 @@ def import_confirm() -> Any:
         flash(exc.message, "error")
         return _preview_page(form, importer.preview_import(db, parsed), status=400)
     try:
-        report = importer.apply_import(db, parsed, actor=current_user, keyring=keyring,  # type: ignore[arg-type]
+        report = importer.apply_import(db, parsed, actor=current_user, keyring=keyring,
                                        create_accounts=set(confirm.create.data or []), assign=assign, fallback=fallback)
     except importer.ImportFailedError as exc:
         db.rollback()

@@ -31,7 +31,7 @@ INDEX = "ix_people_search_trigrams"
 log = logging.getLogger("alembic.runtime.migration")
 
 
-def _can_have_trigrams(bind) -> bool:  # type: ignore[no-untyped-def]
+def _can_have_trigrams(bind) -> bool:
     installed, available, may_create = bind.exec_driver_sql(
         "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'),"
         " EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'),"

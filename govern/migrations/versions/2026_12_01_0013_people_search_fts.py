@@ -41,7 +41,7 @@ OLD = "'delete', old.id, old.full_name, old.email, old.employee_id"
 log = logging.getLogger("alembic.runtime.migration")
 
 
-def _has_trigram_fts(bind) -> bool:  # type: ignore[no-untyped-def]
+def _has_trigram_fts(bind) -> bool:
     try:
         bind.exec_driver_sql("CREATE VIRTUAL TABLE temp.govern_trigram_probe USING fts5(x, tokenize='trigram')")
     except OperationalError:
@@ -59,15 +59,16 @@ def upgrade() -> None:
         return
     # Case-insensitive (the tokenizer's default), as the search is.
     op.execute(f"CREATE VIRTUAL TABLE {TABLE} USING fts5({COLUMNS}, content='people', content_rowid='id', tokenize='trigram')")
-    op.execute(f"CREATE TRIGGER {TABLE}_after_insert AFTER INSERT ON people BEGIN "
+    # The statements below are built from the module's constants only (no input): S608 does not apply.
+    op.execute(f"CREATE TRIGGER {TABLE}_after_insert AFTER INSERT ON people BEGIN "  # noqa: S608
                f"INSERT INTO {TABLE}(rowid, {COLUMNS}) VALUES ({NEW}); END")
-    op.execute(f"CREATE TRIGGER {TABLE}_after_delete AFTER DELETE ON people BEGIN "
+    op.execute(f"CREATE TRIGGER {TABLE}_after_delete AFTER DELETE ON people BEGIN "  # noqa: S608
                f"INSERT INTO {TABLE}({TABLE}, rowid, {COLUMNS}) VALUES ({OLD}); END")
-    op.execute(f"CREATE TRIGGER {TABLE}_after_update AFTER UPDATE OF id, {COLUMNS} ON people BEGIN "
+    op.execute(f"CREATE TRIGGER {TABLE}_after_update AFTER UPDATE OF id, {COLUMNS} ON people BEGIN "  # noqa: S608
                f"INSERT INTO {TABLE}({TABLE}, rowid, {COLUMNS}) VALUES ({OLD}); "
                f"INSERT INTO {TABLE}(rowid, {COLUMNS}) VALUES ({NEW}); END")
     # Index the people already there (20,000 in well under a second).
-    op.execute(f"INSERT INTO {TABLE}({TABLE}) VALUES ('rebuild')")
+    op.execute(f"INSERT INTO {TABLE}({TABLE}) VALUES ('rebuild')")  # noqa: S608
 
 
 def downgrade() -> None:
