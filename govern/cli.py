@@ -14,7 +14,7 @@ from govern.config import ConfigError
 
 
 def _create_cli_app() -> Any:
-    from govern import create_app
+    from govern.app import create_app
 
     # Commands such as `db upgrade` must run against an out-of-date schema.
     return create_app({"REQUIRE_CURRENT_SCHEMA": False})

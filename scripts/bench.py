@@ -123,7 +123,7 @@ class Bench:
 
     def app(self) -> Any:
         """An in-process govern app on the bench database (for seeding)."""
-        from govern import create_app
+        from govern.app import create_app
 
         return create_app({"ENV": "production", "INSTANCE_PATH": self.instance, "DATABASE_URL": self.url,
                            "SECRET_KEY": SECRET_KEY, "VAULT_KEY_FILE": self.instance / "vault.key",
@@ -732,7 +732,7 @@ def operations(bench: Bench, seeded: Seeded) -> dict[str, Any]:
     env = bench.env()
     s = bench.scale
 
-    startup = timed_process([PYTHON, "-c", "from govern import create_app; create_app()"], env, bench.out / "startup.log")
+    startup = timed_process([PYTHON, "-c", "from govern.app import create_app; create_app()"], env, bench.out / "startup.log")
     ops["process_startup"] = startup
 
     ops["offboarding_start"] = timed_process([PYTHON, str(ROOT / "scripts" / "bench.py"), "--offboard-person",
@@ -799,7 +799,7 @@ def offboard_person(person_id: int) -> None:
     No tracemalloc around it: tracing every allocation made this very call 3x slower (0.37 s -> 1.1 s),
     so it timed the tracer. Its memory is the process's peak RSS, measured like the other operations.
     """
-    from govern import create_app
+    from govern.app import create_app
     from govern.db import database
     from govern.directory.models import Person
     from govern.grants.models import Grant
