@@ -1,4 +1,4 @@
-"""`govern keys rotate|rewrap|retire|status` and `govern vault purge`."""
+"""`govern keys rotate|rewrap|retire|status`, and the `govern vault` group (purge, import)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from flask import current_app, g
 from flask.cli import with_appcontext
 
 from govern.crypto.keyring import Keyring
+from govern.vault.import_cli import import_command
 
 #: Exit status of a vault command refused because the vault is sealed (like HTTP 503).
 SEALED_EXIT = 3
@@ -195,4 +196,5 @@ def purge(retention_days: int | None) -> None:
     click.echo(f"destroyed {total} retired version(s) older than {days} day(s)")
 
 
-KEY_COMMANDS = (rotate, rewrap, retire, status)
+# `govern vault import` lives in its own module (it is long); the vault group carries it.
+group.add_command(import_command)
