@@ -42,7 +42,6 @@ def _run_help(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(("args", "listed"), [
     ((), ROOT_COMMANDS),
     (("keys",), {"init", *KEY_COMMANDS}),
-    (("vault",), {"import", "purge"}),
 ])
 def test_help_builds_no_app(tmp_path, args, listed):
     result = _run_help(tmp_path, *args)
