@@ -1,26 +1,107 @@
-"""The `govern` command: one root group, a sub-group per area."""
+"""The `govern` command: one root group, a sub-group per area.
+
+The root lists its sub-groups from a table (name, module, one line of help), so `govern --help`
+and `govern <group> --help` import no area and build no app: click's lazy-subcommand pattern.
+An area's module is imported when its command is looked up, and the app is built (through the
+ScriptInfo that FlaskGroup puts in ctx.obj) only when a command runs under `with_appcontext`.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import click
 from flask import current_app, g
-from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+from flask.cli import AppGroup, FlaskGroup, ScriptInfo, with_appcontext
 
-from govern.config import ConfigError
+
+class LazyGroup(AppGroup):
+    """A group whose listed subcommands are imported only when one is looked up; its own commands
+    run in an app context, as in any AppGroup."""
+
+    def __init__(self, *args: Any, lazy_subcommands: Mapping[str, tuple[str, str]] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: name -> ("module:attribute", the one line `--help` shows without importing the module)
+        self.lazy_subcommands = dict(lazy_subcommands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_subcommands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_subcommands:
+            self.add_command(_load_command(self.lazy_subcommands[cmd_name][0]), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Like click's, with the help of a command not yet imported read from the table."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            # A stand-in for a command not imported yet shortens its help exactly as click would.
+            command = self.commands.get(name) or click.Command(name, help=self.lazy_subcommands[name][1])
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _load_command(spec: str) -> click.Command:
+    module_name, _, attribute = spec.partition(":")
+    command = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{spec} is not a click command")
+    return command
+
+
+class RootGroup(LazyGroup, FlaskGroup):
+    """FlaskGroup's options and ScriptInfo, without loading the app to list commands (govern's
+    commands are all on this group; the app adds none)."""
 
 
 def _create_cli_app() -> Any:
-    from govern import create_app
-
+    # Imported here, not at the top: `govern --help` must not pay for building an app.
+    app_module = importlib.import_module("govern.app")
     # Commands such as `db upgrade` must run against an out-of-date schema.
-    return create_app({"REQUIRE_CURRENT_SCHEMA": False})
+    return app_module.create_app({"REQUIRE_CURRENT_SCHEMA": False})
 
 
-@click.group(cls=FlaskGroup, create_app=_create_cli_app, add_default_commands=True, add_version_option=False)
+#: The areas' command groups, in the root: name -> (where it lives, its one-line help).
+AREA_COMMANDS = {
+    "check": ("govern.offboarding.cli:check_command",
+              "Check the leaver invariants (no leaver keeps access); list every violation, exit 1 if any."),
+    "demo": ("govern.demo.cli:group", "Demo commands."),
+    "directory": ("govern.directory.cli:group", "Directory commands."),
+    "grants": ("govern.grants.cli:group", "Grants of account roles."),
+    "jobs": ("govern.jobs.cli:group", "Time-based work: expiry, reminders, the email outbox."),
+    "offboarding": ("govern.offboarding.cli:group", "Offboardings of people who leave."),
+    "rotation": ("govern.rotation.cli:group", "Credential rotation: what is due, and opening the tasks."),
+    "vault": ("govern.vault.cli:group", "The credential vault."),
+}
+
+#: The vault's keyring commands, in `govern keys` next to `keys init`.
+KEY_COMMANDS = {
+    "rotate": ("govern.vault.cli:rotate",
+               "Add a new primary key-encryption key (older keys stay, to unwrap existing data keys)."),
+    "rewrap": ("govern.vault.cli:rewrap",
+               "Re-wrap every data key under the primary KEK, batch by batch (safe to stop; run again to finish)."),
+    "retire": ("govern.vault.cli:retire",
+               "Remove KEK_ID from the keyring; refused while any data key is still wrapped by it."),
+    "status": ("govern.vault.cli:status",
+               "Show the keyring, whether the vault is sealed, and how many data keys each KEK wraps."),
+}
+
+
+@click.group(cls=RootGroup, create_app=_create_cli_app, add_default_commands=True, add_version_option=False,
+             lazy_subcommands=AREA_COMMANDS)
 def cli() -> None:
     """govern: official social media accounts under control."""
 
@@ -204,7 +285,7 @@ def audit_verify() -> None:
 # --- keys ----------------------------------------------------------------------------------------
 
 
-@cli.group("keys")
+@cli.group("keys", cls=LazyGroup, lazy_subcommands=KEY_COMMANDS)
 def keys_group() -> None:
     """The vault keyring (key-encryption keys, kept outside the database)."""
 
@@ -221,48 +302,17 @@ def keys_init() -> None:
     click.echo(f"created {key_file} (mode 0600); back it up apart from the database")
 
 
-def _register_area_commands() -> None:
-    from govern.demo.cli import group as demo_group
-    from govern.directory.cli import group as directory_group
-    from govern.grants.cli import group as grants_group
-    from govern.jobs.cli import group as jobs_group
-    from govern.offboarding.cli import check_command
-    from govern.offboarding.cli import group as offboarding_group
-    from govern.rotation.cli import group as rotation_group
-    from govern.vault.cli import KEY_COMMANDS
-    from govern.vault.cli import group as vault_group
-
-    for group in (directory_group, grants_group, demo_group, jobs_group, vault_group, rotation_group,
-                  offboarding_group):
-        cli.add_command(group)
-    cli.add_command(check_command)
-    for command in KEY_COMMANDS:
-        keys_group.add_command(command)
-
-
-_register_area_commands()
-
-
-def _register_vault_import() -> None:
-    """`govern vault import`, added to the vault group (created here when no other module made it)."""
-    from govern.vault.import_cli import import_command
-
-    vault = cli.commands.get("vault")
-    if not isinstance(vault, click.Group):
-        vault = click.Group("vault", help="The credential vault.")
-        cli.add_command(vault)
-    vault.add_command(import_command)
-
-
-_register_vault_import()
-
-
 def main() -> None:
     """Console entry point: configuration problems are one line and a non-zero exit."""
-    from govern.schema import SchemaNotCurrentError
-
     try:
         cli.main(prog_name="govern")
-    except (ConfigError, SchemaNotCurrentError) as exc:
+    except Exception as exc:
+        # Both modules are loaded by the time one of their errors is raised; importing them up
+        # front would make every `--help` pay for the configuration and the database stack.
+        from govern.config import ConfigError
+        from govern.schema import SchemaNotCurrentError
+
+        if not isinstance(exc, ConfigError | SchemaNotCurrentError):
+            raise
         click.echo(f"govern: {exc}", err=True)
         sys.exit(2)

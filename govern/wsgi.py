@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from govern import create_app
+from govern.app import create_app
 from govern.config import ConfigError
 from govern.schema import SchemaNotCurrentError
 

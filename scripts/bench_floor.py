@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from flask import render_template
 
-from govern import create_app
+from govern.app import create_app
 from govern.web import STAFF, permission
 
 app = create_app()

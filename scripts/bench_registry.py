@@ -23,8 +23,8 @@ from sqlalchemy import event, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from govern import create_app  # noqa: E402
 from govern.accounts.models import Account  # noqa: E402
+from govern.app import create_app  # noqa: E402
 from govern.auth.models import User, UserRole  # noqa: E402
 from govern.crypto import totp  # noqa: E402
 from govern.db import database, utcnow  # noqa: E402

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from govern import create_app
+from govern.app import create_app
 from govern.db import make_engine
 from govern.schema import upgrade
 

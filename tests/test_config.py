@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from govern import create_app
+from govern.app import create_app
 from govern.config import ConfigError, load_config
 from govern.crypto.keyring import Keyring
 from govern.schema import SchemaNotCurrentError, downgrade, upgrade

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from govern import create_app
+from govern.app import create_app
 from govern.auth.models import User
 from govern.db import database
 from govern.schema import upgrade

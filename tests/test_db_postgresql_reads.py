@@ -13,7 +13,8 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.exc import OperationalError
 
-from govern import audit, create_app
+from govern import audit
+from govern.app import create_app
 from govern.audit.models import AuditChainHead, AuditEvent
 from govern.audit.services import AuditContext
 from govern.db import database, enter_view

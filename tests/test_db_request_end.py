@@ -7,7 +7,8 @@ import pytest
 from flask import Flask, session
 from sqlalchemy import func, inspect, select
 
-from govern import audit, create_app
+from govern import audit
+from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.audit.services import AuditContext
 from govern.db import database, discard_uncommitted, get_session

@@ -12,7 +12,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, text
 
-from govern import audit, create_app
+from govern import audit
+from govern.app import create_app
 from govern.audit.models import AuditChainHead
 from govern.audit.services import AuditContext, verify_chain
 from govern.db import database, enter_view, get_session

@@ -72,7 +72,7 @@ def test_the_organisation_zone_applies_to_users_without_their_own(app, db, kit, 
 
 
 def test_an_unknown_organisation_zone_is_a_config_error(tmp_path, database_url):
-    from govern import create_app
+    from govern.app import create_app
 
     with pytest.raises(ConfigError, match="GOVERN_TIME_ZONE"):
         create_app(app_config(tmp_path, database_url, TIME_ZONE="Europe/Atlantis"))

@@ -245,7 +245,7 @@ def test_the_same_code_submitted_at_once_by_two_sessions_is_accepted_once(tmp_pa
     """Two connections race to accept one code; the atomic step update lets exactly one win."""
     import threading
 
-    from govern import create_app
+    from govern.app import create_app
     from govern.db import database
     from govern.schema import upgrade
     from tests.conftest import app_config
@@ -286,7 +286,7 @@ def test_one_setup_secret_redeemed_at_once_by_two_sessions_is_accepted_once(tmp_
     """Two connections race to redeem one setup secret; the atomic update lets exactly one win."""
     import threading
 
-    from govern import create_app
+    from govern.app import create_app
     from govern.db import database
     from govern.schema import upgrade
     from tests.conftest import app_config

@@ -10,7 +10,7 @@ from pathlib import Path
 import time_machine
 from sqlalchemy import select
 
-from govern import create_app
+from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.db import utcnow
 from govern.schema import upgrade

@@ -13,7 +13,7 @@ import sys
 
 from sqlalchemy import select
 
-from govern import create_app
+from govern.app import create_app
 from govern.auth.models import User
 from govern.auth.services import create_user
 from govern.crypto import totp

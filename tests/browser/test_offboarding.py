@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select, update
 
-from govern import create_app
+from govern.app import create_app
 from govern.crypto.keyring import Keyring
 from govern.db import database, utcnow
 from govern.directory.models import Person

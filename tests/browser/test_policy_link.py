@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from govern import create_app
+from govern.app import create_app
 from govern.db import database
 from govern.notifications.models import OutboxMessage
 from govern.policies import links

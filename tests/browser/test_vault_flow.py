@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select, update
 
-from govern import create_app
+from govern.app import create_app
 from govern.auth.models import User, WebSession
 from govern.db import database, utcnow
 from govern.vault.models import Exposure

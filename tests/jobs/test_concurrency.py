@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from govern import create_app
+from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.audit.services import verify_chain
 from govern.db import Database, utcnow

@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlalchemy import func, select, text
 
-from govern import create_app
+from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.crypto.keyring import Keyring
 from govern.errors import ConflictError

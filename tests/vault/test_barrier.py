@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import LargeBinary, String, Text, select, update
 
 import govern.models  # noqa: F401 - every table on the metadata
-from govern import create_app
+from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.crypto.keyring import Keyring
 from govern.db import Base

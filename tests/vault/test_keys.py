@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select
 
-from govern import create_app
 from govern.accounts.models import Account
+from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.cli import cli
 from govern.crypto import envelope

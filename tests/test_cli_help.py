@@ -1,0 +1,68 @@
+"""`govern --help` lists every command without building the app: no area imported, no instance
+files, nothing logged (issue 17, plan section 6). Its time is measured by scripts/bench."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from govern.cli import AREA_COMMANDS, KEY_COMMANDS, cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Runs the console entry point, then tells which heavy modules the run imported.
+PROBE = """
+import sys
+from govern.cli import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+heavy = [m for m in ("sqlalchemy", "scim2_models", "alembic", "govern.app", "govern.config") if m in sys.modules]
+print("IMPORTED:", ",".join(heavy))
+sys.exit(code)
+"""
+
+ROOT_COMMANDS = {"audit", "check", "db", "demo", "directory", "grants", "init", "jobs", "keys", "offboarding",
+                 "rotation", "routes", "run", "shell", "users", "vault"}
+
+
+def _run_help(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GOVERN_INSTANCE_PATH": str(tmp_path / "instance")}
+    env.pop("GOVERN_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-c", PROBE, *args, "--help"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("args", "listed"), [
+    ((), ROOT_COMMANDS),
+    (("keys",), {"init", *KEY_COMMANDS}),
+])
+def test_help_builds_no_app(tmp_path, args, listed):
+    result = _run_help(tmp_path, *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no "vault sealed", no warning
+    help_text, imported = result.stdout.rsplit("IMPORTED:", 1)
+    assert imported.strip() == ""  # neither the database stack, nor SCIM's pydantic models, nor the app
+    commands = help_text.split("Commands:", 1)[1]
+    assert {line.split()[0] for line in commands.splitlines() if line.startswith("  ") and line.split()} == listed
+    assert not (tmp_path / "instance").exists()
+
+
+@pytest.mark.parametrize(("table", "group_path"), [(AREA_COMMANDS, ()), (KEY_COMMANDS, ("keys",))])
+def test_the_help_in_the_tables_is_the_commands_own(table, group_path):
+    group: click.Command | None = cli
+    ctx = click.Context(cli)
+    for name in group_path:
+        assert isinstance(group, click.Group)
+        group = group.get_command(ctx, name)
+    assert isinstance(group, click.Group)
+    for name, (_, help_line) in table.items():
+        command = group.get_command(ctx, name)
+        assert command is not None and command.name == name
+        assert command.get_short_help_str(200) == help_line
