@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
-from govern import audit
+from govern import audit, failpoints
 from govern.accounts.models import Account, Role
 from govern.audit.models import AuditEvent
 from govern.auth import services as auth_services
@@ -76,15 +76,6 @@ SUCCESSOR_STEPS: dict[str, str] = {
                "sweep the partners and system users the leaver set up, then remove the leaver.",
 }
 GENERIC_SUCCESSOR_STEP = "Give the successor the platform's owner or admin role first, then remove the leaver."
-
-#: Called with a step name during the start; tests set it to simulate a crash half-way.
-failpoint: Callable[[str], None] | None = None
-
-
-def _failpoint(name: str) -> None:
-    if failpoint is not None:
-        failpoint(name)
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -350,10 +341,10 @@ def start_offboarding(session: Session, offboarding: Offboarding, *, actor: Any 
     grants.revoke_grants_of_leaver(session, actor=actor, grants=[g for g in live if g.status == "active"],
                                    reason=REVOKE_REASON, cause="offboarding",
                                    override_reason=f"offboarding #{offboarding.id}: the leaver's access ends")
-    _failpoint("after_revoke")
+    failpoints.hit("offboarding.after_revoke")
     # 3. Open review items the leaver was to decide go to their manager (or to the admins).
     _reassign_review_items(session, offboarding, actor)
-    _failpoint("before_items")
+    failpoints.hit("offboarding.before_items")
     # 4. The checklist.
     offboarding.started_at = offboarding.started_at or now
     offboarding.due_at = offboarding.due_at or offboarding.started_at + timedelta(hours=offboarding.deadline_hours)

@@ -18,7 +18,7 @@ from sqlalchemy import BindParameter, Select, bindparam, func, insert, or_, sele
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, lazyload
 
-from govern import audit
+from govern import audit, failpoints
 from govern.accounts.models import Account, Role
 from govern.audit.models import AuditEvent
 from govern.auth.models import User, UserRole
@@ -62,17 +62,6 @@ TIMELINE_LIMIT = 500
 #: How long a retired version can still be made current again (the vault's retention).
 DEFAULT_RETENTION_DAYS = vault.DEFAULT_RETENTION_DAYS
 CUSTODIAN_ROLE = "it"
-
-#: Test hooks: name -> callable(). Tests make them raise to prove a rotation interrupted
-#: half-way leaves nothing half-done. Empty in production.
-FAILPOINTS: dict[str, Callable[[], None]] = {}
-
-
-def _failpoint(name: str) -> None:
-    hook = FAILPOINTS.get(name)
-    if hook is not None:
-        hook()
-
 
 def _text(value: str, field_name: str, message: str) -> str:
     text = (value or "").strip()
@@ -563,9 +552,9 @@ def confirm_task(session: Session, *, actor: Any, task: RotationTask, ticked: It
     pending = vault.pending_version(session, secret)
     if pending is None or pending.id != task.staged_version_id:
         raise ConflictError("The staged value of this task is gone (discarded elsewhere); nothing was changed.")
-    _failpoint("confirm.before_vault")
+    failpoints.hit("rotation.confirm.before_vault")
     version = vault.confirm_version(session, actor=actor, secret=secret)
-    _failpoint("confirm.after_vault")
+    failpoints.hit("rotation.confirm.after_vault")
     if task.new_token_expires_at is not None:
         secret.token_expires_at = task.new_token_expires_at
     audit.record(session, "rotation.task_done", actor=actor, target_type="rotation_task", target_id=task.id,

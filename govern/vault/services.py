@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, lazyload, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from govern import audit
+from govern import audit, failpoints
 from govern.accounts.models import Account, Role
 from govern.crypto import envelope, totp
 from govern.crypto.envelope import Binding, Sealed, VaultCryptoError
@@ -56,11 +56,6 @@ SEED_ROLES = frozenset({"it", "admin"})
 #: App roles that see every secret's metadata (never its value).
 METADATA_ROLES = frozenset({"admin", "it", "auditor"})
 
-#: Test hooks: name -> callable(step). Tests make them raise (or kill the process) to prove
-#: that an interrupted rewrap loses nothing. Empty in production.
-FAILPOINTS: dict[str, Callable[[int], None]] = {}
-
-
 #: Seconds a revealed value (password, token, note, recovery codes, 2FA seed) stays on the page.
 REVEAL_VISIBLE_SECONDS = 30
 
@@ -81,12 +76,6 @@ class SecretDecryptError(GovernError):
     """A stored value does not decrypt (tampered row or a missing key); the attempt is audited."""
 
     status_code = 409
-
-
-def _failpoint(name: str, step: int) -> None:
-    hook = FAILPOINTS.get(name)
-    if hook is not None:
-        hook(step)
 
 
 # --- values and their validation --------------------------------------------------------------------
@@ -967,7 +956,7 @@ def rewrap_all(factory: sessionmaker[Session], keyring: Keyring, *, batch_size: 
             if batch.seen == 0:
                 session.rollback()
                 break
-            _failpoint("rewrap.before_commit", result.batches + 1)
+            failpoints.hit("vault.rewrap.before_commit", step=result.batches + 1)
             session.commit()
         result.batches += 1
         result.rewrapped += batch.rewrapped
@@ -975,7 +964,7 @@ def rewrap_all(factory: sessionmaker[Session], keyring: Keyring, *, batch_size: 
         after = batch.last_id
         if progress is not None:
             progress(batch.seen)
-        _failpoint("rewrap.after_batch", result.batches)
+        failpoints.hit("vault.rewrap.after_batch", step=result.batches)
     result.seconds = time.perf_counter() - started
     return result
 
