@@ -24,6 +24,7 @@ from govern.accounts.models import Account, Role
 from govern.audit.models import AuditEvent
 from govern.auth import services as auth_services
 from govern.auth.models import User, UserRole
+from govern.config import base_url
 from govern.db import bulk_insert, rowcount, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
@@ -473,7 +474,7 @@ def _notify_manager_of_successors(session: Session, offboarding: Offboarding, it
             f"email or phone) on {len(items)} account(s): {named}. As their manager, choose a successor for each "
             f"on the offboarding's checklist before {offboarding.due_at:%Y-%m-%d %H:%M} UTC.")
     notifications.notify(session, user=manager, kind="offboarding.successor_needed", title=title, link=link, body=body)
-    lines = [f"Hello {manager.person.full_name},", "", body, "", f"Open it in govern: {_base_url()}{link}",
+    lines = [f"Hello {manager.person.full_name},", "", body, "", f"Open it in govern: {base_url()}{link}",
              "", "-- ", "govern: official social media accounts under control"]
     keys = ",".join(str(i.id) for i in sorted(items, key=lambda i: i.id))
     notifications.queue_email(session, to=manager.email, subject=f"[govern] {title}", body_text="\n".join(lines),
@@ -596,12 +597,6 @@ def _users_with_roles(session: Session, roles: Iterable[str]) -> list[User]:
     ))
 
 
-def _base_url() -> str:
-    from flask import current_app, has_app_context
-
-    return str(current_app.config.get("BASE_URL", "")) if has_app_context() else ""
-
-
 def escalate_overdue(session: Session, *, settings: Settings, now: datetime | None = None) -> dict[str, int]:
     """Items past due escalate to their owner(s) and HR: an email through the outbox and an in-app
     notification, once per item per escalation period (the outbox's dedupe keys make re-runs no-ops).
@@ -621,7 +616,6 @@ def escalate_overdue(session: Session, *, settings: Settings, now: datetime | No
     manager_ids = {item.owner_person_id for item, _ in rows if item.owner == "manager" and item.owner_person_id}
     managers: dict[int, User] = {u.person_id: u for u in session.scalars(
         select(User).where(User.person_id.in_(manager_ids), User.is_active.is_(True)))} if manager_ids else {}
-    base = _base_url()
     escalated: dict[int, list[int]] = {}
     for item, offboarding in rows:
         assert item.due_at is not None
@@ -643,7 +637,7 @@ def escalate_overdue(session: Session, *, settings: Settings, now: datetime | No
                 f"{hours} hour(s) ago. Offboarding #{offboarding.id} of {offboarding.person.full_name} cannot complete "
                 "until it is done.")
         for user in recipients.values():
-            lines = [f"Hello {user.person.full_name},", "", body, "", f"Open it in govern: {base}{link}",
+            lines = [f"Hello {user.person.full_name},", "", body, "", f"Open it in govern: {base_url()}{link}",
                      "", "-- ", "govern: official social media accounts under control"]
             queued = notifications.queue_email(
                 session, to=user.email, subject=f"[govern] {title}", body_text="\n".join(lines),

@@ -22,6 +22,7 @@ from govern import audit, failpoints
 from govern.accounts.models import Account, Role
 from govern.audit.models import AuditEvent
 from govern.auth.models import User, UserRole
+from govern.config import base_url
 from govern.crypto.keyring import Keyring
 from govern.db import rowcount, utcnow
 from govern.directory.models import Person
@@ -797,18 +798,12 @@ def admin_users(session: Session) -> list[User]:
     ))
 
 
-def _base_url() -> str:
-    from flask import current_app, has_app_context
-
-    return str(current_app.config.get("BASE_URL", "")) if has_app_context() else ""
-
-
 def notify_it(session: Session, *, title: str, body: str, link: str, dedupe: str) -> None:
     """Tell IT in govern and by email (once per ``dedupe`` key)."""
     users = it_users(session)
     notifications.notify(session, users=users, kind="rotation.needed", title=title, link=link, body=body)
     notifications.email_users(session, users=users, kind="rotation.needed", subject=f"[govern] {title}", body=body,
-                              link=link, dedupe_prefix=dedupe, base_url=_base_url())
+                              link=link, dedupe_prefix=dedupe)
 
 
 # --- compromise lockdown ----------------------------------------------------------------------------------
@@ -865,7 +860,7 @@ def _tell_about_incident(session: Session, incident: Incident, secrets: int) -> 
             notifications.notify(session, user=user, kind="rotation.incident", title=title, link=link, body=incident.summary)
         lines = [f"Hello {person.full_name},", "", body]
         if user is not None:
-            lines += ["", f"Open it in govern: {_base_url()}{link}"]
+            lines += ["", f"Open it in govern: {base_url()}{link}"]
         lines += ["", "-- ", "govern: official social media accounts under control"]
         notifications.queue_email(session, to=person.email, subject=f"[govern] {title}", body_text="\n".join(lines),
                                   kind="rotation.incident", dedupe_key=f"rotation.incident:{incident.id}:{person.id}")
@@ -1127,7 +1122,6 @@ def send_reminders(session: Session, *, now: datetime | None = None) -> dict[str
     team = it_users(session)
     admins = admin_users(session)
     week = now.strftime("%G-W%V")
-    base = _base_url()
     for task in overdue:
         what = f"{task.secret.label} of {task.secret.account.display_name}"
         late = now - task.due_at
@@ -1137,24 +1131,24 @@ def send_reminders(session: Session, *, now: datetime | None = None) -> dict[str
             session, users=users, kind="rotation.reminder", title=f"Rotation overdue: {what}",
             body=f"The rotation of {what} ({REASON_LABELS[task.reason].lower()}) was due {_fmt(task.due_at)} "
                  f"and is {task.status}; it is {late.days} day(s) late.",
-            link=link, dedupe_prefix=f"rotation.reminder:{task.id}:{now:%Y-%m-%d}", base_url=base)
+            link=link, dedupe_prefix=f"rotation.reminder:{task.id}:{now:%Y-%m-%d}")
         if late >= (ESCALATE_URGENT_AFTER if task.is_urgent else ESCALATE_AFTER):
             counts["escalations"] += _remind(
                 session, users=admins, kind="rotation.escalation", title=f"Escalation: rotation of {what} is {late.days} days late",
                 body=f"The rotation of {what} ({REASON_LABELS[task.reason].lower()}{', urgent' if task.is_urgent else ''}) "
                      f"was due {_fmt(task.due_at)} and is still {task.status}. Please make sure IT takes it.",
-                link=link, dedupe_prefix=f"rotation.escalation:{task.id}:{week}", base_url=base)
+                link=link, dedupe_prefix=f"rotation.escalation:{task.id}:{week}")
     return counts
 
 
 def _remind(session: Session, *, users: Sequence[User], kind: str, title: str, body: str, link: str,
-            dedupe_prefix: str, base_url: str) -> int:
+            dedupe_prefix: str) -> int:
     # Each person gets the email and the in-app notification together, and only when the email's
     # dedupe key is new, so a reminder appears once a day in the app too, even with concurrent runs.
     sent = 0
     for user in users:
         if notifications.email_users(session, users=[user], kind=kind, subject=f"[govern] {title}", body=body, link=link,
-                                     dedupe_prefix=dedupe_prefix, base_url=base_url):
+                                     dedupe_prefix=dedupe_prefix):
             notifications.notify(session, kind=kind, title=title, user=user, link=link, body=body)
             sent += 1
     return sent
@@ -1179,7 +1173,7 @@ def send_digest(session: Session, *, now: datetime | None = None) -> dict[str, i
     queued = notifications.email_users(session, users=it_users(session), kind="rotation.digest",
                                        subject=f"[govern] Weekly rotation digest: {overdue} overdue, {due} due",
                                        body="\n".join(lines), link="/rotation/",
-                                       dedupe_prefix=f"rotation.digest:{now:%G-W%V}", base_url=_base_url())
+                                       dedupe_prefix=f"rotation.digest:{now:%G-W%V}")
     return {"digests": queued}
 
 

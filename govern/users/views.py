@@ -21,6 +21,7 @@ from govern.auth import once, services
 from govern.auth.forms import ConfirmForm
 from govern.auth.models import User
 from govern.auth.services import AuthKit
+from govern.config import base_url
 from govern.db import get_session
 from govern.directory import services as directory
 from govern.errors import ConflictError, InvalidError, NotFoundError
@@ -39,7 +40,7 @@ def _kit() -> AuthKit:
 
 def _setup_link(token: str) -> str:
     # The secret travels in the fragment, which browsers never send to a server or a log.
-    return f"{current_app.config['BASE_URL']}{url_for('auth.setup')}#token={token}"
+    return f"{base_url()}{url_for('auth.setup')}#token={token}"
 
 
 @bp.route("/")
