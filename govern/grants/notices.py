@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govern.auth.models import User, UserRole
+from govern.auth.users import active_users_with_roles
 from govern.grants.models import Grant
 from govern.notifications import services as notifications
 
@@ -28,11 +29,7 @@ def approvers(session: Session, grant: Grant) -> list[User]:
     )) if near else []
     chosen = [u for u in candidates if may_decide(u, grant)]
     if not chosen:
-        admins = session.scalars(
-            select(User).join(UserRole, UserRole.user_id == User.id)
-            .where(User.is_active.is_(True), UserRole.role == "admin").order_by(User.id).limit(50)
-        )
-        chosen = [u for u in admins if may_decide(u, grant)]
+        chosen = [u for u in active_users_with_roles(session, ["admin"])[:50] if may_decide(u, grant)]
     return chosen
 
 

@@ -23,7 +23,8 @@ from govern import audit, failpoints
 from govern.accounts.models import Account, Role
 from govern.audit.models import AuditEvent
 from govern.auth import services as auth_services
-from govern.auth.models import User, UserRole
+from govern.auth.models import User
+from govern.auth.users import active_users_with_roles, count_active_admins
 from govern.config import base_url
 from govern.db import bulk_insert, rowcount, utcnow
 from govern.directory.models import Person
@@ -186,11 +187,7 @@ def _check_not_last_admin(session: Session, person: Person) -> None:
     login = _login_of(session, person.id)
     if login is None or not login.is_active or "admin" not in login.roles:
         return
-    admins = session.scalar(
-        select(func.count()).select_from(UserRole).join(User, User.id == UserRole.user_id)
-        .where(UserRole.role == "admin", User.is_active.is_(True))
-    ) or 0
-    if admins <= 1:
+    if count_active_admins(session, excluding=login) == 0:
         raise ConflictError(f"{person.full_name} is govern's last active admin; make someone else an admin first.")
 
 
@@ -590,13 +587,6 @@ def start_due_offboardings(session: Session, now: datetime | None = None) -> dic
 # --- escalation -------------------------------------------------------------------------------------------
 
 
-def _users_with_roles(session: Session, roles: Iterable[str]) -> list[User]:
-    return list(session.scalars(
-        select(User).join(UserRole, UserRole.user_id == User.id)
-        .where(User.is_active.is_(True), UserRole.role.in_(list(roles))).order_by(User.id).distinct()
-    ))
-
-
 def escalate_overdue(session: Session, *, settings: Settings, now: datetime | None = None) -> dict[str, int]:
     """Items past due escalate to their owner(s) and HR: an email through the outbox and an in-app
     notification, once per item per escalation period (the outbox's dedupe keys make re-runs no-ops).
@@ -612,7 +602,7 @@ def escalate_overdue(session: Session, *, settings: Settings, now: datetime | No
     counts = {"overdue_items": len(rows), "emails": 0, "notifications": 0}
     if not rows:
         return counts
-    by_role = {role: _users_with_roles(session, [role]) for role in ("it", "hr", "admin")}
+    by_role = {role: active_users_with_roles(session, [role]) for role in ("it", "hr", "admin")}
     manager_ids = {item.owner_person_id for item, _ in rows if item.owner == "manager" and item.owner_person_id}
     managers: dict[int, User] = {u.person_id: u for u in session.scalars(
         select(User).where(User.person_id.in_(manager_ids), User.is_active.is_(True)))} if manager_ids else {}

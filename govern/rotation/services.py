@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, defer, lazyload
 from govern import audit, failpoints
 from govern.accounts.models import Account, Role
 from govern.audit.models import AuditEvent
-from govern.auth.models import User, UserRole
+from govern.auth.models import User
+from govern.auth.users import active_users_with_roles
 from govern.config import base_url
 from govern.crypto.keyring import Keyring
 from govern.db import rowcount, utcnow
@@ -782,25 +783,9 @@ def open_exposure_rotations(session: Session, *, actor: Any, person: Person, acc
 # --- people to tell ------------------------------------------------------------------------------------
 
 
-def it_users(session: Session) -> list[User]:
-    """Active IT users (the custodians)."""
-    return list(session.scalars(
-        select(User).join(UserRole, UserRole.user_id == User.id)
-        .where(User.is_active.is_(True), UserRole.role == CUSTODIAN_ROLE).order_by(User.id).distinct()
-    ))
-
-
-def admin_users(session: Session) -> list[User]:
-    """Active app admins."""
-    return list(session.scalars(
-        select(User).join(UserRole, UserRole.user_id == User.id)
-        .where(User.is_active.is_(True), UserRole.role == "admin").order_by(User.id).distinct()
-    ))
-
-
 def notify_it(session: Session, *, title: str, body: str, link: str, dedupe: str) -> None:
     """Tell IT in govern and by email (once per ``dedupe`` key)."""
-    users = it_users(session)
+    users = active_users_with_roles(session, [CUSTODIAN_ROLE])
     notifications.notify(session, users=users, kind="rotation.needed", title=title, link=link, body=body)
     notifications.email_users(session, users=users, kind="rotation.needed", subject=f"[govern] {title}", body=body,
                               link=link, dedupe_prefix=dedupe)
@@ -1119,8 +1104,8 @@ def send_reminders(session: Session, *, now: datetime | None = None) -> dict[str
                                                               RotationTask.due_at <= now).order_by(RotationTask.id)).unique())
     if not overdue:
         return counts
-    team = it_users(session)
-    admins = admin_users(session)
+    team = active_users_with_roles(session, [CUSTODIAN_ROLE])
+    admins = active_users_with_roles(session, ["admin"])
     week = now.strftime("%G-W%V")
     for task in overdue:
         what = f"{task.secret.label} of {task.secret.account.display_name}"
@@ -1170,7 +1155,7 @@ def send_digest(session: Session, *, now: datetime | None = None) -> dict[str, i
     if worst:
         lines += ["", "Most overdue:"]
         lines += [f"- {r.secret.label} of {r.secret.account.display_name}: due {_fmt(r.due_at)}" for r in worst]
-    queued = notifications.email_users(session, users=it_users(session), kind="rotation.digest",
+    queued = notifications.email_users(session, users=active_users_with_roles(session, [CUSTODIAN_ROLE]), kind="rotation.digest",
                                        subject=f"[govern] Weekly rotation digest: {overdue} overdue, {due} due",
                                        body="\n".join(lines), link="/rotation/",
                                        dedupe_prefix=f"rotation.digest:{now:%G-W%V}")
