@@ -560,9 +560,7 @@ def reveal(session: Session, *, actor: Any, keyring: Keyring | None, secret: Sec
         raise _bad("what", "This secret cannot be shown that way.")
     why_not = refusal(session, actor, secret, what)
     if why_not is not None:
-        audit.record(session, "vault.reveal_denied", actor=actor, target_type="secret", target_id=secret.id,
-                     outcome="denied", details={"account_id": secret.account_id, "exposure": what, "why": why_not})
-        session.flush()
+        record_reveal_denied(session, actor=actor, secret=secret, exposure=what, why=why_not)
         raise ForbiddenError(why_not)
     text = _reason(reason)
     if not mfa_fresh:
@@ -596,9 +594,7 @@ def mark_recovery_code_used(session: Session, *, actor: Any, keyring: Keyring | 
         raise _bad("index", "Only recovery codes can be marked used.")
     why_not = refusal(session, actor, secret)
     if why_not is not None:
-        audit.record(session, "vault.reveal_denied", actor=actor, target_type="secret", target_id=secret.id,
-                     outcome="denied", details={"account_id": secret.account_id, "exposure": "value", "why": why_not})
-        session.flush()
+        record_reveal_denied(session, actor=actor, secret=secret, exposure="value", why=why_not)
         raise ForbiddenError(why_not)
     if not mfa_fresh:
         raise StepUpRequiredError("Confirm a code from your authenticator first (needed within the last 5 minutes).")
@@ -625,10 +621,10 @@ def mark_recovery_code_used(session: Session, *, actor: Any, keyring: Keyring | 
     return version
 
 
-def record_step_up_refusal(session: Session, *, actor: Any, secret: Secret, what: str) -> None:
-    """Audit a reveal attempted without a fresh second factor."""
+def record_reveal_denied(session: Session, *, actor: Any, secret: Secret, exposure: str, why: str) -> None:
+    """Audit a refused reveal of ``secret`` (``exposure``: value, totp_code, totp_seed) and why."""
     audit.record(session, "vault.reveal_denied", actor=actor, target_type="secret", target_id=secret.id, outcome="denied",
-                 details={"account_id": secret.account_id, "exposure": what, "why": "second factor not fresh"})
+                 details={"account_id": secret.account_id, "exposure": exposure, "why": why})
     session.flush()
 
 
