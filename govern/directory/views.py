@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import secrets
@@ -31,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from govern import audit
+from govern.csvexport import csv_chunks
 from govern.db import get_session
 from govern.directory import import_mappings, importer, services
 from govern.directory.forms import STATUS_LABELS, ImportForm, PersonForm
@@ -89,12 +88,6 @@ def index() -> str:
     )
 
 
-def _safe_cell(value: object) -> str:
-    """Neutralise spreadsheet formulas (CSV injection) in exported cells."""
-    text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @bp.route("/export.csv", methods=["POST"])
 @permission("directory.read")
 def export() -> Response:
@@ -105,22 +98,14 @@ def export() -> Response:
     db.commit()
     user = current_user._get_current_object()
 
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(EXPORT_COLUMNS)
+    def rows() -> Iterator[list[Any]]:
         for person in services.iter_people(get_session(), user, flt):
             values = {name: getattr(person, name, None) for name in EXPORT_COLUMNS}
             values["manager_email"] = person.manager.email if person.manager else None
-            writer.writerow([_safe_cell(values[name]) for name in EXPORT_COLUMNS])
-            if buffer.tell() > 64 * 1024:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
+            yield [values[name] for name in EXPORT_COLUMNS]
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Response(stream_with_context(rows()), mimetype="text/csv",
+    return Response(stream_with_context(csv_chunks(EXPORT_COLUMNS, rows())), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="govern-people-{stamp}.csv"'})
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern.auth.models import User
+from govern.csvexport import safe_cell
 from govern.db import get_session, utcnow
 from govern.directory import services as directory
 from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
@@ -36,7 +37,6 @@ from govern.offboarding.forms import (
     SuccessorForm,
 )
 from govern.offboarding.models import Offboarding
-from govern.reports.export import safe_cell
 from govern.web import ensure_visible, from_local, page_arg, permission, to_local
 
 bp = Blueprint("offboarding", __name__, url_prefix="/offboarding")

@@ -23,13 +23,13 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern.accounts.models import PLATFORM_LABELS
 from govern.accounts.services import sees_all_accounts
+from govern.csvexport import csv_chunks
 from govern.db import database, get_session
 from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, NotFoundError
 from govern.policies import links, services
 from govern.policies.forms import AcceptForm, LinkTokenForm, PolicyForm
 from govern.policies.models import AcknowledgementLink, PolicyVersion
-from govern.reports.export import csv_chunks
 from govern.web import PUBLIC, ensure_visible, page_arg, permission, safe_next
 
 bp = Blueprint("policies", __name__, url_prefix="/policies")

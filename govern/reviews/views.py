@@ -22,10 +22,10 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern.accounts.models import PLATFORM_LABELS, PLATFORMS
 from govern.auth.models import User
+from govern.csvexport import csv_chunks
 from govern.db import database, get_session, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
-from govern.reports.export import csv_chunks
 from govern.reviews import services
 from govern.reviews.forms import CampaignForm, CloseForm, DecideForm
 from govern.reviews.models import DECISIONS, ReviewCampaign, ReviewItem
