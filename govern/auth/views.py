@@ -46,6 +46,7 @@ from govern.web import (
     RESUME_KEY,
     STAFF,
     client_ip,
+    form_errors,
     fresh_mfa_required,
     permission,
     safe_next,
@@ -353,8 +354,7 @@ def change_password() -> Any:
             )
         except InvalidError as exc:
             db.commit()
-            for field, message in (exc.reasons or {"code": exc.message}).items():
-                getattr(form, field).errors = [message]
+            form_errors(form, exc, default=form.code)
             return render_template("auth/change_password.html", form=form), 200
         db.commit()
         server_session().regenerate = True

@@ -34,10 +34,10 @@ from govern.db import get_session
 from govern.directory import import_mappings, importer, services
 from govern.directory.forms import STATUS_LABELS, ImportForm, PersonForm
 from govern.directory.models import PERSON_STATUSES
-from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError
+from govern.errors import ConflictError, ForbiddenError, InvalidError
 from govern.offboarding import lifecycle
 from govern.offboarding.services import settings_from as offboarding_settings
-from govern.web import permission
+from govern.web import form_errors, permission
 
 bp = Blueprint("directory", __name__, url_prefix="/people")
 
@@ -161,14 +161,6 @@ def _flash_offboarding(person: Any, outcome: lifecycle.Outcome) -> None:
         flash(f"{person.full_name} is rehired: active again, with no access until someone grants it.", "success")
 
 
-def _show_errors(form: PersonForm, exc: GovernError) -> None:
-    reasons = getattr(exc, "reasons", None) or {}
-    if not reasons:
-        form.full_name.errors = [exc.message]
-    for name, message in reasons.items():
-        getattr(form, name, form.full_name).errors = [message]
-
-
 @bp.route("/new", methods=["GET", "POST"])
 @permission("directory.manage")
 def new() -> Any:
@@ -182,7 +174,7 @@ def new() -> Any:
                                                       settings=offboarding_settings(current_app.config))
         except (InvalidError, ConflictError, ForbiddenError) as exc:
             db.rollback()
-            _show_errors(form, exc)
+            form_errors(form, exc, default=form.full_name)
             return render_template("directory/form.html", form=form, person=None), 200
         db.commit()
         flash(f"{person.full_name} is in the directory.", "success")
@@ -207,7 +199,7 @@ def edit(person_id: int) -> Any:
                                                        settings=offboarding_settings(current_app.config))
         except (InvalidError, ConflictError, ForbiddenError) as exc:
             db.rollback()
-            _show_errors(form, exc)
+            form_errors(form, exc, default=form.full_name)
             return render_template("directory/form.html", form=form, person=person), 200
         db.commit()
         flash("Saved." if changes or outcome.offboardings or outcome.rehired or outcome.cancelled or outcome.moved

@@ -26,7 +26,7 @@ from govern.db import get_session
 from govern.directory import services as directory
 from govern.errors import ConflictError, InvalidError, NotFoundError
 from govern.users.forms import ROLE_LABELS, InviteForm, RolesForm
-from govern.web import fresh_mfa_required, page_arg, permission
+from govern.web import form_errors, fresh_mfa_required, page_arg, permission
 
 bp = Blueprint("users", __name__, url_prefix="/admin/users")
 
@@ -67,9 +67,7 @@ def new() -> Any:
             user, token = services.create_user(db, _kit(), actor=current_user, person=person, roles=set(form.roles.data or []))
         except (InvalidError, ConflictError) as exc:
             db.rollback()
-            reasons = getattr(exc, "reasons", {}) or {"email": exc.message}
-            for field, message in reasons.items():
-                getattr(form, field, form.email).errors = [message]
+            form_errors(form, exc, default=form.email)
             return render_template("users/new.html", form=form), 200
         db.commit()
         return _show_setup_secret(user, token, "invited")
