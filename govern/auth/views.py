@@ -331,7 +331,7 @@ def set_time_zone() -> Any:
         try:
             services.set_time_zone(db, actor=user, user=user, time_zone=form.time_zone.data)
         except InvalidError as exc:
-            form.time_zone.errors = [exc.reasons.get("time_zone", exc.message)]
+            form_errors(form, exc, default=form.time_zone)
             return account(zone_form=form), 400
         db.commit()
         chosen = user.time_zone or f"your organisation’s zone, {current_app.config['TIME_ZONE']}"
