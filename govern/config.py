@@ -12,6 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from flask import current_app, has_app_context
+
 from govern.crypto.keyring import write_private_file
 from govern.timezones import DEFAULT_ZONE, is_zone_name
 
@@ -73,6 +75,11 @@ def bind_address() -> str:
 def worker_count() -> int:
     """GOVERN_WORKERS: how many gunicorn worker processes serve requests."""
     return _int("WORKERS", DEFAULT_WORKERS, minimum=1)
+
+
+def base_url() -> str:
+    """The address links in emails start with: the app's BASE_URL, or "" outside an app context."""
+    return str(current_app.config.get("BASE_URL", "")) if has_app_context() else ""
 
 
 def base_url_for_bind(bind: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, tzinfo
 from functools import wraps
 from typing import Any, Protocol, TypeVar, cast
@@ -33,6 +33,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from govern import timezones
 from govern.audit.services import AuditContext, session_reference
 from govern.db import utcnow
+from govern.errors import GovernError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -336,6 +337,17 @@ def _enforce_bearer(name: str, auth: BearerAuth) -> Response | None:
         return auth.refuse(403)
     g.principal = principal
     return None
+
+
+def form_errors(form: Any, exc: GovernError, *, default: Any, fields: Mapping[str, str] | None = None) -> None:
+    """Show a domain error on the form: each reason on the field it names (renamed by ``fields``,
+    e.g. ``{"due_at": "due_on"}``), reasons for no field and a reasonless message on ``default``.
+    """
+    reasons = getattr(exc, "reasons", None) or {}
+    if not reasons:
+        default.errors = [exc.message]
+    for name, message in reasons.items():
+        getattr(form, (fields or {}).get(name, name), default).errors = [message]
 
 
 def ensure_visible(allowed: bool) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from govern import web
 from govern.auth.models import User
+from govern.errors import ConflictError, InvalidError
 from tests.factories import csrf_token, login, make_user
 
 REQUIRED_HEADERS = {
@@ -278,3 +281,16 @@ def test_date_filters_print_times_with_their_zone_days_and_a_dash_for_nothing(ap
             '<time datetime="2026-11-30T09:05:59Z">30 Nov 2026, 09:05 UTC</time>|'
             '<time datetime="2026-11-30T09:05:59Z" title="30 Nov 2026, 09:05 UTC">30 Nov 2026</time>|'
             "\u2014|\u2014|2 Jan 2027")
+
+
+def test_form_errors_puts_reasons_on_their_fields_and_the_rest_on_the_default():
+    def fresh_form():
+        return SimpleNamespace(name=SimpleNamespace(errors=[]), due_on=SimpleNamespace(errors=[]))
+
+    form = fresh_form()
+    web.form_errors(form, InvalidError("Bad.", {"due_at": "In the future.", "nowhere": "Odd."}), default=form.name,
+                fields={"due_at": "due_on"})
+    assert form.due_on.errors == ["In the future."] and form.name.errors == ["Odd."]
+    form = fresh_form()
+    web.form_errors(form, ConflictError("Taken."), default=form.name)
+    assert form.name.errors == ["Taken."] and form.due_on.errors == []

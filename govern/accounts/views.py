@@ -24,7 +24,7 @@ from govern.directory.services import find_person_by_email
 from govern.errors import ConflictError, InvalidError, NotFoundError
 from govern.grants.forms import RemovalForm, RevokeForm
 from govern.grants.models import Grant, PlatformRemoval
-from govern.web import ensure_visible, may, page_arg, permission
+from govern.web import ensure_visible, form_errors, may, page_arg, permission
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
@@ -100,13 +100,9 @@ def _form_to_input(db: Any, form: AccountForm) -> tuple[services.AccountInput, d
     return data, errors
 
 
-def _apply_errors(form: AccountForm, reasons: dict[str, str], message: str) -> None:
-    mapping = {"business_owner_id": "business_owner", "crisis_contact_id": "crisis_contact",
+#: Service field names -> the form fields that carry them.
+FORM_FIELDS = {"business_owner_id": "business_owner", "crisis_contact_id": "crisis_contact",
                "recovery_email_label": "recovery_email_holder", "recovery_phone_label": "recovery_phone_holder"}
-    if not reasons:
-        form.handle.errors = [message]
-    for field, text in reasons.items():
-        getattr(form, mapping.get(field, field), form.handle).errors = [text]
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -117,13 +113,13 @@ def new() -> Any:
         db = get_session()
         data, errors = _form_to_input(db, form)
         if errors:
-            _apply_errors(form, errors, "")
+            form_errors(form, InvalidError("Check the form.", errors), default=form.handle, fields=FORM_FIELDS)
             return render_template("accounts/form.html", form=form, account=None), 200
         try:
             account = services.create_account(db, actor=current_user, data=data)
         except (InvalidError, ConflictError) as exc:
             db.rollback()
-            _apply_errors(form, getattr(exc, "reasons", {}), exc.message)
+            form_errors(form, exc, default=form.handle, fields=FORM_FIELDS)
             return render_template("accounts/form.html", form=form, account=None), 200
         db.commit()
         flash(f"{account.display_name} is registered.", "success")
@@ -145,13 +141,13 @@ def edit(account_id: int) -> Any:
     if form.validate_on_submit():
         data, errors = _form_to_input(db, form)
         if errors:
-            _apply_errors(form, errors, "")
+            form_errors(form, InvalidError("Check the form.", errors), default=form.handle, fields=FORM_FIELDS)
             return render_template("accounts/form.html", form=form, account=account), 200
         try:
             changed = services.update_account(db, actor=current_user, account=account, data=data)
         except (InvalidError, ConflictError) as exc:
             db.rollback()
-            _apply_errors(form, getattr(exc, "reasons", {}), exc.message)
+            form_errors(form, exc, default=form.handle, fields=FORM_FIELDS)
             return render_template("accounts/form.html", form=form, account=account), 200
         db.commit()
         flash("Saved." if changed else "Nothing changed.", "success")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -13,6 +11,7 @@ from flask_login import current_user
 
 from govern import activity, audit
 from govern.audit.services import AuditFilter, iter_events, list_events
+from govern.csvexport import csv_chunks
 from govern.db import get_session
 from govern.web import fresh_mfa_required, from_local, permission
 
@@ -69,12 +68,6 @@ def index() -> str:
                            params=params, is_first_page=before is None)
 
 
-def _safe_cell(value: object) -> str:
-    """Neutralise spreadsheet formulas (CSV injection) in exported cells."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @bp.route("/export", methods=["POST"])
 @permission("audit.read")
 @fresh_mfa_required
@@ -88,18 +81,11 @@ def export() -> Response:
     })
     db.commit()
 
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
+    def rows() -> Iterator[list[Any]]:
+        # occurred_at keeps its microseconds: the export is evidence, not a summary.
         for event in iter_events(get_session(), flt):
-            writer.writerow([_safe_cell(getattr(event, c).isoformat() if c == "occurred_at" else getattr(event, c)) for c in CSV_COLUMNS])
-            if buffer.tell() > 64 * 1024:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
+            yield [getattr(event, c).isoformat() if c == "occurred_at" else getattr(event, c) for c in CSV_COLUMNS]
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Response(stream_with_context(rows()), mimetype="text/csv",
+    return Response(stream_with_context(csv_chunks(CSV_COLUMNS, rows())), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="govern-audit-{stamp}.csv"'})

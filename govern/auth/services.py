@@ -17,6 +17,7 @@ from govern.auth.throttle import (
     account_key,
     ip_key,
 )
+from govern.auth.users import count_active_admins
 from govern.crypto import totp
 from govern.crypto.secretbox import SecretBox, SecretBoxError
 from govern.crypto.tokens import new_recovery_code, new_token, normalise_recovery_code, token_digest
@@ -468,13 +469,6 @@ def _validate_roles(roles: set[str]) -> set[str]:
     return roles
 
 
-def _active_admin_count(session: Session) -> int:
-    return session.scalar(
-        select(func.count()).select_from(UserRole).join(User, User.id == UserRole.user_id)
-        .where(UserRole.role == "admin", User.is_active.is_(True))
-    ) or 0
-
-
 def create_user(
     session: Session, kit: AuthKit, *, actor: User | None, person: Person, roles: set[str]
 ) -> tuple[User, str]:
@@ -542,7 +536,7 @@ def set_roles(session: Session, *, actor: User, user: User, roles: set[str]) -> 
     before = set(user.roles)
     if before == roles:
         return
-    if "admin" in before and "admin" not in roles and user.is_active and _active_admin_count(session) <= 1:
+    if "admin" in before and "admin" not in roles and user.is_active and count_active_admins(session, excluding=user) == 0:
         raise ConflictError("This is the last active admin; make someone else an admin first.")
     for row in list(user.role_rows):
         if row.role not in roles:
@@ -575,7 +569,7 @@ def deactivate_user(session: Session, *, actor: User | None, user: User) -> None
         return
     if actor is not None and user.id == actor.id:
         raise ConflictError("You cannot deactivate your own login.")
-    if "admin" in user.roles and _active_admin_count(session) <= 1:
+    if "admin" in user.roles and count_active_admins(session, excluding=user) == 0:
         raise ConflictError("This is the last active admin; make someone else an admin first.")
     user.is_active = False
     user.deactivated_at = utcnow()

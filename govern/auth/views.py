@@ -46,6 +46,7 @@ from govern.web import (
     RESUME_KEY,
     STAFF,
     client_ip,
+    form_errors,
     fresh_mfa_required,
     permission,
     safe_next,
@@ -330,7 +331,7 @@ def set_time_zone() -> Any:
         try:
             services.set_time_zone(db, actor=user, user=user, time_zone=form.time_zone.data)
         except InvalidError as exc:
-            form.time_zone.errors = [exc.reasons.get("time_zone", exc.message)]
+            form_errors(form, exc, default=form.time_zone)
             return account(zone_form=form), 400
         db.commit()
         chosen = user.time_zone or f"your organisation’s zone, {current_app.config['TIME_ZONE']}"
@@ -353,8 +354,7 @@ def change_password() -> Any:
             )
         except InvalidError as exc:
             db.commit()
-            for field, message in (exc.reasons or {"code": exc.message}).items():
-                getattr(form, field).errors = [message]
+            form_errors(form, exc, default=form.code)
             return render_template("auth/change_password.html", form=form), 200
         db.commit()
         server_session().regenerate = True

@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 from govern import audit
 from govern.accounts.models import PLATFORM_LABELS, Account
 from govern.accounts.services import AccountInput, create_account
-from govern.auth.models import User, UserRole
+from govern.auth.models import User
 from govern.auth.services import AuthKit, create_user
+from govern.auth.users import active_users_with_roles
 from govern.crypto.keyring import Keyring
 from govern.db import utcnow
 from govern.directory.models import Person
@@ -288,10 +289,7 @@ def _people(session: Session) -> dict[str, Person]:
 
 def _logins(session: Session, kit: AuthKit, people: dict[str, Person]) -> tuple[dict[str, User], User, bool]:
     """Create the logins (their setup secrets are discarded); return them and the approving admin."""
-    existing_admin = session.scalar(
-        select(User).join(UserRole, UserRole.user_id == User.id)
-        .where(UserRole.role == "admin", User.is_active.is_(True)).order_by(User.id).limit(1)
-    )
+    existing_admin = next(iter(active_users_with_roles(session, ["admin"])), None)
     users: dict[str, User] = {}
     for key, roles in LOGINS:
         wanted = set(roles) | ({"admin"} if existing_admin is None and key == FALLBACK_ADMIN else set())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import secrets
@@ -31,14 +29,15 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from govern import audit
+from govern.csvexport import csv_chunks
 from govern.db import get_session
 from govern.directory import import_mappings, importer, services
 from govern.directory.forms import STATUS_LABELS, ImportForm, PersonForm
 from govern.directory.models import PERSON_STATUSES
-from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError
+from govern.errors import ConflictError, ForbiddenError, InvalidError
 from govern.offboarding import lifecycle
 from govern.offboarding.services import settings_from as offboarding_settings
-from govern.web import permission
+from govern.web import form_errors, permission
 
 bp = Blueprint("directory", __name__, url_prefix="/people")
 
@@ -89,12 +88,6 @@ def index() -> str:
     )
 
 
-def _safe_cell(value: object) -> str:
-    """Neutralise spreadsheet formulas (CSV injection) in exported cells."""
-    text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @bp.route("/export.csv", methods=["POST"])
 @permission("directory.read")
 def export() -> Response:
@@ -105,22 +98,14 @@ def export() -> Response:
     db.commit()
     user = current_user._get_current_object()
 
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(EXPORT_COLUMNS)
+    def rows() -> Iterator[list[Any]]:
         for person in services.iter_people(get_session(), user, flt):
             values = {name: getattr(person, name, None) for name in EXPORT_COLUMNS}
             values["manager_email"] = person.manager.email if person.manager else None
-            writer.writerow([_safe_cell(values[name]) for name in EXPORT_COLUMNS])
-            if buffer.tell() > 64 * 1024:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
+            yield [values[name] for name in EXPORT_COLUMNS]
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Response(stream_with_context(rows()), mimetype="text/csv",
+    return Response(stream_with_context(csv_chunks(EXPORT_COLUMNS, rows())), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="govern-people-{stamp}.csv"'})
 
 
@@ -176,14 +161,6 @@ def _flash_offboarding(person: Any, outcome: lifecycle.Outcome) -> None:
         flash(f"{person.full_name} is rehired: active again, with no access until someone grants it.", "success")
 
 
-def _show_errors(form: PersonForm, exc: GovernError) -> None:
-    reasons = getattr(exc, "reasons", None) or {}
-    if not reasons:
-        form.full_name.errors = [exc.message]
-    for name, message in reasons.items():
-        getattr(form, name, form.full_name).errors = [message]
-
-
 @bp.route("/new", methods=["GET", "POST"])
 @permission("directory.manage")
 def new() -> Any:
@@ -197,7 +174,7 @@ def new() -> Any:
                                                       settings=offboarding_settings(current_app.config))
         except (InvalidError, ConflictError, ForbiddenError) as exc:
             db.rollback()
-            _show_errors(form, exc)
+            form_errors(form, exc, default=form.full_name)
             return render_template("directory/form.html", form=form, person=None), 200
         db.commit()
         flash(f"{person.full_name} is in the directory.", "success")
@@ -222,7 +199,7 @@ def edit(person_id: int) -> Any:
                                                        settings=offboarding_settings(current_app.config))
         except (InvalidError, ConflictError, ForbiddenError) as exc:
             db.rollback()
-            _show_errors(form, exc)
+            form_errors(form, exc, default=form.full_name)
             return render_template("directory/form.html", form=form, person=person), 200
         db.commit()
         flash("Saved." if changes or outcome.offboardings or outcome.rehired or outcome.cancelled or outcome.moved

@@ -7,14 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govern.auth.models import User, UserRole
+from govern.auth.users import active_users_with_roles
 from govern.grants.models import Grant
 from govern.notifications import services as notifications
-
-
-def _base_url() -> str:
-    from flask import current_app, has_app_context
-
-    return str(current_app.config.get("BASE_URL", "")) if has_app_context() else ""
 
 
 def _what(grant: Grant) -> str:
@@ -34,11 +29,7 @@ def approvers(session: Session, grant: Grant) -> list[User]:
     )) if near else []
     chosen = [u for u in candidates if may_decide(u, grant)]
     if not chosen:
-        admins = session.scalars(
-            select(User).join(UserRole, UserRole.user_id == User.id)
-            .where(User.is_active.is_(True), UserRole.role == "admin").order_by(User.id).limit(50)
-        )
-        chosen = [u for u in admins if may_decide(u, grant)]
+        chosen = [u for u in active_users_with_roles(session, ["admin"])[:50] if may_decide(u, grant)]
     return chosen
 
 
@@ -50,7 +41,7 @@ def approval_needed(session: Session, grant: Grant) -> None:
     notifications.email_users(
         session, users=users, kind="grant.approval_needed", subject=f"[govern] {title}",
         body=f"{_what(grant)} is waiting for your decision (four-eyes: someone other than the requester must decide).",
-        link="/grants/", dedupe_prefix=f"grant.approval_needed:{grant.id}", base_url=_base_url())
+        link="/grants/", dedupe_prefix=f"grant.approval_needed:{grant.id}")
 
 
 def _people_users(session: Session, grant: Grant) -> list[User]:
@@ -71,7 +62,7 @@ def decided(session: Session, grant: Grant, *, actor_id: int | None) -> None:
                          body=grant.decision_note if verb == "rejected" else None)
     notifications.email_users(session, users=users, kind=f"grant.{verb}", subject=f"[govern] {title}",
                               body=f"Your request for {_what(grant)} was {verb}.", link="/grants/",
-                              dedupe_prefix=f"grant.{verb}:{grant.id}", base_url=_base_url())
+                              dedupe_prefix=f"grant.{verb}:{grant.id}")
 
 
 def expired(session: Session, grant: Grant) -> None:
@@ -84,4 +75,4 @@ def expired(session: Session, grant: Grant) -> None:
     notifications.email_users(session, users=[holder], kind="grant.expired", subject=f"[govern] {title}",
                               body=f"Your time-bound {grant.role.name} role on {grant.account.display_name} has ended. "
                                    "Ask for it again in govern if you still need it.",
-                              link="/grants/", dedupe_prefix=f"grant.expired:{grant.id}", base_url=_base_url())
+                              link="/grants/", dedupe_prefix=f"grant.expired:{grant.id}")

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from govern import audit
 from govern.auth.models import User
+from govern.config import base_url
 from govern.db import rowcount, utcnow
 from govern.errors import InvalidError, NotFoundError
 from govern.notifications.models import Notification, OutboxMessage
@@ -174,7 +175,7 @@ def queue_email(session: Session, *, to: str, subject: str, body_text: str, kind
 
 
 def email_users(session: Session, *, users: Iterable[User], kind: str, subject: str, body: str,
-                link: str | None = None, dedupe_prefix: str | None = None, base_url: str = "") -> int:
+                link: str | None = None, dedupe_prefix: str | None = None) -> int:
     """Queue one email per active user: the usual companion of ``notify`` for things that need action."""
     queued = 0
     for user in users:
@@ -182,7 +183,7 @@ def email_users(session: Session, *, users: Iterable[User], kind: str, subject: 
             continue
         lines = [f"Hello {user.person.full_name},", "", body]
         if link:
-            lines += ["", f"Open it in govern: {base_url}{link}"]
+            lines += ["", f"Open it in govern: {base_url()}{link}"]
         lines += ["", "-- ", "govern: official social media accounts under control"]
         key = f"{dedupe_prefix}:{user.id}" if dedupe_prefix else None
         if queue_email(session, to=user.email, subject=subject, body_text="\n".join(lines), kind=kind, dedupe_key=key):

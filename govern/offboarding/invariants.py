@@ -30,12 +30,12 @@ from sqlalchemy.orm import Session
 from govern import audit
 from govern.accounts.models import Account
 from govern.auth.models import SetupToken, User, WebSession
+from govern.auth.users import active_users_with_roles
 from govern.db import utcnow
 from govern.directory.models import Person
 from govern.grants.models import Grant
 from govern.notifications import services as notifications
 from govern.offboarding.models import Offboarding
-from govern.rotation import services as rotation
 
 #: The statuses of someone whose access must be gone.
 GONE = ("leaving", "departed")
@@ -191,7 +191,7 @@ def check_and_notify(session: Session, *, now: datetime | None = None, base_url:
     if not report.violations:
         return report
     key = digest(report.violations)
-    admins = rotation.admin_users(session)
+    admins = active_users_with_roles(session, ["admin"])
     lines = [v.line() for v in report.violations[:NOTICE_LINES]]
     if len(report.violations) > NOTICE_LINES:
         lines.append(f"... and {len(report.violations) - NOTICE_LINES} more: run `govern check` on the server.")

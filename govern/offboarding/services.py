@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -19,11 +19,13 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
-from govern import audit
+from govern import audit, failpoints
 from govern.accounts.models import Account, Role
 from govern.audit.models import AuditEvent
 from govern.auth import services as auth_services
-from govern.auth.models import User, UserRole
+from govern.auth.models import User
+from govern.auth.users import active_users_with_roles, count_active_admins
+from govern.config import base_url
 from govern.db import bulk_insert, rowcount, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
@@ -76,15 +78,6 @@ SUCCESSOR_STEPS: dict[str, str] = {
                "sweep the partners and system users the leaver set up, then remove the leaver.",
 }
 GENERIC_SUCCESSOR_STEP = "Give the successor the platform's owner or admin role first, then remove the leaver."
-
-#: Called with a step name during the start; tests set it to simulate a crash half-way.
-failpoint: Callable[[str], None] | None = None
-
-
-def _failpoint(name: str) -> None:
-    if failpoint is not None:
-        failpoint(name)
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -194,11 +187,7 @@ def _check_not_last_admin(session: Session, person: Person) -> None:
     login = _login_of(session, person.id)
     if login is None or not login.is_active or "admin" not in login.roles:
         return
-    admins = session.scalar(
-        select(func.count()).select_from(UserRole).join(User, User.id == UserRole.user_id)
-        .where(UserRole.role == "admin", User.is_active.is_(True))
-    ) or 0
-    if admins <= 1:
+    if count_active_admins(session, excluding=login) == 0:
         raise ConflictError(f"{person.full_name} is govern's last active admin; make someone else an admin first.")
 
 
@@ -350,10 +339,10 @@ def start_offboarding(session: Session, offboarding: Offboarding, *, actor: Any 
     grants.revoke_grants_of_leaver(session, actor=actor, grants=[g for g in live if g.status == "active"],
                                    reason=REVOKE_REASON, cause="offboarding",
                                    override_reason=f"offboarding #{offboarding.id}: the leaver's access ends")
-    _failpoint("after_revoke")
+    failpoints.hit("offboarding.after_revoke")
     # 3. Open review items the leaver was to decide go to their manager (or to the admins).
     _reassign_review_items(session, offboarding, actor)
-    _failpoint("before_items")
+    failpoints.hit("offboarding.before_items")
     # 4. The checklist.
     offboarding.started_at = offboarding.started_at or now
     offboarding.due_at = offboarding.due_at or offboarding.started_at + timedelta(hours=offboarding.deadline_hours)
@@ -482,7 +471,7 @@ def _notify_manager_of_successors(session: Session, offboarding: Offboarding, it
             f"email or phone) on {len(items)} account(s): {named}. As their manager, choose a successor for each "
             f"on the offboarding's checklist before {offboarding.due_at:%Y-%m-%d %H:%M} UTC.")
     notifications.notify(session, user=manager, kind="offboarding.successor_needed", title=title, link=link, body=body)
-    lines = [f"Hello {manager.person.full_name},", "", body, "", f"Open it in govern: {_base_url()}{link}",
+    lines = [f"Hello {manager.person.full_name},", "", body, "", f"Open it in govern: {base_url()}{link}",
              "", "-- ", "govern: official social media accounts under control"]
     keys = ",".join(str(i.id) for i in sorted(items, key=lambda i: i.id))
     notifications.queue_email(session, to=manager.email, subject=f"[govern] {title}", body_text="\n".join(lines),
@@ -598,19 +587,6 @@ def start_due_offboardings(session: Session, now: datetime | None = None) -> dic
 # --- escalation -------------------------------------------------------------------------------------------
 
 
-def _users_with_roles(session: Session, roles: Iterable[str]) -> list[User]:
-    return list(session.scalars(
-        select(User).join(UserRole, UserRole.user_id == User.id)
-        .where(User.is_active.is_(True), UserRole.role.in_(list(roles))).order_by(User.id).distinct()
-    ))
-
-
-def _base_url() -> str:
-    from flask import current_app, has_app_context
-
-    return str(current_app.config.get("BASE_URL", "")) if has_app_context() else ""
-
-
 def escalate_overdue(session: Session, *, settings: Settings, now: datetime | None = None) -> dict[str, int]:
     """Items past due escalate to their owner(s) and HR: an email through the outbox and an in-app
     notification, once per item per escalation period (the outbox's dedupe keys make re-runs no-ops).
@@ -626,11 +602,10 @@ def escalate_overdue(session: Session, *, settings: Settings, now: datetime | No
     counts = {"overdue_items": len(rows), "emails": 0, "notifications": 0}
     if not rows:
         return counts
-    by_role = {role: _users_with_roles(session, [role]) for role in ("it", "hr", "admin")}
+    by_role = {role: active_users_with_roles(session, [role]) for role in ("it", "hr", "admin")}
     manager_ids = {item.owner_person_id for item, _ in rows if item.owner == "manager" and item.owner_person_id}
     managers: dict[int, User] = {u.person_id: u for u in session.scalars(
         select(User).where(User.person_id.in_(manager_ids), User.is_active.is_(True)))} if manager_ids else {}
-    base = _base_url()
     escalated: dict[int, list[int]] = {}
     for item, offboarding in rows:
         assert item.due_at is not None
@@ -652,7 +627,7 @@ def escalate_overdue(session: Session, *, settings: Settings, now: datetime | No
                 f"{hours} hour(s) ago. Offboarding #{offboarding.id} of {offboarding.person.full_name} cannot complete "
                 "until it is done.")
         for user in recipients.values():
-            lines = [f"Hello {user.person.full_name},", "", body, "", f"Open it in govern: {base}{link}",
+            lines = [f"Hello {user.person.full_name},", "", body, "", f"Open it in govern: {base_url()}{link}",
                      "", "-- ", "govern: official social media accounts under control"]
             queued = notifications.queue_email(
                 session, to=user.email, subject=f"[govern] {title}", body_text="\n".join(lines),

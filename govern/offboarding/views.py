@@ -22,6 +22,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern.auth.models import User
+from govern.csvexport import safe_cell
 from govern.db import get_session, utcnow
 from govern.directory import services as directory
 from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
@@ -36,8 +37,7 @@ from govern.offboarding.forms import (
     SuccessorForm,
 )
 from govern.offboarding.models import Offboarding
-from govern.reports.export import safe_cell
-from govern.web import ensure_visible, from_local, page_arg, permission, to_local
+from govern.web import ensure_visible, form_errors, from_local, page_arg, permission, to_local
 
 bp = Blueprint("offboarding", __name__, url_prefix="/offboarding")
 
@@ -102,8 +102,7 @@ def new() -> Any:
                 deadline_hours=form.deadline_hours.data, note=form.note.data)
         except (InvalidError, ConflictError, ForbiddenError) as exc:
             db.rollback()
-            for name, message in (getattr(exc, "reasons", None) or {"person": exc.message}).items():
-                getattr(form, name, form.person).errors = [message]
+            form_errors(form, exc, default=form.person)
             return render_template("offboarding/new.html", form=form), 200
         db.commit()
         flash(f"Offboarding of {person.full_name} {'started' if offboarding.status != 'scheduled' else 'scheduled'}.", "success")
@@ -150,8 +149,7 @@ def edit(offboarding_id: int) -> Any:
                                         deadline_hours=form.deadline_hours.data, note=form.note.data)
         except (InvalidError, ConflictError) as exc:
             db.rollback()
-            for name, message in (getattr(exc, "reasons", None) or {"effective_at": exc.message}).items():
-                getattr(form, name, form.effective_at).errors = [message]
+            form_errors(form, exc, default=form.effective_at)
             return render_template("offboarding/edit.html", form=form, offboarding=offboarding), 200
         db.commit()
         flash("Offboarding updated.", "success")

@@ -23,14 +23,14 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern.accounts.models import PLATFORM_LABELS
 from govern.accounts.services import sees_all_accounts
+from govern.csvexport import csv_chunks
 from govern.db import database, get_session
 from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, NotFoundError
 from govern.policies import links, services
 from govern.policies.forms import AcceptForm, LinkTokenForm, PolicyForm
 from govern.policies.models import AcknowledgementLink, PolicyVersion
-from govern.reports.export import csv_chunks
-from govern.web import PUBLIC, ensure_visible, page_arg, permission, safe_next
+from govern.web import PUBLIC, ensure_visible, form_errors, page_arg, permission, safe_next
 
 bp = Blueprint("policies", __name__, url_prefix="/policies")
 
@@ -84,9 +84,7 @@ def new() -> Any:
                                                body_markdown=form.body_markdown.data or "")
         except (InvalidError, ConflictError) as exc:
             db.rollback()
-            reasons = getattr(exc, "reasons", {}) or {"tier": exc.message}
-            for name, message in reasons.items():
-                getattr(form, name, form.tier).errors = [message]
+            form_errors(form, exc, default=form.tier)
             return _new_page(form), 200
         db.commit()
         flash(f"Version {version.version} of the {version.tier} policy is published. Everyone it covers must accept it.", "success")

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from govern import audit
 from govern.accounts.models import PLATFORM_LABELS, Account
 from govern.accounts.services import sees_all_accounts
+from govern.csvexport import csv_chunks, json_chunks
 from govern.db import get_session
 from govern.directory.models import Person
 from govern.errors import NotFoundError
 from govern.reports import services
-from govern.reports.export import csv_chunks, json_chunks
 from govern.reports.services import ACCESS_COLUMNS, HISTORY_COLUMNS, HISTORY_STATUSES, AccessFilter
 from govern.web import permission
 

@@ -22,14 +22,21 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern.accounts.models import PLATFORM_LABELS, PLATFORMS
 from govern.auth.models import User
+from govern.csvexport import csv_chunks
 from govern.db import database, get_session, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
-from govern.reports.export import csv_chunks
 from govern.reviews import services
 from govern.reviews.forms import CampaignForm, CloseForm, DecideForm
 from govern.reviews.models import DECISIONS, ReviewCampaign, ReviewItem
-from govern.web import end_of_local_day, ensure_visible, page_arg, permission, safe_next
+from govern.web import (
+    end_of_local_day,
+    ensure_visible,
+    form_errors,
+    page_arg,
+    permission,
+    safe_next,
+)
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -74,11 +81,7 @@ def new() -> Any:
                                               due_at=end_of_local_day(due))
         except (InvalidError, ConflictError, ForbiddenError) as exc:
             db.rollback()
-            fields = {"due_at": form.due_on, "scope_kind": form.scope_kind, "platform": form.platform,
-                      "department": form.department, "name": form.name}
-            reasons = getattr(exc, "reasons", {}) or {"name": exc.message}
-            for name, message in reasons.items():
-                fields.get(name, form.name).errors = [message]
+            form_errors(form, exc, default=form.name, fields={"due_at": "due_on"})
             return _new_page(form), 200
         db.commit()
         progress = services.progress_of(db, [campaign.id])[campaign.id]

@@ -18,10 +18,12 @@ from sqlalchemy import BindParameter, Select, bindparam, func, insert, or_, sele
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, lazyload
 
-from govern import audit
+from govern import audit, failpoints
 from govern.accounts.models import Account, Role
 from govern.audit.models import AuditEvent
-from govern.auth.models import User, UserRole
+from govern.auth.models import User
+from govern.auth.users import active_users_with_roles
+from govern.config import base_url
 from govern.crypto.keyring import Keyring
 from govern.db import rowcount, utcnow
 from govern.directory.models import Person
@@ -62,17 +64,6 @@ TIMELINE_LIMIT = 500
 #: How long a retired version can still be made current again (the vault's retention).
 DEFAULT_RETENTION_DAYS = vault.DEFAULT_RETENTION_DAYS
 CUSTODIAN_ROLE = "it"
-
-#: Test hooks: name -> callable(). Tests make them raise to prove a rotation interrupted
-#: half-way leaves nothing half-done. Empty in production.
-FAILPOINTS: dict[str, Callable[[], None]] = {}
-
-
-def _failpoint(name: str) -> None:
-    hook = FAILPOINTS.get(name)
-    if hook is not None:
-        hook()
-
 
 def _text(value: str, field_name: str, message: str) -> str:
     text = (value or "").strip()
@@ -563,9 +554,9 @@ def confirm_task(session: Session, *, actor: Any, task: RotationTask, ticked: It
     pending = vault.pending_version(session, secret)
     if pending is None or pending.id != task.staged_version_id:
         raise ConflictError("The staged value of this task is gone (discarded elsewhere); nothing was changed.")
-    _failpoint("confirm.before_vault")
+    failpoints.hit("rotation.confirm.before_vault")
     version = vault.confirm_version(session, actor=actor, secret=secret)
-    _failpoint("confirm.after_vault")
+    failpoints.hit("rotation.confirm.after_vault")
     if task.new_token_expires_at is not None:
         secret.token_expires_at = task.new_token_expires_at
     audit.record(session, "rotation.task_done", actor=actor, target_type="rotation_task", target_id=task.id,
@@ -792,34 +783,12 @@ def open_exposure_rotations(session: Session, *, actor: Any, person: Person, acc
 # --- people to tell ------------------------------------------------------------------------------------
 
 
-def it_users(session: Session) -> list[User]:
-    """Active IT users (the custodians)."""
-    return list(session.scalars(
-        select(User).join(UserRole, UserRole.user_id == User.id)
-        .where(User.is_active.is_(True), UserRole.role == CUSTODIAN_ROLE).order_by(User.id).distinct()
-    ))
-
-
-def admin_users(session: Session) -> list[User]:
-    """Active app admins."""
-    return list(session.scalars(
-        select(User).join(UserRole, UserRole.user_id == User.id)
-        .where(User.is_active.is_(True), UserRole.role == "admin").order_by(User.id).distinct()
-    ))
-
-
-def _base_url() -> str:
-    from flask import current_app, has_app_context
-
-    return str(current_app.config.get("BASE_URL", "")) if has_app_context() else ""
-
-
 def notify_it(session: Session, *, title: str, body: str, link: str, dedupe: str) -> None:
     """Tell IT in govern and by email (once per ``dedupe`` key)."""
-    users = it_users(session)
+    users = active_users_with_roles(session, [CUSTODIAN_ROLE])
     notifications.notify(session, users=users, kind="rotation.needed", title=title, link=link, body=body)
     notifications.email_users(session, users=users, kind="rotation.needed", subject=f"[govern] {title}", body=body,
-                              link=link, dedupe_prefix=dedupe, base_url=_base_url())
+                              link=link, dedupe_prefix=dedupe)
 
 
 # --- compromise lockdown ----------------------------------------------------------------------------------
@@ -876,7 +845,7 @@ def _tell_about_incident(session: Session, incident: Incident, secrets: int) -> 
             notifications.notify(session, user=user, kind="rotation.incident", title=title, link=link, body=incident.summary)
         lines = [f"Hello {person.full_name},", "", body]
         if user is not None:
-            lines += ["", f"Open it in govern: {_base_url()}{link}"]
+            lines += ["", f"Open it in govern: {base_url()}{link}"]
         lines += ["", "-- ", "govern: official social media accounts under control"]
         notifications.queue_email(session, to=person.email, subject=f"[govern] {title}", body_text="\n".join(lines),
                                   kind="rotation.incident", dedupe_key=f"rotation.incident:{incident.id}:{person.id}")
@@ -1135,10 +1104,9 @@ def send_reminders(session: Session, *, now: datetime | None = None) -> dict[str
                                                               RotationTask.due_at <= now).order_by(RotationTask.id)).unique())
     if not overdue:
         return counts
-    team = it_users(session)
-    admins = admin_users(session)
+    team = active_users_with_roles(session, [CUSTODIAN_ROLE])
+    admins = active_users_with_roles(session, ["admin"])
     week = now.strftime("%G-W%V")
-    base = _base_url()
     for task in overdue:
         what = f"{task.secret.label} of {task.secret.account.display_name}"
         late = now - task.due_at
@@ -1148,24 +1116,24 @@ def send_reminders(session: Session, *, now: datetime | None = None) -> dict[str
             session, users=users, kind="rotation.reminder", title=f"Rotation overdue: {what}",
             body=f"The rotation of {what} ({REASON_LABELS[task.reason].lower()}) was due {_fmt(task.due_at)} "
                  f"and is {task.status}; it is {late.days} day(s) late.",
-            link=link, dedupe_prefix=f"rotation.reminder:{task.id}:{now:%Y-%m-%d}", base_url=base)
+            link=link, dedupe_prefix=f"rotation.reminder:{task.id}:{now:%Y-%m-%d}")
         if late >= (ESCALATE_URGENT_AFTER if task.is_urgent else ESCALATE_AFTER):
             counts["escalations"] += _remind(
                 session, users=admins, kind="rotation.escalation", title=f"Escalation: rotation of {what} is {late.days} days late",
                 body=f"The rotation of {what} ({REASON_LABELS[task.reason].lower()}{', urgent' if task.is_urgent else ''}) "
                      f"was due {_fmt(task.due_at)} and is still {task.status}. Please make sure IT takes it.",
-                link=link, dedupe_prefix=f"rotation.escalation:{task.id}:{week}", base_url=base)
+                link=link, dedupe_prefix=f"rotation.escalation:{task.id}:{week}")
     return counts
 
 
 def _remind(session: Session, *, users: Sequence[User], kind: str, title: str, body: str, link: str,
-            dedupe_prefix: str, base_url: str) -> int:
+            dedupe_prefix: str) -> int:
     # Each person gets the email and the in-app notification together, and only when the email's
     # dedupe key is new, so a reminder appears once a day in the app too, even with concurrent runs.
     sent = 0
     for user in users:
         if notifications.email_users(session, users=[user], kind=kind, subject=f"[govern] {title}", body=body, link=link,
-                                     dedupe_prefix=dedupe_prefix, base_url=base_url):
+                                     dedupe_prefix=dedupe_prefix):
             notifications.notify(session, kind=kind, title=title, user=user, link=link, body=body)
             sent += 1
     return sent
@@ -1187,10 +1155,10 @@ def send_digest(session: Session, *, now: datetime | None = None) -> dict[str, i
     if worst:
         lines += ["", "Most overdue:"]
         lines += [f"- {r.secret.label} of {r.secret.account.display_name}: due {_fmt(r.due_at)}" for r in worst]
-    queued = notifications.email_users(session, users=it_users(session), kind="rotation.digest",
+    queued = notifications.email_users(session, users=active_users_with_roles(session, [CUSTODIAN_ROLE]), kind="rotation.digest",
                                        subject=f"[govern] Weekly rotation digest: {overdue} overdue, {due} due",
                                        body="\n".join(lines), link="/rotation/",
-                                       dedupe_prefix=f"rotation.digest:{now:%G-W%V}", base_url=_base_url())
+                                       dedupe_prefix=f"rotation.digest:{now:%G-W%V}")
     return {"digests": queued}
 
 

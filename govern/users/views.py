@@ -21,11 +21,12 @@ from govern.auth import once, services
 from govern.auth.forms import ConfirmForm
 from govern.auth.models import User
 from govern.auth.services import AuthKit
+from govern.config import base_url
 from govern.db import get_session
 from govern.directory import services as directory
 from govern.errors import ConflictError, InvalidError, NotFoundError
 from govern.users.forms import ROLE_LABELS, InviteForm, RolesForm
-from govern.web import fresh_mfa_required, page_arg, permission
+from govern.web import form_errors, fresh_mfa_required, page_arg, permission
 
 bp = Blueprint("users", __name__, url_prefix="/admin/users")
 
@@ -39,7 +40,7 @@ def _kit() -> AuthKit:
 
 def _setup_link(token: str) -> str:
     # The secret travels in the fragment, which browsers never send to a server or a log.
-    return f"{current_app.config['BASE_URL']}{url_for('auth.setup')}#token={token}"
+    return f"{base_url()}{url_for('auth.setup')}#token={token}"
 
 
 @bp.route("/")
@@ -66,9 +67,7 @@ def new() -> Any:
             user, token = services.create_user(db, _kit(), actor=current_user, person=person, roles=set(form.roles.data or []))
         except (InvalidError, ConflictError) as exc:
             db.rollback()
-            reasons = getattr(exc, "reasons", {}) or {"email": exc.message}
-            for field, message in reasons.items():
-                getattr(form, field, form.email).errors = [message]
+            form_errors(form, exc, default=form.email)
             return render_template("users/new.html", form=form), 200
         db.commit()
         return _show_setup_secret(user, token, "invited")

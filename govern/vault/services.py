@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, lazyload, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from govern import audit
+from govern import audit, failpoints
 from govern.accounts.models import Account, Role
 from govern.crypto import envelope, totp
 from govern.crypto.envelope import Binding, Sealed, VaultCryptoError
@@ -56,11 +56,6 @@ SEED_ROLES = frozenset({"it", "admin"})
 #: App roles that see every secret's metadata (never its value).
 METADATA_ROLES = frozenset({"admin", "it", "auditor"})
 
-#: Test hooks: name -> callable(step). Tests make them raise (or kill the process) to prove
-#: that an interrupted rewrap loses nothing. Empty in production.
-FAILPOINTS: dict[str, Callable[[int], None]] = {}
-
-
 #: Seconds a revealed value (password, token, note, recovery codes, 2FA seed) stays on the page.
 REVEAL_VISIBLE_SECONDS = 30
 
@@ -81,12 +76,6 @@ class SecretDecryptError(GovernError):
     """A stored value does not decrypt (tampered row or a missing key); the attempt is audited."""
 
     status_code = 409
-
-
-def _failpoint(name: str, step: int) -> None:
-    hook = FAILPOINTS.get(name)
-    if hook is not None:
-        hook(step)
 
 
 # --- values and their validation --------------------------------------------------------------------
@@ -571,9 +560,7 @@ def reveal(session: Session, *, actor: Any, keyring: Keyring | None, secret: Sec
         raise _bad("what", "This secret cannot be shown that way.")
     why_not = refusal(session, actor, secret, what)
     if why_not is not None:
-        audit.record(session, "vault.reveal_denied", actor=actor, target_type="secret", target_id=secret.id,
-                     outcome="denied", details={"account_id": secret.account_id, "exposure": what, "why": why_not})
-        session.flush()
+        record_reveal_denied(session, actor=actor, secret=secret, exposure=what, why=why_not)
         raise ForbiddenError(why_not)
     text = _reason(reason)
     if not mfa_fresh:
@@ -607,9 +594,7 @@ def mark_recovery_code_used(session: Session, *, actor: Any, keyring: Keyring | 
         raise _bad("index", "Only recovery codes can be marked used.")
     why_not = refusal(session, actor, secret)
     if why_not is not None:
-        audit.record(session, "vault.reveal_denied", actor=actor, target_type="secret", target_id=secret.id,
-                     outcome="denied", details={"account_id": secret.account_id, "exposure": "value", "why": why_not})
-        session.flush()
+        record_reveal_denied(session, actor=actor, secret=secret, exposure="value", why=why_not)
         raise ForbiddenError(why_not)
     if not mfa_fresh:
         raise StepUpRequiredError("Confirm a code from your authenticator first (needed within the last 5 minutes).")
@@ -636,10 +621,10 @@ def mark_recovery_code_used(session: Session, *, actor: Any, keyring: Keyring | 
     return version
 
 
-def record_step_up_refusal(session: Session, *, actor: Any, secret: Secret, what: str) -> None:
-    """Audit a reveal attempted without a fresh second factor."""
+def record_reveal_denied(session: Session, *, actor: Any, secret: Secret, exposure: str, why: str) -> None:
+    """Audit a refused reveal of ``secret`` (``exposure``: value, totp_code, totp_seed) and why."""
     audit.record(session, "vault.reveal_denied", actor=actor, target_type="secret", target_id=secret.id, outcome="denied",
-                 details={"account_id": secret.account_id, "exposure": what, "why": "second factor not fresh"})
+                 details={"account_id": secret.account_id, "exposure": exposure, "why": why})
     session.flush()
 
 
@@ -967,7 +952,7 @@ def rewrap_all(factory: sessionmaker[Session], keyring: Keyring, *, batch_size: 
             if batch.seen == 0:
                 session.rollback()
                 break
-            _failpoint("rewrap.before_commit", result.batches + 1)
+            failpoints.hit("vault.rewrap.before_commit", step=result.batches + 1)
             session.commit()
         result.batches += 1
         result.rewrapped += batch.rewrapped
@@ -975,7 +960,7 @@ def rewrap_all(factory: sessionmaker[Session], keyring: Keyring, *, batch_size: 
         after = batch.last_id
         if progress is not None:
             progress(batch.seen)
-        _failpoint("rewrap.after_batch", result.batches)
+        failpoints.hit("vault.rewrap.after_batch", step=result.batches)
     result.seconds = time.perf_counter() - started
     return result
 

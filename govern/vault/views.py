@@ -84,8 +84,7 @@ def _revealable_secret(secret_id: int, what: str) -> Secret:
         abort(404)
     why_not = services.refusal(db, current_user, secret, what)
     if why_not is not None:
-        audit.record(db, "vault.reveal_denied", actor=current_user, target_type="secret", target_id=secret.id,
-                              outcome="denied", details={"account_id": secret.account_id, "exposure": what, "why": why_not})
+        services.record_reveal_denied(db, actor=current_user, secret=secret, exposure=what, why=why_not)
         db.commit()
         if not services.can_see_secret(db, current_user, secret):
             abort(404)
@@ -250,7 +249,7 @@ def _reveal_flow(secret_id: int, what: str, endpoint: str) -> Any:
         revealed = services.reveal(db, actor=current_user, keyring=_keyring(), secret=secret,
                                    reason=form.reason.data or "", mfa_fresh=mfa_is_fresh(), what=what)
     except services.StepUpRequiredError:
-        services.record_step_up_refusal(db, actor=current_user, secret=secret, what=what)
+        services.record_reveal_denied(db, actor=current_user, secret=secret, exposure=what, why="second factor not fresh")
         db.commit()
         flash("Confirm a code from your authenticator, then ask again.", "error")
         return redirect(url_for("auth.reauth", next=url_for(endpoint, secret_id=secret.id)))

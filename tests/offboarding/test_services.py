@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from govern import failpoints
 from govern.audit.models import AuditEvent
 from govern.auth.models import WebSession
 from govern.db import utcnow
@@ -81,29 +82,26 @@ def test_running_the_start_twice_changes_nothing(db, world):
     assert _snapshot(db, off.id) == before
 
 
-def test_a_crash_half_way_leaves_nothing_and_the_next_run_finishes(app, db, world, monkeypatch):
+def test_a_crash_half_way_leaves_nothing_and_the_next_run_finishes(app, db, world):
     when = utcnow() + timedelta(days=1)
     off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=when, settings=SETTINGS)
     db.commit()
     before = _snapshot(db, off.id)
     revoked_when_crashed = []
 
-    def crash(name):
+    def crash():
         # The grants are revoked (all at once) when the power goes; the items are not made yet.
-        if name == "after_revoke":
-            revoked_when_crashed.append(db.scalar(select(func.count()).select_from(Grant).where(
-                Grant.person_id == world.person.id, Grant.status == "revoked")))
-            raise RuntimeError("power cut")
+        revoked_when_crashed.append(db.scalar(select(func.count()).select_from(Grant).where(
+            Grant.person_id == world.person.id, Grant.status == "revoked")))
+        raise RuntimeError("power cut")
 
-    monkeypatch.setattr(services, "failpoint", crash)
-    with pytest.raises(RuntimeError):
+    with failpoints.armed("offboarding.after_revoke", crash), pytest.raises(RuntimeError):
         services.start_due_offboardings(db, when + timedelta(minutes=1))
     assert revoked_when_crashed == [3]
     db.rollback()
     assert _snapshot(db, off.id) == before
     db.refresh(off)
     assert off.status == "scheduled"
-    monkeypatch.setattr(services, "failpoint", None)
     result = services.start_due_offboardings(db, when + timedelta(minutes=1))
     db.commit()
     assert result["started"] == 1

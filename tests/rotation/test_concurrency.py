@@ -12,6 +12,7 @@ import time
 import pytest
 from sqlalchemy import func, select, text
 
+from govern import failpoints
 from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.crypto.keyring import Keyring
@@ -88,15 +89,12 @@ def test_two_people_confirming_at_once_exactly_one_wins(pg_app):
                 db.rollback()
                 outcomes[name] = exc.message
 
-    rotation.FAILPOINTS["confirm.after_vault"] = hold_until_the_other_waits
-    try:
+    with failpoints.armed("rotation.confirm.after_vault", hold_until_the_other_waits):
         threads = [threading.Thread(target=confirm, args=(n,), name=n) for n in ("first", "second")]
         for t in threads:
             t.start()
         for t in threads:
             t.join(30)
-    finally:
-        rotation.FAILPOINTS.clear()
     assert outcomes["first"] == "won"
     assert "was done by" in outcomes["second"] and "nothing was changed" in outcomes["second"]
     with database.session_scope() as db:

@@ -10,6 +10,7 @@ import pyotp
 import pytest
 from sqlalchemy import func, select, update
 
+from govern import failpoints
 from govern.audit.models import AuditEvent
 from govern.db import utcnow
 from govern.errors import ConflictError, ForbiddenError, InvalidError
@@ -321,7 +322,7 @@ def test_confirming_twice_gives_a_clear_conflict(db, ring, world):
         rotation.confirm_task(db, actor=world.it.user, task=task, ticked=["changed"])
 
 
-@pytest.mark.parametrize("where", ["confirm.before_vault", "confirm.after_vault"])
+@pytest.mark.parametrize("where", ["rotation.confirm.before_vault", "rotation.confirm.after_vault"])
 def test_a_confirm_that_fails_half_way_leaves_the_old_value_current(db, ring, world, where):
     secret = vault_secret(db, ring, world)
     task = _open(db, world, secret)
@@ -331,13 +332,9 @@ def test_a_confirm_that_fails_half_way_leaves_the_old_value_current(db, ring, wo
     def boom() -> None:
         raise RuntimeError("power cut")
 
-    rotation.FAILPOINTS[where] = boom
-    try:
-        with pytest.raises(RuntimeError):
-            rotation.confirm_task(db, actor=world.it.user, task=task, ticked=["changed"])
-        db.rollback()
-    finally:
-        rotation.FAILPOINTS.clear()
+    with failpoints.armed(where, boom), pytest.raises(RuntimeError):
+        rotation.confirm_task(db, actor=world.it.user, task=task, ticked=["changed"])
+    db.rollback()
     assert _status(db, secret) == {1: "current", 2: "pending"}
     db.refresh(task)
     assert task.status == "staged"

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select
 
+from govern import failpoints
 from govern.accounts.models import Account
 from govern.app import create_app
 from govern.audit.models import AuditEvent
@@ -105,7 +106,6 @@ def inst(tmp_path: Path, scratch_database_url: str) -> Any:
     installation = Installation(tmp_path, scratch_database_url)
     yield installation
     installation.db.engine.dispose()
-    services.FAILPOINTS.clear()
 
 
 def test_rotate_rewrap_retire_and_status(inst):
@@ -139,7 +139,7 @@ def test_rotate_rewrap_retire_and_status(inst):
     assert inst.run("keys", "retire", new.primary_id).exit_code != 0  # never the primary
 
 
-@pytest.mark.parametrize("failpoint", ["rewrap.after_batch", "rewrap.before_commit"])
+@pytest.mark.parametrize("failpoint", ["vault.rewrap.after_batch", "vault.rewrap.before_commit"])
 @pytest.mark.parametrize("kill_after", [1, 2, 3, 5, 8])
 def test_rewrap_interrupted_after_any_batch_loses_nothing_and_a_rerun_finishes(inst, failpoint, kill_after):
     expected = inst.seed(40)
@@ -150,13 +150,11 @@ def test_rewrap_interrupted_after_any_batch_loses_nothing_and_a_rerun_finishes(i
         if step == kill_after:
             raise KeyboardInterrupt("killed by the test")
 
-    services.FAILPOINTS[failpoint] = crash
-    with pytest.raises(KeyboardInterrupt):
+    with failpoints.armed(failpoint, crash), pytest.raises(KeyboardInterrupt):
         services.rewrap_all(inst.db.sessionmaker, keyring, batch_size=5)
-    committed = kill_after if failpoint == "rewrap.after_batch" else kill_after - 1
+    committed = kill_after if failpoint == "vault.rewrap.after_batch" else kill_after - 1
     assert inst.stale() == 40 - committed * 5
     inst.assert_all_decrypt(expected)  # mid-way: both keys in the ring open everything
-    services.FAILPOINTS.clear()
     result = services.rewrap_all(inst.db.sessionmaker, keyring, batch_size=5)
     assert result.rewrapped == 40 - committed * 5 and result.failed == []
     assert inst.stale() == 0

@@ -1,7 +1,7 @@
 """Streaming CSV and JSON writers for exports: constant memory, spreadsheet formulas neutralised.
 
-Nothing here knows about reports, Flask or the database, so the audit export (which has its
-own copy of ``_safe_cell`` today) can move onto ``safe_cell`` and ``csv_chunks`` later.
+Nothing here knows about an area, Flask or the database: every export (audit, people, reports,
+policies, reviews, offboarding evidence) writes its cells through ``safe_cell``.
 """
 
 from __future__ import annotations
