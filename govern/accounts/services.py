@@ -23,6 +23,7 @@ from govern.accounts.models import (
     Role,
 )
 from govern.audit.services import Actor
+from govern.auth.roles import sees_all_accounts
 from govern.db import page_bounds
 from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, NotFoundError
@@ -197,11 +198,6 @@ def get_account(session: Session, account_id: int) -> Account:
 
 
 # --- visibility ------------------------------------------------------------------------------------
-
-
-def sees_all_accounts(roles: Iterable[str]) -> bool:
-    """Admins, IT, HR and auditors see the whole registry; managers see their own accounts."""
-    return bool({"admin", "it", "hr", "auditor"} & set(roles))
 
 
 def visible_accounts_clause(user: Any) -> Any:

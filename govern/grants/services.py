@@ -14,6 +14,7 @@ from govern import audit
 from govern.accounts.models import Account, Role
 from govern.accounts.services import platform_role_label, platform_role_labels
 from govern.auth.models import User
+from govern.auth.roles import is_admin
 from govern.db import utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
@@ -35,11 +36,6 @@ class PolicyNotAcceptedError(ConflictError):
 
 
 # --- who may act --------------------------------------------------------------------------------
-
-
-def is_admin(user: Any) -> bool:
-    """App admins may manage every grant."""
-    return "admin" in user.roles
 
 
 def may_manage(user: Any, account: Account, person: Person) -> bool:
