@@ -91,10 +91,11 @@ def _run(session: Session, parsed: ParsedFile, dry_run: bool, progress: Progress
     try:
         from flask import current_app
 
+        from govern.offboarding.lifecycle import import_people
         from govern.offboarding.services import settings_from
 
-        report = importer.apply_import(session, parsed, actor=None, progress=progress,
-                                       settings=settings_from(current_app.config))
+        report = import_people(session, parsed, actor=None, progress=progress,
+                               settings=settings_from(current_app.config))
     except importer.ImportInvalidError as exc:
         session.rollback()
         return exc.report

@@ -66,6 +66,15 @@ def find_person_by_reference(session: Session, reference: str) -> Person | None:
     return find_person_by_employee_id(session, reference)
 
 
+def has_left(status: str, end_date: date | None, *, today: date) -> bool:
+    """Whether a status and end date say the person has left by ``today`` (their access ends now)."""
+    if status == "departed":
+        return True
+    if end_date is not None:
+        return end_date <= today
+    return status == "leaving"
+
+
 # --- visibility ------------------------------------------------------------------------------------
 
 
@@ -431,9 +440,6 @@ class PersonRecord:
     grants: list[Any]
     users: dict[int, Any]
     reports: list[Person]
-    #: This person's offboardings, latest first, and their progress by offboarding id.
-    offboardings: list[Any] = field(default_factory=list)
-    offboarding_progress: dict[int, Any] = field(default_factory=dict)
 
 
 def person_record(session: Session, person: Person) -> PersonRecord:
@@ -451,10 +457,4 @@ def person_record(session: Session, person: Person) -> PersonRecord:
     reports = list(session.scalars(
         select(Person).where(Person.manager_id == person.id).order_by(func.lower(Person.full_name), Person.id)
     ))
-    from govern.offboarding.models import Offboarding
-    from govern.offboarding.services import progress_of
-
-    offboardings = list(session.scalars(select(Offboarding).where(Offboarding.person_id == person.id)
-                                        .order_by(Offboarding.created_at.desc(), Offboarding.id.desc())).unique())
-    return PersonRecord(person=person, login=login, grants=grants, users=users, reports=reports, offboardings=offboardings,
-                        offboarding_progress=progress_of(session, [o.id for o in offboardings]))
+    return PersonRecord(person=person, login=login, grants=grants, users=users, reports=reports)

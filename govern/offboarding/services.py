@@ -1026,6 +1026,12 @@ class Progress:
         return (self.done + self.skipped) * 100 // self.total if self.total else 100
 
 
+def offboardings_of(session: Session, person_id: int) -> list[Offboarding]:
+    """Every offboarding of one person, latest first (the person page lists them)."""
+    return list(session.scalars(select(Offboarding).where(Offboarding.person_id == person_id)
+                                .order_by(Offboarding.created_at.desc(), Offboarding.id.desc())).unique())
+
+
 def progress_of(session: Session, ids: Iterable[int]) -> dict[int, Progress]:
     """Progress of several offboardings in one query."""
     ids = list(ids)
