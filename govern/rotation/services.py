@@ -535,6 +535,9 @@ def checklist(task: RotationTask) -> list[ChecklistItem]:
 def confirm_task(session: Session, *, actor: Any, task: RotationTask, ticked: Iterable[str]) -> RotationTask:
     """The staged value works on the platform: it becomes current, the old one retired, the task done.
 
+    An offboarding item linked to the task is the caller's to close
+    (govern.offboarding.services.close_linked_items), as the offboarding sits higher on the ladder.
+
     Exactly one of two people confirming at once wins: the task row is claimed with a
     conditional update (the second waits for the first's row lock, then finds it done).
     """
@@ -573,9 +576,6 @@ def confirm_task(session: Session, *, actor: Any, task: RotationTask, ticked: It
                           "reason": task.reason, "checklist": sorted(i.key for i in items if i.key in done),
                           "checklist_skipped": sorted(i.key for i in items if i.key not in done)})
     session.flush()
-    from govern.offboarding.services import close_linked_items
-
-    close_linked_items(session, ref_type="rotation_task", ref_id=task.id, actor=actor)
     return task
 
 
