@@ -40,6 +40,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_errors(app)
     register_templates(app)
+    from govern.subscribers import connect_all
+
+    connect_all()  # issue 17 (E1): every entry point builds the app, so every one reacts to the events
     # Last of the before_request hooks: see govern.db.enter_view.
     from govern.db import enter_view
 
