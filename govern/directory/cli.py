@@ -10,6 +10,12 @@ import click
 from flask import current_app, g
 from flask.cli import with_appcontext
 
+from govern.db import database
+from govern.directory import importer
+from govern.offboarding.lifecycle import import_people
+from govern.offboarding.services import settings_from
+from govern.schema import ensure_current
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -35,10 +41,6 @@ def import_command(file: Path, dry_run: bool, maps: tuple[str, ...]) -> None:
     give them; --map reads any other column. The whole file is refused while any line has an
     error; exit code 1 then.
     """
-    from govern.db import database
-    from govern.directory import importer
-    from govern.schema import ensure_current
-
     mapping = _mapping(maps)
     ensure_current(database(current_app).engine)
     g.audit_actor_label = "cli"
@@ -59,8 +61,6 @@ def import_command(file: Path, dry_run: bool, maps: tuple[str, ...]) -> None:
 
 def _mapping(maps: tuple[str, ...]) -> dict[str, str]:
     """The --map options as {column: field}; a malformed or unknown one is a usage error."""
-    from govern.directory import importer
-
     mapping: dict[str, str] = {}
     for item in maps:
         column, sep, target = item.rpartition("=")
@@ -82,18 +82,11 @@ def _print_columns(parsed: ParsedFile) -> None:
 
 
 def _run(session: Session, parsed: ParsedFile, dry_run: bool, progress: Progress | None) -> ImportReport:
-    from govern.directory import importer
-
     if dry_run:
         report = importer.preview_import(session, parsed, progress=progress)
         session.rollback()
         return report
     try:
-        from flask import current_app
-
-        from govern.offboarding.lifecycle import import_people
-        from govern.offboarding.services import settings_from
-
         report = import_people(session, parsed, actor=None, progress=progress,
                                settings=settings_from(current_app.config))
     except importer.ImportInvalidError as exc:

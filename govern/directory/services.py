@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session, aliased, joinedload
 
 from govern import audit
 from govern.audit.services import Actor
+from govern.auth.models import User
 from govern.db import like_folded, page_bounds, people_search_prefilter
 from govern.directory.models import PERSON_STATUSES, Person
 from govern.errors import InvalidError, NotFoundError
+from govern.grants.models import Grant
 
 MAX_NAME_LENGTH = 200
 MAX_EMPLOYEE_ID_LENGTH = 64
@@ -444,9 +446,6 @@ class PersonRecord:
 
 def person_record(session: Session, person: Person) -> PersonRecord:
     """The person's login, every grant (current and past, with who acted) and direct reports."""
-    from govern.auth.models import User
-    from govern.grants.models import Grant
-
     login = session.scalar(select(User).where(User.person_id == person.id))
     grants = list(session.scalars(
         select(Grant).where(Grant.person_id == person.id)

@@ -3,6 +3,7 @@ expired grant. In-app notifications and emails, written in the transaction of th
 
 from __future__ import annotations
 
+from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -12,8 +13,6 @@ from govern.notifications import services as notifications
 
 
 def _base_url() -> str:
-    from flask import current_app, has_app_context
-
     return str(current_app.config.get("BASE_URL", "")) if has_app_context() else ""
 
 
@@ -24,7 +23,7 @@ def _what(grant: Grant) -> str:
 def approvers(session: Session, grant: Grant) -> list[User]:
     """Who should decide a request: the account's owner and the person's manager when they may;
     the app admins only when neither can."""
-    from govern.grants.services import may_decide
+    from govern.grants.services import may_decide  # noqa: PLC0415 grants.services imports this module to send its notices
 
     near = {grant.account.business_owner_id, grant.person.manager_id} - {None}
     candidates = list(session.scalars(

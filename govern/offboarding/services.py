@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
 from govern import audit
 from govern.accounts.models import Account, Role
+from govern.accounts.services import platform_role_label
 from govern.audit.models import AuditEvent
 from govern.auth import services as auth_services
 from govern.auth.models import User, UserRole
@@ -606,8 +608,6 @@ def _users_with_roles(session: Session, roles: Iterable[str]) -> list[User]:
 
 
 def _base_url() -> str:
-    from flask import current_app, has_app_context
-
     return str(current_app.config.get("BASE_URL", "")) if has_app_context() else ""
 
 
@@ -1134,8 +1134,6 @@ class Preview:
 
 def preview(session: Session, offboarding: Offboarding) -> Preview:
     """The checklist before the day: grants to revoke, platform roles to remove, successors to pick."""
-    from govern.accounts.services import platform_role_label
-
     person = offboarding.person
     live = list(session.scalars(select(Grant).where(Grant.person_id == person.id, Grant.status.in_(("active", "requested")))
                                 .order_by(Grant.id)).unique())

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import click
+from alembic.runtime.migration import MigrationContext
 from flask import current_app, g
 from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
+
+from govern.db import database
+from govern.rotation import services
+from govern.schema import SchemaNotCurrentError, head_revision
 
 
 @click.group("rotation")
@@ -15,9 +20,7 @@ def group() -> None:
 
 def _check_schema(session: Session) -> None:
     # Through the session's own connection (not a side connection), as `govern jobs run` does.
-    from alembic.runtime.migration import MigrationContext
 
-    from govern.schema import SchemaNotCurrentError, head_revision
 
     current = MigrationContext.configure(session.connection()).get_current_revision()
     if current != head_revision():
@@ -29,8 +32,6 @@ def _check_schema(session: Session) -> None:
 @with_appcontext
 def status() -> None:
     """Due and overdue credentials per platform, and the number of live rotation tasks."""
-    from govern.db import database
-    from govern.rotation import services
     with database(current_app).session_scope() as session:
         _check_schema(session)
         rows = services.all_schedules(session)
@@ -45,8 +46,6 @@ def status() -> None:
 @with_appcontext
 def schedule() -> None:
     """Open a rotation task for every due or overdue credential (safe to repeat; `govern jobs run` does it too)."""
-    from govern.db import database
-    from govern.rotation import services
     g.audit_actor_label = "jobs"
     with database(current_app).session_scope() as session:
         _check_schema(session)

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import BindParameter, Select, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, lazyload
@@ -38,6 +39,7 @@ from govern.rotation.models import (
 )
 from govern.vault import services as vault
 from govern.vault.models import Exposure, Secret, SecretVersion
+from govern.vault.rules import generate_for_account
 
 #: Default intervals by kind, in days (None: never on a schedule).
 #: Passwords follow their account's interval (90 days unless the account says otherwise).
@@ -424,8 +426,6 @@ def stage_task(session: Session, *, actor: Any, keyring: Keyring | None, task: R
     if generate:
         if secret.kind != "password":
             raise InvalidError("Only passwords can be generated; paste the new value.", {"value": "Paste the new value."})
-        from govern.vault.rules import generate_for_account
-
         generated = generate_for_account(session, secret.account).value
         value = generated
     staged = value or ""
@@ -664,8 +664,6 @@ def request_rotation(session: Session, *, actor: Any, secret: Secret, note: str)
 def exposure_mode(configured: str | None = None) -> str:
     """The configured exposure mode (GOVERN_ROTATION_EXPOSURE_MODE), defaulting to could_have_seen."""
     if configured is None:
-        from flask import current_app, has_app_context
-
         configured = current_app.config.get("ROTATION_EXPOSURE_MODE") if has_app_context() else None
     mode = (configured or DEFAULT_EXPOSURE_MODE).strip().lower()
     if mode not in EXPOSURE_MODES:
@@ -809,8 +807,6 @@ def admin_users(session: Session) -> list[User]:
 
 
 def _base_url() -> str:
-    from flask import current_app, has_app_context
-
     return str(current_app.config.get("BASE_URL", "")) if has_app_context() else ""
 
 

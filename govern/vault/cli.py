@@ -10,7 +10,12 @@ import click
 from flask import current_app, g
 from flask.cli import with_appcontext
 
+from govern import audit
 from govern.crypto.keyring import Keyring
+from govern.db import database
+from govern.errors import GovernError
+from govern.schema import ensure_current
+from govern.vault import services
 
 #: Exit status of a vault command refused because the vault is sealed (like HTTP 503).
 SEALED_EXIT = 3
@@ -39,9 +44,6 @@ def _keyring() -> Keyring:
 
 
 def _database() -> Any:
-    from govern.db import database
-    from govern.schema import ensure_current
-
     db = database(current_app)
     ensure_current(db.engine)
     g.audit_actor_label = "cli"
@@ -65,8 +67,6 @@ def _key_file_for_writing(output: Path | None) -> Path:
 @with_appcontext
 def rotate(output: Path | None) -> None:
     """Add a new primary key-encryption key (older keys stay, to unwrap existing data keys)."""
-    from govern.vault import services
-
     keyring = _keyring()
     db = _database()
     target = _key_file_for_writing(output)
@@ -88,9 +88,6 @@ def rotate(output: Path | None) -> None:
 @with_appcontext
 def rewrap(batch_size: int) -> None:
     """Re-wrap every data key under the primary KEK, batch by batch (safe to stop; run again to finish)."""
-    from govern import audit
-    from govern.vault import services
-
     keyring = _keyring()
     db = _database()
     with db.session_scope() as session:
@@ -124,9 +121,6 @@ def rewrap(batch_size: int) -> None:
 @with_appcontext
 def retire(kek_id: str, output: Path | None) -> None:
     """Remove KEK_ID from the keyring; refused while any data key is still wrapped by it."""
-    from govern.errors import GovernError
-    from govern.vault import services
-
     keyring = _keyring()
     db = _database()
     target = _key_file_for_writing(output)
@@ -145,8 +139,6 @@ def retire(kek_id: str, output: Path | None) -> None:
 @with_appcontext
 def status() -> None:
     """Show the keyring, whether the vault is sealed, and how many data keys each KEK wraps."""
-    from govern.vault import services
-
     db = _database()
     keyring: Keyring | None = current_app.extensions.get("govern.keyring")
     problem = current_app.extensions.get("govern.keyring_problem")
@@ -179,8 +171,6 @@ def status() -> None:
 @with_appcontext
 def purge(retention_days: int | None) -> None:
     """Crypto-shred retired secret versions older than the retention period (audited)."""
-    from govern.vault import services
-
     db = _database()
     days = current_app.config["VAULT_RETENTION_DAYS"] if retention_days is None else retention_days
     g.audit_actor_label = "jobs"
