@@ -54,6 +54,7 @@ from govern.rotation.views import bp as rotation_bp
 from govern.schema import ensure_current
 from govern.scim.views import admin_bp as scim_admin_bp
 from govern.scim.views import bp as scim_bp
+from govern.subscribers import connect_all
 from govern.uploads import InMemoryUploadsRequest
 from govern.users.views import bp as users_bp
 from govern.vault.services import keyring_problem_at_start
@@ -86,6 +87,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_errors(app)
     register_templates(app)
+    # Every entry point (web, SCIM, CLI, jobs, tests) builds the app, so every one reacts to the events.
+    connect_all()
     # Last of the before_request hooks: see govern.db.enter_view.
     app.before_request(enter_view)
     return app

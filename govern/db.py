@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
@@ -444,7 +444,7 @@ def _configure_postgresql(engine: Engine) -> None:
     # in autocommit instead, and the first write, locking read, savepoint or streamed read of such a
     # transaction first sends BEGIN: from there on it is an ordinary transaction, which the session's commit
     # or rollback ends (psycopg sends COMMIT or ROLLBACK whenever the server is in a transaction).
-    import psycopg  # only where the database is PostgreSQL
+    import psycopg  # noqa: PLC0415 only where the database is PostgreSQL (psycopg may be absent elsewhere)
 
     _note_view_commits(engine)
 
@@ -529,8 +529,6 @@ def database(app: Flask) -> Database:
 def get_session() -> Session:
     """Return the session of the current app context, opening it on first use."""
     if "db_session" not in g:
-        from flask import current_app
-
         g.db_session = database(current_app).sessionmaker()
     session: Session = g.db_session
     return session

@@ -17,6 +17,7 @@ from flask import (
     current_app,
     flash,
     g,
+    has_app_context,
     has_request_context,
     redirect,
     render_template,
@@ -30,9 +31,9 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from govern import timezones
+from govern import audit, timezones
 from govern.audit.services import AuditContext, session_reference
-from govern.db import utcnow
+from govern.db import get_session, utcnow
 from govern.errors import GovernError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -308,9 +309,6 @@ def enforce_permissions() -> WerkzeugResponse | None:
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         abort(401)
     if not may(current_user, name):
-        from govern import audit
-        from govern.db import get_session
-
         db = get_session()
         audit.record(db, "authz.denied", actor=current_user, outcome="denied",
                      details={"endpoint": request.endpoint, "permission": name})
@@ -327,9 +325,6 @@ def _enforce_bearer(name: str, auth: BearerAuth) -> Response | None:
     if principal is None:
         return auth.refuse(401)
     if not may(principal, name):
-        from govern import audit
-        from govern.db import get_session
-
         db = get_session()
         audit.record(db, "authz.denied", actor=principal, outcome="denied",
                      details={"endpoint": request.endpoint, "permission": name})
@@ -435,8 +430,6 @@ def current_audit_context() -> AuditContext:
 
 
 def _has_app_context() -> bool:
-    from flask import has_app_context
-
     return has_app_context()
 
 

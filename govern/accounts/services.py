@@ -23,9 +23,12 @@ from govern.accounts.models import (
     Role,
 )
 from govern.audit.services import Actor
+from govern.auth.roles import sees_all_accounts
 from govern.db import page_bounds
 from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, NotFoundError
+from govern.grants.models import Grant, PlatformRemoval
+from govern.policies.services import unaccepted_count_in_grants, unaccepted_grant_ids
 
 
 @dataclass(frozen=True)
@@ -199,11 +202,6 @@ def get_account(session: Session, account_id: int) -> Account:
 # --- visibility ------------------------------------------------------------------------------------
 
 
-def sees_all_accounts(roles: Iterable[str]) -> bool:
-    """Admins, IT, HR and auditors see the whole registry; managers see their own accounts."""
-    return bool({"admin", "it", "hr", "auditor"} & set(roles))
-
-
 def visible_accounts_clause(user: Any) -> Any:
     """SQL condition limiting accounts to those ``user`` may see."""
     if sees_all_accounts(user.roles):
@@ -249,8 +247,6 @@ def account_stats(session: Session, accounts: Sequence[Any], *, with_grant_ids: 
     ``with_grant_ids`` also names the grants whose holder has not accepted the policy (one more query,
     when there are any).
     """
-    from govern.policies.services import unaccepted_grant_ids
-
     ids = [a.id for a in accounts]
     stats = {account_id: AccountStats() for account_id in ids}
     if not ids:
@@ -294,9 +290,6 @@ def _stats_statement() -> Select[*tuple[Any, ...]]:
     through the account index. (Correlated subqueries per column read them three times over, which
     cost PostgreSQL 3 ms.) Built once, as composing it costs more than running it.
     """
-    from govern.grants.models import Grant, PlatformRemoval
-    from govern.policies.services import unaccepted_count_in_grants
-
     account_ids: BindParameter[list[int]] = bindparam("account_ids", expanding=True)
     current_policy, unaccepted = unaccepted_count_in_grants()
     grants = (

@@ -24,6 +24,9 @@ from govern.directory.services import find_person_by_email
 from govern.errors import ConflictError, InvalidError, NotFoundError
 from govern.grants.forms import RemovalForm, RevokeForm
 from govern.grants.models import Grant, PlatformRemoval
+from govern.grants.services import may_manage, may_manage_account
+from govern.rotation import services as rotation_services
+from govern.vault import services as vault_services
 from govern.web import ensure_visible, form_errors, may, page_arg, permission
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
@@ -158,8 +161,6 @@ def edit(account_id: int) -> Any:
 @bp.route("/<int:account_id>")
 @permission("accounts.read")
 def detail(account_id: int) -> str:
-    from govern.grants.services import may_manage, may_manage_account
-
     db = get_session()
     # The four people the page names come with the account, in the same statement.
     account = _visible_account(account_id, options=[joinedload(Account.business_owner), joinedload(Account.crisis_contact),
@@ -200,14 +201,10 @@ def detail(account_id: int) -> str:
 
 def _vault_section(db: Any, account: Account) -> dict[str, Any]:
     """The account's secrets (names, kinds, ages; never values) and who saw them."""
-    from govern.vault import services as vault_services
-
     exposures, total = vault_services.exposures(db, account_id=account.id, per_page=EXPOSURES_SHOWN)
     rows = vault_services.account_secrets(db, account.id)
     schedules: dict[int, Any] = {}
     if may(current_user, "rotation.read"):
-        from govern.rotation import services as rotation_services
-
         known = {r.secret.id: (r.version, r.since) for r in rows}
         schedules = {s.secret.id: s for s in rotation_services.schedules(db, [r.secret for r in rows], current=known)}
     return {"vault_rows": rows, "vault_exposures": exposures, "vault_exposure_total": total,

@@ -69,7 +69,7 @@ class PasswordHashing:
 def _blocklist() -> frozenset[str]:
     # zxcvbn ships frequency-ranked lists of leaked passwords; we use the top of it as the
     # "commonly used or compromised" list NIST asks verifiers to check against.
-    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # noqa: PLC0415 the leaked-password lists load only when the blocklist is first built
 
     words = FREQUENCY_LISTS["passwords"][:BLOCKLIST_SIZE]
     return frozenset(word.lower() for word in words)

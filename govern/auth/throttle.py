@@ -143,7 +143,7 @@ class RedisThrottleStore:
     """
 
     def __init__(self, url: str, prefix: str = "govern:throttle:") -> None:
-        import redis
+        import redis  # noqa: PLC0415 loaded only when GOVERN_REDIS_URL is set
 
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._prefix = prefix

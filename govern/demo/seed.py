@@ -15,6 +15,8 @@ scheduled rotation tasks), and the TikTok account is locked down with an open in
 
 from __future__ import annotations
 
+import base64
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -40,7 +42,9 @@ from govern.policies.services import current_version
 from govern.reviews.models import ReviewCampaign, ReviewItem
 from govern.reviews.services import decide_item, open_campaign
 from govern.rotation.models import Incident, RotationTask
+from govern.rotation.services import lock_down, schedule_due
 from govern.vault.models import Secret, SecretVersion
+from govern.vault.services import create_secret, reveal
 
 COMPANY = "Northpeak Outdoor"
 DOMAIN = "northpeak.example"
@@ -250,8 +254,6 @@ class SeedSummary:
 
 def email_of(name: str) -> str:
     """first.last@northpeak.example, accents dropped."""
-    import unicodedata
-
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return f"{ascii_name.lower().replace(' ', '.')}@{DOMAIN}"
 
@@ -389,16 +391,12 @@ def _review(session: Session, admin: User, users: dict[str, User], people: dict[
 
 def _fake_seed(handle: str) -> str:
     """A valid base32 2FA seed spelling a demo phrase (never a real one)."""
-    import base64
-
     return base64.b32encode(f"demo-only {handle}"[:20].ljust(20, "!").encode()).decode()
 
 
 def _vault(session: Session, keyring: Keyring, it: User, accounts: dict[str, Account]) -> list[Secret]:
     """IT vaults fake credentials of every account: a password each, 2FA seed and recovery codes of the
     critical ones, and one API token."""
-    from govern.vault.services import create_secret
-
     made: list[Secret] = []
     for key, account in accounts.items():
         label = PLATFORM_LABELS[account.platform]
@@ -432,9 +430,6 @@ def _backdate(session: Session, accounts: dict[str, Account], secrets: list[Secr
 def _rotation(session: Session, keyring: Keyring, users: dict[str, User], people: dict[str, Person],
               accounts: dict[str, Account], secrets: list[Secret]) -> tuple[dict[str, int], Incident]:
     """Reveals, backdated versions, the scheduled rotation tasks, and one lockdown with its incident."""
-    from govern.rotation.services import lock_down, schedule_due
-    from govern.vault.services import reveal
-
     for person, account, reason in REVEALS:
         secret = next(s for s in secrets if s.account_id == accounts[account].id and s.kind == "password")
         reveal(session, actor=users[person], keyring=keyring, secret=secret, reason=reason, mfa_fresh=True)

@@ -12,6 +12,7 @@ from flask.cli import with_appcontext
 
 from govern.db import database
 from govern.directory import importer
+from govern.offboarding.lifecycle import import_people
 from govern.offboarding.services import settings_from
 from govern.schema import ensure_current
 
@@ -86,8 +87,8 @@ def _run(session: Session, parsed: ParsedFile, dry_run: bool, progress: Progress
         session.rollback()
         return report
     try:
-        report = importer.apply_import(session, parsed, actor=None, progress=progress,
-                                       settings=settings_from(current_app.config))
+        report = import_people(session, parsed, actor=None, progress=progress,
+                               settings=settings_from(current_app.config))
     except importer.ImportInvalidError as exc:
         session.rollback()
         return exc.report

@@ -38,11 +38,10 @@ from govern.directory.services import (
     MAX_EMPLOYEE_ID_LENGTH,
     MAX_NAME_LENGTH,
     MAX_TITLE_LENGTH,
+    has_left,
     normalise_email,
 )
 from govern.errors import InvalidError
-from govern.offboarding.lifecycle import Record, depart_newcomers, departure, follow_records
-from govern.offboarding.services import Settings
 
 #: The canonical columns, in the order the documentation lists them.
 COLUMNS = ("employee_id", "email", "full_name", "department", "title", "manager_email", "start_date",
@@ -205,11 +204,17 @@ class ImportReport:
     leavers: int = 0
     #: Offboardings the statuses and end dates of this import started, scheduled, moved or
     #: cancelled, and problems.
+    #: (govern.offboarding.lifecycle.import_people fills them in after the apply.)
     offboardings_started: int = 0
     offboardings_scheduled: int = 0
     offboardings_moved: int = 0
     offboardings_cancelled: int = 0
     offboarding_problems: list[str] = field(default_factory=list)
+    #: After an apply: what the rows with news about leaving say, person id -> (status, end date),
+    #: for the offboarding to follow; and the people this import added who had already left
+    #: (person id -> end date). Only those rows: the others would load every person for nothing.
+    leaving: dict[int, tuple[str, date | None]] = field(default_factory=dict)
+    newcomers_gone: dict[int, date | None] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -748,8 +753,7 @@ def _says_left(target: _Target, plan: _Plan, today: date) -> bool:
     """The row says the person left (status or a past end date) and the directory has them active."""
     if "status" not in target.row.cells and "end_date" not in target.row.cells:
         return False
-    record = Record(target.values["status"], target.values["end_date"])
-    return departure(record, today=today, settings=Settings()) == "now" and (
+    return has_left(target.values["status"], target.values["end_date"], today=today) and (
         target.person_id is None or plan.existing.by_id[target.person_id]["status"] == "active")
 
 
@@ -777,12 +781,12 @@ def preview_import(session: Session, parsed: ParsedFile, *, progress: Progress |
 
 
 def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None,
-                 progress: Progress | None = None, settings: Settings | None = None) -> ImportReport:
+                 progress: Progress | None = None) -> ImportReport:
     """Upsert every row, or nothing: raise ImportInvalidError while any line has an error.
 
-    The import never writes a status: a row saying the person left (a leaving or departed status,
-    an end date today or in the past) starts their offboarding, a future end date schedules it (or
-    moves, or cancels, the one an earlier import scheduled), see govern.offboarding.lifecycle.
+    The import never writes a status: it reports in ``leaving`` and ``newcomers_gone`` what the rows
+    say about leaving, and govern.offboarding.lifecycle.import_people (which calls this) starts,
+    schedules, moves or cancels the offboardings.
     """
     plan = _plan(session, parsed, progress)
     report = plan.report
@@ -797,21 +801,14 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None,
     })
     # Rows whose status or end date says something new about leaving go to the offboarding; new
     # people were written active (a leaver who never had access is offboarded at once, with
-    # nothing to take). Only those rows: the others would load every person for nothing.
+    # nothing to take).
     today = utcnow().date()
-    settings = settings or Settings()
-    records = {person_of_row[index]: Record(t.values["status"], t.values["end_date"])
-               for index, t in enumerate(plan.targets) if index in person_of_row and _news_for_offboarding(t, plan, today)}
-    newcomers = {person_of_row[index]: t.values["end_date"] for index, t in enumerate(plan.targets)
-                 if t.person_id is None and person_of_row[index] in records and _says_left(t, plan, today)}
-    held = depart_newcomers(session, actor=actor, people=newcomers, settings=settings, origin="import")
-    for person_id in set(newcomers) - set(held):
-        del records[person_id]
-    outcome = follow_records(session, actor=actor, records=records, settings=settings, origin="import")
-    report.offboardings_started = outcome.started + len(newcomers) - len(held)
-    report.offboardings_scheduled, report.offboardings_moved = outcome.scheduled, outcome.moved
-    report.offboardings_cancelled = outcome.cancelled
-    report.offboarding_problems = [f"person #{pid}: {message}" for pid, message in outcome.problems]
+    report.leaving = {person_of_row[index]: (t.values["status"], t.values["end_date"])
+                      for index, t in enumerate(plan.targets)
+                      if index in person_of_row and _news_for_offboarding(t, plan, today)}
+    report.newcomers_gone = {person_of_row[index]: t.values["end_date"] for index, t in enumerate(plan.targets)
+                             if t.person_id is None and person_of_row[index] in report.leaving
+                             and _says_left(t, plan, today)}
     return report
 
 

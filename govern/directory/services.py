@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session, aliased, joinedload
 
 from govern import audit
 from govern.audit.services import Actor
+from govern.auth.models import User
 from govern.db import like_folded, page_bounds, people_search_prefilter
 from govern.directory.models import PERSON_STATUSES, Person
 from govern.errors import InvalidError, NotFoundError
+from govern.grants.models import Grant
 
 MAX_NAME_LENGTH = 200
 MAX_EMPLOYEE_ID_LENGTH = 64
@@ -64,6 +66,15 @@ def find_person_by_reference(session: Session, reference: str) -> Person | None:
     if "@" in reference:
         return find_person_by_email(session, reference)
     return find_person_by_employee_id(session, reference)
+
+
+def has_left(status: str, end_date: date | None, *, today: date) -> bool:
+    """Whether a status and end date say the person has left by ``today`` (their access ends now)."""
+    if status == "departed":
+        return True
+    if end_date is not None:
+        return end_date <= today
+    return status == "leaving"
 
 
 # --- visibility ------------------------------------------------------------------------------------
@@ -431,16 +442,10 @@ class PersonRecord:
     grants: list[Any]
     users: dict[int, Any]
     reports: list[Person]
-    #: This person's offboardings, latest first, and their progress by offboarding id.
-    offboardings: list[Any] = field(default_factory=list)
-    offboarding_progress: dict[int, Any] = field(default_factory=dict)
 
 
 def person_record(session: Session, person: Person) -> PersonRecord:
     """The person's login, every grant (current and past, with who acted) and direct reports."""
-    from govern.auth.models import User
-    from govern.grants.models import Grant
-
     login = session.scalar(select(User).where(User.person_id == person.id))
     grants = list(session.scalars(
         select(Grant).where(Grant.person_id == person.id)
@@ -451,10 +456,4 @@ def person_record(session: Session, person: Person) -> PersonRecord:
     reports = list(session.scalars(
         select(Person).where(Person.manager_id == person.id).order_by(func.lower(Person.full_name), Person.id)
     ))
-    from govern.offboarding.models import Offboarding
-    from govern.offboarding.services import progress_of
-
-    offboardings = list(session.scalars(select(Offboarding).where(Offboarding.person_id == person.id)
-                                        .order_by(Offboarding.created_at.desc(), Offboarding.id.desc())).unique())
-    return PersonRecord(person=person, login=login, grants=grants, users=users, reports=reports, offboardings=offboardings,
-                        offboarding_progress=progress_of(session, [o.id for o in offboardings]))
+    return PersonRecord(person=person, login=login, grants=grants, users=users, reports=reports)

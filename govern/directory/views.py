@@ -36,7 +36,9 @@ from govern.directory.forms import STATUS_LABELS, ImportForm, PersonForm
 from govern.directory.models import PERSON_STATUSES
 from govern.errors import ConflictError, ForbiddenError, InvalidError
 from govern.offboarding import lifecycle
+from govern.offboarding import services as offboarding
 from govern.offboarding.services import settings_from as offboarding_settings
+from govern.vault.services import exposures
 from govern.web import form_errors, permission
 
 bp = Blueprint("directory", __name__, url_prefix="/people")
@@ -128,10 +130,11 @@ def detail(person_id: int) -> str:
     db = get_session()
     person = services.get_visible_person(db, current_user, person_id)
     record = services.person_record(db, person)
-    from govern.vault.services import exposures
-
+    offboardings = offboarding.offboardings_of(db, person.id)
     seen, seen_total = exposures(db, person_id=person.id, per_page=100)
     return render_template("directory/detail.html", person=person, record=record, statuses=STATUS_LABELS,
+                           offboardings=offboardings,
+                           offboarding_progress=offboarding.progress_of(db, [o.id for o in offboardings]),
                            exposures=seen, exposure_total=seen_total)
 
 
@@ -366,8 +369,8 @@ def import_apply() -> Any:
         return redirect(url_for("directory.import_file"))
     db = get_session()
     try:
-        report = importer.apply_import(db, parsed, actor=current_user,
-                                       settings=offboarding_settings(current_app.config))
+        report = lifecycle.import_people(db, parsed, actor=current_user,
+                                         settings=offboarding_settings(current_app.config))
         db.commit()
     except importer.ImportInvalidError as exc:
         db.rollback()

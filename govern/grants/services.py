@@ -14,9 +14,11 @@ from govern import audit
 from govern.accounts.models import Account, Role
 from govern.accounts.services import platform_role_label, platform_role_labels
 from govern.auth.models import User
+from govern.auth.roles import is_admin
 from govern.db import utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from govern.events import access_lost
 from govern.grants import notices
 from govern.grants.models import Grant, PlatformRemoval
 from govern.policies.models import PolicyVersion
@@ -35,11 +37,6 @@ class PolicyNotAcceptedError(ConflictError):
 
 
 # --- who may act --------------------------------------------------------------------------------
-
-
-def is_admin(user: Any) -> bool:
-    """App admins may manage every grant."""
-    return "admin" in user.roles
 
 
 def may_manage(user: Any, account: Account, person: Person) -> bool:
@@ -316,7 +313,8 @@ def revoke_grant(session: Session, *, actor: Any, grant: Grant, reason: str, ove
     audit.record(session, "grant.revoked", actor=actor, target_type="grant", target_id=grant.id,
                  details=_describe(grant, grant.person, grant.account, grant.role)
                  | {"cause": cause, "last_admin_override": overridden, "override_reason": override_reason.strip() or None})
-    _rotate_after_loss(session, actor, grant, "offboarding" if cause == "offboarding" else "exposure")
+    access_lost.send(grant, session=session, actor=actor, person=grant.person, account=grant.account,
+                     reason="offboarding" if cause == "offboarding" else "exposure")
     return removal
 
 
@@ -327,7 +325,8 @@ def revoke_grants_of_leaver(session: Session, *, actor: Any, grants: Sequence[Gr
 
     The same rows and audit events as revoking them one by one, in a fixed number of statements:
     the other-admin counts are read once and kept up to date as each grant ends. Rotation of what
-    the person could see is the caller's job (it opens every task of the leaver in one go).
+    the person could see is the caller's job (it opens every task of the leaver in one go), so no
+    govern.events.access_lost is sent.
     """
     reason = _reason(reason)
     override = override_reason.strip()
@@ -365,13 +364,6 @@ def revoke_grants_of_leaver(session: Session, *, actor: Any, grants: Sequence[Gr
     session.execute(insert(PlatformRemoval), removals)  # one executemany; the checklist reads them back
     audit.record_many(session, entries)
     return len(removals)
-
-
-def _rotate_after_loss(session: Session, actor: Any, grant: Grant, reason: str) -> None:
-    """The person lost this access: rotate what they saw or could have seen (rotation's rule)."""
-    from govern.rotation.services import open_exposure_rotations
-
-    open_exposure_rotations(session, actor=actor, person=grant.person, account=grant.account, reason=reason)
 
 
 def _open_removal(session: Session, grant: Grant) -> PlatformRemoval:
@@ -414,7 +406,8 @@ def expire_grants(session: Session, *, now: datetime | None = None) -> dict[str,
         _open_removal(session, grant)
         audit.record(session, "grant.expired", target_type="grant", target_id=grant.id,
                      details=_describe(grant, grant.person, grant.account, grant.role))
-        _rotate_after_loss(session, None, grant, "exposure")
+        access_lost.send(grant, session=session, actor=None, person=grant.person, account=grant.account,
+                         reason="exposure")
         notices.expired(session, grant)
         result["expired"] += 1
     session.flush()

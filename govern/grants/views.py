@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from govern.accounts import services as accounts
 from govern.accounts.models import Account
 from govern.auth.models import User
+from govern.auth.roles import is_admin
 from govern.db import get_session
 from govern.directory.models import Person
 from govern.directory.services import find_person_by_email
@@ -152,7 +153,7 @@ def request_policy() -> Response:
     if pending is not None:
         back = url_for("grants.index")
     # Only someone who may grant this person a role, or decide their request, may send them the policy for it.
-    if not (services.is_admin(current_user) or (account is not None and services.may_manage(current_user, account, person))
+    if not (is_admin(current_user) or (account is not None and services.may_manage(current_user, account, person))
             or (pending is not None and services.may_decide(current_user, pending))):
         abort(403)
     try:

@@ -15,24 +15,25 @@ from collections.abc import Mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from govern.auth.sessions import purge_stale_sessions
+from govern.grants import services as grants
 from govern.jobs.services import JobContext, Step, prune_runs
 from govern.notifications import services as notifications
 from govern.notifications.models import OutboxMessage
+from govern.offboarding import services as offboarding
+from govern.offboarding.invariants import check_and_notify
+from govern.rotation import services as rotation
 
 log = logging.getLogger("govern.jobs")
 
 
 def expire_grants(session: Session, context: JobContext) -> Mapping[str, int]:
     """End time-bound grants whose end has come; their holders are notified."""
-    from govern.grants.services import expire_grants as expire
-
-    return expire(session, now=context.now)
+    return grants.expire_grants(session, now=context.now)
 
 
 def purge_sessions(session: Session, context: JobContext) -> Mapping[str, int]:
     """Delete web sessions past their idle or absolute limit."""
-    from govern.auth.sessions import purge_stale_sessions
-
     return purge_stale_sessions(session, idle_timeout=context.config["SESSION_IDLE_TIMEOUT"],
                                 absolute_timeout=context.config["SESSION_ABSOLUTE_TIMEOUT"], now=context.now)
 
@@ -77,39 +78,48 @@ def send_email(session: Session, context: JobContext) -> Mapping[str, int]:
     return counts
 
 
-def _rotation_steps() -> list[Step]:
-    from govern.rotation import jobs as rotation
-
-    return [
-        Step("rotation.schedule", "Open rotation tasks for due and overdue credentials", rotation.schedule_rotations),
-        Step("vault.purge", "Destroy retired secret versions past retention", rotation.purge_versions),
-        Step("rotation.remind", "Remind and escalate overdue rotations", rotation.remind_overdue),
-        Step("rotation.digest", "Weekly rotation digest for IT", rotation.weekly_digest),
-    ]
+def schedule_rotations(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Open a scheduled rotation task for every due or overdue secret (idempotent)."""
+    return rotation.schedule_due(session, now=context.now)
 
 
-ROTATION_STEPS = _rotation_steps()
+def purge_versions(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Destroy retired secret versions past the vault's retention (GOVERN_VAULT_RETENTION_DAYS, default 30)."""
+    days = int(context.config.get("VAULT_RETENTION_DAYS") or rotation.DEFAULT_RETENTION_DAYS)
+    return rotation.purge_expired_versions(session, retention_days=days, now=context.now)
+
+
+def remind_overdue(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Email reminders for overdue rotation tasks (once a day) and escalations to admins (once a week)."""
+    return rotation.send_reminders(session, now=context.now)
+
+
+def weekly_digest(session: Session, context: JobContext) -> Mapping[str, int]:
+    """The weekly digest email for IT of due and overdue rotations (once per ISO week)."""
+    return rotation.send_digest(session, now=context.now)
+
+
+ROTATION_STEPS = [
+    Step("rotation.schedule", "Open rotation tasks for due and overdue credentials", schedule_rotations),
+    Step("vault.purge", "Destroy retired secret versions past retention", purge_versions),
+    Step("rotation.remind", "Remind and escalate overdue rotations", remind_overdue),
+    Step("rotation.digest", "Weekly rotation digest for IT", weekly_digest),
+]
 
 
 def start_due_offboardings(session: Session, context: JobContext) -> Mapping[str, int]:
     """Start scheduled offboardings whose time has come, and close items whose work was done elsewhere."""
-    from govern.offboarding.services import start_due_offboardings as start
-
-    result = start(session, now=context.now)
+    result = offboarding.start_due_offboardings(session, now=context.now)
     return {"started": result["started"], "failed": len(result["failed"]), "synced": result["synced"]}
 
 
 def escalate_offboardings(session: Session, context: JobContext) -> Mapping[str, int]:
     """Email and notify owners and HR about overdue checklist items (once per item per period)."""
-    from govern.offboarding.services import escalate_overdue, settings_from
-
-    return escalate_overdue(session, settings=settings_from(context.config), now=context.now)
+    return offboarding.escalate_overdue(session, settings=offboarding.settings_from(context.config), now=context.now)
 
 
 def check_leavers(session: Session, context: JobContext) -> Mapping[str, int]:
     """Check the leaver invariants; tell the admins about violations (once per distinct set)."""
-    from govern.offboarding.invariants import check_and_notify
-
     report = check_and_notify(session, now=context.now, base_url=str(context.config.get("BASE_URL") or ""))
     counts = report.counts()
     if report.violations:  # counts only: `govern check` names the people

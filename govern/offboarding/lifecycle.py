@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from govern import audit
 from govern.auth.models import User
 from govern.db import utcnow
+from govern.directory import importer
 from govern.directory import services as directory
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError
@@ -47,11 +48,9 @@ class Record:
 
 def departure(record: Record, *, today: date, settings: Settings) -> datetime | str | None:
     """When the record says the person's access ends: "now", a time in the future, or None (it does not)."""
-    if record.status == "departed":
+    if directory.has_left(record.status, record.end_date, today=today):
         return "now"
-    if record.end_date is not None:
-        return "now" if record.end_date <= today else end_of_last_day(record.end_date, settings)
-    return "now" if record.status == "leaving" else None
+    return end_of_last_day(record.end_date, settings) if record.end_date is not None else None
 
 
 @dataclass
@@ -245,6 +244,29 @@ def _raise_problems(outcome: Outcome) -> None:
     if outcome.problems:
         message = outcome.problems[0][1]
         raise InvalidError(message, {"status": message})
+
+
+def import_people(session: Session, parsed: importer.ParsedFile, *, actor: Any, settings: Settings | None = None,
+                  progress: importer.Progress | None = None) -> importer.ImportReport:
+    """Apply an HR import (directory.importer.apply_import), then follow what its rows say about leaving.
+
+    A row saying the person left (a leaving or departed status, an end date today or in the past)
+    starts their offboarding, a future end date schedules it (or moves, or cancels, the one an
+    earlier import scheduled). Raises ImportInvalidError, writing nothing, while a line has an error.
+    """
+    report = importer.apply_import(session, parsed, actor=actor, progress=progress)
+    settings = settings or Settings()
+    records = {person_id: Record(status, end_date) for person_id, (status, end_date) in report.leaving.items()}
+    newcomers = report.newcomers_gone
+    held = depart_newcomers(session, actor=actor, people=newcomers, settings=settings, origin="import")
+    for person_id in set(newcomers) - set(held):
+        del records[person_id]
+    outcome = follow_records(session, actor=actor, records=records, settings=settings, origin="import")
+    report.offboardings_started = outcome.started + len(newcomers) - len(held)
+    report.offboardings_scheduled, report.offboardings_moved = outcome.scheduled, outcome.moved
+    report.offboardings_cancelled = outcome.cancelled
+    report.offboarding_problems = [f"person #{pid}: {message}" for pid, message in outcome.problems]
+    return report
 
 
 def create_person(session: Session, *, actor: Any, data: directory.PersonInput, settings: Settings,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, lazyload
 
 from govern import audit, failpoints
 from govern.accounts.models import Account, Role
+from govern.accounts.services import platform_role_label
 from govern.audit.models import AuditEvent
 from govern.auth import services as auth_services
 from govern.auth.models import User
@@ -1001,6 +1002,12 @@ class Progress:
         return (self.done + self.skipped) * 100 // self.total if self.total else 100
 
 
+def offboardings_of(session: Session, person_id: int) -> list[Offboarding]:
+    """Every offboarding of one person, latest first (the person page lists them)."""
+    return list(session.scalars(select(Offboarding).where(Offboarding.person_id == person_id)
+                                .order_by(Offboarding.created_at.desc(), Offboarding.id.desc())).unique())
+
+
 def progress_of(session: Session, ids: Iterable[int]) -> dict[int, Progress]:
     """Progress of several offboardings in one query."""
     ids = list(ids)
@@ -1103,8 +1110,6 @@ class Preview:
 
 def preview(session: Session, offboarding: Offboarding) -> Preview:
     """The checklist before the day: grants to revoke, platform roles to remove, successors to pick."""
-    from govern.accounts.services import platform_role_label
-
     person = offboarding.person
     live = list(session.scalars(select(Grant).where(Grant.person_id == person.id, Grant.status.in_(("active", "requested")))
                                 .order_by(Grant.id)).unique())

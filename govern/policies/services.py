@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from govern import audit
 from govern.accounts.models import Account, Role
-from govern.accounts.services import sees_all_accounts
+from govern.auth.roles import sees_all_accounts
 from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, NotFoundError
 from govern.grants.models import Grant

@@ -22,7 +22,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern.accounts.models import PLATFORM_LABELS
-from govern.accounts.services import sees_all_accounts
+from govern.auth.roles import sees_all_accounts
 from govern.csvexport import csv_chunks
 from govern.db import database, get_session
 from govern.directory.models import Person

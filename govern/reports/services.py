@@ -32,8 +32,9 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import Join
 
 from govern.accounts.models import PLATFORMS, ROLE_CODES, Account, PlatformRoleName, Role
-from govern.accounts.services import can_see_account, sees_all_accounts, visible_accounts_clause
+from govern.accounts.services import can_see_account, visible_accounts_clause
 from govern.auth.models import User
+from govern.auth.roles import sees_all_accounts
 from govern.db import sql_constant
 from govern.directory.models import Person
 from govern.directory.services import all_departments, search_clause

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from govern import audit
 from govern.accounts.models import PLATFORM_LABELS, Account
-from govern.accounts.services import sees_all_accounts
+from govern.auth.roles import sees_all_accounts
 from govern.csvexport import csv_chunks, json_chunks
 from govern.db import get_session
 from govern.directory.models import Person

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, aliased
 from govern import audit
 from govern.accounts.models import PLATFORMS, Account, Role
 from govern.auth.models import User
+from govern.auth.roles import is_admin
 from govern.db import rowcount, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
@@ -48,12 +49,12 @@ NOBODY = "none"
 
 def may_run_campaigns(user: Any) -> bool:
     """Admins open and close campaigns; auditors only read them."""
-    return grants.is_admin(user)
+    return is_admin(user)
 
 
 def may_decide_item(user: Any, item: ReviewItem) -> bool:
     """The assigned reviewer decides; an admin may decide any item (including unassigned ones)."""
-    return grants.is_admin(user) or (item.reviewer_id is not None and item.reviewer_id == user.person_id)
+    return is_admin(user) or (item.reviewer_id is not None and item.reviewer_id == user.person_id)
 
 
 def choose_reviewer(*, grantee_id: int, owner_id: int | None, owner_status: str | None,

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import BindParameter, Select, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, lazyload
@@ -40,6 +41,7 @@ from govern.rotation.models import (
 )
 from govern.vault import services as vault
 from govern.vault.models import Exposure, Secret, SecretVersion
+from govern.vault.rules import generate_for_account
 
 #: Default intervals by kind, in days (None: never on a schedule).
 #: Passwords follow their account's interval (90 days unless the account says otherwise).
@@ -415,8 +417,6 @@ def stage_task(session: Session, *, actor: Any, keyring: Keyring | None, task: R
     if generate:
         if secret.kind != "password":
             raise InvalidError("Only passwords can be generated; paste the new value.", {"value": "Paste the new value."})
-        from govern.vault.rules import generate_for_account
-
         generated = generate_for_account(session, secret.account).value
         value = generated
     staged = value or ""
@@ -526,6 +526,9 @@ def checklist(task: RotationTask) -> list[ChecklistItem]:
 def confirm_task(session: Session, *, actor: Any, task: RotationTask, ticked: Iterable[str]) -> RotationTask:
     """The staged value works on the platform: it becomes current, the old one retired, the task done.
 
+    An offboarding item linked to the task is the caller's to close
+    (govern.offboarding.services.close_linked_items), as the offboarding sits higher on the ladder.
+
     Exactly one of two people confirming at once wins: the task row is claimed with a
     conditional update (the second waits for the first's row lock, then finds it done).
     """
@@ -564,9 +567,6 @@ def confirm_task(session: Session, *, actor: Any, task: RotationTask, ticked: It
                           "reason": task.reason, "checklist": sorted(i.key for i in items if i.key in done),
                           "checklist_skipped": sorted(i.key for i in items if i.key not in done)})
     session.flush()
-    from govern.offboarding.services import close_linked_items
-
-    close_linked_items(session, ref_type="rotation_task", ref_id=task.id, actor=actor)
     return task
 
 
@@ -655,8 +655,6 @@ def request_rotation(session: Session, *, actor: Any, secret: Secret, note: str)
 def exposure_mode(configured: str | None = None) -> str:
     """The configured exposure mode (GOVERN_ROTATION_EXPOSURE_MODE), defaulting to could_have_seen."""
     if configured is None:
-        from flask import current_app, has_app_context
-
         configured = current_app.config.get("ROTATION_EXPOSURE_MODE") if has_app_context() else None
     mode = (configured or DEFAULT_EXPOSURE_MODE).strip().lower()
     if mode not in EXPOSURE_MODES:

@@ -24,6 +24,7 @@ from govern.accounts.models import Account
 from govern.auth import once
 from govern.db import get_session, utcnow
 from govern.errors import ConflictError, GovernError, InvalidError
+from govern.offboarding.services import close_linked_items
 from govern.rotation import charts
 from govern.rotation import services as rotation
 from govern.rotation.forms import (
@@ -206,6 +207,8 @@ def confirm(task_id: int) -> Response:
         return redirect(url_for("rotation.task", task_id=task.id))
     try:
         rotation.confirm_task(db, actor=current_user, task=task, ticked=request.form.getlist("checklist"))
+        # A leaver's checklist item for this rotation is done with it, in the same transaction.
+        close_linked_items(db, ref_type="rotation_task", ref_id=task.id, actor=current_user)
     except ConflictError as exc:
         db.rollback()
         flash("Conflict: " + exc.message, "error")

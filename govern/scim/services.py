@@ -29,6 +29,7 @@ from scim2_models import (
     Context,
     Email,
     EnterpriseUser,
+    Meta,
     Name,
     PatchOp,
     User,
@@ -170,8 +171,6 @@ def is_active(session: Session, person: Person) -> bool:
 
 def to_resource(session: Session, person: Person, identity: ScimIdentity | None, location: str) -> ScimUser:
     """The SCIM User of a person."""
-    from scim2_models import Meta
-
     if identity is None:
         # A person govern knew before the provider: described from the directory.
         name: Name | None = Name(formatted=person.full_name)

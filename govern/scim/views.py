@@ -28,6 +28,7 @@ from scim2_models import (
     ETag,
     Filter,
     ListResponse,
+    Meta,
     Patch,
     Required,
     ResourceType,
@@ -206,7 +207,6 @@ def _schemas() -> list[Schema]:
             attribute.sub_attributes = [s for s in attribute.sub_attributes or [] if s.name in NAME_ATTRIBUTES]
     enterprise = EnterpriseUser.to_schema()
     enterprise.attributes = [a for a in enterprise.attributes or [] if a.name in ENTERPRISE_ATTRIBUTES]
-    from scim2_models import Meta
 
     for schema in (user, enterprise):
         schema.meta = Meta(resource_type="Schema", location=url_for("scim.schema", schema_id=schema.id, _external=True))
@@ -215,7 +215,6 @@ def _schemas() -> list[Schema]:
 
 def _resource_type() -> ResourceType:
     resource_type = ResourceType.from_resource(ScimUser)
-    from scim2_models import Meta
 
     resource_type.meta = Meta(resource_type="ResourceType",
                               location=url_for("scim.resource_type", type_id="User", _external=True))
@@ -225,8 +224,6 @@ def _resource_type() -> ResourceType:
 @bp.route("/ServiceProviderConfig")
 @permission(PERMISSION)
 def service_provider_config() -> Response:
-    from scim2_models import Meta
-
     config = ServiceProviderConfig(
         documentation_uri=None,
         patch=Patch(supported=True),

@@ -11,10 +11,10 @@ from flask import current_app, g
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
-from govern import schema
 from govern.auth.models import User
 from govern.db import database
 from govern.errors import GovernError
+from govern.schema import ensure_current
 from govern.vault import importer
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 def import_command(file: Path, fmt: str, dry_run: bool, create_accounts: bool, account_ref: str | None,
                    actor_email: str | None) -> None:
     """Vault the passwords, one-time password seeds and notes of an export (values are never printed)."""
-    schema.ensure_current(database(current_app).engine)
+    ensure_current(database(current_app).engine)
     keyring = current_app.extensions.get("govern.keyring")
     if keyring is None and not dry_run:
         raise click.ClickException("the vault is sealed (no valid keyring): provide the key file or "

@@ -40,6 +40,7 @@ from govern.errors import AuditWriteError, GovernError, InvalidError
 from govern.vault.models import Secret
 from govern.vault.services import MAX_RECOVERY_CODE, MAX_RECOVERY_CODES, parse_totp
 from govern.vault.services import MAX_VALUE as VAULT_MAX_VALUE
+from govern.vault.services import create_secret as vault_create_secret
 
 FORMATS = ("bitwarden", "1password", "keepass", "generic")
 FORMAT_LABELS = {"bitwarden": "Bitwarden (CSV)", "1password": "1Password (CSV)", "keepass": "KeePassXC (CSV)",
@@ -788,8 +789,6 @@ def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, k
     """Vault every matched entry (and those of the accounts chosen for creation, and the unmatched
     ones given an account with ``assign``/``fallback``); one audit event."""
     if create_secret is None:
-        from govern.vault.services import create_secret as vault_create_secret
-
         create_secret = vault_create_secret
     report = plan_import(session, parsed, assign=assign, fallback=fallback)
     accounts: dict[str, Account] = {}

@@ -24,11 +24,14 @@ from sqlalchemy.pool import NullPool
 
 from govern import audit, failpoints
 from govern.accounts.models import Account, Role
+from govern.accounts.services import can_see_account
+from govern.auth.models import User
 from govern.crypto import envelope, totp
 from govern.crypto.envelope import Binding, Sealed, VaultCryptoError
 from govern.crypto.keyring import Keyring
 from govern.crypto.totp import TotpFormatError, TotpParams
 from govern.db import rowcount, utcnow
+from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
 from govern.grants.models import Grant
 from govern.vault.models import (
@@ -459,8 +462,6 @@ def refusal(session: Session, user: Any, secret: Secret, what: str = "value") ->
 
 def can_see_secret(session: Session, user: Any, secret: Secret) -> bool:
     """Whether ``user`` may know the secret exists (name, kind, versions, exposures; never the value)."""
-    from govern.accounts.services import can_see_account
-
     if set(user.roles) & METADATA_ROLES or can_see_account(user, secret.account):
         return True
     return refusal(session, user, secret) is None
@@ -720,9 +721,6 @@ class ExposureRow:
 @cache
 def _exposure_rows() -> Select[*tuple[Any, ...]]:
     """The columns and joins of ``exposures``, built once."""
-    from govern.auth.models import User
-    from govern.directory.models import Person
-
     return (
         select(Exposure.id, Exposure.exposed_at, Exposure.secret_id, Exposure.kind, Exposure.reason, Person.full_name,
                User.email, Secret.label, Account.display_name, SecretVersion.version)

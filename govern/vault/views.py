@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from govern import audit
 from govern.accounts.services import can_see_account, get_account
 from govern.crypto.keyring import Keyring
-from govern.db import get_session
+from govern.db import get_session, utcnow
 from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
 from govern.rotation import services as rotation_services
 from govern.vault import services
@@ -35,8 +35,6 @@ MULTILINE_KINDS = ("recovery_codes", "note")
 
 @bp.app_context_processor
 def _vault_helpers() -> dict[str, Any]:
-    from govern.db import utcnow
-
     return {"now": utcnow()}
 
 

@@ -10,14 +10,15 @@ from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
 from govern.directory import importer
-from govern.directory.importer import ImportInvalidError, apply_import, parse_file, preview_import
+from govern.directory.importer import ImportInvalidError, parse_file, preview_import
 from govern.directory.models import Person
+from govern.offboarding.lifecycle import import_people
 from tests.directory.helpers import count_events, count_people, csv_bytes, person
 from tests.factories import make_person
 
 
 def _apply(db, content, filename="hr.csv"):
-    report = apply_import(db, parse_file(content, filename=filename), actor=None)
+    report = import_people(db, parse_file(content, filename=filename), actor=None)
     db.commit()
     return report
 
@@ -128,7 +129,7 @@ def test_apply_refuses_the_whole_file_while_any_line_has_an_error(db):
                          ["E2", "b@acme.example", "B", "", "", "", "31/02/2024", "", ""]])
     people, events = count_people(db), count_events(db)
     with pytest.raises(ImportInvalidError) as caught:
-        apply_import(db, parse_file(content), actor=None)
+        import_people(db, parse_file(content), actor=None)
     assert caught.value.report.error_count == 1 and "nothing was imported" in caught.value.message
     assert (count_people(db), count_events(db)) == (people, events)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from govern.directory.importer import apply_import, parse_file, preview_import
+from govern.directory.importer import parse_file, preview_import
+from govern.offboarding.lifecycle import import_people
 from tests.directory.helpers import person
 
 FILES = Path(__file__).parent / "files"
@@ -25,7 +26,7 @@ def test_the_workday_export_of_the_issue_imports_as_it_is(db):
         "employee_id": "Employee ID", "full_name": "Legal Name", "email": "Work Email",
         "department": "Supervisory Organization", "title": "Business Title", "manager_email": "Manager Work Email",
         "start_date": "Hire Date", "end_date": "Termination Date", "status": "Worker Status"}
-    report = apply_import(db, parsed, actor=None)
+    report = import_people(db, parsed, actor=None)
     db.commit()
     assert (report.new, report.error_count) == (4, 0)
     camille, lea = person(db, "camille.durand@acme.example"), person(db, "lea.martin@acme.example")
@@ -57,7 +58,7 @@ def test_each_vendor_export_is_read_with_its_own_column_names(db, name, first, i
     assert parsed.ignored_columns == ignored
     # Nothing is dropped silently: every ignored column says why.
     assert set(parsed.ignored_reasons) == set(ignored) and all(parsed.ignored_reasons.values())
-    report = apply_import(db, parsed, actor=None)
+    report = import_people(db, parsed, actor=None)
     db.commit()
     assert (report.new, report.error_count) == (3, 0)
     email = parsed.rows[0].cells["email"]
@@ -93,7 +94,7 @@ def test_a_mapping_reads_columns_the_names_do_not_give(db):
     assert parsed.errors == []
     assert parsed.assignment == ["employee_id", "full_name", "email", "department", "title", None]
     assert parsed.ignored_columns == ["Notes"] and parsed.ignored_reasons["Notes"] == "mapped to ignore"
-    apply_import(db, parsed, actor=None)
+    import_people(db, parsed, actor=None)
     ada = person(db, "ada@acme.example")
     assert (ada.employee_id, ada.full_name, ada.department, ada.title) == ("B-7", "Ada Lovelace", "Comms", "Lead")
 

@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 
 from govern.db import utcnow
-from govern.directory.importer import apply_import, parse_file
+from govern.directory.importer import parse_file
 from govern.directory.models import Person
 from govern.offboarding import services
+from govern.offboarding.lifecycle import import_people
 from govern.offboarding.models import Offboarding
 from govern.offboarding.services import Settings
 from tests.directory.helpers import csv_bytes
@@ -17,7 +18,7 @@ from tests.factories import make_user
 
 
 def _import(db, rows, actor=None):
-    report = apply_import(db, parse_file(csv_bytes(rows)), actor=actor, settings=Settings(last_day_hour=18))
+    report = import_people(db, parse_file(csv_bytes(rows)), actor=actor, settings=Settings(last_day_hour=18))
     db.commit()
     return report
 

@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 
 from govern.auth.models import User, WebSession
 from govern.db import utcnow
-from govern.directory.importer import apply_import, parse_file, preview_import
+from govern.directory.importer import parse_file, preview_import
 from govern.directory.models import Person
 from govern.grants.models import Grant
 from govern.offboarding import invariants
+from govern.offboarding.lifecycle import import_people
 from govern.offboarding.models import Offboarding
 from govern.offboarding.services import Settings, end_of_last_day
 from govern.rotation.models import RotationTask
@@ -170,7 +171,7 @@ def test_an_import_row_saying_an_employee_left_starts_their_offboarding(app, db,
     parsed = parse_file(csv_bytes(_row(company, status, end)))
     assert preview_import(db, parsed).leavers == 1
     with app.test_request_context():
-        report = apply_import(db, parsed, actor=company.hr, settings=Settings())
+        report = import_people(db, parsed, actor=company.hr, settings=Settings())
     db.commit()
     assert report.offboardings_started == 1 and not report.offboarding_problems
     run = _assert_access_ended(db, company)
@@ -179,7 +180,7 @@ def test_an_import_row_saying_an_employee_left_starts_their_offboarding(app, db,
     again = parse_file(csv_bytes(_row(company, status, end)))
     assert preview_import(db, again).leavers == 0
     with app.test_request_context():
-        assert apply_import(db, again, actor=company.hr, settings=Settings()).offboardings_started == 0
+        assert import_people(db, again, actor=company.hr, settings=Settings()).offboardings_started == 0
     db.commit()
     assert len(_offboardings(db, company.person.id)) == 1
 
@@ -187,7 +188,7 @@ def test_an_import_row_saying_an_employee_left_starts_their_offboarding(app, db,
 def test_an_import_with_a_future_termination_date_schedules_it(app, db, company, leaver):
     day = (utcnow() + timedelta(days=9)).date()
     with app.test_request_context():
-        report = apply_import(db, parse_file(csv_bytes(_row(company, "Active", day.isoformat()))), actor=company.hr,
+        report = import_people(db, parse_file(csv_bytes(_row(company, "Active", day.isoformat()))), actor=company.hr,
                               settings=Settings())
     db.commit()
     assert (report.offboardings_started, report.offboardings_scheduled) == (0, 1)
@@ -199,9 +200,9 @@ def test_an_import_with_a_future_termination_date_schedules_it(app, db, company,
 def test_a_terminated_row_brings_a_scheduled_offboarding_forward(app, db, company, leaver):
     day = (utcnow() + timedelta(days=9)).date()
     with app.test_request_context():
-        apply_import(db, parse_file(csv_bytes(_row(company, "Active", day.isoformat()))), actor=company.hr,
+        import_people(db, parse_file(csv_bytes(_row(company, "Active", day.isoformat()))), actor=company.hr,
                      settings=Settings())
-        report = apply_import(db, parse_file(csv_bytes(_row(company, "Terminated", day.isoformat()))),
+        report = import_people(db, parse_file(csv_bytes(_row(company, "Terminated", day.isoformat()))),
                               actor=company.hr, settings=Settings())
     db.commit()
     assert report.offboardings_started == 1
@@ -212,7 +213,7 @@ def test_an_active_row_never_rehires_a_leaver(app, db, company):
     gone = make_person(db, full_name="Greta Gone", email="greta@acme.example", status="departed")
     db.commit()
     with app.test_request_context():
-        report = apply_import(db, parse_file(csv_bytes([["", "greta@acme.example", "Greta Gone", "", "", "", "", "",
+        report = import_people(db, parse_file(csv_bytes([["", "greta@acme.example", "Greta Gone", "", "", "", "", "",
                                                           "Active"]])), actor=company.hr, settings=Settings())
     db.commit()
     assert report.offboarding_problems and "rehire them on their page" in report.offboarding_problems[0]
@@ -269,7 +270,7 @@ def test_people_an_import_adds_as_already_gone_are_offboarded_in_bulk(app, db, c
     for n, start in ((1, 500), (2, 0), (40, 100)):  # the first is a warm-up (statements sent once per session)
         parsed = terminated(n, start)
         with app.test_request_context():
-            statements = [s for s, _p in sent(connection, lambda parsed=parsed: apply_import(db, parsed, actor=None,
+            statements = [s for s, _p in sent(connection, lambda parsed=parsed: import_people(db, parsed, actor=None,
                                                                                              settings=Settings()))]
         # The bulk INSERT ... RETURNING of the people (the importer's) and of their offboardings is
         # one statement, which SQLAlchemy may send in batches (it does row by row inside the tests'

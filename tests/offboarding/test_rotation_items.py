@@ -23,7 +23,7 @@ from govern.rotation import services as rotation
 from govern.rotation.models import RotationTask
 from govern.scim import services as scim
 from govern.vault import services as vault
-from tests.factories import make_account, make_grant, make_user
+from tests.factories import csrf_token, make_account, make_grant, make_user
 from tests.offboarding.conftest import SETTINGS
 from tests.vault.conftest import keyring, ring  # noqa: F401 - fixtures
 
@@ -76,6 +76,7 @@ def _rotation_items(db, off):
 def _confirm(db, ring, it, task):  # noqa: F811
     rotation.stage_task(db, actor=it, keyring=ring, task=task, generate=True)
     rotation.confirm_task(db, actor=it, task=task, ticked=[c.key for c in rotation.checklist(task)])
+    services.close_linked_items(db, ref_type="rotation_task", ref_id=task.id, actor=it)  # as the confirm view does
 
 
 def _snapshot(db, off_id):
@@ -192,6 +193,26 @@ def test_confirming_the_rotation_task_closes_the_item_and_completes_the_offboard
     task_events = set(db.scalars(select(AuditEvent.id).where(AuditEvent.target_type == "rotation_task",
                                                               AuditEvent.target_id == str(task.id))))
     assert task_events and task_events <= set(by_id[first.id]["audit_event_ids"])
+
+
+def test_confirming_through_the_page_closes_the_leavers_item(app, db, company, page_secrets, ring):  # noqa: F811
+    # The confirm view closes the linked item itself (rotation sits below offboarding on the ladder).
+    world = company
+    it = world.users["it"]
+    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
+    db.commit()
+    first = _rotation_items(db, off)[0]
+    task = db.get(RotationTask, first.ref_id)
+    rotation.stage_task(db, actor=it.user, keyring=ring, task=task, generate=True)
+    db.commit()
+    client = _client(app, db, world, "it")
+    page = f"/rotation/tasks/{task.id}"
+    response = client.post(f"{page}/confirm", data={"csrf_token": csrf_token(client, page),
+                                                    "checklist": [c.key for c in rotation.checklist(task)]})
+    assert response.status_code == 302
+    db.expire_all()
+    assert db.get(RotationTask, task.id).status == "done"
+    assert db.get(OffboardingItem, first.id).status == "done"
 
 
 def test_a_task_confirmed_while_the_hook_missed_it_is_reconciled_by_the_job(db, world, secrets, ring, monkeypatch):  # noqa: F811

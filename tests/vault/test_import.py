@@ -592,7 +592,7 @@ def test_canary_values_end_up_only_as_ciphertext(app, db, kit, accounts, ring, c
 def _schema_checked_elsewhere(monkeypatch):
     # The CLI checks the schema on a connection of its own, which would wait for the test's open
     # transaction on SQLite; the check itself is tested with the other commands.
-    monkeypatch.setattr("govern.schema.ensure_current", lambda engine: None)
+    monkeypatch.setattr("govern.vault.import_cli.ensure_current", lambda engine: None)
 
 
 def test_cli_dry_run_writes_nothing(app, db, kit, accounts, ring, tmp_path):
