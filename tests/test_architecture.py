@@ -14,7 +14,7 @@ import govern
 ROOT = Path(__file__).resolve().parent.parent
 #: Outside the ladder on purpose: they compose every area (create_app, the CLI, the servers,
 #: the model registry for Alembic). govern.migrations is no package: Alembic loads it by path.
-COMPOSITION_ROOTS = {"govern.app", "govern.cli", "govern.wsgi", "govern.gunicorn_conf", "govern.models"}
+COMPOSITION_ROOTS = {"govern.app", "govern.cli", "govern.subscribers", "govern.wsgi", "govern.gunicorn_conf", "govern.models"}
 
 
 def _contracts() -> list[dict]:
