@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench  # noqa: E402
 
 PAGES = {f"home_{role}" for role in bench.HOME_ROLES} | set(bench.LIST_PAGES) | {"account_page", "person_page", "reveal"}
-OPERATIONS = {"process_startup", "offboarding_start", "keys_rewrap", "audit_verify", "csv_import", "jobs_run", "login",
+OPERATIONS = {"process_startup", "cli_help", "offboarding_start", "keys_rewrap", "audit_verify", "csv_import", "jobs_run", "login",
               "gunicorn_worker_rss"}
 
 
