@@ -27,6 +27,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern import audit
 from govern.csvexport import csv_chunks
@@ -258,6 +259,18 @@ def _discard_pending() -> None:
         found[1].unlink(missing_ok=True)
 
 
+def _posted_pending(form: ImportForm) -> tuple[dict[str, str], bytes] | WerkzeugResponse:
+    """The upload a mapping or apply form refers to, or the redirect back to the upload page."""
+    if not form.validate_on_submit():
+        return redirect(url_for("directory.import_file"))
+    found = _pending()
+    if found is None:
+        flash("There is no previewed file waiting (it may have expired). Upload it again.", "error")
+        return redirect(url_for("directory.import_file"))
+    pending, path = found
+    return pending, path.read_bytes()
+
+
 def _import_page(form: ImportForm, report: importer.ImportReport | None = None, status: int = 200, *,
                  parsed: importer.ParsedFile | None = None, remembered: bool = False,
                  chosen: dict[int, str] | None = None, mapping_errors: list[str] | None = None) -> tuple[str, int]:
@@ -309,14 +322,10 @@ def import_file() -> Any:
 def import_mapping() -> Any:
     """Read the previewed upload's columns as HR mapped them; a valid mapping is remembered (audited)."""
     form = ImportForm()
-    if not form.validate_on_submit():
-        return redirect(url_for("directory.import_file"))
-    found = _pending()
-    if found is None:
-        flash("There is no previewed file waiting (it may have expired). Upload it again.", "error")
-        return redirect(url_for("directory.import_file"))
-    pending, path = found
-    content = path.read_bytes()
+    waiting = _posted_pending(form)
+    if isinstance(waiting, WerkzeugResponse):
+        return waiting
+    pending, content = waiting
     header = importer.read_header(content)
     choices = {*importer.FIELDS, importer.IGNORE}
     chosen = {index: (request.form.get(f"column-{index}") or "").strip() for index in range(len(header))}
@@ -349,14 +358,10 @@ def import_mapping() -> Any:
 def import_apply() -> Any:
     """Apply the previewed upload of this session, re-checked against the directory."""
     form = ImportForm()
-    if not form.validate_on_submit():
-        return redirect(url_for("directory.import_file"))
-    found = _pending()
-    if found is None:
-        flash("There is no previewed file waiting (it may have expired). Upload it again.", "error")
-        return redirect(url_for("directory.import_file"))
-    pending, path = found
-    content = path.read_bytes()
+    waiting = _posted_pending(form)
+    if isinstance(waiting, WerkzeugResponse):
+        return waiting
+    pending, content = waiting
     mapping = import_mappings.remembered_mapping(get_session(), importer.read_header(content))
     if import_mappings.digest(mapping) != pending.get("mapping", import_mappings.digest(None)):
         _discard_pending()
