@@ -1,20 +1,11 @@
-"""foundation: people, users, app roles, web sessions, throttles, audit trail
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-22
-"""
+"""foundation: people, users, app roles, web sessions, throttles, audit trail"""
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0001'
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,22 +1,12 @@
 """jobs: job runs, email outbox, in-app notifications
-
-The lead re-points down_revision when merging after the vault (0003).
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-30
 """
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0004'
 down_revision: str | None = '0003'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,20 +1,11 @@
-"""offboarding: offboardings, checklist items, successors; SCIM tokens and identities
-
-Revision ID: 0005
-Revises: 0008
-Create Date: 2026-11-30
-"""
+"""offboarding: offboardings, checklist items, successors; SCIM tokens and identities"""
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0005'
 down_revision: str | None = '0008'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,12 +1,6 @@
-"""password rules: what the password generator may produce for each platform
-
-Revision ID: 0006
-Revises: 0004
-Create Date: 2026-11-30
-"""
+"""password rules: what the password generator may produce for each platform"""
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -14,8 +8,6 @@ from alembic import op
 
 revision: str = '0006'
 down_revision: str | None = '0004'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 #: Symbols accepted by every platform below as far as their sign-up forms tell; quotes, the
 #: backquote and the backslash are left out because some login forms and apps mangle them.

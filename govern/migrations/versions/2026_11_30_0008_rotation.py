@@ -1,22 +1,11 @@
-"""rotation: per-secret intervals, rotation tasks, compromise incidents
-
-The lead re-points down_revision at merge (this branch chains 0003 vault -> 0004 jobs -> 0006 password rules -> 0008).
-
-Revision ID: 0008
-Revises: 0006
-Create Date: 2026-11-30
-"""
+"""rotation: per-secret intervals, rotation tasks, compromise incidents"""
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0008'
 down_revision: str | None = '0006'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

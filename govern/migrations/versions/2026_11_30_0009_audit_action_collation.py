@@ -5,21 +5,13 @@ Under a linguistic collation (en_US.UTF-8, even libc C.UTF-8) PostgreSQL cannot 
 events meant scanning the table (0.9 s measured). With COLLATE "C" a byte-wise prefix range is
 exact and is an index range scan (7 ms).
 SQLite already compares with BINARY; nothing changes there.
-
-Revision ID: 0009
-Revises: 0005
-Create Date: 2026-11-30
 """
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = '0009'
 down_revision: str | None = '0005'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -2,22 +2,14 @@
 
 Measured at 10,000 people on SQLite: the first page of /people/ spent 5.4 ms sorting the whole
 table in its one statement; read in index order it stops after 50 rows.
-
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-11-30
 """
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0010'
 down_revision: str | None = '0009'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -4,21 +4,13 @@ Measured at 36,000 active grants on SQLite: the first page of /reports/access so
 (60 ms) for its 50 rows. Walking people (or accounts) in name order through these indexes, and
 each one's grants through the grant indexes, it stops after the page's rows. The count by role
 reads only the (status, role_code) index.
-
-Revision ID: 0011_report_indexes
-Revises: 0010
-Create Date: 2026-11-30
 """
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = '0011_report_indexes'
 down_revision: str | None = '0010'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 INDEXES = (
     ("ix_people_full_name_id", "people", ["full_name", "id"]),

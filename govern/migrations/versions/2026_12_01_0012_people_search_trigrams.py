@@ -9,22 +9,15 @@ may create it) finds the matches of a fragment of three or more characters direc
 Where the extension cannot be had (it is not installed on the server, or the migrating role may
 not create it) the index is left out and the search reads every person, as before; nothing else
 depends on it. SQLite reads every person either way (a few milliseconds there).
-
-Revision ID: 0012_people_search_trigrams
-Revises: 0011_report_indexes
-Create Date: 2026-12-01
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = '0012_people_search_trigrams'
 down_revision: str | None = '0011_report_indexes'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 INDEX = "ix_people_search_trigrams"
 

@@ -15,23 +15,16 @@ create the triggers again; tests/test_migrations.py checks they are there at hea
 Where SQLite has no FTS5 or no trigram tokenizer the table is left out, and the search reads every
 person as before (govern.db notices which at connect time); nothing else depends on it. A database
 migrated here must then be opened by a SQLite that has them too: its triggers need FTS5 to write people.
-
-Revision ID: 0013_people_search_fts
-Revises: 0012_people_search_trigrams
-Create Date: 2026-12-01
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 from alembic import op
 from sqlalchemy.exc import OperationalError
 
 revision: str = '0013_people_search_fts'
 down_revision: str | None = '0012_people_search_trigrams'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 TABLE = "people_search"
 COLUMNS = "full_name, email, employee_id"

@@ -1,20 +1,11 @@
-"""HR import: the column mapping HR chose for an export is remembered for the next file with the same columns
-
-Revision ID: 0015_import_mappings
-Revises: 0013_people_search_fts
-Create Date: 2026-12-04
-"""
+"""HR import: the column mapping HR chose for an export is remembered for the next file with the same columns"""
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0015_import_mappings'
 down_revision: str | None = '0013_people_search_fts'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

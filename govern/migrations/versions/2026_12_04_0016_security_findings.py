@@ -4,22 +4,14 @@ Until now a setup secret stayed redeemable until the authenticator was confirmed
 person holding it could redeem it again and replace the password chosen in the first session.
 Redeeming it now marks it (one atomic update); the rest of the setup continues in the session
 that redeemed it, and ``used_at`` still says when the setup finished.
-
-Revision ID: 0016_security_findings
-Revises: 0015_import_mappings
-Create Date: 2026-12-04
 """
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016_security_findings"
 down_revision: str | None = "0015_import_mappings"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

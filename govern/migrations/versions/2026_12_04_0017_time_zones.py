@@ -1,20 +1,11 @@
-"""users.time_zone: the zone a user reads times in (None: the organisation's GOVERN_TIME_ZONE)
-
-Revision ID: 0017_time_zones
-Revises: 0016_security_findings
-Create Date: 2026-12-04
-"""
+"""users.time_zone: the zone a user reads times in (None: the organisation's GOVERN_TIME_ZONE)"""
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017_time_zones"
 down_revision: str | None = "0016_security_findings"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -3,22 +3,14 @@
 The grant form's policy gate can send the person the policy to accept; someone with no login to
 govern gets a link by email that records the acceptance for that person and version. Only the
 digest of the link's token is stored.
-
-Revision ID: 0019_ux_home
-Revises: 0017_time_zones
-Create Date: 2026-12-04
 """
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0019_ux_home'
 down_revision: str | None = '0017_time_zones'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
