@@ -125,6 +125,57 @@ def chain_hash(prev_hash: str, content: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One event for ``record_many``: the arguments ``record`` takes, minus the session."""
+
+    action: str
+    actor: Actor | None = None
+    target_type: str | None = None
+    target_id: object | None = None
+    outcome: str = "success"
+    details: Mapping[str, Any] | None = None
+
+
+#: The columns of an event that its hash covers, besides its id (``event_content``'s arguments).
+HASHED_COLUMNS = (
+    "occurred_at", "actor_user_id", "actor_label", "ip", "session_ref", "request_id", "action",
+    "target_type", "target_id", "outcome", "details_json",
+)
+
+
+def _columns(entry: Entry, ctx: AuditContext) -> dict[str, Any]:
+    """The hashed columns of ``entry`` in ``ctx``; ValueError for an unknown outcome or a secret-like detail."""
+    if entry.outcome not in OUTCOMES:
+        raise ValueError(f"unknown audit outcome {entry.outcome!r}")
+    details = dict(entry.details or {})
+    _check_details(details)
+    actor = entry.actor
+    return {
+        # Microsecond precision is what both SQLite and PostgreSQL give back, so hashes recompute.
+        "occurred_at": utcnow(),
+        "actor_user_id": actor.id if actor is not None else ctx.actor_user_id,
+        # Lower-cased, so the actor filter is an indexed equality match.
+        "actor_label": (actor.email if actor is not None else ctx.actor_label).lower(),
+        "ip": ctx.ip, "session_ref": ctx.session_ref, "request_id": ctx.request_id, "action": entry.action,
+        "target_type": entry.target_type, "target_id": None if entry.target_id is None else str(entry.target_id),
+        "outcome": entry.outcome, "details_json": canonical_json(details),
+    }
+
+
+def _reserve_ids(session: Session, count: int) -> tuple[int, str]:
+    """Move the chain head on by ``count`` ids (locking it); return the last id and the hash before them."""
+    head = session.execute(
+        update(AuditChainHead)
+        .where(AuditChainHead.id == 1)
+        .values(last_event_id=AuditChainHead.last_event_id + count)
+        .returning(AuditChainHead.last_event_id, AuditChainHead.last_hash)
+    ).one_or_none()
+    if head is None:
+        raise AuditWriteError("the audit chain head is missing; run `govern db upgrade`")
+    return head[0], head[1]
+
+
 def record(
     session: Session,
     action: str,
@@ -140,57 +191,13 @@ def record(
 
     The caller commits: the event and the change it records land together or not at all.
     """
-    if outcome not in OUTCOMES:
-        raise ValueError(f"unknown audit outcome {outcome!r}")
-    details = dict(details or {})
-    _check_details(details)
-    ctx = context or context_provider()
-    actor_user_id = actor.id if actor is not None else ctx.actor_user_id
-    # Lower-cased, so the actor filter is an indexed equality match.
-    actor_label = (actor.email if actor is not None else ctx.actor_label).lower()
-    # Microsecond precision is what both SQLite and PostgreSQL give back, so hashes recompute.
-    occurred_at = utcnow()
-    details_json = canonical_json(details)
+    entry = Entry(action=action, actor=actor, target_type=target_type, target_id=target_id, outcome=outcome,
+                  details=details)
+    columns = _columns(entry, context or context_provider())
     try:
-        head = session.execute(
-            update(AuditChainHead)
-            .where(AuditChainHead.id == 1)
-            .values(last_event_id=AuditChainHead.last_event_id + 1)
-            .returning(AuditChainHead.last_event_id, AuditChainHead.last_hash)
-        ).one_or_none()
-        if head is None:
-            raise AuditWriteError("the audit chain head is missing; run `govern db upgrade`")
-        event_id, prev_hash = head
-        content = event_content(
-            event_id=event_id,
-            occurred_at=occurred_at,
-            actor_user_id=actor_user_id,
-            actor_label=actor_label,
-            ip=ctx.ip,
-            session_ref=ctx.session_ref,
-            request_id=ctx.request_id,
-            action=action,
-            target_type=target_type,
-            target_id=None if target_id is None else str(target_id),
-            outcome=outcome,
-            details_json=details_json,
-        )
-        event = AuditEvent(
-            id=event_id,
-            occurred_at=occurred_at,
-            actor_user_id=actor_user_id,
-            actor_label=actor_label,
-            ip=ctx.ip,
-            session_ref=ctx.session_ref,
-            request_id=ctx.request_id,
-            action=action,
-            target_type=target_type,
-            target_id=None if target_id is None else str(target_id),
-            outcome=outcome,
-            details_json=details_json,
-            prev_hash=prev_hash,
-            hash=chain_hash(prev_hash, content),
-        )
+        event_id, prev_hash = _reserve_ids(session, 1)
+        event = AuditEvent(id=event_id, **columns, prev_hash=prev_hash,
+                           hash=chain_hash(prev_hash, event_content(event_id=event_id, **columns)))
         session.add(event)
         session.execute(
             update(AuditChainHead).where(AuditChainHead.id == 1).values(last_hash=event.hash)
@@ -199,18 +206,6 @@ def record(
     except SQLAlchemyError as exc:
         raise AuditWriteError("the audit event could not be written; nothing was changed") from exc
     return event
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One event for ``record_many``: the arguments ``record`` takes, minus the session."""
-
-    action: str
-    actor: Actor | None = None
-    target_type: str | None = None
-    target_id: object | None = None
-    outcome: str = "success"
-    details: Mapping[str, Any] | None = None
 
 
 def record_many(session: Session, entries: Sequence[Entry], *, context: AuditContext | None = None) -> list[int]:
@@ -223,39 +218,15 @@ def record_many(session: Session, entries: Sequence[Entry], *, context: AuditCon
     if not entries:
         return []
     ctx = context or context_provider()
-    rows: list[dict[str, Any]] = []
-    for entry in entries:
-        if entry.outcome not in OUTCOMES:
-            raise ValueError(f"unknown audit outcome {entry.outcome!r}")
-        details = dict(entry.details or {})
-        _check_details(details)
-        actor = entry.actor
-        rows.append({
-            "occurred_at": utcnow(),
-            "actor_user_id": actor.id if actor is not None else ctx.actor_user_id,
-            "actor_label": (actor.email if actor is not None else ctx.actor_label).lower(),
-            "ip": ctx.ip, "session_ref": ctx.session_ref, "request_id": ctx.request_id, "action": entry.action,
-            "target_type": entry.target_type, "target_id": None if entry.target_id is None else str(entry.target_id),
-            "outcome": entry.outcome, "details_json": canonical_json(details),
-        })
+    rows = [_columns(entry, ctx) for entry in entries]
     try:
         # Autoflush first, so pending changes are written before the events that record them.
         session.flush()
-        head = session.execute(
-            update(AuditChainHead)
-            .where(AuditChainHead.id == 1)
-            .values(last_event_id=AuditChainHead.last_event_id + len(rows))
-            .returning(AuditChainHead.last_event_id, AuditChainHead.last_hash)
-        ).one_or_none()
-        if head is None:
-            raise AuditWriteError("the audit chain head is missing; run `govern db upgrade`")
-        last_id, prev_hash = head
-        first_id = last_id - len(rows) + 1
-        for offset, row in enumerate(rows):
-            row["id"] = first_id + offset
-            row["prev_hash"] = prev_hash
-            row["hash"] = prev_hash = chain_hash(prev_hash, event_content(event_id=row["id"], **{
-                k: v for k, v in row.items() if k not in ("id", "prev_hash")}))
+        last_id, prev_hash = _reserve_ids(session, len(rows))
+        for event_id, row in enumerate(rows, start=last_id - len(rows) + 1):
+            row_hash = chain_hash(prev_hash, event_content(event_id=event_id, **row))
+            row.update(id=event_id, prev_hash=prev_hash, hash=row_hash)
+            prev_hash = row_hash
         # A Core insert of the mapped table (declarative types __table__ as any FromClause).
         session.execute(insert(cast(Table, AuditEvent.__table__)), rows)
         session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(last_hash=prev_hash))
@@ -388,12 +359,7 @@ def _exact_hash(session: Session, event_id: int, prev_hash: str) -> str:
     """Recompute one event's hash through the ORM and ``event_content``, the reference path."""
     event = session.get(AuditEvent, event_id)
     assert event is not None
-    content = event_content(
-        event_id=event.id, occurred_at=event.occurred_at, actor_user_id=event.actor_user_id,
-        actor_label=event.actor_label, ip=event.ip, session_ref=event.session_ref, request_id=event.request_id,
-        action=event.action, target_type=event.target_type, target_id=event.target_id, outcome=event.outcome,
-        details_json=event.details_json,
-    )
+    content = event_content(event_id=event.id, **{name: getattr(event, name) for name in HASHED_COLUMNS})
     return chain_hash(prev_hash, content)
 
 
