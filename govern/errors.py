@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+T = TypeVar("T")
 
 
 class GovernError(Exception):
@@ -57,3 +63,11 @@ class AuditWriteError(GovernError):
     """The audit event could not be written, so the change it records must not happen."""
 
     status_code = 503
+
+
+def get_or_raise(session: Session, model: type[T], ident: object, message: str) -> T:
+    """The row of ``model`` with primary key ``ident``, or NotFoundError(``message``) when there is none."""
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFoundError(message)
+    return row

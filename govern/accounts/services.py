@@ -26,7 +26,7 @@ from govern.audit.services import Actor
 from govern.auth.roles import sees_all_accounts
 from govern.db import page_bounds
 from govern.directory.models import Person
-from govern.errors import ConflictError, InvalidError, NotFoundError
+from govern.errors import ConflictError, InvalidError, NotFoundError, get_or_raise
 from govern.grants.models import Grant, PlatformRemoval
 from govern.policies.services import unaccepted_count_in_grants, unaccepted_grant_ids
 
@@ -193,10 +193,7 @@ def _plain(value: Any) -> Any:
 
 def get_account(session: Session, account_id: int) -> Account:
     """Return the account or raise NotFoundError."""
-    account = session.get(Account, account_id)
-    if account is None:
-        raise NotFoundError("No such account.")
-    return account
+    return get_or_raise(session, Account, account_id, "No such account.")
 
 
 # --- visibility ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from govern.audit.services import Actor
 from govern.auth.models import User
 from govern.db import like_folded, page_bounds, people_search_prefilter
 from govern.directory.models import PERSON_STATUSES, Person
-from govern.errors import InvalidError, NotFoundError
+from govern.errors import InvalidError, NotFoundError, get_or_raise
 from govern.grants.models import Grant
 
 MAX_NAME_LENGTH = 200
@@ -424,10 +424,7 @@ def update_person(session: Session, *, actor: Actor | None, person: Person, data
 
 def get_person(session: Session, person_id: int) -> Person:
     """Return the person or raise NotFoundError."""
-    person = session.get(Person, person_id)
-    if person is None:
-        raise NotFoundError("No such person.")
-    return person
+    return get_or_raise(session, Person, person_id, "No such person.")
 
 
 # --- the person page -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from govern.auth.models import User
 from govern.auth.roles import is_admin
 from govern.db import utcnow
 from govern.directory.models import Person
-from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError, get_or_raise
 from govern.events import access_lost
 from govern.grants import notices
 from govern.grants.models import Grant, PlatformRemoval
@@ -433,10 +433,7 @@ def confirm_removal(session: Session, *, actor: Any, removal: PlatformRemoval, n
 
 def get_grant(session: Session, grant_id: int) -> Grant:
     """Return the grant or raise NotFoundError."""
-    grant = session.get(Grant, grant_id)
-    if grant is None:
-        raise NotFoundError("No such grant.")
-    return grant
+    return get_or_raise(session, Grant, grant_id, "No such grant.")
 
 
 def _describe(grant: Grant, person: Person, account: Account, role: Role) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from govern import audit
 from govern.accounts.models import Account, Role
 from govern.auth.roles import sees_all_accounts
 from govern.directory.models import Person
-from govern.errors import ConflictError, InvalidError, NotFoundError
+from govern.errors import ConflictError, InvalidError, get_or_raise
 from govern.grants.models import Grant
 from govern.policies.models import Acknowledgement, PolicyVersion
 
@@ -84,10 +84,7 @@ def has_accepted(session: Session, person_id: int, version: PolicyVersion) -> bo
 
 def get_version(session: Session, version_id: int) -> PolicyVersion:
     """Return the policy version or raise NotFoundError."""
-    version = session.get(PolicyVersion, version_id)
-    if version is None:
-        raise NotFoundError("No such policy version.")
-    return version
+    return get_or_raise(session, PolicyVersion, version_id, "No such policy version.")
 
 
 # --- publishing and accepting --------------------------------------------------------------------------

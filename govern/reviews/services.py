@@ -28,7 +28,7 @@ from govern.auth.models import User
 from govern.auth.roles import is_admin
 from govern.db import rowcount, utcnow
 from govern.directory.models import Person
-from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError, get_or_raise
 from govern.grants import services as grants
 from govern.grants.models import Grant
 from govern.reviews.models import SCOPE_KINDS, ReviewCampaign, ReviewItem
@@ -156,10 +156,7 @@ def open_campaign(session: Session, *, actor: Any, name: str, scope_kind: str, s
 
 def get_item(session: Session, item_id: int) -> ReviewItem:
     """Return the review item or raise NotFoundError."""
-    item = session.get(ReviewItem, item_id)
-    if item is None:
-        raise NotFoundError("No such review item.")
-    return item
+    return get_or_raise(session, ReviewItem, item_id, "No such review item.")
 
 
 def decide_item(session: Session, *, actor: Any, item: ReviewItem, decision: str, reason: str) -> ReviewItem:
@@ -287,10 +284,7 @@ def list_campaigns(session: Session, *, page: int, per_page: int = 50) -> tuple[
 
 def get_campaign(session: Session, campaign_id: int) -> ReviewCampaign:
     """Return the campaign or raise NotFoundError."""
-    campaign = session.get(ReviewCampaign, campaign_id)
-    if campaign is None:
-        raise NotFoundError("No such review campaign.")
-    return campaign
+    return get_or_raise(session, ReviewCampaign, campaign_id, "No such review campaign.")
 
 
 @dataclass

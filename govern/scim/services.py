@@ -41,7 +41,7 @@ from govern import audit
 from govern.db import utcnow
 from govern.directory import services as directory
 from govern.directory.models import Person
-from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from govern.errors import ConflictError, ForbiddenError, InvalidError, get_or_raise
 from govern.offboarding import lifecycle
 from govern.offboarding import services as offboarding
 from govern.offboarding.models import Offboarding
@@ -100,10 +100,7 @@ def list_tokens(session: Session) -> list[ScimToken]:
 
 def get_token(session: Session, token_id: int) -> ScimToken:
     """Return the token row or raise NotFoundError."""
-    row = session.get(ScimToken, token_id)
-    if row is None:
-        raise NotFoundError("No such token.")
-    return row
+    return get_or_raise(session, ScimToken, token_id, "No such token.")
 
 
 @dataclass(frozen=True)
