@@ -48,13 +48,18 @@ def index() -> str:
                            to_accept={v.id for v in services.policies_to_accept(db, current_user.person_id)})
 
 
+def _version_or_404(version_id: int) -> PolicyVersion:
+    version = get_session().get(PolicyVersion, version_id)
+    ensure_visible(version is not None)
+    assert version is not None
+    return version
+
+
 @bp.route("/<int:version_id>")
 @permission("policies.accept")
 def detail(version_id: int) -> str:
     db = get_session()
-    version = db.get(PolicyVersion, version_id)
-    ensure_visible(version is not None)
-    assert version is not None
+    version = _version_or_404(version_id)
     current = services.current_version(db, version.tier)
     return render_template(
         "policies/detail.html", version=version, current=current, form=AcceptForm(),
@@ -100,9 +105,7 @@ def _new_page(form: PolicyForm) -> str:
 @permission("policies.accept")
 def accept(version_id: int) -> WerkzeugResponse:
     db = get_session()
-    version = db.get(PolicyVersion, version_id)
-    ensure_visible(version is not None)
-    assert version is not None
+    version = _version_or_404(version_id)
     form = AcceptForm()
     back = safe_next(form.next.data, url_for("policies.detail", version_id=version_id))
     if not form.validate_on_submit():

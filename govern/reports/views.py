@@ -7,6 +7,7 @@ Pages are GETs. Exports are POSTs with a CSRF token because each one writes a
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,28 +88,27 @@ def _person_or_404(person_id: int) -> Person:
         abort(404)
 
 
+def _access_of(template: str, key: str, target: Account | Person, flt: AccessFilter, sort: str) -> str:
+    """The page of ``target``'s access (``flt`` picks it): active grants, then their history."""
+    db = get_session()
+    active = services.list_rows(db, current_user, flt, page=_page_arg(), sort=sort)
+    history = services.list_rows(db, current_user, replace(flt, statuses=HISTORY_STATUSES),
+                                 page=_page_arg("hpage"), sort="since", descending=True)
+    return render_template(template, **{key: target}, active=active, history=history, platforms=PLATFORM_LABELS)
+
+
 @bp.route("/accounts/<int:account_id>")
 @permission("reports.read")
 def account(account_id: int) -> str:
-    db = get_session()
     target = _account_or_404(account_id)
-    active = services.list_rows(db, current_user, AccessFilter(account_id=target.id), page=_page_arg(), sort="person")
-    history = services.list_rows(db, current_user, AccessFilter(account_id=target.id, statuses=HISTORY_STATUSES),
-                                 page=_page_arg("hpage"), sort="since", descending=True)
-    return render_template("reports/account.html", account=target, active=active, history=history,
-                           platforms=PLATFORM_LABELS)
+    return _access_of("reports/account.html", "account", target, AccessFilter(account_id=target.id), sort="person")
 
 
 @bp.route("/people/<int:person_id>")
 @permission("reports.read")
 def person(person_id: int) -> str:
-    db = get_session()
     target = _person_or_404(person_id)
-    active = services.list_rows(db, current_user, AccessFilter(person_id=target.id), page=_page_arg(), sort="account")
-    history = services.list_rows(db, current_user, AccessFilter(person_id=target.id, statuses=HISTORY_STATUSES),
-                                 page=_page_arg("hpage"), sort="since", descending=True)
-    return render_template("reports/person.html", person=target, active=active, history=history,
-                           platforms=PLATFORM_LABELS)
+    return _access_of("reports/person.html", "person", target, AccessFilter(person_id=target.id), sort="account")
 
 
 # --- exports ---------------------------------------------------------------------------------------
