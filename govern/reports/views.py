@@ -135,53 +135,27 @@ def _export(fmt: str, report: str, flt: AccessFilter, columns: Sequence[str], *,
                     headers={"Content-Disposition": f'attachment; filename="govern-{name}-{stamp}.{fmt}"'})
 
 
-def _access_export(fmt: str) -> Response:
+# Each export answers at two URLs (and endpoints), one a format; the format comes from the rule.
+@bp.route("/access.csv", methods=["POST"], endpoint="access_csv", defaults={"fmt": "csv"})
+@bp.route("/access.json", methods=["POST"], endpoint="access_json", defaults={"fmt": "json"})
+@permission("reports.read")
+def access_export(fmt: str) -> Response:
     return _export(fmt, "access", services.parse_filter(request.form), ACCESS_COLUMNS, name="access")
 
 
-def _account_export(account_id: int, fmt: str) -> Response:
+@bp.route("/accounts/<int:account_id>.csv", methods=["POST"], endpoint="account_csv", defaults={"fmt": "csv"})
+@bp.route("/accounts/<int:account_id>.json", methods=["POST"], endpoint="account_json", defaults={"fmt": "json"})
+@permission("reports.read")
+def account_export(account_id: int, fmt: str) -> Response:
     target = _account_or_404(account_id)
     flt = AccessFilter(account_id=target.id, statuses=services.ALL_STATUSES)
     return _export(fmt, "account", flt, HISTORY_COLUMNS, name=f"account-{target.id}", target_type="account", target_id=target.id)
 
 
-def _person_export(person_id: int, fmt: str) -> Response:
+@bp.route("/people/<int:person_id>.csv", methods=["POST"], endpoint="person_csv", defaults={"fmt": "csv"})
+@bp.route("/people/<int:person_id>.json", methods=["POST"], endpoint="person_json", defaults={"fmt": "json"})
+@permission("reports.read")
+def person_export(person_id: int, fmt: str) -> Response:
     target = _person_or_404(person_id)
     flt = AccessFilter(person_id=target.id, statuses=services.ALL_STATUSES)
     return _export(fmt, "person", flt, HISTORY_COLUMNS, name=f"person-{target.id}", target_type="person", target_id=target.id)
-
-
-@bp.route("/access.csv", methods=["POST"])
-@permission("reports.read")
-def access_csv() -> Response:
-    return _access_export("csv")
-
-
-@bp.route("/access.json", methods=["POST"])
-@permission("reports.read")
-def access_json() -> Response:
-    return _access_export("json")
-
-
-@bp.route("/accounts/<int:account_id>.csv", methods=["POST"])
-@permission("reports.read")
-def account_csv(account_id: int) -> Response:
-    return _account_export(account_id, "csv")
-
-
-@bp.route("/accounts/<int:account_id>.json", methods=["POST"])
-@permission("reports.read")
-def account_json(account_id: int) -> Response:
-    return _account_export(account_id, "json")
-
-
-@bp.route("/people/<int:person_id>.csv", methods=["POST"])
-@permission("reports.read")
-def person_csv(person_id: int) -> Response:
-    return _person_export(person_id, "csv")
-
-
-@bp.route("/people/<int:person_id>.json", methods=["POST"])
-@permission("reports.read")
-def person_json(person_id: int) -> Response:
-    return _person_export(person_id, "json")
