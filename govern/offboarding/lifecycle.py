@@ -30,9 +30,12 @@ from govern.directory import services as directory
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError
 from govern.grants.models import Grant
-from govern.offboarding import services as offboarding
 from govern.offboarding.models import Offboarding
-from govern.offboarding.services import Settings, end_of_last_day
+from govern.offboarding.permissions import may_manage
+from govern.offboarding.reading import open_offboarding_of
+from govern.offboarding.scheduling import cancel_offboarding, rehire_person, schedule_offboarding
+from govern.offboarding.settings import Settings, end_of_last_day
+from govern.offboarding.start import start_offboarding
 
 #: Statuses that say the person is leaving or has left.
 GONE = ("leaving", "departed")
@@ -75,13 +78,13 @@ def offboard_now(session: Session, *, actor: Any, person: Person, settings: Sett
     the offboarding that started, if any.
     """
     now = now or utcnow()
-    current = offboarding.open_offboarding_of(session, person.id)
+    current = open_offboarding_of(session, person.id)
     if person.status == "departed" or (current is not None and current.status == "in_progress"):
         return None
     if current is None:
-        return offboarding.schedule_offboarding(session, actor=actor, person=person, effective_at=None, settings=settings,
+        return schedule_offboarding(session, actor=actor, person=person, effective_at=None, settings=settings,
                                                 origin=origin, note=note, now=now)
-    if isinstance(actor, User) and not offboarding.may_manage(actor):  # the import, SCIM, jobs are trusted callers
+    if isinstance(actor, User) and not may_manage(actor):  # the import, SCIM, jobs are trusted callers
         raise ForbiddenError("Only HR or an admin can start an offboarding.")
     old = current.effective_at
     current.effective_at = now
@@ -90,7 +93,7 @@ def offboard_now(session: Session, *, actor: Any, person: Person, settings: Sett
     session.flush()
     audit.record(session, "offboarding.brought_forward", actor=actor, target_type="offboarding", target_id=current.id,
                  details={"origin": origin, "effective_at": {"old": old.isoformat(), "new": now.isoformat()}})
-    offboarding.start_offboarding(session, current, actor=actor, now=now)
+    start_offboarding(session, current, actor=actor, now=now)
     return current
 
 
@@ -139,13 +142,13 @@ def follow_records(session: Session, *, actor: Any, records: dict[int, Record], 
                     adjusts_any or current.origin == origin)
                 if when is None:
                     if adjustable and current is not None:
-                        offboarding.cancel_offboarding(session, actor=actor, offboarding=current,
+                        cancel_offboarding(session, actor=actor, offboarding=current,
                                                        reason=f"end date removed ({_where(origin)})")
                         outcome.cancelled += 1
                     continue
                 assert isinstance(when, datetime)
                 if current is None:
-                    outcome.offboardings[person_id] = offboarding.schedule_offboarding(
+                    outcome.offboardings[person_id] = schedule_offboarding(
                         session, actor=actor, person=person, effective_at=when, settings=settings, origin=origin,
                         note=_note(origin), now=now)
                     outcome.scheduled += 1
@@ -232,7 +235,7 @@ def _rehire(session: Session, *, actor: Any, person: Person, origin: str, rehire
         outcome.problems.append((person.id, f"{person.full_name} is {person.status} in govern but active in "
                                             f"{_where(origin)}: {then}."))
         return
-    offboarding.rehire_person(session, actor=actor, person=person)
+    rehire_person(session, actor=actor, person=person)
     outcome.rehired += 1
 
 
@@ -295,7 +298,7 @@ def update_person(session: Session, *, actor: Any, person: Person, data: directo
     if old_status in GONE and data.status == "active":
         # A rehire: the end date the form still shows is the one they left on (rehire clears it).
         try:
-            offboarding.rehire_person(session, actor=actor, person=person)
+            rehire_person(session, actor=actor, person=person)
         except (ConflictError, ForbiddenError) as exc:
             raise InvalidError(exc.message, {"status": exc.message}) from None
         outcome.rehired += 1
