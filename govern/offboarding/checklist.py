@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from govern import audit
 from govern.accounts.models import Account
+from govern.audit.services import Actor
+from govern.auth.models import User
 from govern.db import rowcount, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
@@ -65,7 +67,7 @@ def version_numbers(session: Session, version_ids: Iterable[int | None]) -> dict
 
 
 def _close_linked(session: Session, offboarding: Offboarding, item: OffboardingItem, *, done_at: datetime | None,
-                  done_by_id: int | None, note: str, actor: Any, details: dict[str, Any]) -> bool:
+                  done_by_id: int | None, note: str, actor: Actor | None, details: dict[str, Any]) -> bool:
     claimed = rowcount(session.execute(
         update(OffboardingItem).where(OffboardingItem.id == item.id, OffboardingItem.status == "open")
         .values(status="done", done_at=done_at or utcnow(), done_by_id=done_by_id, evidence_note=note)
@@ -79,7 +81,7 @@ def _close_linked(session: Session, offboarding: Offboarding, item: OffboardingI
     return True
 
 
-def sync_linked_items(session: Session, offboarding: Offboarding, *, actor: Any = None) -> int:
+def sync_linked_items(session: Session, offboarding: Offboarding, *, actor: Actor | None = None) -> int:
     """Close rotation items whose task was confirmed and token items whose token was revoked.
 
     A rotation item whose task was cancelled follows the secret's new live task, if IT opened one.
@@ -133,7 +135,7 @@ def sync_linked_items(session: Session, offboarding: Offboarding, *, actor: Any 
     return closed
 
 
-def close_linked_items(session: Session, *, ref_type: str, ref_id: int, actor: Any = None) -> int:
+def close_linked_items(session: Session, *, ref_type: str, ref_id: int, actor: Actor | None = None) -> int:
     """Hook of the rotation and SCIM services: a task was confirmed or a token revoked; close its items."""
     offboardings = list(session.scalars(
         select(Offboarding).join(OffboardingItem, OffboardingItem.offboarding_id == Offboarding.id)
@@ -171,7 +173,7 @@ def _item_open(offboarding: Offboarding, item: OffboardingItem) -> None:
         raise ConflictError(f"This item is {item.status} already.")
 
 
-def complete_item(session: Session, *, actor: Any, item: OffboardingItem, note: str) -> OffboardingItem:
+def complete_item(session: Session, *, actor: Actor | None, item: OffboardingItem, note: str) -> OffboardingItem:
     """Mark an item done with an evidence note; removal and successor items do their part first."""
     offboarding = get_offboarding(session, item.offboarding_id)
     if not may_work_item(actor, item):
@@ -205,7 +207,7 @@ def complete_item(session: Session, *, actor: Any, item: OffboardingItem, note: 
     return item
 
 
-def skip_item(session: Session, *, actor: Any, item: OffboardingItem, reason: str) -> OffboardingItem:
+def skip_item(session: Session, *, actor: User, item: OffboardingItem, reason: str) -> OffboardingItem:
     """An admin skips an item that does not apply, with a reason."""
     if "admin" not in app_roles(actor):
         raise ForbiddenError("Only an admin can skip a checklist item.")
@@ -230,7 +232,7 @@ def skip_item(session: Session, *, actor: Any, item: OffboardingItem, reason: st
     return item
 
 
-def add_manual_item(session: Session, *, actor: Any, offboarding: Offboarding, title: str, owner: str,
+def add_manual_item(session: Session, *, actor: Actor | None, offboarding: Offboarding, title: str, owner: str,
                     due_at: datetime | None = None) -> OffboardingItem:
     """HR adds a free-text step with an owner (before or during the offboarding)."""
     if not may_manage(actor):
@@ -269,7 +271,7 @@ def add_manual_item(session: Session, *, actor: Any, offboarding: Offboarding, t
     return item
 
 
-def choose_successor(session: Session, *, actor: Any, offboarding: Offboarding, account_id: int,
+def choose_successor(session: Session, *, actor: Actor | None, offboarding: Offboarding, account_id: int,
                      successor_id: int) -> OffboardingSuccessor:
     """The manager (or HR) names who takes over an account; allowed before the day."""
     if not may_choose_successor(actor, offboarding):
@@ -309,7 +311,7 @@ def choose_successor(session: Session, *, actor: Any, offboarding: Offboarding, 
     return row
 
 
-def _apply_successor(session: Session, *, actor: Any, offboarding: Offboarding, item: OffboardingItem) -> None:
+def _apply_successor(session: Session, *, actor: Actor | None, offboarding: Offboarding, item: OffboardingItem) -> None:
     """The account gets the successor wherever it still names the leaver."""
     row = session.scalar(select(OffboardingSuccessor).where(
         OffboardingSuccessor.offboarding_id == offboarding.id, OffboardingSuccessor.account_id == item.account_id))
@@ -328,7 +330,7 @@ def _apply_successor(session: Session, *, actor: Any, offboarding: Offboarding, 
                           "changes": moved})
 
 
-def complete_if_done(session: Session, offboarding: Offboarding, actor: Any) -> bool:
+def complete_if_done(session: Session, offboarding: Offboarding, actor: Actor | None) -> bool:
     """Complete the offboarding when no item is open: the person has departed."""
     if offboarding.status != "in_progress":
         return False

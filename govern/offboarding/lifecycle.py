@@ -23,6 +23,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from govern import audit
+from govern.audit.services import Actor
 from govern.auth.models import User
 from govern.db import utcnow
 from govern.directory import importer
@@ -70,7 +71,7 @@ class Outcome:
     offboardings: dict[int, Offboarding] = field(default_factory=dict)
 
 
-def offboard_now(session: Session, *, actor: Any, person: Person, settings: Settings, origin: str,
+def offboard_now(session: Session, *, actor: Actor | None, person: Person, settings: Settings, origin: str,
                  note: str | None = None, now: datetime | None = None) -> Offboarding | None:
     """Start ``person``'s offboarding now: bring a scheduled one forward, or start a new one.
 
@@ -97,7 +98,7 @@ def offboard_now(session: Session, *, actor: Any, person: Person, settings: Sett
     return current
 
 
-def follow_records(session: Session, *, actor: Any, records: dict[int, Record], settings: Settings, origin: str,
+def follow_records(session: Session, *, actor: Actor | None, records: dict[int, Record], settings: Settings, origin: str,
                    adjusts_any: bool = False, rehires: bool = False, now: datetime | None = None) -> Outcome:
     """Turn what a path says about people (person id -> Record) into offboardings.
 
@@ -184,7 +185,7 @@ def _acts(person: Person, record: Record, when: datetime | str | None, current: 
 NEWCOMER_NOTE = "Already gone when govern first heard of them: no login, grant or duty to take away."
 
 
-def depart_newcomers(session: Session, *, actor: Any, people: dict[int, date | None], settings: Settings,
+def depart_newcomers(session: Session, *, actor: Actor | None, people: dict[int, date | None], settings: Settings,
                      origin: str, now: datetime | None = None) -> list[int]:
     """People added in this very transaction who had already left: departed, through an offboarding.
 
@@ -228,7 +229,7 @@ def _note(origin: str) -> str:
             "scim": "Deactivated by the identity provider."}.get(origin, "From the person's page (status or end date).")
 
 
-def _rehire(session: Session, *, actor: Any, person: Person, origin: str, rehires: bool, outcome: Outcome) -> None:
+def _rehire(session: Session, *, actor: Actor | None, person: Person, origin: str, rehires: bool, outcome: Outcome) -> None:
     if not rehires:
         then = ("their offboarding is in progress; nothing changed" if person.status == "leaving"
                 else "rehire them on their page if they came back")
@@ -249,7 +250,7 @@ def _raise_problems(outcome: Outcome) -> None:
         raise InvalidError(message, {"status": message})
 
 
-def import_people(session: Session, parsed: importer.ParsedFile, *, actor: Any, settings: Settings | None = None,
+def import_people(session: Session, parsed: importer.ParsedFile, *, actor: Actor | None, settings: Settings | None = None,
                   progress: importer.Progress | None = None) -> importer.ImportReport:
     """Apply an HR import (directory.importer.apply_import), then follow what its rows say about leaving.
 
@@ -272,7 +273,7 @@ def import_people(session: Session, parsed: importer.ParsedFile, *, actor: Any, 
     return report
 
 
-def create_person(session: Session, *, actor: Any, data: directory.PersonInput, settings: Settings,
+def create_person(session: Session, *, actor: Actor | None, data: directory.PersonInput, settings: Settings,
                   now: datetime | None = None) -> tuple[Person, Outcome]:
     """Add a person by hand; a leaving or departed status, or an end date, goes through an offboarding."""
     status = data.status or "active"  # a new person has no status to keep
@@ -286,7 +287,7 @@ def create_person(session: Session, *, actor: Any, data: directory.PersonInput, 
     return person, outcome
 
 
-def update_person(session: Session, *, actor: Any, person: Person, data: directory.PersonInput, settings: Settings,
+def update_person(session: Session, *, actor: Actor | None, person: Person, data: directory.PersonInput, settings: Settings,
                   now: datetime | None = None) -> tuple[dict[str, dict[str, Any]], Outcome]:
     """HR's edit of a person: the fields as given; a status or end date change through offboarding or rehire."""
     old_status, old_end = person.status, person.end_date

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeGuard
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from govern.audit.services import Actor
 from govern.auth.models import User
 from govern.auth.users import count_active_admins
 from govern.directory.models import Person
@@ -14,26 +15,26 @@ from govern.errors import ConflictError
 from govern.offboarding.models import Offboarding, OffboardingItem
 
 
-def app_roles(user: Any) -> frozenset[str]:
+def app_roles(user: Actor | None) -> frozenset[str]:
     return frozenset(getattr(user, "roles", ()) or ())
 
 
-def is_user(actor: Any) -> bool:
+def is_user(actor: Actor | None) -> TypeGuard[User]:
     """A person signed in to govern (the import, SCIM and the jobs runner are trusted callers)."""
     return isinstance(actor, User)
 
 
-def may_manage(user: Any) -> bool:
+def may_manage(user: Actor | None) -> bool:
     """HR and admins start, edit and cancel offboardings and add items."""
     return bool({"admin", "hr"} & app_roles(user))
 
 
-def sees_all(user: Any) -> bool:
+def sees_all(user: Actor | None) -> bool:
     """Roles that see every offboarding (auditors read-only, IT works the removal items)."""
     return bool({"admin", "hr", "auditor", "it"} & app_roles(user))
 
 
-def may_view(session: Session, user: Any, offboarding: Offboarding) -> bool:
+def may_view(session: Session, user: Actor | None, offboarding: Offboarding) -> bool:
     """Everyone who sees all, the leaver's manager, and whoever owns one of its items."""
     if sees_all(user):
         return True
@@ -46,13 +47,13 @@ def may_view(session: Session, user: Any, offboarding: Offboarding) -> bool:
         OffboardingItem.offboarding_id == offboarding.id, OffboardingItem.owner_person_id == person_id).limit(1)) is not None
 
 
-def may_choose_successor(user: Any, offboarding: Offboarding) -> bool:
+def may_choose_successor(user: Actor | None, offboarding: Offboarding) -> bool:
     """HR, admins and the leaver's manager pick successors."""
     return may_manage(user) or (offboarding.person.manager_id is not None
                                 and offboarding.person.manager_id == getattr(user, "person_id", None))
 
 
-def may_work_item(user: Any, item: OffboardingItem) -> bool:
+def may_work_item(user: Actor | None, item: OffboardingItem) -> bool:
     """Admins any item; IT the IT items; HR the HR items; the named manager their items."""
     roles = app_roles(user)
     if "admin" in roles:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from govern.accounts.models import Account, Role
 from govern.accounts.services import platform_role_label
+from govern.audit.services import Actor
 from govern.auth.models import User
 from govern.directory.models import Person
 from govern.grants.models import Grant
@@ -77,7 +77,7 @@ def progress_of(session: Session, ids: Iterable[int]) -> dict[int, Progress]:
     return result
 
 
-def list_offboardings(session: Session, user: Any, *, status: str = "open", page: int = 1,
+def list_offboardings(session: Session, user: Actor | None, *, status: str = "open", page: int = 1,
                       per_page: int = 50) -> tuple[list[Offboarding], int]:
     """Offboardings visible to ``user``: open ones soonest first, or closed ones latest first."""
     query = select(Offboarding)

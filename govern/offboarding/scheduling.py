@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from govern import audit
+from govern.audit.services import Actor
 from govern.db import utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError
@@ -29,7 +30,7 @@ def _deadline(hours: int | None, default: int) -> int:
 
 
 def schedule_offboarding(
-    session: Session, *, actor: Any, person: Person, effective_at: datetime | None, settings: Settings,
+    session: Session, *, actor: Actor | None, person: Person, effective_at: datetime | None, settings: Settings,
     deadline_hours: int | None = None, note: str | None = None, origin: str = "manual", now: datetime | None = None,
 ) -> Offboarding:
     """Start offboarding ``person``: now (``effective_at`` None: immediate) or at ``effective_at``.
@@ -74,7 +75,7 @@ def _pending(offboarding: Offboarding) -> None:
         raise ConflictError(f"This offboarding is {offboarding.status.replace('_', ' ')}; it can no longer be changed.")
 
 
-def update_offboarding(session: Session, *, actor: Any, offboarding: Offboarding, effective_at: datetime | None,
+def update_offboarding(session: Session, *, actor: Actor | None, offboarding: Offboarding, effective_at: datetime | None,
                        deadline_hours: int | None, note: str | None, now: datetime | None = None) -> dict[str, Any]:
     """Move a scheduled offboarding, change its deadline or note (until it starts). Returns the changes."""
     if not may_manage(actor):
@@ -101,7 +102,7 @@ def update_offboarding(session: Session, *, actor: Any, offboarding: Offboarding
     return changes
 
 
-def cancel_offboarding(session: Session, *, actor: Any, offboarding: Offboarding, reason: str) -> None:
+def cancel_offboarding(session: Session, *, actor: Actor | None, offboarding: Offboarding, reason: str) -> None:
     """Call off a scheduled offboarding (it has not started), with a reason."""
     if is_user(actor) and not may_manage(actor):
         raise ForbiddenError("Only HR or an admin can cancel an offboarding.")
@@ -120,7 +121,7 @@ def cancel_offboarding(session: Session, *, actor: Any, offboarding: Offboarding
                  details={"person_id": offboarding.person_id, "reason": reason})
 
 
-def rehire_person(session: Session, *, actor: Any, person: Person) -> Person:
+def rehire_person(session: Session, *, actor: Actor | None, person: Person) -> Person:
     """A departed (or leaving, with no open offboarding) person is active again; no grant comes back."""
     if is_user(actor) and not may_manage(actor):
         raise ForbiddenError("Only HR or an admin can rehire.")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, lazyload
 
 from govern import audit, failpoints
 from govern.accounts.models import Account
+from govern.audit.services import Actor
 from govern.auth import services as auth_services
 from govern.auth.models import User
 from govern.config import base_url
@@ -59,7 +60,7 @@ def grant_row(grant: Grant) -> dict[str, Any]:
             "expires_at": grant.expires_at.isoformat() if grant.expires_at else None}
 
 
-def start_offboarding(session: Session, offboarding: Offboarding, *, actor: Any = None,
+def start_offboarding(session: Session, offboarding: Offboarding, *, actor: Actor | None = None,
                       now: datetime | None = None) -> bool:
     """Apply an offboarding on its effective time; True when this call started it.
 
@@ -123,7 +124,7 @@ def start_offboarding(session: Session, offboarding: Offboarding, *, actor: Any 
     return True
 
 
-def _reassign_review_items(session: Session, offboarding: Offboarding, actor: Any) -> int:
+def _reassign_review_items(session: Session, offboarding: Offboarding, actor: Actor | None) -> int:
     person = offboarding.person
     manager = session.get(Person, person.manager_id) if person.manager_id else None
     new_reviewer = manager.id if manager is not None and manager.status == "active" else None
@@ -140,7 +141,7 @@ def _reassign_review_items(session: Session, offboarding: Offboarding, actor: An
     return len(items)
 
 
-def generate_items(session: Session, offboarding: Offboarding, *, actor: Any = None) -> int:
+def generate_items(session: Session, offboarding: Offboarding, *, actor: Actor | None = None) -> int:
     """Insert the checklist items that are missing (never a duplicate); returns how many were added."""
     person = offboarding.person
     existing = set(session.scalars(select(OffboardingItem.key).where(OffboardingItem.offboarding_id == offboarding.id)))
@@ -231,7 +232,7 @@ def _rotation_title(secret: Secret) -> str:
     return f"Rotate {secret.label} ({secret.kind_label}) of {account.display_name} (@{account.handle})"[:MAX_TITLE]
 
 
-def _rotation_items(session: Session, offboarding: Offboarding, actor: Any, existing: set[str]) -> list[OffboardingItem]:
+def _rotation_items(session: Session, offboarding: Offboarding, actor: Actor | None, existing: set[str]) -> list[OffboardingItem]:
     """One item per secret the leaver saw or could have seen (rotation's rule and mode), tracking its task.
 
     Every such secret gets a task due now, reason offboarding (or joins its live task), all in one
