@@ -345,14 +345,15 @@ def seed(bench: Bench) -> Seeded:
                  "due_at": now + timedelta(days=(n % 30) - 10), "status": "open", "created_at": now} for n, sid in enumerate(chosen)])
 
         def offboardings() -> None:
-            from govern.offboarding import services as offboarding
+            from govern.offboarding.scheduling import schedule_offboarding
+            from govern.offboarding.settings import settings_from
 
-            settings = offboarding.settings_from(app.config)
+            settings = settings_from(app.config)
             ids = state["people"]
             for n in range(s.scheduled_offboardings + s.immediate_offboardings):
                 person = session.get(Person, ids[len(ids) - 1 - 3 * n])
                 immediate = n >= s.scheduled_offboardings
-                offboarding.schedule_offboarding(session, actor=None, person=person, settings=settings,
+                schedule_offboarding(session, actor=None, person=person, settings=settings,
                                                  effective_at=None if immediate else now + timedelta(days=7 + n))
             session.flush()
 
@@ -805,7 +806,6 @@ def offboard_person(person_id: int) -> None:
     from govern.db import database
     from govern.directory.models import Person
     from govern.grants.models import Grant
-    from govern.offboarding import services as offboarding
     from govern.rotation.models import RotationTask
 
     app = create_app()
@@ -815,8 +815,8 @@ def offboard_person(person_id: int) -> None:
                                                                              Grant.status == "active"))
         tasks_before = session.scalar(select(func.count()).select_from(RotationTask))
         started = time.perf_counter()
-        offboarding.schedule_offboarding(session, actor=None, person=person, effective_at=None,
-                                         settings=offboarding.settings_from(app.config))
+        schedule_offboarding(session, actor=None, person=person, effective_at=None,
+                                         settings=settings_from(app.config))
         session.commit()
         seconds = time.perf_counter() - started
         tasks_after = session.scalar(select(func.count()).select_from(RotationTask))

@@ -59,17 +59,19 @@ def offboard(db: Session, person: Person, status: str = "departed") -> Any:
     """
     from datetime import timedelta
 
-    from govern.offboarding import services as offboarding
     from govern.offboarding.models import MANUAL_ORDER, OffboardingItem
+    from govern.offboarding.scheduling import schedule_offboarding
+    from govern.offboarding.settings import Settings
+    from govern.offboarding.start import start_offboarding
 
     assert status in ("leaving", "departed"), status
-    run = offboarding.schedule_offboarding(db, actor=None, person=person, effective_at=utcnow() + timedelta(hours=1),
-                                           settings=offboarding.Settings())
+    run = schedule_offboarding(db, actor=None, person=person, effective_at=utcnow() + timedelta(hours=1),
+                                           settings=Settings())
     if status == "leaving":
         db.add(OffboardingItem(offboarding_id=run.id, key="manual:1", kind="manual", owner="hr",
                                title="Collect the laptop", sort_order=MANUAL_ORDER))
         db.flush()
-    offboarding.start_offboarding(db, run)
+    start_offboarding(db, run)
     assert person.status == status, person.status
     return run
 

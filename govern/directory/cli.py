@@ -13,7 +13,7 @@ from flask.cli import with_appcontext
 from govern.db import database
 from govern.directory import importer
 from govern.offboarding.lifecycle import import_people
-from govern.offboarding.services import settings_from
+from govern.offboarding.settings import settings_from
 from govern.schema import ensure_current
 
 if TYPE_CHECKING:

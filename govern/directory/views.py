@@ -37,8 +37,8 @@ from govern.directory.forms import STATUS_LABELS, ImportForm, PersonForm
 from govern.directory.models import PERSON_STATUSES
 from govern.errors import ConflictError, ForbiddenError, InvalidError
 from govern.offboarding import lifecycle
-from govern.offboarding import services as offboarding
-from govern.offboarding.services import settings_from as offboarding_settings
+from govern.offboarding.reading import offboardings_of, progress_of
+from govern.offboarding.settings import settings_from as offboarding_settings
 from govern.vault.services import exposures
 from govern.web import form_errors, permission
 
@@ -131,11 +131,11 @@ def detail(person_id: int) -> str:
     db = get_session()
     person = services.get_visible_person(db, current_user, person_id)
     record = services.person_record(db, person)
-    offboardings = offboarding.offboardings_of(db, person.id)
+    offboardings = offboardings_of(db, person.id)
     seen, seen_total = exposures(db, person_id=person.id, per_page=100)
     return render_template("directory/detail.html", person=person, record=record, statuses=STATUS_LABELS,
                            offboardings=offboardings,
-                           offboarding_progress=offboarding.progress_of(db, [o.id for o in offboardings]),
+                           offboarding_progress=progress_of(db, [o.id for o in offboardings]),
                            exposures=seen, exposure_total=seen_total)
 
 

@@ -11,7 +11,8 @@ from govern.auth import services as auth_services
 from govern.db import get_session, utcnow
 from govern.home import services
 from govern.jobs import services as jobs
-from govern.offboarding import services as offboarding
+from govern.offboarding.permissions import may_manage
+from govern.offboarding.reading import blockers_of, list_offboardings, progress_of
 from govern.policies import services as policies
 from govern.reviews import services as reviews
 from govern.web import PUBLIC, STAFF, may, permission
@@ -30,8 +31,8 @@ def index() -> str:
     db = get_session()
     now = utcnow()
     review_items, review_total = reviews.open_items_for(db, current_user.person_id, limit=HOME_REVIEW_ITEMS)
-    offboardings, offboarding_total = (offboarding.list_offboardings(db, current_user, per_page=HOME_OFFBOARDINGS)
-                                       if offboarding.may_manage(current_user) else ([], 0))
+    offboardings, offboarding_total = (list_offboardings(db, current_user, per_page=HOME_OFFBOARDINGS)
+                                       if may_manage(current_user) else ([], 0))
     return render_template(
         "home/index.html",
         user=current_user,
@@ -45,8 +46,8 @@ def index() -> str:
         jobs_notice=jobs.staleness(db) if may(current_user, "jobs.read") else None,
         offboardings=offboardings,
         offboarding_total=offboarding_total,
-        offboarding_progress=offboarding.progress_of(db, [o.id for o in offboardings]),
-        offboarding_blockers=offboarding.blockers_of,
+        offboarding_progress=progress_of(db, [o.id for o in offboardings]),
+        offboarding_blockers=blockers_of,
     )
 
 

@@ -20,8 +20,10 @@ from govern.grants import services as grants
 from govern.jobs.services import JobContext, Step, prune_runs
 from govern.notifications import services as notifications
 from govern.notifications.models import OutboxMessage
-from govern.offboarding import services as offboarding
+from govern.offboarding import start as offboarding_start
+from govern.offboarding.escalation import escalate_overdue
 from govern.offboarding.invariants import check_and_notify
+from govern.offboarding.settings import settings_from
 from govern.rotation import services as rotation
 
 log = logging.getLogger("govern.jobs")
@@ -109,13 +111,13 @@ ROTATION_STEPS = [
 
 def start_due_offboardings(session: Session, context: JobContext) -> Mapping[str, int]:
     """Start scheduled offboardings whose time has come, and close items whose work was done elsewhere."""
-    result = offboarding.start_due_offboardings(session, now=context.now)
+    result = offboarding_start.start_due_offboardings(session, now=context.now)
     return {"started": result["started"], "failed": len(result["failed"]), "synced": result["synced"]}
 
 
 def escalate_offboardings(session: Session, context: JobContext) -> Mapping[str, int]:
     """Email and notify owners and HR about overdue checklist items (once per item per period)."""
-    return offboarding.escalate_overdue(session, settings=offboarding.settings_from(context.config), now=context.now)
+    return escalate_overdue(session, settings=settings_from(context.config), now=context.now)
 
 
 def check_leavers(session: Session, context: JobContext) -> Mapping[str, int]:

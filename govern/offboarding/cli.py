@@ -8,7 +8,7 @@ from flask.cli import with_appcontext
 
 from govern.db import database
 from govern.offboarding.invariants import CHECKS, find_violations
-from govern.offboarding.services import start_due_offboardings
+from govern.offboarding.start import start_due_offboardings
 from govern.schema import ensure_current
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from govern import audit
+from govern.audit.services import Actor
 from govern.auth.models import User
 from govern.db import utcnow
 from govern.directory import importer
@@ -30,9 +31,12 @@ from govern.directory import services as directory
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError
 from govern.grants.models import Grant
-from govern.offboarding import services as offboarding
 from govern.offboarding.models import Offboarding
-from govern.offboarding.services import Settings, end_of_last_day
+from govern.offboarding.permissions import may_manage
+from govern.offboarding.reading import open_offboarding_of
+from govern.offboarding.scheduling import cancel_offboarding, rehire_person, schedule_offboarding
+from govern.offboarding.settings import Settings, end_of_last_day
+from govern.offboarding.start import start_offboarding
 
 #: Statuses that say the person is leaving or has left.
 GONE = ("leaving", "departed")
@@ -67,7 +71,7 @@ class Outcome:
     offboardings: dict[int, Offboarding] = field(default_factory=dict)
 
 
-def offboard_now(session: Session, *, actor: Any, person: Person, settings: Settings, origin: str,
+def offboard_now(session: Session, *, actor: Actor | None, person: Person, settings: Settings, origin: str,
                  note: str | None = None, now: datetime | None = None) -> Offboarding | None:
     """Start ``person``'s offboarding now: bring a scheduled one forward, or start a new one.
 
@@ -75,13 +79,13 @@ def offboard_now(session: Session, *, actor: Any, person: Person, settings: Sett
     the offboarding that started, if any.
     """
     now = now or utcnow()
-    current = offboarding.open_offboarding_of(session, person.id)
+    current = open_offboarding_of(session, person.id)
     if person.status == "departed" or (current is not None and current.status == "in_progress"):
         return None
     if current is None:
-        return offboarding.schedule_offboarding(session, actor=actor, person=person, effective_at=None, settings=settings,
+        return schedule_offboarding(session, actor=actor, person=person, effective_at=None, settings=settings,
                                                 origin=origin, note=note, now=now)
-    if isinstance(actor, User) and not offboarding.may_manage(actor):  # the import, SCIM, jobs are trusted callers
+    if isinstance(actor, User) and not may_manage(actor):  # the import, SCIM, jobs are trusted callers
         raise ForbiddenError("Only HR or an admin can start an offboarding.")
     old = current.effective_at
     current.effective_at = now
@@ -90,11 +94,11 @@ def offboard_now(session: Session, *, actor: Any, person: Person, settings: Sett
     session.flush()
     audit.record(session, "offboarding.brought_forward", actor=actor, target_type="offboarding", target_id=current.id,
                  details={"origin": origin, "effective_at": {"old": old.isoformat(), "new": now.isoformat()}})
-    offboarding.start_offboarding(session, current, actor=actor, now=now)
+    start_offboarding(session, current, actor=actor, now=now)
     return current
 
 
-def follow_records(session: Session, *, actor: Any, records: dict[int, Record], settings: Settings, origin: str,
+def follow_records(session: Session, *, actor: Actor | None, records: dict[int, Record], settings: Settings, origin: str,
                    adjusts_any: bool = False, rehires: bool = False, now: datetime | None = None) -> Outcome:
     """Turn what a path says about people (person id -> Record) into offboardings.
 
@@ -139,13 +143,13 @@ def follow_records(session: Session, *, actor: Any, records: dict[int, Record], 
                     adjusts_any or current.origin == origin)
                 if when is None:
                     if adjustable and current is not None:
-                        offboarding.cancel_offboarding(session, actor=actor, offboarding=current,
+                        cancel_offboarding(session, actor=actor, offboarding=current,
                                                        reason=f"end date removed ({_where(origin)})")
                         outcome.cancelled += 1
                     continue
                 assert isinstance(when, datetime)
                 if current is None:
-                    outcome.offboardings[person_id] = offboarding.schedule_offboarding(
+                    outcome.offboardings[person_id] = schedule_offboarding(
                         session, actor=actor, person=person, effective_at=when, settings=settings, origin=origin,
                         note=_note(origin), now=now)
                     outcome.scheduled += 1
@@ -181,7 +185,7 @@ def _acts(person: Person, record: Record, when: datetime | str | None, current: 
 NEWCOMER_NOTE = "Already gone when govern first heard of them: no login, grant or duty to take away."
 
 
-def depart_newcomers(session: Session, *, actor: Any, people: dict[int, date | None], settings: Settings,
+def depart_newcomers(session: Session, *, actor: Actor | None, people: dict[int, date | None], settings: Settings,
                      origin: str, now: datetime | None = None) -> list[int]:
     """People added in this very transaction who had already left: departed, through an offboarding.
 
@@ -225,14 +229,14 @@ def _note(origin: str) -> str:
             "scim": "Deactivated by the identity provider."}.get(origin, "From the person's page (status or end date).")
 
 
-def _rehire(session: Session, *, actor: Any, person: Person, origin: str, rehires: bool, outcome: Outcome) -> None:
+def _rehire(session: Session, *, actor: Actor | None, person: Person, origin: str, rehires: bool, outcome: Outcome) -> None:
     if not rehires:
         then = ("their offboarding is in progress; nothing changed" if person.status == "leaving"
                 else "rehire them on their page if they came back")
         outcome.problems.append((person.id, f"{person.full_name} is {person.status} in govern but active in "
                                             f"{_where(origin)}: {then}."))
         return
-    offboarding.rehire_person(session, actor=actor, person=person)
+    rehire_person(session, actor=actor, person=person)
     outcome.rehired += 1
 
 
@@ -246,7 +250,7 @@ def _raise_problems(outcome: Outcome) -> None:
         raise InvalidError(message, {"status": message})
 
 
-def import_people(session: Session, parsed: importer.ParsedFile, *, actor: Any, settings: Settings | None = None,
+def import_people(session: Session, parsed: importer.ParsedFile, *, actor: Actor | None, settings: Settings | None = None,
                   progress: importer.Progress | None = None) -> importer.ImportReport:
     """Apply an HR import (directory.importer.apply_import), then follow what its rows say about leaving.
 
@@ -269,7 +273,7 @@ def import_people(session: Session, parsed: importer.ParsedFile, *, actor: Any, 
     return report
 
 
-def create_person(session: Session, *, actor: Any, data: directory.PersonInput, settings: Settings,
+def create_person(session: Session, *, actor: Actor | None, data: directory.PersonInput, settings: Settings,
                   now: datetime | None = None) -> tuple[Person, Outcome]:
     """Add a person by hand; a leaving or departed status, or an end date, goes through an offboarding."""
     status = data.status or "active"  # a new person has no status to keep
@@ -283,7 +287,7 @@ def create_person(session: Session, *, actor: Any, data: directory.PersonInput, 
     return person, outcome
 
 
-def update_person(session: Session, *, actor: Any, person: Person, data: directory.PersonInput, settings: Settings,
+def update_person(session: Session, *, actor: Actor | None, person: Person, data: directory.PersonInput, settings: Settings,
                   now: datetime | None = None) -> tuple[dict[str, dict[str, Any]], Outcome]:
     """HR's edit of a person: the fields as given; a status or end date change through offboarding or rehire."""
     old_status, old_end = person.status, person.end_date
@@ -295,7 +299,7 @@ def update_person(session: Session, *, actor: Any, person: Person, data: directo
     if old_status in GONE and data.status == "active":
         # A rehire: the end date the form still shows is the one they left on (rehire clears it).
         try:
-            offboarding.rehire_person(session, actor=actor, person=person)
+            rehire_person(session, actor=actor, person=person)
         except (ConflictError, ForbiddenError) as exc:
             raise InvalidError(exc.message, {"status": exc.message}) from None
         outcome.rehired += 1

@@ -26,7 +26,24 @@ from govern.csvexport import safe_cell
 from govern.db import get_session, utcnow
 from govern.directory import services as directory
 from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
-from govern.offboarding import services
+from govern.offboarding import evidence as offboarding_evidence
+from govern.offboarding import reading as offboarding_reading
+from govern.offboarding.checklist import (
+    add_manual_item,
+    choose_successor,
+    complete_item,
+    get_item,
+    get_offboarding,
+    skip_item,
+    sync_offboarding,
+)
+from govern.offboarding.duties import accounts_with_duties
+from govern.offboarding.evidence import (
+    EVIDENCE_COLUMNS,
+    EXPOSURE_COLUMNS,
+    ROTATION_COLUMNS,
+    Evidence,
+)
 from govern.offboarding.forms import (
     CancelForm,
     DoneForm,
@@ -37,6 +54,23 @@ from govern.offboarding.forms import (
     SuccessorForm,
 )
 from govern.offboarding.models import Offboarding
+from govern.offboarding.permissions import may_choose_successor, may_view, may_work_item
+from govern.offboarding.reading import (
+    blockers_of,
+    flags_of,
+    items_of,
+    linked_tasks,
+    list_offboardings,
+    progress_of,
+    successors_of,
+)
+from govern.offboarding.scheduling import (
+    cancel_offboarding,
+    rehire_person,
+    schedule_offboarding,
+    update_offboarding,
+)
+from govern.offboarding.settings import OWNER_LABELS, Settings, settings_from
 from govern.web import ensure_visible, form_errors, from_local, page_arg, permission, to_local
 
 bp = Blueprint("offboarding", __name__, url_prefix="/offboarding")
@@ -44,18 +78,18 @@ bp = Blueprint("offboarding", __name__, url_prefix="/offboarding")
 PAGE_SIZE = 50
 
 
-def _settings() -> services.Settings:
-    return services.settings_from(current_app.config)
+def _settings() -> Settings:
+    return settings_from(current_app.config)
 
 
 def _visible(offboarding_id: int) -> Offboarding:
     db = get_session()
     try:
-        offboarding = services.get_offboarding(db, offboarding_id)
+        offboarding = get_offboarding(db, offboarding_id)
     except NotFoundError:
         ensure_visible(False)
         raise
-    ensure_visible(services.may_view(db, current_user, offboarding))
+    ensure_visible(may_view(db, current_user, offboarding))
     return offboarding
 
 
@@ -74,10 +108,10 @@ def index() -> str:
     db = get_session()
     status = "closed" if request.args.get("status") == "closed" else "open"
     page = page_arg()
-    rows, total = services.list_offboardings(db, current_user, status=status, page=page, per_page=PAGE_SIZE)
+    rows, total = list_offboardings(db, current_user, status=status, page=page, per_page=PAGE_SIZE)
     return render_template("offboarding/index.html", rows=rows, total=total, page=page, status=status,
-                           has_next=page * PAGE_SIZE < total, progress=services.progress_of(db, [o.id for o in rows]),
-                           blockers=services.blockers_of, now=utcnow())
+                           has_next=page * PAGE_SIZE < total, progress=progress_of(db, [o.id for o in rows]),
+                           blockers=blockers_of, now=utcnow())
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -97,7 +131,7 @@ def new() -> Any:
             form.effective_at.errors = ["Choose when it takes effect, or tick Immediately."]
             return render_template("offboarding/new.html", form=form), 200
         try:
-            offboarding = services.schedule_offboarding(
+            offboarding = schedule_offboarding(
                 db, actor=current_user, person=person, effective_at=effective_at, settings=_settings(),
                 deadline_hours=form.deadline_hours.data, note=form.note.data)
         except (InvalidError, ConflictError, ForbiddenError) as exc:
@@ -115,21 +149,21 @@ def new() -> Any:
 def detail(offboarding_id: int) -> str:
     db = get_session()
     offboarding = _visible(offboarding_id)
-    if offboarding.status == "in_progress" and services.sync_offboarding(db, offboarding):
+    if offboarding.status == "in_progress" and sync_offboarding(db, offboarding):
         db.commit()
-    items = services.items_of(db, offboarding)
-    preview = services.preview(db, offboarding) if offboarding.status == "scheduled" else None
-    flags = services.flags_of(db, offboarding) if offboarding.status != "scheduled" else (preview.flags if preview else [])
+    items = items_of(db, offboarding)
+    preview = offboarding_reading.preview(db, offboarding) if offboarding.status == "scheduled" else None
+    flags = flags_of(db, offboarding) if offboarding.status != "scheduled" else (preview.flags if preview else [])
     user_ids = {i.done_by_id for i in items if i.done_by_id} | {offboarding.created_by_id or 0}
     users = {u.id: u for u in db.scalars(select(User).where(User.id.in_(user_ids)))}
     return render_template(
         "offboarding/detail.html", offboarding=offboarding, items=items, preview=preview, flags=flags, users=users,
-        progress=services.progress_of(db, [offboarding.id])[offboarding.id], now=utcnow(),
-        successors=services.successors_of(db, offboarding), linked_tasks=services.linked_tasks(db, items),
-        duty_accounts=services.accounts_with_duties(db, offboarding.person_id) if offboarding.status in ("scheduled", "in_progress") else [],
-        may_work=lambda item: services.may_work_item(current_user, item),
-        may_choose=services.may_choose_successor(current_user, offboarding),
-        owner_labels=services.OWNER_LABELS,
+        progress=progress_of(db, [offboarding.id])[offboarding.id], now=utcnow(),
+        successors=successors_of(db, offboarding), linked_tasks=linked_tasks(db, items),
+        duty_accounts=accounts_with_duties(db, offboarding.person_id) if offboarding.status in ("scheduled", "in_progress") else [],
+        may_work=lambda item: may_work_item(current_user, item),
+        may_choose=may_choose_successor(current_user, offboarding),
+        owner_labels=OWNER_LABELS,
         done_form=DoneForm(), skip_form=SkipForm(), item_form=ItemForm(), successor_form=SuccessorForm(),
         cancel_form=CancelForm(),
     )
@@ -145,7 +179,7 @@ def edit(offboarding_id: int) -> Any:
     if form.validate_on_submit():
         db = get_session()
         try:
-            services.update_offboarding(db, actor=current_user, offboarding=offboarding, effective_at=from_local(form.effective_at.data),
+            update_offboarding(db, actor=current_user, offboarding=offboarding, effective_at=from_local(form.effective_at.data),
                                         deadline_hours=form.deadline_hours.data, note=form.note.data)
         except (InvalidError, ConflictError) as exc:
             db.rollback()
@@ -164,7 +198,7 @@ def cancel(offboarding_id: int) -> WerkzeugResponse:
     form = CancelForm()
     db = get_session()
     try:
-        services.cancel_offboarding(db, actor=current_user, offboarding=offboarding, reason=form.reason.data or "")
+        cancel_offboarding(db, actor=current_user, offboarding=offboarding, reason=form.reason.data or "")
     except (InvalidError, ConflictError) as exc:
         db.rollback()
         _flash_error(exc)
@@ -187,7 +221,7 @@ def successor(offboarding_id: int) -> WerkzeugResponse:
             raise InvalidError("No one in the directory has that email or employee id.")
         if not account_id.isdecimal() or len(account_id) > 9:
             raise NotFoundError("No such account.")
-        services.choose_successor(db, actor=current_user, offboarding=offboarding, account_id=int(account_id),
+        choose_successor(db, actor=current_user, offboarding=offboarding, account_id=int(account_id),
                                   successor_id=person.id)
     except (InvalidError, ConflictError, ForbiddenError, NotFoundError) as exc:
         db.rollback()
@@ -205,7 +239,7 @@ def add_item(offboarding_id: int) -> WerkzeugResponse:
     form = ItemForm()
     db = get_session()
     try:
-        services.add_manual_item(db, actor=current_user, offboarding=offboarding, title=form.title.data or "",
+        add_manual_item(db, actor=current_user, offboarding=offboarding, title=form.title.data or "",
                                  owner=form.owner.data or "")
     except (InvalidError, ConflictError) as exc:
         db.rollback()
@@ -219,16 +253,16 @@ def add_item(offboarding_id: int) -> WerkzeugResponse:
 def _item_action(item_id: int, action: str) -> WerkzeugResponse:
     db = get_session()
     try:
-        item = services.get_item(db, item_id)
+        item = get_item(db, item_id)
     except NotFoundError:
         ensure_visible(False)
         raise
     offboarding = _visible(item.offboarding_id)
     try:
         if action == "done":
-            services.complete_item(db, actor=current_user, item=item, note=DoneForm().note.data or "")
+            complete_item(db, actor=current_user, item=item, note=DoneForm().note.data or "")
         else:
-            services.skip_item(db, actor=current_user, item=item, reason=SkipForm().reason.data or "")
+            skip_item(db, actor=current_user, item=item, reason=SkipForm().reason.data or "")
     except (InvalidError, ConflictError, ForbiddenError) as exc:
         db.rollback()
         _flash_error(exc)
@@ -258,7 +292,7 @@ def rehire(person_id: int) -> WerkzeugResponse:
     db = get_session()
     try:
         person = directory.get_person(db, person_id)
-        services.rehire_person(db, actor=current_user, person=person)
+        rehire_person(db, actor=current_user, person=person)
     except NotFoundError:
         ensure_visible(False)
         raise
@@ -274,9 +308,9 @@ def rehire(person_id: int) -> WerkzeugResponse:
 # --- evidence --------------------------------------------------------------------------------------------
 
 
-def _evidence(offboarding_id: int) -> services.Evidence:
+def _evidence(offboarding_id: int) -> Evidence:
     offboarding = _visible(offboarding_id)
-    return services.evidence(get_session(), offboarding)
+    return offboarding_evidence.evidence(get_session(), offboarding)
 
 
 def _download(body: str, mimetype: str, name: str) -> Response:
@@ -286,7 +320,7 @@ def _download(body: str, mimetype: str, name: str) -> Response:
 @bp.route("/<int:offboarding_id>/evidence")
 @permission("offboarding.evidence")
 def evidence(offboarding_id: int) -> str:
-    return render_template("offboarding/evidence.html", report=_evidence(offboarding_id), owner_labels=services.OWNER_LABELS)
+    return render_template("offboarding/evidence.html", report=_evidence(offboarding_id), owner_labels=OWNER_LABELS)
 
 
 @bp.route("/<int:offboarding_id>/evidence.csv")
@@ -295,7 +329,7 @@ def evidence_csv(offboarding_id: int) -> Response:
     report = _evidence(offboarding_id)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(services.EVIDENCE_COLUMNS)
+    writer.writerow(EVIDENCE_COLUMNS)
     for row in report.items:
         writer.writerow([safe_cell(v) for v in row.row()])
     writer.writerow([])
@@ -304,11 +338,11 @@ def evidence_csv(offboarding_id: int) -> Response:
         for g in grants:
             writer.writerow([label, g["grant_id"], safe_cell(g["account"]), g["platform"], safe_cell(g["handle"]), g["role"], g["status"]])
     writer.writerow([])
-    writer.writerow(["exposures", *services.EXPOSURE_COLUMNS])
+    writer.writerow(["exposures", *EXPOSURE_COLUMNS])
     for exposure in report.exposures:
         writer.writerow(["exposure", *(safe_cell(v) if isinstance(v, str) else v for v in exposure.values())])
     writer.writerow([])
-    writer.writerow(["rotations", *services.ROTATION_COLUMNS])
+    writer.writerow(["rotations", *ROTATION_COLUMNS])
     for rotation in report.rotations:
         writer.writerow(["rotation", *(safe_cell(v) if isinstance(v, str) else ("" if v is None else v) for v in rotation.values())])
     return _download(out.getvalue(), "text/csv", f"offboarding-{offboarding_id}-evidence.csv")

@@ -24,7 +24,7 @@ from govern.accounts.models import Account
 from govern.auth import once
 from govern.db import get_session, utcnow
 from govern.errors import ConflictError, GovernError, InvalidError
-from govern.offboarding.services import close_linked_items
+from govern.offboarding.checklist import close_linked_items
 from govern.rotation import charts
 from govern.rotation import services as rotation
 from govern.rotation.forms import (

@@ -43,8 +43,11 @@ from govern.directory import services as directory
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, get_or_raise
 from govern.offboarding import lifecycle
-from govern.offboarding import services as offboarding
+from govern.offboarding.checklist import close_linked_items
 from govern.offboarding.models import Offboarding
+from govern.offboarding.reading import open_offboarding_of
+from govern.offboarding.scheduling import rehire_person
+from govern.offboarding.settings import Settings
 from govern.scim.models import ScimIdentity, ScimToken
 
 ScimUser = User[EnterpriseUser]
@@ -90,7 +93,7 @@ def revoke_token(session: Session, *, actor: Any, token: ScimToken) -> None:
     session.flush()
     audit.record(session, "scim.token_revoked", actor=actor, target_type="scim_token", target_id=token.id,
                  details={"name": token.name, "prefix": token.prefix})
-    offboarding.close_linked_items(session, ref_type="scim_token", ref_id=token.id, actor=actor)
+    close_linked_items(session, ref_type="scim_token", ref_id=token.id, actor=actor)
 
 
 def list_tokens(session: Session) -> list[ScimToken]:
@@ -224,7 +227,7 @@ def _full_name(user: ScimUser, email: str) -> str:
 
 
 def _apply(session: Session, *, actor: ScimPrincipal, person: Person | None, user: ScimUser,
-           settings: offboarding.Settings) -> Person:
+           settings: Settings) -> Person:
     """Write a User's values onto a new or existing person (create and replace share this)."""
     email = _email_of(user)
     enterprise = user[EnterpriseUser]
@@ -268,15 +271,15 @@ def _apply(session: Session, *, actor: ScimPrincipal, person: Person | None, use
 
 
 def _set_active(session: Session, *, actor: ScimPrincipal, person: Person, active: bool,
-                settings: offboarding.Settings) -> None:
+                settings: Settings) -> None:
     """active=false offboards at once (bringing a scheduled offboarding forward); active=true rehires."""
-    current = offboarding.open_offboarding_of(session, person.id)
+    current = open_offboarding_of(session, person.id)
     try:
         if not active:
             lifecycle.offboard_now(session, actor=actor, person=person, settings=settings, origin="scim",
                                    note="Deactivated by the identity provider.")
         elif person.status == "departed" or (person.status == "leaving" and current is None):
-            offboarding.rehire_person(session, actor=actor, person=person)
+            rehire_person(session, actor=actor, person=person)
     except ConflictError as exc:
         raise ScimError(409, exc.message) from None
 
@@ -289,7 +292,7 @@ def _user_name_taken(session: Session, user_name: str, person_id: int | None) ->
     return session.scalar(query.limit(1)) is not None
 
 
-def create_user(session: Session, *, actor: ScimPrincipal, user: ScimUser, settings: offboarding.Settings) -> Person:
+def create_user(session: Session, *, actor: ScimPrincipal, user: ScimUser, settings: Settings) -> Person:
     """POST /Users: a new person (source scim); a user the provider had deleted comes back."""
     email = _email_of(user)
     if user.user_name and _user_name_taken(session, user.user_name, None):
@@ -307,7 +310,7 @@ def create_user(session: Session, *, actor: ScimPrincipal, user: ScimUser, setti
 
 
 def replace_user(session: Session, *, actor: ScimPrincipal, person: Person, user: ScimUser,
-                 settings: offboarding.Settings) -> Person:
+                 settings: Settings) -> Person:
     """PUT /Users/<id>: every attribute as given."""
     if user.id is not None and user.id != str(person.id):
         raise ScimError(400, "The id in the body does not match the URL.", "mutability")
@@ -317,7 +320,7 @@ def replace_user(session: Session, *, actor: ScimPrincipal, person: Person, user
 
 
 def patch_user(session: Session, *, actor: ScimPrincipal, person: Person, identity: ScimIdentity | None,
-               body: dict[str, Any], location: str, settings: offboarding.Settings) -> Person:
+               body: dict[str, Any], location: str, settings: Settings) -> Person:
     """PATCH /Users/<id>: apply the operations to the current resource, then store the result."""
     patch = PatchOp[ScimUser].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
     resource = to_resource(session, person, identity, location)
@@ -326,7 +329,7 @@ def patch_user(session: Session, *, actor: ScimPrincipal, person: Person, identi
     return person
 
 
-def delete_user(session: Session, *, actor: ScimPrincipal, person: Person, settings: offboarding.Settings) -> None:
+def delete_user(session: Session, *, actor: ScimPrincipal, person: Person, settings: Settings) -> None:
     """DELETE /Users/<id>: an immediate offboarding; the person stays in the directory, hidden from SCIM."""
     _set_active(session, actor=actor, person=person, active=False, settings=settings)
     identity = _identity(session, person) or ScimIdentity(person_id=person.id)
@@ -368,7 +371,7 @@ def list_users(session: Session, *, filter_text: str | None, start_index: int, c
 
 def open_offboarding(session: Session, person: Person) -> Offboarding | None:
     """The person's open offboarding (for tests and the admin page)."""
-    return offboarding.open_offboarding_of(session, person.id)
+    return open_offboarding_of(session, person.id)
 
 
 __all__ = ["ScimError", "ScimPrincipal", "ScimUser", "authenticate", "create_token", "create_user", "delete_user",

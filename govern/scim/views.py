@@ -47,7 +47,7 @@ from govern import web
 from govern.auth import once
 from govern.db import get_session
 from govern.errors import ConflictError, GovernError, InvalidError, NotFoundError
-from govern.offboarding import services as offboarding
+from govern.offboarding.settings import Settings, settings_from
 from govern.scim import services
 from govern.scim.services import ScimError, ScimUser
 from govern.web import ensure_visible, fresh_mfa_required, permission
@@ -183,9 +183,9 @@ def _user_response(person_id: int, context: Context, status: int = 200) -> Respo
     return _json(body, status, {"Location": location})
 
 
-def _offboarding_settings() -> offboarding.Settings:
+def _offboarding_settings() -> Settings:
     """The deadlines HR configured: an offboarding started by the identity provider keeps them too."""
-    return offboarding.settings_from(current_app.config)
+    return settings_from(current_app.config)
 
 
 def _principal() -> services.ScimPrincipal:

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from govern.db import utcnow
-from govern.offboarding import services as offboarding
+from govern.offboarding.scheduling import schedule_offboarding
 from tests.directory.helpers import count_statements, signed_in
 from tests.factories import make_account, make_grant, make_person, publish_policy
-from tests.offboarding.conftest import SETTINGS
+from tests.offboarding.helpers import SETTINGS
 
 
 def _more_company(db, actor, n: int) -> None:
@@ -20,7 +20,7 @@ def _more_company(db, actor, n: int) -> None:
         person = make_person(db)
         make_grant(db, person, account)
         if k % 2 == 0:
-            offboarding.schedule_offboarding(db, actor=actor, person=person, effective_at=utcnow() + timedelta(days=3),
+            schedule_offboarding(db, actor=actor, person=person, effective_at=utcnow() + timedelta(days=3),
                                              settings=SETTINGS)
     db.commit()
 

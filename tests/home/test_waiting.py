@@ -9,11 +9,13 @@ from sqlalchemy import select
 
 from govern.db import utcnow
 from govern.notifications.models import Notification, OutboxMessage
-from govern.offboarding import services as offboarding
+from govern.offboarding.checklist import choose_successor, complete_item
 from govern.offboarding.models import OffboardingItem
+from govern.offboarding.scheduling import schedule_offboarding
+from govern.offboarding.start import generate_items
 from govern.rotation import services as rotation
 from tests.factories import csrf_token, login, make_account, make_grant, make_person, make_user
-from tests.offboarding.conftest import SETTINGS
+from tests.offboarding.helpers import SETTINGS
 
 
 def _client(app, db, who):
@@ -29,7 +31,7 @@ def _section(html: str, section_id: str) -> str:
 
 
 def _start_lea(db, company):
-    started = offboarding.schedule_offboarding(db, actor=company.hr, person=company.person, effective_at=None,
+    started = schedule_offboarding(db, actor=company.hr, person=company.person, effective_at=None,
                                                settings=SETTINGS)
     db.commit()
     return started
@@ -51,7 +53,7 @@ def test_the_manager_is_told_to_pick_successors_and_sees_them_at_home(app, db, c
     assert [m.to_address for m in mails] == [company.max.email]
     # Redoing the checklist sends nothing twice.
     with app.test_request_context():
-        offboarding.generate_items(db, off, actor=company.hr)
+        generate_items(db, off, actor=company.hr)
     db.commit()
     assert len(db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "offboarding.successor_needed")).all()) == 1
 
@@ -63,9 +65,9 @@ def test_the_manager_is_told_to_pick_successors_and_sees_them_at_home(app, db, c
     assert 'id="grant-a-role"' in html and 'href="/grants/new"' in html
     # Once picked and done, the pick leaves the home page.
     for item in picks:
-        offboarding.choose_successor(db, actor=company.max, offboarding=off, account_id=item.account_id,
+        choose_successor(db, actor=company.max, offboarding=off, account_id=item.account_id,
                                      successor_id=company.sam.id)
-        offboarding.complete_item(db, actor=company.max, item=item, note="done")
+        complete_item(db, actor=company.max, item=item, note="done")
     db.commit()
     html = _client(app, db, company.users["max"]).get("/").get_data(as_text=True)
     assert 'id="waiting-successors"' not in html
@@ -128,7 +130,7 @@ def test_hr_sees_offboardings_in_progress_overdue_and_scheduled(app, db, company
     with app.test_request_context():
         off = _start_lea(db, company)
         off.due_at = utcnow() - timedelta(hours=1)
-        offboarding.schedule_offboarding(db, actor=company.hr, person=company.sam, effective_at=utcnow() + timedelta(days=5),
+        schedule_offboarding(db, actor=company.hr, person=company.sam, effective_at=utcnow() + timedelta(days=5),
                                          settings=SETTINGS)
     db.commit()
     html = _client(app, db, company.users["hr"]).get("/").get_data(as_text=True)
@@ -145,7 +147,7 @@ def test_admin_sees_approvals_and_leavers_scim_tokens_to_revoke(app, db, kit):
         scim.create_token(db, actor=leaver.user, name="okta")
         person = make_person(db)
         make_grant(db, person, make_account(db, display_name="Needs Yes"), "owner", status="requested")
-        offboarding.schedule_offboarding(db, actor=admin.user, person=leaver.user.person, effective_at=None,
+        schedule_offboarding(db, actor=admin.user, person=leaver.user.person, effective_at=None,
                                          settings=SETTINGS)
     db.commit()
     html = _client(app, db, admin).get("/").get_data(as_text=True)

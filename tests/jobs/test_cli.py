@@ -39,13 +39,13 @@ def test_a_sealed_vault_does_not_stop_the_run_and_due_work_still_happens(app, db
 
     from govern.crypto.keyring import Keyring
     from govern.db import utcnow
-    from govern.offboarding import services as offboarding
     from govern.offboarding.models import Offboarding
+    from govern.offboarding.scheduling import schedule_offboarding
     from govern.rotation.models import RotationTask
     from govern.vault import services as vault
     from govern.vault.models import SecretVersion
     from tests.factories import make_account, make_person, make_user
-    from tests.offboarding.conftest import SETTINGS
+    from tests.offboarding.helpers import SETTINGS
 
     assert app.extensions["govern.keyring"] is None  # sealed
     it = make_user(db, kit, roles=("it",))
@@ -56,7 +56,7 @@ def test_a_sealed_vault_does_not_stop_the_run_and_due_work_still_happens(app, db
     long_ago = utcnow() - timedelta(days=200)
     db.query(SecretVersion).filter_by(secret_id=secret.id).update({"confirmed_at": long_ago, "created_at": long_ago})
     leaver = make_person(db)
-    off = offboarding.schedule_offboarding(db, actor=hr.user, person=leaver, effective_at=utcnow() + timedelta(minutes=5),
+    off = schedule_offboarding(db, actor=hr.user, person=leaver, effective_at=utcnow() + timedelta(minutes=5),
                                            settings=SETTINGS)
     db.execute(Offboarding.__table__.update().where(Offboarding.id == off.id).values(effective_at=utcnow() - timedelta(minutes=1)))
     db.commit()

@@ -8,11 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from govern.db import utcnow
-from govern.offboarding.services import Settings
 from govern.reviews.models import ReviewCampaign, ReviewItem
 from tests.factories import make_account, make_grant, make_person, make_user
-
-SETTINGS = Settings()
 
 
 @pytest.fixture

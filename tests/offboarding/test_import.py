@@ -9,10 +9,10 @@ from sqlalchemy import select
 from govern.db import utcnow
 from govern.directory.importer import parse_file
 from govern.directory.models import Person
-from govern.offboarding import services
 from govern.offboarding.lifecycle import import_people
 from govern.offboarding.models import Offboarding
-from govern.offboarding.services import Settings
+from govern.offboarding.scheduling import cancel_offboarding, schedule_offboarding
+from govern.offboarding.settings import Settings
 from tests.directory.helpers import csv_bytes
 from tests.factories import make_user
 
@@ -55,8 +55,8 @@ def test_an_offboarding_hr_adjusted_by_hand_is_left_alone(app, db, kit):
     person = db.scalar(select(Person).where(Person.email == "fay@acme.example"))
     off = _offboarding(db, "fay@acme.example")
     with app.test_request_context():
-        services.cancel_offboarding(db, actor=hr.user, offboarding=off, reason="HR will handle it")
-        manual = services.schedule_offboarding(db, actor=hr.user, person=person, settings=Settings(),
+        cancel_offboarding(db, actor=hr.user, offboarding=off, reason="HR will handle it")
+        manual = schedule_offboarding(db, actor=hr.user, person=person, settings=Settings(),
                                                effective_at=utcnow() + timedelta(days=20))
     db.commit()
     report = _import(db, [["E2", "fay@acme.example", "Fay", "", "", "", "", (day + timedelta(days=1)).isoformat(), ""]])

@@ -20,11 +20,11 @@ from govern.grants.models import Grant
 from govern.offboarding import invariants
 from govern.offboarding.lifecycle import import_people
 from govern.offboarding.models import Offboarding
-from govern.offboarding.services import Settings, end_of_last_day
+from govern.offboarding.settings import Settings, end_of_last_day
 from govern.rotation.models import RotationTask
 from tests.directory.helpers import csv_bytes
 from tests.factories import login, make_person, offboard, post
-from tests.offboarding.test_rotation_items import _make_secrets
+from tests.offboarding.helpers import make_secrets
 from tests.vault.conftest import keyring, ring  # noqa: F401 - fixtures
 
 
@@ -37,7 +37,7 @@ def app_overrides(keyring: Any) -> dict[str, Any]:  # noqa: F811
 def leaver(app, db, company, ring):  # noqa: F811
     """Lea with her grants, a pending request, a live session, and passwords on her three accounts."""
     with app.test_request_context():
-        made = _make_secrets(db, company, ring)
+        made = make_secrets(db, company, ring)
     db.add(WebSession(id="s" * 64, public_id="p" * 32, user_id=company.lea.id, authenticated_at=utcnow()))
     db.commit()
     return made

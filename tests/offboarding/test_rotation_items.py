@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
 from govern.audit.services import verify_chain
@@ -17,14 +17,21 @@ from govern.errors import ConflictError
 from govern.grants.models import Grant
 from govern.jobs.steps import STEPS
 from govern.notifications.models import Notification, OutboxMessage
-from govern.offboarding import services
+from govern.offboarding import checklist
+from govern.offboarding import reading as offboarding_reading
+from govern.offboarding.checklist import choose_successor, complete_item, sync_offboarding
+from govern.offboarding.escalation import escalate_overdue
+from govern.offboarding.evidence import evidence
 from govern.offboarding.models import Offboarding, OffboardingItem
+from govern.offboarding.reading import items_of, open_offboarding_of
+from govern.offboarding.scheduling import cancel_offboarding, schedule_offboarding
+from govern.offboarding.start import generate_items, start_due_offboardings, start_offboarding
 from govern.rotation import services as rotation
 from govern.rotation.models import RotationTask
 from govern.scim import services as scim
 from govern.vault import services as vault
 from tests.factories import csrf_token, make_account, make_grant, make_user
-from tests.offboarding.conftest import SETTINGS
+from tests.offboarding.helpers import SETTINGS, count_rows, make_secrets
 from tests.vault.conftest import keyring, ring  # noqa: F401 - fixtures
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -35,48 +42,27 @@ def app_overrides(keyring: Any) -> dict[str, Any]:  # noqa: F811
     return {"VAULT_KEYRING_JSON": keyring.to_json()}
 
 
-def _count(db, model, *where):
-    return db.scalar(select(func.count()).select_from(model).where(*where))
-
-
 @pytest.fixture
 def secrets(db, world, ring):  # noqa: F811
     """Passwords on all three of Lea's accounts; Lea revealed the Instagram one."""
-    return _make_secrets(db, world, ring)
+    return make_secrets(db, world, ring)
 
 
 @pytest.fixture
 def page_secrets(app, db, company, ring):  # noqa: F811
     """The same, for page tests (no request context left pushed)."""
     with app.test_request_context():
-        return _make_secrets(db, company, ring)
-
-
-def _make_secrets(db, world, ring):  # noqa: F811
-    def make(account, label):
-        return vault.create_secret(db, actor=world.users["it"].user, keyring=ring, account=account, kind="password",
-                                   label=label, value="Old-Password-123!")
-
-    made = {
-        "li": make(world.linkedin, "LinkedIn login"),
-        "insta": make(world.insta, "Instagram login"),
-        "insta_backup": make(world.insta, "Instagram backup login"),
-        "x": make(world.x, "X login"),  # Lea is only an analyst there: she could not reveal it
-    }
-    db.commit()
-    vault.reveal(db, actor=world.lea, keyring=ring, secret=made["insta"], reason="posting", mfa_fresh=True)
-    db.commit()
-    return made
+        return make_secrets(db, company, ring)
 
 
 def _rotation_items(db, off):
-    return [i for i in services.items_of(db, off) if i.kind == "rotation"]
+    return [i for i in items_of(db, off) if i.kind == "rotation"]
 
 
 def _confirm(db, ring, it, task):  # noqa: F811
     rotation.stage_task(db, actor=it, keyring=ring, task=task, generate=True)
     rotation.confirm_task(db, actor=it, task=task, ticked=[c.key for c in rotation.checklist(task)])
-    services.close_linked_items(db, ref_type="rotation_task", ref_id=task.id, actor=it)  # as the confirm view does
+    checklist.close_linked_items(db, ref_type="rotation_task", ref_id=task.id, actor=it)  # as the confirm view does
 
 
 def _snapshot(db, off_id):
@@ -85,19 +71,19 @@ def _snapshot(db, off_id):
         sorted((g.id, g.status) for g in db.scalars(select(Grant))),
         sorted((t.id, t.secret_id, t.status, t.reasons_json, t.people_json) for t in db.scalars(select(RotationTask))),
         sorted((i.key, i.status, i.ref_id) for i in db.scalars(select(OffboardingItem).where(OffboardingItem.offboarding_id == off_id))),
-        _count(db, AuditEvent), _count(db, Notification), _count(db, OutboxMessage),
+        count_rows(db, AuditEvent), count_rows(db, Notification), count_rows(db, OutboxMessage),
     )
 
 
 def test_the_issue_proof_three_accounts_one_revealed_secret(db, world, secrets):
     db.add(WebSession(id="s" * 64, public_id="p" * 32, user_id=world.lea.id, authenticated_at=utcnow()))
     db.commit()
-    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
     db.commit()
     # No session, no active grant.
-    assert _count(db, WebSession, WebSession.user_id == world.lea.id) == 0
-    assert _count(db, Grant, Grant.person_id == world.person.id, Grant.status == "active") == 0
-    items = services.items_of(db, off)
+    assert count_rows(db, WebSession, WebSession.user_id == world.lea.id) == 0
+    assert count_rows(db, Grant, Grant.person_id == world.person.id, Grant.status == "active") == 0
+    items = items_of(db, off)
     # One platform-removal item per revoked grant.
     revoked = db.scalars(select(Grant).where(Grant.person_id == world.person.id, Grant.status == "revoked")).all()
     removals = [i for i in items if i.kind == "platform_removal"]
@@ -111,7 +97,7 @@ def test_the_issue_proof_three_accounts_one_revealed_secret(db, world, secrets):
     assert "saw version 1" in rot[0].instructions and "could have revealed it as Admin" in rot[1].instructions
     # Each item tracks the secret's one live task, opened by the revocation with reason offboarding: no duplicates.
     tasks = {t.secret_id: t for t in db.scalars(select(RotationTask))}
-    assert len(tasks) == 3 == _count(db, RotationTask)
+    assert len(tasks) == 3 == count_rows(db, RotationTask)
     assert secrets["x"].id not in tasks
     assert {i.ref_id for i in rot} == {t.id for t in tasks.values()}
     assert all(t.reason == "offboarding" and t.status == "open" and t.is_urgent for t in tasks.values())
@@ -121,19 +107,19 @@ def test_the_issue_proof_three_accounts_one_revealed_secret(db, world, secrets):
     assert {i.account_id for i in items if i.kind == "successor"} == {world.linkedin.id, world.insta.id}
     # Running it twice changes nothing.
     before = _snapshot(db, off.id)
-    assert services.start_offboarding(db, off) is False
-    assert services.generate_items(db, off) == 0
-    assert services.start_due_offboardings(db, utcnow() + timedelta(days=2))["started"] == 0
+    assert start_offboarding(db, off) is False
+    assert generate_items(db, off) == 0
+    assert start_due_offboardings(db, utcnow() + timedelta(days=2))["started"] == 0
     assert _snapshot(db, off.id) == before
 
 
 def test_revealed_mode_asks_only_for_what_she_saw(app, db, world, secrets):
     app.config["ROTATION_EXPOSURE_MODE"] = "revealed"
-    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
     db.commit()
     rot = _rotation_items(db, off)
     assert [i.key for i in rot] == [f"rotation:{secrets['insta'].id}"] and rot[0].revealed
-    assert _count(db, RotationTask) == 1
+    assert count_rows(db, RotationTask) == 1
 
 
 def test_a_secret_seen_through_an_earlier_grant_whose_task_was_cancelled_gets_a_new_task(db, world, secrets, ring):  # noqa: F811
@@ -145,7 +131,7 @@ def test_a_secret_seen_through_an_earlier_grant_whose_task_was_cancelled_gets_a_
     for task in db.scalars(select(RotationTask)).all():
         rotation.cancel_task(db, actor=world.users["it"].user, task=task, reason="not needed")
     db.commit()
-    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
     db.commit()
     rot = _rotation_items(db, off)
     assert {i.key for i in rot} == {f"rotation:{s.id}" for s in (secrets["insta"], secrets["li"], secrets["insta_backup"])}
@@ -156,11 +142,11 @@ def test_a_secret_seen_through_an_earlier_grant_whose_task_was_cancelled_gets_a_
 
 def test_confirming_the_rotation_task_closes_the_item_and_completes_the_offboarding(db, world, secrets, ring):  # noqa: F811
     it = world.users["it"].user
-    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
     db.commit()
     first = _rotation_items(db, off)[0]
     with pytest.raises(ConflictError, match="closes by itself"):
-        services.complete_item(db, actor=world.admin, item=first, note="done")
+        complete_item(db, actor=world.admin, item=first, note="done")
     db.rollback()
     task = db.get(RotationTask, first.ref_id)
     _confirm(db, ring, it, task)
@@ -169,19 +155,19 @@ def test_confirming_the_rotation_task_closes_the_item_and_completes_the_offboard
     assert first.status == "done" and first.done_by_id == it.id
     assert first.evidence_note == f"Rotation task #{task.id} confirmed: version 2 is current."
     # Everything else is closed by its owners; the last rotation closes the offboarding.
-    for item in services.items_of(db, off):
+    for item in items_of(db, off):
         if item.status == "open" and item.kind != "rotation":
             if item.kind == "successor":
-                services.choose_successor(db, actor=world.max, offboarding=off, account_id=item.account_id,
+                choose_successor(db, actor=world.max, offboarding=off, account_id=item.account_id,
                                           successor_id=world.sam.id)
-            services.complete_item(db, actor=world.admin, item=item, note="removed on the platform")
+            complete_item(db, actor=world.admin, item=item, note="removed on the platform")
     for item in _rotation_items(db, off):
         if item.status == "open":
             _confirm(db, ring, it, db.get(RotationTask, item.ref_id))
     db.commit()
     db.refresh(off)
     assert off.status == "completed" and world.person.status == "departed"
-    report = services.evidence(db, off).as_json()
+    report = evidence(db, off).as_json()
     assert [r["version_confirmed"] for r in report["rotations"]] == [2, 2, 2]
     assert [r["revealed"] for r in report["rotations"]] == [True, False, False]
     assert {r["rotation_task_id"] for r in report["rotations"]} == {t.id for t in db.scalars(select(RotationTask))}
@@ -199,7 +185,7 @@ def test_confirming_through_the_page_closes_the_leavers_item(app, db, company, p
     # The confirm view closes the linked item itself (rotation sits below offboarding on the ladder).
     world = company
     it = world.users["it"]
-    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
     db.commit()
     first = _rotation_items(db, off)[0]
     task = db.get(RotationTask, first.ref_id)
@@ -216,30 +202,30 @@ def test_confirming_through_the_page_closes_the_leavers_item(app, db, company, p
 
 
 def test_a_task_confirmed_while_the_hook_missed_it_is_reconciled_by_the_job(db, world, secrets, ring, monkeypatch):  # noqa: F811
-    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
     db.commit()
     first = _rotation_items(db, off)[0]
-    monkeypatch.setattr(services, "close_linked_items", lambda *a, **k: 0)
+    monkeypatch.setattr(checklist, "close_linked_items", lambda *a, **k: 0)
     _confirm(db, ring, world.users["it"].user, db.get(RotationTask, first.ref_id))
     db.commit()
     db.refresh(first)
     assert first.status == "open"
-    assert services.start_due_offboardings(db)["synced"] == 1
+    assert start_due_offboardings(db)["synced"] == 1
     db.refresh(first)
     assert first.status == "done" and "confirmed: version 2" in first.evidence_note
-    assert services.start_due_offboardings(db)["synced"] == 0
+    assert start_due_offboardings(db)["synced"] == 0
 
 
 def test_a_cancelled_task_item_follows_the_new_task(db, world, secrets, ring):  # noqa: F811
     it = world.users["it"].user
-    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
     db.commit()
     first = _rotation_items(db, off)[0]
     old = db.get(RotationTask, first.ref_id)
     rotation.cancel_task(db, actor=it, task=old, reason="wrong secret")
     new = rotation.request_rotation(db, actor=it, secret=secrets["insta"], note="redo").task
     db.commit()
-    assert services.sync_offboarding(db, off) == 0
+    assert sync_offboarding(db, off) == 0
     db.refresh(first)
     assert first.ref_id == new.id and first.status == "open"
     _confirm(db, ring, it, new)
@@ -252,16 +238,16 @@ def test_scim_tokens_she_created_get_revoke_items_that_close_when_revoked(db, wo
     row, _ = scim.create_token(db, actor=world.admin, name="Okta test")
     row.created_by_id = world.lea.id  # she created it while she was an admin
     db.commit()
-    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=utcnow() + timedelta(days=1),
+    off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=utcnow() + timedelta(days=1),
                                         settings=SETTINGS)
     db.commit()
-    assert [t.id for t in services.preview(db, off).tokens] == [row.id]
-    services.start_offboarding(db, off)
+    assert [t.id for t in offboarding_reading.preview(db, off).tokens] == [row.id]
+    start_offboarding(db, off)
     db.commit()
-    [item] = [i for i in services.items_of(db, off) if i.kind == "token_revoke"]
+    [item] = [i for i in items_of(db, off) if i.kind == "token_revoke"]
     assert item.owner == "it" and item.ref_type == "scim_token" and item.ref_id == row.id and "Okta test" in item.title
     with pytest.raises(ConflictError):
-        services.complete_item(db, actor=world.admin, item=item, note="x")
+        complete_item(db, actor=world.admin, item=item, note="x")
     db.rollback()
     scim.revoke_token(db, actor=world.admin, token=row)
     db.commit()
@@ -270,23 +256,23 @@ def test_scim_tokens_she_created_get_revoke_items_that_close_when_revoked(db, wo
 
 
 def test_the_preview_lists_the_secrets_that_will_need_rotation(db, world, secrets):
-    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=utcnow() + timedelta(days=1),
+    off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=utcnow() + timedelta(days=1),
                                         settings=SETTINGS)
     db.commit()
-    preview = services.preview(db, off)
+    preview = offboarding_reading.preview(db, off)
     assert [(e.secret.id, e.revealed) for e in preview.rotations] == [
         (secrets["insta"].id, True), (secrets["li"].id, False), (secrets["insta_backup"].id, False)]
-    assert _count(db, RotationTask) == 0  # nothing is opened before the day
+    assert count_rows(db, RotationTask) == 0  # nothing is opened before the day
 
 
 def test_overdue_items_escalate_once_per_period_to_owners_and_hr(db, world, secrets):
-    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
     db.commit()
-    assert services.escalate_overdue(db, settings=SETTINGS, now=off.due_at - timedelta(minutes=1))["emails"] == 0
+    assert escalate_overdue(db, settings=SETTINGS, now=off.due_at - timedelta(minutes=1))["emails"] == 0
     late = off.due_at + timedelta(hours=1)
-    counts = services.escalate_overdue(db, settings=SETTINGS, now=late)
+    counts = escalate_overdue(db, settings=SETTINGS, now=late)
     db.commit()
-    items = services.items_of(db, off)
+    items = items_of(db, off)
     assert counts["overdue_items"] == len(items)
     mails = db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "offboarding.escalation")).all()
     by_item: dict[int, set[str]] = {}
@@ -298,12 +284,12 @@ def test_overdue_items_escalate_once_per_period_to_owners_and_hr(db, world, secr
         expected = {hr, it} if item.owner == "it" else {hr, max_}
         assert by_item[item.id] == expected, item.title
     assert counts["emails"] == len(mails) == sum(len(v) for v in by_item.values())
-    assert _count(db, Notification, Notification.kind == "offboarding.escalation") == len(mails)
+    assert count_rows(db, Notification, Notification.kind == "offboarding.escalation") == len(mails)
     assert "Lea Leaver" in mails[0].subject and "Old-Password" not in " ".join(m.body_text for m in mails)
-    assert _count(db, AuditEvent, AuditEvent.action == "offboarding.escalated") == 1
+    assert count_rows(db, AuditEvent, AuditEvent.action == "offboarding.escalated") == 1
     # The same period: nothing more; the next period: once more.
-    assert services.escalate_overdue(db, settings=SETTINGS, now=late + timedelta(hours=5))["emails"] == 0
-    again = services.escalate_overdue(db, settings=SETTINGS, now=late + timedelta(hours=SETTINGS.escalation_hours))
+    assert escalate_overdue(db, settings=SETTINGS, now=late + timedelta(hours=5))["emails"] == 0
+    again = escalate_overdue(db, settings=SETTINGS, now=late + timedelta(hours=SETTINGS.escalation_hours))
     assert again["emails"] == len(mails)
 
 
@@ -325,8 +311,8 @@ def test_scim_deactivation_gives_the_same_offboarding_with_rotation_items(app, d
     assert off.origin == "scim" and off.status == "in_progress"
     rot = _rotation_items(db, off)
     assert [i.key for i in rot][0] == f"rotation:{secrets['insta'].id}" and rot[0].revealed and len(rot) == 3
-    assert len([i for i in services.items_of(db, off) if i.kind == "platform_removal"]) == 3
-    assert _count(db, RotationTask) == 3
+    assert len([i for i in items_of(db, off) if i.kind == "platform_removal"]) == 3
+    assert count_rows(db, RotationTask) == 3
 
 
 # --- pages ---------------------------------------------------------------------------------------------
@@ -342,14 +328,14 @@ def _client(app, db, world, who):
 
 def test_the_pages_show_the_preview_the_rotation_items_and_the_evidence(app, db, company, page_secrets):
     world, secrets = company, page_secrets
-    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=utcnow() + timedelta(days=1),
+    off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=utcnow() + timedelta(days=1),
                                         settings=SETTINGS)
     db.commit()
     hr = _client(app, db, world, "hr")
     page = hr.get(f"/offboarding/{off.id}").get_data(as_text=True)
     assert "Secrets that will need rotation (3)" in page and "Instagram login" in page and "revealed" in page
     assert "Old-Password" not in page
-    services.start_offboarding(db, off)
+    start_offboarding(db, off)
     db.commit()
     it = _client(app, db, world, "it")
     page = it.get(f"/offboarding/{off.id}").get_data(as_text=True)
@@ -371,16 +357,16 @@ def test_the_person_page_links_the_offboardings_without_a_query_per_row(app, db,
     from tests.directory.helpers import count_statements
 
     hr = _client(app, db, world, "hr")
-    first = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=utcnow() + timedelta(days=1),
+    first = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=utcnow() + timedelta(days=1),
                                           settings=SETTINGS)
     db.commit()
     page = hr.get(f"/people/{world.person.id}").get_data(as_text=True)
     assert f'href="/offboarding/{first.id}"' in page and "scheduled" in page
     few = count_statements(connection, hr, f"/people/{world.person.id}")
     for _ in range(3):
-        services.cancel_offboarding(db, actor=world.hr, offboarding=services.open_offboarding_of(db, world.person.id),
+        cancel_offboarding(db, actor=world.hr, offboarding=open_offboarding_of(db, world.person.id),
                                     reason="moved")
-        services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=utcnow() + timedelta(days=2),
+        schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=utcnow() + timedelta(days=2),
                                       settings=SETTINGS)
         db.commit()
     page = hr.get(f"/people/{world.person.id}").get_data(as_text=True)
@@ -394,7 +380,7 @@ def test_the_person_page_links_the_offboardings_without_a_query_per_row(app, db,
 def test_it_gets_one_notice_for_the_whole_offboarding_not_one_per_account(app, db, world, secrets, kit):
     second_it = make_user(db, kit, roles=("it",), full_name="Ines IT").user
     db.commit()
-    off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
     db.commit()
     it_users = {world.users["it"].user.id: world.users["it"].user, second_it.id: second_it}
     mails = db.scalars(select(OutboxMessage).where(OutboxMessage.kind == "rotation.needed")).all()
@@ -450,15 +436,15 @@ def _statements_of_the_start(db, connection, world, person):
     def count(_conn, _cursor, statement, *_args):
         seen.append(statement)
 
-    _count(db, Grant)  # the test harness opens its savepoint here, not inside the counted window
+    count_rows(db, Grant)  # the test harness opens its savepoint here, not inside the counted window
     event.listen(connection, "before_cursor_execute", count)
     try:
-        off = services.schedule_offboarding(db, actor=world.hr, person=person, effective_at=None, settings=SETTINGS)
+        off = schedule_offboarding(db, actor=world.hr, person=person, effective_at=None, settings=SETTINGS)
         db.commit()
     finally:
         event.remove(connection, "before_cursor_execute", count)
     assert off.status == "in_progress"
-    assert _count(db, Grant, Grant.person_id == person.id, Grant.status == "active") == 0
+    assert count_rows(db, Grant, Grant.person_id == person.id, Grant.status == "active") == 0
     return [" ".join(s.split()[:3]) for s in seen], _rotation_items(db, off)
 
 
@@ -470,5 +456,5 @@ def test_the_start_runs_the_same_statements_for_4_or_40_grants(db, kit, world, r
     many, many_items = _statements_of_the_start(db, connection, world, many_person)
     # Every secret gets its item and task; the work is the same handful of statements either way.
     assert (len(few_items), len(many_items)) == (8, 80)
-    assert _count(db, RotationTask, RotationTask.status == "open") == 88
+    assert count_rows(db, RotationTask, RotationTask.status == "open") == 88
     assert len(many) == len(few), (few, many)

@@ -11,10 +11,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from govern.db import utcnow
-from govern.offboarding import services
 from govern.offboarding.models import Offboarding, OffboardingItem
+from govern.offboarding.reading import items_of
+from govern.offboarding.scheduling import schedule_offboarding
 from tests.factories import csrf_token, login
-from tests.offboarding.conftest import SETTINGS
+from tests.offboarding.helpers import SETTINGS
 
 
 def _client(app, db, company, who):
@@ -114,29 +115,29 @@ def test_the_whole_checklist_through_the_pages(app, db, company):
 
 
 def test_auditors_read_but_never_change(app, db, company):
-    off = services.schedule_offboarding(db, actor=company.hr, person=company.person, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=company.hr, person=company.person, effective_at=None, settings=SETTINGS)
     db.commit()
     auditor = _client(app, db, company, "auditor")
     assert auditor.get(f"/offboarding/{off.id}").status_code == 200
-    item = services.items_of(db, off)[0]
+    item = items_of(db, off)[0]
     assert _post(auditor, f"/offboarding/items/{item.id}/done", {"note": "x"}).status_code == 403
     assert _post(auditor, "/offboarding/new", {"person": company.sam.email, "immediate": "y"}).status_code == 403
     assert _post(auditor, f"/offboarding/{off.id}/items", {"title": "x", "owner": "hr"}).status_code == 403
 
 
 def test_a_manager_sees_only_their_reports_offboardings(app, db, company):
-    off = services.schedule_offboarding(db, actor=company.hr, person=company.person, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=company.hr, person=company.person, effective_at=None, settings=SETTINGS)
     db.commit()
     olga = _client(app, db, company, "olga")
     assert olga.get(f"/offboarding/{off.id}").status_code == 404
     assert olga.get(f"/offboarding/{off.id}/evidence").status_code == 403
-    item = services.items_of(db, off)[0]
+    item = items_of(db, off)[0]
     assert _post(olga, f"/offboarding/items/{item.id}/done", {"note": "x"}).status_code == 404
     assert olga.get("/offboarding/999999").status_code == 404
 
 
 def test_hr_home_lists_open_offboardings_with_progress_and_blockers(app, db, company):
-    services.schedule_offboarding(db, actor=company.hr, person=company.person, effective_at=None, settings=SETTINGS)
+    schedule_offboarding(db, actor=company.hr, person=company.person, effective_at=None, settings=SETTINGS)
     db.commit()
     page = _client(app, db, company, "hr").get("/").get_data(as_text=True)
     assert "Open offboardings (1)" in page and company.person.full_name in page
@@ -144,7 +145,7 @@ def test_hr_home_lists_open_offboardings_with_progress_and_blockers(app, db, com
 
 
 def test_skip_is_admin_only_and_hr_adds_items(app, db, company):
-    off = services.schedule_offboarding(db, actor=company.hr, person=company.person, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=company.hr, person=company.person, effective_at=None, settings=SETTINGS)
     db.commit()
     hr = _client(app, db, company, "hr")
     assert _post(hr, f"/offboarding/{off.id}/items", {"title": "Collect the laptop", "owner": "it"}).status_code == 302
@@ -160,7 +161,7 @@ def test_skip_is_admin_only_and_hr_adds_items(app, db, company):
 
 
 def test_rehire_from_the_person_page(app, db, company):
-    off = services.schedule_offboarding(db, actor=company.hr, person=company.stranger, effective_at=None, settings=SETTINGS)
+    off = schedule_offboarding(db, actor=company.hr, person=company.stranger, effective_at=None, settings=SETTINGS)
     db.commit()
     assert off.status == "completed"
     hr = _client(app, db, company, "hr")
