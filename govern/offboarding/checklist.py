@@ -16,7 +16,7 @@ from govern.audit.services import Actor
 from govern.auth.models import User
 from govern.db import rowcount, utcnow
 from govern.directory.models import Person
-from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError, get_or_raise
 from govern.grants import services as grants
 from govern.grants.models import PlatformRemoval
 from govern.offboarding.duties import DUTIES, duties_of, manager_owner
@@ -152,18 +152,12 @@ def sync_offboarding(session: Session, offboarding: Offboarding) -> int:
 
 def get_offboarding(session: Session, offboarding_id: int) -> Offboarding:
     """Return the offboarding or raise NotFoundError."""
-    offboarding = session.get(Offboarding, offboarding_id)
-    if offboarding is None:
-        raise NotFoundError("No such offboarding.")
-    return offboarding
+    return get_or_raise(session, Offboarding, offboarding_id, "No such offboarding.")
 
 
 def get_item(session: Session, item_id: int) -> OffboardingItem:
     """Return the checklist item or raise NotFoundError."""
-    item = session.get(OffboardingItem, item_id)
-    if item is None:
-        raise NotFoundError("No such checklist item.")
-    return item
+    return get_or_raise(session, OffboardingItem, item_id, "No such checklist item.")
 
 
 def _item_open(offboarding: Offboarding, item: OffboardingItem) -> None:
