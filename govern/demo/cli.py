@@ -6,11 +6,6 @@ import click
 from flask import current_app, g
 from flask.cli import with_appcontext
 
-from govern.db import database
-from govern.demo.seed import seed_demo
-from govern.errors import GovernError
-from govern.schema import ensure_current
-
 
 @click.group("demo")
 def group() -> None:
@@ -21,6 +16,11 @@ def group() -> None:
 @with_appcontext
 def seed() -> None:
     """Fill a fresh instance with a realistic small company (refused once accounts exist)."""
+    from govern.db import database
+    from govern.demo.seed import seed_demo
+    from govern.errors import GovernError
+    from govern.schema import ensure_current
+
     ensure_current(database(current_app).engine)
     g.audit_actor_label = "demo"
     with database(current_app).session_scope() as session:

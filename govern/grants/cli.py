@@ -6,10 +6,6 @@ import click
 from flask import current_app, g
 from flask.cli import with_appcontext
 
-from govern.db import database
-from govern.grants.services import expire_grants
-from govern.schema import ensure_current
-
 
 @click.group("grants")
 def group() -> None:
@@ -20,6 +16,10 @@ def group() -> None:
 @with_appcontext
 def expire() -> None:
     """End every time-bound grant whose end has come (safe to run repeatedly, e.g. from cron)."""
+    from govern.db import database
+    from govern.grants.services import expire_grants
+    from govern.schema import ensure_current
+
     ensure_current(database(current_app).engine)
     g.audit_actor_label = "jobs"
     with database(current_app).session_scope() as session:

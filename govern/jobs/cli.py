@@ -8,13 +8,8 @@ import threading
 from typing import Any
 
 import click
-from alembic.runtime.migration import MigrationContext
 from flask import current_app, g
 from flask.cli import with_appcontext
-
-from govern.db import database
-from govern.jobs.services import parse_interval, run_jobs, run_loop
-from govern.schema import SchemaNotCurrentError, head_revision
 
 
 @click.group("jobs")
@@ -37,6 +32,12 @@ def _echo_run(run: Any) -> None:
 @with_appcontext
 def run_command(loop_interval: str | None) -> None:
     """Run every time-based step once (safe to run repeatedly and on several hosts at once)."""
+    from alembic.runtime.migration import MigrationContext
+
+    from govern.db import database
+    from govern.jobs.services import parse_interval, run_jobs, run_loop
+    from govern.schema import SchemaNotCurrentError, head_revision
+
     db = database(current_app)
     with db.session_scope() as session:  # the app's own connection handling, not a side connection
         current = MigrationContext.configure(session.connection()).get_current_revision()

@@ -6,11 +6,6 @@ import click
 from flask import current_app, g
 from flask.cli import with_appcontext
 
-from govern.db import database
-from govern.offboarding.invariants import CHECKS, find_violations
-from govern.offboarding.start import start_due_offboardings
-from govern.schema import ensure_current
-
 
 @click.group("offboarding")
 def group() -> None:
@@ -21,6 +16,10 @@ def group() -> None:
 @with_appcontext
 def run_due() -> None:
     """Start every scheduled offboarding whose time has come (safe to run repeatedly, e.g. from cron)."""
+    from govern.db import database
+    from govern.offboarding.start import start_due_offboardings
+    from govern.schema import ensure_current
+
     ensure_current(database(current_app).engine)
     g.audit_actor_label = "jobs"
     with database(current_app).session_scope() as session:
@@ -37,6 +36,9 @@ def run_due() -> None:
 @with_appcontext
 def check_command() -> None:
     """Check the leaver invariants (no leaver keeps access); list every violation, exit 1 if any."""
+    from govern.db import database
+    from govern.offboarding.invariants import CHECKS, find_violations
+
     with database(current_app).session_scope() as session:
         violations = find_violations(session)
     for violation in violations:
