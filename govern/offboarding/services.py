@@ -23,9 +23,9 @@ from govern import audit, failpoints
 from govern.accounts.models import Account, Role
 from govern.accounts.services import platform_role_label
 from govern.audit.models import AuditEvent
-from govern.auth import services as auth_services
 from govern.auth.models import User
-from govern.auth.users import active_users_with_roles, count_active_admins
+from govern.auth.sessions import end_user_sessions
+from govern.auth.users import active_users_with_roles, count_active_admins, deactivate_user
 from govern.config import base_url
 from govern.db import bulk_insert, rowcount, utcnow
 from govern.directory.models import Person
@@ -319,10 +319,10 @@ def start_offboarding(session: Session, offboarding: Offboarding, *, actor: Any 
     login = _login_of(session, person.id)
     if login is not None:
         if login.is_active:
-            auth_services.deactivate_user(session, actor=actor if _is_user(actor) else None, user=login)
+            deactivate_user(session, actor=actor if _is_user(actor) else None, user=login)
         else:
-            auth_services.end_user_sessions(session, user=login, actor=actor if _is_user(actor) else None,
-                                            reason="offboarding")
+            end_user_sessions(session, user=login, actor=actor if _is_user(actor) else None,
+                              reason="offboarding")
     # 2. Pending requests are cancelled; active grants revoked through the grants service, all at once
     # (a fixed number of statements however many grants; the rotation items below open the tasks).
     cancelled: list[audit.Entry] = []
