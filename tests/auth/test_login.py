@@ -1,4 +1,4 @@
-"""Password hashing and rules, TOTP verification and replay, recovery codes."""
+"""Signing in (govern.auth.login): the password check, TOTP codes accepted once, recovery codes only at login."""
 
 from __future__ import annotations
 
