@@ -212,7 +212,7 @@ def _user_id(session: ServerSession) -> int | None:
     return int(raw) if raw is not None and str(raw).isdigit() else None
 
 
-# --- ending sessions: logout everywhere, one session, the list of live ones ---------------------------
+# --- ending sessions: every session of a user, one session, the list of live ones --------------
 
 
 def end_user_sessions(

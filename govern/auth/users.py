@@ -1,4 +1,4 @@
-"""App logins: inviting people, recovering an admin, roles, deactivation, MFA resets; who holds a role."""
+"""App logins: inviting people, recovering an admin, roles, time zone, deactivation, MFA resets; who holds a role."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from govern.directory.models import Person
 from govern.directory.services import find_person_by_email, validate_email
 from govern.errors import ConflictError, InvalidError, NotFoundError
 
+# --- who holds a role -----------------------------------------------------------------------------
+
 
 def active_users_with_roles(session: Session, roles: Iterable[str]) -> list[User]:
     """Active users holding any of ``roles``, each once, oldest login first."""
@@ -34,6 +36,9 @@ def count_active_admins(session: Session, *, excluding: User | None = None) -> i
     if excluding is not None:
         statement = statement.where(User.id != excluding.id)
     return session.scalar(statement) or 0
+
+
+# --- administration of logins ---------------------------------------------------------------------
 
 
 def _validate_roles(roles: set[str]) -> set[str]:
