@@ -23,9 +23,9 @@ from govern import audit, timezones, web
 from govern.accounts.views import bp as accounts_bp
 from govern.audit import services as audit_services
 from govern.audit.views import bp as audit_bp
+from govern.auth.kit import AuthKit
 from govern.auth.models import User
 from govern.auth.passwords import PasswordHashing
-from govern.auth.services import AuthKit
 from govern.auth.sessions import ServerSessionInterface
 from govern.auth.throttle import (
     DatabaseThrottleStore,

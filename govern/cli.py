@@ -148,15 +148,15 @@ def init_command(ctx: click.Context, admin_email: str) -> None:
 def _init_database(admin_email: str) -> None:
     from sqlalchemy import func, select
 
-    from govern.auth import services as auth_services
     from govern.auth.models import User
+    from govern.auth.users import bootstrap_admin
     from govern.db import database
     from govern.schema import upgrade
 
     upgrade(database(current_app).url)
     session = _db_session()
     if (session.scalar(select(func.count()).select_from(User)) or 0) == 0:
-        _, token, _ = auth_services.bootstrap_admin(session, current_app.extensions["govern.auth"], email=admin_email)
+        _, token, _ = bootstrap_admin(session, current_app.extensions["govern.auth"], email=admin_email)
         session.commit()
         _print_setup(admin_email, token)
     else:
@@ -237,7 +237,7 @@ def users_group() -> None:
 @with_appcontext
 def create_admin(email: str) -> None:
     """Create an admin (bootstrap), or recover an existing admin's access (new password and authenticator)."""
-    from govern.auth import services as auth_services
+    from govern.auth.users import bootstrap_admin
     from govern.db import database
     from govern.errors import GovernError
     from govern.schema import ensure_current
@@ -245,7 +245,7 @@ def create_admin(email: str) -> None:
     ensure_current(database(current_app).engine)
     session = _db_session()
     try:
-        _, token, created = auth_services.bootstrap_admin(session, current_app.extensions["govern.auth"], email=email)
+        _, token, created = bootstrap_admin(session, current_app.extensions["govern.auth"], email=email)
     except GovernError as exc:
         raise click.ClickException(exc.message) from None
     session.commit()

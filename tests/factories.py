@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from govern.auth.kit import AuthKit
 from govern.auth.models import User, UserRole
-from govern.auth.services import AuthKit
 from govern.crypto import totp
 from govern.db import utcnow
 from govern.directory.models import Person

@@ -133,16 +133,16 @@ def test_a_change_whose_audit_event_cannot_be_written_does_not_happen(app, db, k
     login(client, db, admin)
     token = csrf_token(client, "/account")
 
-    import govern.auth.services as auth_services
+    import govern.auth.users as auth_users
 
-    real_record = auth_services.audit.record
+    real_record = auth_users.audit.record
 
     def failing(session, action, **kwargs):
         if action == "users.deactivated":
             raise AuditWriteError("disk full")
         return real_record(session, action, **kwargs)
 
-    monkeypatch.setattr(auth_services.audit, "record", failing)
+    monkeypatch.setattr(auth_users.audit, "record", failing)
     response = client.post(f"/admin/users/{other.id}/deactivate", data={"csrf_token": token})
     assert response.status_code == 503
     assert "did not do it" in response.get_data(as_text=True)
@@ -153,12 +153,12 @@ def test_a_change_whose_audit_event_cannot_be_written_does_not_happen(app, db, k
 def test_database_unavailable_gives_503_not_success(app, db, kit, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    import govern.auth.services as auth_services
+    import govern.auth.login as auth_login
 
     def down(*args, **kwargs):
         raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(auth_services, "check_password_login", down)
+    monkeypatch.setattr(auth_login, "check_password_login", down)
     client = app.test_client()
     token = csrf_token(client, "/login")
     response = client.post("/login", data={"csrf_token": token, "email": "a@example.com", "password": "p" * 20})

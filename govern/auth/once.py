@@ -15,7 +15,7 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
-from govern.auth.services import AuthKit
+from govern.auth.kit import AuthKit
 from govern.crypto.secretbox import SecretBoxError
 
 #: The session key of the waiting value (one at a time: a newer one replaces it).

@@ -6,8 +6,8 @@ all ask the same question without importing each other.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Set
+from typing import Protocol
 
 #: App roles that see the whole registry (accounts, grants, policy acceptance, reports).
 REGISTRY_WIDE_ROLES = frozenset({"admin", "it", "hr", "auditor"})
@@ -18,6 +18,14 @@ def sees_all_accounts(roles: Iterable[str]) -> bool:
     return bool(REGISTRY_WIDE_ROLES & set(roles))
 
 
-def is_admin(user: Any) -> bool:
+class HasRoles(Protocol):
+    """Whoever holds app roles: a user, or a principal that carries its own (SCIM)."""
+
+    @property
+    def roles(self) -> Set[str]:
+        """The app role codes held."""
+
+
+def is_admin(user: HasRoles) -> bool:
     """App admins may manage every grant."""
     return "admin" in user.roles

@@ -16,7 +16,7 @@ from flask import session as flask_session
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import String, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session, joinedload
 from werkzeug.datastructures import CallbackDict
 
 from govern import audit
@@ -24,6 +24,7 @@ from govern.audit.services import AuditContext
 from govern.auth.models import User, WebSession
 from govern.crypto.tokens import new_token, token_digest
 from govern.db import get_session, rowcount, utcnow
+from govern.errors import NotFoundError
 from govern.notifications.services import unread_count_of
 
 #: The cookie name when served over HTTPS: the __Host- prefix pins it to this host, path / and Secure.
@@ -209,3 +210,42 @@ def purge_stale_sessions(db: Any, *, idle_timeout: timedelta, absolute_timeout: 
 def _user_id(session: ServerSession) -> int | None:
     raw = session.get("_user_id")
     return int(raw) if raw is not None and str(raw).isdigit() else None
+
+
+# --- ending sessions: every session of a user, one session, the list of live ones --------------
+
+
+def end_user_sessions(
+    session: Session, *, user: User, actor: User | None, reason: str, keep_session_id: str | None = None
+) -> int:
+    """End every session of ``user`` (but ``keep_session_id``); a captured cookie stops working at once."""
+    stmt = delete(WebSession).where(WebSession.user_id == user.id)
+    if keep_session_id is not None:
+        stmt = stmt.where(WebSession.id != keep_session_id)
+    ended: int = rowcount(session.execute(stmt.execution_options(synchronize_session=False)))
+    if ended:
+        audit.record(session, "auth.sessions.ended", actor=actor, target_type="user", target_id=user.id,
+                     details={"count": ended, "reason": reason})
+    return ended
+
+
+def list_user_sessions(session: Session, user: User, *, idle: timedelta, absolute: timedelta) -> list[WebSession]:
+    """The user's live sessions (not past either timeout), most recently used first."""
+    now = utcnow()
+    return [
+        row for row in session.scalars(
+            select(WebSession).where(WebSession.user_id == user.id, WebSession.last_seen_at > now - idle)
+            .order_by(WebSession.last_seen_at.desc())
+        )
+        if now - (row.authenticated_at or row.created_at) <= absolute
+    ]
+
+
+def end_one_session(session: Session, *, actor: User, owner: User, public_id: str) -> None:
+    """End one session of ``owner`` by its public handle."""
+    row = session.scalar(select(WebSession).where(WebSession.public_id == public_id, WebSession.user_id == owner.id))
+    if row is None:
+        raise NotFoundError("That session has already ended.")
+    session.delete(row)
+    audit.record(session, "auth.session.ended", actor=actor, target_type="user", target_id=owner.id,
+                 details={"session": public_id, "reason": "ended_by_owner" if actor.id == owner.id else "ended_by_admin"})

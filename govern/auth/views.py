@@ -23,7 +23,8 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from govern import timezones
-from govern.auth import once, services
+from govern.auth import credentials, enrolment, once, sessions, users
+from govern.auth import login as auth_login
 from govern.auth.forms import (
     ChangePasswordForm,
     CodeForm,
@@ -35,8 +36,8 @@ from govern.auth.forms import (
     SetupTokenForm,
     TimeZoneForm,
 )
+from govern.auth.kit import AuthKit
 from govern.auth.models import User
-from govern.auth.services import AuthKit
 from govern.auth.sessions import server_session
 from govern.crypto import totp
 from govern.db import get_session
@@ -92,7 +93,7 @@ def _password_stamp(user: User) -> str:
 
 def _finish_login(user: User, factor: str, next_url: str | None) -> Response:
     db = get_session()
-    services.record_login(db, user=user, factor=factor)
+    auth_login.record_login(db, user=user, factor=factor)
     db.commit()
     _begin_new_session(keep_resume=True)
     login_user(user, remember=False)
@@ -114,7 +115,7 @@ def login() -> Any:
     if form.validate_on_submit():
         db = get_session()
         try:
-            user = services.check_password_login(
+            user = auth_login.check_password_login(
                 db, _kit(), email=form.email.data or "", password=form.password.data or "", ip=client_ip()
             )
         except (InvalidError, ForbiddenError) as exc:
@@ -140,7 +141,7 @@ def login_code() -> Any:
     if form.validate_on_submit():
         db = get_session()
         try:
-            factor = services.verify_second_factor(
+            factor = auth_login.verify_second_factor(
                 db, _kit(), user=user, code=form.code.data or "", ip=client_ip(), purpose="login"
             )
         except InvalidError as exc:
@@ -149,8 +150,8 @@ def login_code() -> Any:
             return render_template("auth/login_code.html", form=form, user=user), 200
         if factor == "recovery_code":
             # A recovery code means the authenticator may be lost: end every other session.
-            services.end_user_sessions(db, user=user, actor=user, reason="recovery_code_used")
-            remaining = services.count_unused_recovery_codes(db, user)
+            sessions.end_user_sessions(db, user=user, actor=user, reason="recovery_code_used")
+            remaining = auth_login.count_unused_recovery_codes(db, user)
             flash(f"You signed in with a recovery code; {remaining} left. Create new codes under Your account if you are running low.", "warning")
         return _finish_login(user, factor, session.get("next"))
     return render_template("auth/login_code.html", form=form, user=user)
@@ -163,7 +164,7 @@ def logout() -> Response:
     if not form.validate_on_submit():
         return redirect(url_for("home.index"))
     db = get_session()
-    services.record_logout(db, user=current_user)
+    auth_login.record_logout(db, user=current_user)
     db.commit()
     logout_user()
     server_session().ended = True
@@ -181,7 +182,7 @@ def reauth() -> Any:
     if form.validate_on_submit():
         db = get_session()
         try:
-            services.verify_second_factor(db, _kit(), user=current_user, code=form.code.data or "", ip=client_ip(), purpose="reauth")
+            auth_login.verify_second_factor(db, _kit(), user=current_user, code=form.code.data or "", ip=client_ip(), purpose="reauth")
         except InvalidError as exc:
             db.commit()
             form.code.errors = [exc.message]
@@ -208,7 +209,7 @@ def setup() -> Any:
     if form.validate_on_submit():
         db = get_session()
         try:
-            token = services.redeem_setup_token(db, _kit(), token=form.token.data or "", ip=client_ip())
+            token = enrolment.redeem_setup_token(db, _kit(), token=form.token.data or "", ip=client_ip())
         except InvalidError as exc:
             db.commit()
             form.token.errors = [exc.message]
@@ -229,14 +230,14 @@ def setup_password() -> Any:
     if state is None:
         return redirect(url_for("auth.setup"))
     db = get_session()
-    token = services.live_setup_token(db, int(state["token_id"]))
+    token = enrolment.live_setup_token(db, int(state["token_id"]))
     user = db.get(User, token.user_id)
     form: NewPasswordForm | CurrentPasswordForm = (
         CurrentPasswordForm() if token.purpose == "mfa_reset" else NewPasswordForm()
     )
     if form.validate_on_submit():
         try:
-            services.set_password_during_setup(
+            enrolment.set_password_during_setup(
                 db,
                 _kit(),
                 setup=token,
@@ -271,22 +272,22 @@ def setup_authenticator() -> Any:
         return redirect(url_for("auth.setup"))
     db = get_session()
     kit = _kit()
-    token = services.live_setup_token(db, int(state["token_id"]))
+    token = enrolment.live_setup_token(db, int(state["token_id"]))
     user = db.get(User, token.user_id)
     assert user is not None
     if "seed" not in state:
-        state["seed"] = base64.b64encode(services.seal_pending_seed(kit, user, totp.new_seed())).decode("ascii")
+        state["seed"] = base64.b64encode(enrolment.seal_pending_seed(kit, user, totp.new_seed())).decode("ascii")
         session["setup"] = state
-    seed = services.open_pending_seed(kit, user, base64.b64decode(state["seed"]))
+    seed = enrolment.open_pending_seed(kit, user, base64.b64decode(state["seed"]))
     form = EnrolForm()
     if form.validate_on_submit():
         try:
-            user, codes = services.confirm_enrolment(db, kit, setup=token, seed=seed, code=form.code.data or "", ip=client_ip())
+            user, codes = enrolment.confirm_enrolment(db, kit, setup=token, seed=seed, code=form.code.data or "", ip=client_ip())
         except InvalidError as exc:
             db.commit()
             form.code.errors = [exc.message]
         else:
-            services.record_login(db, user=user, factor="totp")
+            auth_login.record_login(db, user=user, factor="totp")
             db.commit()
             _begin_new_session()
             login_user(user, remember=False)
@@ -294,7 +295,7 @@ def setup_authenticator() -> Any:
             server_session().mark_mfa_verified = True
             once.keep(session, kit, user_id=user.id, kind="recovery_codes", payload={"codes": codes, "first_time": True})
             return redirect(url_for("auth.recovery_codes"), 303)
-    uri = services.enrolment_uri(kit, user, seed)
+    uri = enrolment.enrolment_uri(kit, user, seed)
     grouped = " ".join(seed[i : i + 4] for i in range(0, len(seed), 4))
     return render_template("auth/setup_authenticator.html", form=form, qr=_qr_svg(uri), seed=grouped, user=user)
 
@@ -310,10 +311,10 @@ def account(zone_form: TimeZoneForm | None = None) -> str:
     return render_template(
         "auth/account.html",
         user=user,
-        sessions=services.list_user_sessions(db, user, idle=current_app.config["SESSION_IDLE_TIMEOUT"],
+        sessions=sessions.list_user_sessions(db, user, idle=current_app.config["SESSION_IDLE_TIMEOUT"],
                                              absolute=current_app.config["SESSION_ABSOLUTE_TIMEOUT"]),
         current_session=getattr(session, "digest", None),
-        codes_left=services.count_unused_recovery_codes(db, user),
+        codes_left=auth_login.count_unused_recovery_codes(db, user),
         form=ConfirmForm(),
         zone_form=zone_form or TimeZoneForm(time_zone=user.time_zone or ""),
         zone_names=timezones.zone_names(),
@@ -329,7 +330,7 @@ def set_time_zone() -> Any:
         db = get_session()
         user: User = current_user
         try:
-            services.set_time_zone(db, actor=user, user=user, time_zone=form.time_zone.data)
+            users.set_time_zone(db, actor=user, user=user, time_zone=form.time_zone.data)
         except InvalidError as exc:
             form_errors(form, exc, default=form.time_zone)
             return account(zone_form=form), 400
@@ -347,7 +348,7 @@ def change_password() -> Any:
     if form.validate_on_submit():
         db = get_session()
         try:
-            ended = services.change_password(
+            ended = credentials.change_password(
                 db, _kit(), user=current_user, current_password=form.current_password.data or "",
                 code=form.code.data or "", new_password=form.new_password.data or "", ip=client_ip(),
                 keep_session_id=getattr(session, "digest", None),
@@ -371,7 +372,7 @@ def regenerate_recovery_codes() -> Any:
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("auth.account"))
     db = get_session()
-    codes = services.regenerate_recovery_codes(db, _kit(), user=current_user)
+    codes = credentials.regenerate_recovery_codes(db, _kit(), user=current_user)
     db.commit()
     once.keep(session, _kit(), user_id=current_user.id, kind="recovery_codes", payload={"codes": codes, "first_time": False})
     return redirect(url_for("auth.recovery_codes"), 303)
@@ -396,7 +397,7 @@ def end_own_session(public_id: str) -> Response:
         return redirect(url_for("auth.account"))
     db = get_session()
     try:
-        services.end_one_session(db, actor=current_user, owner=current_user, public_id=public_id[:32])
+        sessions.end_one_session(db, actor=current_user, owner=current_user, public_id=public_id[:32])
     except NotFoundError as exc:
         flash(exc.message, "info")
         return redirect(url_for("auth.account"))

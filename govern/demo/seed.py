@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 from govern import audit
 from govern.accounts.models import PLATFORM_LABELS, Account
 from govern.accounts.services import AccountInput, create_account
+from govern.auth.kit import AuthKit
 from govern.auth.models import User
-from govern.auth.services import AuthKit, create_user
-from govern.auth.users import active_users_with_roles
+from govern.auth.users import active_users_with_roles, create_user
 from govern.crypto.keyring import Keyring
 from govern.db import utcnow
 from govern.directory.models import Person

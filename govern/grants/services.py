@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, aliased, selectinload
 from govern import audit
 from govern.accounts.models import Account, Role
 from govern.accounts.services import platform_role_label, platform_role_labels
+from govern.audit.services import Actor
 from govern.auth.models import User
 from govern.auth.roles import is_admin
 from govern.db import utcnow
@@ -39,7 +40,7 @@ class PolicyNotAcceptedError(ConflictError):
 # --- who may act --------------------------------------------------------------------------------
 
 
-def may_manage(user: Any, account: Account, person: Person) -> bool:
+def may_manage(user: User, account: Account, person: Person) -> bool:
     """Managers grant and revoke on the accounts they own and for their reports; admins anywhere."""
     if is_admin(user):
         return True
@@ -48,7 +49,7 @@ def may_manage(user: Any, account: Account, person: Person) -> bool:
     return account.business_owner_id == user.person_id or person.manager_id == user.person_id
 
 
-def may_manage_account(user: Any, account: Account) -> bool:
+def may_manage_account(user: User, account: Account) -> bool:
     """Whether ``user`` may grant and revoke on ``account`` for anyone (admin, or its owner as manager)."""
     return is_admin(user) or ("manager" in user.roles and account.business_owner_id == user.person_id)
 
@@ -71,7 +72,7 @@ def awaits_owner(grant: Grant) -> bool:
     return owner_id is not None and (requester is None or requester.person_id != owner_id)
 
 
-def may_decide(user: Any, grant: Grant) -> bool:
+def may_decide(user: User, grant: Grant) -> bool:
     """Requests are decided by an admin, the account's owner, or the grantee's manager; never by
     the grantee or by whoever asked for it (four-eyes). A revealing role on an account whose owner
     did not ask for it is decided by that owner alone: they answer for who knows its credentials."""
@@ -84,7 +85,7 @@ def may_decide(user: Any, grant: Grant) -> bool:
     return grant.account.business_owner_id == user.person_id or grant.person.manager_id == user.person_id
 
 
-def decision_queue(session: Session, user: Any, *, limit: int = 500) -> tuple[list[Grant], int]:
+def decision_queue(session: Session, user: User, *, limit: int = 500) -> tuple[list[Grant], int]:
     """Requests ``user`` may decide (``may_decide`` in SQL), oldest first, and how many there are."""
     if not (is_admin(user) or "manager" in user.roles):
         return [], 0
@@ -172,7 +173,7 @@ def _load(session: Session, person_id: int, account_id: int, role_code: str) -> 
 
 
 def grant_role(
-    session: Session, *, actor: Any, person_id: int, account_id: int, role_code: str, reason: str,
+    session: Session, *, actor: User, person_id: int, account_id: int, role_code: str, reason: str,
     starts_at: datetime | None = None, expires_at: datetime | None = None,
 ) -> Grant:
     """A manager or admin grants a role. Owner and admin roles wait for a second person's approval;
@@ -201,7 +202,7 @@ def grant_role(
     return grant
 
 
-def request_role(session: Session, *, actor: Any, account_id: int, role_code: str, reason: str,
+def request_role(session: Session, *, actor: User, account_id: int, role_code: str, reason: str,
                  expires_at: datetime | None = None) -> Grant:
     """Staff ask for a role for themselves; the account owner or their manager decides."""
     person, account, role = _load(session, actor.person_id, account_id, role_code)
@@ -231,7 +232,7 @@ def _insert(session: Session, grant: Grant) -> None:
         raise ConflictError("That person already holds or has requested this role on this account.") from None
 
 
-def approve_grant(session: Session, *, actor: Any, grant: Grant, note: str = "") -> Grant:
+def approve_grant(session: Session, *, actor: User, grant: Grant, note: str = "") -> Grant:
     """A second, different person approves a request; every rule is checked again."""
     if grant.status != "requested":
         raise ConflictError(f"This request is {grant.status} already.")
@@ -260,7 +261,7 @@ def approve_grant(session: Session, *, actor: Any, grant: Grant, note: str = "")
     return grant
 
 
-def reject_grant(session: Session, *, actor: Any, grant: Grant, note: str) -> Grant:
+def reject_grant(session: Session, *, actor: User, grant: Grant, note: str) -> Grant:
     """Turn down a request, with a reason."""
     if grant.status != "requested":
         raise ConflictError(f"This request is {grant.status} already.")
@@ -285,7 +286,7 @@ def _other_admins(session: Session, grant: Grant) -> int:
     ) or 0
 
 
-def revoke_grant(session: Session, *, actor: Any, grant: Grant, reason: str, override_reason: str = "",
+def revoke_grant(session: Session, *, actor: User | None, grant: Grant, reason: str, override_reason: str = "",
                  cause: str = "manual", check_permission: bool = True, force: bool = False) -> PlatformRemoval:
     """End an active grant and open the "remove from the platform's role list" confirmation.
 
@@ -294,12 +295,13 @@ def revoke_grant(session: Session, *, actor: Any, grant: Grant, reason: str, ove
     """
     if grant.status != "active":
         raise ConflictError(f"This grant is {grant.status}, not active.")
-    if check_permission and not may_manage(actor, grant.account, grant.person):
+    # No actor (the system) passes only with check_permission=False: it has no roles to check.
+    if check_permission and (actor is None or not may_manage(actor, grant.account, grant.person)):
         raise ForbiddenError("You may revoke roles only on accounts you own or of people who report to you.")
     reason = _reason(reason)
     overridden = False
     if grant.role.is_admin_role and grant.account.status != "archived" and _other_admins(session, grant) == 0:
-        if not ((force or is_admin(actor)) and override_reason.strip()):
+        if not ((force or (actor is not None and is_admin(actor))) and override_reason.strip()):
             raise ConflictError(
                 f"{grant.person.full_name} is the last admin of {grant.account.display_name}. Grant another admin first, "
                 "or, as an app admin, override with a reason."
@@ -318,7 +320,7 @@ def revoke_grant(session: Session, *, actor: Any, grant: Grant, reason: str, ove
     return removal
 
 
-def revoke_grants_of_leaver(session: Session, *, actor: Any, grants: Sequence[Grant], reason: str, cause: str,
+def revoke_grants_of_leaver(session: Session, *, actor: Actor | None, grants: Sequence[Grant], reason: str, cause: str,
                             override_reason: str) -> int:
     """Revoke many active grants of one person at once (offboarding), forced like ``revoke_grant(force=True)``;
     returns how many.
@@ -414,7 +416,7 @@ def expire_grants(session: Session, *, now: datetime | None = None) -> dict[str,
     return result
 
 
-def confirm_removal(session: Session, *, actor: Any, removal: PlatformRemoval, note: str) -> PlatformRemoval:
+def confirm_removal(session: Session, *, actor: User, removal: PlatformRemoval, note: str) -> PlatformRemoval:
     """A human confirms they removed the person from the platform's own role list."""
     if removal.confirmed_at is not None:
         raise ConflictError("This removal was confirmed already.")

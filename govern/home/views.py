@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import text
 
 from govern.accounts.models import PLATFORM_LABELS
-from govern.auth import services as auth_services
+from govern.auth.login import count_unused_recovery_codes
 from govern.db import get_session, utcnow
 from govern.home import services
 from govern.jobs import services as jobs
@@ -36,7 +36,7 @@ def index() -> str:
     return render_template(
         "home/index.html",
         user=current_user,
-        codes_left=auth_services.count_unused_recovery_codes(db, current_user),
+        codes_left=count_unused_recovery_codes(db, current_user),
         policies_to_accept=policies.policies_to_accept(db, current_user.person_id),
         review_items=review_items,
         review_total=review_total,

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from govern import audit
+from govern.audit.services import Actor
 from govern.auth.models import User
 from govern.config import base_url
 from govern.db import rowcount, utcnow
@@ -114,7 +115,7 @@ def list_notifications(session: Session, user_id: int, *, page: int = 1, per_pag
     return rows[:per_page], len(rows) > per_page
 
 
-def mark_read(session: Session, *, actor: Any, notification_id: int) -> Notification:
+def mark_read(session: Session, *, actor: User, notification_id: int) -> Notification:
     """Mark one of the actor's own notifications read; someone else's is "not found"."""
     row = session.get(Notification, notification_id)
     if row is None or row.user_id != actor.id:
@@ -127,7 +128,7 @@ def mark_read(session: Session, *, actor: Any, notification_id: int) -> Notifica
     return row
 
 
-def mark_all_read(session: Session, *, actor: Any) -> int:
+def mark_all_read(session: Session, *, actor: User) -> int:
     """Mark every unread notification of the actor read; returns how many."""
     count = rowcount(session.execute(
         update(Notification).where(Notification.user_id == actor.id, Notification.read_at.is_(None))
@@ -219,7 +220,7 @@ def list_outbox(session: Session, *, status: str, page: int = 1, per_page: int =
     return rows[:per_page], len(rows) > per_page
 
 
-def retry_email(session: Session, *, actor: Any, message_id: int) -> OutboxMessage:
+def retry_email(session: Session, *, actor: Actor | None, message_id: int) -> OutboxMessage:
     """An admin sends a permanently failed message round again (after fixing the SMTP settings)."""
     message = session.get(OutboxMessage, message_id)
     if message is None:

@@ -167,7 +167,7 @@ def _item_open(offboarding: Offboarding, item: OffboardingItem) -> None:
         raise ConflictError(f"This item is {item.status} already.")
 
 
-def complete_item(session: Session, *, actor: Actor | None, item: OffboardingItem, note: str) -> OffboardingItem:
+def complete_item(session: Session, *, actor: User, item: OffboardingItem, note: str) -> OffboardingItem:
     """Mark an item done with an evidence note; removal and successor items do their part first."""
     offboarding = get_offboarding(session, item.offboarding_id)
     if not may_work_item(actor, item):

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, lazyload
 from govern import audit, failpoints
 from govern.accounts.models import Account
 from govern.audit.services import Actor
-from govern.auth import services as auth_services
 from govern.auth.models import User
+from govern.auth.sessions import end_user_sessions
+from govern.auth.users import deactivate_user
 from govern.config import base_url
 from govern.db import bulk_insert, utcnow
 from govern.directory.models import Person
@@ -85,9 +86,9 @@ def start_offboarding(session: Session, offboarding: Offboarding, *, actor: Acto
     login = login_of(session, person.id)
     if login is not None:
         if login.is_active:
-            auth_services.deactivate_user(session, actor=actor if is_user(actor) else None, user=login)
+            deactivate_user(session, actor=actor if is_user(actor) else None, user=login)
         else:
-            auth_services.end_user_sessions(session, user=login, actor=actor if is_user(actor) else None,
+            end_user_sessions(session, user=login, actor=actor if is_user(actor) else None,
                                             reason="offboarding")
     # 2. Pending requests are cancelled; active grants revoked through the grants service, all at once
     # (a fixed number of statements however many grants; the rotation items below open the tasks).

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select, update
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from govern import audit
 from govern.audit import services as audit_services
+from govern.audit.services import Actor
 from govern.auth.models import User
 from govern.crypto.tokens import new_token, token_digest
 from govern.db import rowcount, utcnow
@@ -57,7 +57,7 @@ class Sent:
     token: str | None = None
 
 
-def request_acknowledgement(session: Session, *, actor: Any, person: Person, version: PolicyVersion, base_url: str,
+def request_acknowledgement(session: Session, *, actor: Actor | None, person: Person, version: PolicyVersion, base_url: str,
                             account_id: int | None = None, role_code: str | None = None, grant_id: int | None = None,
                             now: datetime | None = None) -> Sent:
     """Email ``person`` the current ``version`` to accept: the policy's page if they have a login, else a

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from govern import audit
 from govern.accounts.models import Account, Role
+from govern.auth.models import User
 from govern.auth.roles import sees_all_accounts
 from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, get_or_raise
@@ -90,7 +91,7 @@ def get_version(session: Session, version_id: int) -> PolicyVersion:
 # --- publishing and accepting --------------------------------------------------------------------------
 
 
-def publish_version(session: Session, *, actor: Any, tier: str, title: str, body_markdown: str) -> PolicyVersion:
+def publish_version(session: Session, *, actor: User, tier: str, title: str, body_markdown: str) -> PolicyVersion:
     """Publish the next version of ``tier``'s policy; everyone it covers must accept it again."""
     tier = (tier or "").strip()
     title = (title or "").strip()
@@ -122,7 +123,7 @@ def publish_version(session: Session, *, actor: Any, tier: str, title: str, body
     return version
 
 
-def accept_version(session: Session, *, actor: Any, version: PolicyVersion) -> tuple[Acknowledgement, bool]:
+def accept_version(session: Session, *, actor: User, version: PolicyVersion) -> tuple[Acknowledgement, bool]:
     """Record that the actor's person accepted ``version``; accepting twice changes nothing.
 
     Returns the acknowledgement and whether it is new. Only the current version of a tier can be

@@ -22,8 +22,20 @@ from govern.csvexport import csv_chunks, json_chunks
 from govern.db import get_session
 from govern.directory.models import Person
 from govern.errors import NotFoundError
-from govern.reports import services
-from govern.reports.services import ACCESS_COLUMNS, HISTORY_COLUMNS, HISTORY_STATUSES, AccessFilter
+from govern.reports import matrix as matrix_report
+from govern.reports.access import (
+    ACCESS_COLUMNS,
+    ALL_STATUSES,
+    HISTORY_COLUMNS,
+    HISTORY_STATUSES,
+    SORTS,
+    export_values,
+    iter_row_batches,
+    list_rows,
+    visible_account,
+    visible_person,
+)
+from govern.reports.filters import AccessFilter, departments, parse_filter, role_choices
 from govern.web import permission
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -37,12 +49,12 @@ def _page_arg(name: str = "page") -> int:
 
 def _sort_args() -> tuple[str, bool]:
     sort = request.args.get("sort") or "person"
-    return (sort if sort in services.SORTS else "person"), request.args.get("dir") == "desc"
+    return (sort if sort in SORTS else "person"), request.args.get("dir") == "desc"
 
 
 def _choices() -> dict[str, Any]:
     db = get_session()
-    return {"departments": services.departments(db), "platforms": PLATFORM_LABELS, "roles": services.role_choices(db)}
+    return {"departments": departments(db), "platforms": PLATFORM_LABELS, "roles": role_choices(db)}
 
 
 @bp.route("/")
@@ -54,9 +66,9 @@ def index() -> str:
 @bp.route("/access")
 @permission("reports.read")
 def access() -> str:
-    flt = services.parse_filter(request.args)
+    flt = parse_filter(request.args)
     sort, descending = _sort_args()
-    page = services.list_rows(get_session(), current_user, flt, page=_page_arg(), sort=sort, descending=descending)
+    page = list_rows(get_session(), current_user, flt, page=_page_arg(), sort=sort, descending=descending)
     params = flt.as_params()
     pager_args = {**params, "sort": page.sort, **({"dir": "desc"} if page.descending else {})}
     return render_template("reports/access.html", page=page, params=params, pager_args=pager_args, **_choices())
@@ -65,25 +77,25 @@ def access() -> str:
 @bp.route("/matrix")
 @permission("reports.read")
 def matrix() -> str:
-    flt = services.parse_filter(request.args)
+    flt = parse_filter(request.args)
     params = flt.as_params()
     # Without a filter the whole register would not fit a screen; ask for one first.
-    grid = services.access_matrix(get_session(), current_user, flt) if params else None
+    grid = matrix_report.access_matrix(get_session(), current_user, flt) if params else None
     return render_template("reports/matrix.html", grid=grid, params=params, limits={
-        "people": services.MATRIX_MAX_PEOPLE, "accounts": services.MATRIX_MAX_ACCOUNTS,
-        "grants": services.MATRIX_MAX_GRANTS}, **_choices())
+        "people": matrix_report.MATRIX_MAX_PEOPLE, "accounts": matrix_report.MATRIX_MAX_ACCOUNTS,
+        "grants": matrix_report.MATRIX_MAX_GRANTS}, **_choices())
 
 
 def _account_or_404(account_id: int) -> Account:
     try:
-        return services.visible_account(get_session(), current_user, account_id)
+        return visible_account(get_session(), current_user, account_id)
     except NotFoundError:
         abort(404)
 
 
 def _person_or_404(person_id: int) -> Person:
     try:
-        return services.visible_person(get_session(), current_user, person_id)
+        return visible_person(get_session(), current_user, person_id)
     except NotFoundError:
         abort(404)
 
@@ -91,8 +103,8 @@ def _person_or_404(person_id: int) -> Person:
 def _access_of(template: str, key: str, target: Account | Person, flt: AccessFilter, sort: str) -> str:
     """The page of ``target``'s access (``flt`` picks it): active grants, then their history."""
     db = get_session()
-    active = services.list_rows(db, current_user, flt, page=_page_arg(), sort=sort)
-    history = services.list_rows(db, current_user, replace(flt, statuses=HISTORY_STATUSES),
+    active = list_rows(db, current_user, flt, page=_page_arg(), sort=sort)
+    history = list_rows(db, current_user, replace(flt, statuses=HISTORY_STATUSES),
                                  page=_page_arg("hpage"), sort="since", descending=True)
     return render_template(template, **{key: target}, active=active, history=history, platforms=PLATFORM_LABELS)
 
@@ -115,10 +127,10 @@ def person(person_id: int) -> str:
 
 
 def _rows(db: Session, user: Any, flt: AccessFilter, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
-    for batch in services.iter_row_batches(db, user, flt):
+    for batch in iter_row_batches(db, user, flt):
         db.rollback()  # end the read transaction while the client downloads this batch
         for row in batch:
-            yield services.export_values(row, columns)
+            yield export_values(row, columns)
 
 
 def _export(fmt: str, report: str, flt: AccessFilter, columns: Sequence[str], *, name: str,
@@ -140,7 +152,7 @@ def _export(fmt: str, report: str, flt: AccessFilter, columns: Sequence[str], *,
 @bp.route("/access.json", methods=["POST"], endpoint="access_json", defaults={"fmt": "json"})
 @permission("reports.read")
 def access_export(fmt: str) -> Response:
-    return _export(fmt, "access", services.parse_filter(request.form), ACCESS_COLUMNS, name="access")
+    return _export(fmt, "access", parse_filter(request.form), ACCESS_COLUMNS, name="access")
 
 
 @bp.route("/accounts/<int:account_id>.csv", methods=["POST"], endpoint="account_csv", defaults={"fmt": "csv"})
@@ -148,7 +160,7 @@ def access_export(fmt: str) -> Response:
 @permission("reports.read")
 def account_export(account_id: int, fmt: str) -> Response:
     target = _account_or_404(account_id)
-    flt = AccessFilter(account_id=target.id, statuses=services.ALL_STATUSES)
+    flt = AccessFilter(account_id=target.id, statuses=ALL_STATUSES)
     return _export(fmt, "account", flt, HISTORY_COLUMNS, name=f"account-{target.id}", target_type="account", target_id=target.id)
 
 
@@ -157,5 +169,5 @@ def account_export(account_id: int, fmt: str) -> Response:
 @permission("reports.read")
 def person_export(person_id: int, fmt: str) -> Response:
     target = _person_or_404(person_id)
-    flt = AccessFilter(person_id=target.id, statuses=services.ALL_STATUSES)
+    flt = AccessFilter(person_id=target.id, statuses=ALL_STATUSES)
     return _export(fmt, "person", flt, HISTORY_COLUMNS, name=f"person-{target.id}", target_type="person", target_id=target.id)

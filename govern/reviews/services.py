@@ -47,12 +47,12 @@ NOBODY = "none"
 # --- who may do what -------------------------------------------------------------------------------
 
 
-def may_run_campaigns(user: Any) -> bool:
+def may_run_campaigns(user: User) -> bool:
     """Admins open and close campaigns; auditors only read them."""
     return is_admin(user)
 
 
-def may_decide_item(user: Any, item: ReviewItem) -> bool:
+def may_decide_item(user: User, item: ReviewItem) -> bool:
     """The assigned reviewer decides; an admin may decide any item (including unassigned ones)."""
     return is_admin(user) or (item.reviewer_id is not None and item.reviewer_id == user.person_id)
 
@@ -99,7 +99,7 @@ def scope_clause(scope_kind: str, scope_value: str | None) -> ColumnElement[bool
     return Grant.id.is_not(None)
 
 
-def open_campaign(session: Session, *, actor: Any, name: str, scope_kind: str, scope_value: str | None,
+def open_campaign(session: Session, *, actor: User, name: str, scope_kind: str, scope_value: str | None,
                   due_at: datetime | None) -> ReviewCampaign:
     """Open a campaign: every active grant in scope becomes an item for its reviewer."""
     if not may_run_campaigns(actor):
@@ -159,7 +159,7 @@ def get_item(session: Session, item_id: int) -> ReviewItem:
     return get_or_raise(session, ReviewItem, item_id, "No such review item.")
 
 
-def decide_item(session: Session, *, actor: Any, item: ReviewItem, decision: str, reason: str) -> ReviewItem:
+def decide_item(session: Session, *, actor: User, item: ReviewItem, decision: str, reason: str) -> ReviewItem:
     """Keep the grant, or revoke it through the normal revocation (reason required).
 
     The reviewer's authority comes from the assignment, so the revocation skips the grant
@@ -208,7 +208,7 @@ def decide_item(session: Session, *, actor: Any, item: ReviewItem, decision: str
 # --- closing -----------------------------------------------------------------------------------------
 
 
-def close_campaign(session: Session, *, actor: Any, campaign: ReviewCampaign) -> int:
+def close_campaign(session: Session, *, actor: User, campaign: ReviewCampaign) -> int:
     """Close a campaign; items still open become "not reviewed". Returns how many did."""
     if not may_run_campaigns(actor):
         raise ForbiddenError("Only admins close access reviews.")

@@ -38,6 +38,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from govern import audit
+from govern.auth import models as auth_models
 from govern.db import utcnow
 from govern.directory import services as directory
 from govern.directory.models import Person
@@ -65,7 +66,7 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, *, actor: Any, name: str) -> tuple[ScimToken, str]:
+def create_token(session: Session, *, actor: auth_models.User, name: str) -> tuple[ScimToken, str]:
     """A new bearer token for an identity provider; the plaintext is returned once, never stored."""
     if "admin" not in getattr(actor, "roles", ()):
         raise ForbiddenError("Only admins create SCIM tokens.")
@@ -82,7 +83,7 @@ def create_token(session: Session, *, actor: Any, name: str) -> tuple[ScimToken,
     return row, token
 
 
-def revoke_token(session: Session, *, actor: Any, token: ScimToken) -> None:
+def revoke_token(session: Session, *, actor: auth_models.User, token: ScimToken) -> None:
     """Revoke a token: the identity provider's next call is refused."""
     if "admin" not in getattr(actor, "roles", ()):
         raise ForbiddenError("Only admins revoke SCIM tokens.")

@@ -17,10 +17,13 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from govern.auth import once, services
+from govern.auth import login as auth_login
+from govern.auth import once
+from govern.auth import sessions as auth_sessions
+from govern.auth import users as auth_users
 from govern.auth.forms import ConfirmForm
+from govern.auth.kit import AuthKit
 from govern.auth.models import User
-from govern.auth.services import AuthKit
 from govern.config import base_url
 from govern.db import get_session
 from govern.directory import services as directory
@@ -64,7 +67,7 @@ def new() -> Any:
             person = directory.find_person_by_email(db, form.email.data or "")
             if person is None:
                 person = directory.create_person(db, actor=current_user, full_name=form.full_name.data or "", email=form.email.data or "")
-            user, token = services.create_user(db, _kit(), actor=current_user, person=person, roles=set(form.roles.data or []))
+            user, token = auth_users.create_user(db, _kit(), actor=current_user, person=person, roles=set(form.roles.data or []))
         except (InvalidError, ConflictError) as exc:
             db.rollback()
             form_errors(form, exc, default=form.email)
@@ -78,16 +81,16 @@ def new() -> Any:
 @permission("users.read")
 def detail(user_id: int) -> str:
     db = get_session()
-    user = services.get_user(db, user_id)
+    user = auth_users.get_user(db, user_id)
     roles_form = RolesForm(data={"roles": sorted(user.roles)})
     return render_template(
         "users/detail.html",
         user=user,
         roles_form=roles_form,
         form=ConfirmForm(),
-        sessions=services.list_user_sessions(db, user, idle=current_app.config["SESSION_IDLE_TIMEOUT"],
+        sessions=auth_sessions.list_user_sessions(db, user, idle=current_app.config["SESSION_IDLE_TIMEOUT"],
                                              absolute=current_app.config["SESSION_ABSOLUTE_TIMEOUT"]),
-        codes_left=services.count_unused_recovery_codes(db, user),
+        codes_left=auth_login.count_unused_recovery_codes(db, user),
         current_session=getattr(session, "digest", None),
         role_labels=ROLE_LABELS,
     )
@@ -98,13 +101,13 @@ def detail(user_id: int) -> str:
 @fresh_mfa_required
 def set_roles(user_id: int) -> Response:
     db = get_session()
-    user = services.get_user(db, user_id)
+    user = auth_users.get_user(db, user_id)
     form = RolesForm()
     if not form.validate_on_submit():
         flash("Choose roles from the list.", "error")
         return redirect(url_for("users.detail", user_id=user.id))
     try:
-        services.set_roles(db, actor=current_user, user=user, roles=set(form.roles.data or []))
+        auth_users.set_roles(db, actor=current_user, user=user, roles=set(form.roles.data or []))
     except (InvalidError, ConflictError) as exc:
         db.rollback()
         flash(exc.message, "error")
@@ -116,21 +119,21 @@ def set_roles(user_id: int) -> Response:
 
 def _simple_action(user_id: int, action: str) -> Response:
     db = get_session()
-    user = services.get_user(db, user_id)
+    user = auth_users.get_user(db, user_id)
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("users.detail", user_id=user.id))
     try:
         if action == "deactivate":
-            services.deactivate_user(db, actor=current_user, user=user)
+            auth_users.deactivate_user(db, actor=current_user, user=user)
             message = "Login deactivated; every session of it has ended."
         elif action == "reactivate":
-            services.reactivate_user(db, actor=current_user, user=user)
+            auth_users.reactivate_user(db, actor=current_user, user=user)
             message = "Login reactivated."
         elif action == "unlock":
-            services.unlock_user(db, _kit(), actor=current_user, user=user)
+            auth_users.unlock_user(db, _kit(), actor=current_user, user=user)
             message = "Failed sign-in lockout cleared."
         else:
-            ended = services.end_user_sessions(db, user=user, actor=current_user, reason="ended_by_admin")
+            ended = auth_sessions.end_user_sessions(db, user=user, actor=current_user, reason="ended_by_admin")
             message = f"{ended} session(s) signed out."
     except ConflictError as exc:
         db.rollback()
@@ -171,10 +174,10 @@ def end_all_sessions(user_id: int) -> Response:
 @permission("users.manage")
 def end_session(user_id: int, public_id: str) -> Response:
     db = get_session()
-    user = services.get_user(db, user_id)
+    user = auth_users.get_user(db, user_id)
     if ConfirmForm().validate_on_submit():
         try:
-            services.end_one_session(db, actor=current_user, owner=user, public_id=public_id[:32])
+            auth_sessions.end_one_session(db, actor=current_user, owner=user, public_id=public_id[:32])
             db.commit()
             flash("Session signed out.", "success")
         except NotFoundError as exc:
@@ -187,11 +190,11 @@ def end_session(user_id: int, public_id: str) -> Response:
 @fresh_mfa_required
 def reset_mfa(user_id: int) -> Any:
     db = get_session()
-    user = services.get_user(db, user_id)
+    user = auth_users.get_user(db, user_id)
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("users.detail", user_id=user.id))
     try:
-        token = services.reset_mfa(db, _kit(), actor=current_user, user=user)
+        token = auth_users.reset_mfa(db, _kit(), actor=current_user, user=user)
     except ConflictError as exc:
         db.rollback()
         flash(exc.message, "error")
@@ -210,7 +213,7 @@ def _show_setup_secret(user: User, token: str, reason: str) -> Response:
 @permission("users.manage")
 def setup_secret(user_id: int) -> Any:
     """A user's new setup secret, shown once to the admin who made it."""
-    user = services.get_user(get_session(), user_id)
+    user = auth_users.get_user(get_session(), user_id)
     shown = once.take(session, _kit(), user_id=current_user.id, kind="setup_secret")
     if shown is None or shown.get("user_id") != user.id:
         flash("A setup secret is shown only once, right after it is made. If it was lost, reset the authenticator again "

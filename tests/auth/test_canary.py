@@ -71,12 +71,12 @@ def test_no_secret_reaches_logs_audit_sessions_or_error_pages(app, db, kit, capl
                                       "new_password": CANARY_NEW_PASSWORD, "confirm": CANARY_NEW_PASSWORD})
 
     # A crash while the password is in hand: the page and the log line must not carry it.
-    import govern.auth.services as auth_services
+    import govern.auth.login as auth_login
 
     def crash(*_args, **kwargs):
         raise RuntimeError(f"boom with {kwargs.get('password')}")
 
-    monkeypatch.setattr(auth_services, "check_password_login", crash)
+    monkeypatch.setattr(auth_login, "check_password_login", crash)
     crashed = app.test_client()
     token = csrf_token(crashed, "/login")
     error_page = crashed.post("/login", data={"csrf_token": token, "email": "canary@example.com", "password": CANARY_PASSWORD})

@@ -8,10 +8,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from govern.app import create_app
 from govern.audit.models import AuditEvent
+from govern.auth.models import LoginThrottle
+from govern.auth.throttle import DatabaseThrottleStore, ThrottlePolicy, account_key
 from govern.db import utcnow
 from govern.schema import upgrade
 from tests.conftest import app_config, require_service
@@ -187,3 +189,33 @@ def test_sign_in_fails_closed_when_redis_is_unreachable(tmp_path, database_url, 
     response = _try_password(app.test_client(), "someone@example.com", "a password of some length")
     assert response.status_code == 503
     assert "Sign-in is paused" in response.get_data(as_text=True)
+
+
+def test_consecutive_failures_hit_a_hard_cap_that_only_an_admin_lifts(app, db, kit):
+    store, policy = DatabaseThrottleStore(), ThrottlePolicy(5, 1, 1, hard_cap=100)
+    key = account_key("victim@example.com")
+    outcomes = [store.fail(db, key, policy) for _ in range(100)]
+    assert not any(o.until_unlocked for o in outcomes[:99]) and outcomes[99].until_unlocked
+    with time_machine.travel(utcnow() + timedelta(days=30)):
+        assert store.locked_for(db, [key]) > 0
+    store.reset(db, key)
+    assert store.locked_for(db, [key]) == 0
+
+
+def test_a_success_clears_the_consecutive_count(app, db, kit):
+    who = make_user(db, kit)
+    for _ in range(4):
+        client = app.test_client()
+        token = csrf_token(client, "/login")
+        client.post("/login", data={"csrf_token": token, "email": who.email, "password": "wrong password here"})
+    login(app.test_client(), db, who)
+    assert db.get(LoginThrottle, account_key(who.email)) is None
+
+
+def test_throttled_attempts_are_audited(app, db, kit):
+    who = make_user(db, kit)
+    client = app.test_client()
+    token = csrf_token(client, "/login")
+    for _ in range(6):
+        client.post("/login", data={"csrf_token": token, "email": who.email, "password": "wrong password here"})
+    assert db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "auth.throttled")) >= 1

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from govern.auth.services import deactivate_user
-from govern.auth.users import active_users_with_roles, count_active_admins
+from govern.auth.users import active_users_with_roles, count_active_admins, deactivate_user
 from tests.factories import make_user
 
 

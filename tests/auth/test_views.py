@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import timedelta
 
 import pytest
@@ -12,6 +14,7 @@ from govern.audit.models import AuditEvent
 from govern.auth.models import WebSession
 from govern.crypto import totp
 from govern.db import utcnow
+from tests.conftest import TEST_SECRET_KEY
 from tests.factories import (
     csrf_from,
     csrf_token,
@@ -289,11 +292,11 @@ def test_step_up_is_required_for_sensitive_actions_after_five_minutes(app, db, k
 
 
 def test_recovery_code_login_ends_other_sessions(app, db, kit):
-    from govern.auth import services
+    from govern.auth import credentials
 
     who = make_user(db, kit)
     with app.test_request_context():
-        codes = services.regenerate_recovery_codes(db, kit, user=who.user)
+        codes = credentials.regenerate_recovery_codes(db, kit, user=who.user)
     db.commit()
     other = app.test_client()
     login(other, db, who)
@@ -355,3 +358,31 @@ def test_totp_code_at_step_boundary_is_accepted(app, db, kit):
     response = client.post("/login/code", data={"csrf_token": csrf_from(page.get_data(as_text=True)), "code": f" {code[:3]} {code[3:]} "})
     assert response.status_code == 302
     assert totp.DIGITS == 6
+
+
+def test_a_forged_remember_me_cookie_is_ignored(app, db, kit):
+    admin = make_user(db, kit, roles=("admin",))
+    digest = hmac.new(TEST_SECRET_KEY.encode(), str(admin.id).encode(), hashlib.sha512).hexdigest()
+    client = app.test_client()
+    client.set_cookie("remember_token", f"{admin.id}|{digest}")
+    response = client.get("/admin/users/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_huge_numbers_in_urls_are_404_not_500(app, db, kit):
+    admin = make_user(db, kit, roles=("admin",))
+    client = app.test_client()
+    login(client, db, admin)
+    assert client.get("/admin/users/99999999999999999999").status_code == 404
+    assert client.get("/admin/users/?page=99999999999999999999").status_code == 200
+    assert client.get("/accounts/?page=99999999999999999999").status_code == 200
+
+
+def test_audit_export_needs_a_fresh_second_factor(app, db, kit):
+    auditor = make_user(db, kit, roles=("auditor",))
+    client = app.test_client()
+    login(client, db, auditor)
+    with time_machine.travel(utcnow() + timedelta(minutes=20)):
+        client.get("/")  # keep the session alive
+        response = post(client, "/audit/export", {}, token_page="/audit/")
+        assert response.status_code == 401

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from govern.app import create_app
 from govern.auth.models import User
-from govern.auth.services import create_user
+from govern.auth.users import create_user
 from govern.crypto import totp
 from govern.db import database, utcnow
 from govern.directory.models import Person

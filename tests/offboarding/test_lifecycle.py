@@ -238,7 +238,7 @@ def test_the_factory_offboards_for_real(app, db):
 
 @pytest.mark.parametrize("status", ["leaving", "departed"])
 def test_a_leavers_login_cannot_be_reactivated_or_recovered(app, db, kit, status):
-    from govern.auth import services as auth
+    from govern.auth import users as auth
     from govern.errors import ConflictError
     from tests.factories import make_user
 

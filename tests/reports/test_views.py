@@ -14,7 +14,8 @@ from sqlalchemy import event, select
 
 from govern.audit.models import AuditEvent
 from govern.db import utcnow
-from govern.reports import services
+from govern.reports import access, filters
+from govern.reports import matrix as matrix_report
 from tests.factories import csrf_token, login, make_account, make_grant, make_person, make_user
 
 # --- the world -------------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ def test_sorting(client, db, kit, many):
 def test_services_keyset_batches_cover_every_row_once(app, db, kit, many):
     auditor = make_user(db, kit, roles=("auditor",))
     with app.app_context():
-        batches = list(services.iter_row_batches(db, auditor.user, services.AccessFilter(department="Marketing"), batch=7))
+        batches = list(access.iter_row_batches(db, auditor.user, filters.AccessFilter(department="Marketing"), batch=7))
     names = [row.person for batch in batches for row in batch]
     assert names == [p.full_name for p in many]
     assert [len(b) for b in batches] == [7] * 9 + [2]
@@ -207,7 +208,7 @@ def test_a_grant_that_ends_during_an_export_is_left_out(app, db, kit, many):
 
     auditor = make_user(db, kit, roles=("auditor",))
     with app.app_context():
-        batches = services.iter_row_batches(db, auditor.user, services.AccessFilter(department="Marketing"), batch=10)
+        batches = access.iter_row_batches(db, auditor.user, filters.AccessFilter(department="Marketing"), batch=10)
         first = next(batches)
         later = db.scalars(select(Grant).join(Grant.person).where(Grant.person.has(full_name="Holder 050"))).one()
         later.status = "revoked"
@@ -228,7 +229,7 @@ def test_csv_export_of_the_filtered_set_is_audited(client, db, kit, world):
     assert "attachment" in response.headers["Content-Disposition"] and ".csv" in response.headers["Content-Disposition"]
     assert response.headers["Cache-Control"] == "no-store"
     rows = csv_rows(response)
-    assert body(response).splitlines()[0].split(",") == list(services.ACCESS_COLUMNS)
+    assert body(response).splitlines()[0].split(",") == list(access.ACCESS_COLUMNS)
     assert sorted(r["person"] for r in rows) == ["Rita Report", "Sam Stranger"]
     rita = next(r for r in rows if r["person"] == "Rita Report")
     assert rita["platform"] == "x" and rita["role"] == "publisher" and rita["platform_role"] == "Contributor"
@@ -244,7 +245,7 @@ def test_json_export_is_valid_json(client, db, kit, world):
     assert response.status_code == 200 and response.mimetype == "application/json"
     data = json.loads(body(response))
     assert {row["person"] for row in data} == {"Rita Report", "Sam Stranger", "Otto Outsider"}
-    assert set(data[0]) == set(services.ACCESS_COLUMNS)
+    assert set(data[0]) == set(access.ACCESS_COLUMNS)
     empty = export(client, "/reports/access.json", {"q": "nobody-at-all"})
     assert json.loads(body(empty)) == []
 
@@ -278,7 +279,7 @@ def test_per_account_and_per_person_exports_carry_history(client, db, kit, world
     assert revoked["revoke_reason"] == "Campaign over" and revoked["revoked_by"] == world.manager.email and revoked["ended_at"]
     person = json.loads(body(export(client, f"/reports/people/{world.report.id}.json")))
     assert sorted((r["account"], r["status"]) for r in person) == [("Ours on Instagram", "revoked"), ("Theirs on X", "active")]
-    assert set(person[0]) == set(services.HISTORY_COLUMNS)
+    assert set(person[0]) == set(access.HISTORY_COLUMNS)
     events = db.scalars(select(AuditEvent).where(AuditEvent.action == "report.exported").order_by(AuditEvent.id)).all()
     assert [(e.target_type, e.target_id) for e in events] == [("account", str(world.ours.id)), ("person", str(world.report.id))]
 
@@ -303,7 +304,7 @@ def test_matrix_for_a_department(client, db, kit, world):
 
 
 def test_matrix_refuses_what_does_not_fit(client, db, kit, world, monkeypatch):
-    monkeypatch.setattr(services, "MATRIX_MAX_PEOPLE", 1)
+    monkeypatch.setattr(matrix_report, "MATRIX_MAX_PEOPLE", 1)
     signed_in(client, db, kit, "auditor")
     page = body(client.get("/reports/matrix", query_string={"platform": "x"}))
     assert "too much for one screen" in page and "Sam Stranger" not in page

@@ -31,15 +31,16 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import Join
 
-from govern.accounts.models import PLATFORMS, ROLE_CODES, Account, PlatformRoleName, Role
+from govern.accounts.models import Account, PlatformRoleName, Role
 from govern.accounts.services import can_see_account, visible_accounts_clause
 from govern.auth.models import User
 from govern.auth.roles import sees_all_accounts
 from govern.db import sql_constant
 from govern.directory.models import Person
-from govern.directory.services import all_departments, search_clause
+from govern.directory.services import search_clause
 from govern.errors import NotFoundError
 from govern.grants.models import GRANT_STATUSES, Grant
+from govern.reports.filters import AccessFilter
 
 PER_PAGE = 50
 #: Deep pages are refused rather than sent to the database as an absurd OFFSET.
@@ -47,10 +48,6 @@ MAX_PAGE = 100_000
 #: Rows read per statement by exports; between batches the read transaction ends (SQLite's
 #: write lock is not held while a slow client downloads).
 EXPORT_BATCH = 2000
-#: The matrix is for a filtered subset (one department, one platform): beyond this it is refused.
-MATRIX_MAX_GRANTS = 2000
-MATRIX_MAX_PEOPLE = 150
-MATRIX_MAX_ACCOUNTS = 60
 
 ACCESS_COLUMNS = (
     "grant_id", "person", "employee_id", "email", "department", "account", "handle", "platform",
@@ -64,37 +61,6 @@ HISTORY_COLUMNS = (
 )
 HISTORY_STATUSES = tuple(s for s in GRANT_STATUSES if s != "active")
 ALL_STATUSES = tuple(GRANT_STATUSES)
-
-
-@dataclass
-class AccessFilter:
-    """Filters shared by the reports, their exports and the matrix."""
-
-    department: str | None = None
-    platform: str | None = None
-    role: str | None = None
-    #: Matches a person's name, email or employee id (case-insensitive substring).
-    q: str | None = None
-    account_id: int | None = None
-    person_id: int | None = None
-    statuses: tuple[str, ...] = ("active",)
-
-    def as_params(self) -> dict[str, str]:
-        """The user-chosen filters as query parameters (for links, forms and the audit event)."""
-        values = {"department": self.department, "platform": self.platform, "role": self.role, "q": self.q}
-        return {k: v for k, v in values.items() if v}
-
-
-def parse_filter(args: Any) -> AccessFilter:
-    """Filters from query or form parameters; unknown values are ignored, not errors."""
-    platform = args.get("platform") or None
-    role = args.get("role") or None
-    return AccessFilter(
-        department=(args.get("department") or "").strip()[:120] or None,
-        platform=platform if platform in PLATFORMS else None,
-        role=role if role in ROLE_CODES else None,
-        q=(args.get("q") or "").strip()[:100] or None,
-    )
 
 
 # --- visibility ------------------------------------------------------------------------------------
@@ -173,7 +139,7 @@ def _aliases() -> tuple[Any, ...]:
     return aliased(User), aliased(Person), aliased(User), first_name, aliased(PlatformRoleName)
 
 
-def _rows_query(user: Any, flt: AccessFilter, *, ids: list[int] | None = None) -> Select[*tuple[Any, ...]]:
+def rows_query(user: Any, flt: AccessFilter, *, ids: list[int] | None = None) -> Select[*tuple[Any, ...]]:
     """Every column any report shows, for the grants ``user`` may see that match ``flt``.
 
     With ``ids``, only those grants, and their status is left for the caller to check: SQLite
@@ -209,7 +175,7 @@ def _unfiltered_statements(statuses: tuple[str, ...], sort: str, descending: boo
 
 @cache
 def _rows_of_ids_for_all() -> Select[*tuple[Any, ...]]:
-    """``_rows_query`` of the ids bound as ``ids``, for a user who sees every grant: one statement, reused.
+    """``rows_query`` of the ids bound as ``ids``, for a user who sees every grant: one statement, reused.
 
     SQLAlchemy keys its compiled SQL by the statement's structure, which it walks once per statement
     object: for this one (24 columns, 9 tables) that took 0.25 ms of every page when built anew.
@@ -377,7 +343,7 @@ def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, 
         if sees_all_accounts(user.roles):
             found = connection.execute(_rows_of_ids_for_all(), {"ids": ids}).all()
         else:
-            found = connection.execute(_rows_query(user, AccessFilter(statuses=flt.statuses), ids=ids)).all()
+            found = connection.execute(rows_query(user, AccessFilter(statuses=flt.statuses), ids=ids)).all()
         rows = sorted((row for row in found if row.status in flt.statuses), key=lambda row: position[row.grant_id])
     return Page(rows=rows, total=total, page=page, per_page=per_page, sort=sort, descending=descending)
 
@@ -463,13 +429,13 @@ def iter_row_batches(session: Session, user: Any, flt: AccessFilter, *, batch: i
     meantime is left out, and no row is read twice.
     """
     batch = batch or EXPORT_BATCH
-    ids = list(session.scalars(_rows_query(user, flt).with_only_columns(Grant.id).order_by(*EXPORT_ORDER)))
+    ids = list(session.scalars(rows_query(user, flt).with_only_columns(Grant.id).order_by(*EXPORT_ORDER)))
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
         position = {grant_id: index for index, grant_id in enumerate(chunk)}
         # Plain rows through the Core connection: the ORM's loading machinery adds nothing here
         # and costs more than the query itself.
-        found = session.connection().execute(_rows_query(user, flt, ids=chunk)).all()
+        found = session.connection().execute(rows_query(user, flt, ids=chunk)).all()
         rows = sorted((row for row in found if row.status in flt.statuses), key=lambda row: position[row.grant_id])
         if rows:
             yield rows
@@ -479,58 +445,3 @@ def export_values(row: Row[*tuple[Any, ...]], columns: Sequence[str]) -> tuple[A
     """The cells of one row for an export with ``columns``."""
     return tuple(getattr(row, column) for column in columns)
 
-
-# --- matrix ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Matrix:
-    """People × accounts with the roles each person holds on each account."""
-
-    people: list[tuple[int, str, str | None]] = field(default_factory=list)
-    accounts: list[tuple[int, str, str]] = field(default_factory=list)
-    cells: dict[tuple[int, int], list[str]] = field(default_factory=dict)
-    too_large: bool = False
-    grants: int = 0
-
-
-def access_matrix(session: Session, user: Any, flt: AccessFilter) -> Matrix:
-    """The matrix of active grants matching ``flt``, or ``too_large`` when it would not fit a screen."""
-    query = (
-        _rows_query(user, flt)
-        .with_only_columns(Person.id, Person.full_name, Person.department, Account.id, Account.display_name,
-                           Account.platform, Role.code)
-        .order_by(Person.full_name, Person.id, Account.display_name, Account.id, Role.sort_order)
-        .limit(MATRIX_MAX_GRANTS + 1)
-    )
-    rows = session.execute(query).all()
-    matrix = Matrix(grants=len(rows))
-    if len(rows) > MATRIX_MAX_GRANTS:
-        matrix.too_large = True
-        return matrix
-    people: dict[int, tuple[int, str, str | None]] = {}
-    accounts: dict[int, tuple[int, str, str]] = {}
-    for person_id, name, department, account_id, account_name, platform, role in rows:
-        people.setdefault(person_id, (person_id, name, department))
-        accounts.setdefault(account_id, (account_id, account_name, platform))
-        matrix.cells.setdefault((person_id, account_id), []).append(role)
-    if len(people) > MATRIX_MAX_PEOPLE or len(accounts) > MATRIX_MAX_ACCOUNTS:
-        matrix.too_large = True
-        matrix.cells = {}
-        return matrix
-    matrix.people = list(people.values())
-    matrix.accounts = sorted(accounts.values(), key=lambda a: (a[1].lower(), a[0]))
-    return matrix
-
-
-# --- filter choices --------------------------------------------------------------------------------
-
-
-def departments(session: Session) -> list[str]:
-    """Department names of the directory, for the filter."""
-    return all_departments(session)
-
-
-def role_choices(session: Session) -> list[tuple[str, str]]:
-    """(code, name) of the role catalogue in display order."""
-    return [(code, name) for code, name in session.execute(select(Role.code, Role.name).order_by(Role.sort_order))]

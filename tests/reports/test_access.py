@@ -1,4 +1,4 @@
-"""Reports services: the access report's pages against a plain reference query, for every sort."""
+"""The access report (govern.reports.access): its pages against a plain reference query, for every sort."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from govern.accounts.models import Account, Role
 from govern.db import utcnow
 from govern.directory.models import Person
 from govern.grants.models import Grant
-from govern.reports import services
+from govern.reports import access, filters
 from tests.factories import make_account, make_grant, make_person, make_user
 from tests.sql_capture import sent
 
@@ -88,7 +88,7 @@ def _reference(db, sort, descending, grant_ids):
 def _all_pages(db, user, flt, sort, descending, per_page=4):
     ids, page, totals = [], 1, set()
     while True:
-        result = services.list_rows(db, user, flt, page=page, sort=sort, descending=descending, per_page=per_page)
+        result = access.list_rows(db, user, flt, page=page, sort=sort, descending=descending, per_page=per_page)
         totals.add(result.total)
         assert len(result.rows) <= per_page
         ids += [row.grant_id for row in result.rows]
@@ -98,12 +98,12 @@ def _all_pages(db, user, flt, sort, descending, per_page=4):
 
 
 @pytest.mark.parametrize("descending", [False, True])
-@pytest.mark.parametrize("sort", list(services.SORTS))
+@pytest.mark.parametrize("sort", list(access.SORTS))
 def test_every_sort_matches_the_reference_order_for_everyone_and_for_a_manager(app, db, register, sort, descending):
     active = {g.id for g in register.grants if g.status == "active"}
     with app.app_context():
         for who, expected in ((register.admin, active), (register.manager, active & register.visible_to_manager)):
-            ids, totals = _all_pages(db, who.user, services.AccessFilter(), sort, descending)
+            ids, totals = _all_pages(db, who.user, filters.AccessFilter(), sort, descending)
             assert totals == {len(expected)}
             assert ids == _reference(db, sort, descending, expected), (who.user.email, sort, descending)
 
@@ -124,7 +124,7 @@ def test_filtered_pages_match_the_reference_order(app, db, register, sort, query
     with app.app_context():
         for who, allowed in ((register.admin, expected), (register.manager, expected & register.visible_to_manager)):
             for descending in (False, True):
-                ids, totals = _all_pages(db, who.user, services.parse_filter(query), sort, descending)
+                ids, totals = _all_pages(db, who.user, filters.parse_filter(query), sort, descending)
                 assert totals == {len(allowed)}
                 assert ids == _reference(db, sort, descending, allowed), (query, sort, descending)
 
@@ -138,11 +138,11 @@ def test_a_page_costs_three_statements_whatever_the_sort_and_the_size(app, db, k
     def measure():
         counts = {}
         for who in (register.admin, register.manager):
-            for sort in services.SORTS:
+            for sort in access.SORTS:
                 db.expire_all()
                 who.user.roles  # noqa: B018 (loaded as a request would before the page)
                 statements.clear()
-                result = services.list_rows(db, who.user, services.AccessFilter(), sort=sort)
+                result = access.list_rows(db, who.user, filters.AccessFilter(), sort=sort)
                 assert result.rows
                 counts[who.user.email, sort] = len(statements)
         return counts
@@ -171,10 +171,10 @@ def _sent(connection, fn):
 def test_the_default_view_sends_its_count_and_page_of_ids_without_parameters(app, db, register, connection):
     """So PostgreSQL plans them once per connection; a filter keeps the LIMIT a parameter (a plan per value)."""
     with app.app_context():
-        default = _sent(connection, lambda: services.list_rows(db, register.admin.user, services.AccessFilter(), page=2, per_page=4))
-        filtered = _sent(connection, lambda: services.list_rows(
-            db, register.admin.user, services.AccessFilter(department="Sales"), page=2, per_page=4))
-        manager = _sent(connection, lambda: services.list_rows(db, register.manager.user, services.AccessFilter(), page=1, per_page=4))
+        default = _sent(connection, lambda: access.list_rows(db, register.admin.user, filters.AccessFilter(), page=2, per_page=4))
+        filtered = _sent(connection, lambda: access.list_rows(
+            db, register.admin.user, filters.AccessFilter(department="Sales"), page=2, per_page=4))
+        manager = _sent(connection, lambda: access.list_rows(db, register.manager.user, filters.AccessFilter(), page=1, per_page=4))
 
     count, ids, rows = default
     assert not count[1] and not ids[1], (count, ids)  # statuses, LIMIT and OFFSET are in the SQL
@@ -191,7 +191,7 @@ def test_on_postgresql_the_default_page_of_ids_is_planned_once(app, db, register
 
     with app.app_context():
         for _ in range(8):  # psycopg prepares a statement on its 5th run
-            services.list_rows(db, register.admin.user, services.AccessFilter(), per_page=4)
+            access.list_rows(db, register.admin.user, filters.AccessFilter(), per_page=4)
         plans = connection.execute(text(
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'SELECT grants.id %LIMIT 4%'"
         )).all()
