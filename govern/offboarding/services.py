@@ -46,8 +46,10 @@ from govern.offboarding.models import (
     OffboardingSuccessor,
 )
 from govern.reviews.models import ReviewCampaign, ReviewItem
-from govern.rotation import services as rotation
+from govern.rotation.exposure import ExposedSecret, exposed_secrets, exposure_mode
 from govern.rotation.models import RotationTask
+from govern.rotation.reminders import notify_it
+from govern.rotation.tasks import TaskRequest, open_tasks
 from govern.scim.models import ScimToken
 from govern.vault.models import Exposure, Secret, SecretVersion
 
@@ -492,12 +494,12 @@ def _rotation_items(session: Session, offboarding: Offboarding, actor: Any, exis
     go, and IT gets one notice for the whole offboarding rather than one per account.
     """
     person = offboarding.person
-    exposed = [e for e in rotation.exposed_secrets(session, person=person) if f"rotation:{e.secret.id}" not in existing]
+    exposed = [e for e in exposed_secrets(session, person=person) if f"rotation:{e.secret.id}" not in existing]
     if not exposed:
         return []
     now = utcnow()
-    opened = rotation.open_tasks(session, actor=actor if _is_user(actor) else None, requests=[
-        rotation.TaskRequest(secret=e.secret, reason="offboarding", due_at=now, urgent=True,
+    opened = open_tasks(session, actor=actor if _is_user(actor) else None, requests=[
+        TaskRequest(secret=e.secret, reason="offboarding", due_at=now, urgent=True,
                              people=[{"person_id": person.id, "name": person.full_name, "why": "; ".join(e.whys)}],
                              note=f"{person.full_name} lost access to {e.secret.account.display_name} (offboarding).")
         for e in exposed])
@@ -520,25 +522,25 @@ def _rotation_items(session: Session, offboarding: Offboarding, actor: Any, exis
 NOTICE_ACCOUNTS = 10
 
 
-def _notify_it_of_rotations(session: Session, offboarding: Offboarding, exposed: list[rotation.ExposedSecret]) -> None:
+def _notify_it_of_rotations(session: Session, offboarding: Offboarding, exposed: list[ExposedSecret]) -> None:
     """One in-app notice and one email per IT user for the whole offboarding (counts and account names, no values)."""
     person = offboarding.person
     accounts = sorted({e.secret.account_id: e.secret.account.display_name for e in exposed}.values())
     named = ", ".join(accounts[:NOTICE_ACCOUNTS]) + (f" and {len(accounts) - NOTICE_ACCOUNTS} more"
                                                      if len(accounts) > NOTICE_ACCOUNTS else "")
     revealed = sum(1 for e in exposed if e.revealed)
-    rotation.notify_it(
+    notify_it(
         session, title=f"Rotate now: {len(exposed)} secret(s) on {len(accounts)} account(s), {person.full_name} is offboarded",
         body=f"{person.full_name} is being offboarded. {len(exposed)} credential(s) on {len(accounts)} account(s) must "
              f"change: they revealed {revealed} of them and could have seen the others "
-             f"({rotation.exposure_mode().replace('_', ' ')} rule). Accounts: {named}. "
+             f"({exposure_mode().replace('_', ' ')} rule). Accounts: {named}. "
              "Each has an urgent rotation task and an item on the offboarding's checklist.",
         # Keyed by the secrets it names: a redone start sends nothing twice, and secrets added to a
         # running offboarding later get a notice of their own.
         link=f"/offboarding/{offboarding.id}", dedupe=f"rotation.offboarding:{offboarding.id}:{_digest(exposed)}")
 
 
-def _digest(exposed: list[rotation.ExposedSecret]) -> str:
+def _digest(exposed: list[ExposedSecret]) -> str:
     return hashlib.sha256(",".join(str(i) for i in sorted(e.secret.id for e in exposed)).encode()).hexdigest()[:16]
 
 
@@ -1103,7 +1105,7 @@ class Preview:
     flags: list[AccountFlag]
     login: User | None
     #: Secrets that will need rotation (rotation's rule and mode), revealed ones first.
-    rotations: list[rotation.ExposedSecret] = field(default_factory=list)
+    rotations: list[ExposedSecret] = field(default_factory=list)
     #: Live SCIM tokens the person created, to revoke.
     tokens: list[ScimToken] = field(default_factory=list)
 
@@ -1132,7 +1134,7 @@ def preview(session: Session, offboarding: Offboarding) -> Preview:
     login = _login_of(session, person.id)
     tokens = list(session.scalars(select(ScimToken).where(ScimToken.created_by_id == login.id, ScimToken.revoked_at.is_(None))
                                   .order_by(ScimToken.id))) if login is not None else []
-    return Preview(live, labels, accounts, flags, login, rotation.exposed_secrets(session, person=person), tokens)
+    return Preview(live, labels, accounts, flags, login, exposed_secrets(session, person=person), tokens)
 
 
 def linked_tasks(session: Session, items: Iterable[OffboardingItem]) -> dict[int, RotationTask]:

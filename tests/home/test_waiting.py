@@ -11,7 +11,7 @@ from govern.db import utcnow
 from govern.notifications.models import Notification, OutboxMessage
 from govern.offboarding import services as offboarding
 from govern.offboarding.models import OffboardingItem
-from govern.rotation import services as rotation
+from govern.rotation.tasks import open_task
 from tests.factories import csrf_token, login, make_account, make_grant, make_person, make_user
 from tests.offboarding.conftest import SETTINGS
 
@@ -112,7 +112,7 @@ def test_it_sees_rotation_tasks_due_and_overdue_and_removals_to_confirm(app, db,
     db.add(secret)
     db.flush()
     with app.test_request_context():
-        rotation.open_task(db, actor=None, secret=secret, reason="manual", due_at=utcnow() - timedelta(days=1))
+        open_task(db, actor=None, secret=secret, reason="manual", due_at=utcnow() - timedelta(days=1))
         grants.revoke_grant(db, actor=None, grant=grant, reason="left the team", check_permission=False)
     db.commit()
     html = _client(app, db, it).get("/").get_data(as_text=True)

@@ -19,8 +19,10 @@ from govern.jobs.steps import STEPS
 from govern.notifications.models import Notification, OutboxMessage
 from govern.offboarding import services
 from govern.offboarding.models import Offboarding, OffboardingItem
-from govern.rotation import services as rotation
+from govern.rotation.checklist import checklist
 from govern.rotation.models import RotationTask
+from govern.rotation.tasks import cancel_task, request_rotation
+from govern.rotation.versions import confirm_task, stage_task
 from govern.scim import services as scim
 from govern.vault import services as vault
 from tests.factories import csrf_token, make_account, make_grant, make_user
@@ -74,8 +76,8 @@ def _rotation_items(db, off):
 
 
 def _confirm(db, ring, it, task):  # noqa: F811
-    rotation.stage_task(db, actor=it, keyring=ring, task=task, generate=True)
-    rotation.confirm_task(db, actor=it, task=task, ticked=[c.key for c in rotation.checklist(task)])
+    stage_task(db, actor=it, keyring=ring, task=task, generate=True)
+    confirm_task(db, actor=it, task=task, ticked=[c.key for c in checklist(task)])
     services.close_linked_items(db, ref_type="rotation_task", ref_id=task.id, actor=it)  # as the confirm view does
 
 
@@ -143,7 +145,7 @@ def test_a_secret_seen_through_an_earlier_grant_whose_task_was_cancelled_gets_a_
     grants.revoke_grant(db, actor=world.admin, grant=world.grants.insta, reason="role change", check_permission=False)
     db.commit()
     for task in db.scalars(select(RotationTask)).all():
-        rotation.cancel_task(db, actor=world.users["it"].user, task=task, reason="not needed")
+        cancel_task(db, actor=world.users["it"].user, task=task, reason="not needed")
     db.commit()
     off = services.schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
     db.commit()
@@ -203,12 +205,12 @@ def test_confirming_through_the_page_closes_the_leavers_item(app, db, company, p
     db.commit()
     first = _rotation_items(db, off)[0]
     task = db.get(RotationTask, first.ref_id)
-    rotation.stage_task(db, actor=it.user, keyring=ring, task=task, generate=True)
+    stage_task(db, actor=it.user, keyring=ring, task=task, generate=True)
     db.commit()
     client = _client(app, db, world, "it")
     page = f"/rotation/tasks/{task.id}"
     response = client.post(f"{page}/confirm", data={"csrf_token": csrf_token(client, page),
-                                                    "checklist": [c.key for c in rotation.checklist(task)]})
+                                                    "checklist": [c.key for c in checklist(task)]})
     assert response.status_code == 302
     db.expire_all()
     assert db.get(RotationTask, task.id).status == "done"
@@ -236,8 +238,8 @@ def test_a_cancelled_task_item_follows_the_new_task(db, world, secrets, ring):  
     db.commit()
     first = _rotation_items(db, off)[0]
     old = db.get(RotationTask, first.ref_id)
-    rotation.cancel_task(db, actor=it, task=old, reason="wrong secret")
-    new = rotation.request_rotation(db, actor=it, secret=secrets["insta"], note="redo").task
+    cancel_task(db, actor=it, task=old, reason="wrong secret")
+    new = request_rotation(db, actor=it, secret=secrets["insta"], note="redo").task
     db.commit()
     assert services.sync_offboarding(db, off) == 0
     db.refresh(first)

@@ -1,4 +1,5 @@
-"""Rotation fixtures: the vault's keyring and world, plus helpers to age versions and vault secrets."""
+"""Rotation fixtures: the vault's keyring and world, a secret with an overdue task, and helpers to vault
+secrets, age versions, open tasks, read tasks, version statuses and audit counts, and use the pages."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
+from govern.audit.models import AuditEvent
 from govern.db import utcnow
+from govern.rotation.models import RotationTask
+from govern.rotation.tasks import open_task
 from govern.vault import services as vault
 from govern.vault.models import SecretVersion
+from tests.factories import csrf_token, login
 from tests.vault.conftest import World, keyring, ring  # noqa: F401 - fixtures
 
 __all__ = ["World", "keyring", "ring"]
@@ -45,3 +50,51 @@ def age(db: Any, secret: Any, days: int) -> None:
 
 TOTP_SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 NEW_SEED = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"
+
+
+@pytest.fixture
+def setup(db: Any, ring: Any, world: World) -> tuple[Any, RotationTask]:  # noqa: F811
+    """An Instagram login, 120 days old, with its scheduled task open."""
+    secret = vault_secret(db, ring, world, label="Instagram login")
+    age(db, secret, 120)
+    task = open_task(db, actor=None, secret=secret, reason="scheduled", note="overdue").task
+    db.commit()
+    return secret, task
+
+
+def all_tasks(db: Any, secret: Any = None) -> list[RotationTask]:
+    """Every rotation task (of ``secret``), oldest first."""
+    query = select(RotationTask).order_by(RotationTask.id)
+    if secret is not None:
+        query = query.where(RotationTask.secret_id == secret.id)
+    return list(db.scalars(query).unique())
+
+
+def count_events(db: Any, action: str) -> int:
+    """How many audit events of ``action`` there are."""
+    return db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action)) or 0
+
+
+def version_statuses(db: Any, secret: Any) -> dict[int, str]:
+    """The status of each version of ``secret``, read afresh."""
+    db.expire_all()
+    return {v.version: v.status for v in db.scalars(select(SecretVersion).where(SecretVersion.secret_id == secret.id))}
+
+
+def open_manual_task(db: Any, world: World, secret: Any, reason: str = "manual") -> RotationTask:
+    """IT opens a task for ``secret``, committed."""
+    task = open_task(db, actor=world.it.user, secret=secret, reason=reason, note="test").task
+    db.commit()
+    return task
+
+
+def client_for(app: Any, db: Any, who: Any) -> Any:
+    """A test client signed in as ``who``."""
+    client = app.test_client()
+    login(client, db, who)
+    return client
+
+
+def post_form(client: Any, path: str, data: dict[str, Any] | None = None, token_page: str = "/rotation/") -> Any:
+    """POST ``data`` to ``path`` with a CSRF token read from ``token_page``."""
+    return client.post(path, data={"csrf_token": csrf_token(client, token_page), **(data or {})})
