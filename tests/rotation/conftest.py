@@ -98,3 +98,29 @@ def client_for(app: Any, db: Any, who: Any) -> Any:
 def post_form(client: Any, path: str, data: dict[str, Any] | None = None, token_page: str = "/rotation/") -> Any:
     """POST ``data`` to ``path`` with a CSRF token read from ``token_page``."""
     return client.post(path, data={"csrf_token": csrf_token(client, token_page), **(data or {})})
+
+
+#: (app roles, may read, may write) for the pages of rotation and incidents: IT changes, admins and
+#: auditors read, others are refused.
+ROLE_CASES = [
+    (("it",), True, True), (("admin",), True, False), (("auditor",), True, False),
+    (("manager",), False, False), (("hr",), False, False), ((), False, False),
+]
+
+
+def check_endpoints(client: Any, reads: list[str], writes: list[str], ids: dict[str, int], *, may_read: bool,
+                    may_write: bool) -> None:
+    """Each page of ``reads`` answers 200 (readers) or 403; each POST of ``writes`` gets past the
+    permission check (302, 400, 401: writers) or answers 403. Paths are formatted with ``ids``."""
+    token = csrf_token(client, "/account")
+    for path in reads:
+        status = client.get(path.format(**ids)).status_code
+        assert (status == 200) == may_read, (path, status)
+        if not may_read:
+            assert status == 403
+    for path in writes:
+        response = client.post(path.format(**ids), data={"csrf_token": token})
+        if may_write:
+            assert response.status_code in (302, 400, 401), (path, response.status_code)
+        else:
+            assert response.status_code == 403, (path, response.status_code)

@@ -14,8 +14,15 @@ from govern.rotation.models import RotationTask
 from govern.rotation.schedules import schedules
 from govern.rotation.tasks import open_task
 from govern.vault.models import SecretVersion
-from tests.factories import csrf_token, make_user
-from tests.rotation.conftest import age, client_for, post_form, vault_secret
+from tests.factories import make_user
+from tests.rotation.conftest import (
+    ROLE_CASES,
+    age,
+    check_endpoints,
+    client_for,
+    post_form,
+    vault_secret,
+)
 from tests.sql_capture import statements
 
 READS = ["/rotation/", "/rotation/secrets", "/rotation/tasks/{task}"]
@@ -24,26 +31,12 @@ WRITES = ["/rotation/tasks/{task}/stage", "/rotation/tasks/{task}/staged", "/rot
           "/rotation/secrets/{secret}/rotate", "/rotation/secrets/{secret}/interval"]
 
 
-@pytest.mark.parametrize(("roles", "may_read", "may_write"), [
-    (("it",), True, True), (("admin",), True, False), (("auditor",), True, False),
-    (("manager",), False, False), (("hr",), False, False), ((), False, False),
-])
+@pytest.mark.parametrize(("roles", "may_read", "may_write"), ROLE_CASES)
 def test_every_rotation_endpoint_checks_its_permission(app, db, kit, world, setup, roles, may_read, may_write):
     secret, task = setup
     ids = {"task": task.id, "secret": secret.id}
     client = client_for(app, db, make_user(db, kit, roles=roles))
-    token = csrf_token(client, "/account")
-    for path in READS:
-        status = client.get(path.format(**ids)).status_code
-        assert (status == 200) == may_read, (path, status)
-        if not may_read:
-            assert status == 403
-    for path in WRITES:
-        response = client.post(path.format(**ids), data={"csrf_token": token})
-        if may_write:
-            assert response.status_code in (302, 400, 401), (path, response.status_code)
-        else:
-            assert response.status_code == 403, (path, response.status_code)
+    check_endpoints(client, READS, WRITES, ids, may_read=may_read, may_write=may_write)
 
 
 def test_unknown_objects_are_not_found(app, db, world, setup):
