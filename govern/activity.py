@@ -23,10 +23,11 @@ from govern.audit.models import AuditEvent
 from govern.auth.models import User
 from govern.directory.models import Person
 from govern.grants.models import Grant
+from govern.incidents.models import Incident
 from govern.offboarding.models import Offboarding, OffboardingItem
 from govern.policies.models import PolicyVersion
 from govern.reviews.models import ReviewCampaign, ReviewItem
-from govern.rotation.models import Incident, RotationTask
+from govern.rotation.models import RotationTask
 from govern.scim.models import ScimToken
 from govern.vault.models import Secret
 

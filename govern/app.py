@@ -43,6 +43,7 @@ from govern.directory.views import bp as directory_bp
 from govern.errors import AuditWriteError, GovernError, ThrottledError
 from govern.grants.views import bp as grants_bp
 from govern.home.views import bp as home_bp
+from govern.incidents.views import bp as incidents_bp
 from govern.jobs.views import bp as jobs_bp
 from govern.logs import configure_logging
 from govern.notifications.views import bp as notifications_bp
@@ -213,7 +214,7 @@ def register_blueprints(app: Flask) -> None:
     app.url_map.converters["int"] = BoundedIntConverter
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
                reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_bp, vault_tools_bp,
-               rotation_bp, offboarding_bp, scim_bp, scim_admin_bp):
+               rotation_bp, incidents_bp, offboarding_bp, scim_bp, scim_admin_bp):
         app.register_blueprint(bp)
     # The SCIM API authenticates by bearer token, never by the session cookie, so CSRF cannot apply.
     csrf.exempt(scim_bp)

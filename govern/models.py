@@ -5,6 +5,7 @@ from govern.audit import models as audit_models
 from govern.auth import models as auth_models
 from govern.directory import models as directory_models
 from govern.grants import models as grants_models
+from govern.incidents import models as incidents_models
 from govern.jobs import models as jobs_models
 from govern.notifications import models as notifications_models
 from govern.offboarding import models as offboarding_models
@@ -18,5 +19,5 @@ from govern.vault import rule_models as vault_rule_models
 __all__ = [
     "accounts_models", "audit_models", "auth_models", "directory_models", "grants_models",
     "policies_models", "reviews_models", "vault_models", "jobs_models", "notifications_models",
-    "vault_rule_models", "rotation_models", "offboarding_models", "scim_models",
+    "vault_rule_models", "rotation_models", "incidents_models", "offboarding_models", "scim_models",
 ]

@@ -34,9 +34,10 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from govern import audit, timezones
 from govern.audit.services import AuditContext, session_reference
 from govern.db import get_session, utcnow
-from govern.errors import GovernError
+from govern.errors import GovernError, InvalidError
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 #: Anyone, signed in or not (login pages, health check, static files).
 PUBLIC = "public"
@@ -72,6 +73,9 @@ POLICY: dict[str, frozenset[str]] = {
     # Rotation: IT rotates and locks down; admins and auditors watch.
     "rotation.read": frozenset({"admin", "it", "auditor"}),
     "rotation.manage": frozenset({"it"}),
+    # Incidents: IT locks an account down and closes its incident; admins and auditors watch.
+    "incidents.read": frozenset({"admin", "it", "auditor"}),
+    "incidents.manage": frozenset({"it"}),
     # The vault: object-level rules (govern.vault.services.refusal / can_see_secret) narrow
     # read and reveal to holders of a revealing role and IT; other ids answer 404.
     "vault.read": frozenset({"staff"}),
@@ -332,6 +336,44 @@ def _enforce_bearer(name: str, auth: BearerAuth) -> Response | None:
         return auth.refuse(403)
     g.principal = principal
     return None
+
+
+def act(change: Callable[[], T], *, back: str, done: Callable[[T], Any], valid: bool = True,
+        refused: str | None = None, invalid: Callable[[InvalidError], Any] | None = None,
+        explain: Callable[[GovernError], str] | None = None) -> Any:
+    """The one shape of a POST that changes something: check, call the service, commit, answer.
+
+    Not ``valid`` (the form's check, done by the caller): flash ``refused`` (when given) and redirect
+    to ``back``. Else ``change()`` calls the service; a domain error rolls the transaction back and
+    is flashed (worded by ``explain``, else its message) with a redirect to ``back``, except that an
+    InvalidError answers ``invalid(exc)`` when given (a form shown again with its errors). Success
+    commits and answers ``done(result)`` (usually ``success(...)``).
+    """
+    if not valid:
+        if refused is not None:
+            flash(refused, "error")
+        return redirect(back)
+    db = get_session()
+    try:
+        result = change()
+    except InvalidError as exc:
+        db.rollback()
+        if invalid is not None:
+            return invalid(exc)
+        flash(explain(exc) if explain else exc.message, "error")
+        return redirect(back)
+    except GovernError as exc:
+        db.rollback()
+        flash(explain(exc) if explain else exc.message, "error")
+        return redirect(back)
+    db.commit()
+    return done(result)
+
+
+def success(message: str, target: str, status: int = 302) -> WerkzeugResponse:
+    """Flash ``message`` as a success and redirect to ``target`` (the answer of a POST that worked)."""
+    flash(message, "success")
+    return redirect(target, status)
 
 
 def form_errors(form: Any, exc: GovernError, *, default: Any, fields: Mapping[str, str] | None = None) -> None:

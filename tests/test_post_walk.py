@@ -208,7 +208,7 @@ def test_successful_posts_redirect_and_show_one_time_values_once(app, db, kit, w
     redirects to, and only the first time."""
     from govern.accounts.models import Account
     from govern.policies.models import PolicyVersion
-    from govern.rotation import services as rotation
+    from govern.rotation.tasks import open_task
     from govern.vault import services as vault
     from tests.factories import accept_policy, make_person
 
@@ -221,7 +221,7 @@ def test_successful_posts_redirect_and_show_one_time_values_once(app, db, kit, w
     with app.test_request_context():
         secret = vault.create_secret(db, actor=it.user, keyring=keyring, account=requested.account, kind="password",
                                      label="Walk login", value="Walk-Old-Pass-1!")
-        task = rotation.open_task(db, actor=it.user, secret=secret, reason="manual").task
+        task = open_task(db, actor=it.user, secret=secret, reason="manual").task
     db.commit()
     admin_client, it_client = app.test_client(), app.test_client()
     login(admin_client, db, admin)

@@ -25,7 +25,7 @@ from govern.errors import ConflictError, InvalidError, NotFoundError
 from govern.grants.forms import RemovalForm, RevokeForm
 from govern.grants.models import Grant, PlatformRemoval
 from govern.grants.services import may_manage, may_manage_account
-from govern.rotation import services as rotation_services
+from govern.rotation import schedules as rotation_schedules
 from govern.vault import services as vault_services
 from govern.web import ensure_visible, form_errors, may, page_arg, permission
 
@@ -206,7 +206,7 @@ def _vault_section(db: Any, account: Account) -> dict[str, Any]:
     schedules: dict[int, Any] = {}
     if may(current_user, "rotation.read"):
         known = {r.secret.id: (r.version, r.since) for r in rows}
-        schedules = {s.secret.id: s for s in rotation_services.schedules(db, [r.secret for r in rows], current=known)}
+        schedules = {s.secret.id: s for s in rotation_schedules.schedules(db, [r.secret for r in rows], current=known)}
     return {"vault_rows": rows, "vault_exposures": exposures, "vault_exposure_total": total,
             "vault_schedules": schedules}
 

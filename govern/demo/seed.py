@@ -37,12 +37,14 @@ from govern.directory.services import create_person
 from govern.errors import ConflictError
 from govern.grants.models import Grant
 from govern.grants.services import approve_grant, grant_role, request_role, revoke_grant
+from govern.incidents.models import Incident
+from govern.incidents.services import lock_down
 from govern.policies.models import Acknowledgement, PolicyVersion
 from govern.policies.services import current_version
 from govern.reviews.models import ReviewCampaign, ReviewItem
 from govern.reviews.services import decide_item, open_campaign
-from govern.rotation.models import Incident, RotationTask
-from govern.rotation.services import lock_down, schedule_due
+from govern.rotation.models import RotationTask
+from govern.rotation.schedules import schedule_due
 from govern.vault.models import Secret, SecretVersion
 from govern.vault.services import create_secret, reveal
 

@@ -24,7 +24,7 @@ from govern.offboarding import start as offboarding_start
 from govern.offboarding.escalation import escalate_overdue
 from govern.offboarding.invariants import check_and_notify
 from govern.offboarding.settings import settings_from
-from govern.rotation import services as rotation
+from govern.rotation import reminders, schedules, versions
 
 log = logging.getLogger("govern.jobs")
 
@@ -82,23 +82,23 @@ def send_email(session: Session, context: JobContext) -> Mapping[str, int]:
 
 def schedule_rotations(session: Session, context: JobContext) -> Mapping[str, int]:
     """Open a scheduled rotation task for every due or overdue secret (idempotent)."""
-    return rotation.schedule_due(session, now=context.now)
+    return schedules.schedule_due(session, now=context.now)
 
 
 def purge_versions(session: Session, context: JobContext) -> Mapping[str, int]:
     """Destroy retired secret versions past the vault's retention (GOVERN_VAULT_RETENTION_DAYS, default 30)."""
-    days = int(context.config.get("VAULT_RETENTION_DAYS") or rotation.DEFAULT_RETENTION_DAYS)
-    return rotation.purge_expired_versions(session, retention_days=days, now=context.now)
+    days = int(context.config.get("VAULT_RETENTION_DAYS") or versions.DEFAULT_RETENTION_DAYS)
+    return versions.purge_expired_versions(session, retention_days=days, now=context.now)
 
 
 def remind_overdue(session: Session, context: JobContext) -> Mapping[str, int]:
     """Email reminders for overdue rotation tasks (once a day) and escalations to admins (once a week)."""
-    return rotation.send_reminders(session, now=context.now)
+    return reminders.send_reminders(session, now=context.now)
 
 
 def weekly_digest(session: Session, context: JobContext) -> Mapping[str, int]:
     """The weekly digest email for IT of due and overdue rotations (once per ISO week)."""
-    return rotation.send_digest(session, now=context.now)
+    return reminders.send_digest(session, now=context.now)
 
 
 ROTATION_STEPS = [

@@ -24,7 +24,7 @@ from govern.offboarding.duties import (
 from govern.offboarding.models import Offboarding, OffboardingItem, OffboardingSuccessor
 from govern.offboarding.permissions import login_of, sees_all
 from govern.offboarding.settings import OWNER_LABELS
-from govern.rotation import services as rotation
+from govern.rotation.exposure import ExposedSecret, exposed_secrets
 from govern.rotation.models import RotationTask
 from govern.scim.models import ScimToken
 
@@ -152,7 +152,7 @@ class Preview:
     flags: list[AccountFlag]
     login: User | None
     #: Secrets that will need rotation (rotation's rule and mode), revealed ones first.
-    rotations: list[rotation.ExposedSecret] = field(default_factory=list)
+    rotations: list[ExposedSecret] = field(default_factory=list)
     #: Live SCIM tokens the person created, to revoke.
     tokens: list[ScimToken] = field(default_factory=list)
 
@@ -181,7 +181,7 @@ def preview(session: Session, offboarding: Offboarding) -> Preview:
     login = login_of(session, person.id)
     tokens = list(session.scalars(select(ScimToken).where(ScimToken.created_by_id == login.id, ScimToken.revoked_at.is_(None))
                                   .order_by(ScimToken.id))) if login is not None else []
-    return Preview(live, labels, accounts, flags, login, rotation.exposed_secrets(session, person=person), tokens)
+    return Preview(live, labels, accounts, flags, login, exposed_secrets(session, person=person), tokens)
 
 
 def linked_tasks(session: Session, items: Iterable[OffboardingItem]) -> dict[int, RotationTask]:

@@ -49,7 +49,9 @@ from govern.offboarding.models import (
 from govern.offboarding.permissions import check_not_last_admin, is_user, login_of
 from govern.offboarding.settings import MAX_TITLE, REVOKE_REASON
 from govern.reviews.models import ReviewCampaign, ReviewItem
-from govern.rotation import services as rotation
+from govern.rotation.exposure import ExposedSecret, exposed_secrets, exposure_mode
+from govern.rotation.reminders import notify_it
+from govern.rotation.tasks import TaskRequest, open_tasks
 from govern.scim.models import ScimToken
 from govern.vault.models import Secret
 
@@ -240,12 +242,12 @@ def _rotation_items(session: Session, offboarding: Offboarding, actor: Actor | N
     go, and IT gets one notice for the whole offboarding rather than one per account.
     """
     person = offboarding.person
-    exposed = [e for e in rotation.exposed_secrets(session, person=person) if f"rotation:{e.secret.id}" not in existing]
+    exposed = [e for e in exposed_secrets(session, person=person) if f"rotation:{e.secret.id}" not in existing]
     if not exposed:
         return []
     now = utcnow()
-    opened = rotation.open_tasks(session, actor=actor if is_user(actor) else None, requests=[
-        rotation.TaskRequest(secret=e.secret, reason="offboarding", due_at=now, urgent=True,
+    opened = open_tasks(session, actor=actor if is_user(actor) else None, requests=[
+        TaskRequest(secret=e.secret, reason="offboarding", due_at=now, urgent=True,
                              people=[{"person_id": person.id, "name": person.full_name, "why": "; ".join(e.whys)}],
                              note=f"{person.full_name} lost access to {e.secret.account.display_name} (offboarding).")
         for e in exposed])
@@ -268,25 +270,25 @@ def _rotation_items(session: Session, offboarding: Offboarding, actor: Actor | N
 NOTICE_ACCOUNTS = 10
 
 
-def _notify_it_of_rotations(session: Session, offboarding: Offboarding, exposed: list[rotation.ExposedSecret]) -> None:
+def _notify_it_of_rotations(session: Session, offboarding: Offboarding, exposed: list[ExposedSecret]) -> None:
     """One in-app notice and one email per IT user for the whole offboarding (counts and account names, no values)."""
     person = offboarding.person
     accounts = sorted({e.secret.account_id: e.secret.account.display_name for e in exposed}.values())
     named = ", ".join(accounts[:NOTICE_ACCOUNTS]) + (f" and {len(accounts) - NOTICE_ACCOUNTS} more"
                                                      if len(accounts) > NOTICE_ACCOUNTS else "")
     revealed = sum(1 for e in exposed if e.revealed)
-    rotation.notify_it(
+    notify_it(
         session, title=f"Rotate now: {len(exposed)} secret(s) on {len(accounts)} account(s), {person.full_name} is offboarded",
         body=f"{person.full_name} is being offboarded. {len(exposed)} credential(s) on {len(accounts)} account(s) must "
              f"change: they revealed {revealed} of them and could have seen the others "
-             f"({rotation.exposure_mode().replace('_', ' ')} rule). Accounts: {named}. "
+             f"({exposure_mode().replace('_', ' ')} rule). Accounts: {named}. "
              "Each has an urgent rotation task and an item on the offboarding's checklist.",
         # Keyed by the secrets it names: a redone start sends nothing twice, and secrets added to a
         # running offboarding later get a notice of their own.
         link=f"/offboarding/{offboarding.id}", dedupe=f"rotation.offboarding:{offboarding.id}:{_digest(exposed)}")
 
 
-def _digest(exposed: list[rotation.ExposedSecret]) -> str:
+def _digest(exposed: list[ExposedSecret]) -> str:
     return hashlib.sha256(",".join(str(i) for i in sorted(e.secret.id for e in exposed)).encode()).hexdigest()[:16]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from govern.rotation.services import Bucket, MonthCompliance
+from govern.rotation.dashboard import Bucket, MonthCompliance
 
 WIDTH = 640
 HEIGHT = 240

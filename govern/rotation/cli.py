@@ -9,7 +9,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 
 from govern.db import database
-from govern.rotation import services
+from govern.rotation import dashboard, schedules
 from govern.schema import SchemaNotCurrentError, head_revision
 
 
@@ -32,9 +32,9 @@ def status() -> None:
     """Due and overdue credentials per platform, and the number of live rotation tasks."""
     with database(current_app).session_scope() as session:
         _check_schema(session)
-        rows = services.all_schedules(session)
-        queue = services.task_queue(session, per_page=1)
-        for count in services.counts_by_platform(rows):
+        rows = schedules.all_schedules(session)
+        queue = dashboard.task_queue(session, per_page=1)
+        for count in dashboard.counts_by_platform(rows):
             click.echo(f"{count.label}: {count.overdue} overdue, {count.due} due, {count.rotate_now} rotate now, {count.total} credentials")
         click.echo(f"{sum(1 for r in rows if r.state == 'overdue')} overdue, {sum(1 for r in rows if r.state == 'due')} due, "
                    f"{queue.total} live rotation task(s)")
@@ -47,6 +47,6 @@ def schedule() -> None:
     g.audit_actor_label = "jobs"
     with database(current_app).session_scope() as session:
         _check_schema(session)
-        result = services.schedule_due(session)
+        result = schedules.schedule_due(session)
         session.commit()
     click.echo(f"opened {result['opened']} rotation task(s); {result['already_open']} already open")

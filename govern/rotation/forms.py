@@ -1,11 +1,10 @@
-"""Forms of rotation: stage, confirm, cancel, intervals, rollback, lockdown, closing an incident."""
+"""Forms of rotation: stage, confirm, cancel, intervals, rollback, assign."""
 
 from __future__ import annotations
 
 from wtforms import (
     BooleanField,
     DateField,
-    DateTimeLocalField,
     IntegerField,
     SelectField,
     StringField,
@@ -48,12 +47,3 @@ class IntervalForm(FlaskForm):
 
 class AssignForm(FlaskForm):
     to_me = BooleanField("Assign to me")
-
-
-class LockdownForm(FlaskForm):
-    summary = TextAreaField("What happened", validators=[DataRequired(), Length(max=2000)])
-    compromised_since = DateTimeLocalField("Possibly compromised since", format="%Y-%m-%dT%H:%M", validators=[Optional()])
-
-
-class CloseIncidentForm(FlaskForm):
-    note = TextAreaField("What was found and done", validators=[DataRequired(), Length(max=2000)])

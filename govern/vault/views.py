@@ -13,7 +13,7 @@ from govern.accounts.services import can_see_account, get_account
 from govern.crypto.keyring import Keyring
 from govern.db import get_session, utcnow
 from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
-from govern.rotation import services as rotation_services
+from govern.rotation import schedules as rotation_schedules
 from govern.vault import services
 from govern.vault.forms import MetadataForm, NewSecretForm, RevealForm, ValueForm
 from govern.vault.models import Secret
@@ -127,7 +127,7 @@ def detail(secret_id: int) -> str:
     exposures, total = services.exposures(db, secret_id=secret.id, page=page, per_page=PAGE_SIZE)
     # Rotation builds on the vault; its state of this secret (interval, due date, open task) is shown
     # here to those who may read rotation, so IT sees and starts a rotation from the secret itself.
-    schedule = rotation_services.schedules(db, [secret])[0] if may(current_user, "rotation.read") else None
+    schedule = rotation_schedules.schedules(db, [secret])[0] if may(current_user, "rotation.read") else None
     return render_template(
         "vault/detail.html", secret=secret, versions=services.versions_of(db, secret), exposures=exposures,
         exposure_total=total, page=page, has_next=page * PAGE_SIZE < total, schedule=schedule,

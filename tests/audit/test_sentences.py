@@ -13,7 +13,7 @@ from sqlalchemy import select
 import govern
 from govern import activity, audit
 from govern.audit.models import AuditEvent
-from govern.rotation import services as rotation
+from govern.incidents.services import lock_down
 from govern.vault import services as vault
 from tests.factories import login
 from tests.sql_capture import statements
@@ -155,8 +155,8 @@ def test_the_incident_timeline_shows_sentences(app, db, world, ring):  # noqa: F
 
     from govern.db import utcnow
 
-    incident = rotation.lock_down(db, actor=world.it.user, account=world.account, compromised_since=utcnow() - timedelta(hours=1),
-                                  summary="phished")
+    incident = lock_down(db, actor=world.it.user, account=world.account, compromised_since=utcnow() - timedelta(hours=1),
+                         summary="phished")
     db.commit()
     client = app.test_client()
     login(client, db, world.it)

@@ -17,9 +17,10 @@ from govern.accounts.models import Account
 from govern.auth.models import User
 from govern.db import Database
 from govern.directory.models import Person
+from govern.incidents.models import Incident
 from govern.policies.models import PolicyVersion
 from govern.reviews.models import ReviewCampaign
-from govern.rotation.models import Incident, RotationTask
+from govern.rotation.models import RotationTask
 from govern.vault.models import Secret
 from tests.browser.conftest import LiveServer
 from tests.browser.test_first_login import _watch

@@ -216,8 +216,9 @@ def seeded_with_vault(app, db, kit):
 
 
 def test_with_a_keyring_the_demo_has_fake_credentials_rotation_work_and_an_incident(db, seeded_with_vault):
-    from govern.rotation import services as rotation
-    from govern.rotation.models import Incident, RotationTask
+    from govern.incidents.models import Incident
+    from govern.rotation.models import RotationTask
+    from govern.rotation.schedules import all_schedules
     from govern.vault import services as vault
     from govern.vault.models import Exposure, Secret
 
@@ -234,7 +235,7 @@ def test_with_a_keyring_the_demo_has_fake_credentials_rotation_work_and_an_incid
             assert demo.FAKE in shown, secret.label
     assert not any(demo.FAKE in e.details_json for e in db.scalars(select(AuditEvent)))
     # Rotation: due and overdue credentials, scheduled and exposure tasks, one locked account.
-    states = [r.state for r in rotation.all_schedules(db)]
+    states = [r.state for r in all_schedules(db)]
     assert states.count("overdue") >= 3 and states.count("due") >= 2 and states.count("fine") >= 3
     reasons = set(db.scalars(select(RotationTask.reason).where(RotationTask.status == "open")))
     assert {"scheduled", "compromise"} <= reasons

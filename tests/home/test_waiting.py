@@ -13,7 +13,7 @@ from govern.offboarding.checklist import choose_successor, complete_item
 from govern.offboarding.models import OffboardingItem
 from govern.offboarding.scheduling import schedule_offboarding
 from govern.offboarding.start import generate_items
-from govern.rotation import services as rotation
+from govern.rotation.tasks import open_task
 from tests.factories import csrf_token, login, make_account, make_grant, make_person, make_user
 from tests.offboarding.helpers import SETTINGS
 
@@ -114,7 +114,7 @@ def test_it_sees_rotation_tasks_due_and_overdue_and_removals_to_confirm(app, db,
     db.add(secret)
     db.flush()
     with app.test_request_context():
-        rotation.open_task(db, actor=None, secret=secret, reason="manual", due_at=utcnow() - timedelta(days=1))
+        open_task(db, actor=None, secret=secret, reason="manual", due_at=utcnow() - timedelta(days=1))
         grants.revoke_grant(db, actor=None, grant=grant, reason="left the team", check_permission=False)
     db.commit()
     html = _client(app, db, it).get("/").get_data(as_text=True)

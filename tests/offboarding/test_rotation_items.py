@@ -17,7 +17,7 @@ from govern.errors import ConflictError
 from govern.grants.models import Grant
 from govern.jobs.steps import STEPS
 from govern.notifications.models import Notification, OutboxMessage
-from govern.offboarding import checklist
+from govern.offboarding import checklist as offboarding_checklist
 from govern.offboarding import reading as offboarding_reading
 from govern.offboarding.checklist import choose_successor, complete_item, sync_offboarding
 from govern.offboarding.escalation import escalate_overdue
@@ -26,8 +26,10 @@ from govern.offboarding.models import Offboarding, OffboardingItem
 from govern.offboarding.reading import items_of, open_offboarding_of
 from govern.offboarding.scheduling import cancel_offboarding, schedule_offboarding
 from govern.offboarding.start import generate_items, start_due_offboardings, start_offboarding
-from govern.rotation import services as rotation
+from govern.rotation.checklist import checklist
 from govern.rotation.models import RotationTask
+from govern.rotation.tasks import cancel_task, request_rotation
+from govern.rotation.versions import confirm_task, stage_task
 from govern.scim import services as scim
 from govern.vault import services as vault
 from tests.factories import csrf_token, make_account, make_grant, make_user
@@ -60,9 +62,9 @@ def _rotation_items(db, off):
 
 
 def _confirm(db, ring, it, task):  # noqa: F811
-    rotation.stage_task(db, actor=it, keyring=ring, task=task, generate=True)
-    rotation.confirm_task(db, actor=it, task=task, ticked=[c.key for c in rotation.checklist(task)])
-    checklist.close_linked_items(db, ref_type="rotation_task", ref_id=task.id, actor=it)  # as the confirm view does
+    stage_task(db, actor=it, keyring=ring, task=task, generate=True)
+    confirm_task(db, actor=it, task=task, ticked=[c.key for c in checklist(task)])
+    offboarding_checklist.close_linked_items(db, ref_type="rotation_task", ref_id=task.id, actor=it)  # as the confirm view does
 
 
 def _snapshot(db, off_id):
@@ -129,7 +131,7 @@ def test_a_secret_seen_through_an_earlier_grant_whose_task_was_cancelled_gets_a_
     grants.revoke_grant(db, actor=world.admin, grant=world.grants.insta, reason="role change", check_permission=False)
     db.commit()
     for task in db.scalars(select(RotationTask)).all():
-        rotation.cancel_task(db, actor=world.users["it"].user, task=task, reason="not needed")
+        cancel_task(db, actor=world.users["it"].user, task=task, reason="not needed")
     db.commit()
     off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
     db.commit()
@@ -189,12 +191,12 @@ def test_confirming_through_the_page_closes_the_leavers_item(app, db, company, p
     db.commit()
     first = _rotation_items(db, off)[0]
     task = db.get(RotationTask, first.ref_id)
-    rotation.stage_task(db, actor=it.user, keyring=ring, task=task, generate=True)
+    stage_task(db, actor=it.user, keyring=ring, task=task, generate=True)
     db.commit()
     client = _client(app, db, world, "it")
     page = f"/rotation/tasks/{task.id}"
     response = client.post(f"{page}/confirm", data={"csrf_token": csrf_token(client, page),
-                                                    "checklist": [c.key for c in rotation.checklist(task)]})
+                                                    "checklist": [c.key for c in checklist(task)]})
     assert response.status_code == 302
     db.expire_all()
     assert db.get(RotationTask, task.id).status == "done"
@@ -205,7 +207,7 @@ def test_a_task_confirmed_while_the_hook_missed_it_is_reconciled_by_the_job(db, 
     off = schedule_offboarding(db, actor=world.hr, person=world.person, effective_at=None, settings=SETTINGS)
     db.commit()
     first = _rotation_items(db, off)[0]
-    monkeypatch.setattr(checklist, "close_linked_items", lambda *a, **k: 0)
+    monkeypatch.setattr(offboarding_checklist, "close_linked_items", lambda *a, **k: 0)
     _confirm(db, ring, world.users["it"].user, db.get(RotationTask, first.ref_id))
     db.commit()
     db.refresh(first)
@@ -222,8 +224,8 @@ def test_a_cancelled_task_item_follows_the_new_task(db, world, secrets, ring):  
     db.commit()
     first = _rotation_items(db, off)[0]
     old = db.get(RotationTask, first.ref_id)
-    rotation.cancel_task(db, actor=it, task=old, reason="wrong secret")
-    new = rotation.request_rotation(db, actor=it, secret=secrets["insta"], note="redo").task
+    cancel_task(db, actor=it, task=old, reason="wrong secret")
+    new = request_rotation(db, actor=it, secret=secrets["insta"], note="redo").task
     db.commit()
     assert sync_offboarding(db, off) == 0
     db.refresh(first)

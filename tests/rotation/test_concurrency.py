@@ -17,8 +17,9 @@ from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.crypto.keyring import Keyring
 from govern.errors import ConflictError
-from govern.rotation import services as rotation
 from govern.rotation.models import RotationTask
+from govern.rotation.tasks import open_task
+from govern.rotation.versions import confirm_task, stage_task
 from govern.schema import upgrade
 from govern.vault import services as vault
 from govern.vault.models import SecretVersion
@@ -48,8 +49,8 @@ def test_two_people_confirming_at_once_exactly_one_wins(pg_app):
         account = make_account(db)
         secret = vault.create_secret(db, actor=first.user, keyring=ring, account=account, kind="password",
                                      label="Login", value="Old-Password-1!")
-        task = rotation.open_task(db, actor=first.user, secret=secret, reason="manual", note="test").task
-        rotation.stage_task(db, actor=first.user, keyring=ring, task=task, value="New-Password-2!")
+        task = open_task(db, actor=first.user, secret=secret, reason="manual", note="test").task
+        stage_task(db, actor=first.user, keyring=ring, task=task, value="New-Password-2!")
         db.commit()
         ids = {"task": task.id, "secret": secret.id, "first": first.id, "second": second.id}
 
@@ -82,7 +83,7 @@ def test_two_people_confirming_at_once_exactly_one_wins(pg_app):
             else:
                 started.wait()
             try:
-                rotation.confirm_task(db, actor=actor, task=row, ticked=["changed"])
+                confirm_task(db, actor=actor, task=row, ticked=["changed"])
                 db.commit()
                 outcomes[name] = "won"
             except ConflictError as exc:
@@ -125,7 +126,7 @@ def test_two_triggers_at_once_open_one_task(pg_app):
             with app.app_context(), database.session_scope() as db:
                 row = db.get(Secret, secret_id)
                 barrier.wait()
-                rotation.open_task(db, actor=None, secret=row, reason=reason, note=reason)
+                open_task(db, actor=None, secret=row, reason=reason, note=reason)
                 db.commit()
         except BaseException as exc:  # surfaced below
             errors.append(exc)

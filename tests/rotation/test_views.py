@@ -1,5 +1,5 @@
 """Rotation pages: permissions of every endpoint, the dashboard and its SVG charts, the queue's
-query count, the stage-confirm flow, lockdown and incidents through the web."""
+query count, the stage-confirm flow, intervals and "rotate now" through the web."""
 
 from __future__ import annotations
 
@@ -10,83 +10,51 @@ import pytest
 from sqlalchemy import func, select
 
 from govern.db import utcnow
-from govern.rotation import services as rotation
-from govern.rotation.models import Incident, RotationTask
+from govern.rotation.models import RotationTask
+from govern.rotation.schedules import schedules
+from govern.rotation.tasks import open_task
 from govern.vault.models import SecretVersion
-from tests.factories import csrf_token, login, make_user
-from tests.rotation.conftest import age, vault_secret
+from tests.factories import make_user
+from tests.rotation.conftest import (
+    ROLE_CASES,
+    age,
+    check_endpoints,
+    client_for,
+    post_form,
+    vault_secret,
+)
 from tests.sql_capture import statements
 
-
-def _client(app, db, who):
-    client = app.test_client()
-    login(client, db, who)
-    return client
-
-
-def _post(client, path, data=None, token_page="/rotation/"):
-    return client.post(path, data={"csrf_token": csrf_token(client, token_page), **(data or {})})
-
-
-@pytest.fixture
-def setup(db, ring, world):
-    secret = vault_secret(db, ring, world, label="Instagram login")
-    age(db, secret, 120)
-    task = rotation.open_task(db, actor=None, secret=secret, reason="scheduled", note="overdue").task
-    db.commit()
-    return secret, task
-
-
-READS = ["/rotation/", "/rotation/secrets", "/rotation/tasks/{task}", "/rotation/incidents/{incident}"]
+READS = ["/rotation/", "/rotation/secrets", "/rotation/tasks/{task}"]
 WRITES = ["/rotation/tasks/{task}/stage", "/rotation/tasks/{task}/staged", "/rotation/tasks/{task}/confirm",
           "/rotation/tasks/{task}/cancel", "/rotation/tasks/{task}/assign", "/rotation/secrets/{secret}/rollback",
-          "/rotation/secrets/{secret}/rotate", "/rotation/secrets/{secret}/interval", "/rotation/accounts/{account}/lockdown",
-          "/rotation/incidents/{incident}/close"]
+          "/rotation/secrets/{secret}/rotate", "/rotation/secrets/{secret}/interval"]
 
 
-@pytest.mark.parametrize(("roles", "may_read", "may_write"), [
-    (("it",), True, True), (("admin",), True, False), (("auditor",), True, False),
-    (("manager",), False, False), (("hr",), False, False), ((), False, False),
-])
+@pytest.mark.parametrize(("roles", "may_read", "may_write"), ROLE_CASES)
 def test_every_rotation_endpoint_checks_its_permission(app, db, kit, world, setup, roles, may_read, may_write):
     secret, task = setup
-    other_account_incident = Incident(account_id=world.other_account.id, summary="x", compromised_since=utcnow(),
-                                      status="closed", previous_status="active")
-    db.add(other_account_incident)
-    db.commit()
-    ids = {"task": task.id, "secret": secret.id, "account": world.other_account.id, "incident": other_account_incident.id}
-    client = _client(app, db, make_user(db, kit, roles=roles))
-    token = csrf_token(client, "/account")
-    for path in READS:
-        status = client.get(path.format(**ids)).status_code
-        assert (status == 200) == may_read, (path, status)
-        if not may_read:
-            assert status == 403
-    for path in WRITES:
-        response = client.post(path.format(**ids), data={"csrf_token": token})
-        if may_write:
-            assert response.status_code in (302, 400, 401), (path, response.status_code)
-        else:
-            assert response.status_code == 403, (path, response.status_code)
-    assert client.get(f"/rotation/accounts/{world.other_account.id}/lockdown").status_code == (200 if may_write else 403)
+    ids = {"task": task.id, "secret": secret.id}
+    client = client_for(app, db, make_user(db, kit, roles=roles))
+    check_endpoints(client, READS, WRITES, ids, may_read=may_read, may_write=may_write)
 
 
 def test_unknown_objects_are_not_found(app, db, world, setup):
-    client = _client(app, db, world.it)
-    for path in ("/rotation/tasks/99999", "/rotation/incidents/99999", "/rotation/accounts/99999/lockdown"):
+    client = client_for(app, db, world.it)
+    for path in ("/rotation/tasks/99999",):
         assert client.get(path).status_code == 404
-    assert _post(client, "/rotation/secrets/99999/rotate", {"note": "x"}).status_code == 404
+    assert post_form(client, "/rotation/secrets/99999/rotate", {"note": "x"}).status_code == 404
 
 
 def test_get_never_changes_state(app, db, world, setup):
-    client = _client(app, db, world.it)
+    client = client_for(app, db, world.it)
     _, task = setup
     for path in (f"/rotation/tasks/{task.id}/stage", f"/rotation/tasks/{task.id}/confirm", f"/rotation/tasks/{task.id}/cancel"):
         assert client.get(path).status_code == 405
 
 
 def test_the_dashboard_shows_counts_the_queue_and_two_svg_charts_without_inline_styles_or_scripts(app, db, world, setup):
-    client = _client(app, db, world.it)
+    client = client_for(app, db, world.it)
     page = client.get("/rotation/").get_data(as_text=True)
     assert "Instagram" in page and "Task queue (1)" in page and "Instagram login" in page
     assert page.count("<svg") == 2 and 'id="age-chart"' in page and 'id="compliance-chart"' in page
@@ -96,15 +64,15 @@ def test_the_dashboard_shows_counts_the_queue_and_two_svg_charts_without_inline_
 
 
 def test_the_queue_costs_the_same_number_of_queries_for_2_or_20_tasks(app, db, ring, world, connection):
-    client = _client(app, db, world.auditor)
+    client = client_for(app, db, world.auditor)
     for i in range(2):
         s = vault_secret(db, ring, world, label=f"few {i}")
-        rotation.open_task(db, actor=None, secret=s, reason="scheduled")
+        open_task(db, actor=None, secret=s, reason="scheduled")
     db.commit()
     few = len(statements(connection, lambda: client.get("/rotation/")))
     for i in range(18):
         s = vault_secret(db, ring, world, account=world.other_account, label=f"many {i}")
-        rotation.open_task(db, actor=world.it.user, secret=s, reason="manual", note="x")
+        open_task(db, actor=world.it.user, secret=s, reason="manual", note="x")
     db.commit()
     many = len(statements(connection, lambda: client.get("/rotation/")))
     assert many == few
@@ -115,9 +83,9 @@ def test_the_queue_costs_the_same_number_of_queries_for_2_or_20_tasks(app, db, r
 def test_the_queue_is_paginated(app, db, ring, world):
     for i in range(30):
         s = vault_secret(db, ring, world, label=f"s{i}")
-        rotation.open_task(db, actor=None, secret=s, reason="scheduled")
+        open_task(db, actor=None, secret=s, reason="scheduled")
     db.commit()
-    client = _client(app, db, world.it)
+    client = client_for(app, db, world.it)
     first = client.get("/rotation/").get_data(as_text=True)
     second = client.get("/rotation/?page=2").get_data(as_text=True)
     assert first.count('class="queue-row"') == 25 and second.count('class="queue-row"') == 5
@@ -126,20 +94,20 @@ def test_the_queue_is_paginated(app, db, ring, world):
 
 def test_it_generates_stages_and_confirms_through_the_pages(app, db, world, setup):
     secret, task = setup
-    client = _client(app, db, world.it)
-    staged = _post(client, f"/rotation/tasks/{task.id}/stage", {"mode": "generate"}, f"/rotation/tasks/{task.id}")
+    client = client_for(app, db, world.it)
+    staged = post_form(client, f"/rotation/tasks/{task.id}/stage", {"mode": "generate"}, f"/rotation/tasks/{task.id}")
     assert staged.status_code == 303 and staged.headers["Location"] == f"/rotation/tasks/{task.id}"
     html = client.get(staged.headers["Location"]).get_data(as_text=True)
     generated = re.search(r'id="generated-value">([^<]+)<', html).group(1)
     later = client.get(f"/rotation/tasks/{task.id}").get_data(as_text=True)
     assert generated not in later and "Show the staged value" in later
-    shown = _post(client, f"/rotation/tasks/{task.id}/staged", token_page=f"/rotation/tasks/{task.id}").get_data(as_text=True)
+    shown = post_form(client, f"/rotation/tasks/{task.id}/staged", token_page=f"/rotation/tasks/{task.id}").get_data(as_text=True)
     assert "Staged value" in shown
-    response = _post(client, f"/rotation/tasks/{task.id}/confirm", {"checklist": ["changed", "sessions"]}, f"/rotation/tasks/{task.id}")
+    response = post_form(client, f"/rotation/tasks/{task.id}/confirm", {"checklist": ["changed", "sessions"]}, f"/rotation/tasks/{task.id}")
     assert response.status_code == 302
     db.expire_all()
     assert db.get(RotationTask, task.id).status == "done"
-    again = _post(client, f"/rotation/tasks/{task.id}/confirm", {"checklist": ["changed"]}, f"/rotation/tasks/{task.id}")
+    again = post_form(client, f"/rotation/tasks/{task.id}/confirm", {"checklist": ["changed"]}, f"/rotation/tasks/{task.id}")
     assert again.status_code == 302
     assert "Conflict: This rotation was done by" in client.get(again.headers["Location"]).get_data(as_text=True)
     dashboard = client.get("/rotation/").get_data(as_text=True)
@@ -148,12 +116,12 @@ def test_it_generates_stages_and_confirms_through_the_pages(app, db, world, setu
 
 def test_bad_input_changes_nothing_and_says_why(app, db, world, setup):
     secret, task = setup
-    client = _client(app, db, world.it)
-    response = _post(client, f"/rotation/tasks/{task.id}/stage", {"mode": "typed", "value": ""}, f"/rotation/tasks/{task.id}")
+    client = client_for(app, db, world.it)
+    response = post_form(client, f"/rotation/tasks/{task.id}/stage", {"mode": "typed", "value": ""}, f"/rotation/tasks/{task.id}")
     assert response.status_code == 400 and "Enter the value" in response.get_data(as_text=True)
-    response = _post(client, f"/rotation/secrets/{secret.id}/interval", {"choice": "days", "interval_days": "0"})
+    response = post_form(client, f"/rotation/secrets/{secret.id}/interval", {"choice": "days", "interval_days": "0"})
     assert response.status_code == 302
-    response = _post(client, f"/rotation/tasks/{task.id}/confirm", {}, f"/rotation/tasks/{task.id}")
+    response = post_form(client, f"/rotation/tasks/{task.id}/confirm", {}, f"/rotation/tasks/{task.id}")
     assert response.status_code == 302
     db.expire_all()
     assert db.get(RotationTask, task.id).status == "open"
@@ -162,42 +130,26 @@ def test_bad_input_changes_nothing_and_says_why(app, db, world, setup):
 
 def test_staging_needs_a_fresh_second_factor(app, db, world, setup):
     _, task = setup
-    client = _client(app, db, world.it)
+    client = client_for(app, db, world.it)
     from govern.auth.models import WebSession
 
     db.execute(WebSession.__table__.update().values(mfa_verified_at=utcnow() - timedelta(hours=1)))
     db.commit()
-    response = _post(client, f"/rotation/tasks/{task.id}/stage", {"mode": "generate"}, f"/rotation/tasks/{task.id}")
+    response = post_form(client, f"/rotation/tasks/{task.id}/stage", {"mode": "generate"}, f"/rotation/tasks/{task.id}")
     assert response.status_code == 401
     db.expire_all()
     assert db.get(RotationTask, task.id).status == "open"
 
 
-def test_lockdown_and_closing_through_the_pages(app, db, world, setup):
-    secret, task = setup
-    client = _client(app, db, world.it)
-    assert "Mark compromised" in client.get(f"/accounts/{world.account.id}").get_data(as_text=True)
-    response = _post(client, f"/rotation/accounts/{world.account.id}/lockdown", {"summary": "Strange posts at 3am"},
-                     f"/rotation/accounts/{world.account.id}/lockdown")
-    assert response.status_code == 302
-    page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Strange posts at 3am" in page and "rotation.account_locked" in page and "Close the incident" not in page
-    db.expire_all()
-    assert world.account.status == "locked"
-    incident = db.scalar(select(Incident))
-    refused = _post(client, f"/rotation/incidents/{incident.id}/close", {"note": "done"}, f"/rotation/incidents/{incident.id}")
-    assert "not done yet" in client.get(refused.headers["Location"]).get_data(as_text=True)
-
-
 def test_rotate_now_and_interval_forms(app, db, world, setup):
     secret, _ = setup
     other = vault_secret(db, app.extensions["govern.keyring"], world, label="Fresh one")
-    client = _client(app, db, world.it)
-    response = _post(client, f"/rotation/secrets/{other.id}/rotate", {"note": "suspicious login alert"})
+    client = client_for(app, db, world.it)
+    response = post_form(client, f"/rotation/secrets/{other.id}/rotate", {"note": "suspicious login alert"})
     assert response.status_code == 302 and "/rotation/tasks/" in response.headers["Location"]
-    saved = _post(client, f"/rotation/secrets/{other.id}/interval", {"choice": "days", "interval_days": "30"})
+    saved = post_form(client, f"/rotation/secrets/{other.id}/interval", {"choice": "days", "interval_days": "30"})
     client.get(saved.headers["Location"])  # consume the flash
-    assert rotation.schedules(db, [other])[0].interval_days == 30
+    assert schedules(db, [other])[0].interval_days == 30
     listing = client.get("/rotation/secrets?state=overdue").get_data(as_text=True)
     assert "Instagram login" in listing and "Fresh one" not in listing
 
@@ -205,25 +157,25 @@ def test_rotate_now_and_interval_forms(app, db, world, setup):
 def test_the_vault_secret_page_shows_rotation_state_and_it_rotates_from_there(app, db, world, ring):
     secret = vault_secret(db, ring, world, label="Instagram login")
     age(db, secret, 120)
-    it = _client(app, db, world.it)
+    it = client_for(app, db, world.it)
     page = it.get(f"/vault/secrets/{secret.id}").get_data(as_text=True)
     assert 'id="rotation-state"' in page and "overdue" in page and "every 90 days" in page
     assert 'id="rotate-now"' in page and 'id="open-task"' not in page
     # A refusal (no reason) returns to the secret page, nothing opened.
-    refused = _post(it, f"/rotation/secrets/{secret.id}/rotate", {"note": "", "from": "vault"}, f"/vault/secrets/{secret.id}")
+    refused = post_form(it, f"/rotation/secrets/{secret.id}/rotate", {"note": "", "from": "vault"}, f"/vault/secrets/{secret.id}")
     assert refused.headers["Location"].endswith(f"/vault/secrets/{secret.id}")
     assert db.scalar(select(func.count()).select_from(RotationTask)) == 0
-    opened = _post(it, f"/rotation/secrets/{secret.id}/rotate", {"note": "platform asked", "from": "vault"},
-                   f"/vault/secrets/{secret.id}")
+    opened = post_form(it, f"/rotation/secrets/{secret.id}/rotate", {"note": "platform asked", "from": "vault"},
+                       f"/vault/secrets/{secret.id}")
     task = db.scalars(select(RotationTask).where(RotationTask.secret_id == secret.id)).one()
     assert opened.headers["Location"].endswith(f"/rotation/tasks/{task.id}")
     page = it.get(f"/vault/secrets/{secret.id}").get_data(as_text=True)
     assert f'href="/rotation/tasks/{task.id}" id="open-task"' in page and 'id="rotate-now"' not in page
     assert f'href="/vault/secrets/{secret.id}"' in it.get(f"/rotation/tasks/{task.id}").get_data(as_text=True)
     # Admins read rotation but may not start one; a publisher sees no rotation section at all.
-    admin_page = _client(app, db, world.admin).get(f"/vault/secrets/{secret.id}").get_data(as_text=True)
+    admin_page = client_for(app, db, world.admin).get(f"/vault/secrets/{secret.id}").get_data(as_text=True)
     assert 'id="rotation-state"' in admin_page and 'id="rotate-now"' not in admin_page
-    publisher_page = _client(app, db, world.publisher).get(f"/vault/secrets/{secret.id}")
+    publisher_page = client_for(app, db, world.publisher).get(f"/vault/secrets/{secret.id}")
     assert publisher_page.status_code == 200 and 'id="rotation-state"' not in publisher_page.get_data(as_text=True)
 
 
@@ -231,11 +183,11 @@ def test_the_account_page_shows_each_secrets_rotation_state_to_rotation_readers(
     old = vault_secret(db, ring, world, label="Old login")
     age(db, old, 120)
     vault_secret(db, ring, world, label="Fresh login")
-    task = rotation.open_task(db, actor=None, secret=old, reason="exposure", note="lost access").task
+    task = open_task(db, actor=None, secret=old, reason="exposure", note="lost access").task
     db.commit()
-    page = _client(app, db, world.it).get(f"/accounts/{world.account.id}").get_data(as_text=True)
+    page = client_for(app, db, world.it).get(f"/accounts/{world.account.id}").get_data(as_text=True)
     secrets_card = page.split('id="secrets"')[1].split('id="exposures"')[0]
     assert "<th>Rotation</th>" in secrets_card and "overdue" in secrets_card and "fine" in secrets_card
     assert f'href="/rotation/tasks/{task.id}">rotate now</a>' in secrets_card
-    manager = _client(app, db, world.manager).get(f"/accounts/{world.account.id}").get_data(as_text=True)
+    manager = client_for(app, db, world.manager).get(f"/accounts/{world.account.id}").get_data(as_text=True)
     assert "<th>Rotation</th>" not in manager

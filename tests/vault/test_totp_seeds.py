@@ -16,7 +16,8 @@ import time_machine
 from sqlalchemy import select
 
 from govern.errors import InvalidError
-from govern.rotation import services as rotation
+from govern.rotation.tasks import open_task
+from govern.rotation.versions import stage_task
 from govern.vault import importer
 from govern.vault import services as vault
 from govern.vault.models import Secret
@@ -222,16 +223,16 @@ def test_rotation_stages_an_80_bit_seed_with_a_current_code_from_it(db, kit, wor
     secret = vault.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
                                  label="2FA", value="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
     db.commit()
-    task = rotation.open_task(db, actor=world.it.user, secret=secret, reason="manual", note="new phone").task
+    task = open_task(db, actor=world.it.user, secret=secret, reason="manual", note="new phone").task
     db.commit()
     new = f"otpauth://totp/Acme:x?secret={SHORT_SEED}&algorithm=SHA512&digits=8&period=60"
     key = base64.b32decode(SHORT_SEED)
     with time_machine.travel(FROZEN, tick=False):
         with pytest.raises(InvalidError, match="does not match"):
-            rotation.stage_task(db, actor=world.it.user, keyring=ring, task=task, value=new,
-                                totp_code=oathtool_totp(key, FROZEN, digits=8, period=60))  # SHA-1: the wrong digest
+            stage_task(db, actor=world.it.user, keyring=ring, task=task, value=new,
+                       totp_code=oathtool_totp(key, FROZEN, digits=8, period=60))  # SHA-1: the wrong digest
         db.rollback()
         code = oathtool_totp(key, FROZEN, algorithm="SHA512", digits=8, period=60)
-        rotation.stage_task(db, actor=world.it.user, keyring=ring, task=task, value=new, totp_code=code)
+        stage_task(db, actor=world.it.user, keyring=ring, task=task, value=new, totp_code=code)
     db.commit()
     assert task.status == "staged"
