@@ -72,7 +72,7 @@ POLICY: dict[str, frozenset[str]] = {
     # Rotation: IT rotates and locks down; admins and auditors watch.
     "rotation.read": frozenset({"admin", "it", "auditor"}),
     "rotation.manage": frozenset({"it"}),
-    # The vault: object-level rules (govern.vault.services.refusal / can_see_secret) narrow
+    # The vault: object-level rules (govern.vault.access.refusal / can_see_secret) narrow
     # read and reveal to holders of a revealing role and IT; other ids answer 404.
     "vault.read": frozenset({"staff"}),
     "vault.reveal": frozenset({"staff"}),

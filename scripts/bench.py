@@ -186,7 +186,7 @@ def seed(bench: Bench) -> Seeded:
     from govern.directory.models import Person
     from govern.grants.models import Grant
     from govern.rotation.models import RotationTask
-    from govern.vault import services as vault_services
+    from govern.vault.keys import ensure_key_check
     from govern.vault.models import Exposure, Secret, SecretVersion
 
     s = bench.scale
@@ -275,7 +275,7 @@ def seed(bench: Bench) -> Seeded:
                            for a in state["accounts"] for n in range(s.secrets_per_account)]
             for chunk in chunks(secret_rows):
                 session.execute(insert(Secret), chunk)
-            vault_services.ensure_key_check(session, keyring)
+            ensure_key_check(session, keyring)
             secret_ids = list(session.scalars(select(Secret.id).order_by(Secret.id)))
             rows = []
             for sid in secret_ids:

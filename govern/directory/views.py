@@ -39,7 +39,7 @@ from govern.errors import ConflictError, ForbiddenError, InvalidError
 from govern.offboarding import lifecycle
 from govern.offboarding import services as offboarding
 from govern.offboarding.services import settings_from as offboarding_settings
-from govern.vault.services import exposures
+from govern.vault.listing import exposures
 from govern.web import form_errors, permission
 
 bp = Blueprint("directory", __name__, url_prefix="/people")

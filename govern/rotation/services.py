@@ -39,9 +39,21 @@ from govern.rotation.models import (
     RotationInterval,
     RotationTask,
 )
-from govern.vault import services as vault
+from govern.vault.access import decrypt_version
+from govern.vault.errors import StepUpRequiredError
+from govern.vault.keys import require_keyring
 from govern.vault.models import Exposure, Secret, SecretVersion
 from govern.vault.rules import generate_for_account
+from govern.vault.values import parse_totp
+from govern.vault.versions import DEFAULT_RETENTION_DAYS as VAULT_RETENTION_DAYS
+from govern.vault.versions import (
+    confirm_version,
+    current_version,
+    discard_pending,
+    pending_version,
+    purge_retired,
+    stage_version,
+)
 
 #: Default intervals by kind, in days (None: never on a schedule).
 #: Passwords follow their account's interval (90 days unless the account says otherwise).
@@ -64,7 +76,7 @@ DEFAULT_EXPOSURE_MODE = "could_have_seen"
 MAX_TEXT = 2000
 TIMELINE_LIMIT = 500
 #: How long a retired version can still be made current again (the vault's retention).
-DEFAULT_RETENTION_DAYS = vault.DEFAULT_RETENTION_DAYS
+DEFAULT_RETENTION_DAYS = VAULT_RETENTION_DAYS
 CUSTODIAN_ROLE = "it"
 
 def _text(value: str, field_name: str, message: str) -> str:
@@ -146,7 +158,7 @@ def schedules(session: Session, secrets: Sequence[Secret], *, now: datetime | No
     """The schedule of each secret: three queries whatever their number.
 
     ``current``: each secret's current version number and since when, when the caller has read them
-    already (``vault.services.secret_rows``); one query fewer.
+    already (``govern.vault.listing.secret_rows``); one query fewer.
     """
     now = now or utcnow()
     ids = [s.id for s in secrets]
@@ -421,7 +433,7 @@ def stage_task(session: Session, *, actor: Any, keyring: Keyring | None, task: R
         value = generated
     staged = value or ""
     if secret.kind == "totp":
-        params = vault.parse_totp(staged)
+        params = parse_totp(staged)
         code = "".join((totp_code or "").split())
         if not code.isdigit() or len(code) != params.digits:
             raise InvalidError("Enter the current code the new seed shows in the authenticator.",
@@ -434,7 +446,7 @@ def stage_task(session: Session, *, actor: Any, keyring: Keyring | None, task: R
             raise InvalidError("Only API tokens have an expiry date.", {"token_expires_at": "Only API tokens expire."})
         if token_expires_at <= utcnow().date():
             raise InvalidError("The new token's expiry must be in the future.", {"token_expires_at": "Choose a later date."})
-    version = vault.stage_version(session, actor=actor, keyring=keyring, secret=secret, value=staged)
+    version = stage_version(session, actor=actor, keyring=keyring, secret=secret, value=staged)
     now = utcnow()
     task.status, task.staged_version_id, task.staged_at, task.staged_by_id = "staged", version.id, now, actor.id
     task.new_token_expires_at = token_expires_at
@@ -451,11 +463,11 @@ def reveal_staged(session: Session, *, actor: Any, keyring: Keyring | None, task
     if task.status != "staged" or task.staged_version_id is None:
         raise ConflictError("Nothing is staged on this task.")
     if not mfa_fresh:
-        raise vault.StepUpRequiredError("Confirm a code from your authenticator first (needed within the last 5 minutes).")
-    ring = vault.require_keyring(keyring)
+        raise StepUpRequiredError("Confirm a code from your authenticator first (needed within the last 5 minutes).")
+    ring = require_keyring(keyring)
     version = session.get(SecretVersion, task.staged_version_id)
     assert version is not None
-    payload = vault.decrypt_version(session, actor=actor, keyring=ring, version=version)
+    payload = decrypt_version(session, actor=actor, keyring=ring, version=version)
     kind = "totp_seed" if task.secret.kind == "totp" else "value"
     session.add(Exposure(secret_version_id=version.id, secret_id=version.secret_id, account_id=task.account_id,
                          user_id=actor.id, person_id=actor.person_id, kind=kind, reason=f"rotation task {task.id}: staged value"))
@@ -554,11 +566,11 @@ def confirm_task(session: Session, *, actor: Any, task: RotationTask, ticked: It
         raise ConflictError(f"This rotation was {task.status}{who} meanwhile; nothing was changed. Reload the page.")
     session.refresh(task)
     secret = task.secret
-    pending = vault.pending_version(session, secret)
+    pending = pending_version(session, secret)
     if pending is None or pending.id != task.staged_version_id:
         raise ConflictError("The staged value of this task is gone (discarded elsewhere); nothing was changed.")
     failpoints.hit("rotation.confirm.before_vault")
-    version = vault.confirm_version(session, actor=actor, secret=secret)
+    version = confirm_version(session, actor=actor, secret=secret)
     failpoints.hit("rotation.confirm.after_vault")
     if task.new_token_expires_at is not None:
         secret.token_expires_at = task.new_token_expires_at
@@ -577,7 +589,7 @@ def cancel_task(session: Session, *, actor: Any, task: RotationTask, reason: str
     _load_live(session, task, ("open", "staged"))
     was = task.status
     if was == "staged":
-        vault.discard_pending(session, actor=actor, secret=task.secret)
+        discard_pending(session, actor=actor, secret=task.secret)
     task.status, task.cancelled_at, task.cancelled_by_id, task.cancel_reason = "cancelled", utcnow(), actor.id, why
     audit.record(session, "rotation.task_cancelled", actor=actor, target_type="rotation_task", target_id=task.id,
                  details={"account_id": task.account_id, "secret_id": task.secret_id, "was": was, "reason": why})
@@ -618,9 +630,9 @@ def rollback(session: Session, *, actor: Any, secret: Secret, reason: str,
     """
     _require_custodian(actor)
     why = _text(reason, "reason", "Say why you roll back (e.g. the platform refused the new password).")
-    if vault.pending_version(session, secret) is not None:
+    if pending_version(session, secret) is not None:
         raise ConflictError("A staged value waits for confirmation; cancel its task before rolling back.")
-    current = vault.current_version(session, secret)
+    current = current_version(session, secret)
     previous = previous_version(session, secret, retention_days=retention_days)
     if current is None or previous is None:
         raise ConflictError(f"There is no earlier value within the {retention_days}-day retention to go back to.")
@@ -1086,7 +1098,7 @@ def purge_expired_versions(session: Session, *, retention_days: int = DEFAULT_RE
     """Destroy retired versions past the retention, through the vault's purge service."""
     destroyed = 0
     while True:
-        batch = vault.purge_retired(session, retention_days=retention_days, now=now)
+        batch = purge_retired(session, retention_days=retention_days, now=now)
         destroyed += batch
         if batch < 1000:
             break

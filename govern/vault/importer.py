@@ -34,13 +34,14 @@ from sqlalchemy.orm import Session
 from govern import audit
 from govern.accounts.models import PLATFORM_LABELS, PLATFORMS, Account
 from govern.accounts.services import PLATFORM_RULES, AccountInput, create_account, normalise_handle
-from govern.audit.services import Actor
+from govern.auth.models import User
+from govern.crypto.keyring import Keyring
 from govern.directory.importer import normalise_header
 from govern.errors import AuditWriteError, GovernError, InvalidError
 from govern.vault.models import Secret
-from govern.vault.services import MAX_RECOVERY_CODE, MAX_RECOVERY_CODES, parse_totp
-from govern.vault.services import MAX_VALUE as VAULT_MAX_VALUE
-from govern.vault.services import create_secret as vault_create_secret
+from govern.vault.values import MAX_RECOVERY_CODE, MAX_RECOVERY_CODES, parse_totp
+from govern.vault.values import MAX_VALUE as VAULT_MAX_VALUE
+from govern.vault.versions import create_secret as vault_create_secret
 
 FORMATS = ("bitwarden", "1password", "keepass", "generic")
 FORMAT_LABELS = {"bitwarden": "Bitwarden (CSV)", "1password": "1Password (CSV)", "keepass": "KeePassXC (CSV)",
@@ -782,7 +783,7 @@ class ImportFailedError(InvalidError):
 SecretCreator = Callable[..., Any]
 
 
-def apply_import(session: Session, parsed: ParsedFile, *, actor: Actor | None, keyring: Any,
+def apply_import(session: Session, parsed: ParsedFile, *, actor: User, keyring: Keyring | None,
                  create_accounts: set[str] | frozenset[str] = frozenset(), progress: Progress | None = None,
                  create_secret: SecretCreator | None = None, assign: Mapping[int, Account] | None = None,
                  fallback: Account | None = None) -> ImportReport:

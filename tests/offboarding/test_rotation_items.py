@@ -22,7 +22,8 @@ from govern.offboarding.models import Offboarding, OffboardingItem
 from govern.rotation import services as rotation
 from govern.rotation.models import RotationTask
 from govern.scim import services as scim
-from govern.vault import services as vault
+from govern.vault.access import reveal
+from govern.vault.versions import create_secret
 from tests.factories import csrf_token, make_account, make_grant, make_user
 from tests.offboarding.conftest import SETTINGS
 from tests.vault.conftest import keyring, ring  # noqa: F401 - fixtures
@@ -54,7 +55,7 @@ def page_secrets(app, db, company, ring):  # noqa: F811
 
 def _make_secrets(db, world, ring):  # noqa: F811
     def make(account, label):
-        return vault.create_secret(db, actor=world.users["it"].user, keyring=ring, account=account, kind="password",
+        return create_secret(db, actor=world.users["it"].user, keyring=ring, account=account, kind="password",
                                    label=label, value="Old-Password-123!")
 
     made = {
@@ -64,7 +65,7 @@ def _make_secrets(db, world, ring):  # noqa: F811
         "x": make(world.x, "X login"),  # Lea is only an analyst there: she could not reveal it
     }
     db.commit()
-    vault.reveal(db, actor=world.lea, keyring=ring, secret=made["insta"], reason="posting", mfa_fresh=True)
+    reveal(db, actor=world.lea, keyring=ring, secret=made["insta"], reason="posting", mfa_fresh=True)
     db.commit()
     return made
 
@@ -433,11 +434,11 @@ def _leaver_with_accounts(db, kit, world, ring, name, n):  # noqa: F811
     for k in range(n):
         account = make_account(db, display_name=f"{name} {k:03d}", handle=f"{name.split()[0].lower()}{k:03d}")
         make_grant(db, person, account, "publisher" if k % 4 else "admin")
-        made = [vault.create_secret(db, actor=it, keyring=ring, account=account, kind="password", label=f"Login {j}",
+        made = [create_secret(db, actor=it, keyring=ring, account=account, kind="password", label=f"Login {j}",
                                     value="Old-Password-123!") for j in range(2)]
         db.commit()
         if k % 3 == 0:
-            vault.reveal(db, actor=leaver.user, keyring=ring, secret=made[0], reason="posting", mfa_fresh=True)
+            reveal(db, actor=leaver.user, keyring=ring, secret=made[0], reason="posting", mfa_fresh=True)
             db.commit()
     return person
 

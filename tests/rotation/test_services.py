@@ -19,8 +19,10 @@ from govern.jobs.steps import STEPS
 from govern.notifications.models import Notification, OutboxMessage
 from govern.rotation import services as rotation
 from govern.rotation.models import Incident, RotationTask
-from govern.vault import services as vault
+from govern.vault.access import decrypt_version, reveal
+from govern.vault.listing import secret_rows
 from govern.vault.models import Exposure, SecretVersion
+from govern.vault.versions import change_value, current_version
 from tests.factories import make_account, make_grant, make_person
 from tests.rotation.conftest import NEW_SEED, TOTP_SEED, age, vault_secret
 
@@ -75,7 +77,7 @@ def test_schedules_from_versions_the_caller_read_match_schedules_read_afresh(db,
     note = vault_secret(db, ring, world, "note", "a note")
     db.commit()
     secrets = [fresh, old, note]
-    known = {row.secret.id: (row.version, row.since) for row in vault.secret_rows(db, secrets)}
+    known = {row.secret.id: (row.version, row.since) for row in secret_rows(db, secrets)}
     now = utcnow()
     given = rotation.schedules(db, secrets, now=now, current=known)
     read = rotation.schedules(db, secrets, now=now)
@@ -214,7 +216,7 @@ def test_losing_a_revealing_role_rotates_everything_they_could_have_seen(db, rin
 def test_revealed_mode_rotates_only_what_they_actually_saw(db, ring, world):
     seen = vault_secret(db, ring, world, label="Seen")
     vault_secret(db, ring, world, label="Unseen")
-    vault.reveal(db, actor=world.publisher.user, keyring=ring, secret=seen, reason="post", mfa_fresh=True)
+    reveal(db, actor=world.publisher.user, keyring=ring, secret=seen, reason="post", mfa_fresh=True)
     db.commit()
     from govern.grants.models import Grant
 
@@ -302,7 +304,7 @@ def test_generate_stage_confirm_makes_the_new_value_current_and_retires_the_old(
     db.commit()
     assert _status(db, secret) == {1: "retired", 2: "current"}
     assert task.status == "done" and task.completed_by_id == world.it.id
-    payload = vault.decrypt_version(db, actor=world.it.user, keyring=ring, version=vault.current_version(db, secret))
+    payload = decrypt_version(db, actor=world.it.user, keyring=ring, version=current_version(db, secret))
     assert payload["value"] == generated
     events = list(db.scalars(select(AuditEvent).where(AuditEvent.action.like("rotation.%"))))
     assert generated not in "".join(e.details_json for e in events)
@@ -433,7 +435,7 @@ def test_lockdown_locks_opens_urgent_tasks_notifies_and_only_it_reveals(db, ring
     db.commit()
     password = vault_secret(db, ring, world, label="Login")
     seed = vault_secret(db, ring, world, "totp", TOTP_SEED, label="2FA")
-    vault.reveal(db, actor=world.publisher.user, keyring=ring, secret=password, reason="posting", mfa_fresh=True)
+    reveal(db, actor=world.publisher.user, keyring=ring, secret=password, reason="posting", mfa_fresh=True)
     db.commit()
     with pytest.raises(ForbiddenError):
         rotation.lock_down(db, actor=world.admin.user, account=world.account, summary="hacked")
@@ -448,9 +450,9 @@ def test_lockdown_locks_opens_urgent_tasks_notifies_and_only_it_reveals(db, ring
     assert emails == {crisis.email, world.manager.email}
     assert db.scalar(select(func.count()).select_from(Notification).where(Notification.kind == "rotation.incident")) == 2
     with pytest.raises(ForbiddenError, match="only IT"):
-        vault.reveal(db, actor=world.publisher.user, keyring=ring, secret=password, reason="post", mfa_fresh=True)
+        reveal(db, actor=world.publisher.user, keyring=ring, secret=password, reason="post", mfa_fresh=True)
     db.commit()
-    assert vault.reveal(db, actor=world.it.user, keyring=ring, secret=password, reason="rotate", mfa_fresh=True).value
+    assert reveal(db, actor=world.it.user, keyring=ring, secret=password, reason="rotate", mfa_fresh=True).value
     with pytest.raises(ConflictError):
         rotation.lock_down(db, actor=world.it.user, account=world.account, summary="again")
     db.rollback()
@@ -526,7 +528,7 @@ def test_the_weekly_digest_goes_once_per_week(db, ring, world):
 
 def test_the_purge_step_destroys_retired_versions_past_retention(db, ring, world):
     secret = vault_secret(db, ring, world)
-    vault.change_value(db, actor=world.it.user, keyring=ring, secret=secret, value="Newer-Pass-2!")
+    change_value(db, actor=world.it.user, keyring=ring, secret=secret, value="Newer-Pass-2!")
     db.commit()
     assert rotation.purge_expired_versions(db, retention_days=30) == {"destroyed": 0}
     assert rotation.purge_expired_versions(db, retention_days=30, now=utcnow() + timedelta(days=31)) == {"destroyed": 1}

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
 from govern.rotation.models import RotationTask
-from govern.vault import services
+from govern.vault.keys import record_rotation, rewrap_batch, rotate_keyring
 from govern.vault.models import Secret, SecretVersion
 from tests.factories import login, post
 from tests.vault.test_barrier import all_stored_values, encodings
@@ -116,10 +116,10 @@ def test_canaries_only_ever_appear_on_the_reveal_page_that_asked(app, db, world,
     keep("reveal rotated", post(publisher, f"/vault/secrets/{ids['password']}/reveal", {"reason": "after rotation"}), reveal=True)
 
     # Rotate the keys and rewrap everything.
-    new_ring = services.rotate_keyring(ring)
+    new_ring = rotate_keyring(ring)
     with app.test_request_context():
-        services.record_rotation(db, old_primary=ring.primary_id, keyring=new_ring)
-        services.rewrap_batch(db, new_ring, batch_size=100)
+        record_rotation(db, old_primary=ring.primary_id, keyring=new_ring)
+        rewrap_batch(db, new_ring, batch_size=100)
     db.commit()
 
     admin = app.test_client()

@@ -18,9 +18,11 @@ from govern.accounts.models import Account
 from govern.audit.models import AuditEvent
 from govern.cli import cli
 from govern.db import Base
+from govern.errors import InvalidError
 from govern.vault import importer
-from govern.vault import services as vault
+from govern.vault.access import decrypt_version
 from govern.vault.models import Secret, SecretVersion
+from govern.vault.versions import create_secret
 from tests.factories import csrf_from, csrf_token, login, make_account, make_user
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -100,7 +102,7 @@ def _counts(db: Any) -> tuple[int, int, int, int]:
 
 def _value(db: Any, ring: Any, who: Any, secret: Secret) -> Any:
     version = db.scalars(select(SecretVersion).where(SecretVersion.secret_id == secret.id)).one()
-    payload = vault.decrypt_version(db, actor=who.user, keyring=ring, version=version)
+    payload = decrypt_version(db, actor=who.user, keyring=ring, version=version)
     if "codes" in payload:
         return [c["code"] for c in payload["codes"]]
     return payload.get("seed") or payload.get("value")
@@ -368,8 +370,8 @@ def test_a_failure_while_vaulting_rolls_everything_back(db, kit, accounts, ring,
     def failing(session, **kwargs):
         calls.append(kwargs["kind"])
         if len(calls) == 2:
-            raise vault.InvalidError("broken on purpose")
-        return vault.create_secret(session, **kwargs)
+            raise InvalidError("broken on purpose")
+        return create_secret(session, **kwargs)
 
     before = _counts(db)
     with pytest.raises(importer.ImportFailedError, match="Line 2 could not be vaulted"):

@@ -18,8 +18,10 @@ from sqlalchemy import select
 from govern.errors import InvalidError
 from govern.rotation import services as rotation
 from govern.vault import importer
-from govern.vault import services as vault
+from govern.vault.access import live_code, reveal
 from govern.vault.models import Secret
+from govern.vault.values import parse_totp
+from govern.vault.versions import create_secret
 from tests.factories import login, make_account, post
 from tests.oathtool import oathtool_totp
 
@@ -54,7 +56,7 @@ def _uri(key: bytes, algorithm: str, digits: int, period: int) -> str:
 
 def _live(value: str):
     with time_machine.travel(FROZEN, tick=False):
-        return vault.live_code(vault.parse_totp(value))
+        return live_code(parse_totp(value))
 
 
 # --- the parser and the live code, against oathtool -----------------------------------------------------
@@ -77,7 +79,7 @@ def test_live_code_equals_oathtool_for_every_size_algorithm_digits_and_period(bi
 @pytest.mark.parametrize("form", FORMS)
 def test_every_way_of_writing_a_seed_gives_oathtools_code(bits, form):
     key = _key(bits)
-    params = vault.parse_totp(FORMS[form](key))
+    params = parse_totp(FORMS[form](key))
     assert params.seed == _b32(key).rstrip("=") and (params.digits, params.period, params.algorithm) == (6, 30, "SHA1")
     assert _live(FORMS[form](key)).code == oathtool_totp(key, FROZEN)
 
@@ -110,7 +112,7 @@ def test_the_issues_80_bit_seed():
 ])
 def test_values_govern_cannot_use_are_a_message_that_never_quotes_them(value, message):
     with pytest.raises(InvalidError, match=message) as caught:
-        vault.parse_totp(value)
+        parse_totp(value)
     assert caught.value.reasons.keys() == {"value"}
     assert "JBSWY3DP" not in caught.value.message
 
@@ -129,14 +131,14 @@ def ctx(app):
 ])
 def test_a_stored_seed_keeps_its_parameters_and_shows_oathtools_code(db, world, ring, ctx, bits, algorithm, digits, period):
     key = _key(bits)
-    secret = vault.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
+    secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
                                  label="2FA", value=_uri(key, algorithm, digits, period))
     db.commit()
     with time_machine.travel(FROZEN, tick=False):
-        shown = vault.reveal(db, actor=world.publisher.user, keyring=ring, secret=secret, reason="sign in",
+        shown = reveal(db, actor=world.publisher.user, keyring=ring, secret=secret, reason="sign in",
                              mfa_fresh=True, what="totp_code")
     assert shown.live.code == oathtool_totp(key, FROZEN, algorithm=algorithm, digits=digits, period=period)
-    seed = vault.reveal(db, actor=world.it.user, keyring=ring, secret=secret, reason="new phone", mfa_fresh=True,
+    seed = reveal(db, actor=world.it.user, keyring=ring, secret=secret, reason="new phone", mfa_fresh=True,
                         what="totp_seed")
     assert (seed.totp.seed, seed.totp.algorithm, seed.totp.digits, seed.totp.period) == (
         _b32(key).rstrip("="), algorithm, digits, period)
@@ -163,7 +165,7 @@ def test_the_web_form_vaults_an_80_bit_seed_and_its_reveal_shows_oathtools_code(
 
 def test_a_stored_80_bit_seed_reveals(app, db, world, ring):
     with app.test_request_context():
-        secret = vault.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
+        secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
                                      label="Old 2FA", value=SHORT_SEED.lower())
     db.commit()
     with time_machine.travel(FROZEN, tick=False):
@@ -212,14 +214,14 @@ def test_bitwarden_import_takes_80_bit_seeds_and_otpauth_links_and_skips_unusabl
                             ("X news (2FA)", oathtool_totp(key, FROZEN, algorithm="SHA256", digits=8, period=60))):
         secret = db.scalars(select(Secret).where(Secret.label == label)).one()
         with time_machine.travel(FROZEN, tick=False):
-            shown = vault.reveal(db, actor=world.it.user, keyring=ring, secret=secret, reason="check", mfa_fresh=True,
+            shown = reveal(db, actor=world.it.user, keyring=ring, secret=secret, reason="check", mfa_fresh=True,
                                  what="totp_code")
         assert shown.live.code == expected, label
     assert db.scalars(select(Secret).where(Secret.label == "Instagram @acme (2FA)")).one().account_id == instagram.id
 
 
 def test_rotation_stages_an_80_bit_seed_with_a_current_code_from_it(db, kit, world, ring, ctx):
-    secret = vault.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
+    secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
                                  label="2FA", value="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
     db.commit()
     task = rotation.open_task(db, actor=world.it.user, secret=secret, reason="manual", note="new phone").task
