@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from govern.crypto.keyring import Keyring
+from govern.vault.models import Secret
+from govern.vault.versions import create_secret
 from tests.factories import make_account, make_grant, make_user
 
 
@@ -49,3 +52,23 @@ class World:
 @pytest.fixture
 def world(db: Any, kit: Any) -> World:
     return World(db, kit)
+
+
+@pytest.fixture
+def ctx(app: Any) -> Iterator[None]:
+    """A request context, for services that read the request's audit context."""
+    with app.test_request_context():
+        yield
+
+
+@pytest.fixture
+def make_secret(db: Any, world: World, ring: Keyring) -> Callable[..., Secret]:
+    """Vault a secret of ``world.account`` as IT and commit: ``make_secret(kind, value, label, **metadata)``."""
+
+    def make(kind: str = "password", value: Any = "Xq9-canary-pass", label: str | None = None, **kw: Any) -> Secret:
+        secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind=kind,
+                               label=label or f"{kind} login", value=value, **kw)
+        db.commit()
+        return secret
+
+    return make

@@ -120,12 +120,6 @@ def test_values_govern_cannot_use_are_a_message_that_never_quotes_them(value, me
 # --- through the vault -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def ctx(app):
-    with app.test_request_context():
-        yield
-
-
 @pytest.mark.parametrize(("bits", "algorithm", "digits", "period"), [
     (80, "SHA1", 6, 30), (128, "SHA256", 8, 30), (160, "SHA1", 8, 60), (256, "SHA256", 6, 60), (512, "SHA512", 8, 60),
 ])
