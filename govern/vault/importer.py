@@ -36,8 +36,8 @@ from govern.accounts.models import PLATFORM_LABELS, PLATFORMS, Account
 from govern.accounts.services import PLATFORM_RULES, AccountInput, create_account, normalise_handle
 from govern.auth.models import User
 from govern.crypto.keyring import Keyring
-from govern.directory.importer import normalise_header
 from govern.errors import AuditWriteError, GovernError, InvalidError
+from govern.tabular import normalise_header
 from govern.vault.models import Secret
 from govern.vault.values import MAX_RECOVERY_CODE, MAX_RECOVERY_CODES, parse_totp
 from govern.vault.values import MAX_VALUE as VAULT_MAX_VALUE

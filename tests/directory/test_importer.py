@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
-from govern.directory import importer
-from govern.directory.importer import ImportInvalidError, parse_file, preview_import
+from govern.directory import import_columns
+from govern.directory.import_parse import parse_file
+from govern.directory.import_plan import ImportInvalidError, preview_import
 from govern.directory.models import Person
 from govern.offboarding.lifecycle import import_people
 from tests.directory.helpers import count_events, count_people, csv_bytes, person
@@ -53,7 +54,7 @@ def test_common_hr_export_headers_are_understood(db):
 def test_header_aliases_ignore_case_spaces_and_punctuation(db, header):
     parsed = parse_file(csv_bytes([["1", "a@acme.example", "A", "D", "T", "", "2024-01-01", "", "active"]], header=header))
     assert parsed.errors == []
-    assert set(parsed.columns) == set(importer.COLUMNS)
+    assert set(parsed.columns) == set(import_columns.COLUMNS)
 
 
 def test_unknown_columns_are_ignored_and_excel_sep_line_is_honoured(db):
@@ -228,12 +229,12 @@ def test_empty_cells_clear_but_missing_columns_and_empty_ids_keep(db):
 
 
 def test_dates_accept_iso_and_day_first_only():
-    assert importer.parse_date("2026-03-04") == date(2026, 3, 4)
-    assert importer.parse_date("2026-03-04T00:00:00Z") == date(2026, 3, 4)
-    assert importer.parse_date("03/04/2026") == date(2026, 4, 3)
+    assert import_columns.parse_date("2026-03-04") == date(2026, 3, 4)
+    assert import_columns.parse_date("2026-03-04T00:00:00Z") == date(2026, 3, 4)
+    assert import_columns.parse_date("03/04/2026") == date(2026, 4, 3)
     for bad in ("03/25/2026", "4 March 2026", "2026/03/04", "31/04/2026", "20260304"):
         with pytest.raises(ValueError):
-            importer.parse_date(bad)
+            import_columns.parse_date(bad)
 
 
 def test_ten_thousand_rows_import_in_one_go(db):
