@@ -31,9 +31,7 @@ from govern.db import utcnow
 from govern.directory.import_columns import COLUMNS
 from govern.directory.import_parse import ImportRow, LineError, ParsedFile
 from govern.directory.models import Person
-from govern.directory.services import (
-    has_left,
-)
+from govern.directory.services import has_left
 from govern.errors import InvalidError
 
 #: At most this many errors and changes are kept in a report (the counts are always complete).

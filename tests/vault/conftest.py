@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from govern.accounts.models import Account
 from govern.crypto.keyring import Keyring
 from govern.vault.models import Secret
 from govern.vault.versions import create_secret
@@ -72,3 +73,17 @@ def make_secret(db: Any, world: World, ring: Keyring) -> Callable[..., Secret]:
         return secret
 
     return make
+
+
+@pytest.fixture
+def accounts(db: Any) -> dict[str, Account]:
+    """Accounts on five platforms that the sample exports refer to."""
+    made = {
+        "instagram": make_account(db, platform="instagram", handle="acme", url="https://www.instagram.com/acme"),
+        "x": make_account(db, platform="x", handle="acme_news", url="https://x.com/acme_news"),
+        "facebook": make_account(db, platform="facebook", handle="acme.official", url="https://www.facebook.com/acme.official"),
+        "bluesky": make_account(db, platform="bluesky", handle="acme.bsky.social", url="https://bsky.app/profile/acme.bsky.social"),
+        "mastodon": make_account(db, platform="mastodon", handle="acme@mastodon.social", url="https://mastodon.social/@acme"),
+    }
+    db.commit()
+    return made

@@ -8,19 +8,19 @@ import base64
 import json
 
 import pytest
-from sqlalchemy import LargeBinary, String, Text, select, update
+from sqlalchemy import select, update
 
 import govern.models  # noqa: F401 - every table on the metadata
 from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.crypto.keyring import Keyring
-from govern.db import Base
 from govern.vault.access import reveal
 from govern.vault.errors import SecretDecryptError
 from govern.vault.keys import record_rotation, rewrap_batch, rotate_keyring
 from govern.vault.models import SecretVersion
 from govern.vault.versions import create_secret, current_version
 from tests.conftest import app_config
+from tests.vault.helpers import all_stored_values, encodings
 
 CANARIES = {
     "password": "Canary-Barrier-Pass-5c1d7e",
@@ -29,27 +29,6 @@ CANARIES = {
     "totp": "KRUGS4ZANFZSAYJAMNQW4YLSPEQHGZLF",  # base32 of "This is a canary see"
 }
 CODES = ["canary-code-11aa", "canary-code-22bb"]
-
-
-def encodings(text: str) -> list[bytes]:
-    raw = text.encode()
-    forms = [raw, raw.lower(), base64.b64encode(raw), base64.urlsafe_b64encode(raw), raw.hex().encode(),
-             raw.hex().upper().encode(), base64.b32encode(raw)]
-    return [f for f in forms if len(f) >= 8]
-
-
-def all_stored_values(db) -> list[tuple[str, bytes]]:
-    """Every text and binary value of every table, found from the metadata (no hand list)."""
-    found = []
-    for table in Base.metadata.sorted_tables:
-        columns = [c for c in table.columns if isinstance(c.type, String | Text | LargeBinary)]
-        if not columns:
-            continue
-        for row in db.execute(select(*columns)):
-            for column, value in zip(columns, row, strict=True):
-                if value is not None:
-                    found.append((f"{table.name}.{column.name}", value if isinstance(value, bytes) else str(value).encode()))
-    return found
 
 
 @pytest.fixture

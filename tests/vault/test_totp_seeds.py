@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from govern.errors import InvalidError
 from govern.rotation import services as rotation
-from govern.vault import importer
+from govern.vault import import_apply, import_parse
 from govern.vault.access import live_code, reveal
 from govern.vault.models import Secret
 from govern.vault.values import parse_totp
@@ -199,7 +199,7 @@ def test_bitwarden_import_takes_80_bit_seeds_and_otpauth_links_and_skips_unusabl
     make_account(db, platform="x", handle="acme_news", url="https://x.com/acme_news")
     make_account(db, platform="x", handle="acme_old", url="https://x.com/acme_old")
     db.commit()
-    report = importer.apply_import(db, importer.parse_file(BITWARDEN_2FA, "bitwarden"), actor=world.it.user, keyring=ring)
+    report = import_apply.apply_import(db, import_parse.parse_file(BITWARDEN_2FA, "bitwarden"), actor=world.it.user, keyring=ring)
     db.commit()
     assert report.created_by_kind == {"password": 2, "totp": 2}
     assert [(p.line, p.reason) for p in report.skipped] == [(4, "2FA codes must have 6 or 8 digits.")]
