@@ -35,9 +35,9 @@ CODES = ["canary-code-11aa", "canary-code-22bb"]
 def vaulted(app, db, world, ring):
     with app.test_request_context():
         made = {kind: create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind=kind,
-                                             label=f"{kind} secret", value=value) for kind, value in CANARIES.items()}
+                                    label=f"{kind} secret", value=value) for kind, value in CANARIES.items()}
         made["recovery_codes"] = create_secret(db, actor=world.it.user, keyring=ring, account=world.account,
-                                                        kind="recovery_codes", label="codes", value=CODES)
+                                               kind="recovery_codes", label="codes", value=CODES)
     db.commit()
     return made
 
@@ -83,7 +83,7 @@ def test_moving_a_ciphertext_to_another_row_fails(app, db, world, ring, vaulted)
 def test_the_same_plaintext_encrypts_differently_twice(app, db, world, ring, vaulted):
     with app.test_request_context():
         twin = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
-                                      label="twin", value=CANARIES["password"])
+                             label="twin", value=CANARIES["password"])
     first, second = current_version(db, vaulted["password"]), current_version(db, twin)
     assert first.ciphertext != second.ciphertext and first.wrapped_key != second.wrapped_key
     assert first.ciphertext[1:13] != second.ciphertext[1:13]

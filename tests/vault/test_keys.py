@@ -294,7 +294,7 @@ def _running_app_with_a_secret(inst: Installation) -> tuple[Any, Any, int]:
         it = make_user(session, app.extensions["govern.auth"], roles=("it",))
         account = make_account(session)
         secret = create_secret(session, actor=it.user, keyring=app.extensions["govern.keyring"], account=account,
-                                        kind="password", label="login", value="Reload-Canary-51d0")
+                               kind="password", label="login", value="Reload-Canary-51d0")
         session.commit()
         return app, it, secret.id
 

@@ -126,14 +126,14 @@ def test_values_govern_cannot_use_are_a_message_that_never_quotes_them(value, me
 def test_a_stored_seed_keeps_its_parameters_and_shows_oathtools_code(db, world, ring, ctx, bits, algorithm, digits, period):
     key = _key(bits)
     secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
-                                 label="2FA", value=_uri(key, algorithm, digits, period))
+                           label="2FA", value=_uri(key, algorithm, digits, period))
     db.commit()
     with time_machine.travel(FROZEN, tick=False):
         shown = reveal(db, actor=world.publisher.user, keyring=ring, secret=secret, reason="sign in",
-                             mfa_fresh=True, what="totp_code")
+                       mfa_fresh=True, what="totp_code")
     assert shown.live.code == oathtool_totp(key, FROZEN, algorithm=algorithm, digits=digits, period=period)
     seed = reveal(db, actor=world.it.user, keyring=ring, secret=secret, reason="new phone", mfa_fresh=True,
-                        what="totp_seed")
+                  what="totp_seed")
     assert (seed.totp.seed, seed.totp.algorithm, seed.totp.digits, seed.totp.period) == (
         _b32(key).rstrip("="), algorithm, digits, period)
 
@@ -160,7 +160,7 @@ def test_the_web_form_vaults_an_80_bit_seed_and_its_reveal_shows_oathtools_code(
 def test_a_stored_80_bit_seed_reveals(app, db, world, ring):
     with app.test_request_context():
         secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
-                                     label="Old 2FA", value=SHORT_SEED.lower())
+                               label="Old 2FA", value=SHORT_SEED.lower())
     db.commit()
     with time_machine.travel(FROZEN, tick=False):
         client = app.test_client()
@@ -209,14 +209,14 @@ def test_bitwarden_import_takes_80_bit_seeds_and_otpauth_links_and_skips_unusabl
         secret = db.scalars(select(Secret).where(Secret.label == label)).one()
         with time_machine.travel(FROZEN, tick=False):
             shown = reveal(db, actor=world.it.user, keyring=ring, secret=secret, reason="check", mfa_fresh=True,
-                                 what="totp_code")
+                           what="totp_code")
         assert shown.live.code == expected, label
     assert db.scalars(select(Secret).where(Secret.label == "Instagram @acme (2FA)")).one().account_id == instagram.id
 
 
 def test_rotation_stages_an_80_bit_seed_with_a_current_code_from_it(db, kit, world, ring, ctx):
     secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
-                                 label="2FA", value="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+                           label="2FA", value="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
     db.commit()
     task = rotation.open_task(db, actor=world.it.user, secret=secret, reason="manual", note="new phone").task
     db.commit()

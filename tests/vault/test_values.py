@@ -52,7 +52,7 @@ def test_bad_values_are_refused_with_a_message_and_nothing_is_stored(db, world, 
 def test_metadata_must_not_carry_the_value(db, world, ring, ctx):
     with pytest.raises(InvalidError, match="contains the secret itself") as caught:
         create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
-                               label="Instagram", value="hunter2hunter2", notes="pw is hunter2hunter2")
+                      label="Instagram", value="hunter2hunter2", notes="pw is hunter2hunter2")
     assert caught.value.reasons == {"notes": caught.value.message}
 
 

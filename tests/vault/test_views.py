@@ -27,13 +27,13 @@ SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 def secrets_(app, db, world, ring):
     with app.test_request_context():
         password = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
-                                          label="Instagram login", value=PASSWORD, login="social@acme.example")
+                                 label="Instagram login", value=PASSWORD, login="social@acme.example")
         totp = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
-                                      label="Instagram 2FA", value=SEED)
+                             label="Instagram 2FA", value=SEED)
         codes = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="recovery_codes",
-                                       label="Backup codes", value=["code-aaaa-1111", "code-bbbb-2222"])
+                              label="Backup codes", value=["code-aaaa-1111", "code-bbbb-2222"])
         other = create_secret(db, actor=world.it.user, keyring=ring, account=world.other_account, kind="password",
-                                       label="Other login", value="Other-Canary-77aa")
+                              label="Other login", value="Other-Canary-77aa")
     db.commit()
     return type("Secrets", (), {"password": password, "totp": totp, "codes": codes, "other": other})
 
@@ -274,7 +274,7 @@ def test_account_page_and_vault_list_use_no_query_per_secret(app, db, world, rin
         with app.test_request_context():
             for i in range(start, start + n):
                 secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
-                                                label=f"login {i}", value=f"value-{i}-xyz")
+                                       label=f"login {i}", value=f"value-{i}-xyz")
                 with app.test_request_context():
                     reveal(db, actor=world.publisher.user, keyring=ring, secret=secret, reason="r", mfa_fresh=True)
         db.commit()
