@@ -58,7 +58,7 @@ from govern.scim.views import bp as scim_bp
 from govern.subscribers import connect_all
 from govern.uploads import InMemoryUploadsRequest
 from govern.users.views import bp as users_bp
-from govern.vault.services import keyring_problem_at_start
+from govern.vault.keys import keyring_problem_at_start
 from govern.vault.tool_views import bp as vault_tools_bp
 from govern.vault.views import bp as vault_bp
 from govern.web import BoundedIntConverter

@@ -76,7 +76,7 @@ POLICY: dict[str, frozenset[str]] = {
     # Incidents: IT locks an account down and closes its incident; admins and auditors watch.
     "incidents.read": frozenset({"admin", "it", "auditor"}),
     "incidents.manage": frozenset({"it"}),
-    # The vault: object-level rules (govern.vault.services.refusal / can_see_secret) narrow
+    # The vault: object-level rules (govern.vault.access.refusal / can_see_secret) narrow
     # read and reveal to holders of a revealing role and IT; other ids answer 404.
     "vault.read": frozenset({"staff"}),
     "vault.reveal": frozenset({"staff"}),

@@ -186,7 +186,7 @@ def seed(bench: Bench) -> Seeded:
     from govern.directory.models import Person
     from govern.grants.models import Grant
     from govern.rotation.models import RotationTask
-    from govern.vault import services as vault_services
+    from govern.vault.keys import ensure_key_check
     from govern.vault.models import Exposure, Secret, SecretVersion
 
     s = bench.scale
@@ -275,7 +275,7 @@ def seed(bench: Bench) -> Seeded:
                            for a in state["accounts"] for n in range(s.secrets_per_account)]
             for chunk in chunks(secret_rows):
                 session.execute(insert(Secret), chunk)
-            vault_services.ensure_key_check(session, keyring)
+            ensure_key_check(session, keyring)
             secret_ids = list(session.scalars(select(Secret.id).order_by(Secret.id)))
             rows = []
             for sid in secret_ids:
@@ -806,6 +806,8 @@ def offboard_person(person_id: int) -> None:
     from govern.db import database
     from govern.directory.models import Person
     from govern.grants.models import Grant
+    from govern.offboarding.scheduling import schedule_offboarding
+    from govern.offboarding.settings import settings_from
     from govern.rotation.models import RotationTask
 
     app = create_app()
@@ -815,8 +817,7 @@ def offboard_person(person_id: int) -> None:
                                                                              Grant.status == "active"))
         tasks_before = session.scalar(select(func.count()).select_from(RotationTask))
         started = time.perf_counter()
-        schedule_offboarding(session, actor=None, person=person, effective_at=None,
-                                         settings=settings_from(app.config))
+        schedule_offboarding(session, actor=None, person=person, effective_at=None, settings=settings_from(app.config))
         session.commit()
         seconds = time.perf_counter() - started
         tasks_after = session.scalar(select(func.count()).select_from(RotationTask))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from govern.vault import services  # noqa: E402
+from govern.vault.keys import rewrap_all  # noqa: E402
 from tests.vault.test_keys import Installation  # noqa: E402
 
 
@@ -27,7 +27,7 @@ def main() -> None:
             assert inst.run("keys", "rotate").exit_code == 0
             keyring = inst.keyring()
             cpu = time.process_time()
-            result = services.rewrap_all(inst.db.sessionmaker, keyring, batch_size=batch_size)
+            result = rewrap_all(inst.db.sessionmaker, keyring, batch_size=batch_size)
             cpu = time.process_time() - cpu
             print(f"{url.split(':')[0]}: rewrapped {result.rewrapped} data keys in {result.seconds:.2f} s wall "
                   f"= {result.rewrapped / result.seconds:,.0f}/s; {cpu:.2f} s CPU of this process "

@@ -185,7 +185,7 @@ def test_no_post_endpoint_answers_500_to_junk(app, db, world, who):
 #: to the one who asked (each display is an audited exposure, so it is never kept to show again), and
 #: an export streams a file. A preview of an uploaded file changes nothing. Everything else redirects.
 RENDERS_ON_SUCCESS = {
-    "vault.reveal": "reveal: the plaintext, once, to the one who asked",
+    "reveal": "reveal: the plaintext, once, to the one who asked",
     "vault.reveal_seed": "reveal of a 2FA seed",
     "rotation.show_staged": "reveal of a staged value",
     "vault_tools.generate": "JSON for the generate button; nothing is stored",
@@ -209,7 +209,7 @@ def test_successful_posts_redirect_and_show_one_time_values_once(app, db, kit, w
     from govern.accounts.models import Account
     from govern.policies.models import PolicyVersion
     from govern.rotation.tasks import open_task
-    from govern.vault import services as vault
+    from govern.vault.versions import create_secret
     from tests.factories import accept_policy, make_person
 
     admin, victim, ids = world["admin"], world["victim"], world["ids"]
@@ -219,7 +219,7 @@ def test_successful_posts_redirect_and_show_one_time_values_once(app, db, kit, w
     requested = make_grant(db, make_person(db), db.get(Account, ids["account_id"]), "analyst", status="requested")
     keyring = app.extensions["govern.keyring"]
     with app.test_request_context():
-        secret = vault.create_secret(db, actor=it.user, keyring=keyring, account=requested.account, kind="password",
+        secret = create_secret(db, actor=it.user, keyring=keyring, account=requested.account, kind="password",
                                      label="Walk login", value="Walk-Old-Pass-1!")
         task = open_task(db, actor=it.user, secret=secret, reason="manual").task
     db.commit()

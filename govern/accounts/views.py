@@ -26,7 +26,7 @@ from govern.grants.forms import RemovalForm, RevokeForm
 from govern.grants.models import Grant, PlatformRemoval
 from govern.grants.services import may_manage, may_manage_account
 from govern.rotation import schedules as rotation_schedules
-from govern.vault import services as vault_services
+from govern.vault import listing
 from govern.web import ensure_visible, form_errors, may, page_arg, permission
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
@@ -201,8 +201,8 @@ def detail(account_id: int) -> str:
 
 def _vault_section(db: Any, account: Account) -> dict[str, Any]:
     """The account's secrets (names, kinds, ages; never values) and who saw them."""
-    exposures, total = vault_services.exposures(db, account_id=account.id, per_page=EXPOSURES_SHOWN)
-    rows = vault_services.account_secrets(db, account.id)
+    exposures, total = listing.exposures(db, account_id=account.id, per_page=EXPOSURES_SHOWN)
+    rows = listing.account_secrets(db, account.id)
     schedules: dict[int, Any] = {}
     if may(current_user, "rotation.read"):
         known = {r.secret.id: (r.version, r.since) for r in rows}

@@ -45,8 +45,9 @@ from govern.reviews.models import ReviewCampaign, ReviewItem
 from govern.reviews.services import decide_item, open_campaign
 from govern.rotation.models import RotationTask
 from govern.rotation.schedules import schedule_due
+from govern.vault.access import reveal
 from govern.vault.models import Secret, SecretVersion
-from govern.vault.services import create_secret, reveal
+from govern.vault.versions import create_secret
 
 COMPANY = "Northpeak Outdoor"
 DOMAIN = "northpeak.example"

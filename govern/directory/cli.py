@@ -11,7 +11,7 @@ from flask import current_app, g
 from flask.cli import with_appcontext
 
 from govern.db import database
-from govern.directory import importer
+from govern.directory import import_columns, import_parse, import_plan
 from govern.offboarding.lifecycle import import_people
 from govern.offboarding.settings import settings_from
 from govern.schema import ensure_current
@@ -19,7 +19,8 @@ from govern.schema import ensure_current
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from govern.directory.importer import ImportReport, ParsedFile, Progress
+    from govern.directory.import_parse import ParsedFile
+    from govern.directory.import_plan import ImportReport, Progress
 
 
 @click.group("directory")
@@ -45,7 +46,7 @@ def import_command(file: Path, dry_run: bool, maps: tuple[str, ...]) -> None:
     ensure_current(database(current_app).engine)
     g.audit_actor_label = "cli"
     content = file.read_bytes()
-    parsed = importer.parse_file(content, filename=file.name, mapping=mapping)
+    parsed = import_parse.parse_file(content, filename=file.name, mapping=mapping)
     _print_columns(parsed)
     with database(current_app).session_scope() as session:
         if sys.stderr.isatty():
@@ -67,7 +68,7 @@ def _mapping(maps: tuple[str, ...]) -> dict[str, str]:
         if not sep or not column.strip() or not target.strip():
             raise click.BadParameter(f"{item!r} is not COLUMN=FIELD", param_hint="--map")
         mapping[column.strip()] = target.strip()
-    problems = importer.check_mapping(mapping)
+    problems = import_columns.check_mapping(mapping)
     if problems:
         raise click.BadParameter("; ".join(problems), param_hint="--map")
     return mapping
@@ -83,13 +84,13 @@ def _print_columns(parsed: ParsedFile) -> None:
 
 def _run(session: Session, parsed: ParsedFile, dry_run: bool, progress: Progress | None) -> ImportReport:
     if dry_run:
-        report = importer.preview_import(session, parsed, progress=progress)
+        report = import_plan.preview_import(session, parsed, progress=progress)
         session.rollback()
         return report
     try:
         report = import_people(session, parsed, actor=None, progress=progress,
                                settings=settings_from(current_app.config))
-    except importer.ImportInvalidError as exc:
+    except import_plan.ImportInvalidError as exc:
         session.rollback()
         return exc.report
     session.commit()

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from govern import audit
 from govern.audit.services import Actor
-from govern.directory.importer import IGNORE, check_mapping, header_key
+from govern.directory.import_columns import IGNORE, check_mapping, header_key
 from govern.directory.models import ImportMapping
 from govern.errors import InvalidError
 

@@ -32,14 +32,14 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from govern import audit
 from govern.csvexport import csv_chunks
 from govern.db import get_session
-from govern.directory import import_mappings, importer, services
+from govern.directory import import_columns, import_mappings, import_parse, import_plan, services
 from govern.directory.forms import STATUS_LABELS, ImportForm, PersonForm
 from govern.directory.models import PERSON_STATUSES
 from govern.errors import ConflictError, ForbiddenError, InvalidError
 from govern.offboarding import lifecycle
 from govern.offboarding.reading import offboardings_of, progress_of
 from govern.offboarding.settings import settings_from as offboarding_settings
-from govern.vault.services import exposures
+from govern.vault.listing import exposures
 from govern.web import form_errors, permission
 
 bp = Blueprint("directory", __name__, url_prefix="/people")
@@ -271,25 +271,25 @@ def _posted_pending(form: ImportForm) -> tuple[dict[str, str], bytes] | Werkzeug
     return pending, path.read_bytes()
 
 
-def _import_page(form: ImportForm, report: importer.ImportReport | None = None, status: int = 200, *,
-                 parsed: importer.ParsedFile | None = None, remembered: bool = False,
+def _import_page(form: ImportForm, report: import_plan.ImportReport | None = None, status: int = 200, *,
+                 parsed: import_parse.ParsedFile | None = None, remembered: bool = False,
                  chosen: dict[int, str] | None = None, mapping_errors: list[str] | None = None) -> tuple[str, int]:
     return render_template(
-        "directory/import.html", form=form, report=report, aliases=importer.HEADER_ALIASES,
-        fallbacks=importer.FALLBACK_ALIASES, statuses=importer.STATUS_VALUES,
-        date_formats=importer.DATE_FORMATS_TEXT, columns=importer.COLUMNS, parsed=parsed, remembered=remembered,
-        fields=importer.FIELD_LABELS, ignore=importer.IGNORE, chosen=chosen or {}, mapping_errors=mapping_errors or [],
+        "directory/import.html", form=form, report=report, aliases=import_columns.HEADER_ALIASES,
+        fallbacks=import_columns.FALLBACK_ALIASES, statuses=import_columns.STATUS_VALUES,
+        date_formats=import_columns.DATE_FORMATS_TEXT, columns=import_columns.COLUMNS, parsed=parsed, remembered=remembered,
+        fields=import_columns.FIELD_LABELS, ignore=import_columns.IGNORE, chosen=chosen or {}, mapping_errors=mapping_errors or [],
     ), status
 
 
 def _preview(content: bytes, filename: str, mapping: dict[str, str] | None, *, remembered: bool,
              form: ImportForm) -> tuple[str, int]:
     """Preview ``content`` read with ``mapping`` and keep it on the server for the mapping step and the import."""
-    parsed = importer.parse_file(content, filename=filename, mapping=mapping)
-    report = importer.preview_import(get_session(), parsed)
+    parsed = import_parse.parse_file(content, filename=filename, mapping=mapping)
+    report = import_plan.preview_import(get_session(), parsed)
     get_session().rollback()
     # Kept for the mapping step too (a mapping may fix the file), unless there is nothing to map or import.
-    if parsed.header and importer.count_data_lines(content) > 0:
+    if parsed.header and import_parse.count_data_lines(content) > 0:
         session[PENDING_KEY] = {"token": _stage(content), "filename": parsed.filename, "sha256": parsed.sha256,
                                 "mapping": import_mappings.digest(mapping)}
     return _import_page(form, report, parsed=parsed, remembered=remembered)
@@ -313,7 +313,7 @@ def import_file() -> Any:
         form.file.errors = ["The file is empty."]
         return _import_page(form)
     _discard_pending()
-    mapping = import_mappings.remembered_mapping(get_session(), importer.read_header(content))
+    mapping = import_mappings.remembered_mapping(get_session(), import_parse.read_header(content))
     return _preview(content, upload.filename, mapping, remembered=mapping is not None, form=form)
 
 
@@ -326,23 +326,23 @@ def import_mapping() -> Any:
     if isinstance(waiting, WerkzeugResponse):
         return waiting
     pending, content = waiting
-    header = importer.read_header(content)
-    choices = {*importer.FIELDS, importer.IGNORE}
+    header = import_parse.read_header(content)
+    choices = {*import_columns.FIELDS, import_columns.IGNORE}
     chosen = {index: (request.form.get(f"column-{index}") or "").strip() for index in range(len(header))}
     problems = [f"choose what the column {header[index]!r} is" for index, value in chosen.items()
                 if header[index] and value not in choices]
     mapping = {header[index]: value for index, value in chosen.items() if header[index] and value in choices}
     taken: dict[str, str] = {}
     for column, value in mapping.items():
-        if value != importer.IGNORE and value in taken:
-            problems.append(f"the columns {taken[value]!r} and {column!r} are both mapped to {importer.FIELD_LABELS[value]}; "
+        if value != import_columns.IGNORE and value in taken:
+            problems.append(f"the columns {taken[value]!r} and {column!r} are both mapped to {import_columns.FIELD_LABELS[value]}; "
                             "map one of them to Ignore")
         taken.setdefault(value, column)
     if not problems:
-        parsed = importer.parse_file(content, filename=pending.get("filename", "import.csv"), mapping=mapping)
+        parsed = import_parse.parse_file(content, filename=pending.get("filename", "import.csv"), mapping=mapping)
         problems = [e.reason for e in parsed.errors if e.line <= parsed.header_line and e.column != "file"]
     if problems:
-        parsed = importer.parse_file(content, filename=pending.get("filename", "import.csv"))
+        parsed = import_parse.parse_file(content, filename=pending.get("filename", "import.csv"))
         return _import_page(form, None, 400, parsed=parsed, chosen=chosen, mapping_errors=problems)
     db = get_session()
     saved = import_mappings.remember_mapping(db, actor=current_user, header=header, mapping=mapping)
@@ -362,12 +362,12 @@ def import_apply() -> Any:
     if isinstance(waiting, WerkzeugResponse):
         return waiting
     pending, content = waiting
-    mapping = import_mappings.remembered_mapping(get_session(), importer.read_header(content))
+    mapping = import_mappings.remembered_mapping(get_session(), import_parse.read_header(content))
     if import_mappings.digest(mapping) != pending.get("mapping", import_mappings.digest(None)):
         _discard_pending()
         flash("The column mapping of these columns changed since the preview. Upload the file again.", "error")
         return redirect(url_for("directory.import_file"))
-    parsed = importer.parse_file(content, filename=pending.get("filename", "import.csv"), mapping=mapping)
+    parsed = import_parse.parse_file(content, filename=pending.get("filename", "import.csv"), mapping=mapping)
     if parsed.sha256 != pending.get("sha256"):
         _discard_pending()
         flash("The previewed file could not be read back. Upload it again.", "error")
@@ -377,7 +377,7 @@ def import_apply() -> Any:
         report = lifecycle.import_people(db, parsed, actor=current_user,
                                          settings=offboarding_settings(current_app.config))
         db.commit()
-    except importer.ImportInvalidError as exc:
+    except import_plan.ImportInvalidError as exc:
         db.rollback()
         _discard_pending()
         flash("The directory changed since the preview and the file now has errors. Nothing was imported.", "error")

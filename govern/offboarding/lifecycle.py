@@ -26,7 +26,7 @@ from govern import audit
 from govern.audit.services import Actor
 from govern.auth.models import User
 from govern.db import utcnow
-from govern.directory import importer
+from govern.directory import import_parse, import_plan
 from govern.directory import services as directory
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError
@@ -250,15 +250,15 @@ def _raise_problems(outcome: Outcome) -> None:
         raise InvalidError(message, {"status": message})
 
 
-def import_people(session: Session, parsed: importer.ParsedFile, *, actor: Actor | None, settings: Settings | None = None,
-                  progress: importer.Progress | None = None) -> importer.ImportReport:
-    """Apply an HR import (directory.importer.apply_import), then follow what its rows say about leaving.
+def import_people(session: Session, parsed: import_parse.ParsedFile, *, actor: Actor | None, settings: Settings | None = None,
+                  progress: import_plan.Progress | None = None) -> import_plan.ImportReport:
+    """Apply an HR import (directory.import_plan.apply_import), then follow what its rows say about leaving.
 
     A row saying the person left (a leaving or departed status, an end date today or in the past)
     starts their offboarding, a future end date schedules it (or moves, or cancels, the one an
     earlier import scheduled). Raises ImportInvalidError, writing nothing, while a line has an error.
     """
-    report = importer.apply_import(session, parsed, actor=actor, progress=progress)
+    report = import_plan.apply_import(session, parsed, actor=actor, progress=progress)
     settings = settings or Settings()
     records = {person_id: Record(status, end_date) for person_id, (status, end_date) in report.leaving.items()}
     newcomers = report.newcomers_gone

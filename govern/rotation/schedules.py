@@ -99,7 +99,7 @@ def schedules(session: Session, secrets: Sequence[Secret], *, now: datetime | No
     """The schedule of each secret: three queries whatever their number.
 
     ``current``: each secret's current version number and since when, when the caller has read them
-    already (``vault.services.secret_rows``); one query fewer.
+    already (``vault.listing.secret_rows``); one query fewer.
     """
     now = now or utcnow()
     ids = [s.id for s in secrets]

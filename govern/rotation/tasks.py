@@ -21,8 +21,8 @@ from govern.errors import ConflictError, InvalidError, NotFoundError
 from govern.incidents.models import Incident
 from govern.rotation.custody import CUSTODIAN_ROLE, MAX_TEXT, require_custodian, required_text
 from govern.rotation.models import REASON_PRIORITY, TASK_REASONS, RotationTask
-from govern.vault import services as vault
 from govern.vault.models import Secret
+from govern.vault.versions import discard_pending
 
 
 def _merge_json_list(raw: str, items: Iterable[Any], key: Callable[[Any], Any] = lambda x: x) -> tuple[str, bool]:
@@ -226,7 +226,7 @@ def cancel_task(session: Session, *, actor: User, task: RotationTask, reason: st
     lock_live_task(session, task, ("open", "staged"))
     was = task.status
     if was == "staged":
-        vault.discard_pending(session, actor=actor, secret=task.secret)
+        discard_pending(session, actor=actor, secret=task.secret)
     task.status, task.cancelled_at, task.cancelled_by_id, task.cancel_reason = "cancelled", utcnow(), actor.id, why
     audit.record(session, "rotation.task_cancelled", actor=actor, target_type="rotation_task", target_id=task.id,
                  details={"account_id": task.account_id, "secret_id": task.secret_id, "was": was, "reason": why})

@@ -20,12 +20,23 @@ from govern.rotation.checklist import checklist
 from govern.rotation.custody import MAX_TEXT, require_custodian, required_text
 from govern.rotation.models import RotationTask
 from govern.rotation.tasks import lock_live_task, open_task
-from govern.vault import services as vault
+from govern.vault import versions as vault_versions
+from govern.vault.access import decrypt_version
+from govern.vault.errors import StepUpRequiredError
+from govern.vault.keys import require_keyring
 from govern.vault.models import Exposure, Secret, SecretVersion
 from govern.vault.rules import generate_for_account
+from govern.vault.values import parse_totp
+from govern.vault.versions import (
+    confirm_version,
+    current_version,
+    pending_version,
+    purge_retired,
+    stage_version,
+)
 
 #: How long a retired version can still be made current again (the vault's retention).
-DEFAULT_RETENTION_DAYS = vault.DEFAULT_RETENTION_DAYS
+DEFAULT_RETENTION_DAYS = vault_versions.DEFAULT_RETENTION_DAYS
 
 
 def stage_task(session: Session, *, actor: User, keyring: Keyring | None, task: RotationTask, value: str | None = None,
@@ -46,7 +57,7 @@ def stage_task(session: Session, *, actor: User, keyring: Keyring | None, task: 
         value = generated
     staged = value or ""
     if secret.kind == "totp":
-        params = vault.parse_totp(staged)
+        params = parse_totp(staged)
         code = "".join((totp_code or "").split())
         if not code.isdigit() or len(code) != params.digits:
             raise InvalidError("Enter the current code the new seed shows in the authenticator.",
@@ -59,7 +70,7 @@ def stage_task(session: Session, *, actor: User, keyring: Keyring | None, task: 
             raise InvalidError("Only API tokens have an expiry date.", {"token_expires_at": "Only API tokens expire."})
         if token_expires_at <= utcnow().date():
             raise InvalidError("The new token's expiry must be in the future.", {"token_expires_at": "Choose a later date."})
-    version = vault.stage_version(session, actor=actor, keyring=keyring, secret=secret, value=staged)
+    version = stage_version(session, actor=actor, keyring=keyring, secret=secret, value=staged)
     now = utcnow()
     task.status, task.staged_version_id, task.staged_at, task.staged_by_id = "staged", version.id, now, actor.id
     task.new_token_expires_at = token_expires_at
@@ -76,11 +87,11 @@ def reveal_staged(session: Session, *, actor: User, keyring: Keyring | None, tas
     if task.status != "staged" or task.staged_version_id is None:
         raise ConflictError("Nothing is staged on this task.")
     if not mfa_fresh:
-        raise vault.StepUpRequiredError("Confirm a code from your authenticator first (needed within the last 5 minutes).")
-    ring = vault.require_keyring(keyring)
+        raise StepUpRequiredError("Confirm a code from your authenticator first (needed within the last 5 minutes).")
+    ring = require_keyring(keyring)
     version = session.get(SecretVersion, task.staged_version_id)
     assert version is not None
-    payload = vault.decrypt_version(session, actor=actor, keyring=ring, version=version)
+    payload = decrypt_version(session, actor=actor, keyring=ring, version=version)
     kind = "totp_seed" if task.secret.kind == "totp" else "value"
     session.add(Exposure(secret_version_id=version.id, secret_id=version.secret_id, account_id=task.account_id,
                          user_id=actor.id, person_id=actor.person_id, kind=kind, reason=f"rotation task {task.id}: staged value"))
@@ -94,7 +105,7 @@ def confirm_task(session: Session, *, actor: User, task: RotationTask, ticked: I
     """The staged value works on the platform: it becomes current, the old one retired, the task done.
 
     An offboarding item linked to the task is the caller's to close
-    (govern.offboarding.services.close_linked_items), as the offboarding sits higher on the ladder.
+    (govern.offboarding.checklist.close_linked_items), as the offboarding sits higher on the ladder.
 
     Exactly one of two people confirming at once wins: the task row is claimed with a
     conditional update (the second waits for the first's row lock, then finds it done).
@@ -121,11 +132,11 @@ def confirm_task(session: Session, *, actor: User, task: RotationTask, ticked: I
         raise ConflictError(f"This rotation was {task.status}{who} meanwhile; nothing was changed. Reload the page.")
     session.refresh(task)
     secret = task.secret
-    pending = vault.pending_version(session, secret)
+    pending = pending_version(session, secret)
     if pending is None or pending.id != task.staged_version_id:
         raise ConflictError("The staged value of this task is gone (discarded elsewhere); nothing was changed.")
     failpoints.hit("rotation.confirm.before_vault")
-    version = vault.confirm_version(session, actor=actor, secret=secret)
+    version = confirm_version(session, actor=actor, secret=secret)
     failpoints.hit("rotation.confirm.after_vault")
     if task.new_token_expires_at is not None:
         secret.token_expires_at = task.new_token_expires_at
@@ -157,9 +168,9 @@ def rollback(session: Session, *, actor: User, secret: Secret, reason: str,
     """
     require_custodian(actor)
     why = required_text(reason, "reason", "Say why you roll back (e.g. the platform refused the new password).")
-    if vault.pending_version(session, secret) is not None:
+    if pending_version(session, secret) is not None:
         raise ConflictError("A staged value waits for confirmation; cancel its task before rolling back.")
-    current = vault.current_version(session, secret)
+    current = current_version(session, secret)
     previous = previous_version(session, secret, retention_days=retention_days)
     if current is None or previous is None:
         raise ConflictError(f"There is no earlier value within the {retention_days}-day retention to go back to.")
@@ -186,7 +197,7 @@ def purge_expired_versions(session: Session, *, retention_days: int = DEFAULT_RE
     """Destroy retired versions past the retention, through the vault's purge service."""
     destroyed = 0
     while True:
-        batch = vault.purge_retired(session, retention_days=retention_days, now=now)
+        batch = purge_retired(session, retention_days=retention_days, now=now)
         destroyed += batch
         if batch < 1000:
             break

@@ -36,8 +36,8 @@ from govern.rotation.forms import (
     StageForm,
 )
 from govern.rotation.models import REASON_LABELS, RotationTask
+from govern.vault.access import get_secret
 from govern.vault.models import Secret
-from govern.vault.services import get_secret
 from govern.web import (
     act,
     ensure_visible,

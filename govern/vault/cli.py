@@ -15,8 +15,16 @@ from govern.crypto.keyring import Keyring
 from govern.db import database
 from govern.errors import GovernError
 from govern.schema import ensure_current
-from govern.vault import services
 from govern.vault.import_cli import import_command
+from govern.vault.keys import (
+    count_stale,
+    key_status,
+    record_rotation,
+    retire_kek,
+    rewrap_all,
+    rotate_keyring,
+)
+from govern.vault.versions import purge_retired
 
 #: Exit status of a vault command refused because the vault is sealed (like HTTP 503).
 SEALED_EXIT = 3
@@ -71,11 +79,11 @@ def rotate(output: Path | None) -> None:
     keyring = _keyring()
     db = _database()
     target = _key_file_for_writing(output)
-    new = services.rotate_keyring(keyring)
+    new = rotate_keyring(keyring)
     # The file first: if recording fails, the next use records the new key's check value.
     new.save(target)
     with db.session_scope() as session:
-        services.record_rotation(session, old_primary=keyring.primary_id, keyring=new)
+        record_rotation(session, old_primary=keyring.primary_id, keyring=new)
         session.commit()
     click.echo(f"new primary key {new.primary_id} written to {target} (mode 0600)")
     click.echo("Next: run `govern keys rewrap` (running govern processes read the key file again when they "
@@ -92,15 +100,15 @@ def rewrap(batch_size: int) -> None:
     keyring = _keyring()
     db = _database()
     with db.session_scope() as session:
-        total = services.count_stale(session, keyring)
+        total = count_stale(session, keyring)
         audit.record(session, "vault.rewrap_started", target_type="kek", target_id=keyring.primary_id,
                      details={"stale": total, "batch_size": batch_size})
         session.commit()
     if sys.stderr.isatty():
         with click.progressbar(length=total, label="rewrapping data keys", file=sys.stderr) as bar:
-            result = services.rewrap_all(db.sessionmaker, keyring, batch_size=batch_size, progress=bar.update)
+            result = rewrap_all(db.sessionmaker, keyring, batch_size=batch_size, progress=bar.update)
     else:
-        result = services.rewrap_all(db.sessionmaker, keyring, batch_size=batch_size)
+        result = rewrap_all(db.sessionmaker, keyring, batch_size=batch_size)
     with db.session_scope() as session:
         audit.record(session, "vault.rewrap_finished", target_type="kek", target_id=keyring.primary_id,
                      outcome="failure" if result.failed else "success",
@@ -127,7 +135,7 @@ def retire(kek_id: str, output: Path | None) -> None:
     target = _key_file_for_writing(output)
     with db.session_scope() as session:
         try:
-            new = services.retire_kek(session, keyring, kek_id)
+            new = retire_kek(session, keyring, kek_id)
         except GovernError as exc:
             session.rollback()
             raise click.ClickException(exc.message) from None
@@ -153,8 +161,8 @@ def status() -> None:
     else:
         click.echo(f"vault: unsealed, primary key {keyring.primary_id}")
     with db.session_scope() as session:
-        rows = services.key_status(session, keyring)
-        stale = services.count_stale(session, keyring) if keyring is not None else None
+        rows = key_status(session, keyring)
+        stale = count_stale(session, keyring) if keyring is not None else None
     click.echo(f"{'KEK':<14} {'primary':<8} {'in keyring':<11} {'data keys':>10}  {'check':<8} retired")
     for row in rows:
         check = "ok" if row.check_ok else ("WRONG" if row.check_ok is False else "-")
@@ -178,7 +186,7 @@ def purge(retention_days: int | None) -> None:
     total = 0
     while True:
         with db.session_scope() as session:
-            done = services.purge_retired(session, retention_days=days)
+            done = purge_retired(session, retention_days=days)
             session.commit()
         total += done
         if done == 0:

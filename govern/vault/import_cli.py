@@ -15,12 +15,12 @@ from govern.auth.models import User
 from govern.db import database
 from govern.errors import GovernError
 from govern.schema import ensure_current
-from govern.vault import importer
+from govern.vault import import_apply, import_parse
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from govern.vault.importer import ImportReport
+    from govern.vault.import_apply import ImportReport
 
 
 @click.command("import")
@@ -46,21 +46,21 @@ def import_command(file: Path, fmt: str, dry_run: bool, create_accounts: bool, a
     g.audit_actor_label = "cli"
     if not dry_run and not actor_email:
         raise click.ClickException("say who imports with --as EMAIL (an IT or admin user); nothing was imported")
-    if file.stat().st_size > importer.MAX_FILE_BYTES:
-        raise click.ClickException(f"{file.name} is larger than {importer.MAX_FILE_BYTES // (1024 * 1024)} MB; split it")
+    if file.stat().st_size > import_parse.MAX_FILE_BYTES:
+        raise click.ClickException(f"{file.name} is larger than {import_parse.MAX_FILE_BYTES // (1024 * 1024)} MB; split it")
     try:
-        parsed = importer.parse_file(file.read_bytes(), fmt, filename=file.name)
-    except importer.ImportFileError as exc:
+        parsed = import_parse.parse_file(file.read_bytes(), fmt, filename=file.name)
+    except import_parse.ImportFileError as exc:
         raise click.ClickException(exc.message) from None
     with database(current_app).session_scope() as session:
         fallback = None
         if account_ref is not None:
             try:
-                fallback = importer.resolve_account(session, account_ref)
+                fallback = import_apply.resolve_account(session, account_ref)
             except GovernError as exc:
                 raise click.ClickException(f"--account: {exc.message}; nothing was imported") from None
         if dry_run:
-            report = importer.preview_import(session, parsed, fallback=fallback)
+            report = import_apply.preview_import(session, parsed, fallback=fallback)
             # The real run creates every account the file proposes when --create-accounts is given.
             chosen = set(report.new_accounts) if create_accounts else set()
             session.rollback()
@@ -68,11 +68,11 @@ def import_command(file: Path, fmt: str, dry_run: bool, create_accounts: bool, a
             actor = _importer(session, actor_email or "")
             chosen = set()
             if create_accounts:
-                chosen = set(importer.preview_import(session, parsed).new_accounts)
+                chosen = set(import_apply.preview_import(session, parsed).new_accounts)
             rows = len(parsed.entries)
             try:
                 with click.progressbar(length=rows, label=f"importing {parsed.filename}", file=sys.stderr) as bar:
-                    report = importer.apply_import(session, parsed, actor=actor, keyring=keyring,
+                    report = import_apply.apply_import(session, parsed, actor=actor, keyring=keyring,
                                                    create_accounts=chosen, progress=bar.update, fallback=fallback)
             except GovernError as exc:
                 session.rollback()

@@ -16,7 +16,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from govern.forms import FlaskForm
-from govern.vault.importer import FORMAT_LABELS, FORMATS
+from govern.vault.import_parse import FORMAT_LABELS, FORMATS
 
 USAGE_CHOICES = [SelectChoice("required", "Required (at least one)"), SelectChoice("allowed", "Allowed"),
                  SelectChoice("excluded", "Not used")]

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from govern.accounts.models import PLATFORM_LABELS, PLATFORMS, Account
 from govern.db import get_session
 from govern.errors import InvalidError
-from govern.vault import importer, rules
+from govern.vault import import_apply, import_parse, rules
 from govern.vault.rule_models import PasswordRule
 from govern.vault.tool_forms import ConfirmImportForm, ImportForm, RuleForm
 from govern.web import permission
@@ -122,7 +122,7 @@ def _read_upload(field: Any) -> bytes | None:
     if upload is None or not getattr(upload, "filename", ""):
         field.errors = ["Choose the exported CSV file."]
         return None
-    content: bytes = upload.stream.read(importer.MAX_FILE_BYTES + 1)
+    content: bytes = upload.stream.read(import_parse.MAX_FILE_BYTES + 1)
     return content
 
 
@@ -147,7 +147,7 @@ def _chosen_accounts(confirm: ConfirmImportForm) -> tuple[dict[int, Account], Ac
         key = reference.strip().lower()
         if key not in found:
             try:
-                found[key] = importer.resolve_account(db, reference)
+                found[key] = import_apply.resolve_account(db, reference)
             except InvalidError as exc:
                 raise InvalidError(f"{where}: {exc.message}. Nothing was imported.") from None
         return found[key]
@@ -161,7 +161,7 @@ def _chosen_accounts(confirm: ConfirmImportForm) -> tuple[dict[int, Account], Ac
     return assign, resolve(reference, "The account for the entries that match no account") if reference else None
 
 
-def _preview_page(form: ImportForm, report: importer.ImportReport | None = None, status: int = 200) -> tuple[str, int]:
+def _preview_page(form: ImportForm, report: import_apply.ImportReport | None = None, status: int = 200) -> tuple[str, int]:
     confirm = None
     suggestions: list[tuple[str, str]] = []
     if report is not None:
@@ -170,8 +170,8 @@ def _preview_page(form: ImportForm, report: importer.ImportReport | None = None,
         if report.unmatched:
             suggestions = _account_suggestions()
     return render_template("vault_tools/import.html", form=form, report=report, confirm=confirm, suggestions=suggestions,
-                           formats=importer.FORMAT_LABELS, kinds=importer.KINDS, max_rows=importer.MAX_ROWS,
-                           max_mb=importer.MAX_FILE_BYTES // (1024 * 1024),
+                           formats=import_parse.FORMAT_LABELS, kinds=import_parse.KINDS, max_rows=import_parse.MAX_ROWS,
+                           max_mb=import_parse.MAX_FILE_BYTES // (1024 * 1024),
                            sealed=current_app.extensions.get("govern.keyring") is None), status
 
 
@@ -189,11 +189,11 @@ def import_file() -> Any:
         return _preview_page(form, status=400)
     db = get_session()
     try:
-        parsed = importer.parse_file(content, form.format.data or "", filename=form.file.data.filename)
-    except importer.ImportFileError as exc:
+        parsed = import_parse.parse_file(content, form.format.data or "", filename=form.file.data.filename)
+    except import_parse.ImportFileError as exc:
         form.file.errors = [exc.message]
         return _preview_page(form, status=400)
-    report = importer.preview_import(db, parsed)
+    report = import_apply.preview_import(db, parsed)
     db.rollback()
     return _preview_page(form, report)
 
@@ -204,7 +204,7 @@ def import_confirm() -> Any:
     """Import the previewed file, chosen again: values are vaulted, chosen accounts created, one audit event."""
     confirm = ConfirmImportForm()
     form = ImportForm(formdata=None, format=confirm.format.data)
-    if not confirm.validate_on_submit() or confirm.format.data not in importer.FORMATS:
+    if not confirm.validate_on_submit() or confirm.format.data not in import_parse.FORMATS:
         flash("The form expired. Upload the file again.", "error")
         return redirect(url_for("vault_tools.import_file"))
     content = _read_upload(confirm.file)
@@ -214,12 +214,12 @@ def import_confirm() -> Any:
     keyring = _keyring()
     db = get_session()
     try:
-        parsed = importer.parse_file(content, confirm.format.data, filename=confirm.file.data.filename)
-    except importer.ImportFileError as exc:
+        parsed = import_parse.parse_file(content, confirm.format.data, filename=confirm.file.data.filename)
+    except import_parse.ImportFileError as exc:
         form.file.errors = [exc.message]
         return _preview_page(form, status=400)
     if parsed.sha256 != confirm.sha256.data:
-        report = importer.preview_import(db, parsed)
+        report = import_apply.preview_import(db, parsed)
         db.rollback()
         flash("That is not the file you previewed, so nothing was imported. Here is its preview.", "error")
         return _preview_page(form, report)
@@ -228,14 +228,14 @@ def import_confirm() -> Any:
     except InvalidError as exc:
         db.rollback()
         flash(exc.message, "error")
-        return _preview_page(form, importer.preview_import(db, parsed), status=400)
+        return _preview_page(form, import_apply.preview_import(db, parsed), status=400)
     try:
-        report = importer.apply_import(db, parsed, actor=current_user, keyring=keyring,
+        report = import_apply.apply_import(db, parsed, actor=current_user, keyring=keyring,
                                        create_accounts=set(confirm.create.data or []), assign=assign, fallback=fallback)
-    except importer.ImportFailedError as exc:
+    except import_apply.ImportFailedError as exc:
         db.rollback()
         flash(exc.message, "error")
-        return _preview_page(form, importer.preview_import(db, parsed), status=400)
+        return _preview_page(form, import_apply.preview_import(db, parsed), status=400)
     db.commit()
     created = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in report.created_by_kind.items()) or "nothing"
     assigned = f"{report.assigned} row(s) went to the account chosen for them; " if report.assigned else ""

@@ -14,7 +14,7 @@ from govern.crypto.keyring import Keyring
 from govern.db import get_session, utcnow
 from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
 from govern.rotation import schedules as rotation_schedules
-from govern.vault import services
+from govern.vault import access, errors, keys, listing, versions
 from govern.vault.forms import MetadataForm, NewSecretForm, RevealForm, ValueForm
 from govern.vault.models import Secret
 from govern.web import (
@@ -43,7 +43,7 @@ def _refuse_when_sealed() -> Any:
     """Every vault page answers 503 with what the operator must do while the vault is sealed."""
     if current_app.extensions.get("govern.keyring") is None:
         return render_template("errors/error.html", status=503, title="The vault is sealed",
-                               message=services.SEALED_MESSAGE), 503
+                               message=keys.SEALED_MESSAGE), 503
     return None
 
 
@@ -56,14 +56,14 @@ def _may_know_secret(secret_id: int, **_url_args: Any) -> bool:
     """Whether the secret exists and the user may know it does (for refusals of the permission layer)."""
     db = get_session()
     secret = db.get(Secret, secret_id)
-    return secret is not None and services.can_see_secret(db, current_user, secret)
+    return secret is not None and access.can_see_secret(db, current_user, secret)
 
 
 def _visible_secret(secret_id: int) -> Secret:
     """The secret if the user may know it exists; anything else is the same 404."""
     db = get_session()
     secret = db.get(Secret, secret_id)
-    if secret is not None and not services.can_see_secret(db, current_user, secret):
+    if secret is not None and not access.can_see_secret(db, current_user, secret):
         # Someone asked for a secret they may not know about: recorded, answered like a missing one.
         audit.record(db, "authz.denied", actor=current_user, target_type="secret", target_id=secret.id, outcome="denied",
                      details={"endpoint": request.endpoint, "account_id": secret.account_id})
@@ -80,11 +80,11 @@ def _revealable_secret(secret_id: int, what: str) -> Secret:
     secret = db.get(Secret, secret_id)
     if secret is None:
         abort(404)
-    why_not = services.refusal(db, current_user, secret, what)
+    why_not = access.refusal(db, current_user, secret, what)
     if why_not is not None:
-        services.record_reveal_denied(db, actor=current_user, secret=secret, exposure=what, why=why_not)
+        access.record_reveal_denied(db, actor=current_user, secret=secret, exposure=what, why=why_not)
         db.commit()
-        if not services.can_see_secret(db, current_user, secret):
+        if not access.can_see_secret(db, current_user, secret):
             abort(404)
         raise ForbiddenError(why_not)  # they may know it exists: tell them why it is not shown
     return secret
@@ -113,7 +113,7 @@ def index() -> str:
     """The credentials the user may reveal (IT: all of them)."""
     db = get_session()
     page = page_arg()
-    rows, total = services.revealable_secrets(db, current_user, page=page, per_page=PAGE_SIZE)
+    rows, total = listing.revealable_secrets(db, current_user, page=page, per_page=PAGE_SIZE)
     return render_template("vault/index.html", rows=rows, total=total, page=page, has_next=page * PAGE_SIZE < total)
 
 
@@ -124,15 +124,15 @@ def detail(secret_id: int) -> str:
     db = get_session()
     secret = _visible_secret(secret_id)
     page = page_arg()
-    exposures, total = services.exposures(db, secret_id=secret.id, page=page, per_page=PAGE_SIZE)
+    exposures, total = listing.exposures(db, secret_id=secret.id, page=page, per_page=PAGE_SIZE)
     # Rotation builds on the vault; its state of this secret (interval, due date, open task) is shown
     # here to those who may read rotation, so IT sees and starts a rotation from the secret itself.
     schedule = rotation_schedules.schedules(db, [secret])[0] if may(current_user, "rotation.read") else None
     return render_template(
-        "vault/detail.html", secret=secret, versions=services.versions_of(db, secret), exposures=exposures,
+        "vault/detail.html", secret=secret, versions=listing.versions_of(db, secret), exposures=exposures,
         exposure_total=total, page=page, has_next=page * PAGE_SIZE < total, schedule=schedule,
-        may_reveal=services.refusal(db, current_user, secret, "totp_code" if secret.kind == "totp" else "value") is None,
-        may_see_seed=secret.kind == "totp" and services.refusal(db, current_user, secret, "totp_seed") is None,
+        may_reveal=access.refusal(db, current_user, secret, "totp_code" if secret.kind == "totp" else "value") is None,
+        may_see_seed=secret.kind == "totp" and access.refusal(db, current_user, secret, "totp_seed") is None,
     )
 
 
@@ -154,7 +154,7 @@ def new(account_id: int) -> Any:
     if form.validate_on_submit():
         kind = form.kind.data or ""
         try:
-            secret = services.create_secret(
+            secret = versions.create_secret(
                 db, actor=current_user, keyring=_keyring(), account=account, kind=kind, label=form.label.data or "",
                 value=_submitted_value(form, kind), login=form.login.data, url=form.url.data, notes=form.notes.data,
                 token_expires_at=form.token_expires_at.data)
@@ -190,7 +190,7 @@ def edit(secret_id: int) -> Any:
     form = MetadataForm(obj=secret) if request.method == "GET" else MetadataForm()
     if form.validate_on_submit():
         try:
-            changed = services.update_metadata(db, actor=current_user, secret=secret, label=form.label.data or "",
+            changed = versions.update_metadata(db, actor=current_user, secret=secret, label=form.label.data or "",
                                                login=form.login.data, url=form.url.data, notes=form.notes.data,
                                                token_expires_at=form.token_expires_at.data)
         except InvalidError as exc:
@@ -214,7 +214,7 @@ def change(secret_id: int) -> Any:
     form = ValueForm()
     if form.validate_on_submit():
         try:
-            version = services.change_value(db, actor=current_user, keyring=_keyring(), secret=secret,
+            version = versions.change_value(db, actor=current_user, keyring=_keyring(), secret=secret,
                                             value=_submitted_value(form, secret.kind))
         except (InvalidError, ConflictError) as exc:
             db.rollback()
@@ -244,10 +244,10 @@ def _reveal_flow(secret_id: int, what: str, endpoint: str) -> Any:
     if not form.validate_on_submit():
         return render_template("vault/reveal.html", form=form, secret=secret, what=what), 200
     try:
-        revealed = services.reveal(db, actor=current_user, keyring=_keyring(), secret=secret,
+        revealed = access.reveal(db, actor=current_user, keyring=_keyring(), secret=secret,
                                    reason=form.reason.data or "", mfa_fresh=mfa_is_fresh(), what=what)
-    except services.StepUpRequiredError:
-        services.record_reveal_denied(db, actor=current_user, secret=secret, exposure=what, why="second factor not fresh")
+    except errors.StepUpRequiredError:
+        access.record_reveal_denied(db, actor=current_user, secret=secret, exposure=what, why="second factor not fresh")
         db.commit()
         flash("Confirm a code from your authenticator, then ask again.", "error")
         return redirect(url_for("auth.reauth", next=url_for(endpoint, secret_id=secret.id)))
@@ -255,7 +255,7 @@ def _reveal_flow(secret_id: int, what: str, endpoint: str) -> Any:
         db.rollback()
         form.reason.errors = [exc.message]
         return render_template("vault/reveal.html", form=form, secret=secret, what=what), 200
-    except (ForbiddenError, services.SecretDecryptError) as exc:
+    except (ForbiddenError, errors.SecretDecryptError) as exc:
         db.commit()  # the refusal or the failed decryption is audited
         return render_template("errors/error.html", status=exc.status_code, title="Not shown", message=exc.message), exc.status_code
     except NotFoundError as exc:
@@ -290,16 +290,16 @@ def mark_code_used(secret_id: int, index: int) -> Response:
     db = get_session()
     secret = _revealable_secret(secret_id, "value")
     try:
-        services.mark_recovery_code_used(db, actor=current_user, keyring=_keyring(), secret=secret, index=index - 1,
+        access.mark_recovery_code_used(db, actor=current_user, keyring=_keyring(), secret=secret, index=index - 1,
                                          mfa_fresh=mfa_is_fresh())
-    except services.StepUpRequiredError:
+    except errors.StepUpRequiredError:
         flash("Confirm a code from your authenticator, then mark the code again.", "error")
         return redirect(url_for("auth.reauth", next=url_for("vault.detail", secret_id=secret.id)))
     except (InvalidError, ConflictError) as exc:
         db.rollback()
         flash(exc.message, "error")
         return redirect(url_for("vault.detail", secret_id=secret.id))
-    except services.SecretDecryptError as exc:
+    except errors.SecretDecryptError as exc:
         db.commit()
         flash(exc.message, "error")
         return redirect(url_for("vault.detail", secret_id=secret.id))

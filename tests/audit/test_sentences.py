@@ -14,7 +14,7 @@ import govern
 from govern import activity, audit
 from govern.audit.models import AuditEvent
 from govern.incidents.services import lock_down
-from govern.vault import services as vault
+from govern.vault.versions import create_secret
 from tests.factories import login
 from tests.sql_capture import statements
 from tests.vault.conftest import World, keyring, ring  # noqa: F401 - fixtures
@@ -100,7 +100,7 @@ def _event(db, action: str) -> AuditEvent:
 
 
 def test_a_secret_created_reads_with_who_what_and_where_and_never_the_value(db, ring, world):  # noqa: F811
-    secret = vault.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
+    secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
                                  label="Password", value=SECRET_VALUE)
     db.commit()
     event = _event(db, "vault.secret_created")
@@ -124,7 +124,7 @@ def test_unknown_codes_and_vanished_targets_still_read(db, world):
 
 def test_names_cost_one_query_per_kind_whatever_the_number_of_events(db, connection, world, ring):  # noqa: F811
     for n in range(3):
-        vault.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="note",
+        create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="note",
                             label=f"Note {n}", value="x")
     db.commit()
     few = list(db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(3)))
@@ -136,7 +136,7 @@ def test_names_cost_one_query_per_kind_whatever_the_number_of_events(db, connect
 
 
 def test_the_audit_page_shows_sentences_with_their_codes(app, db, world, ring):  # noqa: F811
-    vault.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
+    create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
                         label="Password", value=SECRET_VALUE)
     db.commit()
     client = app.test_client()
@@ -148,7 +148,7 @@ def test_the_audit_page_shows_sentences_with_their_codes(app, db, world, ring): 
 
 
 def test_the_incident_timeline_shows_sentences(app, db, world, ring):  # noqa: F811
-    vault.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
+    create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
                         label="Password", value=SECRET_VALUE)
     db.commit()
     from datetime import timedelta

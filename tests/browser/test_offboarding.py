@@ -24,7 +24,8 @@ from govern.crypto.keyring import Keyring
 from govern.db import database, utcnow
 from govern.directory.models import Person
 from govern.offboarding.models import Offboarding
-from govern.vault import services as vault
+from govern.vault.access import reveal
+from govern.vault.versions import create_secret
 from tests.browser.conftest import VENV_BIN, LiveServer, _server_env
 from tests.conftest import app_config
 from tests.factories import DEFAULT_PASSWORD, make_account, make_grant, make_person, make_user
@@ -56,12 +57,12 @@ def _seed(tmp_path: Path, database_url: str) -> SimpleNamespace:
             db.commit()
             # The vault holds both accounts' passwords; Lea revealed the Instagram one to post.
             ring = Keyring.load(instance / "vault.key")
-            insta_login = vault.create_secret(db, actor=it.user, keyring=ring, account=insta, kind="password",
+            insta_login = create_secret(db, actor=it.user, keyring=ring, account=insta, kind="password",
                                               label="Instagram login", value="Old-Instagram-Pass-1!")
-            vault.create_secret(db, actor=it.user, keyring=ring, account=linkedin, kind="password", label="LinkedIn login",
+            create_secret(db, actor=it.user, keyring=ring, account=linkedin, kind="password", label="LinkedIn login",
                                 value="Old-LinkedIn-Pass-1!")
             db.commit()
-            vault.reveal(db, actor=lea_login.user, keyring=ring, secret=insta_login, reason="posting", mfa_fresh=True)
+            reveal(db, actor=lea_login.user, keyring=ring, secret=insta_login, reason="posting", mfa_fresh=True)
             db.commit()
             return SimpleNamespace(hr=hr, it=it, manager=manager, lea_id=lea.id, sam_email=sam.email,
                                    app=app, linkedin_id=linkedin.id)

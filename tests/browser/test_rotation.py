@@ -22,8 +22,8 @@ def _seed(database_url: str, key_file: Path) -> None:
     from govern.auth.models import User, UserRole
     from govern.crypto.keyring import Keyring
     from govern.directory.models import Person
-    from govern.vault import services as vault
     from govern.vault.models import SecretVersion
+    from govern.vault.versions import create_secret
 
     ring = Keyring.load(key_file)
     database = Database(database_url)
@@ -41,13 +41,13 @@ def _seed(database_url: str, key_file: Path) -> None:
                                display_name="Acme LinkedIn", business_owner_id=owner.id)
             db.add_all([insta, linkedin])
             db.flush()
-            old = vault.create_secret(db, actor=admin, keyring=ring, account=insta, kind="password", label="Instagram login",
+            old = create_secret(db, actor=admin, keyring=ring, account=insta, kind="password", label="Instagram login",
                                       value="Old-Instagram-Pass-1!", login="acme")
-            vault.create_secret(db, actor=admin, keyring=ring, account=insta, kind="totp", label="Instagram 2FA",
+            create_secret(db, actor=admin, keyring=ring, account=insta, kind="totp", label="Instagram 2FA",
                                 value="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
-            vault.create_secret(db, actor=admin, keyring=ring, account=linkedin, kind="password", label="LinkedIn login",
+            create_secret(db, actor=admin, keyring=ring, account=linkedin, kind="password", label="LinkedIn login",
                                 value="Old-LinkedIn-Pass-1!")
-            vault.create_secret(db, actor=admin, keyring=ring, account=linkedin, kind="recovery_codes", label="LinkedIn recovery codes",
+            create_secret(db, actor=admin, keyring=ring, account=linkedin, kind="recovery_codes", label="LinkedIn recovery codes",
                                 value="aaaa-1111\nbbbb-2222")
             db.flush()
             long_ago = utcnow() - timedelta(days=120)

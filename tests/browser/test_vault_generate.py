@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from govern.app import create_app
 from govern.db import database
-from govern.vault import services as vault
+from govern.vault.access import decrypt_version
 from govern.vault.models import Secret
+from govern.vault.versions import current_version
 from tests.browser.conftest import LiveServer
 from tests.browser.test_first_login import _submit, _watch
 from tests.browser.test_vault_flow import _seed_people, _sign_in
@@ -75,8 +76,8 @@ def test_generate_fills_the_password_with_the_platforms_rules(browser: Any, live
     db = database(app).sessionmaker()
     try:
         secret = db.scalars(select(Secret).where(Secret.label == "Instagram login")).one()
-        stored = vault.decrypt_version(db, actor=None, keyring=app.extensions["govern.keyring"],
-                                       version=vault.current_version(db, secret))
+        stored = decrypt_version(db, actor=None, keyring=app.extensions["govern.keyring"],
+                                       version=current_version(db, secret))
         assert generated in {str(v) for v in stored.values()}, "the vaulted value is not the generated password"
     finally:
         db.close()

@@ -219,7 +219,7 @@ def test_with_a_keyring_the_demo_has_fake_credentials_rotation_work_and_an_incid
     from govern.incidents.models import Incident
     from govern.rotation.models import RotationTask
     from govern.rotation.schedules import all_schedules
-    from govern.vault import services as vault
+    from govern.vault import access, values, versions
     from govern.vault.models import Exposure, Secret
 
     summary, keyring = seeded_with_vault
@@ -227,10 +227,10 @@ def test_with_a_keyring_the_demo_has_fake_credentials_rotation_work_and_an_incid
     assert summary.secrets == len(secrets) == 12 + 2 * 2 + 1
     # Every value is clearly fake, and none is stored or audited in clear.
     for secret in secrets:
-        payload = vault.decrypt_version(db, actor=None, keyring=keyring, version=vault.current_version(db, secret))
+        payload = access.decrypt_version(db, actor=None, keyring=keyring, version=versions.current_version(db, secret))
         shown = " ".join(str(v) for v in payload.values())
         if secret.kind == "totp":
-            assert vault.parse_totp(shown.split()[0]) and "DEMO" not in shown
+            assert values.parse_totp(shown.split()[0]) and "DEMO" not in shown
         else:
             assert demo.FAKE in shown, secret.label
     assert not any(demo.FAKE in e.details_json for e in db.scalars(select(AuditEvent)))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from govern.directory.importer import parse_file, preview_import
+from govern.directory.import_parse import parse_file
+from govern.directory.import_plan import preview_import
 from govern.offboarding.lifecycle import import_people
 from tests.directory.helpers import person
 

@@ -14,7 +14,7 @@ from govern.incidents.models import Incident
 from govern.incidents.services import close_incident, incident_tasks, lock_down, timeline
 from govern.notifications.models import Notification, OutboxMessage
 from govern.rotation.versions import confirm_task, stage_task
-from govern.vault import services as vault
+from govern.vault.access import reveal
 from tests.rotation.conftest import (
     TOTP_SEED,
     vault_secret,
@@ -29,7 +29,7 @@ def test_lockdown_locks_opens_urgent_tasks_notifies_and_only_it_reveals(db, ring
     db.commit()
     password = vault_secret(db, ring, world, label="Login")
     seed = vault_secret(db, ring, world, "totp", TOTP_SEED, label="2FA")
-    vault.reveal(db, actor=world.publisher.user, keyring=ring, secret=password, reason="posting", mfa_fresh=True)
+    reveal(db, actor=world.publisher.user, keyring=ring, secret=password, reason="posting", mfa_fresh=True)
     db.commit()
     with pytest.raises(ForbiddenError):
         lock_down(db, actor=world.admin.user, account=world.account, summary="hacked")
@@ -44,9 +44,9 @@ def test_lockdown_locks_opens_urgent_tasks_notifies_and_only_it_reveals(db, ring
     assert emails == {crisis.email, world.manager.email}
     assert db.scalar(select(func.count()).select_from(Notification).where(Notification.kind == "rotation.incident")) == 2
     with pytest.raises(ForbiddenError, match="only IT"):
-        vault.reveal(db, actor=world.publisher.user, keyring=ring, secret=password, reason="post", mfa_fresh=True)
+        reveal(db, actor=world.publisher.user, keyring=ring, secret=password, reason="post", mfa_fresh=True)
     db.commit()
-    assert vault.reveal(db, actor=world.it.user, keyring=ring, secret=password, reason="rotate", mfa_fresh=True).value
+    assert reveal(db, actor=world.it.user, keyring=ring, secret=password, reason="rotate", mfa_fresh=True).value
     with pytest.raises(ConflictError):
         lock_down(db, actor=world.it.user, account=world.account, summary="again")
     db.rollback()

@@ -42,15 +42,15 @@ def test_a_sealed_vault_does_not_stop_the_run_and_due_work_still_happens(app, db
     from govern.offboarding.models import Offboarding
     from govern.offboarding.scheduling import schedule_offboarding
     from govern.rotation.models import RotationTask
-    from govern.vault import services as vault
     from govern.vault.models import SecretVersion
+    from govern.vault.versions import create_secret
     from tests.factories import make_account, make_person, make_user
     from tests.offboarding.helpers import SETTINGS
 
     assert app.extensions["govern.keyring"] is None  # sealed
     it = make_user(db, kit, roles=("it",))
     hr = make_user(db, kit, roles=("hr",))
-    secret = vault.create_secret(db, actor=it.user, keyring=Keyring.generate(), account=make_account(db), kind="password",
+    secret = create_secret(db, actor=it.user, keyring=Keyring.generate(), account=make_account(db), kind="password",
                                  label="Instagram login", value="Sealed-Run-Pw-1!")
     db.flush()
     long_ago = utcnow() - timedelta(days=200)

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from govern.offboarding.scheduling import schedule_offboarding
 from govern.offboarding.settings import Settings
-from govern.vault import services as vault
+from govern.vault.access import reveal
+from govern.vault.versions import create_secret
 
 SETTINGS = Settings()
 
@@ -26,7 +27,7 @@ def start_now(db: Any, world: Any) -> Any:
 def make_secrets(db: Any, world: Any, ring: Any) -> dict[str, Any]:
     """Four passwords on the world's accounts; Lea has revealed the Instagram one."""
     def make(account, label):
-        return vault.create_secret(db, actor=world.users["it"].user, keyring=ring, account=account, kind="password",
+        return create_secret(db, actor=world.users["it"].user, keyring=ring, account=account, kind="password",
                                    label=label, value="Old-Password-123!")
 
     made = {
@@ -36,6 +37,6 @@ def make_secrets(db: Any, world: Any, ring: Any) -> dict[str, Any]:
         "x": make(world.x, "X login"),  # Lea is only an analyst there: she could not reveal it
     }
     db.commit()
-    vault.reveal(db, actor=world.lea, keyring=ring, secret=made["insta"], reason="posting", mfa_fresh=True)
+    reveal(db, actor=world.lea, keyring=ring, secret=made["insta"], reason="posting", mfa_fresh=True)
     db.commit()
     return made

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 
 from govern.db import utcnow
-from govern.directory.importer import parse_file
+from govern.directory.import_parse import parse_file
 from govern.directory.models import Person
 from govern.offboarding.lifecycle import import_people
 from govern.offboarding.models import Offboarding

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from govern.auth.models import User, WebSession
 from govern.db import utcnow
-from govern.directory.importer import parse_file, preview_import
+from govern.directory.import_parse import parse_file
+from govern.directory.import_plan import preview_import
 from govern.directory.models import Person
 from govern.grants.models import Grant
 from govern.offboarding import invariants

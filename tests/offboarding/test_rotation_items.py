@@ -31,7 +31,8 @@ from govern.rotation.models import RotationTask
 from govern.rotation.tasks import cancel_task, request_rotation
 from govern.rotation.versions import confirm_task, stage_task
 from govern.scim import services as scim
-from govern.vault import services as vault
+from govern.vault.access import reveal
+from govern.vault.versions import create_secret
 from tests.factories import csrf_token, make_account, make_grant, make_user
 from tests.offboarding.helpers import SETTINGS, count_rows, make_secrets
 from tests.vault.conftest import keyring, ring  # noqa: F401 - fixtures
@@ -421,11 +422,11 @@ def _leaver_with_accounts(db, kit, world, ring, name, n):  # noqa: F811
     for k in range(n):
         account = make_account(db, display_name=f"{name} {k:03d}", handle=f"{name.split()[0].lower()}{k:03d}")
         make_grant(db, person, account, "publisher" if k % 4 else "admin")
-        made = [vault.create_secret(db, actor=it, keyring=ring, account=account, kind="password", label=f"Login {j}",
+        made = [create_secret(db, actor=it, keyring=ring, account=account, kind="password", label=f"Login {j}",
                                     value="Old-Password-123!") for j in range(2)]
         db.commit()
         if k % 3 == 0:
-            vault.reveal(db, actor=leaver.user, keyring=ring, secret=made[0], reason="posting", mfa_fresh=True)
+            reveal(db, actor=leaver.user, keyring=ring, secret=made[0], reason="posting", mfa_fresh=True)
             db.commit()
     return person
 

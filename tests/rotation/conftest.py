@@ -13,8 +13,8 @@ from govern.audit.models import AuditEvent
 from govern.db import utcnow
 from govern.rotation.models import RotationTask
 from govern.rotation.tasks import open_task
-from govern.vault import services as vault
 from govern.vault.models import SecretVersion
+from govern.vault.versions import create_secret
 from tests.factories import csrf_token, login
 from tests.vault.conftest import World, keyring, ring  # noqa: F401 - fixtures
 
@@ -34,7 +34,7 @@ def world(db: Any, kit: Any) -> World:
 def vault_secret(db: Any, ring: Any, world: World, kind: str = "password", value: Any = "Old-Password-123!",  # noqa: F811
                  label: str | None = None, account: Any = None, **fields: Any) -> Any:
     """Vault a secret as IT and commit."""
-    secret = vault.create_secret(db, actor=world.it.user, keyring=ring, account=account or world.account, kind=kind,
+    secret = create_secret(db, actor=world.it.user, keyring=ring, account=account or world.account, kind=kind,
                                  label=label or f"{kind} secret", value=value, **fields)
     db.commit()
     return secret

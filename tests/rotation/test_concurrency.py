@@ -21,8 +21,8 @@ from govern.rotation.models import RotationTask
 from govern.rotation.tasks import open_task
 from govern.rotation.versions import confirm_task, stage_task
 from govern.schema import upgrade
-from govern.vault import services as vault
 from govern.vault.models import SecretVersion
+from govern.vault.versions import create_secret
 from tests.conftest import app_config
 from tests.factories import make_account, make_user
 
@@ -47,7 +47,7 @@ def test_two_people_confirming_at_once_exactly_one_wins(pg_app):
     with app.app_context(), database.session_scope() as db:
         first, second = make_user(db, kit, roles=("it",)), make_user(db, kit, roles=("it",))
         account = make_account(db)
-        secret = vault.create_secret(db, actor=first.user, keyring=ring, account=account, kind="password",
+        secret = create_secret(db, actor=first.user, keyring=ring, account=account, kind="password",
                                      label="Login", value="Old-Password-1!")
         task = open_task(db, actor=first.user, secret=secret, reason="manual", note="test").task
         stage_task(db, actor=first.user, keyring=ring, task=task, value="New-Password-2!")
@@ -113,7 +113,7 @@ def test_two_triggers_at_once_open_one_task(pg_app):
     with app.app_context(), database.session_scope() as db:
         it = make_user(db, kit, roles=("it",))
         account = make_account(db)
-        secret = vault.create_secret(db, actor=it.user, keyring=ring, account=account, kind="password", label="L", value="Pw-123456!")
+        secret = create_secret(db, actor=it.user, keyring=ring, account=account, kind="password", label="L", value="Pw-123456!")
         db.commit()
         secret_id = secret.id
     barrier = threading.Barrier(2)

@@ -10,7 +10,7 @@ from govern.db import utcnow
 from govern.grants import services as grants
 from govern.notifications.models import Notification
 from govern.rotation.exposure import open_exposure_rotations
-from govern.vault import services as vault
+from govern.vault.access import reveal
 from tests.factories import make_grant, make_person
 from tests.rotation.conftest import (
     TOTP_SEED,
@@ -44,7 +44,7 @@ def test_losing_a_revealing_role_rotates_everything_they_could_have_seen(db, rin
 def test_revealed_mode_rotates_only_what_they_actually_saw(db, ring, world):
     seen = vault_secret(db, ring, world, label="Seen")
     vault_secret(db, ring, world, label="Unseen")
-    vault.reveal(db, actor=world.publisher.user, keyring=ring, secret=seen, reason="post", mfa_fresh=True)
+    reveal(db, actor=world.publisher.user, keyring=ring, secret=seen, reason="post", mfa_fresh=True)
     db.commit()
     from govern.grants.models import Grant
 

@@ -11,7 +11,7 @@ from govern.db import utcnow
 from govern.errors import ForbiddenError, InvalidError
 from govern.rotation.schedules import schedule_due, schedules, set_interval
 from govern.rotation.tasks import open_task
-from govern.vault import services as vault
+from govern.vault.listing import secret_rows
 from tests.rotation.conftest import (
     TOTP_SEED,
     age,
@@ -52,7 +52,7 @@ def test_schedules_from_versions_the_caller_read_match_schedules_read_afresh(db,
     note = vault_secret(db, ring, world, "note", "a note")
     db.commit()
     secrets = [fresh, old, note]
-    known = {row.secret.id: (row.version, row.since) for row in vault.secret_rows(db, secrets)}
+    known = {row.secret.id: (row.version, row.since) for row in secret_rows(db, secrets)}
     now = utcnow()
     given = schedules(db, secrets, now=now, current=known)
     read = schedules(db, secrets, now=now)

@@ -16,8 +16,9 @@ from govern.errors import ConflictError, ForbiddenError, InvalidError
 from govern.rotation.schedules import schedules
 from govern.rotation.tasks import cancel_task
 from govern.rotation.versions import confirm_task, purge_expired_versions, rollback, stage_task
-from govern.vault import services as vault
+from govern.vault.access import decrypt_version
 from govern.vault.models import SecretVersion
+from govern.vault.versions import change_value, current_version
 from tests.rotation.conftest import (
     NEW_SEED,
     TOTP_SEED,
@@ -43,7 +44,7 @@ def test_generate_stage_confirm_makes_the_new_value_current_and_retires_the_old(
     db.commit()
     assert version_statuses(db, secret) == {1: "retired", 2: "current"}
     assert task.status == "done" and task.completed_by_id == world.it.id
-    payload = vault.decrypt_version(db, actor=world.it.user, keyring=ring, version=vault.current_version(db, secret))
+    payload = decrypt_version(db, actor=world.it.user, keyring=ring, version=current_version(db, secret))
     assert payload["value"] == generated
     events = list(db.scalars(select(AuditEvent).where(AuditEvent.action.like("rotation.%"))))
     assert generated not in "".join(e.details_json for e in events)
@@ -151,7 +152,7 @@ def test_rollback_restores_the_previous_version_within_retention_and_reopens_a_t
 
 def test_the_purge_step_destroys_retired_versions_past_retention(db, ring, world):
     secret = vault_secret(db, ring, world)
-    vault.change_value(db, actor=world.it.user, keyring=ring, secret=secret, value="Newer-Pass-2!")
+    change_value(db, actor=world.it.user, keyring=ring, secret=secret, value="Newer-Pass-2!")
     db.commit()
     assert purge_expired_versions(db, retention_days=30) == {"destroyed": 0}
     assert purge_expired_versions(db, retention_days=30, now=utcnow() + timedelta(days=31)) == {"destroyed": 1}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from govern.accounts.models import Account
 from govern.crypto.keyring import Keyring
+from govern.vault.models import Secret
+from govern.vault.versions import create_secret
 from tests.factories import make_account, make_grant, make_user
 
 
@@ -49,3 +53,37 @@ class World:
 @pytest.fixture
 def world(db: Any, kit: Any) -> World:
     return World(db, kit)
+
+
+@pytest.fixture
+def ctx(app: Any) -> Iterator[None]:
+    """A request context, for services that read the request's audit context."""
+    with app.test_request_context():
+        yield
+
+
+@pytest.fixture
+def make_secret(db: Any, world: World, ring: Keyring) -> Callable[..., Secret]:
+    """Vault a secret of ``world.account`` as IT and commit: ``make_secret(kind, value, label, **metadata)``."""
+
+    def make(kind: str = "password", value: Any = "Xq9-canary-pass", label: str | None = None, **kw: Any) -> Secret:
+        secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind=kind,
+                               label=label or f"{kind} login", value=value, **kw)
+        db.commit()
+        return secret
+
+    return make
+
+
+@pytest.fixture
+def accounts(db: Any) -> dict[str, Account]:
+    """Accounts on five platforms that the sample exports refer to."""
+    made = {
+        "instagram": make_account(db, platform="instagram", handle="acme", url="https://www.instagram.com/acme"),
+        "x": make_account(db, platform="x", handle="acme_news", url="https://x.com/acme_news"),
+        "facebook": make_account(db, platform="facebook", handle="acme.official", url="https://www.facebook.com/acme.official"),
+        "bluesky": make_account(db, platform="bluesky", handle="acme.bsky.social", url="https://bsky.app/profile/acme.bsky.social"),
+        "mastodon": make_account(db, platform="mastodon", handle="acme@mastodon.social", url="https://mastodon.social/@acme"),
+    }
+    db.commit()
+    return made

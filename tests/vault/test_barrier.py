@@ -8,16 +8,19 @@ import base64
 import json
 
 import pytest
-from sqlalchemy import LargeBinary, String, Text, select, update
+from sqlalchemy import select, update
 
 import govern.models  # noqa: F401 - every table on the metadata
 from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.crypto.keyring import Keyring
-from govern.db import Base
-from govern.vault import services
+from govern.vault.access import reveal
+from govern.vault.errors import SecretDecryptError
+from govern.vault.keys import record_rotation, rewrap_batch, rotate_keyring
 from govern.vault.models import SecretVersion
+from govern.vault.versions import create_secret, current_version
 from tests.conftest import app_config
+from tests.vault.helpers import all_stored_values, encodings
 
 CANARIES = {
     "password": "Canary-Barrier-Pass-5c1d7e",
@@ -28,34 +31,13 @@ CANARIES = {
 CODES = ["canary-code-11aa", "canary-code-22bb"]
 
 
-def encodings(text: str) -> list[bytes]:
-    raw = text.encode()
-    forms = [raw, raw.lower(), base64.b64encode(raw), base64.urlsafe_b64encode(raw), raw.hex().encode(),
-             raw.hex().upper().encode(), base64.b32encode(raw)]
-    return [f for f in forms if len(f) >= 8]
-
-
-def all_stored_values(db) -> list[tuple[str, bytes]]:
-    """Every text and binary value of every table, found from the metadata (no hand list)."""
-    found = []
-    for table in Base.metadata.sorted_tables:
-        columns = [c for c in table.columns if isinstance(c.type, String | Text | LargeBinary)]
-        if not columns:
-            continue
-        for row in db.execute(select(*columns)):
-            for column, value in zip(columns, row, strict=True):
-                if value is not None:
-                    found.append((f"{table.name}.{column.name}", value if isinstance(value, bytes) else str(value).encode()))
-    return found
-
-
 @pytest.fixture
 def vaulted(app, db, world, ring):
     with app.test_request_context():
-        made = {kind: services.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind=kind,
-                                             label=f"{kind} secret", value=value) for kind, value in CANARIES.items()}
-        made["recovery_codes"] = services.create_secret(db, actor=world.it.user, keyring=ring, account=world.account,
-                                                        kind="recovery_codes", label="codes", value=CODES)
+        made = {kind: create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind=kind,
+                                    label=f"{kind} secret", value=value) for kind, value in CANARIES.items()}
+        made["recovery_codes"] = create_secret(db, actor=world.it.user, keyring=ring, account=world.account,
+                                               kind="recovery_codes", label="codes", value=CODES)
     db.commit()
     return made
 
@@ -74,35 +56,35 @@ def test_confidential_no_plaintext_or_encoding_anywhere_in_the_database(db, vaul
 def test_integrity_a_flipped_byte_fails_cleanly_and_is_audited(app, db, world, ring, vaulted, column, offset):
     """Offsets 1..12 are the nonce, the rest the ciphertext and tag."""
     secret = vaulted["password"]
-    version = services.current_version(db, secret)
+    version = current_version(db, secret)
     blob = bytearray(getattr(version, column))
     blob[offset] ^= 0x01
     db.execute(update(SecretVersion).where(SecretVersion.id == version.id).values({column: bytes(blob)}))
     db.commit()
     db.expire_all()
-    with app.test_request_context(), pytest.raises(services.SecretDecryptError, match="does not decrypt"):
-        services.reveal(db, actor=world.it.user, keyring=ring, secret=secret, reason="check", mfa_fresh=True)
+    with app.test_request_context(), pytest.raises(SecretDecryptError, match="does not decrypt"):
+        reveal(db, actor=world.it.user, keyring=ring, secret=secret, reason="check", mfa_fresh=True)
     db.commit()
     assert db.scalars(select(AuditEvent.action).order_by(AuditEvent.id.desc())).first() == "vault.decrypt_failed"
 
 
 def test_moving_a_ciphertext_to_another_row_fails(app, db, world, ring, vaulted):
-    source, target = services.current_version(db, vaulted["password"]), services.current_version(db, vaulted["api_token"])
+    source, target = current_version(db, vaulted["password"]), current_version(db, vaulted["api_token"])
     db.execute(update(SecretVersion).where(SecretVersion.id == target.id)
                .values(ciphertext=source.ciphertext, wrapped_key=source.wrapped_key))
     db.commit()
     db.expire_all()
-    with app.test_request_context(), pytest.raises(services.SecretDecryptError):
-        services.reveal(db, actor=world.it.user, keyring=ring, secret=vaulted["api_token"], reason="x", mfa_fresh=True)
+    with app.test_request_context(), pytest.raises(SecretDecryptError):
+        reveal(db, actor=world.it.user, keyring=ring, secret=vaulted["api_token"], reason="x", mfa_fresh=True)
     # Only the ciphertext moved (its own wrapped key kept): still refused.
     db.rollback()
 
 
 def test_the_same_plaintext_encrypts_differently_twice(app, db, world, ring, vaulted):
     with app.test_request_context():
-        twin = services.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
-                                      label="twin", value=CANARIES["password"])
-    first, second = services.current_version(db, vaulted["password"]), services.current_version(db, twin)
+        twin = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
+                             label="twin", value=CANARIES["password"])
+    first, second = current_version(db, vaulted["password"]), current_version(db, twin)
     assert first.ciphertext != second.ciphertext and first.wrapped_key != second.wrapped_key
     assert first.ciphertext[1:13] != second.ciphertext[1:13]
 
@@ -124,10 +106,10 @@ def test_a_fernet_key_is_not_a_keyring(tmp_path, database_url):
 
 def test_rewrap_leaves_ciphertext_untouched_and_everything_decrypts(app, db, world, ring, vaulted):
     before = {v.id: v.ciphertext for v in db.scalars(select(SecretVersion))}
-    new_ring = services.rotate_keyring(ring)
+    new_ring = rotate_keyring(ring)
     with app.test_request_context():
-        services.record_rotation(db, old_primary=ring.primary_id, keyring=new_ring)
-        batch = services.rewrap_batch(db, new_ring, batch_size=100)
+        record_rotation(db, old_primary=ring.primary_id, keyring=new_ring)
+        batch = rewrap_batch(db, new_ring, batch_size=100)
     db.commit()
     assert batch.rewrapped == len(before) and batch.failed == []
     db.expire_all()
@@ -135,5 +117,5 @@ def test_rewrap_leaves_ciphertext_untouched_and_everything_decrypts(app, db, wor
     assert {k: c for k, (c, _) in after.items()} == before and {k for _, k in after.values()} == {new_ring.primary_id}
     only_new = Keyring(primary_id=new_ring.primary_id, keys={new_ring.primary_id: new_ring.keys[new_ring.primary_id]})
     with app.test_request_context():
-        shown = services.reveal(db, actor=world.it.user, keyring=only_new, secret=vaulted["password"], reason="x", mfa_fresh=True)
+        shown = reveal(db, actor=world.it.user, keyring=only_new, secret=vaulted["password"], reason="x", mfa_fresh=True)
     assert shown.value == CANARIES["password"]

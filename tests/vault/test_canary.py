@@ -14,11 +14,10 @@ from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
 from govern.rotation.models import RotationTask
-from govern.vault import services
+from govern.vault.keys import record_rotation, rewrap_batch, rotate_keyring
 from govern.vault.models import Secret, SecretVersion
 from tests.factories import login, post
-from tests.vault.test_barrier import all_stored_values, encodings
-from tests.vault.test_import import _confirm, _upload
+from tests.vault.helpers import all_stored_values, confirm_import, encodings, upload_export
 
 CANARY = {
     "password": "Cnry-Password-e41f6a2b",
@@ -77,10 +76,10 @@ def test_canaries_only_ever_appear_on_the_reveal_page_that_asked(app, db, world,
     export = (f"account,platform,kind,label,login,value,expires_at\n"
               f"@{handle},instagram,password,Imported login,,{CANARY['imported']},\n"
               f"@{handle},instagram,api_token,Imported token,,{CANARY['imported_token']},\n").encode()
-    preview = _upload(it, "/vault/import", export, format="generic")
+    preview = upload_export(it, "/vault/import", export, format="generic")
     assert preview.status_code == 200, preview.get_data(as_text=True)
     keep("import preview", preview)
-    done = _confirm(it, preview.get_data(as_text=True), export, "generic")
+    done = confirm_import(it, preview.get_data(as_text=True), export, "generic")
     assert done.status_code == 302, done.get_data(as_text=True)
     keep("import result", it.get(done.headers["Location"]))
     imported = {s.label: s.id for s in db.scalars(select(Secret).where(Secret.label.in_(("Imported login", "Imported token"))))}
@@ -116,10 +115,10 @@ def test_canaries_only_ever_appear_on_the_reveal_page_that_asked(app, db, world,
     keep("reveal rotated", post(publisher, f"/vault/secrets/{ids['password']}/reveal", {"reason": "after rotation"}), reveal=True)
 
     # Rotate the keys and rewrap everything.
-    new_ring = services.rotate_keyring(ring)
+    new_ring = rotate_keyring(ring)
     with app.test_request_context():
-        services.record_rotation(db, old_primary=ring.primary_id, keyring=new_ring)
-        services.rewrap_batch(db, new_ring, batch_size=100)
+        record_rotation(db, old_primary=ring.primary_id, keyring=new_ring)
+        rewrap_batch(db, new_ring, batch_size=100)
     db.commit()
 
     admin = app.test_client()

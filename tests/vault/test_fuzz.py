@@ -11,7 +11,7 @@ from govern.crypto import envelope
 from govern.crypto.envelope import Binding, Sealed, VaultCryptoError
 from govern.crypto.keyring import Keyring
 from govern.errors import InvalidError
-from govern.vault.services import parse_totp
+from govern.vault.values import parse_totp
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567abcxyz01890=/?&%:#@ -_[]+;\u00e9\u0663\u200b\x7f"
 PREFIXES = ["", "otpauth://", "otpauth://totp/", "otpauth://totp/x?secret=", "otpauth://hotp/", "OTPAUTH://TOTP/a:b?issuer=&secret=",

@@ -290,12 +290,12 @@ def test_the_generate_button_macro_points_at_the_endpoint(app, db, kit):
 
 
 def test_the_vault_forms_offer_the_generate_button(app, db, kit, ring):
-    from govern.vault import services as vault
+    from govern.vault.versions import create_secret
 
     it = make_user(db, kit, roles=("it",))
     account = make_account(db)
-    password = vault.create_secret(db, actor=it.user, keyring=ring, account=account, kind="password", label="Login", value="old-pass-123")
-    note = vault.create_secret(db, actor=it.user, keyring=ring, account=account, kind="note", label="Note", value="some note")
+    password = create_secret(db, actor=it.user, keyring=ring, account=account, kind="password", label="Login", value="old-pass-123")
+    note = create_secret(db, actor=it.user, keyring=ring, account=account, kind="note", label="Note", value="some note")
     db.commit()
     client = app.test_client()
     login(client, db, it)

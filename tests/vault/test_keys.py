@@ -24,8 +24,10 @@ from govern.crypto.envelope import Binding, Sealed
 from govern.crypto.keyring import Keyring
 from govern.db import Database, utcnow
 from govern.schema import upgrade
-from govern.vault import services
+from govern.vault.errors import VaultSealedError
+from govern.vault.keys import count_stale, ensure_key_check, rewrap_all, rotate_keyring
 from govern.vault.models import KeyCheck, Secret, SecretVersion
+from govern.vault.versions import create_secret
 from tests.conftest import app_config
 
 GOVERN = str(Path(sys.executable).parent / "govern")
@@ -76,7 +78,7 @@ class Installation:
                              "created_at": now})
                 expected[first_version + i] = value
             session.execute(insert(SecretVersion), rows)
-            services.ensure_key_check(session, keyring)
+            ensure_key_check(session, keyring)
             session.commit()
         return expected
 
@@ -94,7 +96,7 @@ class Installation:
 
     def stale(self) -> int:
         with self.db.session_scope() as session:
-            return services.count_stale(session, self.keyring())
+            return count_stale(session, self.keyring())
 
     def actions(self) -> list[str]:
         with self.db.session_scope() as session:
@@ -151,11 +153,11 @@ def test_rewrap_interrupted_after_any_batch_loses_nothing_and_a_rerun_finishes(i
             raise KeyboardInterrupt("killed by the test")
 
     with failpoints.armed(failpoint, crash), pytest.raises(KeyboardInterrupt):
-        services.rewrap_all(inst.db.sessionmaker, keyring, batch_size=5)
+        rewrap_all(inst.db.sessionmaker, keyring, batch_size=5)
     committed = kill_after if failpoint == "vault.rewrap.after_batch" else kill_after - 1
     assert inst.stale() == 40 - committed * 5
     inst.assert_all_decrypt(expected)  # mid-way: both keys in the ring open everything
-    result = services.rewrap_all(inst.db.sessionmaker, keyring, batch_size=5)
+    result = rewrap_all(inst.db.sessionmaker, keyring, batch_size=5)
     assert result.rewrapped == 40 - committed * 5 and result.failed == []
     assert inst.stale() == 0
     inst.assert_all_decrypt(expected)
@@ -237,8 +239,8 @@ def test_a_retired_primary_key_is_never_used_again(inst):
     with inst.db.session_scope() as session:
         session.execute(KeyCheck.__table__.update().values(retired_at=utcnow()))
         session.commit()
-        with pytest.raises(services.VaultSealedError, match="retired"):
-            services.ensure_key_check(session, keyring)
+        with pytest.raises(VaultSealedError, match="retired"):
+            ensure_key_check(session, keyring)
 
 
 def test_purge_command(inst):
@@ -258,13 +260,13 @@ def test_a_rotation_that_crashed_after_writing_the_key_file_still_works(inst):
     the next start is unsealed, old data decrypts, and the first use records the new key."""
     expected = inst.seed(5)
     old = inst.keyring()
-    new = services.rotate_keyring(old)
+    new = rotate_keyring(old)
     new.save(inst.key_file)  # ... and the process died before record_rotation
     app = inst.app()
     assert app.extensions["govern.keyring"] is not None, app.extensions["govern.keyring_problem"]
     inst.assert_all_decrypt(expected)
     with inst.db.session_scope() as session:
-        services.ensure_key_check(session, new)
+        ensure_key_check(session, new)
         session.commit()
         assert session.get(KeyCheck, new.primary_id) is not None
     # Restoring the previous key file still reads everything written before the rotation.
@@ -291,8 +293,8 @@ def _running_app_with_a_secret(inst: Installation) -> tuple[Any, Any, int]:
     with app.test_request_context(), inst.db.session_scope() as session:
         it = make_user(session, app.extensions["govern.auth"], roles=("it",))
         account = make_account(session)
-        secret = services.create_secret(session, actor=it.user, keyring=app.extensions["govern.keyring"], account=account,
-                                        kind="password", label="login", value="Reload-Canary-51d0")
+        secret = create_secret(session, actor=it.user, keyring=app.extensions["govern.keyring"], account=account,
+                               kind="password", label="login", value="Reload-Canary-51d0")
         session.commit()
         return app, it, secret.id
 
@@ -357,7 +359,7 @@ def test_an_unknown_key_is_looked_for_again_once_the_interval_has_passed(tmp_pat
     running.source = source
     assert running.key("kek-later") is None and running.key("kek-later") is None and len(loads) == 1
     monkeypatch.setattr(keyring_module, "RELOAD_INTERVAL", 0.0)
-    rotated = services.rotate_keyring(Keyring.load(path))
+    rotated = rotate_keyring(Keyring.load(path))
     rotated.save(path)
     assert running.key(rotated.primary_id) == rotated.keys[rotated.primary_id] and len(loads) == 2
     path.unlink()  # a source that fails leaves the keyring as it was

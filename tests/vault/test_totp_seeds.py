@@ -18,9 +18,11 @@ from sqlalchemy import select
 from govern.errors import InvalidError
 from govern.rotation.tasks import open_task
 from govern.rotation.versions import stage_task
-from govern.vault import importer
-from govern.vault import services as vault
+from govern.vault import import_apply, import_parse
+from govern.vault.access import live_code, reveal
 from govern.vault.models import Secret
+from govern.vault.values import parse_totp
+from govern.vault.versions import create_secret
 from tests.factories import login, make_account, post
 from tests.oathtool import oathtool_totp
 
@@ -55,7 +57,7 @@ def _uri(key: bytes, algorithm: str, digits: int, period: int) -> str:
 
 def _live(value: str):
     with time_machine.travel(FROZEN, tick=False):
-        return vault.live_code(vault.parse_totp(value))
+        return live_code(parse_totp(value))
 
 
 # --- the parser and the live code, against oathtool -----------------------------------------------------
@@ -78,7 +80,7 @@ def test_live_code_equals_oathtool_for_every_size_algorithm_digits_and_period(bi
 @pytest.mark.parametrize("form", FORMS)
 def test_every_way_of_writing_a_seed_gives_oathtools_code(bits, form):
     key = _key(bits)
-    params = vault.parse_totp(FORMS[form](key))
+    params = parse_totp(FORMS[form](key))
     assert params.seed == _b32(key).rstrip("=") and (params.digits, params.period, params.algorithm) == (6, 30, "SHA1")
     assert _live(FORMS[form](key)).code == oathtool_totp(key, FROZEN)
 
@@ -111,7 +113,7 @@ def test_the_issues_80_bit_seed():
 ])
 def test_values_govern_cannot_use_are_a_message_that_never_quotes_them(value, message):
     with pytest.raises(InvalidError, match=message) as caught:
-        vault.parse_totp(value)
+        parse_totp(value)
     assert caught.value.reasons.keys() == {"value"}
     assert "JBSWY3DP" not in caught.value.message
 
@@ -119,26 +121,20 @@ def test_values_govern_cannot_use_are_a_message_that_never_quotes_them(value, me
 # --- through the vault -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def ctx(app):
-    with app.test_request_context():
-        yield
-
-
 @pytest.mark.parametrize(("bits", "algorithm", "digits", "period"), [
     (80, "SHA1", 6, 30), (128, "SHA256", 8, 30), (160, "SHA1", 8, 60), (256, "SHA256", 6, 60), (512, "SHA512", 8, 60),
 ])
 def test_a_stored_seed_keeps_its_parameters_and_shows_oathtools_code(db, world, ring, ctx, bits, algorithm, digits, period):
     key = _key(bits)
-    secret = vault.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
-                                 label="2FA", value=_uri(key, algorithm, digits, period))
+    secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
+                           label="2FA", value=_uri(key, algorithm, digits, period))
     db.commit()
     with time_machine.travel(FROZEN, tick=False):
-        shown = vault.reveal(db, actor=world.publisher.user, keyring=ring, secret=secret, reason="sign in",
-                             mfa_fresh=True, what="totp_code")
+        shown = reveal(db, actor=world.publisher.user, keyring=ring, secret=secret, reason="sign in",
+                       mfa_fresh=True, what="totp_code")
     assert shown.live.code == oathtool_totp(key, FROZEN, algorithm=algorithm, digits=digits, period=period)
-    seed = vault.reveal(db, actor=world.it.user, keyring=ring, secret=secret, reason="new phone", mfa_fresh=True,
-                        what="totp_seed")
+    seed = reveal(db, actor=world.it.user, keyring=ring, secret=secret, reason="new phone", mfa_fresh=True,
+                  what="totp_seed")
     assert (seed.totp.seed, seed.totp.algorithm, seed.totp.digits, seed.totp.period) == (
         _b32(key).rstrip("="), algorithm, digits, period)
 
@@ -164,8 +160,8 @@ def test_the_web_form_vaults_an_80_bit_seed_and_its_reveal_shows_oathtools_code(
 
 def test_a_stored_80_bit_seed_reveals(app, db, world, ring):
     with app.test_request_context():
-        secret = vault.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
-                                     label="Old 2FA", value=SHORT_SEED.lower())
+        secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
+                               label="Old 2FA", value=SHORT_SEED.lower())
     db.commit()
     with time_machine.travel(FROZEN, tick=False):
         client = app.test_client()
@@ -204,7 +200,7 @@ def test_bitwarden_import_takes_80_bit_seeds_and_otpauth_links_and_skips_unusabl
     make_account(db, platform="x", handle="acme_news", url="https://x.com/acme_news")
     make_account(db, platform="x", handle="acme_old", url="https://x.com/acme_old")
     db.commit()
-    report = importer.apply_import(db, importer.parse_file(BITWARDEN_2FA, "bitwarden"), actor=world.it.user, keyring=ring)
+    report = import_apply.apply_import(db, import_parse.parse_file(BITWARDEN_2FA, "bitwarden"), actor=world.it.user, keyring=ring)
     db.commit()
     assert report.created_by_kind == {"password": 2, "totp": 2}
     assert [(p.line, p.reason) for p in report.skipped] == [(4, "2FA codes must have 6 or 8 digits.")]
@@ -213,15 +209,15 @@ def test_bitwarden_import_takes_80_bit_seeds_and_otpauth_links_and_skips_unusabl
                             ("X news (2FA)", oathtool_totp(key, FROZEN, algorithm="SHA256", digits=8, period=60))):
         secret = db.scalars(select(Secret).where(Secret.label == label)).one()
         with time_machine.travel(FROZEN, tick=False):
-            shown = vault.reveal(db, actor=world.it.user, keyring=ring, secret=secret, reason="check", mfa_fresh=True,
-                                 what="totp_code")
+            shown = reveal(db, actor=world.it.user, keyring=ring, secret=secret, reason="check", mfa_fresh=True,
+                           what="totp_code")
         assert shown.live.code == expected, label
     assert db.scalars(select(Secret).where(Secret.label == "Instagram @acme (2FA)")).one().account_id == instagram.id
 
 
 def test_rotation_stages_an_80_bit_seed_with_a_current_code_from_it(db, kit, world, ring, ctx):
-    secret = vault.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
-                                 label="2FA", value="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
+                           label="2FA", value="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
     db.commit()
     task = open_task(db, actor=world.it.user, secret=secret, reason="manual", note="new phone").task
     db.commit()

@@ -13,8 +13,10 @@ from sqlalchemy import func, select, update
 from govern.audit.models import AuditEvent
 from govern.auth.models import WebSession
 from govern.db import utcnow
-from govern.vault import services
+from govern.vault.access import REVEAL_VISIBLE_SECONDS, reveal
+from govern.vault.listing import versions_of
 from govern.vault.models import Exposure, Secret, SecretVersion
+from govern.vault.versions import create_secret
 from tests.factories import login, make_account, make_user, post
 
 PASSWORD = "Canary-Pw-81f2c7e9"
@@ -24,14 +26,14 @@ SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 @pytest.fixture
 def secrets_(app, db, world, ring):
     with app.test_request_context():
-        password = services.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
-                                          label="Instagram login", value=PASSWORD, login="social@acme.example")
-        totp = services.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
-                                      label="Instagram 2FA", value=SEED)
-        codes = services.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="recovery_codes",
-                                       label="Backup codes", value=["code-aaaa-1111", "code-bbbb-2222"])
-        other = services.create_secret(db, actor=world.it.user, keyring=ring, account=world.other_account, kind="password",
-                                       label="Other login", value="Other-Canary-77aa")
+        password = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
+                                 label="Instagram login", value=PASSWORD, login="social@acme.example")
+        totp = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="totp",
+                             label="Instagram 2FA", value=SEED)
+        codes = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="recovery_codes",
+                              label="Backup codes", value=["code-aaaa-1111", "code-bbbb-2222"])
+        other = create_secret(db, actor=world.it.user, keyring=ring, account=world.other_account, kind="password",
+                              label="Other login", value="Other-Canary-77aa")
     db.commit()
     return type("Secrets", (), {"password": password, "totp": totp, "codes": codes, "other": other})
 
@@ -193,7 +195,7 @@ def test_it_adds_a_secret_through_the_page_and_values_never_come_back(app, db, w
     assert codes.status_code == 302
     change = post(client, f"/vault/secrets/{secret.id}/change", {"value": "Changed-Canary-1e1e"})
     assert change.status_code == 302
-    assert [v.status for v in services.versions_of(db, secret)] == ["current", "retired"]
+    assert [v.status for v in versions_of(db, secret)] == ["current", "retired"]
     account_page = client.get(f"/accounts/{world.account.id}").get_data(as_text=True)
     assert "Login" in account_page and "Add secret" in account_page and "Canary" not in account_page
 
@@ -248,7 +250,7 @@ def test_bad_new_values_show_the_error_on_the_right_box_and_change_nothing(app, 
     response = post(client, f"/vault/secrets/{secrets_.totp.id}/change", {"value": "not-base32!"})
     assert response.status_code == 200 and "base32" in response.get_data(as_text=True)
     assert "not-base32!" not in response.get_data(as_text=True)
-    assert [v.version for v in services.versions_of(db, secrets_.totp)] == [1]
+    assert [v.version for v in versions_of(db, secrets_.totp)] == [1]
 
 
 def test_account_page_and_vault_list_use_no_query_per_secret(app, db, world, ring, connection):
@@ -271,10 +273,10 @@ def test_account_page_and_vault_list_use_no_query_per_secret(app, db, world, rin
     def add(n: int, start: int) -> None:
         with app.test_request_context():
             for i in range(start, start + n):
-                secret = services.create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
-                                                label=f"login {i}", value=f"value-{i}-xyz")
+                secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
+                                       label=f"login {i}", value=f"value-{i}-xyz")
                 with app.test_request_context():
-                    services.reveal(db, actor=world.publisher.user, keyring=ring, secret=secret, reason="r", mfa_fresh=True)
+                    reveal(db, actor=world.publisher.user, keyring=ring, secret=secret, reason="r", mfa_fresh=True)
         db.commit()
 
     add(2, 0)
@@ -300,7 +302,7 @@ def test_the_reveal_page_hides_when_it_says_and_the_readme_agrees(app, db, world
     """One number for the page's text, its script (data-hide-after) and the README."""
     client = _client(app, db, world.publisher)
     page = _reveal(client, secrets_.password.id).get_data(as_text=True)
-    seconds = services.REVEAL_VISIBLE_SECONDS
+    seconds = REVEAL_VISIBLE_SECONDS
     assert f'data-hide-after="{seconds}"' in page
     assert f"The value hides itself after <span data-hide-note>{seconds}</span> seconds." in page
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
