@@ -13,6 +13,7 @@ from govern.accounts.services import can_see_account, get_account
 from govern.crypto.keyring import Keyring
 from govern.db import get_session, utcnow
 from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
+from govern.paging import Page
 from govern.rotation import services as rotation_services
 from govern.vault import services
 from govern.vault.forms import MetadataForm, NewSecretForm, RevealForm, ValueForm
@@ -114,7 +115,7 @@ def index() -> str:
     db = get_session()
     page = page_arg()
     rows, total = services.revealable_secrets(db, current_user, page=page, per_page=PAGE_SIZE)
-    return render_template("vault/index.html", rows=rows, total=total, page=page, has_next=page * PAGE_SIZE < total)
+    return render_template("vault/index.html", secrets=Page(rows, page, PAGE_SIZE, total=total))
 
 
 @bp.route("/secrets/<int:secret_id>")
@@ -129,8 +130,8 @@ def detail(secret_id: int) -> str:
     # here to those who may read rotation, so IT sees and starts a rotation from the secret itself.
     schedule = rotation_services.schedules(db, [secret])[0] if may(current_user, "rotation.read") else None
     return render_template(
-        "vault/detail.html", secret=secret, versions=services.versions_of(db, secret), exposures=exposures,
-        exposure_total=total, page=page, has_next=page * PAGE_SIZE < total, schedule=schedule,
+        "vault/detail.html", secret=secret, versions=services.versions_of(db, secret),
+        exposures=Page(exposures, page, PAGE_SIZE, total=total), schedule=schedule,
         may_reveal=services.refusal(db, current_user, secret, "totp_code" if secret.kind == "totp" else "value") is None,
         may_see_seed=secret.kind == "totp" and services.refusal(db, current_user, secret, "totp_seed") is None,
     )
