@@ -149,7 +149,7 @@ def acknowledge() -> Any:
         try:
             link = links.find_link(get_session(), form.token.data or "")
         except NotFoundError as exc:
-            form.token.errors = [exc.message]
+            form_errors(form, exc, default=form.token)
             return render_template("policies/acknowledge.html", form=form), 400
         session[LINK_KEY] = link.id
         return redirect(url_for("policies.acknowledge_read"))
