@@ -376,11 +376,17 @@ def success(message: str, target: str, status: int = 302) -> WerkzeugResponse:
     return redirect(target, status)
 
 
-def form_errors(form: Any, exc: GovernError, *, default: Any, fields: Mapping[str, str] | None = None) -> None:
+def form_errors(form: Any, exc: GovernError, *, default: Any, fields: Mapping[str, str] | None = None,
+                whole: bool = False) -> None:
     """Show a domain error on the form: each reason on the field it names (renamed by ``fields``,
     e.g. ``{"due_at": "due_on"}``), reasons for no field and a reasonless message on ``default``.
+
+    With ``whole``, the error's own message (a sentence, where a reason is a word for its field) goes
+    once, on the field of its first reason.
     """
     reasons = getattr(exc, "reasons", None) or {}
+    if whole and reasons:
+        reasons = {next(iter(reasons)): exc.message}
     if not reasons:
         default.errors = [exc.message]
     for name, message in reasons.items():

@@ -294,3 +294,10 @@ def test_form_errors_puts_reasons_on_their_fields_and_the_rest_on_the_default():
     form = fresh_form()
     web.form_errors(form, ConflictError("Taken."), default=form.name)
     assert form.name.errors == ["Taken."] and form.due_on.errors == []
+    form = fresh_form()
+    web.form_errors(form, InvalidError("Choose a day after today.", {"due_at": "Later.", "name": "Odd."}), default=form.name,
+                    fields={"due_at": "due_on"}, whole=True)
+    assert form.due_on.errors == ["Choose a day after today."] and form.name.errors == []
+    form = fresh_form()
+    web.form_errors(form, ConflictError("Taken."), default=form.name, whole=True)
+    assert form.name.errors == ["Taken."] and form.due_on.errors == []

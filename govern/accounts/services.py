@@ -24,10 +24,10 @@ from govern.accounts.models import (
 )
 from govern.audit.services import Actor
 from govern.auth.roles import sees_all_accounts
-from govern.db import page_bounds
 from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, NotFoundError, get_or_raise
 from govern.grants.models import Grant, PlatformRemoval
+from govern.paging import Page, page_of, read_page
 from govern.policies.services import unaccepted_count_in_grants, unaccepted_grant_ids
 
 
@@ -371,23 +371,20 @@ _LIST_COLUMNS = (Account.id, Account.platform, Account.handle, Account.display_n
                  _OWNER.full_name.label("owner_name"))
 
 
-def list_accounts(session: Session, user: Any, flt: AccountFilter, *, page: int, per_page: int = 50) -> tuple[list[Row[*tuple[Any, ...]]], dict[int, AccountStats], int]:
-    """One page of accounts (rows of ``_LIST_COLUMNS``, with the owner's name) with their stats, and the total count."""
+def list_accounts(session: Session, user: Any, flt: AccountFilter, *, page: int, per_page: int = 50) -> tuple[Page[Row[*tuple[Any, ...]]], dict[int, AccountStats]]:
+    """One page of accounts (rows of ``_LIST_COLUMNS``, with the owner's name), counted, and their stats."""
     query = accounts_query(user, flt)
     rows_query = query.with_only_columns(*_LIST_COLUMNS).outerjoin(_OWNER, _OWNER.id == Account.business_owner_id)
     if flt.risk:
         # Flags are computed, not stored: compute them for the (at most a few thousand) matches.
         candidates = list(session.execute(rows_query))
         stats = account_stats(session, candidates)
-        matching = [a for a in candidates if flt.risk in stats[a.id].flags]
-        start = (page - 1) * per_page
-        return matching[start : start + per_page], stats, len(matching)
+        return page_of([a for a in candidates if flt.risk in stats[a.id].flags], page, per_page), stats
     # Counted straight over accounts, not over a subquery of whole rows (SQLite materialises that).
-    total = session.scalar(query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)) or 0
     # Seeing every account, unfiltered: no parameter but the page (see page_bounds).
-    limit, offset = page_bounds(page, per_page, in_sql=query.whereclause is None)
-    accounts = list(session.execute(rows_query.limit(limit).offset(offset))) if total else []
-    return accounts, account_stats(session, accounts), total
+    accounts = read_page(session, rows_query, page, per_page, in_sql=query.whereclause is None,
+                         count=query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
+    return accounts, account_stats(session, accounts.items)
 
 
 # --- role catalogue ----------------------------------------------------------------------------------

@@ -59,11 +59,9 @@ def index() -> str:
         risk=args.get("risk") if args.get("risk") in services.RISK_FLAGS else None,
         q=(args.get("q") or "")[:100] or None,
     )
-    page = page_arg()
-    accounts, stats, total = services.list_accounts(db, current_user, flt, page=page, per_page=PAGE_SIZE)
+    accounts, stats = services.list_accounts(db, current_user, flt, page=page_arg(), per_page=PAGE_SIZE)
     params = {k: v for k, v in args.items() if k in {"platform", "owner", "department", "status", "risk", "q"} and v}
-    return render_template("accounts/index.html", accounts=accounts, stats=stats, total=total, page=page,
-                           has_next=page * PAGE_SIZE < total, params=params,
+    return render_template("accounts/index.html", accounts=accounts, stats=stats, params=params,
                            platforms=PLATFORM_LABELS, statuses=ACCOUNT_STATUSES, risks=services.RISK_FLAGS)
 
 

@@ -120,7 +120,7 @@ def login() -> Any:
             )
         except (InvalidError, ForbiddenError) as exc:
             db.commit()  # the failure count and its audit event must persist
-            form.password.errors = [exc.message]
+            form_errors(form, exc, default=form.password)
             return render_template("auth/login.html", form=form), 200
         db.commit()
         _begin_new_session(keep_resume=True)
@@ -146,7 +146,7 @@ def login_code() -> Any:
             )
         except InvalidError as exc:
             db.commit()
-            form.code.errors = [exc.message]
+            form_errors(form, exc, default=form.code)
             return render_template("auth/login_code.html", form=form, user=user), 200
         if factor == "recovery_code":
             # A recovery code means the authenticator may be lost: end every other session.
@@ -185,7 +185,7 @@ def reauth() -> Any:
             auth_login.verify_second_factor(db, _kit(), user=current_user, code=form.code.data or "", ip=client_ip(), purpose="reauth")
         except InvalidError as exc:
             db.commit()
-            form.code.errors = [exc.message]
+            form_errors(form, exc, default=form.code)
             return render_template("auth/reauth.html", form=form), 200
         db.commit()
         server_session().regenerate = True
@@ -212,7 +212,7 @@ def setup() -> Any:
             token = enrolment.redeem_setup_token(db, _kit(), token=form.token.data or "", ip=client_ip())
         except InvalidError as exc:
             db.commit()
-            form.token.errors = [exc.message]
+            form_errors(form, exc, default=form.token)
             return render_template("auth/setup.html", form=form), 200
         db.commit()
         if current_user.is_authenticated:
@@ -247,8 +247,7 @@ def setup_password() -> Any:
             )
         except InvalidError as exc:
             db.commit()
-            field = next(iter(exc.reasons), "password" if token.purpose == "setup" else "current_password")
-            getattr(form, field).errors = [exc.reasons.get(field, exc.message)]
+            form_errors(form, exc, default=form.current_password if isinstance(form, CurrentPasswordForm) else form.password)
             return render_template("auth/setup_password.html", form=form, user=user, purpose=token.purpose), 200
         db.commit()
         state["password_ok"] = True
@@ -285,7 +284,7 @@ def setup_authenticator() -> Any:
             user, codes = enrolment.confirm_enrolment(db, kit, setup=token, seed=seed, code=form.code.data or "", ip=client_ip())
         except InvalidError as exc:
             db.commit()
-            form.code.errors = [exc.message]
+            form_errors(form, exc, default=form.code)
         else:
             auth_login.record_login(db, user=user, factor="totp")
             db.commit()

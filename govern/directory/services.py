@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from govern import audit
 from govern.audit.services import Actor
 from govern.auth.models import User
-from govern.db import like_folded, page_bounds, people_search_prefilter
+from govern.db import like_folded, people_search_prefilter
 from govern.directory.models import PERSON_STATUSES, Person
 from govern.errors import InvalidError, NotFoundError, get_or_raise
 from govern.grants.models import Grant
+from govern.paging import Page, read_page
 
 MAX_NAME_LENGTH = 200
 MAX_EMPLOYEE_ID_LENGTH = 64
@@ -199,23 +200,20 @@ _LIST_COLUMNS = (Person.id, Person.full_name, Person.email, Person.employee_id, 
                  Person.status, Person.start_date, Person.end_date, _MANAGER.full_name.label("manager_name"))
 
 
-def list_people(session: Session, user: Any, flt: PersonFilter, *, page: int, per_page: int = 50) -> tuple[list[Row[*tuple[Any, ...]]], int]:
-    """One page of people (rows of ``_LIST_COLUMNS``, with their manager's name) and the total count."""
+def list_people(session: Session, user: Any, flt: PersonFilter, *, page: int, per_page: int = 50) -> Page[Row[*tuple[Any, ...]]]:
+    """One page of people (rows of ``_LIST_COLUMNS``, with their manager's name), counted."""
     query = people_query(user, flt)
-    offset = (page - 1) * per_page
     rows_query = query.with_only_columns(*_LIST_COLUMNS).outerjoin(_MANAGER, _MANAGER.id == Person.manager_id)
     if flt.q:
         # A search reads every person anyway: count the matches in the same pass (a window).
-        rows = session.execute(rows_query.add_columns(func.count().over()).limit(per_page).offset(offset)).all()
+        rows = session.execute(rows_query.add_columns(func.count().over()).limit(per_page).offset((page - 1) * per_page)).all()
         if rows:
-            return list(rows), rows[0][-1]
+            return Page(list(rows), page, per_page, total=rows[0][-1])
     # A count straight over people, not over a subquery of whole rows (SQLite materialises that);
     # the page itself is read in the order of ix_people_name_order and stops after one page.
-    total = session.scalar(query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)) or 0
     # Seeing everyone, unfiltered: no parameter but the page (see page_bounds).
-    limit, page_offset = page_bounds(page, per_page, in_sql=query.whereclause is None)
-    people = list(session.execute(rows_query.limit(limit).offset(page_offset))) if total else []
-    return people, total
+    return read_page(session, rows_query, page, per_page, in_sql=query.whereclause is None,
+                     count=query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
 
 
 def iter_people(session: Session, user: Any, flt: PersonFilter, batch: int = 1000) -> Iterator[Person]:

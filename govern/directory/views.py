@@ -40,7 +40,7 @@ from govern.offboarding import lifecycle
 from govern.offboarding.reading import offboardings_of, progress_of
 from govern.offboarding.settings import settings_from as offboarding_settings
 from govern.vault.listing import exposures
-from govern.web import form_errors, permission
+from govern.web import form_errors, page_arg, permission
 
 bp = Blueprint("directory", __name__, url_prefix="/people")
 
@@ -82,11 +82,9 @@ def index() -> str:
     """The people list: search, filters, 50 per page, within the viewer's scope."""
     db = get_session()
     flt, params, note = _filter_from(request.args)
-    page = max(1, min(request.args.get("page", 1, type=int) or 1, 1_000_000))
-    people, total = services.list_people(db, current_user, flt, page=page, per_page=PAGE_SIZE)
+    people = services.list_people(db, current_user, flt, page=page_arg(), per_page=PAGE_SIZE)
     return render_template(
-        "directory/index.html", people=people, total=total, page=page, has_next=page * PAGE_SIZE < total,
-        params=params, note=note, departments=services.departments(db, current_user),
+        "directory/index.html", people=people, params=params, note=note, departments=services.departments(db, current_user),
         statuses=STATUS_LABELS, sees_all=services.sees_all_people(current_user.roles),
     )
 

@@ -29,7 +29,7 @@ from govern.grants.forms import (
 from govern.grants.models import Grant, PlatformRemoval
 from govern.policies import links as policy_links
 from govern.policies.models import PolicyVersion
-from govern.web import end_of_local_day, ensure_visible, permission, safe_next
+from govern.web import end_of_local_day, ensure_visible, form_errors, permission, safe_next
 
 bp = Blueprint("grants", __name__, url_prefix="/grants")
 
@@ -115,9 +115,7 @@ def new() -> Any:
                                         expires_at=end_of_local_day(form.expires_on.data))
         except (InvalidError, ConflictError, ForbiddenError, NotFoundError) as exc:
             db.rollback()
-            target = {"reason": form.reason, "expires_at": form.expires_on}
-            field = next(iter(getattr(exc, "reasons", {}) or {}), "")
-            (target.get(field) or form.role_code).errors = [exc.message]
+            form_errors(form, exc, default=form.role_code, fields={"expires_at": "expires_on"}, whole=True)
             gate = _policy_gate(exc, form.account_id.data, form.role_code.data) \
                 if isinstance(exc, services.PolicyNotAcceptedError) else None
             return _page("grants/new.html", form, selected, policy_gate=gate), 200
@@ -193,7 +191,8 @@ def request_access() -> Any:
                                   reason=form.reason.data or "", expires_at=end_of_local_day(form.expires_on.data))
         except (InvalidError, ConflictError, NotFoundError) as exc:
             db.rollback()
-            form.role_code.errors = [exc.message]
+            # The request form shows every refusal, the end date's too, above the role.
+            form_errors(form, exc, default=form.role_code, fields={"expires_at": "role_code"}, whole=True)
             return _page("grants/request.html", form, selected), 200
         db.commit()
         flash("Your request was sent to the account's owner or your manager.", "success")

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from govern import audit
 from govern.db import Database, rowcount, utcnow
 from govern.jobs.models import JobRun
+from govern.paging import Page, read_page
 
 log = logging.getLogger("govern.jobs")
 
@@ -203,10 +204,9 @@ def smtp_missing(run: JobRun | None, configured_here: bool) -> bool:
     return any(s["name"] == "email.send" and "not_configured_waiting" in s["counts"] for s in run.steps)
 
 
-def list_runs(session: Session, *, page: int = 1, per_page: int = 20) -> tuple[list[JobRun], bool]:
-    """A page of runs, newest first, and whether there is a next page (one query)."""
-    rows = list(session.scalars(select(JobRun).order_by(JobRun.id.desc()).offset((page - 1) * per_page).limit(per_page + 1)))
-    return rows[:per_page], len(rows) > per_page
+def list_runs(session: Session, *, page: int = 1, per_page: int = 20) -> Page[JobRun]:
+    """A page of runs, newest first, knowing whether a next page follows (one query)."""
+    return read_page(session, select(JobRun).order_by(JobRun.id.desc()), page, per_page, scalars=True)
 
 
 def staleness(session: Session, *, now: datetime | None = None) -> str | None:

@@ -25,18 +25,14 @@ OUTBOX_PAGE_SIZE = 20
 def index() -> str:
     """Runs newest first, the registered steps, and the outbox's waiting and failed emails (each paginated)."""
     db = get_session()
-    page = page_arg()
-    runs, has_next = services.list_runs(db, page=page, per_page=PAGE_SIZE)
+    runs = services.list_runs(db, page=page_arg(), per_page=PAGE_SIZE)
     last = services.last_finished_run(db)
-    failed_page, waiting_page = page_arg("failed_page"), page_arg("waiting_page")
-    failed, more_failed = notifications.list_outbox(db, status="failed", page=failed_page, per_page=OUTBOX_PAGE_SIZE)
-    waiting, more_waiting = notifications.list_outbox(db, status="pending", page=waiting_page, per_page=OUTBOX_PAGE_SIZE)
+    failed = notifications.list_outbox(db, status="failed", page=page_arg("failed_page"), per_page=OUTBOX_PAGE_SIZE)
+    waiting = notifications.list_outbox(db, status="pending", page=page_arg("waiting_page"), per_page=OUTBOX_PAGE_SIZE)
     return render_template(
-        "jobs/index.html", runs=runs, page=page, has_next=has_next, steps=STEPS,
+        "jobs/index.html", runs=runs, steps=STEPS,
         last=last, stale=services.staleness(db),
         outbox=notifications.outbox_summary(db), failed=failed, waiting=waiting,
-        pages={"page": page, "failed_page": failed_page, "waiting_page": waiting_page},
-        more_failed=more_failed, more_waiting=more_waiting,
         smtp_missing=services.smtp_missing(last, bool(current_app.config.get("SMTP_HOST"))),
         max_attempts=notifications.MAX_ATTEMPTS,
         form=FlaskForm(),

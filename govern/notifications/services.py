@@ -38,6 +38,7 @@ from govern.config import base_url
 from govern.db import rowcount, utcnow
 from govern.errors import InvalidError, NotFoundError
 from govern.notifications.models import Notification, OutboxMessage
+from govern.paging import Page, read_page
 
 #: After this many failed attempts a message is flagged "failed" on the Jobs page and not retried
 #: by itself (an admin can retry it there).
@@ -106,13 +107,10 @@ def unread_count_of(user_id: SQLColumnExpression[int | None]) -> ScalarSelect[in
             .where(Notification.user_id == user_id, Notification.read_at.is_(None)).scalar_subquery())
 
 
-def list_notifications(session: Session, user_id: int, *, page: int = 1, per_page: int = 30) -> tuple[list[Notification], bool]:
-    """A page of the user's notifications, newest first, and whether there is a next page (one query)."""
-    rows = list(session.scalars(
-        select(Notification).where(Notification.user_id == user_id).order_by(Notification.id.desc())
-        .offset((page - 1) * per_page).limit(per_page + 1)
-    ))
-    return rows[:per_page], len(rows) > per_page
+def list_notifications(session: Session, user_id: int, *, page: int = 1, per_page: int = 30) -> Page[Notification]:
+    """A page of the user's notifications, newest first, knowing whether a next page follows (one query)."""
+    return read_page(session, select(Notification).where(Notification.user_id == user_id).order_by(Notification.id.desc()),
+                     page, per_page, scalars=True)
 
 
 def mark_read(session: Session, *, actor: User, notification_id: int) -> Notification:
@@ -206,8 +204,8 @@ OUTBOX_LIST_COLUMNS = (OutboxMessage.id, OutboxMessage.kind, OutboxMessage.to_ad
                        OutboxMessage.next_attempt_at, OutboxMessage.created_at)
 
 
-def list_outbox(session: Session, *, status: str, page: int = 1, per_page: int = 20) -> tuple[list[Any], bool]:
-    """A page of the outbox's messages in ``status`` (without their bodies) and whether there is a next page.
+def list_outbox(session: Session, *, status: str, page: int = 1, per_page: int = 20) -> Page[Any]:
+    """A page of the outbox's messages in ``status`` (without their bodies), knowing whether a next page follows.
 
     Waiting messages come in the order they will be sent (the status/next-attempt index); failed ones newest first.
     """
@@ -215,9 +213,8 @@ def list_outbox(session: Session, *, status: str, page: int = 1, per_page: int =
         raise ValueError(f"the outbox lists pending or failed messages, not {status!r}")
     order = ((OutboxMessage.next_attempt_at, OutboxMessage.id) if status == "pending"
              else (OutboxMessage.next_attempt_at.desc(), OutboxMessage.id.desc()))
-    rows = list(session.execute(select(*OUTBOX_LIST_COLUMNS).where(OutboxMessage.status == status).order_by(*order)
-                                .offset((page - 1) * per_page).limit(per_page + 1)))
-    return rows[:per_page], len(rows) > per_page
+    return read_page(session, select(*OUTBOX_LIST_COLUMNS).where(OutboxMessage.status == status).order_by(*order),
+                     page, per_page)
 
 
 def retry_email(session: Session, *, actor: Actor | None, message_id: int) -> OutboxMessage:

@@ -47,9 +47,8 @@ def unread_for_current_user() -> int:
 @permission(STAFF)
 def index() -> str:
     """The user's notifications, newest first."""
-    page = page_arg()
-    rows, has_next = services.list_notifications(get_session(), current_user.id, page=page, per_page=PAGE_SIZE)
-    return render_template("notifications/index.html", rows=rows, page=page, has_next=has_next, form=FlaskForm())
+    rows = services.list_notifications(get_session(), current_user.id, page=page_arg(), per_page=PAGE_SIZE)
+    return render_template("notifications/index.html", rows=rows, form=FlaskForm())
 
 
 @bp.route("/<int:notification_id>/read", methods=["POST"])

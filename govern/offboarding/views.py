@@ -71,6 +71,7 @@ from govern.offboarding.scheduling import (
     update_offboarding,
 )
 from govern.offboarding.settings import OWNER_LABELS, Settings, settings_from
+from govern.paging import Page
 from govern.web import ensure_visible, form_errors, from_local, page_arg, permission, to_local
 
 bp = Blueprint("offboarding", __name__, url_prefix="/offboarding")
@@ -109,9 +110,8 @@ def index() -> str:
     status = "closed" if request.args.get("status") == "closed" else "open"
     page = page_arg()
     rows, total = list_offboardings(db, current_user, status=status, page=page, per_page=PAGE_SIZE)
-    return render_template("offboarding/index.html", rows=rows, total=total, page=page, status=status,
-                           has_next=page * PAGE_SIZE < total, progress=progress_of(db, [o.id for o in rows]),
-                           blockers=blockers_of, now=utcnow())
+    return render_template("offboarding/index.html", rows=rows, listing=Page(rows, page, PAGE_SIZE, total=total), status=status,
+                           progress=progress_of(db, [o.id for o in rows]), blockers=blockers_of, now=utcnow())
 
 
 @bp.route("/new", methods=["GET", "POST"])

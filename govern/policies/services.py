@@ -31,6 +31,7 @@ from govern.auth.roles import sees_all_accounts
 from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, get_or_raise
 from govern.grants.models import Grant
+from govern.paging import Page, count_of, read_page
 from govern.policies.models import Acknowledgement, PolicyVersion
 
 #: Everyone must accept this tier once a version of it is published.
@@ -290,14 +291,11 @@ def unaccepted_query(user: Any, flt: ReportFilter) -> Select[*tuple[Any, ...]]:
     return query
 
 
-def unaccepted_report(session: Session, user: Any, flt: ReportFilter, *, page: int, per_page: int = 50) -> tuple[list[Any], int]:
-    """One page of the report and the total number of rows."""
+def unaccepted_report(session: Session, user: Any, flt: ReportFilter, *, page: int, per_page: int = 50) -> Page[Any]:
+    """One page of the report, counted."""
     query = unaccepted_query(user, flt)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(
-        query.order_by(Person.full_name, Person.id, Account.display_name, Grant.id).limit(per_page).offset((page - 1) * per_page)
-    ).all()
-    return list(rows), total
+    return read_page(session, query.order_by(Person.full_name, Person.id, Account.display_name, Grant.id), page, per_page,
+                     count=count_of(query))
 
 
 def iter_unaccepted(session: Session, user: Any, flt: ReportFilter, *, batch: int = 2000) -> Iterator[tuple[Any, ...]]:

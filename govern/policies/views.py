@@ -152,7 +152,7 @@ def acknowledge() -> Any:
         try:
             link = links.find_link(get_session(), form.token.data or "")
         except NotFoundError as exc:
-            form.token.errors = [exc.message]
+            form_errors(form, exc, default=form.token)
             return render_template("policies/acknowledge.html", form=form), 400
         session[LINK_KEY] = link.id
         return redirect(url_for("policies.acknowledge_read"))
@@ -216,11 +216,9 @@ def _report_filter() -> services.ReportFilter:
 def report() -> str:
     db = get_session()
     flt = _report_filter()
-    page = page_arg()
-    rows, total = services.unaccepted_report(db, current_user, flt, page=page, per_page=PAGE_SIZE)
+    rows = services.unaccepted_report(db, current_user, flt, page=page_arg(), per_page=PAGE_SIZE)
     params = {k: v for k, v in (("tier", flt.tier), ("department", flt.department)) if v}
-    return render_template("policies/report.html", rows=rows, total=total, page=page, has_next=page * PAGE_SIZE < total,
-                           params=params, tiers=services.known_tiers(db), platforms=PLATFORM_LABELS,
+    return render_template("policies/report.html", rows=rows, params=params, tiers=services.known_tiers(db), platforms=PLATFORM_LABELS,
                            sees_all_accounts=sees_all_accounts(current_user.roles))
 
 

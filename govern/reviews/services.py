@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Row,
     Select,
     bindparam,
     case,
@@ -31,6 +32,7 @@ from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError, get_or_raise
 from govern.grants import services as grants
 from govern.grants.models import Grant
+from govern.paging import Page, count_of, read_page
 from govern.reviews.models import SCOPE_KINDS, ReviewCampaign, ReviewItem
 
 MAX_NAME = 200
@@ -271,15 +273,12 @@ def progress_of(session: Session, campaign_ids: list[int]) -> dict[int, Progress
     return result
 
 
-def list_campaigns(session: Session, *, page: int, per_page: int = 50) -> tuple[list[ReviewCampaign], int]:
-    """Open campaigns first (soonest due), then closed ones (latest first)."""
-    total = session.scalar(select(func.count()).select_from(ReviewCampaign)) or 0
-    campaigns = session.scalars(
-        select(ReviewCampaign)
-        .order_by(ReviewCampaign.closed_at.is_not(None), ReviewCampaign.closed_at.desc(), ReviewCampaign.due_at, ReviewCampaign.id.desc())
-        .limit(per_page).offset((page - 1) * per_page)
+def list_campaigns(session: Session, *, page: int, per_page: int = 50) -> Page[ReviewCampaign]:
+    """A page of campaigns, counted: open ones first (soonest due), then closed ones (latest first)."""
+    query = select(ReviewCampaign).order_by(
+        ReviewCampaign.closed_at.is_not(None), ReviewCampaign.closed_at.desc(), ReviewCampaign.due_at, ReviewCampaign.id.desc()
     )
-    return list(campaigns), total
+    return read_page(session, query, page, per_page, count=select(func.count()).select_from(ReviewCampaign), scalars=True)
 
 
 def get_campaign(session: Session, campaign_id: int) -> ReviewCampaign:
@@ -322,8 +321,8 @@ class ItemFilter:
     q: str | None = None
 
 
-def list_items(session: Session, campaign_id: int, flt: ItemFilter, *, page: int, per_page: int = 50) -> tuple[list[tuple[ReviewItem, Person | None]], int]:
-    """One page of a campaign's items with their reviewer, and the number of matches."""
+def list_items(session: Session, campaign_id: int, flt: ItemFilter, *, page: int, per_page: int = 50) -> Page[Row[ReviewItem, Person | None]]:
+    """One page of a campaign's items with their reviewer, counted."""
     reviewer = aliased(Person)
     grantee = aliased(Person)
     query = (
@@ -349,12 +348,8 @@ def list_items(session: Session, campaign_id: int, flt: ItemFilter, *, page: int
         term, handle = f"%{text}%", f"%{text.lstrip('@')}%"
         query = query.where(or_(func.lower(grantee.full_name).like(term), grantee.email.like(term),
                                 Account.handle.like(handle), func.lower(Account.display_name).like(term)))
-    total = session.scalar(select(func.count()).select_from(query.with_only_columns(ReviewItem.id).subquery())) or 0
-    rows = session.execute(
-        query.order_by(ReviewItem.decision.is_not(None), Account.display_name, grantee.full_name, ReviewItem.id)
-        .limit(per_page).offset((page - 1) * per_page)
-    ).unique().all()
-    return [(item, person) for item, person in rows], total
+    return read_page(session, query.order_by(ReviewItem.decision.is_not(None), Account.display_name, grantee.full_name, ReviewItem.id),
+                     page, per_page, count=count_of(query.with_only_columns(ReviewItem.id)), unique=True)
 
 
 def open_items_for(session: Session, person_id: int, *, limit: int = 200) -> tuple[list[tuple[ReviewItem, ReviewCampaign]], int]:

@@ -59,12 +59,10 @@ def _users_by_id(db: Any, ids: set[int | None]) -> dict[int, User]:
 @permission("reviews.read")
 def index() -> str:
     db = get_session()
-    page = page_arg()
-    campaigns, total = services.list_campaigns(db, page=page, per_page=PAGE_SIZE)
-    return render_template("reviews/index.html", campaigns=campaigns, total=total, page=page,
-                           has_next=page * PAGE_SIZE < total, now=utcnow(),
-                           progress=services.progress_of(db, [c.id for c in campaigns]),
-                           users=_users_by_id(db, {c.created_by_id for c in campaigns}))
+    campaigns = services.list_campaigns(db, page=page_arg(), per_page=PAGE_SIZE)
+    return render_template("reviews/index.html", campaigns=campaigns, now=utcnow(),
+                           progress=services.progress_of(db, [c.id for c in campaigns.items]),
+                           users=_users_by_id(db, {c.created_by_id for c in campaigns.items}))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -115,16 +113,14 @@ def detail(campaign_id: int) -> str:
     db = get_session()
     campaign = _campaign_or_404(campaign_id)
     flt = _item_filter()
-    page = page_arg()
-    items, matches = services.list_items(db, campaign.id, flt, page=page, per_page=PAGE_SIZE)
+    item_page = services.list_items(db, campaign.id, flt, page=page_arg(), per_page=PAGE_SIZE)
     params = {k: v for k, v in (("decision", flt.decision), ("reviewer", flt.reviewer), ("platform", flt.platform), ("q", flt.q)) if v}
     return render_template(
-        "reviews/detail.html", campaign=campaign, items=items, matches=matches, page=page,
-        has_next=page * PAGE_SIZE < matches, params=params, now=utcnow(),
+        "reviews/detail.html", campaign=campaign, item_page=item_page, params=params, now=utcnow(),
         progress=services.progress_of(db, [campaign.id])[campaign.id],
         reviewers=services.reviewers_of(db, campaign.id),
-        users=_users_by_id(db, {campaign.created_by_id, campaign.closed_by_id} | {i.decided_by_id for i, _ in items}),
-        decidable={i.id for i, _ in items if i.decision is None and services.may_decide_item(current_user, i)},
+        users=_users_by_id(db, {campaign.created_by_id, campaign.closed_by_id} | {i.decided_by_id for i, _ in item_page.items}),
+        decidable={i.id for i, _ in item_page.items if i.decision is None and services.may_decide_item(current_user, i)},
         platforms=PLATFORM_LABELS,
     )
 

@@ -28,6 +28,7 @@ from govern.config import base_url
 from govern.db import get_session
 from govern.directory import services as directory
 from govern.errors import ConflictError, InvalidError, NotFoundError
+from govern.paging import read_page
 from govern.users.forms import ROLE_LABELS, InviteForm, RolesForm
 from govern.web import form_errors, fresh_mfa_required, page_arg, permission
 
@@ -50,10 +51,9 @@ def _setup_link(token: str) -> str:
 @permission("users.read")
 def index() -> str:
     db = get_session()
-    page = page_arg()
-    total = db.scalar(select(func.count()).select_from(User)) or 0
-    users = list(db.scalars(select(User).order_by(User.email).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
-    return render_template("users/index.html", users=users, page=page, has_next=page * PAGE_SIZE < total, total=total)
+    users = read_page(db, select(User).order_by(User.email), page_arg(), PAGE_SIZE,
+                      count=select(func.count()).select_from(User), scalars=True)
+    return render_template("users/index.html", users=users)
 
 
 @bp.route("/new", methods=["GET", "POST"])

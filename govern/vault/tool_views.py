@@ -25,7 +25,7 @@ from govern.errors import InvalidError
 from govern.vault import import_apply, import_parse, rules
 from govern.vault.rule_models import PasswordRule
 from govern.vault.tool_forms import ConfirmImportForm, ImportForm, RuleForm
-from govern.web import permission
+from govern.web import form_errors, permission
 
 bp = Blueprint("vault_tools", __name__, url_prefix="/vault")
 
@@ -76,8 +76,7 @@ def edit_password_rule(platform: str) -> Any:
             changed = rules.update_rule(db, actor=current_user, rule=rule, data=data)
         except InvalidError as exc:
             db.rollback()
-            for name, message in exc.reasons.items():
-                getattr(form, name, form.min_length).errors = [message]
+            form_errors(form, exc, default=form.min_length)
             return render_template("vault_tools/rule_form.html", form=form, rule=rule, labels=PLATFORM_LABELS), 400
         db.commit()
         flash(f"{PLATFORM_LABELS[platform]} password rules saved." if changed else "Nothing changed.", "success")
@@ -191,7 +190,7 @@ def import_file() -> Any:
     try:
         parsed = import_parse.parse_file(content, form.format.data or "", filename=form.file.data.filename)
     except import_parse.ImportFileError as exc:
-        form.file.errors = [exc.message]
+        form_errors(form, exc, default=form.file)
         return _preview_page(form, status=400)
     report = import_apply.preview_import(db, parsed)
     db.rollback()
@@ -216,7 +215,7 @@ def import_confirm() -> Any:
     try:
         parsed = import_parse.parse_file(content, confirm.format.data, filename=confirm.file.data.filename)
     except import_parse.ImportFileError as exc:
-        form.file.errors = [exc.message]
+        form_errors(form, exc, default=form.file)
         return _preview_page(form, status=400)
     if parsed.sha256 != confirm.sha256.data:
         report = import_apply.preview_import(db, parsed)

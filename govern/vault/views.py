@@ -12,13 +12,15 @@ from govern import audit
 from govern.accounts.services import can_see_account, get_account
 from govern.crypto.keyring import Keyring
 from govern.db import get_session, utcnow
-from govern.errors import ConflictError, ForbiddenError, GovernError, InvalidError, NotFoundError
+from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from govern.paging import Page
 from govern.rotation import schedules as rotation_schedules
 from govern.vault import access, errors, keys, listing, versions
 from govern.vault.forms import MetadataForm, NewSecretForm, RevealForm, ValueForm
 from govern.vault.models import Secret
 from govern.web import (
     ensure_visible,
+    form_errors,
     fresh_mfa_required,
     known_object,
     may,
@@ -31,6 +33,8 @@ bp = Blueprint("vault", __name__, url_prefix="/vault")
 
 PAGE_SIZE = 50
 MULTILINE_KINDS = ("recovery_codes", "note")
+#: Where a service's "value" reason shows for a kind typed as lines (recovery codes, notes).
+_VALUE_BOX = {"value": "value_lines"}
 
 
 @bp.app_context_processor
@@ -114,7 +118,7 @@ def index() -> str:
     db = get_session()
     page = page_arg()
     rows, total = listing.revealable_secrets(db, current_user, page=page, per_page=PAGE_SIZE)
-    return render_template("vault/index.html", rows=rows, total=total, page=page, has_next=page * PAGE_SIZE < total)
+    return render_template("vault/index.html", secrets=Page(rows, page, PAGE_SIZE, total=total))
 
 
 @bp.route("/secrets/<int:secret_id>")
@@ -129,8 +133,8 @@ def detail(secret_id: int) -> str:
     # here to those who may read rotation, so IT sees and starts a rotation from the secret itself.
     schedule = rotation_schedules.schedules(db, [secret])[0] if may(current_user, "rotation.read") else None
     return render_template(
-        "vault/detail.html", secret=secret, versions=listing.versions_of(db, secret), exposures=exposures,
-        exposure_total=total, page=page, has_next=page * PAGE_SIZE < total, schedule=schedule,
+        "vault/detail.html", secret=secret, versions=listing.versions_of(db, secret),
+        exposures=Page(exposures, page, PAGE_SIZE, total=total), schedule=schedule,
         may_reveal=access.refusal(db, current_user, secret, "totp_code" if secret.kind == "totp" else "value") is None,
         may_see_seed=secret.kind == "totp" and access.refusal(db, current_user, secret, "totp_seed") is None,
     )
@@ -160,7 +164,7 @@ def new(account_id: int) -> Any:
                 token_expires_at=form.token_expires_at.data)
         except (InvalidError, ConflictError) as exc:
             db.rollback()
-            _show_errors(form, exc, multiline=kind in MULTILINE_KINDS)
+            form_errors(form, exc, default=form.label, fields=_VALUE_BOX if kind in MULTILINE_KINDS else None)
             _forget_values(form)
             return render_template("vault/new.html", form=form, account=account), 200
         db.commit()
@@ -168,16 +172,6 @@ def new(account_id: int) -> Any:
         return redirect(url_for("vault.detail", secret_id=secret.id))
     _forget_values(form)
     return render_template("vault/new.html", form=form, account=account)
-
-
-def _show_errors(form: Any, exc: GovernError, *, multiline: bool = False) -> None:
-    """Put a service error on the field it names (the value box of the kind at hand)."""
-    reasons = getattr(exc, "reasons", {}) or {"label" if hasattr(form, "label") else "value": exc.message}
-    for name, message in reasons.items():
-        if name == "value" and multiline:
-            name = "value_lines"
-        field = getattr(form, name, None) or getattr(form, "label", None) or form.value
-        field.errors = [message]
 
 
 @bp.route("/secrets/<int:secret_id>/edit", methods=["GET", "POST"])
@@ -195,7 +189,7 @@ def edit(secret_id: int) -> Any:
                                                token_expires_at=form.token_expires_at.data)
         except InvalidError as exc:
             db.rollback()
-            _show_errors(form, exc)
+            form_errors(form, exc, default=form.label)
             return render_template("vault/edit.html", form=form, secret=secret), 200
         db.commit()
         flash("Saved." if changed else "Nothing changed.", "success")
@@ -218,7 +212,8 @@ def change(secret_id: int) -> Any:
                                             value=_submitted_value(form, secret.kind))
         except (InvalidError, ConflictError) as exc:
             db.rollback()
-            _show_errors(form, exc, multiline=secret.kind in MULTILINE_KINDS)
+            multiline = secret.kind in MULTILINE_KINDS
+            form_errors(form, exc, default=form.value_lines if multiline else form.value, fields=_VALUE_BOX if multiline else None)
             _forget_values(form)
             return render_template("vault/change.html", form=form, secret=secret, multiline=secret.kind in MULTILINE_KINDS), 200
         db.commit()
@@ -253,7 +248,7 @@ def _reveal_flow(secret_id: int, what: str, endpoint: str) -> Any:
         return redirect(url_for("auth.reauth", next=url_for(endpoint, secret_id=secret.id)))
     except InvalidError as exc:
         db.rollback()
-        form.reason.errors = [exc.message]
+        form_errors(form, exc, default=form.reason)
         return render_template("vault/reveal.html", form=form, secret=secret, what=what), 200
     except (ForbiddenError, errors.SecretDecryptError) as exc:
         db.commit()  # the refusal or the failed decryption is audited

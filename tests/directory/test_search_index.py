@@ -54,9 +54,9 @@ def sqlite_index(db, is_postgresql):
 
 
 def _found(db: Session, q: str) -> list[str]:
-    rows, total = services.list_people(db, ADMIN, PersonFilter(q=q), page=1)
-    assert total == len(rows)
-    return [row.email for row in rows]
+    found = services.list_people(db, ADMIN, PersonFilter(q=q), page=1)
+    assert found.total == len(found.items)
+    return [row.email for row in found.items]
 
 
 def test_sqlite_searches_through_the_full_text_table(db, connection, sqlite_index):
@@ -96,7 +96,7 @@ def test_the_full_text_table_follows_every_write_to_people(db, sqlite_index):
     old_id, new_id = person.id, person.id + 1000
     db.execute(Person.__table__.update().where(Person.id == old_id).values(id=new_id))
     db.expunge(person)
-    assert [row.id for row in services.list_people(db, ADMIN, PersonFilter(q="brewster"), page=1)[0]] == [new_id]
+    assert [row.id for row in services.list_people(db, ADMIN, PersonFilter(q="brewster"), page=1).items] == [new_id]
     person = db.get(Person, new_id)
     db.delete(person)
     db.flush()

@@ -130,8 +130,8 @@ def test_visibility_by_role_and_reporting_line(db):
         services.get_visible_person(db, manager, stranger.id)
     with pytest.raises(NotFoundError):
         services.get_visible_person(db, manager, 10**9)
-    people, total = services.list_people(db, manager, PersonFilter(), page=1)
-    assert {p.id for p in people} == {boss.id, report.id} and total == 2
+    people = services.list_people(db, manager, PersonFilter(), page=1)
+    assert {p.id for p in people.items} == {boss.id, report.id} and people.total == 2
 
 
 def test_list_people_searches_filters_and_pages(db):
@@ -143,7 +143,7 @@ def test_list_people_searches_filters_and_pages(db):
     admin = _viewer("admin")
 
     def names(**flt):
-        return [p.full_name for p in services.list_people(db, admin, PersonFilter(**flt), page=1)[0]]
+        return [p.full_name for p in services.list_people(db, admin, PersonFilter(**flt), page=1).items]
 
     assert names(q="lovelace") == ["Ada Lovelace"]
     assert names(q="  LOVE ") == ["Ada Lovelace"]  # any case, around spaces trimmed
@@ -153,12 +153,12 @@ def test_list_people_searches_filters_and_pages(db):
     assert names(department="IT") == ["Grace Hopper"]
     assert names(status="leaving") == ["Grace Hopper"]
     assert names(manager_id=boss.id) == ["Ada Lovelace"]
-    found = services.list_people(db, admin, PersonFilter(q="lovelace"), page=1)[0]
+    found = services.list_people(db, admin, PersonFilter(q="lovelace"), page=1).items
     assert [(p.full_name, p.manager_name) for p in found] == [("Ada Lovelace", "Zed Boss")]
-    first, total = services.list_people(db, admin, PersonFilter(department="Sales"), page=1, per_page=5)
-    second, _ = services.list_people(db, admin, PersonFilter(department="Sales"), page=2, per_page=5)
-    assert total == 7 and len(first) == 5 and len(second) == 2
-    assert not {p.id for p in first} & {p.id for p in second}
+    first = services.list_people(db, admin, PersonFilter(department="Sales"), page=1, per_page=5)
+    second = services.list_people(db, admin, PersonFilter(department="Sales"), page=2, per_page=5)
+    assert first.total == 7 and len(first.items) == 5 and len(second.items) == 2
+    assert not {p.id for p in first.items} & {p.id for p in second.items}
     assert "Comms" in services.departments(db, admin)
 
 

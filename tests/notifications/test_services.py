@@ -68,10 +68,10 @@ def test_list_is_paginated_newest_first(app, db, kit):
     alice = make_user(db, kit)
     for n in range(5):
         services.notify(db, user=alice.user, kind="t", title=f"n{n}")
-    page1, more = services.list_notifications(db, alice.id, page=1, per_page=3)
-    page2, more2 = services.list_notifications(db, alice.id, page=2, per_page=3)
-    assert [n.title for n in page1] == ["n4", "n3", "n2"] and more
-    assert [n.title for n in page2] == ["n1", "n0"] and not more2
+    page1 = services.list_notifications(db, alice.id, page=1, per_page=3)
+    page2 = services.list_notifications(db, alice.id, page=2, per_page=3)
+    assert [n.title for n in page1.items] == ["n4", "n3", "n2"] and page1.has_next
+    assert [n.title for n in page2.items] == ["n1", "n0"] and not page2.has_next
 
 
 # --- grant events ---------------------------------------------------------------------------------

@@ -196,16 +196,18 @@ def test_report_lists_holders_without_acceptance_of_their_roles_tier(db, admin):
     make_grant(db, old, account, "analyst")
     accept_policy(db, old, standard)
     newer = publish_policy(db, "standard")
-    rows, total = services.unaccepted_report(db, admin, services.ReportFilter(), page=1)
+    page = services.unaccepted_report(db, admin, services.ReportFilter(), page=1)
+    rows, total = page.items, page.total
     got = {(r.person_name, r.role_name, r.tier, r.version) for r in rows}
     assert got == {("Mia Missing", "Publisher", "standard", 2), ("Ada Accepted", "Publisher", "standard", 2),
                    ("Wes Wrongtier", "Admin", "privileged", 1), ("Otto Oldversion", "Analyst", "standard", 2)}
     assert total == 4
     accept_policy(db, accepted, newer)
     accept_policy(db, wrong_tier, privileged)
-    rows, total = services.unaccepted_report(db, admin, services.ReportFilter(tier="standard"), page=1)
+    page = services.unaccepted_report(db, admin, services.ReportFilter(tier="standard"), page=1)
+    rows, total = page.items, page.total
     assert {r.person_name for r in rows} == {"Mia Missing", "Otto Oldversion"} and total == 2
-    rows, _ = services.unaccepted_report(db, admin, services.ReportFilter(department="marketing"), page=1)
+    rows = services.unaccepted_report(db, admin, services.ReportFilter(department="marketing"), page=1).items
     assert [r.person_name for r in rows] == ["Mia Missing"]
     assert list(services.iter_unaccepted(db, admin, services.ReportFilter(department="marketing"))) == [
         ("Mia Missing", missing.email, "Marketing", "Acme IG", "instagram", account.handle, "Publisher", "standard", 2)
@@ -217,10 +219,10 @@ def test_report_pages_and_streams_in_batches(db, admin):
     account = make_account(db)
     for _ in range(7):
         make_grant(db, make_person(db), account, "analyst")
-    first, total = services.unaccepted_report(db, admin, services.ReportFilter(), page=1, per_page=5)
-    second, _ = services.unaccepted_report(db, admin, services.ReportFilter(), page=2, per_page=5)
-    assert total == 7 and len(first) == 5 and len(second) == 2
-    assert {r.grant_id for r in first}.isdisjoint({r.grant_id for r in second})
+    first = services.unaccepted_report(db, admin, services.ReportFilter(), page=1, per_page=5)
+    second = services.unaccepted_report(db, admin, services.ReportFilter(), page=2, per_page=5)
+    assert first.total == 7 and len(first.items) == 5 and len(second.items) == 2
+    assert {r.grant_id for r in first.items}.isdisjoint({r.grant_id for r in second.items})
     assert len(list(services.iter_unaccepted(db, admin, services.ReportFilter(), batch=3))) == 7
 
 
@@ -232,5 +234,6 @@ def test_a_manager_sees_only_their_accounts_and_reports(app, db, kit):
     make_grant(db, make_person(db, full_name="On Own Account"), own, "analyst")
     make_grant(db, make_person(db, full_name="My Report", manager_id=manager.person_id), other, "analyst")
     make_grant(db, make_person(db, full_name="Stranger"), other, "analyst")
-    rows, total = services.unaccepted_report(db, manager, services.ReportFilter(), page=1)
+    page = services.unaccepted_report(db, manager, services.ReportFilter(), page=1)
+    rows, total = page.items, page.total
     assert {r.person_name for r in rows} == {"On Own Account", "My Report"} and total == 2

@@ -229,13 +229,13 @@ def test_reviewer_loads_and_item_filters(db, world):
     campaign = _open(db, world)
     loads = {r.name: (r.total, r.open) for r in services.reviewers_of(db, campaign.id)}
     assert loads == {"Olga Owner": (2, 2), "Bea Boss": (2, 2), None: (1, 1)}
-    _, total = services.list_items(db, campaign.id, services.ItemFilter(reviewer="none"), page=1)
-    assert total == 1
-    rows, total = services.list_items(db, campaign.id, services.ItemFilter(platform="x", q="@acme_news"), page=1)
-    assert total == 2 and {item.grant.person.full_name for item, _ in rows} == {"Mo Member", "Nell Nomanager"}
-    rows, _ = services.list_items(db, campaign.id, services.ItemFilter(reviewer=str(world.bea.user.person_id)), page=1)
-    assert {reviewer.full_name for _, reviewer in rows} == {"Bea Boss"}
-    assert services.list_items(db, campaign.id, services.ItemFilter(decision="keep"), page=1) == ([], 0)
+    assert services.list_items(db, campaign.id, services.ItemFilter(reviewer="none"), page=1).total == 1
+    found = services.list_items(db, campaign.id, services.ItemFilter(platform="x", q="@acme_news"), page=1)
+    assert found.total == 2 and {item.grant.person.full_name for item, _ in found.items} == {"Mo Member", "Nell Nomanager"}
+    found = services.list_items(db, campaign.id, services.ItemFilter(reviewer=str(world.bea.user.person_id)), page=1)
+    assert {reviewer.full_name for _, reviewer in found.items} == {"Bea Boss"}
+    none = services.list_items(db, campaign.id, services.ItemFilter(decision="keep"), page=1)
+    assert (none.items, none.total) == ([], 0)
 
 
 def test_a_new_grant_after_opening_is_not_in_the_campaign(db, world):
