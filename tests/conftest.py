@@ -19,10 +19,7 @@ from sqlalchemy.orm import Session
 from govern.app import create_app
 from govern.db import make_engine
 from govern.schema import upgrade
-
-#: The cheapest argon2id parameters the ASVS allows: the tests use them for speed.
-FAST_ARGON2 = {"ARGON2_TIME_COST": 2, "ARGON2_MEMORY_KIB": 19456}
-TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+from tests.support import app_config
 
 
 def pytest_report_header(config: Any) -> list[str]:
@@ -103,23 +100,6 @@ def connection(engine: Engine, request: pytest.FixtureRequest) -> Iterator[Conne
         conn.close()
 
 
-def app_config(instance: Path, database_url: str, **overrides: Any) -> dict[str, Any]:
-    """Configuration of a test app."""
-    config: dict[str, Any] = {
-        "ENV": "testing",
-        "INSTANCE_PATH": instance,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": TEST_SECRET_KEY,
-        "VAULT_KEY_FILE": instance / "vault.key",
-        "BASE_URL": "http://localhost",
-        # The session fixture migrated the database; the refusal itself has its own test.
-        "REQUIRE_CURRENT_SCHEMA": False,
-        **FAST_ARGON2,
-    }
-    config.update(overrides)
-    return config
-
-
 @pytest.fixture
 def app_overrides() -> dict[str, Any]:
     """Override in a test module to change the app's configuration."""
@@ -189,11 +169,3 @@ def scratch_database_url(tmp_path: Path, database_url: str) -> Iterator[str]:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
-
-def require_service(kind: str, reachable: bool, how: str) -> None:
-    """Skip when a service is missing outside CI; fail in CI, where every leg must run."""
-    if reachable:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{kind} is required in CI but is not available: {how}")
-    pytest.skip(f"{kind} not available: {how}")

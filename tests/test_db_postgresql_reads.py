@@ -19,7 +19,7 @@ from govern.audit.models import AuditChainHead, AuditEvent
 from govern.audit.services import AuditContext
 from govern.db import database, enter_view
 from govern.schema import upgrade
-from tests.conftest import app_config
+from tests.support import app_config
 
 CTX = AuditContext(actor_label="test")
 

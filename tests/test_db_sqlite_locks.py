@@ -18,7 +18,7 @@ from govern.audit.models import AuditChainHead
 from govern.audit.services import AuditContext, verify_chain
 from govern.db import database, enter_view, get_session
 from govern.schema import upgrade
-from tests.conftest import app_config
+from tests.support import app_config
 
 CTX = AuditContext(actor_label="test")
 

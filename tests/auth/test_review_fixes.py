@@ -15,8 +15,8 @@ from govern.auth.models import LoginThrottle, User, WebSession
 from govern.auth.throttle import DatabaseThrottleStore, ThrottlePolicy, account_key
 from govern.crypto.secretbox import SecretBox, derive_key
 from govern.db import utcnow
-from tests.conftest import TEST_SECRET_KEY
 from tests.factories import csrf_from, csrf_token, fresh_code, login, make_user, post
+from tests.support import TEST_SECRET_KEY
 
 
 def test_a_forged_remember_me_cookie_is_ignored(app, db, kit):

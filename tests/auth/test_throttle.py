@@ -14,8 +14,8 @@ from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.db import utcnow
 from govern.schema import upgrade
-from tests.conftest import app_config, require_service
 from tests.factories import csrf_from, csrf_token, fresh_code, login, make_user, post
+from tests.support import app_config, require_service
 
 
 def _try_password(client, email, password, ip="10.2.0.1", xff=None):

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_service
+from tests.support import require_service
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO_ROOT / "artifacts" / "screenshots"

@@ -26,8 +26,8 @@ from govern.directory.models import Person
 from govern.offboarding.models import Offboarding
 from govern.vault import services as vault
 from tests.browser.conftest import VENV_BIN, LiveServer, _server_env
-from tests.conftest import app_config
 from tests.factories import DEFAULT_PASSWORD, make_account, make_grant, make_person, make_user
+from tests.support import app_config
 
 
 def _seed(tmp_path: Path, database_url: str) -> SimpleNamespace:

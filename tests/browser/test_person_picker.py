@@ -17,8 +17,8 @@ from govern.db import database
 from govern.grants.models import Grant
 from tests.browser.conftest import LiveServer
 from tests.browser.test_offboarding import _sign_in, _submit
-from tests.conftest import app_config
 from tests.factories import make_account, make_grant, make_person, make_user
+from tests.support import app_config
 
 
 def _seed(tmp_path: Path, database_url: str) -> SimpleNamespace:

@@ -18,8 +18,8 @@ from govern.notifications.models import OutboxMessage
 from govern.policies import links
 from govern.policies.models import Acknowledgement
 from tests.browser.conftest import LiveServer
-from tests.conftest import app_config
 from tests.factories import make_person, make_user, publish_policy
+from tests.support import app_config
 
 
 @pytest.mark.browser

@@ -20,8 +20,8 @@ from govern.db import database, utcnow
 from govern.vault.models import Exposure
 from tests.browser.conftest import LiveServer
 from tests.browser.test_first_login import _assert_secure_headers, _submit, _watch
-from tests.conftest import app_config
 from tests.factories import accept_policy, make_account, make_grant, make_user, publish_policy
+from tests.support import app_config
 
 SITE_PASSWORD = "Browser-Canary-Pw-6d2e"
 SITE_SEED = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"

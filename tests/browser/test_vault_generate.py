@@ -19,7 +19,7 @@ from govern.vault.models import Secret
 from tests.browser.conftest import LiveServer
 from tests.browser.test_first_login import _submit, _watch
 from tests.browser.test_vault_flow import _seed_people, _sign_in
-from tests.conftest import app_config
+from tests.support import app_config
 
 GENERATED_CHARS = re.compile(r"^\S{8,}$")
 

@@ -22,8 +22,8 @@ from govern.rotation.models import RotationTask
 from govern.schema import upgrade
 from govern.vault import services as vault
 from govern.vault.models import SecretVersion
-from tests.conftest import app_config
 from tests.factories import make_account, make_user
+from tests.support import app_config
 
 pytestmark = pytest.mark.postgresql
 

@@ -17,7 +17,7 @@ from govern.crypto.keyring import Keyring
 from govern.db import Base
 from govern.vault import services
 from govern.vault.models import SecretVersion
-from tests.conftest import app_config
+from tests.support import app_config
 
 CANARIES = {
     "password": "Canary-Barrier-Pass-5c1d7e",

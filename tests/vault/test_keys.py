@@ -26,7 +26,7 @@ from govern.db import Database, utcnow
 from govern.schema import upgrade
 from govern.vault import services
 from govern.vault.models import KeyCheck, Secret, SecretVersion
-from tests.conftest import app_config
+from tests.support import app_config
 
 GOVERN = str(Path(sys.executable).parent / "govern")
 
