@@ -1,9 +1,11 @@
 """Fixtures: the real database (SQLite by default, PostgreSQL with GOVERN_TEST_DATABASE_URL),
-one transaction per test rolled back afterwards, the app, a client, and a CLI runner."""
+one transaction per test rolled back afterwards, the app, a client, the company a test builds
+(tests/factories.py) and a vault keyring."""
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,14 +13,17 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from govern.app import create_app
-from govern.db import make_engine
+from govern.crypto.keyring import Keyring
+from govern.db import Database, database, make_engine
+from govern.offboarding.invariants import find_violations
 from govern.schema import upgrade
+from tests.factories import Company
 from tests.support import app_config
 
 
@@ -66,8 +71,6 @@ def _checks_leavers(request: pytest.FixtureRequest) -> bool:
 
 def check_leaver_invariants(session: Session) -> None:
     """Fail when the database holds a leaver who keeps access (govern.offboarding.invariants)."""
-    from govern.offboarding.invariants import find_violations
-
     try:
         violations = find_violations(session)
     except DBAPIError as exc:
@@ -145,6 +148,26 @@ def kit(app: Flask) -> Any:
 
 
 @pytest.fixture
+def company(app: Flask, db: Session) -> Company:
+    """An empty company to build on (tests/factories.py); an area may override it with its cast."""
+    return Company(app, db)
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    """A fresh vault keyring; a module unseals its app with it by overriding ``app_overrides``."""
+    return Keyring.generate()
+
+
+@pytest.fixture
+def ring(app: Flask) -> Keyring:
+    """The keyring the app actually uses."""
+    loaded: Keyring = app.extensions["govern.keyring"]
+    assert loaded is not None, app.extensions["govern.keyring_problem"]
+    return loaded
+
+
+@pytest.fixture
 def scratch_database_url(tmp_path: Path, database_url: str) -> Iterator[str]:
     """An empty database of the kind under test, committed to for real and removed afterwards.
 
@@ -153,10 +176,6 @@ def scratch_database_url(tmp_path: Path, database_url: str) -> Iterator[str]:
     if not database_url.startswith("postgresql"):
         yield f"sqlite:///{tmp_path / 'scratch.db'}"
         return
-    import secrets
-
-    from sqlalchemy import create_engine, text
-
     base, _, _ = database_url.rpartition("/")
     name = f"govern_scratch_{secrets.token_hex(6)}"
     admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
@@ -169,3 +188,20 @@ def scratch_database_url(tmp_path: Path, database_url: str) -> Iterator[str]:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
+
+@pytest.fixture
+def committed_database(scratch_database_url: str) -> Iterator[Database]:
+    """The scratch database at the latest migration, with a Database to write to it for real."""
+    upgrade(scratch_database_url)
+    database = Database(scratch_database_url)
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture
+def scratch_app(tmp_path: Path, scratch_database_url: str) -> Iterator[Flask]:
+    """An app on the scratch database at the latest migration, for tests whose work is committed for real."""
+    upgrade(scratch_database_url)
+    app = create_app(app_config(tmp_path, scratch_database_url))
+    yield app
+    database(app).engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,15 @@ def app_config(instance: Path, database_url: str, **overrides: Any) -> dict[str,
     }
     config.update(overrides)
     return config
+
+
+def cli_env(instance_parent: Path, database_url: str) -> dict[str, str]:
+    """The environment of a `govern` subprocess: this one's without any GOVERN_* setting, plus an
+    instance folder under ``instance_parent``, the database and a fresh secret key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
+    env.update({"GOVERN_INSTANCE_PATH": str(instance_parent / "instance"), "GOVERN_DATABASE_URL": database_url,
+                "GOVERN_SECRET_KEY": secrets.token_urlsafe(30)})
+    return env
 
 
 def require_service(kind: str, reachable: bool, how: str) -> None:
