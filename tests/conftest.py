@@ -1,9 +1,11 @@
 """Fixtures: the real database (SQLite by default, PostgreSQL with GOVERN_TEST_DATABASE_URL),
-one transaction per test rolled back afterwards, the app, a client, and a CLI runner."""
+one transaction per test rolled back afterwards, the app, a client, the company a test builds
+(tests/factories.py) and a vault keyring."""
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,18 +13,18 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from govern.app import create_app
-from govern.db import make_engine
+from govern.crypto.keyring import Keyring
+from govern.db import Database, database, make_engine
+from govern.offboarding.invariants import find_violations
 from govern.schema import upgrade
-
-#: The cheapest argon2id parameters the ASVS allows: the tests use them for speed.
-FAST_ARGON2 = {"ARGON2_TIME_COST": 2, "ARGON2_MEMORY_KIB": 19456}
-TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+from tests.factories import Company
+from tests.support import app_config
 
 
 def pytest_report_header(config: Any) -> list[str]:
@@ -69,8 +71,6 @@ def _checks_leavers(request: pytest.FixtureRequest) -> bool:
 
 def check_leaver_invariants(session: Session) -> None:
     """Fail when the database holds a leaver who keeps access (govern.offboarding.invariants)."""
-    from govern.offboarding.invariants import find_violations
-
     try:
         violations = find_violations(session)
     except DBAPIError as exc:
@@ -101,23 +101,6 @@ def connection(engine: Engine, request: pytest.FixtureRequest) -> Iterator[Conne
     finally:
         outer.rollback()
         conn.close()
-
-
-def app_config(instance: Path, database_url: str, **overrides: Any) -> dict[str, Any]:
-    """Configuration of a test app."""
-    config: dict[str, Any] = {
-        "ENV": "testing",
-        "INSTANCE_PATH": instance,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": TEST_SECRET_KEY,
-        "VAULT_KEY_FILE": instance / "vault.key",
-        "BASE_URL": "http://localhost",
-        # The session fixture migrated the database; the refusal itself has its own test.
-        "REQUIRE_CURRENT_SCHEMA": False,
-        **FAST_ARGON2,
-    }
-    config.update(overrides)
-    return config
 
 
 @pytest.fixture
@@ -165,6 +148,26 @@ def kit(app: Flask) -> Any:
 
 
 @pytest.fixture
+def company(app: Flask, db: Session) -> Company:
+    """An empty company to build on (tests/factories.py); an area may override it with its cast."""
+    return Company(app, db)
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    """A fresh vault keyring; a module unseals its app with it by overriding ``app_overrides``."""
+    return Keyring.generate()
+
+
+@pytest.fixture
+def ring(app: Flask) -> Keyring:
+    """The keyring the app actually uses."""
+    loaded: Keyring = app.extensions["govern.keyring"]
+    assert loaded is not None, app.extensions["govern.keyring_problem"]
+    return loaded
+
+
+@pytest.fixture
 def scratch_database_url(tmp_path: Path, database_url: str) -> Iterator[str]:
     """An empty database of the kind under test, committed to for real and removed afterwards.
 
@@ -173,10 +176,6 @@ def scratch_database_url(tmp_path: Path, database_url: str) -> Iterator[str]:
     if not database_url.startswith("postgresql"):
         yield f"sqlite:///{tmp_path / 'scratch.db'}"
         return
-    import secrets
-
-    from sqlalchemy import create_engine, text
-
     base, _, _ = database_url.rpartition("/")
     name = f"govern_scratch_{secrets.token_hex(6)}"
     admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
@@ -190,10 +189,19 @@ def scratch_database_url(tmp_path: Path, database_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def require_service(kind: str, reachable: bool, how: str) -> None:
-    """Skip when a service is missing outside CI; fail in CI, where every leg must run."""
-    if reachable:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{kind} is required in CI but is not available: {how}")
-    pytest.skip(f"{kind} not available: {how}")
+@pytest.fixture
+def committed_database(scratch_database_url: str) -> Iterator[Database]:
+    """The scratch database at the latest migration, with a Database to write to it for real."""
+    upgrade(scratch_database_url)
+    database = Database(scratch_database_url)
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture
+def scratch_app(tmp_path: Path, scratch_database_url: str) -> Iterator[Flask]:
+    """An app on the scratch database at the latest migration, for tests whose work is committed for real."""
+    upgrade(scratch_database_url)
+    app = create_app(app_config(tmp_path, scratch_database_url))
+    yield app
+    database(app).engine.dispose()

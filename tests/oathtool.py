@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from datetime import datetime
 
-from tests.conftest import require_service
+from tests.support import require_service
 
 
 def oathtool_totp(key: bytes, at: datetime, *, algorithm: str = "SHA1", digits: int = 6, period: int = 30) -> str:

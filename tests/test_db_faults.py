@@ -12,8 +12,8 @@ from govern.app import create_app
 from govern.auth.models import User
 from govern.db import database
 from govern.schema import upgrade
-from tests.conftest import app_config
 from tests.factories import login, make_user, post
+from tests.support import app_config
 
 
 def test_a_request_stuck_behind_the_audit_chain_lock_gets_a_503_not_a_hang(tmp_path, scratch_database_url):

@@ -8,30 +8,24 @@ not, so reading runs in autocommit and the first write, locking read or savepoin
 from __future__ import annotations
 
 import pytest
-from flask import Flask
+from flask import Flask, g
 from psycopg.pq import TransactionStatus
 from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from govern import audit
-from govern.app import create_app
 from govern.audit.models import AuditChainHead, AuditEvent
 from govern.audit.services import AuditContext
 from govern.db import database, enter_view
-from govern.schema import upgrade
-from tests.conftest import app_config
 
 CTX = AuditContext(actor_label="test")
 
 
 @pytest.fixture
-def pg_app(tmp_path, scratch_database_url) -> Flask:
+def pg_app(scratch_database_url, request) -> Flask:
     if not scratch_database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL's transactions; SQLite's own are in test_db_sqlite_locks.py")
-    upgrade(scratch_database_url)
-    app = create_app(app_config(tmp_path, scratch_database_url))
-    yield app
-    database(app).engine.dispose()
+    return request.getfixturevalue("scratch_app")
 
 
 def _server_status(session) -> TransactionStatus:
@@ -110,8 +104,6 @@ def test_a_savepoint_on_a_page_sits_in_a_real_transaction(pg_app):
 
 def test_a_form_reads_before_its_view_without_a_transaction_and_its_view_runs_in_one(pg_app):
     with pg_app.test_request_context("/people/new", method="POST"), database(pg_app).session_scope() as form:
-        from flask import g
-
         g.db_session = form
         form.execute(select(AuditChainHead.last_event_id)).one()  # the session and user, before the view
         assert _server_status(form) == TransactionStatus.IDLE

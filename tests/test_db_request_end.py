@@ -15,7 +15,7 @@ from govern.db import database, discard_uncommitted, get_session
 from govern.directory.models import Person
 from govern.schema import upgrade
 from govern.web import PUBLIC, permission
-from tests.conftest import app_config
+from tests.support import app_config
 
 CTX = AuditContext(actor_label="test")
 

@@ -13,22 +13,18 @@ from flask import Flask
 from sqlalchemy import select, text
 
 from govern import audit
-from govern.app import create_app
 from govern.audit.models import AuditChainHead
 from govern.audit.services import AuditContext, verify_chain
-from govern.db import database, enter_view, get_session
-from govern.schema import upgrade
-from tests.conftest import app_config
+from govern.db import database, enter_view, get_session, make_engine
 
 CTX = AuditContext(actor_label="test")
 
 
 @pytest.fixture
-def sqlite_app(tmp_path, scratch_database_url) -> Flask:
+def sqlite_app(scratch_database_url, request) -> Flask:
     if not scratch_database_url.startswith("sqlite"):
         pytest.skip("SQLite's locking; PostgreSQL locks rows, not the database")
-    upgrade(scratch_database_url)
-    return create_app(app_config(tmp_path, scratch_database_url))
+    return request.getfixturevalue("scratch_app")
 
 
 def _write_in_another_worker(app: Flask, done: dict[str, bool]) -> threading.Thread:
@@ -145,8 +141,6 @@ def test_a_connection_used_directly_after_a_page_starts_clean(sqlite_app):
 
 def test_a_new_sqlite_database_and_its_wal_files_are_private(tmp_path):
     """0600 from the first moment, and the -wal/-shm files SQLite adds while it is open too."""
-    from govern.db import make_engine
-
     path = tmp_path / "fresh.db"
     engine = make_engine(f"sqlite:///{path}")
     try:

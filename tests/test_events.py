@@ -25,9 +25,9 @@ from govern.reviews import services as reviews
 from govern.reviews.models import ReviewItem
 from govern.rotation.models import RotationTask
 from govern.subscribers import SUBSCRIBERS, connect_all
-from tests.conftest import app_config
 from tests.factories import login, make_grant, make_person, post
 from tests.rotation.conftest import app_overrides, vault_secret, world  # noqa: F401 - fixtures
+from tests.support import app_config
 from tests.vault.conftest import keyring, ring  # noqa: F401 - fixtures
 
 

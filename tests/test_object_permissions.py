@@ -7,7 +7,6 @@ objects behind them, with real rows, and that a refused change left the rows as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,55 +17,43 @@ from govern.audit.models import AuditEvent
 from govern.directory.models import Person
 from govern.grants.models import Grant, PlatformRemoval
 from govern.reviews.models import ReviewCampaign, ReviewItem
-from tests.factories import csrf_token, login, make_account, make_grant, make_person, make_user
-
-
-@dataclass
-class World:
-    """A manager's own account and report, and everything outside their scope."""
-
-    own_account: int
-    foreign_account: int
-    report: int
-    stranger: int
-    own_grant: int  # a stranger's grant on the manager's account
-    report_grant: int  # the report's grant on a foreign account
-    foreign_grant: int  # a stranger's grant on a foreign account
-    foreign_removal: int
-    foreign_item: int  # a review item assigned to someone else
-    hidden_account: int  # no link at all to the manager or their reports
-    hidden_person: int
-    stranger_email: str
+from tests.factories import Company, csrf_token, login
 
 
 @pytest.fixture
-def world(db: Any, kit: Any) -> tuple[World, dict[str, Any]]:
-    manager = make_user(db, kit, roles=("manager",))
-    auditor = make_user(db, kit, roles=("auditor",))
-    admin = make_user(db, kit, roles=("admin",))
-    boss = make_person(db, full_name="Other Owner")
-    own = make_account(db, business_owner_id=manager.user.person_id, display_name="Own Account")
-    foreign = make_account(db, business_owner_id=boss.id, display_name="Foreign Account")
-    report = make_person(db, full_name="Rita Report", manager_id=manager.user.person_id)
-    stranger = make_person(db, full_name="Sam Stranger", manager_id=boss.id)
-    own_grant = make_grant(db, stranger, own, "analyst")
-    report_grant = make_grant(db, report, foreign, "analyst")
-    foreign_grant = make_grant(db, stranger, foreign, "moderator")
-    ended = make_grant(db, boss, foreign, "analyst", status="revoked")
-    removal = PlatformRemoval(grant_id=ended.id, account_id=foreign.id, person_id=boss.id, platform_role="Instagram Analyst")
-    db.add(removal)
-    campaign = ReviewCampaign(name="Q4", scope_kind="all", due_at=own_grant.starts_at.replace(year=2099))
-    db.add(campaign)
-    db.flush()
-    item = ReviewItem(campaign_id=campaign.id, grant_id=foreign_grant.id, reviewer_id=boss.id)
-    db.add(item)
-    hidden = make_account(db, business_owner_id=boss.id, display_name="Hidden Account")
-    hidden_person = make_person(db, full_name="Hal Hidden", manager_id=boss.id)
-    make_grant(db, hidden_person, hidden, "analyst")
-    db.commit()
-    w = World(own.id, foreign.id, report.id, stranger.id, own_grant.id, report_grant.id, foreign_grant.id,
-              removal.id, item.id, hidden.id, hidden_person.id, stranger.email)
-    return w, {"manager": manager, "auditor": auditor, "admin": admin}
+def company(company: Company) -> Company:
+    """A manager's own account and report, and everything outside their scope."""
+    company.add_staff("manager", "auditor", "admin")
+    company.add_person("boss", full_name="Other Owner")
+    company.add_account("own_account", owner=company.manager, display_name="Own Account")
+    company.add_account("foreign_account", owner=company.boss, display_name="Foreign Account")
+    company.add_person("report", full_name="Rita Report", manager=company.manager)
+    company.add_person("stranger", full_name="Sam Stranger", manager=company.boss)
+    company.add_grant("own_grant", company.stranger, company.own_account, "analyst")  # a stranger's, on the manager's account
+    company.add_grant("report_grant", company.report, company.foreign_account, "analyst")  # the report's, on a foreign account
+    company.add_grant("foreign_grant", company.stranger, company.foreign_account, "moderator")
+    ended = company.add_grant("ended_grant", company.boss, company.foreign_account, "analyst", status="revoked")
+    company.add("foreign_removal", PlatformRemoval(grant_id=ended.id, account_id=company.foreign_account.id,
+                                                   person_id=company.boss.id, platform_role="Instagram Analyst"))
+    campaign = company.add("campaign", ReviewCampaign(name="Q4", scope_kind="all",
+                                                      due_at=company.own_grant.starts_at.replace(year=2099)))
+    # A review item assigned to someone else.
+    company.add("foreign_item", ReviewItem(campaign_id=campaign.id, grant_id=company.foreign_grant.id,
+                                           reviewer_id=company.boss.id))
+    # No link at all to the manager or their reports.
+    company.add_account("hidden_account", owner=company.boss, display_name="Hidden Account")
+    company.add_person("hidden_person", full_name="Hal Hidden", manager=company.boss)
+    company.add_grant("hidden_grant", company.hidden_person, company.hidden_account, "analyst")
+    return company.commit()
+
+
+#: The rows the paths and forms below name, by their placeholders.
+PLACES = ("own_account", "foreign_account", "report", "stranger", "own_grant", "report_grant", "foreign_grant",
+          "foreign_removal", "foreign_item", "hidden_account", "hidden_person")
+
+
+def _places(company: Company) -> dict[str, Any]:
+    return {name: getattr(company, name).id for name in PLACES} | {"stranger_email": company.stranger.email}
 
 
 #: (role, path, status): what a GET answers.
@@ -92,22 +79,21 @@ READS = [
 
 
 @pytest.mark.parametrize(("role", "path", "status"), READS)
-def test_reads(app, db, world, role, path, status):
-    w, users = world
+def test_reads(app, db, company, role, path, status):
+    places = _places(company)
     client = app.test_client()
-    login(client, db, users[role])
-    assert client.get(path.format(**vars(w))).status_code == status
+    login(client, db, getattr(company, role))
+    assert client.get(path.format(**places)).status_code == status
 
 
-def test_a_manager_sees_only_their_peoples_rows_of_a_shared_account_or_person(app, db, world):
-    w, users = world
+def test_a_manager_sees_only_their_peoples_rows_of_a_shared_account_or_person(app, db, company):
     client = app.test_client()
-    login(client, db, users["manager"])
+    login(client, db, company.manager)
     # The report holds a role on the foreign account: that row only, not the stranger's.
-    page = client.get(f"/reports/accounts/{w.foreign_account}").get_data(as_text=True)
+    page = client.get(f"/reports/accounts/{company.foreign_account.id}").get_data(as_text=True)
     assert "Rita Report" in page and "Sam Stranger" not in page
     # The stranger holds a role on the manager's account: that row only, not their foreign one.
-    page = client.get(f"/reports/people/{w.stranger}").get_data(as_text=True)
+    page = client.get(f"/reports/people/{company.stranger.id}").get_data(as_text=True)
     assert "Own Account" in page and "Foreign Account" not in page
 
 
@@ -148,15 +134,15 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("role", "path", "form"), REFUSED)
-def test_refused_changes_change_nothing(app, db, world, role, path, form):
-    w, users = world
+def test_refused_changes_change_nothing(app, db, company, role, path, form):
+    places = _places(company)
     client = app.test_client()
-    login(client, db, users[role])
+    login(client, db, getattr(company, role))
     before = _state(db)
     events = db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.outcome == "success",
                                                                            ~AuditEvent.action.like("auth.%")))
-    data = {key: value.format(**vars(w)) for key, value in form.items()}
-    response = client.post(path.format(**vars(w)), data={"csrf_token": csrf_token(client, "/account"), **data})
+    data = {key: value.format(**places) for key, value in form.items()}
+    response = client.post(path.format(**places), data={"csrf_token": csrf_token(client, "/account"), **data})
     assert response.status_code in (200, 302, 403, 404), response.status_code
     assert _state(db) == before
     assert db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.outcome == "success",
@@ -172,11 +158,11 @@ ALLOWED = [
 
 
 @pytest.mark.parametrize(("path", "form", "grant"), ALLOWED)
-def test_a_manager_changes_their_own_accounts_and_reports(app, db, world, path, form, grant):
-    w, users = world
+def test_a_manager_changes_their_own_accounts_and_reports(app, db, company, path, form, grant):
+    places = _places(company)
     client = app.test_client()
-    login(client, db, users["manager"])
-    response = client.post(path.format(**vars(w)), data={"csrf_token": csrf_token(client, "/account"), **form})
+    login(client, db, company.manager)
+    response = client.post(path.format(**places), data={"csrf_token": csrf_token(client, "/account"), **form})
     assert response.status_code == 302
     db.expire_all()
-    assert db.get(Grant, getattr(w, grant)).status == "revoked"
+    assert db.get(Grant, places[grant]).status == "revoked"

@@ -15,9 +15,22 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from govern import web
+from govern.accounts.models import Account
 from govern.audit.models import AuditEvent
 from govern.auth.models import User, UserRole
-from tests.factories import csrf_token, login, make_account, make_grant, make_user, publish_policy
+from govern.crypto.keyring import Keyring
+from govern.policies.models import PolicyVersion
+from govern.rotation.tasks import open_task
+from govern.vault.versions import create_secret
+from tests.factories import (
+    Company,
+    accept_policy,
+    csrf_token,
+    login,
+    make_grant,
+    make_person,
+    make_user,
+)
 
 #: Field names every form might read, added to the names found on the endpoint's own GET page.
 COMMON_FIELDS = ("email", "password", "current_password", "new_password", "confirm", "code", "token", "next",
@@ -70,23 +83,24 @@ def _field_names(client: FlaskClient, rule: Any, path: str) -> set[str]:
 @pytest.fixture
 def app_overrides() -> dict[str, Any]:
     """An unsealed vault, so the vault's forms run their own code on the junk too."""
-    from govern.crypto.keyring import Keyring
-
     return {"VAULT_KEYRING_JSON": Keyring.generate().to_json()}
 
 
 @pytest.fixture
-def world(app: Flask, db: Any, kit: Any) -> dict[str, Any]:
+def company(company: Company) -> Company:
     """An admin, a victim login and one row of each kind the POST endpoints address."""
-    admin = make_user(db, kit, roles=("admin",))
-    victim = make_user(db, kit)
-    account = make_account(db)
-    grant = make_grant(db, victim.user.person, account, status="requested")
-    policy = publish_policy(db)
-    db.commit()
-    ids = {"user_id": victim.id, "person_id": victim.user.person_id, "account_id": account.id,
-           "grant_id": grant.id, "version_id": policy.id}
-    return {"admin": admin, "victim": victim, "ids": ids}
+    company.add_staff("admin")
+    company.add_user("victim")
+    company.add_account("account")
+    company.add_grant("grant", company.victim, company.account, status="requested")
+    company.add_policy("standard")
+    return company.commit()
+
+
+def _ids(company: Company) -> dict[str, int]:
+    """The ids the URL map's placeholders name."""
+    return {"user_id": company.victim.id, "person_id": company.victim.user.person_id, "account_id": company.account.id,
+            "grant_id": company.grant.id, "version_id": company.standard.id}
 
 
 def _audit_count(db: Any) -> int:
@@ -94,14 +108,15 @@ def _audit_count(db: Any) -> int:
     return db.scalar(select(func.count()).select_from(AuditEvent)) or 0
 
 
-def test_every_post_endpoint_refuses_a_request_without_a_valid_csrf_token(app, db, world):
+def test_every_post_endpoint_refuses_a_request_without_a_valid_csrf_token(app, db, company):
+    ids = _ids(company)
     signed_in, anonymous = app.test_client(), app.test_client()
-    login(signed_in, db, world["admin"])
+    login(signed_in, db, company.admin)
     foreign = csrf_token(app.test_client(), "/login")  # a real token, but of another session
     before = _audit_count(db)
     checked = 0
     for rule in _post_rules(app):
-        path = _path_for(rule, world["ids"])
+        path = _path_for(rule, ids)
         # Bearer-token APIs (SCIM) take no cookie and so need no CSRF token: without a bearer
         # token, a browser session (forged request or not) gets 401 from them.
         is_bearer = web.view_permission(app, rule.endpoint) in web.BEARER_AUTH
@@ -121,7 +136,7 @@ def test_every_post_endpoint_refuses_a_request_without_a_valid_csrf_token(app, d
     assert _audit_count(db) == before
     assert signed_in.get("/account").status_code == 200
     db.expire_all()
-    assert "admin" not in db.get(User, world["victim"].id).roles
+    assert "admin" not in db.get(User, company.victim.id).roles
 
 
 def _junk_payloads(names: set[str]) -> list[dict[str, Any]]:
@@ -146,16 +161,17 @@ RAW_BODIES: list[tuple[bytes, str]] = [
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])
-def test_no_post_endpoint_answers_500_to_junk(app, db, world, who):
+def test_no_post_endpoint_answers_500_to_junk(app, db, company, who):
+    ids = _ids(company)
     client = app.test_client()
     if who == "admin":
-        login(client, db, world["admin"])  # a fresh second factor: step-up views run their form code too
+        login(client, db, company.admin)  # a fresh second factor: step-up views run their form code too
     token = csrf_token(client, "/account" if who == "admin" else "/login")
     failures: list[str] = []
     for rule in _post_rules(app):
         if rule.endpoint == "auth.logout":
             continue  # ends the session this walk runs in; it has its own tests
-        path = _path_for(rule, world["ids"])
+        path = _path_for(rule, ids)
         payloads = _junk_payloads(_field_names(client, rule, path))
         for data in payloads[:2] if rule.endpoint in READS_NO_FIELD else payloads:
             response = client.post(path, data={"csrf_token": token, **data})
@@ -175,8 +191,8 @@ def test_no_post_endpoint_answers_500_to_junk(app, db, world, who):
     assert failures == []
     # Mass assignment: no field could make the victim an admin or set a password hash.
     db.expire_all()
-    assert "admin" not in db.scalars(select(UserRole.role).where(UserRole.user_id == world["victim"].id)).all()
-    assert db.scalar(select(User.password_hash).where(User.id == world["victim"].id)) not in ("$argon2id$", "x")
+    assert "admin" not in db.scalars(select(UserRole.role).where(UserRole.user_id == company.victim.id)).all()
+    assert db.scalar(select(User.password_hash).where(User.id == company.victim.id)) not in ("$argon2id$", "x")
 
 
 # --- post-redirect-get: every successful POST answers a redirect ----------------------------------
@@ -202,17 +218,11 @@ def _redirected(response: Any) -> bool:
     return response.status_code in (302, 303) and bool(response.headers.get("Location"))
 
 
-def test_successful_posts_redirect_and_show_one_time_values_once(app, db, kit, world):
+def test_successful_posts_redirect_and_show_one_time_values_once(app, db, kit, company):
     """Each POST below succeeds (it writes an audit event) and answers 302/303; a value shown once
     (recovery codes, a setup secret, a SCIM token, a generated password) is on the page it
     redirects to, and only the first time."""
-    from govern.accounts.models import Account
-    from govern.policies.models import PolicyVersion
-    from govern.rotation.tasks import open_task
-    from govern.vault.versions import create_secret
-    from tests.factories import accept_policy, make_person
-
-    admin, victim, ids = world["admin"], world["victim"], world["ids"]
+    admin, victim, ids = company.admin, company.victim, _ids(company)
     it = make_user(db, kit, roles=("it",))
     grantee = make_person(db, email="grantee@example.com")
     accept_policy(db, grantee, db.get(PolicyVersion, ids["version_id"]))

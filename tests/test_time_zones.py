@@ -12,8 +12,8 @@ from sqlalchemy import select
 from govern.audit.models import AuditEvent
 from govern.auth.models import User
 from govern.config import ConfigError
-from tests.conftest import app_config
 from tests.factories import login, make_account, make_grant, make_person, make_user, post
+from tests.support import app_config
 
 #: Every <time> element a page shows, with its attributes and text.
 TIME_RE = re.compile(r"<time ([^>]*)>([^<]*)</time>")

@@ -221,7 +221,7 @@ def test_health_check(app):
 def test_an_unreachable_database_gives_generic_503_pages(tmp_path, url):
     """R6: a real unreachable database (not a mock): 503 in the layout, health check red, no fail-open."""
     from govern.app import create_app
-    from tests.conftest import app_config
+    from tests.support import app_config
 
     app = create_app(app_config(tmp_path, url))
     client = app.test_client()

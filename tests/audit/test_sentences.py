@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import pathlib
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,11 +14,11 @@ from sqlalchemy import select
 import govern
 from govern import activity, audit
 from govern.audit.models import AuditEvent
+from govern.db import utcnow
 from govern.incidents.services import lock_down
 from govern.vault.versions import create_secret
-from tests.factories import login
+from tests.factories import Company, login
 from tests.sql_capture import statements
-from tests.vault.conftest import World, keyring, ring  # noqa: F401 - fixtures
 
 GOVERN = pathlib.Path(govern.__file__).parent
 SECRET_VALUE = "Zebra-Cobalt-Violin-91!"
@@ -86,45 +87,45 @@ def test_every_sentence_uses_only_fields_it_is_given():
 
 
 @pytest.fixture
-def app_overrides(keyring: Any) -> dict[str, Any]:  # noqa: F811
+def app_overrides(keyring: Any) -> dict[str, Any]:
     return {"VAULT_KEYRING_JSON": keyring.to_json()}
 
 
 @pytest.fixture
-def world(db: Any, kit: Any) -> World:
-    return World(db, kit)
+def company(company: Company) -> Company:
+    return company.account_team()
 
 
 def _event(db, action: str) -> AuditEvent:
     return db.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id.desc())).first()
 
 
-def test_a_secret_created_reads_with_who_what_and_where_and_never_the_value(db, ring, world):  # noqa: F811
-    secret = create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
+def test_a_secret_created_reads_with_who_what_and_where_and_never_the_value(db, ring, company):
+    secret = create_secret(db, actor=company.it.user, keyring=ring, account=company.account, kind="password",
                                  label="Password", value=SECRET_VALUE)
     db.commit()
     event = _event(db, "vault.secret_created")
     said = activity.describe(db, [event])[event.id]
-    account = world.account
-    assert said.text == (f"{world.it.user.person.full_name} created the secret Password of "
+    account = company.account
+    assert said.text == (f"{company.it.user.person.full_name} created the secret Password of "
                          f"@{account.handle} on {activity.PLATFORM_LABELS[account.platform]}")
     assert said.action == "vault.secret_created"
     assert SECRET_VALUE not in said.text and secret.id
 
 
-def test_unknown_codes_and_vanished_targets_still_read(db, world):
-    audit.record(db, "future.thing_done", actor=world.admin.user, target_type="secret", target_id=999999)
+def test_unknown_codes_and_vanished_targets_still_read(db, company):
+    audit.record(db, "future.thing_done", actor=company.admin.user, target_type="secret", target_id=999999)
     audit.record(db, "vault.revealed", target_type="secret", target_id=999998)
     db.commit()
     said = activity.describe(db, [_event(db, "future.thing_done"), _event(db, "vault.revealed")])
     texts = sorted(s.text for s in said.values())
-    assert texts == [f"{world.admin.user.person.full_name}: future.thing_done (secret #999999)",
+    assert texts == [f"{company.admin.user.person.full_name}: future.thing_done (secret #999999)",
                      "govern revealed the secret #999998"]
 
 
-def test_names_cost_one_query_per_kind_whatever_the_number_of_events(db, connection, world, ring):  # noqa: F811
+def test_names_cost_one_query_per_kind_whatever_the_number_of_events(db, connection, company, ring):
     for n in range(3):
-        create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="note",
+        create_secret(db, actor=company.it.user, keyring=ring, account=company.account, kind="note",
                             label=f"Note {n}", value="x")
     db.commit()
     few = list(db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(3)))
@@ -135,32 +136,28 @@ def test_names_cost_one_query_per_kind_whatever_the_number_of_events(db, connect
     assert len(statements(connection, lambda: activity.describe(db, few))) <= len(sent_for_many)
 
 
-def test_the_audit_page_shows_sentences_with_their_codes(app, db, world, ring):  # noqa: F811
-    create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
+def test_the_audit_page_shows_sentences_with_their_codes(app, db, company, ring):
+    create_secret(db, actor=company.it.user, keyring=ring, account=company.account, kind="password",
                         label="Password", value=SECRET_VALUE)
     db.commit()
     client = app.test_client()
-    login(client, db, world.admin)
+    login(client, db, company.admin)
     page = client.get("/audit/?action=vault.secret_created").get_data(as_text=True)
-    assert f"{world.it.user.person.full_name} created the secret Password of @{world.account.handle}" in page
+    assert f"{company.it.user.person.full_name} created the secret Password of @{company.account.handle}" in page
     assert '<code class="event-code"' in page and ">vault.secret_created</code>" in page
     assert SECRET_VALUE not in page
 
 
-def test_the_incident_timeline_shows_sentences(app, db, world, ring):  # noqa: F811
-    create_secret(db, actor=world.it.user, keyring=ring, account=world.account, kind="password",
+def test_the_incident_timeline_shows_sentences(app, db, company, ring):
+    create_secret(db, actor=company.it.user, keyring=ring, account=company.account, kind="password",
                         label="Password", value=SECRET_VALUE)
     db.commit()
-    from datetime import timedelta
-
-    from govern.db import utcnow
-
-    incident = lock_down(db, actor=world.it.user, account=world.account, compromised_since=utcnow() - timedelta(hours=1),
-                         summary="phished")
+    incident = lock_down(db, actor=company.it.user, account=company.account, compromised_since=utcnow() - timedelta(hours=1),
+                                  summary="phished")
     db.commit()
     client = app.test_client()
-    login(client, db, world.it)
+    login(client, db, company.it)
     page = client.get(f"/rotation/incidents/{incident.id}").get_data(as_text=True)
-    assert f"{world.it.user.person.full_name} locked down the account @{world.account.handle}" in page
+    assert f"{company.it.user.person.full_name} locked down the account @{company.account.handle}" in page
     assert ">rotation.account_locked</code>" in page
     assert SECRET_VALUE not in page

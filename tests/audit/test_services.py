@@ -3,80 +3,38 @@
 from __future__ import annotations
 
 import gc
+import random
 import tracemalloc
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+import govern.audit.services as services
 from govern import audit
-from govern.audit.models import AuditChainHead, AuditEvent
+from govern.audit.models import AuditEvent
 from govern.audit.services import (
     AuditContext,
     AuditFilter,
+    _fast_content,
     chain_hash,
     event_content,
+    filtered_query,
     iter_events,
     list_events,
     verify_chain,
 )
+from tests.factories import allow_tampering, append_events, chain_head
 
 CTX = AuditContext(actor_label="test")
 
 #: Every column an event's hash covers, plus the link columns (everything but the id).
 CONTENT_COLUMNS = ("occurred_at", "actor_user_id", "actor_label", "ip", "session_ref", "request_id", "action",
                    "target_type", "target_id", "outcome", "details_json", "prev_hash", "hash")
-
-
-# --- helpers (also imported by test_views and test_cli) -------------------------------------------
-
-
-def chain_head(session: Session) -> tuple[int, str]:
-    """The head row: (last_event_id, last_hash)."""
-    head = session.execute(select(AuditChainHead.last_event_id, AuditChainHead.last_hash)).one()
-    return head.last_event_id, head.last_hash
-
-
-def append_events(session: Session, count: int, *, action: str = "test.bulk", start: datetime | None = None,
-                  step: timedelta = timedelta(seconds=1), **fields: Any) -> list[int]:
-    """Append ``count`` correctly chained events in one bulk INSERT (far faster than record()).
-
-    ``fields`` may set actor_label, actor_user_id, target_type, target_id or details_json for every
-    event; occurred_at starts at ``start`` and grows by ``step``. Returns the new ids, oldest first.
-    """
-    last_id, prev = chain_head(session)
-    start = start or datetime(2026, 1, 1, tzinfo=UTC)
-    base: dict[str, Any] = {"actor_user_id": None, "actor_label": "test", "ip": None, "session_ref": None,
-                            "request_id": None, "action": action, "target_type": None, "target_id": None,
-                            "outcome": "success", "details_json": "{}"}
-    base.update(fields)
-    rows = []
-    for n in range(1, count + 1):
-        row = {**base, "id": last_id + n, "occurred_at": start + step * (n - 1)}
-        content = event_content(event_id=row["id"], **{k: v for k, v in row.items() if k != "id"})
-        row["prev_hash"], row["hash"] = prev, chain_hash(prev, content)
-        prev = row["hash"]
-        rows.append(row)
-    if rows:
-        session.execute(insert(AuditEvent.__table__), rows)
-        session.execute(update(AuditChainHead).where(AuditChainHead.id == 1)
-                        .values(last_event_id=last_id + count, last_hash=prev))
-    session.flush()
-    return [row["id"] for row in rows]
-
-
-def allow_tampering(bind: Session | Connection) -> None:
-    """Switch off the append-only triggers inside the current transaction (undone by rollback)."""
-    dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
-    if dialect.name == "postgresql":
-        bind.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
-    else:
-        bind.execute(text("DROP TRIGGER audit_events_no_update"))
-        bind.execute(text("DROP TRIGGER audit_events_no_delete"))
 
 
 def _stored(session: Session, event_id: int) -> Any:
@@ -141,8 +99,6 @@ def _entries() -> list[audit.Entry]:
 
 
 def test_record_many_writes_exactly_the_chain_record_writes_one_by_one(db, monkeypatch):
-    import govern.audit.services as services
-
     ctx = AuditContext(actor_label="someone", ip="10.0.0.7", session_ref="abcd1234abcd1234", request_id="r" * 16)
     start = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 
@@ -391,9 +347,6 @@ def test_verify_chain_memory_does_not_grow_with_the_chain(db):
 
 def test_fast_verify_text_is_byte_identical_to_event_content():
     """verify builds each event's text by hand; it must equal the reference for awkward values."""
-    import random
-
-    from govern.audit.services import _fast_content
 
     rng = random.Random(7)
     awkward = ["", "plain", 'quote " and \\ backslash', "line\nbreak\ttab\r", "\x00\x1f\x7f control", "naïve café ✓",
@@ -519,7 +472,6 @@ def test_each_filter_can_be_served_by_an_index(db, is_postgresql, label, flt, in
     """
     if label == "action prefix" and not is_postgresql:
         pytest.skip("SQLite keeps the scan by id for action prefixes (see filtered_query)")
-    from govern.audit.services import filtered_query
 
     query = filtered_query(flt, action_range=is_postgresql).order_by(AuditEvent.id.desc()).limit(51)
     dialect = db.get_bind().dialect

@@ -9,13 +9,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from govern import audit
 from govern.audit.models import AuditEvent
 from govern.audit.services import AuditContext
-from tests.audit.test_services import append_events
-from tests.factories import csrf_token, login, make_user
+from tests.factories import append_events, csrf_token, login, make_user
+from tests.sql_capture import sent
 
 ROW_ID = re.compile(r'<tr>\s*<td class="muted"[^>]*>(\d+)</td>')
 OLDER = re.compile(r'href="([^"]*)"[^>]*>Older')
@@ -188,19 +188,11 @@ def test_paging_keeps_the_filters(client, db, auditor):
 
 
 def test_list_query_count_does_not_grow_with_the_table(client, db, auditor, connection):
-    statements: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
     def queries_for(path: str) -> int:
-        statements.clear()
-        event.listen(connection.engine, "before_cursor_execute", count)
-        try:
-            assert client.get(path).status_code == 200
-        finally:
-            event.remove(connection.engine, "before_cursor_execute", count)
-        return len(statements)
+        responses = []
+        seen = sent(connection, lambda: responses.append(client.get(path)))
+        assert responses[0].status_code == 200
+        return len(seen)
 
     total = db.scalar(select(func.count()).select_from(AuditEvent))
     append_events(db, 3, action="test.counted", target_type="account", target_id="1")

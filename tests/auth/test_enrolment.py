@@ -15,7 +15,7 @@ def test_one_setup_secret_redeemed_at_once_by_two_sessions_is_accepted_once(tmp_
     from govern.app import create_app
     from govern.db import database
     from govern.schema import upgrade
-    from tests.conftest import app_config
+    from tests.support import app_config
 
     upgrade(scratch_database_url)
     app = create_app(app_config(tmp_path, scratch_database_url))

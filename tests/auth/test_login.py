@@ -16,8 +16,8 @@ from govern.auth.models import User
 from govern.crypto import totp
 from govern.crypto.secretbox import SecretBox, derive_key
 from govern.errors import InvalidError
-from tests.conftest import TEST_SECRET_KEY
 from tests.factories import login, make_user
+from tests.support import TEST_SECRET_KEY
 
 STEP_START = 1_795_000_020  # a time exactly on a 30-second step boundary
 
@@ -108,7 +108,7 @@ def test_codes_from_an_independent_authenticator_work(app, db, kit):
     import shutil
     import subprocess
 
-    from tests.conftest import require_service
+    from tests.support import require_service
 
     require_service("oathtool", shutil.which("oathtool") is not None, "apt-get install oathtool")
     who = make_user(db, kit)
@@ -132,7 +132,7 @@ def test_the_same_code_submitted_at_once_by_two_sessions_is_accepted_once(tmp_pa
     from govern.app import create_app
     from govern.db import database
     from govern.schema import upgrade
-    from tests.conftest import app_config
+    from tests.support import app_config
 
     upgrade(scratch_database_url)
     app = create_app(app_config(tmp_path, scratch_database_url))

@@ -7,17 +7,19 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+import redis
 import time_machine
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.auth.models import LoginThrottle
-from govern.auth.throttle import DatabaseThrottleStore, ThrottlePolicy, account_key
-from govern.db import utcnow
+from govern.auth.throttle import DatabaseThrottleStore, ThrottlePolicy, account_key, lock_delay
+from govern.db import database, utcnow
 from govern.schema import upgrade
-from tests.conftest import app_config, require_service
 from tests.factories import csrf_from, csrf_token, fresh_code, login, make_user, post
+from tests.support import app_config, require_service
 
 
 def _try_password(client, email, password, ip="10.2.0.1", xff=None):
@@ -43,8 +45,6 @@ def test_five_wrong_passwords_lock_the_account_temporarily(app, db, kit):
 
 
 def test_lockout_delay_doubles_and_is_capped(app, db, kit):
-    from govern.auth.throttle import ThrottlePolicy, lock_delay
-
     policy = ThrottlePolicy(5, 60, 3600)
     assert [lock_delay(policy, n) for n in range(8)] == [60, 120, 240, 480, 960, 1920, 3600, 3600]
 
@@ -95,8 +95,6 @@ def test_rotating_x_forwarded_for_does_not_reset_the_count(tmp_path, database_ur
 
 
 def _events(connection):
-    from sqlalchemy.orm import Session
-
     with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
         return session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
 
@@ -123,8 +121,6 @@ def _two_instances(tmp_path: Path, url: str, **overrides):
 
 
 def _seed_user(app):
-    from govern.db import database
-
     with database(app).session_scope() as session:
         who = make_user(session, app.extensions["govern.auth"])
         session.commit()
@@ -152,8 +148,6 @@ def test_throttle_holds_across_two_app_instances_sharing_the_database(tmp_path, 
 def _redis_url():
     url = os.environ.get("GOVERN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     try:
-        import redis
-
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
         return url, True
     except Exception:
@@ -175,8 +169,6 @@ def test_throttle_holds_across_two_app_instances_sharing_redis(tmp_path, scratch
         assert _try_password(second.test_client(), who.email, who.password, ip="10.4.1.1").status_code == 429
         assert _try_password(first.test_client(), who.email, who.password, ip="10.4.1.2").status_code == 429
     finally:
-        import redis
-
         client = redis.Redis.from_url(url)
         for key in client.scan_iter(prefix + "*"):
             client.delete(key)

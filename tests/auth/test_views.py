@@ -14,7 +14,6 @@ from govern.audit.models import AuditEvent
 from govern.auth.models import WebSession
 from govern.crypto import totp
 from govern.db import utcnow
-from tests.conftest import TEST_SECRET_KEY
 from tests.factories import (
     csrf_from,
     csrf_token,
@@ -24,6 +23,7 @@ from tests.factories import (
     post,
     session_cookie,
 )
+from tests.support import TEST_SECRET_KEY
 
 
 def _password_step(client, email, password, ip="10.1.1.1"):

@@ -6,24 +6,22 @@ Playwright cannot download its own browsers here, so the tests use Debian's chro
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
-from tests.conftest import require_service
+from tests.browser.helpers import REPO_ROOT, VENV_BIN, LiveServer, server_env
+from tests.support import require_service
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO_ROOT / "artifacts" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -35,7 +33,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VENV_BIN = Path(sys.executable).parent
 SERVER_START_SECONDS = 20.0
 ADMIN_EMAIL = "admin@example.com"
 
@@ -55,48 +52,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 # --- the server ---------------------------------------------------------------------------------
 
 
-@dataclass
-class LiveServer:
-    base_url: str
-    admin_email: str
-    setup_secret: str
-    setup_link: str
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    #: The server's environment, for commands run against the same instance (`govern demo seed`).
-    env: dict[str, str] = field(default_factory=dict, repr=False)
-
-    def url(self, path: str = "/") -> str:
-        return self.base_url + path
-
-    def read_log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace") or "(empty)"
-        except OSError as exc:
-            return f"(no server log: {exc})"
-
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _server_env(tmp_path: Path, database_url: str, base_url: str) -> dict[str, str]:
-    """The caller's environment without any GOVERN_*/FLASK_* setting, plus the server's own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVERN_", "FLASK_"))}
-    env.update(
-        {
-            "GOVERN_INSTANCE_PATH": str(tmp_path / "instance"),
-            "GOVERN_DATABASE_URL": database_url,
-            "GOVERN_BASE_URL": base_url,
-            # The cheapest argon2id parameters the configuration accepts (ASVS floor).
-            "GOVERN_ARGON2_TIME_COST": "2",
-            "GOVERN_ARGON2_MEMORY_KIB": "19456",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
 
 
 def parse_setup_output(output: str, base_url: str) -> tuple[str, str]:
@@ -151,7 +110,7 @@ def live_server(tmp_path: Path, scratch_database_url: str) -> Iterator[LiveServe
     """`govern init` on an empty database, then gunicorn (2 workers) on a free local port."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = _server_env(tmp_path, scratch_database_url, base_url)
+    env = server_env(tmp_path, scratch_database_url, base_url)
 
     init = subprocess.run(
         [str(VENV_BIN / "govern"), "init", "--admin-email", ADMIN_EMAIL],
@@ -209,7 +168,6 @@ def browser() -> Iterator[Any]:
         CHROMIUM.exists(),
         f"Debian chromium not found at {CHROMIUM} (apt-get install chromium); Playwright cannot download browsers here",
     )
-    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(

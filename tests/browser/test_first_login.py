@@ -9,9 +9,9 @@ from typing import Any
 
 import pyotp
 import pytest
-from playwright.sync_api import Page, Response, expect
+from playwright.sync_api import expect
 
-from tests.browser.conftest import LiveServer
+from tests.browser.helpers import LiveServer, assert_secure_headers, submit, watch
 
 PASSWORD = "violet anchor moonlight 2026 ferry"
 WEAK_PASSWORD = "password123"
@@ -22,57 +22,17 @@ def _step() -> int:
     return int(time.time() // TOTP_PERIOD)
 
 
-def _assert_secure_headers(response: Response | None, what: str) -> None:
-    assert response is not None, f"no response for {what}"
-    headers = response.headers  # Playwright lower-cases the names
-    assert "script-src 'self'" in headers.get("content-security-policy", ""), (
-        f"{what}: no CSP: {headers}"
-    )
-    assert "no-store" in headers.get("cache-control", ""), (
-        f"{what}: no Cache-Control: no-store: {headers}"
-    )
-
-
-def _submit(page: Page, button_name: str) -> Response | None:
-    """Click a submit button and wait for the page the form leads to."""
-    with page.expect_navigation() as navigation:
-        page.get_by_role("button", name=button_name).click()
-    return navigation.value
-
-
-def _watch(page: Page, problems: list[str]) -> None:
-    """Collect console errors (CSP violations included), uncaught script errors and failed requests."""
-    page.on(
-        "console",
-        lambda msg: (
-            problems.append(f"console {msg.type}: {msg.text} ({page.url})")
-            if msg.type == "error"
-            else None
-        ),
-    )
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc} ({page.url})"))
-    # A sub-resource the browser dropped because the page moved on (net::ERR_ABORTED) is no fault.
-    page.on(
-        "requestfailed",
-        lambda req: (
-            problems.append(f"request failed: {req.url}: {req.failure}")
-            if "ERR_ABORTED" not in (req.failure or "")
-            else None
-        ),
-    )
-
-
 @pytest.mark.browser
 @pytest.mark.slow
 def test_first_login(browser: Any, live_server: LiveServer, screenshots: Any) -> None:
     problems: list[str] = []
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    _watch(page, problems)
+    watch(page, problems)
 
     # 1. The sign-in page points first-time users to setup; the setup link fills in the secret.
     response = page.goto(live_server.url("/login"))
-    _assert_secure_headers(response, "GET /login")
+    assert_secure_headers(response, "GET /login")
     expect(page.get_by_role("heading", name="Sign in to govern")).to_be_visible()
     expect(page.get_by_role("link", name="one-time setup secret")).to_have_attribute(
         "href", "/setup"
@@ -80,7 +40,7 @@ def test_first_login(browser: Any, live_server: LiveServer, screenshots: Any) ->
     screenshots(page, "login")
 
     response = page.goto(live_server.setup_link)
-    _assert_secure_headers(response, "GET /setup")
+    assert_secure_headers(response, "GET /setup")
     token_input = page.locator("#setup-form input[name=token]")
     expect(token_input).to_have_value(live_server.setup_secret)
     # The script moved the secret into the form and wiped it from the address bar and history.
@@ -89,7 +49,7 @@ def test_first_login(browser: Any, live_server: LiveServer, screenshots: Any) ->
     assert page.evaluate("window.location.hash") == ""
     assert page.url == live_server.url("/setup")
     screenshots(page, "setup_secret")
-    response = _submit(page, "Continue")
+    response = submit(page, "Continue")
     assert response is not None and response.ok
 
     # 2. Choose a password: a common one is refused with a reason, a long one is taken.
@@ -98,8 +58,8 @@ def test_first_login(browser: Any, live_server: LiveServer, screenshots: Any) ->
     screenshots(page, "setup_password")
     page.get_by_label("New password", exact=True).fill(WEAK_PASSWORD)
     page.get_by_label("Repeat the new password", exact=True).fill(WEAK_PASSWORD)
-    response = _submit(page, "Continue")
-    _assert_secure_headers(response, "POST /setup/password")
+    response = submit(page, "Continue")
+    assert_secure_headers(response, "POST /setup/password")
     expect(page).to_have_url(live_server.url("/setup/password"))
     expect(page.locator(".field.has-error .error")).to_contain_text(
         "one of the most commonly used ones"
@@ -107,7 +67,7 @@ def test_first_login(browser: Any, live_server: LiveServer, screenshots: Any) ->
     screenshots(page, "setup_password_weak")
     page.get_by_label("New password", exact=True).fill(PASSWORD)
     page.get_by_label("Repeat the new password", exact=True).fill(PASSWORD)
-    _submit(page, "Continue")
+    submit(page, "Continue")
 
     # 3. Enrol the authenticator: an inline SVG QR code and the key to type in.
     expect(page).to_have_url(live_server.url("/setup/authenticator"))
@@ -122,8 +82,8 @@ def test_first_login(browser: Any, live_server: LiveServer, screenshots: Any) ->
     enrolment_step = _step()
     enrolment_code = totp.at(enrolment_step * TOTP_PERIOD)
     page.get_by_label("Code shown by your authenticator app", exact=True).fill(enrolment_code)
-    response = _submit(page, "Confirm and finish")
-    _assert_secure_headers(response, "POST /setup/authenticator")
+    response = submit(page, "Confirm and finish")
+    assert_secure_headers(response, "POST /setup/authenticator")
 
     # 4. Ten recovery codes, shown once; then home.
     expect(
@@ -142,7 +102,7 @@ def test_first_login(browser: Any, live_server: LiveServer, screenshots: Any) ->
     saved_cookies = context.cookies()
     assert any(c["name"] == "govern_session" for c in saved_cookies), saved_cookies
     page.locator(".who-menu summary").click()  # the user's menu: their account, sign out
-    _submit(page, "Sign out")
+    submit(page, "Sign out")
     expect(page).to_have_url(live_server.url("/login"))
     expect(page.get_by_role("heading", name="Sign in to govern")).to_be_visible()
     screenshots(page, "signed_out")
@@ -151,7 +111,7 @@ def test_first_login(browser: Any, live_server: LiveServer, screenshots: Any) ->
     try:
         replay_context.add_cookies(saved_cookies)
         replay_page = replay_context.new_page()
-        _watch(replay_page, problems)
+        watch(replay_page, problems)
         replay_page.goto(live_server.url("/"))
         assert replay_page.url.startswith(live_server.url("/login")), replay_page.url
         expect(replay_page.get_by_role("heading", name="Sign in to govern")).to_be_visible()
@@ -162,11 +122,11 @@ def test_first_login(browser: Any, live_server: LiveServer, screenshots: Any) ->
     # 6. Sign in again: password, then a TOTP code from a step after the enrolment one.
     page.get_by_label("Email", exact=True).fill(live_server.admin_email)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    _submit(page, "Continue")
+    submit(page, "Continue")
     expect(page).to_have_url(live_server.url("/login/code"))
     screenshots(page, "login_code")
     page.get_by_label("Code from your authenticator app", exact=True).fill(enrolment_code)
-    _submit(page, "Sign in")
+    submit(page, "Sign in")
     expect(page).to_have_url(live_server.url("/login/code"))
     expect(page.locator(".field.has-error .error")).to_contain_text("That code is not valid")
     screenshots(page, "login_code_replay_refused")
@@ -176,8 +136,8 @@ def test_first_login(browser: Any, live_server: LiveServer, screenshots: Any) ->
         assert time.monotonic() < deadline, "the TOTP step did not advance"
         time.sleep(0.25)
     page.get_by_label("Code from your authenticator app", exact=True).fill(totp.now())
-    response = _submit(page, "Sign in")
-    _assert_secure_headers(response, "GET / after sign-in")
+    response = submit(page, "Sign in")
+    assert_secure_headers(response, "GET / after sign-in")
     expect(page).to_have_url(live_server.url("/"))
     expect(page.get_by_role("heading", name=re.compile(r"^Welcome"))).to_be_visible()
     screenshots(page, "signed_in_again")

@@ -9,34 +9,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
+from sqlalchemy import select
 
+from govern.auth.models import User
 from govern.db import Database
 from govern.notifications import services as notifications
-from tests.browser.conftest import VENV_BIN, LiveServer, _server_env
+from tests.browser.helpers import VENV_BIN, LiveServer, server_env, set_up_admin, submit
 from tests.smtp_server import start_server
-
-PASSWORD = "violet anchor moonlight 2026 ferry"
-
-
-def _submit(page: Page, button_name: str) -> None:
-    with page.expect_navigation():
-        page.get_by_role("button", name=button_name).click()
-
-
-def _set_up_admin(page: Page, live_server: LiveServer) -> None:
-    page.goto(live_server.setup_link)
-    _submit(page, "Continue")
-    page.get_by_label("New password", exact=True).fill(PASSWORD)
-    page.get_by_label("Repeat the new password", exact=True).fill(PASSWORD)
-    _submit(page, "Continue")
-    key = page.locator("#totp-key").inner_text().replace(" ", "").strip()
-    page.get_by_label("Code shown by your authenticator app", exact=True).fill(pyotp.TOTP(key).now())
-    _submit(page, "Confirm and finish")
-    page.get_by_role("link", name="I have saved them, continue").click()
-    expect(page).to_have_url(live_server.url("/"))
 
 
 @pytest.mark.browser
@@ -48,7 +29,7 @@ def test_admin_sees_jobs_and_notifications(browser: Any, live_server: LiveServer
     page = context.new_page()
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    _set_up_admin(page, live_server)
+    set_up_admin(page, live_server)
 
     # Before any run: the admin's home page says so.
     expect(page.locator("#jobs-notice")).to_contain_text("Jobs have never run")
@@ -58,9 +39,6 @@ def test_admin_sees_jobs_and_notifications(browser: Any, live_server: LiveServer
     database = Database(scratch_database_url)
     try:
         with database.session_scope() as db:
-            from sqlalchemy import select
-
-            from govern.auth.models import User
 
             admin = db.scalars(select(User)).one()
             for n in range(2):
@@ -77,7 +55,7 @@ def test_admin_sees_jobs_and_notifications(browser: Any, live_server: LiveServer
     # cron's part: `govern jobs run` with the SMTP settings, against a loopback SMTP server.
     server = start_server(tmp_path)
     try:
-        env = _server_env(tmp_path, scratch_database_url, live_server.base_url)
+        env = server_env(tmp_path, scratch_database_url, live_server.base_url)
         env.update({"GOVERN_SMTP_HOST": "127.0.0.1", "GOVERN_SMTP_PORT": str(server.port), "GOVERN_SMTP_FROM": "govern@example.com"})
         result = subprocess.run([str(VENV_BIN / "govern"), "jobs", "run"], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=120, check=False)
@@ -105,7 +83,7 @@ def test_admin_sees_jobs_and_notifications(browser: Any, live_server: LiveServer
     expect(page.get_by_role("heading", name="Notifications")).to_be_visible()
     expect(page.locator("#notifications tbody tr.notification-unread")).to_have_count(2)
     screenshots(page, "notifications_unread")
-    _submit(page, "Mark all read")
+    submit(page, "Mark all read")
     expect(page.locator(".notifications-link .badge-count")).to_have_count(0)
     expect(page.locator("#notifications tbody tr.notification-unread")).to_have_count(0)
     expect(page.locator(".flash")).to_contain_text(re.compile(r"Marked 2 notification"))

@@ -14,27 +14,31 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pyotp
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 from sqlalchemy import select, update
 
-from govern.app import create_app
 from govern.crypto.keyring import Keyring
 from govern.db import database, utcnow
 from govern.directory.models import Person
 from govern.offboarding.models import Offboarding
 from govern.vault.access import reveal
 from govern.vault.versions import create_secret
-from tests.browser.conftest import VENV_BIN, LiveServer, _server_env
-from tests.conftest import app_config
-from tests.factories import DEFAULT_PASSWORD, make_account, make_grant, make_person, make_user
+from tests.browser.helpers import (
+    VENV_BIN,
+    LiveServer,
+    click_through,
+    server_app,
+    server_env,
+    sign_in_as,
+)
+from tests.factories import make_account, make_grant, make_person, make_user
 
 
 def _seed(tmp_path: Path, database_url: str) -> SimpleNamespace:
     """People, accounts and grants, written to the server's database with its own secret key."""
     instance = tmp_path / "instance"
-    app = create_app(app_config(instance, database_url, SECRET_KEY=(instance / "secret_key").read_text().strip()))
+    app = server_app(tmp_path, database_url)
     kit = app.extensions["govern.auth"]
     with app.app_context():
         db = database(app).sessionmaker()
@@ -70,26 +74,6 @@ def _seed(tmp_path: Path, database_url: str) -> SimpleNamespace:
             db.close()
 
 
-def _sign_in(browser: Any, server: LiveServer, who: Any) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    page.goto(server.url("/login"))
-    page.fill("#email", who.email)
-    page.fill("#password", DEFAULT_PASSWORD)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Continue").click()
-    page.fill("#code", pyotp.TOTP(who.seed).now())
-    with page.expect_navigation():
-        page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Welcome", exact=False)).to_be_visible()
-    return page
-
-
-def _submit(page: Page, locator: Any) -> None:
-    with page.expect_navigation():
-        locator.click()
-
-
 @pytest.mark.browser
 @pytest.mark.slow
 def test_offboarding(browser: Any, live_server: LiveServer, scratch_database_url: str, tmp_path: Path,
@@ -97,14 +81,14 @@ def test_offboarding(browser: Any, live_server: LiveServer, scratch_database_url
     seed = _seed(tmp_path, scratch_database_url)
 
     # 1. HR schedules the offboarding for Lea's last day, from her page in the directory.
-    hr = _sign_in(browser, live_server, seed.hr)
+    hr = sign_in_as(browser, live_server, seed.hr)
     hr.goto(live_server.url(f"/people/{seed.lea_id}"))
-    _submit(hr, hr.get_by_role("link", name="Offboard", exact=True))
+    click_through(hr, hr.get_by_role("link", name="Offboard", exact=True))
     when = (utcnow() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
     hr.fill("#effective_at", when)
     hr.fill("#note", "Last day on Friday; laptop returned to IT.")
     screenshots(hr, "hr_schedules")
-    _submit(hr, hr.get_by_role("button", name="Start the offboarding"))
+    click_through(hr, hr.get_by_role("button", name="Start the offboarding"))
     expect(hr.locator("#preview")).to_contain_text("LinkedIn Super admin")
     expect(hr.locator("#flags")).to_contain_text("Acme LinkedIn")
     expect(hr.locator("#preview-rotations li")).to_have_count(2)
@@ -114,12 +98,12 @@ def test_offboarding(browser: Any, live_server: LiveServer, scratch_database_url
     screenshots(hr, "preview_before_the_day")
 
     # 2. Before the day, the manager names Sam as successor for both accounts.
-    manager = _sign_in(browser, live_server, seed.manager)
+    manager = sign_in_as(browser, live_server, seed.manager)
     manager.goto(offboarding_url)
     for row in range(2):
         form = manager.locator("#successors form").nth(row)
         form.locator("input[name=successor]").fill(seed.sam_email)
-        _submit(manager, form.get_by_role("button"))
+        click_through(manager, form.get_by_role("button"))
     expect(manager.locator("#successors")).not_to_contain_text("not chosen")
     screenshots(manager, "manager_picks_successors")
 
@@ -129,13 +113,13 @@ def test_offboarding(browser: Any, live_server: LiveServer, scratch_database_url
         db.execute(update(Offboarding).values(effective_at=utcnow() - timedelta(minutes=1)))
         db.commit()
         db.close()
-    env = _server_env(tmp_path, scratch_database_url, live_server.base_url)
+    env = server_env(tmp_path, scratch_database_url, live_server.base_url)
     run = subprocess.run([str(VENV_BIN / "govern"), "jobs", "run"], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=120, check=False)
     assert run.returncode == 0 and "offboarding.start_due: ok (started 1" in run.stdout, run.stdout + run.stderr
 
     # 4. IT removes Lea from each platform's role list and confirms with a note.
-    it = _sign_in(browser, live_server, seed.it)
+    it = sign_in_as(browser, live_server, seed.it)
     it.goto(offboarding_url)
     expect(it.locator("#checklist")).to_contain_text("Remove Lea Leaver as LinkedIn Super admin")
     rotation_rows = it.locator("#checklist tr", has=it.locator("a[href*='/rotation/tasks/']"))
@@ -146,19 +130,19 @@ def test_offboarding(browser: Any, live_server: LiveServer, scratch_database_url
     for _ in range(2):
         form = it.locator("form[action*='/done']").first
         form.locator("textarea").fill("Removed in the platform's admin settings; screenshot in ticket IT-4711.")
-        _submit(it, form.get_by_role("button", name="Mark done"))
+        click_through(it, form.get_by_role("button", name="Mark done"))
     screenshots(it, "it_removals_done")
     # IT rotates both passwords through their rotation tasks; each confirmation closes its item.
     for label in ("Instagram login", "LinkedIn login"):
         row = it.locator("#checklist tr", has_text=f"Rotate {label}")
-        _submit(it, row.locator("a[href*='/rotation/tasks/']"))
-        _submit(it, it.get_by_role("button", name="Generate and stage"))
+        click_through(it, row.locator("a[href*='/rotation/tasks/']"))
+        click_through(it, it.get_by_role("button", name="Generate and stage"))
         expect(it.locator("#task-status")).to_have_text("staged")
         for box in it.locator("input[name=checklist]").all():
             box.check()
         if label == "Instagram login":
             screenshots(it, "rotation_task_staged")
-        _submit(it, it.get_by_role("button", name="Confirm: the new value works"))
+        click_through(it, it.get_by_role("button", name="Confirm: the new value works"))
         expect(it.locator("#task-status")).to_have_text("done")
         it.goto(offboarding_url)
         expect(it.locator("#checklist tr", has_text=f"Rotate {label}")).to_contain_text("confirmed: version 2")
@@ -169,7 +153,7 @@ def test_offboarding(browser: Any, live_server: LiveServer, scratch_database_url
     for _ in range(2):
         form = manager.locator("form[action*='/done']").first
         form.locator("textarea").fill("Sam holds the role on the platform and the recovery contact moved.")
-        _submit(manager, form.get_by_role("button", name="Mark done"))
+        click_through(manager, form.get_by_role("button", name="Mark done"))
     expect(manager.locator("h1")).to_contain_text("completed")
     screenshots(manager, "manager_successors_done")
 
@@ -179,7 +163,7 @@ def test_offboarding(browser: Any, live_server: LiveServer, scratch_database_url
     expect(hr.locator("#offboardings")).to_contain_text("100%")
     screenshots(hr, "hr_sees_complete")
     hr.goto(offboarding_url)
-    _submit(hr, hr.get_by_role("link", name="Evidence report"))
+    click_through(hr, hr.get_by_role("link", name="Evidence report"))
     expect(hr.get_by_role("heading", name="Evidence: offboarding of Lea Leaver")).to_be_visible()
     expect(hr.locator("#rotations tbody tr")).to_have_count(2)
     expect(hr.locator("#exposures")).to_contain_text("Instagram login")

@@ -12,18 +12,14 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from govern.app import create_app
 from govern.db import database
 from govern.grants.models import Grant
-from tests.browser.conftest import LiveServer
-from tests.browser.test_offboarding import _sign_in, _submit
-from tests.conftest import app_config
+from tests.browser.helpers import LiveServer, click_through, server_app, sign_in_as
 from tests.factories import make_account, make_grant, make_person, make_user
 
 
 def _seed(tmp_path: Path, database_url: str) -> SimpleNamespace:
-    instance = tmp_path / "instance"
-    app = create_app(app_config(instance, database_url, SECRET_KEY=(instance / "secret_key").read_text().strip()))
+    app = server_app(tmp_path, database_url)
     kit = app.extensions["govern.auth"]
     with app.app_context():
         db = database(app).sessionmaker()
@@ -45,14 +41,14 @@ def _seed(tmp_path: Path, database_url: str) -> SimpleNamespace:
 def test_person_picker(browser: Any, live_server: LiveServer, scratch_database_url: str, tmp_path: Path,
                        screenshots: Any) -> None:
     seed = _seed(tmp_path, scratch_database_url)
-    page = _sign_in(browser, live_server, seed.manager)
+    page = sign_in_as(browser, live_server, seed.manager)
     expect(page.locator("#waiting-approvals")).to_contain_text("1 request to approve or reject")
     screenshots(page, "manager_home")
     page.set_viewport_size({"width": 375, "height": 800})
     screenshots(page, "manager_home_phone")
     page.set_viewport_size({"width": 1280, "height": 900})
 
-    _submit(page, page.locator("#grant-a-role"))
+    click_through(page, page.locator("#grant-a-role"))
     page.goto(live_server.url(f"/grants/new?account_id={seed.account_id}"))
     field = page.locator("#person")
     expect(field).to_have_attribute("role", "combobox")
@@ -89,7 +85,7 @@ def test_person_picker(browser: Any, live_server: LiveServer, scratch_database_u
     field.press("ArrowDown")
     field.press("Enter")
     expect(field).to_have_value("pablo.parra@acme.example")
-    _submit(page, page.get_by_role("button", name="Grant", exact=True))
+    click_through(page, page.get_by_role("button", name="Grant", exact=True))
     expect(page.locator(".flash")).to_contain_text("Pablo Parra is now Analyst on Acme Instagram")
     screenshots(page, "granted_phone")
 

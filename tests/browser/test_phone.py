@@ -22,9 +22,7 @@ from govern.policies.models import PolicyVersion
 from govern.reviews.models import ReviewCampaign
 from govern.rotation.models import RotationTask
 from govern.vault.models import Secret
-from tests.browser.conftest import LiveServer
-from tests.browser.test_first_login import _watch
-from tests.browser.test_registry_flow import _seed_and_enrol, _sign_in
+from tests.browser.helpers import LiveServer, seed_and_enrol, sign_in_demo, watch
 
 PHONE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1280, "height": 800}
@@ -96,9 +94,9 @@ def _nav_rows(page: Page) -> int:
 def test_every_main_page_fits_a_phone_and_the_admin_menu_one_desktop_line(
         browser: Any, live_server: LiveServer, screenshots: Any, scratch_database_url: str) -> None:
     problems: list[str] = []
-    seeds = _seed_and_enrol(live_server, [live_server.admin_email])
+    seeds = seed_and_enrol(live_server, [live_server.admin_email])
     ids = _ids(scratch_database_url, live_server.admin_email)
-    desktop = _sign_in(browser, live_server, live_server.admin_email, seeds[live_server.admin_email], problems,
+    desktop = sign_in_demo(browser, live_server, live_server.admin_email, seeds[live_server.admin_email], problems,
                        viewport=DESKTOP)
 
     # The admin's menu is the longest; on a desktop it is one line, the rest in its groups.
@@ -120,7 +118,7 @@ def test_every_main_page_fits_a_phone_and_the_admin_menu_one_desktop_line(
 
     # The same session on a phone (a second sign-in within one TOTP step would be a refused replay).
     phone = browser.new_context(viewport=PHONE, storage_state=desktop.context.storage_state()).new_page()
-    _watch(phone, problems)
+    watch(phone, problems)
     too_wide: list[str] = []
     for name, path in PAGES:
         response = phone.goto(live_server.url(path.format(**ids)))
@@ -141,7 +139,7 @@ def test_every_main_page_fits_a_phone_and_the_admin_menu_one_desktop_line(
     assert width <= PHONE["width"], f"the open menu is {width}px wide: {phone.evaluate(WIDE_ELEMENTS)}"
     # The pages before signing in, too.
     visitor = browser.new_context(viewport=PHONE).new_page()
-    _watch(visitor, problems)
+    watch(visitor, problems)
     for name, path in (("login", "/login"), ("setup", "/setup")):
         visitor.goto(live_server.url(path))
         screenshots(visitor, f"phone_375_{name}")

@@ -12,13 +12,11 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from govern.app import create_app
 from govern.db import database
 from govern.notifications.models import OutboxMessage
 from govern.policies import links
 from govern.policies.models import Acknowledgement
-from tests.browser.conftest import LiveServer
-from tests.conftest import app_config
+from tests.browser.helpers import LiveServer, server_app
 from tests.factories import make_person, make_user, publish_policy
 
 
@@ -26,8 +24,7 @@ from tests.factories import make_person, make_user, publish_policy
 @pytest.mark.slow
 def test_policy_link(browser: Any, live_server: LiveServer, scratch_database_url: str, tmp_path: Path,
                      screenshots: Any) -> None:
-    instance = tmp_path / "instance"
-    app = create_app(app_config(instance, scratch_database_url, SECRET_KEY=(instance / "secret_key").read_text().strip()))
+    app = server_app(tmp_path, scratch_database_url)
     kit = app.extensions["govern.auth"]
     with app.app_context(), app.test_request_context():
         db = database(app).sessionmaker()

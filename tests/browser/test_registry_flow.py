@@ -5,53 +5,20 @@ person, and an admin approves it. Then the main pages, populated, on a desktop a
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import REPO_ROOT, VENV_BIN, LiveServer
-from tests.browser.test_first_login import _submit, _watch
+from tests.browser.helpers import LiveServer, seed_and_enrol, sign_in_demo, submit, watch
 
-PASSWORD = "juniper lantern harbour 2026 quill"
 DOMAIN = "northpeak.example"
 MANAGER = f"kwame.mensah@{DOMAIN}"  # Customer Support Lead, owns Northpeak Help on Facebook and X
 STAFF = f"ahmed.karimi@{DOMAIN}"  # reports to him; has not accepted the policy yet
 COMMS_HEAD = f"claire.dubois@{DOMAIN}"  # owns Northpeak on Mastodon, which has one admin only
 NEW_ADMIN = f"ethan.brooks@{DOMAIN}"
-
-
-def _seed_and_enrol(server: LiveServer, emails: list[str]) -> dict[str, str]:
-    """`govern demo seed`, then logins with known passwords and authenticator seeds."""
-    seeded = subprocess.run([str(VENV_BIN / "govern"), "demo", "seed"], cwd=server.log_path.parent, env=server.env,
-                            capture_output=True, text=True, timeout=180, check=False)
-    assert seeded.returncode == 0, f"`govern demo seed` failed:\n{seeded.stdout}\n{seeded.stderr}"
-    enrolled = subprocess.run([sys.executable, "-m", "tests.browser.enrol", PASSWORD, *emails], cwd=REPO_ROOT,
-                              env=server.env, capture_output=True, text=True, timeout=180, check=False)
-    assert enrolled.returncode == 0, f"enrolment failed:\n{enrolled.stdout}\n{enrolled.stderr}"
-    seeds: dict[str, str] = json.loads(enrolled.stdout.strip().splitlines()[-1])
-    return seeds
-
-
-def _sign_in(browser: Any, server: LiveServer, email: str, seed: str, problems: list[str],
-             viewport: dict[str, int] | None = None) -> Page:
-    context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800})
-    page = context.new_page()
-    _watch(page, problems)
-    page.goto(server.url("/login"))
-    page.get_by_label("Email", exact=True).fill(email)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    _submit(page, "Continue")
-    page.get_by_label("Code from your authenticator app", exact=True).fill(pyotp.TOTP(seed).now())
-    _submit(page, "Sign in")
-    expect(page).to_have_url(server.url("/"))
-    return page
 
 
 def _open_account(page: Page, name: str) -> None:
@@ -67,19 +34,19 @@ def _grant(page: Page, person: str, role: str, reason: str, until: str = "") -> 
     if until:
         page.get_by_label(re.compile(r"^Ends on")).fill(until)
     page.get_by_label("Why", exact=True).fill(reason)
-    _submit(page, "Grant")
+    submit(page, "Grant")
 
 
 @pytest.mark.browser
 @pytest.mark.slow
 def test_registry_flow(browser: Any, live_server: LiveServer, screenshots: Any) -> None:
     problems: list[str] = []
-    seeds = _seed_and_enrol(live_server, [MANAGER, STAFF, COMMS_HEAD, live_server.admin_email])
+    seeds = seed_and_enrol(live_server, [MANAGER, STAFF, COMMS_HEAD, live_server.admin_email])
     until_day = (datetime.now(UTC) + timedelta(days=30)).date()
     until = until_day.isoformat()
 
     # 1. The manager sees only his accounts, and may not give his report a credential yet.
-    manager = _sign_in(browser, live_server, MANAGER, seeds[MANAGER], problems)
+    manager = sign_in_demo(browser, live_server, MANAGER, seeds[MANAGER], problems)
     nav = manager.get_by_role("navigation", name="Main")
     for area in ("Accounts", "Access"):
         expect(nav.get_by_role("link", name=area, exact=True)).to_be_visible()
@@ -99,27 +66,27 @@ def test_registry_flow(browser: Any, live_server: LiveServer, screenshots: Any) 
     screenshots(manager, "grant_refused_until_policy_accepted")
 
     # 2. The staff member finds the policy on his home page and accepts it.
-    staff = _sign_in(browser, live_server, STAFF, seeds[STAFF], problems)
+    staff = sign_in_demo(browser, live_server, STAFF, seeds[STAFF], problems)
     to_accept = staff.locator("#policies-to-accept")
     expect(to_accept).to_be_visible()
     screenshots(staff, "staff_home_policy_to_accept")
     to_accept.get_by_role("link").first.click()
     expect(staff.get_by_role("heading", level=1)).to_contain_text("social media policy")
     screenshots(staff, "policy_before_accepting")
-    _submit(staff, "I accept version 1")
+    submit(staff, "I accept version 1")
     staff.goto(live_server.url("/"))
     expect(staff.locator("#policies-to-accept")).to_have_count(0)
     screenshots(staff, "staff_home_after_accepting")
 
     # 3. Now the manager's time-bound publisher grant goes through and shows on the account page.
-    _submit(manager, "Grant")
+    submit(manager, "Grant")
     expect(manager.locator(".flash-success")).to_contain_text("Ahmed Karimi is now Publisher on Northpeak Help")
     publisher = manager.locator("ul.holders li", has_text="Ahmed Karimi")
     expect(publisher).to_contain_text(f"until {until_day.day} {until_day:%b %Y}")  # as pages show days
     screenshots(manager, "publisher_granted_until")
 
     # 4. Another manager's admin grant waits for a second person (four-eyes).
-    comms = _sign_in(browser, live_server, COMMS_HEAD, seeds[COMMS_HEAD], problems)
+    comms = sign_in_demo(browser, live_server, COMMS_HEAD, seeds[COMMS_HEAD], problems)
     _open_account(comms, "Northpeak on Mastodon")
     expect(comms.locator(".card.risk")).to_contain_text("Fewer admins than the minimum: 1 of at least 2")
     screenshots(comms, "mastodon_one_admin")
@@ -132,7 +99,7 @@ def test_registry_flow(browser: Any, live_server: LiveServer, screenshots: Any) 
     expect(comms.get_by_role("button", name="Approve")).to_have_count(0)
 
     # 5. The admin approves it; the risk is gone and Ethan is listed as an admin.
-    admin = _sign_in(browser, live_server, live_server.admin_email, seeds[live_server.admin_email], problems)
+    admin = sign_in_demo(browser, live_server, live_server.admin_email, seeds[live_server.admin_email], problems)
     admin.get_by_role("navigation", name="Main").get_by_role("link", name="Access").click()
     request_row = admin.locator("tr", has_text="Ethan Brooks")
     expect(request_row).to_contain_text("Admin")
@@ -166,8 +133,8 @@ MAIN_PAGES = (
 @pytest.mark.slow
 def test_main_pages_with_demo_data(browser: Any, live_server: LiveServer, screenshots: Any) -> None:
     problems: list[str] = []
-    seeds = _seed_and_enrol(live_server, [live_server.admin_email])
-    admin = _sign_in(browser, live_server, live_server.admin_email, seeds[live_server.admin_email], problems)
+    seeds = seed_and_enrol(live_server, [live_server.admin_email])
+    admin = sign_in_demo(browser, live_server, live_server.admin_email, seeds[live_server.admin_email], problems)
     for name, path in MAIN_PAGES:
         response = admin.goto(live_server.url(path))
         assert response is not None and response.ok, f"{path}: {response.status if response else 'no response'}"
@@ -188,7 +155,7 @@ def test_main_pages_with_demo_data(browser: Any, live_server: LiveServer, screen
     # On a phone the menu keeps one row that scrolls sideways; the page never does.
     # The same session (a second sign-in within one TOTP step would be a refused replay).
     phone = browser.new_context(viewport={"width": 390, "height": 844}, storage_state=admin.context.storage_state()).new_page()
-    _watch(phone, problems)
+    watch(phone, problems)
     for name, path in (("phone_accounts", "/accounts/"), ("phone_account", None)):
         if path:
             phone.goto(live_server.url(path))

@@ -12,17 +12,16 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select, update
 
+from govern.accounts.models import Account
+from govern.auth.models import User, UserRole
+from govern.crypto.keyring import Keyring
 from govern.db import Database, utcnow
-from tests.browser.conftest import VENV_BIN, LiveServer, _server_env
-from tests.browser.test_jobs import _set_up_admin, _submit
+from govern.directory.models import Person
+from govern.vault.models import SecretVersion
+from tests.browser.helpers import VENV_BIN, LiveServer, server_env, set_up_admin, submit
 
 
 def _seed(database_url: str, key_file: Path) -> None:
-    from govern.accounts.models import Account
-    from govern.auth.models import User, UserRole
-    from govern.crypto.keyring import Keyring
-    from govern.directory.models import Person
-    from govern.vault.models import SecretVersion
     from govern.vault.versions import create_secret
 
     ring = Keyring.load(key_file)
@@ -67,10 +66,10 @@ def test_it_rotates_an_overdue_password_and_locks_down_an_account(browser: Any, 
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
     _seed(scratch_database_url, tmp_path / "instance" / "vault.key")
-    _set_up_admin(page, live_server)
+    set_up_admin(page, live_server)
 
     # cron's part: the jobs run opens the scheduled task for the overdue password.
-    env = _server_env(tmp_path, scratch_database_url, live_server.base_url)
+    env = server_env(tmp_path, scratch_database_url, live_server.base_url)
     result = subprocess.run([str(VENV_BIN / "govern"), "jobs", "run"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120, check=False)
     assert "rotation.schedule: ok (opened 1, already_open 0)" in result.stdout, result.stdout + result.stderr
@@ -88,7 +87,7 @@ def test_it_rotates_an_overdue_password_and_locks_down_an_account(browser: Any, 
     expect(page.locator("#task-status")).to_have_text("open")
     expect(page.locator("#checklist-preview")).to_contain_text("Reconnect publishing tools")
     screenshots(page, "task_open")
-    _submit(page, "Generate and stage")
+    submit(page, "Generate and stage")
     expect(page.locator("#generated-value")).to_be_visible()
     generated = page.locator("#generated-value").inner_text()
     assert len(generated) >= 12 and generated != "Old-Instagram-Pass-1!"
@@ -98,7 +97,7 @@ def test_it_rotates_an_overdue_password_and_locks_down_an_account(browser: Any, 
     page.locator("#check-changed").check()
     page.locator("#check-sessions").check()
     page.locator("#check-tools").check()
-    _submit(page, "Confirm: the new value works")
+    submit(page, "Confirm: the new value works")
     expect(page.locator("#task-status")).to_have_text("done")
     expect(page.locator(".flash")).to_contain_text("confirmed")
     expect(page.locator("#rollback")).to_be_visible()
@@ -111,7 +110,7 @@ def test_it_rotates_an_overdue_password_and_locks_down_an_account(browser: Any, 
     page.get_by_role("link", name="Mark compromised").click()
     page.get_by_label("What happened").fill("Posts we did not write appeared at 03:12; the page admin list has a stranger.")
     screenshots(page, "lockdown_form")
-    _submit(page, "Lock down the account")
+    submit(page, "Lock down the account")
     expect(page.locator("#incident-status")).to_have_text("open")
     expect(page.locator("#incident-tasks li")).to_have_count(2)
     expect(page.locator("#timeline")).to_contain_text("rotation.account_locked")

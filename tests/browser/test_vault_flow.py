@@ -11,40 +11,23 @@ from typing import Any
 
 import pyotp
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 from sqlalchemy import select, update
 
-from govern.app import create_app
 from govern.auth.models import User, WebSession
 from govern.db import database, utcnow
 from govern.vault.models import Exposure
-from tests.browser.conftest import LiveServer
-from tests.browser.test_first_login import _assert_secure_headers, _submit, _watch
-from tests.conftest import app_config
-from tests.factories import accept_policy, make_account, make_grant, make_user, publish_policy
+from tests.browser.helpers import (
+    LiveServer,
+    assert_secure_headers,
+    seed_vault_people,
+    server_app,
+    signed_in_page,
+    submit,
+)
 
 SITE_PASSWORD = "Browser-Canary-Pw-6d2e"
 SITE_SEED = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
-
-
-def _seed_people(tmp_path: Path, url: str) -> Any:
-    """IT and a publisher (with grant and accepted policy) written straight into the server's database."""
-    instance = tmp_path / "instance"
-    secret_key = (instance / "secret_key").read_text(encoding="utf-8").strip()
-    app = create_app(app_config(instance, url, SECRET_KEY=secret_key))
-    kit = app.extensions["govern.auth"]
-    db = database(app).sessionmaker()
-    try:
-        it = make_user(db, kit, roles=("it",), email="ivy.it@acme.example", full_name="Ivy IT")
-        publisher = make_user(db, kit, email="paul.publisher@acme.example", full_name="Paul Publisher")
-        account = make_account(db, handle="acme", display_name="Acme on Instagram", url="https://www.instagram.com/acme")
-        accept_policy(db, publisher.user.person, publish_policy(db, "standard"))
-        make_grant(db, publisher.user.person, account, "publisher", reason="Launch campaign")
-        db.commit()
-        return it, publisher, account.id
-    finally:
-        db.close()
-        database(app).engine.dispose()
 
 
 def _wait_for_step_after(step: int) -> None:
@@ -54,30 +37,15 @@ def _wait_for_step_after(step: int) -> None:
         time.sleep(0.25)
 
 
-def _sign_in(page: Page, server: LiveServer, email: str, password: str, seed: str) -> int:
-    page.goto(server.url("/login"))
-    page.get_by_label("Email", exact=True).fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
-    _submit(page, "Continue")
-    step = int(time.time() // 30)
-    page.get_by_label("Code from your authenticator app", exact=True).fill(pyotp.TOTP(seed).at(step * 30))
-    _submit(page, "Sign in")
-    expect(page).to_have_url(server.url("/"))
-    return step
-
-
 @pytest.mark.browser
 @pytest.mark.slow
 def test_it_vaults_and_a_publisher_sees_the_live_code(browser: Any, live_server: LiveServer, screenshots: Any,
                                                       tmp_path: Path, scratch_database_url: str) -> None:
-    it, publisher, account_id = _seed_people(tmp_path, scratch_database_url)
+    it, publisher, account_id = seed_vault_people(tmp_path, scratch_database_url)
     problems: list[str] = []
 
     # 1. IT vaults the password and the TOTP seed of @acme.
-    it_context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = it_context.new_page()
-    _watch(page, problems)
-    _sign_in(page, live_server, it.email, it.password, it.seed)
+    page, _ = signed_in_page(browser, live_server, it, problems)
     page.goto(live_server.url(f"/accounts/{account_id}"))
     expect(page.get_by_role("heading", name=re.compile("^Secrets"))).to_be_visible()
     page.get_by_role("link", name="Add secret").click()
@@ -86,14 +54,14 @@ def test_it_vaults_and_a_publisher_sees_the_live_code(browser: Any, live_server:
     page.get_by_label("Value", exact=True).fill(SITE_PASSWORD)
     page.get_by_label("Login name or email (optional)").fill("social@acme.example")
     screenshots(page, "it_add_password")
-    _submit(page, "Encrypt and store")
+    submit(page, "Encrypt and store")
     expect(page.get_by_role("heading", name=re.compile("^Instagram login"))).to_be_visible()
     assert SITE_PASSWORD not in page.content()
     page.goto(live_server.url(f"/vault/accounts/{account_id}/new"))
     page.get_by_label("Kind").select_option("totp")
     page.get_by_label("Name", exact=True).fill("Instagram 2FA")
     page.get_by_label("Value", exact=True).fill(f"otpauth://totp/Instagram:acme?secret={SITE_SEED}&issuer=Instagram")
-    _submit(page, "Encrypt and store")
+    submit(page, "Encrypt and store")
     expect(page.get_by_role("heading", name=re.compile("^Instagram 2FA"))).to_be_visible()
     screenshots(page, "it_secret_page")
     page.goto(live_server.url(f"/accounts/{account_id}"))
@@ -102,15 +70,11 @@ def test_it_vaults_and_a_publisher_sees_the_live_code(browser: Any, live_server:
     screenshots(page, "it_account_secrets")
     content = page.content()
     assert SITE_PASSWORD not in content and SITE_SEED not in content
-    it_context.close()
+    page.context.close()
 
     # 2. The publisher signs in; five minutes later (simulated) the reveal asks for a fresh code.
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    _watch(page, problems)
-    login_step = _sign_in(page, live_server, publisher.email, publisher.password, publisher.seed)
-    engine_app = create_app(app_config(tmp_path / "instance", scratch_database_url,
-                                       SECRET_KEY=(tmp_path / "instance" / "secret_key").read_text().strip()))
+    page, login_step = signed_in_page(browser, live_server, publisher, problems)
+    engine_app = server_app(tmp_path, scratch_database_url)
     db = database(engine_app).sessionmaker()
     user_id = db.scalar(select(User.id).where(User.email == publisher.email))
     db.execute(update(WebSession).where(WebSession.user_id == user_id).values(mfa_verified_at=utcnow().replace(year=2020)))
@@ -125,13 +89,13 @@ def test_it_vaults_and_a_publisher_sees_the_live_code(browser: Any, live_server:
     screenshots(page, "publisher_step_up")
     _wait_for_step_after(login_step)  # a code is accepted only once
     page.get_by_label(re.compile("code", re.I)).fill(pyotp.TOTP(publisher.seed).now())
-    _submit(page, "Confirm")
+    submit(page, "Confirm")
     expect(page.get_by_role("heading", name=re.compile("Show the live 2FA code"))).to_be_visible()
     page.get_by_label("Why do you need it?").fill("Sign in on the campaign phone")
     screenshots(page, "publisher_reason")
     page.clock.install()
-    response = _submit(page, "Show code")
-    _assert_secure_headers(response, "POST reveal")
+    response = submit(page, "Show code")
+    assert_secure_headers(response, "POST reveal")
     code = page.locator("[data-totp]")
     expect(code).to_be_visible()
     shown = code.inner_text().strip()
@@ -150,7 +114,7 @@ def test_it_vaults_and_a_publisher_sees_the_live_code(browser: Any, live_server:
     page.goto(live_server.url("/vault/"))
     page.get_by_role("row", name=re.compile("Instagram login")).get_by_role("link", name="Reveal").click()
     page.get_by_label("Why do you need it?").fill("Post the launch video")
-    _submit(page, "Reveal")
+    submit(page, "Reveal")
     expect(page.locator("#secret-value")).to_have_text(SITE_PASSWORD)
     expect(page.get_by_role("button", name="Copy")).to_be_visible()
     screenshots(page, "publisher_password")
@@ -164,5 +128,5 @@ def test_it_vaults_and_a_publisher_sees_the_live_code(browser: Any, live_server:
     assert seen == {("totp_code", "Sign in on the campaign phone"), ("value", "Post the launch video")}
     db.close()
     database(engine_app).engine.dispose()
-    context.close()
+    page.context.close()
     assert problems == [], "browser reported problems:\n" + "\n".join(problems)

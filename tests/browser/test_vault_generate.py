@@ -12,15 +12,11 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from govern.app import create_app
 from govern.db import database
 from govern.vault.access import decrypt_version
 from govern.vault.models import Secret
 from govern.vault.versions import current_version
-from tests.browser.conftest import LiveServer
-from tests.browser.test_first_login import _submit, _watch
-from tests.browser.test_vault_flow import _seed_people, _sign_in
-from tests.conftest import app_config
+from tests.browser.helpers import LiveServer, seed_vault_people, server_app, signed_in_page, submit
 
 GENERATED_CHARS = re.compile(r"^\S{8,}$")
 
@@ -29,12 +25,9 @@ GENERATED_CHARS = re.compile(r"^\S{8,}$")
 @pytest.mark.slow
 def test_generate_fills_the_password_with_the_platforms_rules(browser: Any, live_server: LiveServer, screenshots: Any,
                                                               tmp_path: Path, scratch_database_url: str) -> None:
-    it, _publisher, account_id = _seed_people(tmp_path, scratch_database_url)
+    it, _publisher, account_id = seed_vault_people(tmp_path, scratch_database_url)
     problems: list[str] = []
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    _watch(page, problems)
-    _sign_in(page, live_server, it.email, it.password, it.seed)
+    page, _ = signed_in_page(browser, live_server, it, problems)
 
     page.goto(live_server.url(f"/vault/accounts/{account_id}/new"))
     page.get_by_label("Kind").select_option("password")
@@ -55,7 +48,7 @@ def test_generate_fills_the_password_with_the_platforms_rules(browser: Any, live
         page.get_by_role("button", name="Generate a password").click()
     expect(value).not_to_have_value(first)
     generated = value.input_value()
-    _submit(page, "Encrypt and store")
+    submit(page, "Encrypt and store")
     expect(page.get_by_role("heading", name=re.compile("^Instagram login"))).to_be_visible()
     assert generated not in page.content()
 
@@ -67,12 +60,11 @@ def test_generate_fills_the_password_with_the_platforms_rules(browser: Any, live
     changed_value = page.get_by_label("New value", exact=True)
     expect(changed_value).not_to_have_value("")
     screenshots(page, "generated_on_change_form")
-    context.close()
+    page.context.close()
     assert problems == [], problems
 
     # What was vaulted is exactly the generated password (read back with the server's keyring).
-    app = create_app(app_config(tmp_path / "instance", scratch_database_url,
-                                SECRET_KEY=(tmp_path / "instance" / "secret_key").read_text().strip()))
+    app = server_app(tmp_path, scratch_database_url)
     db = database(app).sessionmaker()
     try:
         secret = db.scalars(select(Secret).where(Secret.label == "Instagram login")).one()

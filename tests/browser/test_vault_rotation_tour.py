@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LiveServer
-from tests.browser.test_first_login import _submit
-from tests.browser.test_registry_flow import _seed_and_enrol, _sign_in
+from tests.browser.helpers import LiveServer, seed_and_enrol, sign_in_demo, submit
 
 IT = "viktor.petrov@northpeak.example"
 
@@ -23,8 +21,8 @@ IT = "viktor.petrov@northpeak.example"
 def test_it_tours_the_vault_and_rotation_of_the_demo(browser: Any, live_server: LiveServer, screenshots: Any,
                                                      tmp_path: Path) -> None:
     problems: list[str] = []
-    seeds = _seed_and_enrol(live_server, [IT])
-    page = _sign_in(browser, live_server, IT, seeds[IT], problems, viewport={"width": 1280, "height": 900})
+    seeds = seed_and_enrol(live_server, [IT])
+    page = sign_in_demo(browser, live_server, IT, seeds[IT], problems, viewport={"width": 1280, "height": 900})
 
     # IT's home page leads to the dashboard; so does the navigation.
     expect(page.locator("#rotation-tile")).to_be_visible()
@@ -51,7 +49,7 @@ def test_it_tours_the_vault_and_rotation_of_the_demo(browser: Any, live_server: 
     screenshots(page, "secret_page")
     page.get_by_role("link", name="Reveal").click()
     page.get_by_label(re.compile("Why")).fill("Checking the demo")
-    _submit(page, "Reveal")
+    submit(page, "Reveal")
     expect(page.locator("[data-reveal]")).to_contain_text("DEMO-ONLY")
     screenshots(page, "reveal_password")
 
@@ -63,7 +61,7 @@ def test_it_tours_the_vault_and_rotation_of_the_demo(browser: Any, live_server: 
     page.locator("#secrets").get_by_role("link", name="X 2FA (IT phone)").click()
     page.get_by_role("link", name="Show live code").click()
     page.get_by_label(re.compile("Why")).fill("Checking the demo")
-    _submit(page, "Show code")
+    submit(page, "Show code")
     expect(page.locator("[data-totp]")).to_have_text(re.compile(r"^\s*\d{6}\s*$"))
     screenshots(page, "reveal_totp")
 
@@ -76,7 +74,7 @@ def test_it_tours_the_vault_and_rotation_of_the_demo(browser: Any, live_server: 
     page.goto(live_server.url("/vault/import"))
     page.get_by_label("Exported by").select_option("generic")
     page.locator("input[type=file]").set_input_files(str(export))
-    _submit(page, "Preview")
+    submit(page, "Preview")
     expect(page.locator("main")).to_contain_text("Mystery")
     assert "DEMO-ONLY-import" not in page.content()
     screenshots(page, "import_preview")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from govern.db import utcnow
+from govern.db import Database, utcnow
 from govern.grants.models import Grant, PlatformRemoval
+from govern.schema import upgrade
 from tests.factories import (
     accept_policy,
     login,
@@ -167,9 +168,6 @@ def test_a_stranger_cannot_decide_or_revoke_others_grants(app, db, kit):
 
 
 def test_grants_expire_command(tmp_path, scratch_database_url):
-    from govern.db import Database
-    from govern.schema import upgrade
-
     upgrade(scratch_database_url)
     database = Database(scratch_database_url)
     with database.session_scope() as session:

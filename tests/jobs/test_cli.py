@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
-from govern.db import Database
+from govern.crypto.keyring import Keyring
+from govern.db import utcnow
 from govern.jobs import steps as steps_module
 from govern.jobs.cli import group
 from govern.jobs.models import JobRun
 from govern.jobs.services import Step
-from govern.schema import upgrade
+from govern.offboarding.models import Offboarding
+from govern.rotation.models import RotationTask
+from govern.vault.models import SecretVersion
+from tests.factories import make_account, make_person, make_user
+from tests.support import cli_env
 
 GOVERN = str(Path(sys.executable).parent / "govern")
 
@@ -35,16 +38,9 @@ def test_jobs_run_prints_each_step_and_exits_zero(app, db):
 
 def test_a_sealed_vault_does_not_stop_the_run_and_due_work_still_happens(app, db, kit):
     """No step needs the keyring: with the vault sealed, tasks open, versions purge, offboardings start."""
-    from datetime import timedelta
 
-    from govern.crypto.keyring import Keyring
-    from govern.db import utcnow
-    from govern.offboarding.models import Offboarding
     from govern.offboarding.scheduling import schedule_offboarding
-    from govern.rotation.models import RotationTask
-    from govern.vault.models import SecretVersion
     from govern.vault.versions import create_secret
-    from tests.factories import make_account, make_person, make_user
     from tests.offboarding.helpers import SETTINGS
 
     assert app.extensions["govern.keyring"] is None  # sealed
@@ -87,26 +83,15 @@ def test_a_bad_loop_interval_is_a_clear_usage_error(app, db):
     assert db.scalar(select(func.count()).select_from(JobRun)) == 0
 
 
-@pytest.fixture
-def committed_db(scratch_database_url):
-    upgrade(scratch_database_url)
-    database = Database(scratch_database_url)
-    yield database
-    database.engine.dispose()
-
-
-def test_the_loop_stops_cleanly_on_sigterm(tmp_path, committed_db):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
-    env.update({"GOVERN_INSTANCE_PATH": str(tmp_path / "instance"), "GOVERN_DATABASE_URL": committed_db.url,
-                "GOVERN_SECRET_KEY": secrets.token_urlsafe(30)})
-    process = subprocess.Popen([GOVERN, "jobs", "run", "--loop", "1s"], env=env, stdout=subprocess.PIPE,
+def test_the_loop_stops_cleanly_on_sigterm(tmp_path, committed_database):
+    process = subprocess.Popen([GOVERN, "jobs", "run", "--loop", "1s"], env=cli_env(tmp_path, committed_database.url), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         finished = 0
         while finished < 2 and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.2)
-            with committed_db.session_scope() as session:
+            with committed_database.session_scope() as session:
                 finished = session.scalar(select(func.count()).select_from(JobRun).where(JobRun.finished_at.is_not(None))) or 0
         assert finished >= 2, process.stderr.read() if process.poll() is not None else "no runs finished"
         process.send_signal(signal.SIGTERM)
@@ -116,6 +101,6 @@ def test_the_loop_stops_cleanly_on_sigterm(tmp_path, committed_db):
             process.kill()
     assert process.returncode == 0, err
     assert "received SIGTERM" in err and "stopped after" in out
-    with committed_db.session_scope() as session:
+    with committed_database.session_scope() as session:
         runs = session.scalars(select(JobRun)).all()
     assert runs and all(r.outcome == "ok" and r.finished_at is not None for r in runs)  # none left half-done

@@ -21,9 +21,9 @@ from govern.jobs.services import run_jobs, step_lock_key
 from govern.notifications import services as notifications
 from govern.notifications.models import Notification, OutboxMessage
 from govern.schema import upgrade
-from tests.conftest import app_config
 from tests.factories import make_account, make_grant, make_user
 from tests.smtp_server import start_server
+from tests.support import app_config
 
 pytestmark = pytest.mark.postgresql
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from govern.audit.models import AuditEvent
-from govern.db import utcnow
+from govern.db import database, utcnow
 from govern.errors import NotFoundError
 from govern.grants import services as grants
 from govern.grants.models import Grant
@@ -78,86 +78,81 @@ def test_list_is_paginated_newest_first(app, db, kit):
 
 
 @pytest.fixture
-def world(app, db, kit):
-    manager = make_user(db, kit, roles=("manager",), full_name="Mona Manager")
-    owner = make_user(db, kit, roles=("manager",), full_name="Olga Owner")
-    admin = make_user(db, kit, roles=("admin",), full_name="Ada Admin")
-    account = make_account(db, business_owner_id=owner.user.person_id, display_name="Acme Instagram")
-    report = make_user(db, kit, full_name="Rita Report")
-    report.user.person.manager_id = manager.user.person_id
-    standard, privileged = publish_policy(db, "standard"), publish_policy(db, "privileged")
-    accept_policy(db, report.user.person, standard)
-    accept_policy(db, report.user.person, privileged)
-    db.commit()
+def company(app, company):
+    """Mona manages Rita (who accepted both policies); Olga owns Acme Instagram; Ada is an admin."""
+    company.add_user("manager", "manager", full_name="Mona Manager")
+    company.add_user("owner", "manager", full_name="Olga Owner")
+    company.add_user("admin", "admin", full_name="Ada Admin")
+    company.add_account("account", owner=company.owner, display_name="Acme Instagram")
+    company.add_user("report", full_name="Rita Report", manager=company.manager)
+    company.add_policies(accepted_by=[company.report])
+    company.commit()
     with app.test_request_context():
-        yield type("World", (), {"manager": manager.user, "owner": owner.user, "admin": admin.user, "account": account,
-                                 "report": report.user})
+        yield company
 
 
-def test_a_request_needing_approval_notifies_the_approvers_in_app_and_by_email(db, world):
-    grant = grants.grant_role(db, actor=world.manager, person_id=world.report.person_id, account_id=world.account.id,
+def test_a_request_needing_approval_notifies_the_approvers_in_app_and_by_email(db, company):
+    grant = grants.grant_role(db, actor=company.manager.user, person_id=company.report.user.person_id, account_id=company.account.id,
                               role_code="admin", reason="Backup admin")
     assert grant.status == "requested"
     # The manager asked, so only the account's owner may decide; admins are not bothered.
     notes = _notes(db, kind="grant.approval_needed")
-    assert [n.user_id for n in notes] == [world.owner.id]
+    assert [n.user_id for n in notes] == [company.owner.id]
     assert "Admin on Acme Instagram for Rita Report" in notes[0].title and notes[0].link == "/grants/"
     (mail,) = _mails(db, "grant.approval_needed")
-    assert mail.to_address == world.owner.email and mail.subject.startswith("[govern] Approval needed")
-    assert "http://localhost/grants/" in mail.body_text and mail.dedupe_key == f"grant.approval_needed:{grant.id}:{world.owner.id}"
+    assert mail.to_address == company.owner.email and mail.subject.startswith("[govern] Approval needed")
+    assert "http://localhost/grants/" in mail.body_text and mail.dedupe_key == f"grant.approval_needed:{grant.id}:{company.owner.id}"
 
 
-def test_admins_are_asked_when_nobody_closer_may_decide(db, world, kit):
+def test_admins_are_asked_when_nobody_closer_may_decide(db, company, kit):
     other_admin = make_user(db, kit, roles=("admin",))
     lone = make_account(db, display_name="Lone account")  # no business owner
     stranger = make_person(db, full_name="Sam Stranger")  # no manager
     accept_policy(db, stranger, publish_policy(db, "privileged"))
-    grant = grants.grant_role(db, actor=world.admin, person_id=stranger.id, account_id=lone.id, role_code="owner", reason="Founder")
+    grant = grants.grant_role(db, actor=company.admin.user, person_id=stranger.id, account_id=lone.id, role_code="owner", reason="Founder")
     assert grant.status == "requested"
     # Every admin but the requester (who may never approve their own request).
     assert {n.user_id for n in _notes(db, kind="grant.approval_needed")} == {other_admin.id}
     assert [m.to_address for m in _mails(db, "grant.approval_needed")] == [other_admin.email]
 
 
-def test_a_self_request_notifies_owner_and_manager(db, world):
-    grants.request_role(db, actor=world.report, account_id=world.account.id, role_code="analyst", reason="Reporting")
-    assert {n.user_id for n in _notes(db, kind="grant.approval_needed")} == {world.owner.id, world.manager.id}
+def test_a_self_request_notifies_owner_and_manager(db, company):
+    grants.request_role(db, actor=company.report.user, account_id=company.account.id, role_code="analyst", reason="Reporting")
+    assert {n.user_id for n in _notes(db, kind="grant.approval_needed")} == {company.owner.id, company.manager.id}
     assert len(_mails(db, "grant.approval_needed")) == 2
 
 
-def test_approval_and_rejection_notify_the_requester_and_grantee(db, world):
-    grant = grants.request_role(db, actor=world.report, account_id=world.account.id, role_code="analyst", reason="Reporting")
-    grants.approve_grant(db, actor=world.owner, grant=grant, note="fine")
+def test_approval_and_rejection_notify_the_requester_and_grantee(db, company):
+    grant = grants.request_role(db, actor=company.report.user, account_id=company.account.id, role_code="analyst", reason="Reporting")
+    grants.approve_grant(db, actor=company.owner.user, grant=grant, note="fine")
     (note,) = _notes(db, kind="grant.approved")
-    assert note.user_id == world.report.id and "Request approved" in note.title
-    assert [m.to_address for m in _mails(db, "grant.approved")] == [world.report.email]
-    second = grants.request_role(db, actor=world.report, account_id=world.account.id, role_code="advertiser", reason="Ads")
-    grants.reject_grant(db, actor=world.manager, grant=second, note="Not this quarter")
+    assert note.user_id == company.report.id and "Request approved" in note.title
+    assert [m.to_address for m in _mails(db, "grant.approved")] == [company.report.email]
+    second = grants.request_role(db, actor=company.report.user, account_id=company.account.id, role_code="advertiser", reason="Ads")
+    grants.reject_grant(db, actor=company.manager.user, grant=second, note="Not this quarter")
     (rejected,) = _notes(db, kind="grant.rejected")
-    assert rejected.user_id == world.report.id and rejected.body == "Not this quarter"
+    assert rejected.user_id == company.report.id and rejected.body == "Not this quarter"
     assert len(_mails(db, "grant.rejected")) == 1
 
 
-def test_expiry_notifies_the_holder_once(db, world):
-    grant = make_grant(db, world.report.person, world.account, "analyst", expires_at=utcnow() + timedelta(hours=1))
+def test_expiry_notifies_the_holder_once(db, company):
+    grant = make_grant(db, company.report.user.person, company.account, "analyst", expires_at=utcnow() + timedelta(hours=1))
     db.commit()
     later = utcnow() + timedelta(hours=2)
     assert grants.expire_grants(db, now=later)["expired"] == 1
     assert grants.expire_grants(db, now=later)["expired"] == 0
     (note,) = _notes(db, kind="grant.expired")
-    assert note.user_id == world.report.id and "Analyst on Acme Instagram" in note.title
+    assert note.user_id == company.report.id and "Analyst on Acme Instagram" in note.title
     (mail,) = _mails(db, "grant.expired")
-    assert mail.to_address == world.report.email and mail.dedupe_key == f"grant.expired:{grant.id}:{world.report.id}"
+    assert mail.to_address == company.report.email and mail.dedupe_key == f"grant.expired:{grant.id}:{company.report.id}"
 
 
-def test_a_rolled_back_event_leaves_no_notification_and_no_email(app, db, world):
-    from govern.db import database
-
+def test_a_rolled_back_event_leaves_no_notification_and_no_email(app, db, company):
     db.commit()
     # The app's own session, as a view would use it, with the change rolled back instead of committed.
     with database(app).session_scope() as session:
-        manager = session.get(type(world.manager), world.manager.id)
-        grants.grant_role(session, actor=manager, person_id=world.report.person_id, account_id=world.account.id,
+        manager = session.get(type(company.manager.user), company.manager.id)
+        grants.grant_role(session, actor=manager, person_id=company.report.user.person_id, account_id=company.account.id,
                           role_code="admin", reason="Backup admin")
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
         assert session.scalar(select(func.count()).select_from(Notification)) == 1

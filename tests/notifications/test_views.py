@@ -9,19 +9,12 @@ from sqlalchemy import select
 from govern.audit.models import AuditEvent
 from govern.notifications import services
 from govern.notifications.models import Notification
-from tests.factories import csrf_token, login, make_user
+from tests.factories import csrf_token, make_user, signed_in
 from tests.sql_capture import statements
 
 
-def _signed_in(app, db, kit, roles=()):
-    who = make_user(db, kit, roles=roles)
-    client = app.test_client()
-    login(client, db, who)
-    return who, client
-
-
 def test_the_page_lists_notifications_and_the_nav_shows_the_unread_count(app, db, kit):
-    who, client = _signed_in(app, db, kit)
+    who, client = signed_in(app, db, kit)
     services.notify(db, user=who.user, kind="t", title="Approval needed: Admin on Acme", link="/grants/")
     services.notify(db, user=who.user, kind="t", title="Request approved", body="Enjoy")
     db.commit()
@@ -33,7 +26,7 @@ def test_the_page_lists_notifications_and_the_nav_shows_the_unread_count(app, db
 
 
 def test_mark_one_read_and_all_read_by_post_with_csrf(app, db, kit):
-    who, client = _signed_in(app, db, kit)
+    who, client = signed_in(app, db, kit)
     first, second = (services.notify(db, user=who.user, kind="t", title=t)[0] for t in ("one", "two"))
     db.commit()
     assert client.post(f"/notifications/{first.id}/read").status_code == 400  # no CSRF token
@@ -53,7 +46,7 @@ def test_someone_elses_notification_is_not_found(app, db, kit):
     other = make_user(db, kit)
     (theirs,) = services.notify(db, user=other.user, kind="t", title="private")
     db.commit()
-    _, client = _signed_in(app, db, kit)
+    _, client = signed_in(app, db, kit)
     token = csrf_token(client, "/notifications/")
     assert client.post(f"/notifications/{theirs.id}/read", data={"csrf_token": token}).status_code == 404
     db.expire_all()
@@ -67,7 +60,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client):
 
 
 def test_one_count_query_per_request_and_no_query_per_row(app, db, kit, connection):
-    who, client = _signed_in(app, db, kit)
+    who, client = signed_in(app, db, kit)
     other = make_user(db, kit)
     for n in range(5):  # someone else's unread notifications count for them only
         services.notify(db, user=other.user, kind="t", title=f"o{n}")

@@ -14,7 +14,15 @@ from govern.db import utcnow
 from govern.grants.models import Grant
 from govern.notifications.models import Notification, OutboxMessage
 from govern.policies.models import Acknowledgement, AcknowledgementLink
-from tests.factories import csrf_from, login, make_account, make_person, make_user, publish_policy
+from tests.factories import (
+    csrf_from,
+    login,
+    make_account,
+    make_grant,
+    make_person,
+    make_user,
+    publish_policy,
+)
 
 TOKEN = re.compile(r"/policies/acknowledge#token=([A-Za-z0-9_-]+)")
 
@@ -172,7 +180,6 @@ def test_only_who_may_grant_the_person_may_send_the_policy(app, db, kit, setup):
 
 def test_a_request_refused_at_approval_offers_the_policy_and_is_approved_after_acceptance(app, db, kit, setup):
     manager, account, nolog, policy, client = setup
-    from tests.factories import make_grant
 
     request = make_grant(db, nolog, account, "publisher", status="requested")
     db.commit()

@@ -6,30 +6,23 @@ import csv
 import io
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from govern.audit.models import AuditEvent
 from govern.policies.models import Acknowledgement, PolicyVersion
 from tests.factories import (
     accept_policy,
     csrf_token,
-    login,
     make_account,
     make_grant,
     make_person,
-    make_user,
     post,
     publish_policy,
+    signed_in,
 )
+from tests.sql_capture import statements
 
 XSS_BODY = "# Charter\n\n<script>alert('pwned')</script>\n\n[click me](javascript:alert(1)) and [ok](https://acme.example/rules)"
-
-
-def _signed_in(app, db, kit, *roles):
-    who = make_user(db, kit, roles=roles)
-    client = app.test_client()
-    login(client, db, who)
-    return who, client
 
 
 def _publish(client, **fields):
@@ -38,7 +31,7 @@ def _publish(client, **fields):
 
 
 def test_an_admin_publishes_versions_numbered_per_tier(app, db, kit):
-    admin, client = _signed_in(app, db, kit, "admin")
+    admin, client = signed_in(app, db, kit, "admin")
     assert _publish(client).status_code == 302
     assert _publish(client, tier="privileged", title="Owners and admins").status_code == 302
     response = _publish(client, body_markdown="Be kinder.")
@@ -54,7 +47,7 @@ def test_an_admin_publishes_versions_numbered_per_tier(app, db, kit):
 def test_the_publish_form_starts_from_the_current_text_of_a_tier(app, db, kit):
     publish_policy(db, "privileged", body="Owners keep recovery codes offline.")
     db.commit()
-    _, client = _signed_in(app, db, kit, "admin")
+    _, client = signed_in(app, db, kit, "admin")
     page = client.get("/policies/new?tier=privileged").get_data(as_text=True)
     assert "Owners keep recovery codes offline." in page and 'value="privileged"' in page
     assert client.get("/policies/new?tier=%3Cscript%3E").status_code == 200
@@ -70,7 +63,7 @@ def test_the_publish_form_starts_from_the_current_text_of_a_tier(app, db, kit):
     {"body_markdown": "   "},
 ])
 def test_bad_input_is_shown_on_the_form_not_a_500(app, db, kit, fields):
-    _, client = _signed_in(app, db, kit, "admin")
+    _, client = signed_in(app, db, kit, "admin")
     response = _publish(client, **fields)
     assert response.status_code == 200
     assert 'class="error"' in response.get_data(as_text=True)
@@ -78,7 +71,7 @@ def test_bad_input_is_shown_on_the_form_not_a_500(app, db, kit, fields):
 
 
 def test_the_policy_is_rendered_safely(app, db, kit):
-    _, client = _signed_in(app, db, kit, "admin")
+    _, client = signed_in(app, db, kit, "admin")
     _publish(client, body_markdown=XSS_BODY)
     version = db.scalar(select(PolicyVersion))
     page = client.get(f"/policies/{version.id}").get_data(as_text=True)
@@ -91,7 +84,7 @@ def test_the_policy_is_rendered_safely(app, db, kit):
 
 @pytest.mark.parametrize("role", ["staff", "manager", "hr", "it", "auditor"])
 def test_only_admins_publish(app, db, kit, role):
-    _, client = _signed_in(app, db, kit, *(() if role == "staff" else (role,)))
+    _, client = signed_in(app, db, kit, *(() if role == "staff" else (role,)))
     assert client.get("/policies/new").status_code == 403
     token = csrf_token(client, "/account")
     response = client.post("/policies/new", data={"csrf_token": token, "tier": "standard", "title": "x", "body_markdown": "y"})
@@ -103,7 +96,7 @@ def test_only_admins_publish(app, db, kit, role):
 def test_staff_accept_the_current_version_once(app, db, kit):
     version = publish_policy(db, "standard", body="Be kind.")
     db.commit()
-    who, client = _signed_in(app, db, kit)
+    who, client = signed_in(app, db, kit)
     page = client.get(f"/policies/{version.id}").get_data(as_text=True)
     assert "I accept version 1" in page
     response = post(client, f"/policies/{version.id}/accept", {}, token_page=f"/policies/{version.id}")
@@ -122,7 +115,7 @@ def test_a_replaced_version_cannot_be_accepted(app, db, kit):
     old = publish_policy(db, "standard")
     current = publish_policy(db, "standard")
     db.commit()
-    _, client = _signed_in(app, db, kit)
+    _, client = signed_in(app, db, kit)
     page = client.get(f"/policies/{old.id}").get_data(as_text=True)
     assert "I accept" not in page and f"/policies/{current.id}" in page
     response = post(client, f"/policies/{old.id}/accept", {}, token_page="/policies/", follow_redirects=True)
@@ -131,7 +124,7 @@ def test_a_replaced_version_cannot_be_accepted(app, db, kit):
 
 
 def test_unknown_versions_are_404(app, db, kit):
-    _, client = _signed_in(app, db, kit)
+    _, client = signed_in(app, db, kit)
     assert client.get("/policies/999999").status_code == 404
     assert post(client, "/policies/999999/accept", {}).status_code == 404
 
@@ -139,14 +132,14 @@ def test_unknown_versions_are_404(app, db, kit):
 def test_accept_redirects_only_to_local_pages(app, db, kit):
     version = publish_policy(db, "standard")
     db.commit()
-    _, client = _signed_in(app, db, kit)
+    _, client = signed_in(app, db, kit)
     response = post(client, f"/policies/{version.id}/accept", {"next": "https://evil.example/"}, token_page="/policies/")
     assert response.status_code == 302 and "evil" not in response.headers["Location"]
 
 
 def test_the_home_page_lists_policies_to_accept(app, db, kit):
     standard, privileged = publish_policy(db, "standard"), publish_policy(db, "privileged")
-    who, client = _signed_in(app, db, kit)
+    who, client = signed_in(app, db, kit)
     page = client.get("/").get_data(as_text=True)
     assert "Policies to accept" in page and f"/policies/{standard.id}" in page and f"/policies/{privileged.id}" not in page
     make_grant(db, who.user.person, make_account(db), "admin", status="requested")
@@ -161,29 +154,31 @@ def test_the_home_page_lists_policies_to_accept(app, db, kit):
 # --- the report ----------------------------------------------------------------------------------------
 
 
-def _world(db):
-    standard = publish_policy(db, "standard")
-    account = make_account(db, display_name="Acme Instagram")
-    make_grant(db, make_person(db, full_name="Nina Notyet", department="Sales"), account, "publisher")
-    done = make_person(db, full_name="Dora Done")
-    make_grant(db, done, account, "publisher")
-    accept_policy(db, done, standard)
-    make_grant(db, make_person(db, full_name="=HYPERLINK(\"http://evil\")"), account, "analyst")
-    db.commit()
-    return account
+@pytest.fixture
+def company(company):
+    """Acme Instagram's holders under the standard policy: Nina has not accepted it, Dora has, and a
+    holder whose name is a spreadsheet formula has not."""
+    company.add_policy("standard")
+    company.add_account("account", display_name="Acme Instagram")
+    company.add_person("nina", full_name="Nina Notyet", department="Sales")
+    company.add_grant("nina_publisher", company.nina, company.account, "publisher")
+    company.add_person("dora", full_name="Dora Done")
+    company.add_grant("dora_publisher", company.dora, company.account, "publisher")
+    accept_policy(company.db, company.dora, company.standard)
+    company.add_person("formula", full_name="=HYPERLINK(\"http://evil\")")
+    company.add_grant("formula_analyst", company.formula, company.account, "analyst")
+    return company.commit()
 
 
 @pytest.mark.parametrize(("role", "status"), [("staff", 403), ("admin", 200), ("auditor", 200), ("hr", 200), ("it", 200), ("manager", 200)])
-def test_report_permissions(app, db, kit, role, status):
-    _world(db)
-    _, client = _signed_in(app, db, kit, *(() if role == "staff" else (role,)))
+def test_report_permissions(app, db, kit, company, role, status):
+    _, client = signed_in(app, db, kit, *(() if role == "staff" else (role,)))
     assert client.get("/policies/report").status_code == status
     assert client.get("/policies/report.csv").status_code == status
 
 
-def test_report_page_and_csv(app, db, kit):
-    _world(db)
-    _, client = _signed_in(app, db, kit, "auditor")
+def test_report_page_and_csv(app, db, kit, company):
+    _, client = signed_in(app, db, kit, "auditor")
     page = client.get("/policies/report").get_data(as_text=True)
     assert "Nina Notyet" in page and "Dora Done" not in page and "(2)" in page
     assert "Nina Notyet" in client.get("/policies/report?department=sales").get_data(as_text=True)
@@ -198,9 +193,8 @@ def test_report_page_and_csv(app, db, kit):
     assert names == {"Nina Notyet", "'=HYPERLINK(\"http://evil\")"}  # formulas neutralised
 
 
-def test_a_manager_report_is_limited_to_their_accounts_and_reports(app, db, kit):
-    _world(db)
-    manager, client = _signed_in(app, db, kit, "manager")
+def test_a_manager_report_is_limited_to_their_accounts_and_reports(app, db, kit, company):
+    manager, client = signed_in(app, db, kit, "manager")
     own = make_account(db, business_owner_id=manager.user.person_id)
     make_grant(db, make_person(db, full_name="Owen Ownaccount"), own, "analyst")
     db.commit()
@@ -210,24 +204,14 @@ def test_a_manager_report_is_limited_to_their_accounts_and_reports(app, db, kit)
 
 
 def _count_statements(connection, fn):
-    fn()  # warm up: the session's last-seen stamp is written at most once a minute
-    statements = []
-
-    def before(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(connection.engine, "before_cursor_execute", before)
-    try:
-        fn()
-    finally:
-        event.remove(connection.engine, "before_cursor_execute", before)
-    return len(statements)
+    """Statements one run of ``fn`` sends, after a warm-up run (tests/sql_capture.py)."""
+    return len(statements(connection, fn))
 
 
 def test_report_queries_do_not_grow_with_rows(app, db, kit, connection):
     publish_policy(db, "standard")
     publish_policy(db, "privileged")
-    _, client = _signed_in(app, db, kit, "admin")
+    _, client = signed_in(app, db, kit, "admin")
 
     def add(n):
         for i in range(n):

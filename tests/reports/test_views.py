@@ -7,52 +7,48 @@ import io
 import json
 from contextlib import contextmanager
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import event, select
 
 from govern.audit.models import AuditEvent
 from govern.db import utcnow
+from govern.grants.models import Grant
 from govern.reports import access, filters
 from govern.reports import matrix as matrix_report
 from tests.factories import csrf_token, login, make_account, make_grant, make_person, make_user
 
-# --- the world -------------------------------------------------------------------------------------
+# --- the company -----------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def world(db, kit):
+def company(company):
     """A manager owning one account with a report of theirs, two other accounts, holders on each.
 
     ours    (instagram, owned by the manager): stranger is moderator
     theirs  (x, owned by someone else):        report is publisher, stranger is analyst
     hidden  (linkedin, owned by someone else): outsider is admin
     """
-    admin = make_user(db, kit, roles=("admin",), full_name="Ada Admin")
-    manager = make_user(db, kit, roles=("manager",), full_name="Mia Manager")
-    owner = make_person(db, full_name="Olga Owner", department="Communications")
-    report = make_person(db, full_name="Rita Report", department="Marketing", manager_id=manager.user.person_id,
-                         employee_id="E-100")
-    stranger = make_person(db, full_name="Sam Stranger", department="Support")
-    outsider = make_person(db, full_name="Otto Outsider", department="IT")
-    ours = make_account(db, handle="ours", display_name="Ours on Instagram", business_owner_id=manager.user.person_id)
-    theirs = make_account(db, platform="x", handle="theirs", url="https://x.com/theirs", display_name="Theirs on X",
-                          business_owner_id=owner.id)
-    hidden = make_account(db, platform="linkedin", handle="hidden-co", url="https://www.linkedin.com/company/hidden-co",
-                          display_name="Hidden on LinkedIn", business_owner_id=owner.id)
-    grants = SimpleNamespace(
-        stranger_ours=make_grant(db, stranger, ours, "moderator", approved_by_id=admin.id),
-        report_theirs=make_grant(db, report, theirs, "publisher", approved_by_id=admin.id,
-                                 expires_at=utcnow() + timedelta(days=30)),
-        stranger_theirs=make_grant(db, stranger, theirs, "analyst", approved_by_id=admin.id),
-        outsider_hidden=make_grant(db, outsider, hidden, "admin", approved_by_id=admin.id),
-        revoked=make_grant(db, report, ours, "analyst", status="revoked", ended_at=utcnow(),
-                           revoked_by_id=manager.id, revoke_reason="Campaign over"),
-    )
-    db.commit()
-    return SimpleNamespace(admin=admin, manager=manager, owner=owner, report=report, stranger=stranger,
-                           outsider=outsider, ours=ours, theirs=theirs, hidden=hidden, grants=grants)
+    company.add_user("admin", "admin", full_name="Ada Admin")
+    company.add_user("manager", "manager", full_name="Mia Manager")
+    company.add_person("owner", full_name="Olga Owner", department="Communications")
+    company.add_person("report", full_name="Rita Report", department="Marketing", manager=company.manager, employee_id="E-100")
+    company.add_person("stranger", full_name="Sam Stranger", department="Support")
+    company.add_person("outsider", full_name="Otto Outsider", department="IT")
+    company.add_account("ours", handle="ours", display_name="Ours on Instagram", owner=company.manager)
+    company.add_account("theirs", platform="x", handle="theirs", url="https://x.com/theirs", display_name="Theirs on X",
+                    owner=company.owner)
+    company.add_account("hidden", platform="linkedin", handle="hidden-co", url="https://www.linkedin.com/company/hidden-co",
+                    display_name="Hidden on LinkedIn", owner=company.owner)
+    approved = {"approved_by_id": company.admin.id}
+    company.add_grant("stranger_ours", company.stranger, company.ours, "moderator", **approved)
+    company.add_grant("report_theirs", company.report, company.theirs, "publisher", **approved,
+                  expires_at=utcnow() + timedelta(days=30))
+    company.add_grant("stranger_theirs", company.stranger, company.theirs, "analyst", **approved)
+    company.add_grant("outsider_hidden", company.outsider, company.hidden, "admin", **approved)
+    company.add_grant("revoked", company.report, company.ours, "analyst", status="revoked", ended_at=utcnow(),
+                  revoked_by_id=company.manager.id, revoke_reason="Campaign over")
+    return company.commit()
 
 
 def signed_in(client, db, kit, *roles):
@@ -79,26 +75,26 @@ def csv_rows(response) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("role", ["admin", "auditor", "hr", "it"])
-def test_roles_that_see_everything(client, db, kit, world, role):
+def test_roles_that_see_everything(client, db, kit, company, role):
     signed_in(client, db, kit, role)
     page = body(client.get("/reports/access"))
     for name in ("Sam Stranger", "Rita Report", "Otto Outsider"):
         assert name in page
     assert "Campaign over" not in page  # the register lists active grants only
-    for path in (f"/reports/accounts/{world.hidden.id}", f"/reports/people/{world.outsider.id}", "/reports/", "/reports/matrix"):
+    for path in (f"/reports/accounts/{company.hidden.id}", f"/reports/people/{company.outsider.id}", "/reports/", "/reports/matrix"):
         assert client.get(path).status_code == 200, path
 
 
-def test_plain_staff_are_refused(client, db, kit, world):
+def test_plain_staff_are_refused(client, db, kit, company):
     signed_in(client, db, kit)
     assert client.get("/reports/access").status_code == 403
-    assert client.get(f"/reports/accounts/{world.ours.id}").status_code == 403
+    assert client.get(f"/reports/accounts/{company.ours.id}").status_code == 403
     token = csrf_token(client, "/account")
     assert client.post("/reports/access.csv", data={"csrf_token": token}).status_code == 403
 
 
-def test_a_manager_sees_their_accounts_and_their_reports_only(client, db, kit, world):
-    login(client, db, world.manager)
+def test_a_manager_sees_their_accounts_and_their_reports_only(client, db, kit, company):
+    login(client, db, company.manager)
     page = body(client.get("/reports/access"))
     assert "Sam Stranger" in page and "Ours on Instagram" in page  # a holder on their account
     assert "Rita Report" in page and "Theirs on X" in page  # their report, on someone else's account
@@ -107,23 +103,23 @@ def test_a_manager_sees_their_accounts_and_their_reports_only(client, db, kit, w
     assert page.count("Sam Stranger") == 1
 
 
-def test_a_manager_gets_404_for_accounts_and_people_outside_their_scope(client, db, kit, world):
-    login(client, db, world.manager)
-    assert client.get(f"/reports/accounts/{world.hidden.id}").status_code == 404
-    assert client.get(f"/reports/people/{world.outsider.id}").status_code == 404
+def test_a_manager_gets_404_for_accounts_and_people_outside_their_scope(client, db, kit, company):
+    login(client, db, company.manager)
+    assert client.get(f"/reports/accounts/{company.hidden.id}").status_code == 404
+    assert client.get(f"/reports/people/{company.outsider.id}").status_code == 404
     assert client.get("/reports/accounts/999999").status_code == 404
     token = csrf_token(client, "/reports/access")
-    assert client.post(f"/reports/accounts/{world.hidden.id}.csv", data={"csrf_token": token}).status_code == 404
-    assert client.post(f"/reports/people/{world.outsider.id}.json", data={"csrf_token": token}).status_code == 404
+    assert client.post(f"/reports/accounts/{company.hidden.id}.csv", data={"csrf_token": token}).status_code == 404
+    assert client.post(f"/reports/people/{company.outsider.id}.json", data={"csrf_token": token}).status_code == 404
 
 
-def test_a_manager_sees_only_the_visible_rows_of_a_shared_account_or_person(client, db, kit, world):
-    login(client, db, world.manager)
-    theirs = body(client.get(f"/reports/accounts/{world.theirs.id}"))  # visible through their report
+def test_a_manager_sees_only_the_visible_rows_of_a_shared_account_or_person(client, db, kit, company):
+    login(client, db, company.manager)
+    theirs = body(client.get(f"/reports/accounts/{company.theirs.id}"))  # visible through their report
     assert "Rita Report" in theirs and "Sam Stranger" not in theirs
-    stranger = body(client.get(f"/reports/people/{world.stranger.id}"))  # visible as a holder on "ours"
+    stranger = body(client.get(f"/reports/people/{company.stranger.id}"))  # visible as a holder on "ours"
     assert "Ours on Instagram" in stranger and "Theirs on X" not in stranger
-    rows = csv_rows(export(client, f"/reports/people/{world.stranger.id}.csv"))
+    rows = csv_rows(export(client, f"/reports/people/{company.stranger.id}.csv"))
     assert [r["account"] for r in rows] == ["Ours on Instagram"]
 
 
@@ -139,7 +135,7 @@ def test_a_manager_sees_only_the_visible_rows_of_a_shared_account_or_person(clie
     ({"q": "100%_"}, [], ["Rita Report", "Sam Stranger", "Otto Outsider"]),
     ({"platform": "myspace", "role": "emperor"}, ["Rita Report", "Sam Stranger", "Otto Outsider"], []),
 ])
-def test_filters(client, db, kit, world, query, shown, hidden):
+def test_filters(client, db, kit, company, query, shown, hidden):
     signed_in(client, db, kit, "auditor")
     page = body(client.get("/reports/access", query_string=query))
     for name in shown:
@@ -148,11 +144,11 @@ def test_filters(client, db, kit, world, query, shown, hidden):
         assert name not in page
 
 
-def test_the_page_shows_platform_role_names_expiry_and_approver(client, db, kit, world):
+def test_the_page_shows_platform_role_names_expiry_and_approver(client, db, kit, company):
     signed_in(client, db, kit, "auditor")
     page = body(client.get("/reports/access", query_string={"q": "rita"}))
     assert "Contributor" in page  # X's own name for a publisher
-    assert (world.grants.report_theirs.expires_at.strftime("%Y-%m-%d")) in page
+    assert (company.report_theirs.expires_at.strftime("%Y-%m-%d")) in page
     assert "Ada Admin" in page
 
 
@@ -204,8 +200,6 @@ def test_services_keyset_batches_cover_every_row_once(app, db, kit, many):
 
 
 def test_a_grant_that_ends_during_an_export_is_left_out(app, db, kit, many):
-    from govern.grants.models import Grant
-
     auditor = make_user(db, kit, roles=("auditor",))
     with app.app_context():
         batches = access.iter_row_batches(db, auditor.user, filters.AccessFilter(department="Marketing"), batch=10)
@@ -221,7 +215,7 @@ def test_a_grant_that_ends_during_an_export_is_left_out(app, db, kit, many):
 # --- exports ---------------------------------------------------------------------------------------
 
 
-def test_csv_export_of_the_filtered_set_is_audited(client, db, kit, world):
+def test_csv_export_of_the_filtered_set_is_audited(client, db, kit, company):
     who = signed_in(client, db, kit, "auditor")
     response = export(client, "/reports/access.csv", {"platform": "x"})
     assert response.status_code == 200
@@ -233,13 +227,13 @@ def test_csv_export_of_the_filtered_set_is_audited(client, db, kit, world):
     assert sorted(r["person"] for r in rows) == ["Rita Report", "Sam Stranger"]
     rita = next(r for r in rows if r["person"] == "Rita Report")
     assert rita["platform"] == "x" and rita["role"] == "publisher" and rita["platform_role"] == "Contributor"
-    assert rita["employee_id"] == "E-100" and rita["approved_by"] == world.admin.email and rita["expires"]
+    assert rita["employee_id"] == "E-100" and rita["approved_by"] == company.admin.email and rita["expires"]
     event_row = db.scalars(select(AuditEvent).where(AuditEvent.action == "report.exported")).one()
     assert event_row.actor_user_id == who.id
     assert json.loads(event_row.details_json) == {"report": "access", "format": "csv", "filter": {"platform": "x"}}
 
 
-def test_json_export_is_valid_json(client, db, kit, world):
+def test_json_export_is_valid_json(client, db, kit, company):
     signed_in(client, db, kit, "hr")
     response = export(client, "/reports/access.json")
     assert response.status_code == 200 and response.mimetype == "application/json"
@@ -250,9 +244,9 @@ def test_json_export_is_valid_json(client, db, kit, world):
     assert json.loads(body(empty)) == []
 
 
-def test_spreadsheet_formulas_are_neutralised_in_csv_but_not_in_json(client, db, kit, world):
+def test_spreadsheet_formulas_are_neutralised_in_csv_but_not_in_json(client, db, kit, company):
     evil = make_person(db, full_name="=HYPERLINK(\"http://evil\")", department="+Sales")
-    make_grant(db, evil, world.ours, "analyst")
+    make_grant(db, evil, company.ours, "analyst")
     db.commit()
     signed_in(client, db, kit, "admin")
     rows = csv_rows(export(client, "/reports/access.csv", {"q": "hyperlink"}))
@@ -261,41 +255,41 @@ def test_spreadsheet_formulas_are_neutralised_in_csv_but_not_in_json(client, db,
     assert data[0]["person"] == "=HYPERLINK(\"http://evil\")"
 
 
-def test_exports_need_post_and_a_csrf_token(client, db, kit, world):
+def test_exports_need_post_and_a_csrf_token(client, db, kit, company):
     signed_in(client, db, kit, "auditor")
     assert client.get("/reports/access.csv").status_code == 405
     assert client.post("/reports/access.csv").status_code == 400
     assert client.post("/reports/access.json", data={"csrf_token": "forged"}).status_code == 400
-    assert client.post(f"/reports/accounts/{world.ours.id}.csv").status_code == 400
+    assert client.post(f"/reports/accounts/{company.ours.id}.csv").status_code == 400
     assert db.scalar(select(AuditEvent.id).where(AuditEvent.action == "report.exported")) is None
 
 
-def test_per_account_and_per_person_exports_carry_history(client, db, kit, world):
+def test_per_account_and_per_person_exports_carry_history(client, db, kit, company):
     signed_in(client, db, kit, "auditor")
-    rows = csv_rows(export(client, f"/reports/accounts/{world.ours.id}.csv"))
+    rows = csv_rows(export(client, f"/reports/accounts/{company.ours.id}.csv"))
     assert {(r["person"], r["role"], r["status"]) for r in rows} == {
         ("Sam Stranger", "moderator", "active"), ("Rita Report", "analyst", "revoked")}
     revoked = next(r for r in rows if r["status"] == "revoked")
-    assert revoked["revoke_reason"] == "Campaign over" and revoked["revoked_by"] == world.manager.email and revoked["ended_at"]
-    person = json.loads(body(export(client, f"/reports/people/{world.report.id}.json")))
+    assert revoked["revoke_reason"] == "Campaign over" and revoked["revoked_by"] == company.manager.email and revoked["ended_at"]
+    person = json.loads(body(export(client, f"/reports/people/{company.report.id}.json")))
     assert sorted((r["account"], r["status"]) for r in person) == [("Ours on Instagram", "revoked"), ("Theirs on X", "active")]
     assert set(person[0]) == set(access.HISTORY_COLUMNS)
     events = db.scalars(select(AuditEvent).where(AuditEvent.action == "report.exported").order_by(AuditEvent.id)).all()
-    assert [(e.target_type, e.target_id) for e in events] == [("account", str(world.ours.id)), ("person", str(world.report.id))]
+    assert [(e.target_type, e.target_id) for e in events] == [("account", str(company.ours.id)), ("person", str(company.report.id))]
 
 
-def test_account_and_person_pages_split_active_and_history(client, db, kit, world):
+def test_account_and_person_pages_split_active_and_history(client, db, kit, company):
     signed_in(client, db, kit, "auditor")
-    page = body(client.get(f"/reports/accounts/{world.ours.id}"))
+    page = body(client.get(f"/reports/accounts/{company.ours.id}"))
     active, history = page.split("History and open requests")
     assert "Sam Stranger" in active and "Rita Report" not in active
     assert "Rita Report" in history and "Campaign over" in history
-    person = body(client.get(f"/reports/people/{world.report.id}"))
+    person = body(client.get(f"/reports/people/{company.report.id}"))
     assert "Theirs on X" in person and "Campaign over" in person
     assert client.get("/reports/people/999999").status_code == 404
 
 
-def test_matrix_for_a_department(client, db, kit, world):
+def test_matrix_for_a_department(client, db, kit, company):
     signed_in(client, db, kit, "auditor")
     assert "Choose a department" in body(client.get("/reports/matrix"))
     page = body(client.get("/reports/matrix", query_string={"department": "Support"}))
@@ -303,7 +297,7 @@ def test_matrix_for_a_department(client, db, kit, world):
     assert ">moderator<" in page and ">analyst<" in page and "Rita Report" not in page
 
 
-def test_matrix_refuses_what_does_not_fit(client, db, kit, world, monkeypatch):
+def test_matrix_refuses_what_does_not_fit(client, db, kit, company, monkeypatch):
     monkeypatch.setattr(matrix_report, "MATRIX_MAX_PEOPLE", 1)
     signed_in(client, db, kit, "auditor")
     page = body(client.get("/reports/matrix", query_string={"platform": "x"}))

@@ -14,18 +14,12 @@ from govern.db import utcnow
 from govern.grants.models import Grant, PlatformRemoval
 from govern.reviews import services
 from govern.reviews.models import ReviewCampaign, ReviewItem
-from tests.factories import csrf_token, login, make_user, post
+from tests.factories import csrf_token, make_user, post
 
 
-def _client(app, db, who):
-    client = app.test_client()
-    login(client, db, who)
-    return client
-
-
-def _campaign(db, world, **fields):
-    args = {"name": "Q3 review", "scope_kind": "all", "scope_value": None, "due_at": world.due, **fields}
-    campaign = services.open_campaign(db, actor=world.admin.user, **args)
+def _campaign(db, company, **fields):
+    args = {"name": "Q3 review", "scope_kind": "all", "scope_value": None, "due_at": company.due, **fields}
+    campaign = services.open_campaign(db, actor=company.admin.user, **args)
     db.commit()
     return campaign
 
@@ -38,8 +32,8 @@ def _due(days=14):
     return (utcnow() + timedelta(days=days)).date().isoformat()
 
 
-def test_admins_open_a_campaign_through_the_form(app, db, world):
-    client = _client(app, db, world.admin)
+def test_admins_open_a_campaign_through_the_form(app, db, company):
+    client = company.client_for(company.admin)
     assert client.get("/reviews/new").status_code == 200
     response = post(client, "/reviews/new", {"name": "Q3 review", "scope_kind": "platform", "platform": "x", "department": "",
                                              "due_on": _due()}, token_page="/reviews/new")
@@ -66,8 +60,8 @@ def test_admins_open_a_campaign_through_the_form(app, db, world):
     {"scope_kind": "department", "department": "Nowhere"},
     {"name": "n" * 300},
 ])
-def test_bad_campaigns_are_shown_on_the_form(app, db, world, fields):
-    client = _client(app, db, world.admin)
+def test_bad_campaigns_are_shown_on_the_form(app, db, company, fields):
+    client = company.client_for(company.admin)
     data = {"name": "Review", "scope_kind": "all", "platform": "", "department": "", "due_on": _due(), **fields}
     response = post(client, "/reviews/new", data, token_page="/reviews/new")
     assert response.status_code == 200
@@ -76,10 +70,10 @@ def test_bad_campaigns_are_shown_on_the_form(app, db, world, fields):
 
 
 @pytest.mark.parametrize("role", ["staff", "manager", "hr", "it"])
-def test_only_admins_and_auditors_see_campaigns(app, db, world, kit, role):
-    campaign = _campaign(db, world)
+def test_only_admins_and_auditors_see_campaigns(app, db, company, kit, role):
+    campaign = _campaign(db, company)
     who = make_user(db, kit, roles=() if role == "staff" else (role,))
-    client = _client(app, db, who)
+    client = company.client_for(who)
     for path in ("/reviews/", "/reviews/new", f"/reviews/{campaign.id}", f"/reviews/{campaign.id}/report.csv"):
         assert client.get(path).status_code == 403, path
     assert post(client, f"/reviews/{campaign.id}/close", {}).status_code == 403
@@ -88,27 +82,27 @@ def test_only_admins_and_auditors_see_campaigns(app, db, world, kit, role):
     assert db.get(ReviewCampaign, campaign.id).closed_at is None
 
 
-def test_the_reviewer_sees_items_on_home_and_keeps_one(app, db, world):
-    campaign = _campaign(db, world)
-    client = _client(app, db, world.olga)
+def test_the_reviewer_sees_items_on_home_and_keeps_one(app, db, company):
+    campaign = _campaign(db, company)
+    client = company.client_for(company.olga)
     home = client.get("/").get_data(as_text=True)
     assert "Your open review items (2)" in home and "Sam Staff" in home and "Q3 review" in home
     mine = client.get("/reviews/mine").get_data(as_text=True)
     assert "Acme Instagram" in mine and "Acme LinkedIn" in mine and "Acme News" not in mine
-    item = _item(db, campaign, world.grants.sam_insta)
+    item = _item(db, campaign, company.sam_insta)
     response = post(client, f"/reviews/items/{item.id}/decide", {"decision": "keep", "next": "/reviews/mine"}, token_page="/reviews/mine",
                     follow_redirects=True)
     assert "Kept: Sam Staff keeps Publisher on Acme Instagram." in response.get_data(as_text=True)
     db.expire_all()
     item = db.get(ReviewItem, item.id)
-    assert item.decision == "keep" and item.decided_by_id == world.olga.id
+    assert item.decision == "keep" and item.decided_by_id == company.olga.id
     assert "Your open review items (1)" in client.get("/").get_data(as_text=True)
 
 
-def test_the_reviewer_revokes_with_a_reason(app, db, world):
-    campaign = _campaign(db, world)
-    client = _client(app, db, world.olga)
-    item = _item(db, campaign, world.grants.sam_insta)
+def test_the_reviewer_revokes_with_a_reason(app, db, company):
+    campaign = _campaign(db, company)
+    client = company.client_for(company.olga)
+    item = _item(db, campaign, company.sam_insta)
     response = post(client, f"/reviews/items/{item.id}/decide", {"decision": "revoke", "reason": ""}, token_page="/reviews/mine",
                     follow_redirects=True)
     assert "Say why this access should be revoked." in response.get_data(as_text=True)
@@ -118,7 +112,7 @@ def test_the_reviewer_revokes_with_a_reason(app, db, world):
                     token_page="/reviews/mine")
     assert response.status_code == 302 and response.headers["Location"].endswith("/reviews/mine")
     db.expire_all()
-    grant = db.get(Grant, world.grants.sam_insta.id)
+    grant = db.get(Grant, company.sam_insta.id)
     assert grant.status == "revoked" and "Moved to finance" in grant.revoke_reason
     assert db.scalar(select(PlatformRemoval).where(PlatformRemoval.grant_id == grant.id)) is not None
     assert db.get(ReviewItem, item.id).decision == "revoke"
@@ -126,24 +120,24 @@ def test_the_reviewer_revokes_with_a_reason(app, db, world):
     assert sorted(actions) == ["grant.revoked", "review.item_decided"]
 
 
-def test_a_refused_revocation_shows_its_message_and_leaves_the_item_open(app, db, world):
-    campaign = _campaign(db, world)
-    client = _client(app, db, world.bea)
-    item = _item(db, campaign, world.grants.olga_insta)  # Olga is the only admin of @acme
+def test_a_refused_revocation_shows_its_message_and_leaves_the_item_open(app, db, company):
+    campaign = _campaign(db, company)
+    client = company.client_for(company.bea)
+    item = _item(db, campaign, company.olga_insta)  # Olga is the only admin of @acme
     response = post(client, f"/reviews/items/{item.id}/decide", {"decision": "revoke", "reason": "Not needed"},
                     token_page="/reviews/mine", follow_redirects=True)
     assert "is the last admin of Acme Instagram" in response.get_data(as_text=True)
     db.expire_all()
     assert db.get(ReviewItem, item.id).decision is None
-    assert db.get(Grant, world.grants.olga_insta.id).status == "active"
+    assert db.get(Grant, company.olga_insta.id).status == "active"
     assert db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "review.item_decided")) == 0
 
 
 @pytest.mark.parametrize("who", ["sam", "bea", "auditor"])
-def test_someone_elses_item_is_404(app, db, world, who):
-    campaign = _campaign(db, world)
-    item = _item(db, campaign, world.grants.sam_insta)  # Olga's to review
-    client = _client(app, db, getattr(world, who))
+def test_someone_elses_item_is_404(app, db, company, who):
+    campaign = _campaign(db, company)
+    item = _item(db, campaign, company.sam_insta)  # Olga's to review
+    client = company.client_for(getattr(company, who))
     response = post(client, f"/reviews/items/{item.id}/decide", {"decision": "revoke", "reason": "x"}, token_page="/reviews/mine")
     assert response.status_code == 404
     db.expire_all()
@@ -151,31 +145,31 @@ def test_someone_elses_item_is_404(app, db, world, who):
     assert post(client, "/reviews/items/999999/decide", {"decision": "keep"}, token_page="/reviews/mine").status_code == 404
 
 
-def test_an_admin_decides_unassigned_items_from_the_progress_page(app, db, world):
-    campaign = _campaign(db, world)
-    client = _client(app, db, world.admin)
+def test_an_admin_decides_unassigned_items_from_the_progress_page(app, db, company):
+    campaign = _campaign(db, company)
+    client = company.client_for(company.admin)
     page = client.get(f"/reviews/{campaign.id}?reviewer=none").get_data(as_text=True)
-    item = _item(db, campaign, world.grants.nell_x)
+    item = _item(db, campaign, company.nell_x)
     assert "Nell Nomanager" in page and f"/reviews/items/{item.id}/decide" in page
     next_path = f"/reviews/{campaign.id}?reviewer=none"
     response = post(client, f"/reviews/items/{item.id}/decide", {"decision": "keep", "next": next_path}, token_page=next_path)
     assert response.status_code == 302 and response.headers["Location"].endswith(next_path)
     db.expire_all()
-    assert db.get(ReviewItem, item.id).decided_by_id == world.admin.id
+    assert db.get(ReviewItem, item.id).decided_by_id == company.admin.id
 
 
-def test_auditors_see_progress_but_get_no_decision_forms(app, db, world):
-    campaign = _campaign(db, world)
-    client = _client(app, db, world.auditor)
+def test_auditors_see_progress_but_get_no_decision_forms(app, db, company):
+    campaign = _campaign(db, company)
+    client = company.client_for(company.auditor)
     page = client.get(f"/reviews/{campaign.id}").get_data(as_text=True)
     assert "/decide" not in page and "Olga Owner" in page and "0%" in page
 
 
-def test_the_progress_page_counts_and_filters(app, db, world):
-    campaign = _campaign(db, world)
-    services.decide_item(db, actor=world.olga.user, item=_item(db, campaign, world.grants.sam_insta), decision="keep", reason="")
+def test_the_progress_page_counts_and_filters(app, db, company):
+    campaign = _campaign(db, company)
+    services.decide_item(db, actor=company.olga.user, item=_item(db, campaign, company.sam_insta), decision="keep", reason="")
     db.commit()
-    client = _client(app, db, world.auditor)
+    client = company.client_for(company.auditor)
     page = client.get(f"/reviews/{campaign.id}").get_data(as_text=True)
     assert "20%" in page and "Items <span class=\"muted\">(5)" in page
     page = client.get(f"/reviews/{campaign.id}?decision=keep").get_data(as_text=True)
@@ -190,9 +184,9 @@ def test_the_progress_page_counts_and_filters(app, db, world):
     assert client.get("/reviews/999999").status_code == 404
 
 
-def test_auditors_read_campaigns_but_neither_open_nor_close_them(app, db, world):
-    campaign = _campaign(db, world)
-    client = _client(app, db, world.auditor)
+def test_auditors_read_campaigns_but_neither_open_nor_close_them(app, db, company):
+    campaign = _campaign(db, company)
+    client = company.client_for(company.auditor)
     index = client.get("/reviews/").get_data(as_text=True)
     assert "Q3 review" in index and "Open a campaign" not in index
     page = client.get(f"/reviews/{campaign.id}")
@@ -208,19 +202,19 @@ def test_auditors_read_campaigns_but_neither_open_nor_close_them(app, db, world)
     assert db.get(ReviewCampaign, campaign.id).closed_at is None
     assert db.scalar(select(func.count()).select_from(ReviewCampaign)) == 1
     assert db.scalar(select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == "authz.denied", AuditEvent.actor_user_id == world.auditor.id)) == 3
+        AuditEvent.action == "authz.denied", AuditEvent.actor_user_id == company.auditor.id)) == 3
 
 
-def test_closing_marks_open_items_and_the_csv_reports_everything(app, db, world):
-    campaign = _campaign(db, world)
-    services.decide_item(db, actor=world.olga.user, item=_item(db, campaign, world.grants.sam_insta), decision="revoke",
+def test_closing_marks_open_items_and_the_csv_reports_everything(app, db, company):
+    campaign = _campaign(db, company)
+    services.decide_item(db, actor=company.olga.user, item=_item(db, campaign, company.sam_insta), decision="revoke",
                          reason="=cmd|' /C calc'!A0")
     db.commit()
-    client = _client(app, db, world.admin)
+    client = company.client_for(company.admin)
     response = post(client, f"/reviews/{campaign.id}/close", {}, token_page=f"/reviews/{campaign.id}", follow_redirects=True)
     assert "4 open item(s) marked not reviewed" in response.get_data(as_text=True)
     db.expire_all()
-    assert db.get(ReviewCampaign, campaign.id).closed_by_id == world.admin.id
+    assert db.get(ReviewCampaign, campaign.id).closed_by_id == company.admin.id
     assert db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "review.campaign_closed")) == 1
     response = post(client, f"/reviews/{campaign.id}/close", {}, token_page=f"/reviews/{campaign.id}", follow_redirects=True)
     assert "closed already" in response.get_data(as_text=True)
@@ -231,29 +225,29 @@ def test_closing_marks_open_items_and_the_csv_reports_everything(app, db, world)
     by_person = {(r["person"], r["account"]): r for r in rows}
     revoked = by_person[("Sam Staff", "Acme Instagram")]
     assert (revoked["decision"], revoked["reviewer"], revoked["role"], revoked["platform"]) == ("revoke", "Olga Owner", "Publisher", "instagram")
-    assert revoked["reason"] == "'=cmd|' /C calc'!A0" and revoked["decided_by"] == world.olga.email and revoked["decided_at"]
+    assert revoked["reason"] == "'=cmd|' /C calc'!A0" and revoked["decided_by"] == company.olga.email and revoked["decided_at"]
     assert by_person[("Nell Nomanager", "Acme News")]["reviewer"] == ""
     assert {r["decision"] for r in rows} == {"revoke", "not_reviewed"}
     # Nothing can be decided any more, and the reviewer's list is empty.
-    olga = _client(app, db, world.olga)
+    olga = company.client_for(company.olga)
     assert "Nothing to review" in olga.get("/reviews/mine").get_data(as_text=True)
-    item = _item(db, campaign, world.grants.sam_linkedin)
+    item = _item(db, campaign, company.sam_linkedin)
     response = post(olga, f"/reviews/items/{item.id}/decide", {"decision": "keep"}, token_page="/reviews/mine", follow_redirects=True)
     assert "This campaign is closed" in response.get_data(as_text=True)
 
 
-def test_an_open_campaign_csv_says_open(app, db, world):
-    campaign = _campaign(db, world)
-    client = _client(app, db, world.admin)
+def test_an_open_campaign_csv_says_open(app, db, company):
+    campaign = _campaign(db, company)
+    client = company.client_for(company.admin)
     rows = list(csv.DictReader(io.StringIO(client.get(f"/reviews/{campaign.id}/report.csv").get_data(as_text=True))))
     assert {r["decision"] for r in rows} == {"open"}
     assert client.get("/reviews/999999/report.csv").status_code == 404
 
 
-def test_decide_without_csrf_is_refused(app, db, world):
-    campaign = _campaign(db, world)
-    client = _client(app, db, world.olga)
-    item = _item(db, campaign, world.grants.sam_insta)
+def test_decide_without_csrf_is_refused(app, db, company):
+    campaign = _campaign(db, company)
+    client = company.client_for(company.olga)
+    item = _item(db, campaign, company.sam_insta)
     assert client.post(f"/reviews/items/{item.id}/decide", data={"decision": "keep"}).status_code == 400
     token = csrf_token(client, "/reviews/mine")
     response = client.post(f"/reviews/items/{item.id}/decide", data={"csrf_token": token, "decision": "keep", "reason": "r" * 3000})

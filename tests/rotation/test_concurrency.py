@@ -23,8 +23,8 @@ from govern.rotation.versions import confirm_task, stage_task
 from govern.schema import upgrade
 from govern.vault.models import SecretVersion
 from govern.vault.versions import create_secret
-from tests.conftest import app_config
 from tests.factories import make_account, make_user
+from tests.support import app_config
 
 pytestmark = pytest.mark.postgresql
 

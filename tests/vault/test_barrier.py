@@ -19,7 +19,7 @@ from govern.vault.errors import SecretDecryptError
 from govern.vault.keys import record_rotation, rewrap_batch, rotate_keyring
 from govern.vault.models import SecretVersion
 from govern.vault.versions import create_secret, current_version
-from tests.conftest import app_config
+from tests.support import app_config
 from tests.vault.helpers import all_stored_values, encodings
 
 CANARIES = {

@@ -28,7 +28,7 @@ from govern.vault.errors import VaultSealedError
 from govern.vault.keys import count_stale, ensure_key_check, rewrap_all, rotate_keyring
 from govern.vault.models import KeyCheck, Secret, SecretVersion
 from govern.vault.versions import create_secret
-from tests.conftest import app_config
+from tests.support import app_config
 
 GOVERN = str(Path(sys.executable).parent / "govern")
 

@@ -1,0 +1,49 @@
+"""Test plumbing shared by conftest and the tests that build their own app: its configuration, and services it needs."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: The cheapest argon2id parameters the ASVS allows: the tests use them for speed.
+FAST_ARGON2 = {"ARGON2_TIME_COST": 2, "ARGON2_MEMORY_KIB": 19456}
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+
+
+def app_config(instance: Path, database_url: str, **overrides: Any) -> dict[str, Any]:
+    """Configuration of a test app."""
+    config: dict[str, Any] = {
+        "ENV": "testing",
+        "INSTANCE_PATH": instance,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "VAULT_KEY_FILE": instance / "vault.key",
+        "BASE_URL": "http://localhost",
+        # The session fixture migrated the database; the refusal itself has its own test.
+        "REQUIRE_CURRENT_SCHEMA": False,
+        **FAST_ARGON2,
+    }
+    config.update(overrides)
+    return config
+
+
+def cli_env(instance_parent: Path, database_url: str) -> dict[str, str]:
+    """The environment of a `govern` subprocess: this one's without any GOVERN_* setting, plus an
+    instance folder under ``instance_parent``, the database and a fresh secret key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
+    env.update({"GOVERN_INSTANCE_PATH": str(instance_parent / "instance"), "GOVERN_DATABASE_URL": database_url,
+                "GOVERN_SECRET_KEY": secrets.token_urlsafe(30)})
+    return env
+
+
+def require_service(kind: str, reachable: bool, how: str) -> None:
+    """Skip when a service is missing outside CI; fail in CI, where every leg must run."""
+    if reachable:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{kind} is required in CI but is not available: {how}")
+    pytest.skip(f"{kind} not available: {how}")
