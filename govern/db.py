@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,27 +15,21 @@ from typing import Any, cast
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import (
     BindParameter,
-    ColumnElement,
     DateTime,
     Integer,
     MetaData,
     Select,
-    SQLColumnExpression,
     bindparam,
     create_engine,
     event,
     insert,
-    literal,
 )
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import CursorResult, Dialect, Engine, Result
 from sqlalchemy.exc import InvalidatePoolError
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
-from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.sql.visitors import InternalTraversal
-from sqlalchemy.types import String, TypeDecorator
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -72,69 +65,6 @@ class Base(DeclarativeBase):
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime()}
-
-
-class like_folded(FunctionElement[str]):  # noqa: N801 - reads as the SQL function it stands for
-    """A text column as a case-insensitive ``LIKE`` needs it next to a lower-cased pattern.
-
-    PostgreSQL: ``lower(column)``. SQLite: the column itself, because its ``LIKE`` already ignores
-    ASCII case and its ``lower()`` folds nothing else, so the matches are the same without a
-    function call per row (half the time of a search through 20,000 people).
-    """
-
-    type = String()
-    inherit_cache = True
-
-
-@compiles(like_folded)
-def _like_folded(element: like_folded, compiler: Any, **kw: Any) -> str:
-    return f"lower({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(like_folded, "sqlite")
-def _like_folded_sqlite(element: like_folded, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
-
-
-#: SQLite's trigram full-text index of people (migration 0013), and the dialect attribute that says
-#: whether this database has it.
-PEOPLE_SEARCH_TABLE = "people_search"
-PEOPLE_SEARCH_FLAG = "govern_people_search_index"
-
-
-class people_search_prefilter(ColumnElement[bool]):  # noqa: N801 - reads as the SQL it stands for
-    """``person_id`` among the people whose name, email or employee id contain ``needle`` (3+ characters).
-
-    SQLite with the index of migration 0013: ``people.id IN (SELECT rowid FROM people_search WHERE
-    people_search MATCH '"needle"')``, a lookup in the trigram index instead of reading every person.
-    It ignores case, so it finds at least every person the search's own ``LIKE`` terms match; those
-    still decide. Elsewhere (PostgreSQL finds the same through its own trigram index) it is true.
-    """
-
-    # No Boolean type: SQLite would then compare the whole IN (...) with 1.
-    inherit_cache = True
-    _traverse_internals = [("person_id", InternalTraversal.dp_clauseelement),
-                           ("needle", InternalTraversal.dp_clauseelement)]
-
-    def __init__(self, person_id: SQLColumnExpression[int], needle: str) -> None:
-        self.person_id = person_id
-        # The needle as one FTS5 phrase: quoted, quotes doubled; the trigram tokenizer then
-        # matches it as a substring of a column.
-        self.needle = literal('"' + needle.replace('"', '""') + '"', String())
-
-
-@compiles(people_search_prefilter)
-def _people_search_prefilter(element: people_search_prefilter, compiler: Any, **kw: Any) -> str:
-    return "1 = 1"
-
-
-@compiles(people_search_prefilter, "sqlite")
-def _people_search_prefilter_sqlite(element: people_search_prefilter, compiler: Any, **kw: Any) -> str:
-    if not getattr(compiler.dialect, PEOPLE_SEARCH_FLAG, False):
-        return "1 = 1"
-    person_id, needle = compiler.process(element.person_id, **kw), compiler.process(element.needle, **kw)
-    # The table name is a constant and the needle a bound parameter: nothing from input is spliced in.
-    return f"{person_id} IN (SELECT rowid FROM {PEOPLE_SEARCH_TABLE} WHERE {PEOPLE_SEARCH_TABLE} MATCH {needle})"  # noqa: S608
 
 
 #: What a constant string written into the SQL may look like: one of govern's own codes ("active").
@@ -388,24 +318,6 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
-
-    @event.listens_for(engine, "first_connect")
-    def _note_search_index(dbapi_connection: Any, _record: Any) -> None:
-        # Migration 0013 leaves the index out where SQLite has no trigram tokenizer.
-        found = dbapi_connection.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (PEOPLE_SEARCH_TABLE,)).fetchone()
-        usable = found is not None
-        if usable:
-            try:  # a database moved to a SQLite without FTS5 or its trigram tokenizer
-                dbapi_connection.execute(  # the table name is a constant
-                    f"SELECT rowid FROM {PEOPLE_SEARCH_TABLE} WHERE {PEOPLE_SEARCH_TABLE} MATCH '\"probe\"' LIMIT 0"  # noqa: S608
-                ).fetchall()
-            except sqlite3.Error:
-                usable = False
-                logging.getLogger("govern").error(
-                    "this SQLite cannot read the people search index (FTS5 with the trigram tokenizer, 3.34+): "
-                    "searches read every person, and writing people fails until SQLite is upgraded")
-        setattr(engine.dialect, PEOPLE_SEARCH_FLAG, usable)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
