@@ -17,7 +17,8 @@ from govern import audit
 from govern.app import create_app
 from govern.audit.models import AuditChainHead, AuditEvent
 from govern.audit.services import AuditContext
-from govern.db import database, enter_view
+from govern.db import database
+from govern.db_tuning import enter_view
 from govern.schema import upgrade
 from tests.conftest import app_config
 
@@ -163,6 +164,18 @@ def test_writes_in_sql_text_on_a_page_begin_a_transaction_too(pg_app):
         page.rollback()
         page.execute(text("WITH moved AS (UPDATE audit_chain_head SET last_event_id = last_event_id + 1 RETURNING 1)"
                           " SELECT count(*) FROM moved")).one()
+        assert _server_status(page) == TransactionStatus.INTRANS
+        page.rollback()
+    with database(pg_app).session_scope() as session:
+        assert session.scalar(select(AuditChainHead.last_event_id)) == 0
+
+
+def test_a_write_in_a_cte_built_with_sqlalchemy_begins_a_transaction(pg_app):
+    """A SELECT whose CTE inserts writes: told from the statement object, not from its text."""
+    moved = update(AuditChainHead).values(last_event_id=AuditChainHead.last_event_id + 1) \
+        .returning(AuditChainHead.last_event_id).cte("moved")
+    with pg_app.test_request_context("/", method="GET"), database(pg_app).session_scope() as page:
+        page.execute(select(func.count()).select_from(moved)).one()
         assert _server_status(page) == TransactionStatus.INTRANS
         page.rollback()
     with database(pg_app).session_scope() as session:

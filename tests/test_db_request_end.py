@@ -11,7 +11,8 @@ from govern import audit
 from govern.app import create_app
 from govern.audit.models import AuditEvent
 from govern.audit.services import AuditContext
-from govern.db import database, discard_uncommitted, get_session
+from govern.db import database, get_session
+from govern.db_tuning import discard_uncommitted
 from govern.directory.models import Person
 from govern.schema import upgrade
 from govern.web import PUBLIC, permission
