@@ -1,6 +1,6 @@
 """Compare scripts/bench runs page by page: each page's requests/s over govern's floor measured in the same run.
 
-    .venv/bin/python scripts/bench_compare.py BASE1/results.json BASE2/results.json [OTHER/results.json ...]
+    .venv/bin/python scripts/bench_compare.py [--over=floor|reference] BASE1/results.json BASE2/results.json [OTHER/results.json ...]
 
 The first two runs are the same code measured back to back: the spread of a page's ratio between them
 is the noise (the difference over their mean). Every further run is shown as its ratio and its change
@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import Any
 
 
-def ratios(results: dict[str, Any]) -> dict[str, float]:
-    """Each page's requests/s over the signed-in floor with the layout (scripts/bench_floor.py)."""
-    floor = results["floor"]["signed_in_layout"]["rps"]
-    return {name: row["rps"] / floor for name, row in results["pages"].items()} if floor else {}
+def ratios(results: dict[str, Any], over: str = "floor") -> dict[str, float]:
+    """Each page's requests/s over the signed-in floor with the layout (scripts/bench_floor.py), or over
+    the reference's bare 50-row page (``over="reference"``)."""
+    base = results["floor"]["signed_in_layout"]["rps"] if over == "floor" else results["reference"]["bare_50_rows"]["rps"]
+    return {name: row["rps"] / base for name, row in results["pages"].items()} if base else {}
 
 
-def compare(runs: list[tuple[str, dict[str, Any]]]) -> str:
+def compare(runs: list[tuple[str, dict[str, Any]]], over: str = "floor") -> str:
     """A Markdown table: ratio per run, the noise of the first two, and each further run's change."""
-    (name1, first), (name2, second), *others = [(name, ratios(results)) for name, results in runs]
+    (name1, first), (name2, second), *others = [(name, ratios(results, over)) for name, results in runs]
     head = ["page", name1, name2, "noise"] + [f"{name} (change)" for name, _ in others]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for page in first:
@@ -43,11 +44,14 @@ def compare(runs: list[tuple[str, dict[str, Any]]]) -> str:
 
 def main(argv: list[str]) -> int:
     """Print the comparison of the runs named on the command line."""
-    if len(argv) < 2:
+    over = "floor"
+    if argv and argv[0].startswith("--over="):
+        over, argv = argv[0].split("=", 1)[1], argv[1:]
+    if len(argv) < 2 or over not in ("floor", "reference"):
         print(__doc__, file=sys.stderr)
         return 2
     runs = [(Path(arg).parent.name or arg, json.loads(Path(arg).read_text())) for arg in argv]
-    print(compare(runs), end="")
+    print(compare(runs, over), end="")
     return 0
 
 
