@@ -132,16 +132,14 @@ def bulk_insert(session: Session, objects: Sequence[Base]) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine: SQLite gets private files, WAL, foreign keys and write-locking transactions;
-    PostgreSQL a ping after idling; both, the read mode of ``govern.db_tuning``."""
+    """Create an engine: SQLite gets private files, WAL, foreign keys and write-locking transactions
+    (read mode: ``govern.db_tuning``); PostgreSQL a ping after idling."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _configure_sqlite(engine)
         return engine
     engine = create_engine(url, **kwargs)
     _ping_after_idle(engine)
-    if engine.dialect.driver == "psycopg":
-        db_tuning.read_mode_for_postgresql(engine)
     return engine
 
 

@@ -1,8 +1,9 @@
-"""Transaction modes by request: a page that only reads takes no SQLite write lock and opens no PostgreSQL transaction.
+"""Transaction modes by request on SQLite: a page that only reads takes no write lock.
 
 What it buys (scripts/bench, SQLite, 2026-12-04, see docs/performance.md): switched off, the audited reveal
 fell from 0.58 to 0.18 of govern's floor (noise 1 %), the admin's home from 0.20 to 0.09 (noise 14 %), and
-every other page fell too.
+every other page fell too. PostgreSQL's counterpart (reading in autocommit, without BEGIN and ROLLBACK)
+was removed: switched off, no page got slower (every page's ratio rose, 4-127 %).
 """
 
 from __future__ import annotations
@@ -60,9 +61,7 @@ def only_reads(context: Any) -> bool:
     FOR UPDATE or FOR SHARE and without a writing CTE.
 
     Told from the statement object, never from SQL text: SQL text (``text()``, ``exec_driver_sql``)
-    counts as writing, so a locking function such as ``pg_try_advisory_xact_lock`` sent that way
-    gets the transaction it needs. (One written as ``select(func.pg_advisory_xact_lock(...))`` would
-    not: send it as text.)
+    counts as writing and takes the write lock first.
     """
     compiled = context.compiled
     statement = compiled.statement if compiled is not None else None
@@ -90,9 +89,6 @@ def _forget_read_mode_at_checkin(engine: Engine) -> None:
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_connection: Any, record: Any) -> None:
         record.info.pop(READ_MODE, None)
-        if record.info.get("govern.autocommit") and dbapi_connection is not None \
-                and dbapi_connection.info.transaction_status.name == "IDLE":
-            dbapi_connection.autocommit = record.info["govern.autocommit"] = False
 
 
 def read_mode_for_sqlite(engine: Engine) -> None:
@@ -121,49 +117,5 @@ def read_mode_for_sqlite(engine: Engine) -> None:
             raw = connection.connection.dbapi_connection
             raw.execute("COMMIT")
             raw.execute("BEGIN IMMEDIATE")
-
-    _forget_read_mode_at_checkin(engine)
-
-
-def read_mode_for_postgresql(engine: Engine) -> None:
-    """PostgreSQL (psycopg): a page reads in autocommit, without the BEGIN and ROLLBACK round trips.
-
-    Under READ COMMITTED a statement takes its own snapshot inside a transaction or not, so reading
-    needs none. The first write, locking read, savepoint or streamed read (a server-side cursor lives
-    only in a transaction) first sends BEGIN: from there on it is an ordinary transaction, which the
-    session's commit or rollback ends.
-    """
-    import psycopg  # noqa: PLC0415 only where the database is PostgreSQL (psycopg may be absent elsewhere)
-
-    _note_view_commits(engine)
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        if "isolation_level" in connection.get_execution_options():
-            # The caller chose (AUTOCOMMIT for VACUUM, say): SQLAlchemy set the connection up for it
-            # and resets it at check-in; this hook neither overrides nor later undoes that.
-            connection.info[READ_MODE] = connection.info["govern.autocommit"] = False
-            return
-        # Only under READ COMMITTED is a read outside the transaction the same read as inside it.
-        reads = reads_first() and connection.dialect.default_isolation_level == "READ COMMITTED"
-        connection.info[READ_MODE] = reads
-        if reads != connection.info.get("govern.autocommit", False):
-            raw = connection.connection.dbapi_connection
-            raw.autocommit = connection.info["govern.autocommit"] = reads  # the server is idle here
-
-    def _begin_for_real(connection: Any) -> None:
-        if connection.info.get(READ_MODE):
-            connection.info[READ_MODE] = False
-            # Raised errors are SQLAlchemy's to wrap: this runs inside its statement execution.
-            connection.connection.dbapi_connection.execute("BEGIN")
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _before_cursor_execute(connection: Any, cursor: Any, _sql: str, _params: Any, context: Any, _many: bool) -> None:
-        if connection.info.get(READ_MODE) and (not only_reads(context) or isinstance(cursor, psycopg.ServerCursor)):
-            _begin_for_real(connection)
-
-    @event.listens_for(engine, "savepoint")
-    def _before_savepoint(connection: Any, _name: str) -> None:
-        _begin_for_real(connection)
 
     _forget_read_mode_at_checkin(engine)
