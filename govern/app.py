@@ -38,7 +38,8 @@ from govern.auth.views import bp as auth_bp
 from govern.config import load_config
 from govern.crypto.keyring import Keyring, KeyringError
 from govern.crypto.secretbox import SecretBox, derive_key
-from govern.db import Database, database, discard_uncommitted, enter_view, get_session
+from govern.db import Database, database, get_session
+from govern.db_tuning import discard_uncommitted, enter_view
 from govern.directory.views import bp as directory_bp
 from govern.errors import AuditWriteError, GovernError, ThrottledError
 from govern.grants.views import bp as grants_bp
@@ -90,7 +91,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_templates(app)
     # Every entry point (web, SCIM, CLI, jobs, tests) builds the app, so every one reacts to the events.
     connect_all()
-    # Last of the before_request hooks: see govern.db.enter_view.
+    # Last of the before_request hooks: see govern.db_tuning.enter_view.
     app.before_request(enter_view)
     return app
 

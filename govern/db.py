@@ -5,38 +5,30 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, cast
 
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Flask, current_app, g
 from sqlalchemy import (
     BindParameter,
-    ColumnElement,
     DateTime,
     Integer,
     MetaData,
-    Select,
-    SQLColumnExpression,
     bindparam,
     create_engine,
     event,
     insert,
-    literal,
 )
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import CursorResult, Dialect, Engine, Result
 from sqlalchemy.exc import InvalidatePoolError
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.sql.dml import UpdateBase
-from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.sql.visitors import InternalTraversal
-from sqlalchemy.types import String, TypeDecorator
+from sqlalchemy.types import TypeDecorator
+
+from govern import db_tuning
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -72,69 +64,6 @@ class Base(DeclarativeBase):
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime()}
-
-
-class like_folded(FunctionElement[str]):  # noqa: N801 - reads as the SQL function it stands for
-    """A text column as a case-insensitive ``LIKE`` needs it next to a lower-cased pattern.
-
-    PostgreSQL: ``lower(column)``. SQLite: the column itself, because its ``LIKE`` already ignores
-    ASCII case and its ``lower()`` folds nothing else, so the matches are the same without a
-    function call per row (half the time of a search through 20,000 people).
-    """
-
-    type = String()
-    inherit_cache = True
-
-
-@compiles(like_folded)
-def _like_folded(element: like_folded, compiler: Any, **kw: Any) -> str:
-    return f"lower({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(like_folded, "sqlite")
-def _like_folded_sqlite(element: like_folded, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
-
-
-#: SQLite's trigram full-text index of people (migration 0013), and the dialect attribute that says
-#: whether this database has it.
-PEOPLE_SEARCH_TABLE = "people_search"
-PEOPLE_SEARCH_FLAG = "govern_people_search_index"
-
-
-class people_search_prefilter(ColumnElement[bool]):  # noqa: N801 - reads as the SQL it stands for
-    """``person_id`` among the people whose name, email or employee id contain ``needle`` (3+ characters).
-
-    SQLite with the index of migration 0013: ``people.id IN (SELECT rowid FROM people_search WHERE
-    people_search MATCH '"needle"')``, a lookup in the trigram index instead of reading every person.
-    It ignores case, so it finds at least every person the search's own ``LIKE`` terms match; those
-    still decide. Elsewhere (PostgreSQL finds the same through its own trigram index) it is true.
-    """
-
-    # No Boolean type: SQLite would then compare the whole IN (...) with 1.
-    inherit_cache = True
-    _traverse_internals = [("person_id", InternalTraversal.dp_clauseelement),
-                           ("needle", InternalTraversal.dp_clauseelement)]
-
-    def __init__(self, person_id: SQLColumnExpression[int], needle: str) -> None:
-        self.person_id = person_id
-        # The needle as one FTS5 phrase: quoted, quotes doubled; the trigram tokenizer then
-        # matches it as a substring of a column.
-        self.needle = literal('"' + needle.replace('"', '""') + '"', String())
-
-
-@compiles(people_search_prefilter)
-def _people_search_prefilter(element: people_search_prefilter, compiler: Any, **kw: Any) -> str:
-    return "1 = 1"
-
-
-@compiles(people_search_prefilter, "sqlite")
-def _people_search_prefilter_sqlite(element: people_search_prefilter, compiler: Any, **kw: Any) -> str:
-    if not getattr(compiler.dialect, PEOPLE_SEARCH_FLAG, False):
-        return "1 = 1"
-    person_id, needle = compiler.process(element.person_id, **kw), compiler.process(element.needle, **kw)
-    # The table name is a constant and the needle a bound parameter: nothing from input is spliced in.
-    return f"{person_id} IN (SELECT rowid FROM {PEOPLE_SEARCH_TABLE} WHERE {PEOPLE_SEARCH_TABLE} MATCH {needle})"  # noqa: S608
 
 
 #: What a constant string written into the SQL may look like: one of govern's own codes ("active").
@@ -203,15 +132,14 @@ def bulk_insert(session: Session, objects: Sequence[Base]) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and write-locking transactions."""
+    """Create an engine: SQLite gets private files, WAL, foreign keys and write-locking transactions
+    (read mode: ``govern.db_tuning``); PostgreSQL a ping after idling."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _configure_sqlite(engine)
         return engine
     engine = create_engine(url, **kwargs)
     _ping_after_idle(engine)
-    if engine.dialect.driver == "psycopg":
-        _configure_postgresql(engine)
     return engine
 
 
@@ -247,81 +175,6 @@ def _ping_after_idle(engine: Engine) -> None:
             raise
 
 
-#: Requests that only read: their SQLite transactions begin without the write lock.
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def _reads_first() -> bool:
-    """True inside a web request, except for the view of a request that changes state, until it commits.
-
-    Reading the session, the user and the permission before the view, and rendering the answer after
-    the view's commit, need no write lock; holding it then made every other worker's form wait (and
-    SQLite's busy handler sleeps whole milliseconds between tries).
-    """
-    if not has_request_context():
-        return False
-    return request.method in READ_METHODS or not g.get("govern_in_view", False) or g.get("govern_committed", False)
-
-
-def enter_view() -> None:
-    """before_request, registered last: the view of a state-changing request starts with the write lock.
-
-    The reading done so far (session, user, permission) happened in a deferred SQLite transaction;
-    it is ended here, unless something in it wrote (and so holds the lock already), so the view's
-    first statement begins ``BEGIN IMMEDIATE`` and its check-then-write runs under the lock.
-    """
-    session: Session | None = g.get("db_session")
-    if request.method not in READ_METHODS and session is not None and session.in_transaction() \
-            and session.connection().info.get("govern.read_transaction"):
-        session.commit()  # nothing was written: this only ends the read (objects stay loaded)
-    g.govern_in_view = True  # after that commit, which is not the view's
-
-
-def _takes_write_lock(statement: Any) -> bool:
-    """Whether a statement object writes, or reads in order to write (SELECT ... FOR UPDATE, which
-    SQLite's SQL does not show). Writes sent as SQL text are told from the text (``_starts_with_dml``)."""
-    if isinstance(statement, UpdateBase):
-        return True
-    return isinstance(statement, Select) and statement._for_update_arg is not None
-
-
-#: Words of SQL that write, lock or need a transaction: conservative, as a false alarm costs only a
-#: BEGIN round trip (column names such as updated_at do not match: the words must stand alone).
-_WRITING_SQL = re.compile(
-    r"\b(?:INSERT|UPDATE|DELETE|MERGE|TRUNCATE|DECLARE|FOR\s+(?:NO\s+KEY\s+)?UPDATE|FOR\s+(?:KEY\s+)?SHARE)\b"
-    r"|advisory_xact_lock", re.IGNORECASE)
-
-
-@lru_cache(maxsize=4096)
-def _sql_needs_transaction(sql: str) -> bool:
-    """Whether SQL text, as sent to the driver, may write or lock: anything but a plain SELECT (or WITH) query."""
-    return not sql.lstrip()[:6].upper().startswith(("SELECT", "WITH")) or _WRITING_SQL.search(sql) is not None
-
-
-def _starts_with_dml(sql: str) -> bool:
-    return sql.lstrip()[:7].upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
-
-
-def _forget_read_flags_at_checkin(engine: Engine) -> None:
-    """A connection goes back to the pool as a plain one: the next user's first statement must not
-    find the last request's read flag (with a Connection used directly, ``before_execute`` runs
-    before the transaction begins and sets it anew)."""
-    @event.listens_for(engine, "checkin")
-    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
-        record.info.pop("govern.read_transaction", None)
-        if record.info.get("govern.autocommit") and dbapi_connection is not None \
-                and dbapi_connection.info.transaction_status.name == "IDLE":
-            dbapi_connection.autocommit = record.info["govern.autocommit"] = False
-
-
-def _note_view_commits(engine: Engine) -> None:
-    """After the view's commit the rest of the request (rendering the answer) only reads."""
-    @event.listens_for(engine, "commit")
-    def _on_commit(_connection: Any) -> None:
-        if has_request_context() and g.get("govern_in_view", False):
-            g.govern_committed = True
-
-
 #: What SQLite writes next to a database file (WAL mode, or a rollback journal).
 SQLITE_COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
 
@@ -352,17 +205,12 @@ def keep_sqlite_files_private(path: str) -> None:
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    # pysqlite delays BEGIN until the first write, so two transactions can read the same audit
-    # chain head; BEGIN IMMEDIATE takes the write lock up front (SQLAlchemy's documented recipe).
-    #
-    # Taking it for every transaction, though, makes every page wait for every other page: a GET
-    # holds the lock from its first query to its end, and two gunicorn workers then run one at a
-    # time. So GET requests begin deferred (readers never block in WAL mode), and the first write
-    # or FOR UPDATE read of such a transaction first trades it for a BEGIN IMMEDIATE. Nothing was
-    # written yet, so ending the read transaction loses nothing; later statements see the latest
-    # data, as under PostgreSQL's READ COMMITTED, and the write lock is held before any write.
-    _note_view_commits(engine)
+    """Private files, WAL, foreign keys and a busy timeout; transactions as ``govern.db_tuning`` begins them.
 
+    pysqlite delays BEGIN until the first write, so two transactions could read the same audit chain
+    head: a transaction that may write begins ``BEGIN IMMEDIATE`` and holds the write lock from its start
+    (SQLAlchemy's documented recipe); one that only reads begins deferred (``db_tuning.read_mode_for_sqlite``).
+    """
     @event.listens_for(engine, "do_connect")
     def _create_private(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
         # Create a new database file as 0600 before SQLite does (as 0644): no moment readable by others.
@@ -389,98 +237,8 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    @event.listens_for(engine, "first_connect")
-    def _note_search_index(dbapi_connection: Any, _record: Any) -> None:
-        # Migration 0013 leaves the index out where SQLite has no trigram tokenizer.
-        found = dbapi_connection.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (PEOPLE_SEARCH_TABLE,)).fetchone()
-        usable = found is not None
-        if usable:
-            try:  # a database moved to a SQLite without FTS5 or its trigram tokenizer
-                dbapi_connection.execute(  # the table name is a constant
-                    f"SELECT rowid FROM {PEOPLE_SEARCH_TABLE} WHERE {PEOPLE_SEARCH_TABLE} MATCH '\"probe\"' LIMIT 0"  # noqa: S608
-                ).fetchall()
-            except sqlite3.Error:
-                usable = False
-                logging.getLogger("govern").error(
-                    "this SQLite cannot read the people search index (FTS5 with the trigram tokenizer, 3.34+): "
-                    "searches read every person, and writing people fails until SQLite is upgraded")
-        setattr(engine.dialect, PEOPLE_SEARCH_FLAG, usable)
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        deferred = _reads_first()
-        connection.info["govern.read_transaction"] = deferred
-        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
-
-    def _take_write_lock(connection: Any) -> None:
-        connection.info["govern.read_transaction"] = False
-        if connection.in_nested_transaction():
-            return  # a savepoint would not survive the swap; the upgrade waits on busy_timeout instead
-        raw = connection.connection.dbapi_connection
-        raw.execute("COMMIT")
-        raw.execute("BEGIN IMMEDIATE")
-
-    @event.listens_for(engine, "before_execute")
-    def _before_execute(connection: Any, statement: Any, *_args: Any) -> None:
-        if connection.info.get("govern.read_transaction") and connection.in_transaction() \
-                and _takes_write_lock(statement):
-            _take_write_lock(connection)
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _before_cursor_execute(connection: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        # SQL text sent with exec_driver_sql passes no before_execute; its writes are caught here.
-        if connection.info.get("govern.read_transaction") and _starts_with_dml(sql):
-            _take_write_lock(connection)
-
-    _forget_read_flags_at_checkin(engine)
-
-
-def _configure_postgresql(engine: Engine) -> None:
-    # psycopg opens every transaction with a BEGIN round trip and the request's end costs a ROLLBACK
-    # one; on a page of ten statements those are a fifth of its waits for the server. Statements
-    # that only read gain nothing from a transaction under READ COMMITTED (each one takes its own
-    # snapshot either way), so where SQLite begins deferred (``_reads_first``) the connection runs
-    # in autocommit instead, and the first write, locking read, savepoint or streamed read of such a
-    # transaction first sends BEGIN: from there on it is an ordinary transaction, which the session's commit
-    # or rollback ends (psycopg sends COMMIT or ROLLBACK whenever the server is in a transaction).
-    import psycopg  # noqa: PLC0415 only where the database is PostgreSQL (psycopg may be absent elsewhere)
-
-    _note_view_commits(engine)
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        if "isolation_level" in connection.get_execution_options():
-            # The caller chose (AUTOCOMMIT for VACUUM, say): SQLAlchemy set the connection up for it
-            # and resets it at check-in; this hook neither overrides nor later undoes that.
-            connection.info["govern.read_transaction"] = connection.info["govern.autocommit"] = False
-            return
-        # Only under READ COMMITTED is a read outside the transaction the same read as inside it.
-        reads = _reads_first() and connection.dialect.default_isolation_level == "READ COMMITTED"
-        connection.info["govern.read_transaction"] = reads
-        if reads != connection.info.get("govern.autocommit", False):
-            raw = connection.connection.dbapi_connection
-            raw.autocommit = connection.info["govern.autocommit"] = reads  # the server is idle here
-
-    def _begin_for_real(connection: Any) -> None:
-        if connection.info.get("govern.read_transaction"):
-            connection.info["govern.read_transaction"] = False
-            # Raised errors are SQLAlchemy's to wrap: this runs inside its statement execution.
-            connection.connection.dbapi_connection.execute("BEGIN")
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _before_cursor_execute(connection: Any, cursor: Any, sql: str, *_args: Any) -> None:
-        # The SQL as sent, whatever built it (ORM, Core, text, exec_driver_sql). A streamed result
-        # (yield_per) reads through a server-side cursor, which lives only inside a transaction.
-        if connection.info.get("govern.read_transaction") and (
-                _sql_needs_transaction(sql) or isinstance(cursor, psycopg.ServerCursor)):
-            _begin_for_real(connection)
-
-    @event.listens_for(engine, "savepoint")
-    def _before_savepoint(connection: Any, _name: str) -> None:
-        _begin_for_real(connection)
-
-    _forget_read_flags_at_checkin(engine)
+    db_tuning.read_mode_for_sqlite(engine)
 
 
 class Database:
@@ -532,22 +290,6 @@ def get_session() -> Session:
         g.db_session = database(current_app).sessionmaker()
     session: Session = g.db_session
     return session
-
-
-def discard_uncommitted(session: Session) -> None:
-    """Roll back whatever the request flushed or changed and did not commit.
-
-    A transaction that only read has nothing to undo: no object is new, changed or deleted, and
-    its connection is still in read mode (the first write leaves it, see ``_configure_sqlite`` and
-    ``_configure_postgresql``). Rolling that back would only expire every loaded object (a twentieth
-    of a 50-row list page); the connection's own rollback happens when the session closes.
-    """
-    if not session.in_transaction():
-        return
-    if not (session.new or session.dirty or session.deleted) \
-            and session.connection().info.get("govern.read_transaction"):
-        return
-    session.rollback()
 
 
 def _close_session(_exc: BaseException | None) -> None:

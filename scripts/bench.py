@@ -1,6 +1,6 @@
 """govern at company scale, measured against the machine's own ceiling (issue 7).
 
-    scripts/bench [--db sqlite|postgresql] [--quick] [--out DIR] [--keep]
+    scripts/bench [--db sqlite|postgresql] [--quick] [--pages-only] [--out DIR] [--keep]
 
 1. Seeds a scratch database in bulk (SQLAlchemy Core executemany), timing each phase: people, accounts,
    grants, secrets with three really sealed versions each, exposures, a million hash-chained audit
@@ -15,7 +15,8 @@
 3. Times, with peak memory, offboarding start, `govern keys rewrap`, `govern audit verify`, a CSV
    import, one login, `govern jobs run`, and reads the gunicorn workers' RSS.
 4. Writes results.json and results.md to --out; a full-scale run also writes docs/performance-<db>.json
-   and regenerates docs/performance.md from the results of each database.
+   and regenerates the figures at the end of docs/performance.md from the results of each database.
+   --pages-only stops after step 2 and writes results.json only (compare runs with scripts/bench_compare.py).
 
 A measurement tool: it checks that every request answered as expected (status and content), never a
 timing; the PASS/MISS column compares with the issue's targets.
@@ -1014,39 +1015,24 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-DOC_HEAD = """# Performance
-
-Measured by `scripts/bench` (issue 7): it seeds a scratch database at company scale, serves govern with
-gunicorn (2 sync workers) on 127.0.0.1 and drives each main page with concurrent logged-in clients, next to
-two reference apps on the same machine and in the same run (a bare Flask route; a bare page reading 50 rows
-with SQLAlchemy and rendering them with Jinja). Ratios to those references travel between machines better
-than absolute times. It also serves govern's own floor (scripts/bench_floor.py: a signed-in page with the
-layout and no content), which splits a list page's time into what every signed-in page pays and its own
-work. Run it yourself:
-
-    scripts/bench                  # full scale on SQLite (about 5 minutes on a quiet 2-core machine)
-    scripts/bench --db postgresql  # needs PostgreSQL at 127.0.0.1:5432 (GOVERN_BENCH_POSTGRES_ADMIN_URL)
-    scripts/bench --quick          # small scale, under a minute (tests/test_bench.py runs it)
-
-Raw results: `docs/performance-<db>.json`.
-
-"""
+#: docs/performance.md is written by hand down to this line; a full run rewrites what follows it.
+DOC_MARKER = "<!-- Below this line: written by scripts/bench from docs/performance-<db>.json. -->"
 
 
 def write_doc(bench: Bench) -> None:
-    """docs/performance-<db>.json, then docs/performance.md from every database's results."""
+    """docs/performance-<db>.json, then the figures of docs/performance.md (below DOC_MARKER) from every database's results."""
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
     (docs / f"performance-{bench.db_kind}.json").write_text(json.dumps(bench.results, indent=2) + "\n")
-    parts = [DOC_HEAD]
-    notes = docs / "performance-notes.md"
-    if notes.exists():
-        parts.append(notes.read_text() + "\n")
+    page = docs / "performance.md"
+    text = page.read_text() if page.exists() else "# Performance\n\n"
+    head = text.split(DOC_MARKER, 1)[0].rstrip("\n") + "\n\n"
+    parts = [head + DOC_MARKER + "\n"]
     for kind in ("sqlite", "postgresql"):
         path = docs / f"performance-{kind}.json"
         if path.exists():
-            parts.append(markdown(json.loads(path.read_text())) + "\n")
-    (docs / "performance.md").write_text("\n".join(parts))
+            parts.append(markdown(json.loads(path.read_text())))
+    page.write_text("\n".join(parts))
 
 
 # --- main ------------------------------------------------------------------------------------------------
@@ -1060,6 +1046,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="folder for the database, logs and results (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database afterwards")
     parser.add_argument("--note", help="a remark printed with the results (e.g. the machine was busy)")
+    parser.add_argument("--pages-only", action="store_true",
+                        help="seed and serve the pages only, no timed operations and no report (before/after of a page's "
+                             "tuning: compare runs with scripts/bench_compare.py)")
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/performance.md (full runs do by default)")
     parser.add_argument("--report", type=Path, metavar="RESULTS_JSON",
                         help="only judge and write again the report of an earlier run's results.json")
@@ -1118,6 +1107,10 @@ def main() -> int:
         seeded = seed(bench)
         bench.results["reference"] = reference_load(bench)
         bench.results["pages"] = govern_load(bench, seeded)
+        if args.pages_only:
+            (out / "results.json").write_text(json.dumps(bench.results, indent=2) + "\n")
+            print(json.dumps({name: row["rps"] for name, row in bench.results["pages"].items()}, indent=2))
+            return 0
         operations(bench, seeded)
         bench.results["targets"] = evaluate(bench.results)
     except BaseException:

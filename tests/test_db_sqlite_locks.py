@@ -15,7 +15,8 @@ from sqlalchemy import select, text
 from govern import audit
 from govern.audit.models import AuditChainHead
 from govern.audit.services import AuditContext, verify_chain
-from govern.db import database, enter_view, get_session, make_engine
+from govern.db import database, get_session, make_engine
+from govern.db_tuning import enter_view
 
 CTX = AuditContext(actor_label="test")
 
@@ -72,14 +73,14 @@ def test_the_views_of_requests_that_change_state_and_jobs_begin_with_the_write_l
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         with sqlite_app.test_request_context("/", method=method):
             session = get_session()
-            session.execute(text("SELECT 1"))  # the session and user, read before the view
+            session.execute(select(AuditChainHead.last_event_id))  # the session and user, read before the view
             assert session.connection().info["govern.read_transaction"] is True
             enter_view()
-            session.execute(text("SELECT 1"))  # the view's first statement
+            session.execute(select(AuditChainHead.last_event_id))  # the view's first statement
             assert session.connection().info["govern.read_transaction"] is False
             session.close()
     with sqlite_app.app_context(), database(sqlite_app).session_scope() as session:  # CLI and jobs
-        session.execute(text("SELECT 1"))
+        session.execute(select(AuditChainHead.last_event_id))
         assert session.connection().info["govern.read_transaction"] is False
 
 
@@ -128,6 +129,15 @@ def test_a_write_in_sql_text_on_a_page_takes_the_lock_first(sqlite_app):
         page.connection().exec_driver_sql("UPDATE audit_chain_head SET last_hash = last_hash")
         assert page.connection().info["govern.read_transaction"] is False  # upgraded to BEGIN IMMEDIATE
         page.rollback()
+
+
+def test_a_read_in_sql_text_on_a_page_takes_the_lock_too(sqlite_app):
+    """Told from the statement object, never from its text: SQL text counts as writing."""
+    with sqlite_app.test_request_context("/", method="GET"), database(sqlite_app).session_scope() as page:
+        page.execute(select(AuditChainHead.last_event_id)).one()
+        assert page.connection().info["govern.read_transaction"] is True
+        page.execute(text("SELECT 1"))
+        assert page.connection().info["govern.read_transaction"] is False
 
 
 def test_a_connection_used_directly_after_a_page_starts_clean(sqlite_app):

@@ -61,34 +61,6 @@ def test_the_current_area_is_marked(app, db, kit):
         assert current == [label], path
 
 
-def test_the_navigation_is_rendered_once_per_role_set_and_page_and_never_shared_across_roles(app, db, kit):
-    from flask import template_rendered
-
-    admin, staff = make_user(db, kit, roles=("admin",)), make_user(db, kit)
-    admin_client, staff_client = app.test_client(), app.test_client()
-    login(admin_client, db, admin)
-    login(staff_client, db, staff)
-    rendered: list[str] = []
-
-    def note(_sender, template, **_extra):
-        rendered.append(template.name)
-
-    template_rendered.connect(note, app)
-    try:
-        seen = []
-        for client in (admin_client, staff_client, admin_client, staff_client, admin_client):
-            nav = NAV_RE.search(client.get("/people/" if client is admin_client else "/").get_data(as_text=True))
-            assert nav is not None
-            seen.append({label.strip() for _href, label in LINK_RE.findall(nav.group(1))})
-    finally:
-        template_rendered.disconnect(note, app)
-
-    assert seen[0] == seen[2] == seen[4] and "Users" in seen[0] and "Jobs" in seen[0]
-    assert seen[1] == seen[3] == set(EVERYONE)
-    # Rendered for the admin's People page and the staff member's home page, then reused.
-    assert rendered.count("_partials/nav.html") == 2
-
-
 def test_a_role_given_during_a_session_shows_in_the_navigation_at_once(app, db, kit):
     from govern.auth.models import UserRole
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -278,14 +277,13 @@ def account_stats(session: Session, accounts: Sequence[Any], *, with_grant_ids: 
     return stats
 
 
-@cache
 def _stats_statement() -> Select[*tuple[Any, ...]]:
     """Per account of the expanding parameter ``account_ids``: active grants, admins, credential holders,
     unconfirmed removals, grants lacking policy acceptance, and whether a named contact is not active.
 
     One statement: each grouped derived table reads the grants (or removals) of these accounts once
     through the account index. (Correlated subqueries per column read them three times over, which
-    cost PostgreSQL 3 ms.) Built once, as composing it costs more than running it.
+    cost PostgreSQL 3 ms.)
     """
     account_ids: BindParameter[list[int]] = bindparam("account_ids", expanding=True)
     current_policy, unaccepted = unaccepted_count_in_grants()

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from govern import audit
 from govern.audit.services import Actor
 from govern.auth.models import User
-from govern.db import like_folded, people_search_prefilter
 from govern.directory.models import PERSON_STATUSES, Person
+from govern.directory.search import like_folded, people_search_prefilter
 from govern.errors import InvalidError, NotFoundError, get_or_raise
 from govern.grants.models import Grant
 from govern.paging import Page, read_page

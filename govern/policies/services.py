@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -186,9 +185,8 @@ def policies_to_accept(session: Session, person_id: int) -> list[PolicyVersion]:
     return list(session.scalars(_to_accept_statement(), {"person_id": person_id}))
 
 
-@cache
 def _to_accept_statement() -> Select[PolicyVersion]:
-    """``policies_to_accept`` over the parameter ``person_id``; built once, as every home page asks."""
+    """``policies_to_accept`` over the parameter ``person_id``."""
     person_id = bindparam("person_id", type_=Integer)
     current = current_versions_query()
     accepted = select(Acknowledgement.id).where(
@@ -336,13 +334,8 @@ def _unaccepted_grants(which: ColumnElement[bool], *columns: Any) -> Select[*tup
     )
 
 
-@cache
 def _unaccepted_grant_ids_statement() -> Select[*tuple[Any, ...]]:
-    """(account id, grant id) rows over the expanding parameter ``account_ids``.
-
-    Built once: composing the current-version subquery took longer than running it, on every
-    account page.
-    """
+    """(account id, grant id) rows over the expanding parameter ``account_ids``."""
     which = Grant.account_id.in_(bindparam("account_ids", expanding=True))
     return _unaccepted_grants(which, Grant.account_id, Grant.id)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -361,9 +360,8 @@ def open_items_for(session: Session, person_id: int, *, limit: int = 200) -> tup
     return [(item, campaign) for item, campaign in rows], total
 
 
-@cache
 def _open_items_statements() -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
-    """A reviewer's open items, and their count: built once, as every home page asks."""
+    """A reviewer's open items, and their count, over the parameters ``person_id`` and ``limit``."""
     query = (
         select(ReviewItem, ReviewCampaign)
         .join(ReviewCampaign, ReviewCampaign.id == ReviewItem.campaign_id)

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
-from govern.db import PEOPLE_SEARCH_FLAG
 from govern.directory import services
 from govern.directory.models import Person
+from govern.directory.search import PEOPLE_SEARCH_FLAG
 from govern.directory.services import PersonFilter, people_query
 from tests.factories import make_person
 
