@@ -66,3 +66,51 @@ def test_the_help_in_the_tables_is_the_commands_own(table, group_path):
         command = group.get_command(ctx, name)
         assert command is not None and command.name == name
         assert command.get_short_help_str(200) == help_line
+
+
+def _command_paths() -> list[tuple[str, ...]]:
+    """Every group and command under `govern`, as the argument lists that reach them."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+        paths.append(path)
+        if isinstance(command, click.Group):
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None, name
+                walk(sub, (*path, name))
+
+    walk(cli, ())
+    return paths
+
+
+#: Asks every path for its help in one process, then tells which heavy modules that imported.
+EVERY_HELP = """
+import json, sys
+from govern.cli import cli
+for path in json.loads(sys.argv[1]):
+    try:
+        cli.main([*path, "--help"], prog_name="govern")
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            print("FAILED:", path, exc.code)
+heavy = [m for m in ("sqlalchemy", "scim2_models", "alembic", "govern.app", "govern.config", "govern.db") if m in sys.modules]
+print("IMPORTED:", ",".join(heavy))
+"""
+
+
+def test_every_commands_help_is_light(tmp_path):
+    """`govern <area> [command] --help` imports no database stack and builds no app, like the root's."""
+    import json
+
+    paths = _command_paths()
+    assert len(paths) > 30  # the root, its groups and their commands
+    env = {**os.environ, "GOVERN_INSTANCE_PATH": str(tmp_path / "instance")}
+    env.pop("GOVERN_DATABASE_URL", None)
+    result = subprocess.run([sys.executable, "-c", EVERY_HELP, json.dumps(paths)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "FAILED:" not in result.stdout
+    assert result.stdout.rsplit("IMPORTED:", 1)[1].strip() == ""
+    assert not (tmp_path / "instance").exists()

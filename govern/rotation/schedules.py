@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
 from sqlalchemy import BindParameter, Select, bindparam, select
@@ -125,10 +124,8 @@ def schedules(session: Session, secrets: Sequence[Secret], *, now: datetime | No
     return result
 
 
-@cache
 def _schedule_statements() -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
-    """The interval overrides and the open tasks of the secrets bound as ``secret_ids``; built once (SQLAlchemy
-    then walks each statement's structure once, not on every page that shows schedules)."""
+    """The interval overrides and the open tasks of the secrets bound as ``secret_ids``."""
     secret_ids: BindParameter[list[int]] = bindparam("secret_ids", expanding=True)
     intervals = select(RotationInterval.secret_id, RotationInterval.interval_days).where(
         RotationInterval.secret_id.in_(secret_ids))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import Integer, Select, and_, bindparam, func, select
@@ -57,9 +56,8 @@ def account_secrets(session: Session, account_id: int) -> list[SecretRow]:
             for secret, number, confirmed, created, pending_id in rows]
 
 
-@cache
 def _account_secrets_statement() -> Select[*tuple[Any, ...]]:
-    """``account_secrets`` over the parameter ``account_id``; built once (aliases are costly to build)."""
+    """``account_secrets`` over the parameter ``account_id``."""
     current, pending = aliased(SecretVersion), aliased(SecretVersion)
     return (
         select(Secret, current.version, current.confirmed_at, current.created_at, pending.id)
@@ -105,9 +103,8 @@ class ExposureRow:
     version: int
 
 
-@cache
 def _exposure_rows() -> Select[*tuple[Any, ...]]:
-    """The columns and joins of ``exposures``, built once."""
+    """The columns and joins of ``exposures``."""
     return (
         select(Exposure.id, Exposure.exposed_at, Exposure.secret_id, Exposure.kind, Exposure.reason, Person.full_name,
                User.email, Secret.label, Account.display_name, SecretVersion.version)
@@ -131,7 +128,6 @@ def exposures(session: Session, *, secret_id: int | None = None, account_id: int
     return [ExposureRow(*row) for row in rows], total
 
 
-@cache
 def _exposure_statements(by_secret: bool, by_account: bool, by_person: bool) -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
     """The page and the count of ``exposures`` for one combination of filters, over bound parameters.
 
