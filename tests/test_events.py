@@ -96,7 +96,7 @@ def test_the_jobs_runner_connects_every_subscriber(disconnected, tmp_path: Path,
         seen.append(_connected())
         raise SystemExit(0)  # the steps themselves are tested elsewhere
 
-    monkeypatch.setattr("govern.jobs.cli.run_jobs", run_jobs)
+    monkeypatch.setattr("govern.jobs.services.run_jobs", run_jobs)  # imported when the command runs
     # `govern jobs run`, as cron starts it: the CLI builds the app when the command runs.
     result = CliRunner().invoke(jobs_group, ["run"], obj=ScriptInfo(create_app=_create_cli_app))
     assert result.exit_code == 0, result.output

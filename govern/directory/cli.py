@@ -10,12 +10,6 @@ import click
 from flask import current_app, g
 from flask.cli import with_appcontext
 
-from govern.db import database
-from govern.directory import import_columns, import_parse, import_plan
-from govern.offboarding.lifecycle import import_people
-from govern.offboarding.settings import settings_from
-from govern.schema import ensure_current
-
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -42,6 +36,10 @@ def import_command(file: Path, dry_run: bool, maps: tuple[str, ...]) -> None:
     give them; --map reads any other column. The whole file is refused while any line has an
     error; exit code 1 then.
     """
+    from govern.db import database
+    from govern.directory import import_parse
+    from govern.schema import ensure_current
+
     mapping = _mapping(maps)
     ensure_current(database(current_app).engine)
     g.audit_actor_label = "cli"
@@ -62,6 +60,8 @@ def import_command(file: Path, dry_run: bool, maps: tuple[str, ...]) -> None:
 
 def _mapping(maps: tuple[str, ...]) -> dict[str, str]:
     """The --map options as {column: field}; a malformed or unknown one is a usage error."""
+    from govern.directory import import_columns
+
     mapping: dict[str, str] = {}
     for item in maps:
         column, sep, target = item.rpartition("=")
@@ -83,6 +83,10 @@ def _print_columns(parsed: ParsedFile) -> None:
 
 
 def _run(session: Session, parsed: ParsedFile, dry_run: bool, progress: Progress | None) -> ImportReport:
+    from govern.directory import import_plan
+    from govern.offboarding.lifecycle import import_people
+    from govern.offboarding.settings import settings_from
+
     if dry_run:
         report = import_plan.preview_import(session, parsed, progress=progress)
         session.rollback()

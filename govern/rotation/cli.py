@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-from alembic.runtime.migration import MigrationContext
 from flask import current_app, g
 from flask.cli import with_appcontext
-from sqlalchemy.orm import Session
 
-from govern.db import database
-from govern.rotation import dashboard, schedules
-from govern.schema import SchemaNotCurrentError, head_revision
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 @click.group("rotation")
@@ -20,6 +19,10 @@ def group() -> None:
 
 def _check_schema(session: Session) -> None:
     # Through the session's own connection (not a side connection), as `govern jobs run` does.
+    from alembic.runtime.migration import MigrationContext
+
+    from govern.schema import SchemaNotCurrentError, head_revision
+
     current = MigrationContext.configure(session.connection()).get_current_revision()
     if current != head_revision():
         raise SchemaNotCurrentError(f"the database is at migration {current or '(empty)'} but govern needs "
@@ -30,6 +33,9 @@ def _check_schema(session: Session) -> None:
 @with_appcontext
 def status() -> None:
     """Due and overdue credentials per platform, and the number of live rotation tasks."""
+    from govern.db import database
+    from govern.rotation import dashboard, schedules
+
     with database(current_app).session_scope() as session:
         _check_schema(session)
         rows = schedules.all_schedules(session)
@@ -44,6 +50,9 @@ def status() -> None:
 @with_appcontext
 def schedule() -> None:
     """Open a rotation task for every due or overdue credential (safe to repeat; `govern jobs run` does it too)."""
+    from govern.db import database
+    from govern.rotation import schedules
+
     g.audit_actor_label = "jobs"
     with database(current_app).session_scope() as session:
         _check_schema(session)

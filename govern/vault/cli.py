@@ -10,21 +10,8 @@ import click
 from flask import current_app, g
 from flask.cli import with_appcontext
 
-from govern import audit
 from govern.crypto.keyring import Keyring
-from govern.db import database
-from govern.errors import GovernError
-from govern.schema import ensure_current
 from govern.vault.import_cli import import_command
-from govern.vault.keys import (
-    count_stale,
-    key_status,
-    record_rotation,
-    retire_kek,
-    rewrap_all,
-    rotate_keyring,
-)
-from govern.vault.versions import purge_retired
 
 #: Exit status of a vault command refused because the vault is sealed (like HTTP 503).
 SEALED_EXIT = 3
@@ -53,6 +40,9 @@ def _keyring() -> Keyring:
 
 
 def _database() -> Any:
+    from govern.db import database
+    from govern.schema import ensure_current
+
     db = database(current_app)
     ensure_current(db.engine)
     g.audit_actor_label = "cli"
@@ -76,6 +66,8 @@ def _key_file_for_writing(output: Path | None) -> Path:
 @with_appcontext
 def rotate(output: Path | None) -> None:
     """Add a new primary key-encryption key (older keys stay, to unwrap existing data keys)."""
+    from govern.vault.keys import record_rotation, rotate_keyring
+
     keyring = _keyring()
     db = _database()
     target = _key_file_for_writing(output)
@@ -97,6 +89,9 @@ def rotate(output: Path | None) -> None:
 @with_appcontext
 def rewrap(batch_size: int) -> None:
     """Re-wrap every data key under the primary KEK, batch by batch (safe to stop; run again to finish)."""
+    from govern import audit
+    from govern.vault.keys import count_stale, rewrap_all
+
     keyring = _keyring()
     db = _database()
     with db.session_scope() as session:
@@ -130,6 +125,9 @@ def rewrap(batch_size: int) -> None:
 @with_appcontext
 def retire(kek_id: str, output: Path | None) -> None:
     """Remove KEK_ID from the keyring; refused while any data key is still wrapped by it."""
+    from govern.errors import GovernError
+    from govern.vault.keys import retire_kek
+
     keyring = _keyring()
     db = _database()
     target = _key_file_for_writing(output)
@@ -148,6 +146,8 @@ def retire(kek_id: str, output: Path | None) -> None:
 @with_appcontext
 def status() -> None:
     """Show the keyring, whether the vault is sealed, and how many data keys each KEK wraps."""
+    from govern.vault.keys import count_stale, key_status
+
     db = _database()
     keyring: Keyring | None = current_app.extensions.get("govern.keyring")
     problem = current_app.extensions.get("govern.keyring_problem")
@@ -180,6 +180,8 @@ def status() -> None:
 @with_appcontext
 def purge(retention_days: int | None) -> None:
     """Crypto-shred retired secret versions older than the retention period (audited)."""
+    from govern.vault.versions import purge_retired
+
     db = _database()
     days = current_app.config["VAULT_RETENTION_DAYS"] if retention_days is None else retention_days
     g.audit_actor_label = "jobs"

@@ -9,17 +9,11 @@ from typing import TYPE_CHECKING
 import click
 from flask import current_app, g
 from flask.cli import with_appcontext
-from sqlalchemy import func, select
-
-from govern.auth.models import User
-from govern.db import database
-from govern.errors import GovernError
-from govern.schema import ensure_current
-from govern.vault import import_apply, import_parse
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from govern.auth.models import User
     from govern.vault.import_apply import ImportReport
 
 
@@ -38,6 +32,11 @@ if TYPE_CHECKING:
 def import_command(file: Path, fmt: str, dry_run: bool, create_accounts: bool, account_ref: str | None,
                    actor_email: str | None) -> None:
     """Vault the passwords, one-time password seeds and notes of an export (values are never printed)."""
+    from govern.db import database
+    from govern.errors import GovernError
+    from govern.schema import ensure_current
+    from govern.vault import import_apply, import_parse
+
     ensure_current(database(current_app).engine)
     keyring = current_app.extensions.get("govern.keyring")
     if keyring is None and not dry_run:
@@ -84,6 +83,10 @@ def import_command(file: Path, fmt: str, dry_run: bool, create_accounts: bool, a
 
 def _importer(session: Session, email: str) -> User:
     """The active IT or admin user named by --as."""
+    from sqlalchemy import func, select
+
+    from govern.auth.models import User
+
     user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     if user is None or not user.is_active or not {"it", "admin"} & set(user.roles):
         raise click.ClickException(f"{email} is not an active IT or admin user; nothing was imported")

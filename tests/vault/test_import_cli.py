@@ -29,7 +29,7 @@ from tests.vault.helpers import (
 def _schema_checked_elsewhere(monkeypatch):
     # The CLI checks the schema on a connection of its own, which would wait for the test's open
     # transaction on SQLite; the check itself is tested with the other commands.
-    monkeypatch.setattr("govern.vault.import_cli.ensure_current", lambda engine: None)
+    monkeypatch.setattr("govern.schema.ensure_current", lambda engine: None)
 
 
 def _row_lines(output: str, filename: str) -> list[str]:
