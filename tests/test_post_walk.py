@@ -201,7 +201,7 @@ def test_no_post_endpoint_answers_500_to_junk(app, db, company, who):
 #: to the one who asked (each display is an audited exposure, so it is never kept to show again), and
 #: an export streams a file. A preview of an uploaded file changes nothing. Everything else redirects.
 RENDERS_ON_SUCCESS = {
-    "reveal": "reveal: the plaintext, once, to the one who asked",
+    "vault.reveal": "reveal: the plaintext, once, to the one who asked",
     "vault.reveal_seed": "reveal of a 2FA seed",
     "rotation.show_staged": "reveal of a staged value",
     "vault_tools.generate": "JSON for the generate button; nothing is stored",

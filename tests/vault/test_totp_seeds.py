@@ -26,7 +26,9 @@ from govern.vault.versions import create_secret
 from tests.factories import login, make_account, post
 from tests.oathtool import oathtool_totp
 
-FROZEN = datetime(2026, 12, 4, 10, 0, 7, tzinfo=UTC)
+#: An instant an hour ahead, 7 s into a 30 s and a 60 s period: the grants and secrets the tests make
+#: at the real time are live then (a fixed date would turn them into grants of the future once passed).
+FROZEN = (datetime.now(UTC) + timedelta(hours=1)).replace(second=7, microsecond=0)
 SIZES = (80, 128, 160, 256, 512)
 #: The seed of the issue: 80 bits, which pyotp 2.12 refuses.
 SHORT_SEED = "JBSWY3DPEHPK3PXR"
