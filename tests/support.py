@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pty
 import secrets
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +49,26 @@ def require_service(kind: str, reachable: bool, how: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{kind} is required in CI but is not available: {how}")
     pytest.skip(f"{kind} not available: {how}")
+
+
+def run_with_terminal_stderr(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run a command whose stderr is a terminal (a pty) and stdout a pipe: (the result, what the terminal showed)."""
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(args, stdout=subprocess.PIPE, stderr=follower, text=True, env=env, timeout=120)
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the follower side is closed: everything is read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        if follower != -1:
+            os.close(follower)
+        os.close(leader)
+    return result, b"".join(chunks).decode(errors="replace")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +13,7 @@ from govern.audit.models import AuditEvent
 from govern.audit.services import AuditContext
 from govern.db import Database
 from tests.factories import allow_tampering
-from tests.support import cli_env
+from tests.support import cli_env, run_with_terminal_stderr
 
 GOVERN = str(Path(sys.executable).parent / "govern")
 CTX = AuditContext(actor_label="test")
@@ -72,26 +70,7 @@ def test_verify_reports_events_deleted_from_the_end(tmp_path, committed_database
 def test_verify_shows_a_progress_bar_on_a_terminal_and_not_in_a_pipe(tmp_path, committed_database):
     _write_events(committed_database, 3)
     env = cli_env(tmp_path, committed_database.url)
-    leader, follower = pty.openpty()
-    try:
-        result = subprocess.run([GOVERN, "audit", "verify"], stdout=subprocess.PIPE, stderr=follower, text=True,
-                                env=env, timeout=120)
-        os.close(follower)
-        follower = -1
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        if follower != -1:
-            os.close(follower)
-        os.close(leader)
-    terminal = b"".join(chunks).decode(errors="replace")
+    result, terminal = run_with_terminal_stderr([GOVERN, "audit", "verify"], env)
     assert result.returncode == 0 and "audit chain intact: 3 events verified" in result.stdout
     assert "verifying audit chain" in terminal and "100%" in terminal, terminal
     piped = _verify(tmp_path, committed_database.url)

@@ -16,6 +16,7 @@ from govern.directory.models import Person
 from govern.offboarding.models import Offboarding
 from govern.schema import upgrade
 from tests.directory.helpers import csv_bytes
+from tests.support import run_with_terminal_stderr
 
 GOVERN = str(Path(sys.executable).parent / "govern")
 
@@ -101,31 +102,11 @@ def test_missing_file_is_a_usage_error(tmp_path, env):
 
 
 def test_progress_bar_on_a_terminal(tmp_path, env, engine):
-    import pty
-
     path = tmp_path / "hr.csv"
     path.write_bytes(GOOD)
-    leader, follower = pty.openpty()
-    try:
-        result = subprocess.run([GOVERN, "directory", "import", str(path)], stdout=subprocess.PIPE, stderr=follower,
-                                text=True, env=env, timeout=120)
-        os.close(follower)
-        follower = -1
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        if follower != -1:
-            os.close(follower)
-        os.close(leader)
+    result, terminal = run_with_terminal_stderr([GOVERN, "directory", "import", str(path)], env)
     assert result.returncode == 0 and "Imported." in result.stdout
-    assert "importing hr.csv" in b"".join(chunks).decode(errors="replace")
+    assert "importing hr.csv" in terminal
     assert _count(engine) == 2
 
 
