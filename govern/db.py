@@ -12,16 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from flask import Flask, current_app, g
-from sqlalchemy import (
-    BindParameter,
-    DateTime,
-    Integer,
-    MetaData,
-    bindparam,
-    create_engine,
-    event,
-    insert,
-)
+from sqlalchemy import BindParameter, DateTime, Integer, MetaData, bindparam, create_engine, event, insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import CursorResult, Dialect, Engine, Result
 from sqlalchemy.exc import InvalidatePoolError

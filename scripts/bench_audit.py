@@ -22,14 +22,7 @@ from sqlalchemy import func, insert, select, text, update  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from govern.audit.models import AuditChainHead, AuditEvent  # noqa: E402
-from govern.audit.services import (  # noqa: E402
-    AuditFilter,
-    chain_hash,
-    event_content,
-    iter_events,
-    list_events,
-    verify_chain,
-)
+from govern.audit.services import AuditFilter, chain_hash, event_content, iter_events, list_events, verify_chain  # noqa: E402
 from govern.db import make_engine  # noqa: E402
 from govern.schema import upgrade  # noqa: E402
 

@@ -22,15 +22,7 @@ from govern.crypto.keyring import Keyring
 from govern.policies.models import PolicyVersion
 from govern.rotation.tasks import open_task
 from govern.vault.versions import create_secret
-from tests.factories import (
-    Company,
-    accept_policy,
-    csrf_token,
-    login,
-    make_grant,
-    make_person,
-    make_user,
-)
+from tests.factories import Company, accept_policy, csrf_token, login, make_grant, make_person, make_user
 
 #: Field names every form might read, added to the names found on the endpoint's own GET page.
 COMMON_FIELDS = ("email", "password", "current_password", "new_password", "confirm", "code", "token", "next",

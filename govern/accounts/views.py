@@ -12,13 +12,7 @@ from werkzeug.wrappers import Response
 
 from govern.accounts import services
 from govern.accounts.forms import AccountForm, MappingForm, NewMappingForm
-from govern.accounts.models import (
-    ACCOUNT_STATUSES,
-    PLATFORM_LABELS,
-    PLATFORMS,
-    Account,
-    PlatformRoleName,
-)
+from govern.accounts.models import ACCOUNT_STATUSES, PLATFORM_LABELS, PLATFORMS, Account, PlatformRoleName
 from govern.db import get_session
 from govern.directory.services import find_person_by_email
 from govern.errors import ConflictError, InvalidError, NotFoundError

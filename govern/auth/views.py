@@ -8,16 +8,7 @@ import time
 from typing import Any
 
 import segno
-from flask import (
-    Blueprint,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
@@ -42,16 +33,7 @@ from govern.auth.sessions import server_session
 from govern.crypto import totp
 from govern.db import get_session
 from govern.errors import ForbiddenError, InvalidError, NotFoundError
-from govern.web import (
-    PUBLIC,
-    RESUME_KEY,
-    STAFF,
-    client_ip,
-    form_errors,
-    fresh_mfa_required,
-    permission,
-    safe_next,
-)
+from govern.web import PUBLIC, RESUME_KEY, STAFF, client_ip, form_errors, fresh_mfa_required, permission, safe_next
 
 bp = Blueprint("auth", __name__)
 

@@ -18,14 +18,7 @@ from govern.directory.models import Person
 from govern.directory.services import find_person_by_email
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from govern.grants import services
-from govern.grants.forms import (
-    DecisionForm,
-    GrantForm,
-    PolicyLinkForm,
-    RemovalForm,
-    RequestForm,
-    RevokeForm,
-)
+from govern.grants.forms import DecisionForm, GrantForm, PolicyLinkForm, RemovalForm, RequestForm, RevokeForm
 from govern.grants.models import Grant, PlatformRemoval
 from govern.policies import links as policy_links
 from govern.policies.models import PolicyVersion

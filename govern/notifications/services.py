@@ -18,16 +18,7 @@ from email.utils import format_datetime, make_msgid
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import (
-    Integer,
-    ScalarSelect,
-    SQLColumnExpression,
-    bindparam,
-    func,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Integer, ScalarSelect, SQLColumnExpression, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 

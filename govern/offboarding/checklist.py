@@ -20,19 +20,8 @@ from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundE
 from govern.grants import services as grants
 from govern.grants.models import PlatformRemoval
 from govern.offboarding.duties import DUTIES, duties_of, manager_owner
-from govern.offboarding.models import (
-    ITEM_OWNERS,
-    MANUAL_ORDER,
-    Offboarding,
-    OffboardingItem,
-    OffboardingSuccessor,
-)
-from govern.offboarding.permissions import (
-    app_roles,
-    may_choose_successor,
-    may_manage,
-    may_work_item,
-)
+from govern.offboarding.models import ITEM_OWNERS, MANUAL_ORDER, Offboarding, OffboardingItem, OffboardingSuccessor
+from govern.offboarding.permissions import app_roles, may_choose_successor, may_manage, may_work_item
 from govern.offboarding.settings import MAX_NOTE, MAX_TITLE, OWNER_LABELS, clean_note
 from govern.rotation.models import RotationTask
 from govern.scim.models import ScimToken

@@ -15,12 +15,7 @@ from govern.audit.services import Actor
 from govern.auth.models import User
 from govern.directory.models import Person
 from govern.grants.models import Grant
-from govern.offboarding.duties import (
-    GENERIC_SUCCESSOR_STEP,
-    SUCCESSOR_STEPS,
-    accounts_with_duties,
-    duties_of,
-)
+from govern.offboarding.duties import GENERIC_SUCCESSOR_STEP, SUCCESSOR_STEPS, accounts_with_duties, duties_of
 from govern.offboarding.models import Offboarding, OffboardingItem, OffboardingSuccessor
 from govern.offboarding.permissions import login_of, sees_all
 from govern.offboarding.settings import OWNER_LABELS

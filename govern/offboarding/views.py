@@ -7,16 +7,7 @@ import io
 import json
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Response,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -38,21 +29,8 @@ from govern.offboarding.checklist import (
     sync_offboarding,
 )
 from govern.offboarding.duties import accounts_with_duties
-from govern.offboarding.evidence import (
-    EVIDENCE_COLUMNS,
-    EXPOSURE_COLUMNS,
-    ROTATION_COLUMNS,
-    Evidence,
-)
-from govern.offboarding.forms import (
-    CancelForm,
-    DoneForm,
-    EditForm,
-    ItemForm,
-    SkipForm,
-    StartForm,
-    SuccessorForm,
-)
+from govern.offboarding.evidence import EVIDENCE_COLUMNS, EXPOSURE_COLUMNS, ROTATION_COLUMNS, Evidence
+from govern.offboarding.forms import CancelForm, DoneForm, EditForm, ItemForm, SkipForm, StartForm, SuccessorForm
 from govern.offboarding.models import Offboarding
 from govern.offboarding.permissions import may_choose_successor, may_view, may_work_item
 from govern.offboarding.reading import (
@@ -64,12 +42,7 @@ from govern.offboarding.reading import (
     progress_of,
     successors_of,
 )
-from govern.offboarding.scheduling import (
-    cancel_offboarding,
-    rehire_person,
-    schedule_offboarding,
-    update_offboarding,
-)
+from govern.offboarding.scheduling import cancel_offboarding, rehire_person, schedule_offboarding, update_offboarding
 from govern.offboarding.settings import OWNER_LABELS, Settings, settings_from
 from govern.paging import Page
 from govern.web import ensure_visible, form_errors, from_local, page_arg, permission, to_local

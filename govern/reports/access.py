@@ -13,19 +13,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Integer,
-    Row,
-    Select,
-    Table,
-    and_,
-    bindparam,
-    func,
-    select,
-    true,
-    union,
-)
+from sqlalchemy import ColumnElement, Integer, Row, Select, Table, and_, bindparam, func, select, true, union
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import Join

@@ -6,16 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Response,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -29,14 +20,7 @@ from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundE
 from govern.reviews import services
 from govern.reviews.forms import CampaignForm, CloseForm, DecideForm
 from govern.reviews.models import DECISIONS, ReviewCampaign, ReviewItem
-from govern.web import (
-    end_of_local_day,
-    ensure_visible,
-    form_errors,
-    page_arg,
-    permission,
-    safe_next,
-)
+from govern.web import end_of_local_day, ensure_visible, form_errors, page_arg, permission, safe_next
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
 

@@ -27,13 +27,7 @@ from govern.vault.keys import require_keyring
 from govern.vault.models import Exposure, Secret, SecretVersion
 from govern.vault.rules import generate_for_account
 from govern.vault.values import parse_totp
-from govern.vault.versions import (
-    confirm_version,
-    current_version,
-    pending_version,
-    purge_retired,
-    stage_version,
-)
+from govern.vault.versions import confirm_version, current_version, pending_version, purge_retired, stage_version
 
 #: How long a retired version can still be made current again (the vault's retention).
 DEFAULT_RETENTION_DAYS = vault_versions.DEFAULT_RETENTION_DAYS

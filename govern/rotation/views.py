@@ -5,15 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import (
-    Blueprint,
-    current_app,
-    flash,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import Blueprint, current_app, flash, render_template, request, session, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
@@ -26,27 +18,11 @@ from govern.incidents.services import open_incidents
 from govern.offboarding.checklist import close_linked_items
 from govern.rotation import charts, schedules, tasks, versions
 from govern.rotation import dashboard as board
-from govern.rotation.forms import (
-    AssignForm,
-    CancelForm,
-    ConfirmForm,
-    IntervalForm,
-    NoteForm,
-    RollbackForm,
-    StageForm,
-)
+from govern.rotation.forms import AssignForm, CancelForm, ConfirmForm, IntervalForm, NoteForm, RollbackForm, StageForm
 from govern.rotation.models import REASON_LABELS, RotationTask
 from govern.vault.access import get_secret
 from govern.vault.models import Secret
-from govern.web import (
-    act,
-    ensure_visible,
-    fresh_mfa_required,
-    mfa_is_fresh,
-    page_arg,
-    permission,
-    success,
-)
+from govern.web import act, ensure_visible, fresh_mfa_required, mfa_is_fresh, page_arg, permission, success
 
 bp = Blueprint("rotation", __name__, url_prefix="/rotation")
 

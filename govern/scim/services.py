@@ -25,15 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from scim2_models import (
-    Context,
-    Email,
-    EnterpriseUser,
-    Meta,
-    Name,
-    PatchOp,
-    User,
-)
+from scim2_models import Context, Email, EnterpriseUser, Meta, Name, PatchOp, User
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 

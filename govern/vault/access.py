@@ -26,12 +26,7 @@ from govern.vault.errors import SecretDecryptError, StepUpRequiredError
 from govern.vault.keys import require_keyring
 from govern.vault.models import EXPOSURE_KINDS, Exposure, Secret, SecretVersion
 from govern.vault.values import MAX_REASON, invalid_field, totp_params
-from govern.vault.versions import (
-    current_version,
-    record_setter_exposure,
-    retire_version,
-    seal_version,
-)
+from govern.vault.versions import current_version, record_setter_exposure, retire_version, seal_version
 
 #: Who keeps the vault: custodians may reveal any secret, even of a locked account.
 CUSTODIAN_ROLE = "it"

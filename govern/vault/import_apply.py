@@ -35,13 +35,7 @@ from govern.auth.models import User
 from govern.crypto.keyring import Keyring
 from govern.errors import AuditWriteError, GovernError, InvalidError
 from govern.vault.import_matching import URL_SCHEME, build_index, match_entry, normalise_url
-from govern.vault.import_parse import (
-    MAX_LABEL_LENGTH,
-    MAX_URL_LENGTH,
-    Entry,
-    ParsedFile,
-    RowProblem,
-)
+from govern.vault.import_parse import MAX_LABEL_LENGTH, MAX_URL_LENGTH, Entry, ParsedFile, RowProblem
 from govern.vault.models import Secret
 from govern.vault.values import MAX_RECOVERY_CODE, MAX_RECOVERY_CODES, parse_totp
 from govern.vault.values import MAX_VALUE as VAULT_MAX_VALUE

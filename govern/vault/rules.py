@@ -15,14 +15,7 @@ from sqlalchemy.orm import Session
 from govern import audit
 from govern.accounts.models import PLATFORM_LABELS, PLATFORMS, Account
 from govern.audit.services import Actor
-from govern.crypto.generator import (
-    CLASS_NAMES,
-    CharacterRules,
-    RuleError,
-    check_rules,
-    entropy_bits,
-    generate_password,
-)
+from govern.crypto.generator import CLASS_NAMES, CharacterRules, RuleError, check_rules, entropy_bits, generate_password
 from govern.db import utcnow
 from govern.errors import InvalidError, NotFoundError
 from govern.vault.rule_models import PasswordRule

@@ -20,13 +20,7 @@ from govern.db import utcnow
 from govern.errors import ConflictError, InvalidError
 from govern.vault.keys import ensure_key_check, require_keyring
 from govern.vault.models import SECRET_KINDS, Exposure, Secret, SecretVersion
-from govern.vault.values import (
-    check_metadata,
-    encode_payload,
-    invalid_field,
-    payload_of,
-    refuse_value_in_metadata,
-)
+from govern.vault.values import check_metadata, encode_payload, invalid_field, payload_of, refuse_value_in_metadata
 
 DEFAULT_RETENTION_DAYS = 30
 # --- creating and changing ----------------------------------------------------------------------------

@@ -14,15 +14,7 @@ from govern.audit.models import AuditEvent
 from govern.auth.models import WebSession
 from govern.crypto import totp
 from govern.db import utcnow
-from tests.factories import (
-    csrf_from,
-    csrf_token,
-    fresh_code,
-    login,
-    make_user,
-    post,
-    session_cookie,
-)
+from tests.factories import csrf_from, csrf_token, fresh_code, login, make_user, post, session_cookie
 from tests.support import TEST_SECRET_KEY
 
 

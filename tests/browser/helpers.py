@@ -17,14 +17,7 @@ from playwright.sync_api import Page, Response, expect
 
 from govern.app import create_app
 from govern.db import database
-from tests.factories import (
-    DEFAULT_PASSWORD,
-    accept_policy,
-    make_account,
-    make_grant,
-    make_user,
-    publish_policy,
-)
+from tests.factories import DEFAULT_PASSWORD, accept_policy, make_account, make_grant, make_user, publish_policy
 from tests.support import app_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

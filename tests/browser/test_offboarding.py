@@ -24,14 +24,7 @@ from govern.directory.models import Person
 from govern.offboarding.models import Offboarding
 from govern.vault.access import reveal
 from govern.vault.versions import create_secret
-from tests.browser.helpers import (
-    VENV_BIN,
-    LiveServer,
-    click_through,
-    server_app,
-    server_env,
-    sign_in_as,
-)
+from tests.browser.helpers import VENV_BIN, LiveServer, click_through, server_app, server_env, sign_in_as
 from tests.factories import make_account, make_grant, make_person, make_user
 
 

@@ -13,15 +13,7 @@ from govern.errors import ConflictError, ForbiddenError, InvalidError
 from govern.grants import services
 from govern.grants.models import Grant, PlatformRemoval
 from govern.grants.notices import approvers
-from tests.factories import (
-    accept_policy,
-    make_account,
-    make_grant,
-    make_person,
-    make_user,
-    offboard,
-    publish_policy,
-)
+from tests.factories import accept_policy, make_account, make_grant, make_person, make_user, offboard, publish_policy
 
 
 @pytest.fixture

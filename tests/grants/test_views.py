@@ -13,16 +13,7 @@ from sqlalchemy import select
 from govern.db import Database, utcnow
 from govern.grants.models import Grant, PlatformRemoval
 from govern.schema import upgrade
-from tests.factories import (
-    accept_policy,
-    login,
-    make_account,
-    make_grant,
-    make_person,
-    make_user,
-    post,
-    publish_policy,
-)
+from tests.factories import accept_policy, login, make_account, make_grant, make_person, make_user, post, publish_policy
 
 
 def test_manager_grants_time_bound_publisher_through_the_page(app, db, kit):

@@ -15,10 +15,7 @@ from govern.incidents.services import close_incident, incident_tasks, lock_down,
 from govern.notifications.models import Notification, OutboxMessage
 from govern.rotation.versions import confirm_task, stage_task
 from govern.vault.access import reveal
-from tests.rotation.conftest import (
-    TOTP_SEED,
-    vault_secret,
-)
+from tests.rotation.conftest import TOTP_SEED, vault_secret
 
 
 def test_lockdown_locks_opens_urgent_tasks_notifies_and_only_it_reveals(db, ring, world, kit):

@@ -14,14 +14,7 @@ from govern.grants import services as grants
 from govern.grants.models import Grant
 from govern.notifications import services
 from govern.notifications.models import Notification, OutboxMessage
-from tests.factories import (
-    accept_policy,
-    make_account,
-    make_grant,
-    make_person,
-    make_user,
-    publish_policy,
-)
+from tests.factories import accept_policy, make_account, make_grant, make_person, make_user, publish_policy
 
 
 def _notes(db, user_id=None, kind=None):

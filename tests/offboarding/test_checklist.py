@@ -10,13 +10,7 @@ from govern.db import utcnow
 from govern.errors import ConflictError, ForbiddenError, InvalidError
 from govern.grants.models import PlatformRemoval
 from govern.offboarding import reading as offboarding_reading
-from govern.offboarding.checklist import (
-    add_manual_item,
-    choose_successor,
-    complete_item,
-    skip_item,
-    sync_removals,
-)
+from govern.offboarding.checklist import add_manual_item, choose_successor, complete_item, skip_item, sync_removals
 from govern.offboarding.models import OffboardingItem
 from govern.offboarding.reading import items_of
 from govern.offboarding.scheduling import schedule_offboarding

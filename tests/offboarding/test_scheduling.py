@@ -14,12 +14,7 @@ from govern.grants.models import Grant
 from govern.offboarding.checklist import skip_item
 from govern.offboarding.models import Offboarding
 from govern.offboarding.reading import items_of
-from govern.offboarding.scheduling import (
-    cancel_offboarding,
-    rehire_person,
-    schedule_offboarding,
-    update_offboarding,
-)
+from govern.offboarding.scheduling import cancel_offboarding, rehire_person, schedule_offboarding, update_offboarding
 from govern.offboarding.start import start_due_offboardings
 from tests.factories import make_person
 from tests.offboarding.helpers import SETTINGS, count_rows, start_now

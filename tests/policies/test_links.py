@@ -14,15 +14,7 @@ from govern.db import utcnow
 from govern.grants.models import Grant
 from govern.notifications.models import Notification, OutboxMessage
 from govern.policies.models import Acknowledgement, AcknowledgementLink
-from tests.factories import (
-    csrf_from,
-    login,
-    make_account,
-    make_grant,
-    make_person,
-    make_user,
-    publish_policy,
-)
+from tests.factories import csrf_from, login, make_account, make_grant, make_person, make_user, publish_policy
 
 TOKEN = re.compile(r"/policies/acknowledge#token=([A-Za-z0-9_-]+)")
 

@@ -9,14 +9,7 @@ from govern.audit.models import AuditEvent
 from govern.errors import ConflictError, InvalidError
 from govern.policies import services
 from govern.policies.models import Acknowledgement
-from tests.factories import (
-    accept_policy,
-    make_account,
-    make_grant,
-    make_person,
-    make_user,
-    publish_policy,
-)
+from tests.factories import accept_policy, make_account, make_grant, make_person, make_user, publish_policy
 
 
 @pytest.fixture

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from govern.rotation.dashboard import age_distribution, compliance_history
 from govern.rotation.schedules import schedules
-from tests.rotation.conftest import (
-    age,
-    vault_secret,
-)
+from tests.rotation.conftest import age, vault_secret
 
 
 def test_compliance_history_and_age_distribution(db, ring, world):

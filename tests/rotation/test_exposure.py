@@ -12,11 +12,7 @@ from govern.notifications.models import Notification
 from govern.rotation.exposure import open_exposure_rotations
 from govern.vault.access import reveal
 from tests.factories import make_grant, make_person
-from tests.rotation.conftest import (
-    TOTP_SEED,
-    all_tasks,
-    vault_secret,
-)
+from tests.rotation.conftest import TOTP_SEED, all_tasks, vault_secret
 
 
 def _revoke(db, world, person, role="publisher"):

@@ -11,10 +11,7 @@ from govern.jobs.steps import STEPS
 from govern.notifications.models import Notification, OutboxMessage
 from govern.rotation.reminders import send_digest, send_reminders
 from govern.rotation.tasks import assign_task, open_task
-from tests.rotation.conftest import (
-    age,
-    vault_secret,
-)
+from tests.rotation.conftest import age, vault_secret
 
 
 def test_the_rotation_steps_are_registered_before_email_is_sent():

@@ -12,13 +12,7 @@ from govern.errors import ForbiddenError, InvalidError
 from govern.rotation.schedules import schedule_due, schedules, set_interval
 from govern.rotation.tasks import open_task
 from govern.vault.listing import secret_rows
-from tests.rotation.conftest import (
-    TOTP_SEED,
-    age,
-    all_tasks,
-    count_events,
-    vault_secret,
-)
+from tests.rotation.conftest import TOTP_SEED, age, all_tasks, count_events, vault_secret
 
 
 def test_default_intervals_come_from_the_account_for_passwords_and_from_the_kind_otherwise(db, ring, world):

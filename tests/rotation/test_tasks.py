@@ -14,13 +14,7 @@ from govern.errors import InvalidError
 from govern.rotation.models import RotationTask
 from govern.rotation.tasks import TaskRequest, cancel_task, open_task, open_tasks
 from govern.rotation.versions import stage_task
-from tests.rotation.conftest import (
-    all_tasks,
-    count_events,
-    open_manual_task,
-    vault_secret,
-    version_statuses,
-)
+from tests.rotation.conftest import all_tasks, count_events, open_manual_task, vault_secret, version_statuses
 
 
 def test_repeated_triggers_merge_into_one_live_task(db, ring, world):

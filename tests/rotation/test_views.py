@@ -15,14 +15,7 @@ from govern.rotation.schedules import schedules
 from govern.rotation.tasks import open_task
 from govern.vault.models import SecretVersion
 from tests.factories import make_user
-from tests.rotation.conftest import (
-    ROLE_CASES,
-    age,
-    check_endpoints,
-    client_for,
-    post_form,
-    vault_secret,
-)
+from tests.rotation.conftest import ROLE_CASES, age, check_endpoints, client_for, post_form, vault_secret
 from tests.sql_capture import statements
 
 READS = ["/rotation/", "/rotation/secrets", "/rotation/tasks/{task}"]

@@ -14,16 +14,7 @@ from govern.vault import import_apply, import_parse
 from govern.vault.models import Secret
 from govern.vault.versions import create_secret
 from tests.factories import make_account
-from tests.vault.helpers import (
-    BITWARDEN,
-    GENERIC,
-    KEEPASS,
-    ONEPASSWORD_8,
-    SEED,
-    count_rows,
-    it_user,
-    stored_value,
-)
+from tests.vault.helpers import BITWARDEN, GENERIC, KEEPASS, ONEPASSWORD_8, SEED, count_rows, it_user, stored_value
 
 
 def test_preview_reports_matches_new_accounts_and_unmatched_rows_and_writes_nothing(db, kit, accounts):
