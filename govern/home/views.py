@@ -31,8 +31,8 @@ def index() -> str:
     db = get_session()
     now = utcnow()
     review_items, review_total = reviews.open_items_for(db, current_user.person_id, limit=HOME_REVIEW_ITEMS)
-    offboardings, offboarding_total = (list_offboardings(db, current_user, per_page=HOME_OFFBOARDINGS)
-                                       if may_manage(current_user) else ([], 0))
+    listing = list_offboardings(db, current_user, per_page=HOME_OFFBOARDINGS) if may_manage(current_user) else None
+    offboardings, offboarding_total = (listing.items, listing.total or 0) if listing is not None else ([], 0)
     return render_template(
         "home/index.html",
         user=current_user,

@@ -19,6 +19,7 @@ from govern.offboarding.duties import GENERIC_SUCCESSOR_STEP, SUCCESSOR_STEPS, a
 from govern.offboarding.models import Offboarding, OffboardingItem, OffboardingSuccessor
 from govern.offboarding.permissions import login_of, sees_all
 from govern.offboarding.settings import OWNER_LABELS
+from govern.paging import Page, count_of, read_page
 from govern.rotation.exposure import ExposedSecret, exposed_secrets
 from govern.rotation.models import RotationTask
 from govern.scim.models import ScimToken
@@ -73,7 +74,7 @@ def progress_of(session: Session, ids: Iterable[int]) -> dict[int, Progress]:
 
 
 def list_offboardings(session: Session, user: Actor | None, *, status: str = "open", page: int = 1,
-                      per_page: int = 50) -> tuple[list[Offboarding], int]:
+                      per_page: int = 50) -> Page[Offboarding]:
     """Offboardings visible to ``user``: open ones soonest first, or closed ones latest first."""
     query = select(Offboarding)
     if status == "open":
@@ -85,11 +86,10 @@ def list_offboardings(session: Session, user: Actor | None, *, status: str = "op
         owned = select(OffboardingItem.offboarding_id).where(OffboardingItem.owner_person_id == person_id)
         query = query.join(Person, Person.id == Offboarding.person_id).where(
             or_(Person.manager_id == person_id, Offboarding.id.in_(owned)))
-    total = session.scalar(select(func.count()).select_from(query.with_only_columns(Offboarding.id).subquery())) or 0
     order = (Offboarding.status.desc(), func.coalesce(Offboarding.due_at, Offboarding.effective_at), Offboarding.id) \
         if status == "open" else (func.coalesce(Offboarding.completed_at, Offboarding.cancelled_at).desc(), Offboarding.id.desc())
-    rows = session.scalars(query.order_by(*order).limit(per_page).offset((page - 1) * per_page)).unique()
-    return list(rows), total
+    return read_page(session, query.order_by(*order), page, per_page, count=count_of(query.with_only_columns(Offboarding.id)),
+                     scalars=True, unique=True)
 
 
 @dataclass

@@ -44,7 +44,6 @@ from govern.offboarding.reading import (
 )
 from govern.offboarding.scheduling import cancel_offboarding, rehire_person, schedule_offboarding, update_offboarding
 from govern.offboarding.settings import OWNER_LABELS, Settings, settings_from
-from govern.paging import Page
 from govern.web import ensure_visible, form_errors, from_local, page_arg, permission, to_local
 
 bp = Blueprint("offboarding", __name__, url_prefix="/offboarding")
@@ -82,9 +81,9 @@ def index() -> str:
     db = get_session()
     status = "closed" if request.args.get("status") == "closed" else "open"
     page = page_arg()
-    rows, total = list_offboardings(db, current_user, status=status, page=page, per_page=PAGE_SIZE)
-    return render_template("offboarding/index.html", rows=rows, listing=Page(rows, page, PAGE_SIZE, total=total), status=status,
-                           progress=progress_of(db, [o.id for o in rows]), blockers=blockers_of, now=utcnow())
+    listing = list_offboardings(db, current_user, status=status, page=page, per_page=PAGE_SIZE)
+    return render_template("offboarding/index.html", rows=listing.items, listing=listing, status=status,
+                           progress=progress_of(db, [o.id for o in listing.items]), blockers=blockers_of, now=utcnow())
 
 
 @bp.route("/new", methods=["GET", "POST"])
