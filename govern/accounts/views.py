@@ -193,7 +193,8 @@ def detail(account_id: int) -> str:
 
 def _vault_section(db: Any, account: Account) -> dict[str, Any]:
     """The account's secrets (names, kinds, ages; never values) and who saw them."""
-    exposures, total = listing.exposures(db, account_id=account.id, per_page=EXPOSURES_SHOWN)
+    seen = listing.exposures(db, account_id=account.id, per_page=EXPOSURES_SHOWN)
+    exposures, total = seen.items, seen.total or 0
     rows = listing.account_secrets(db, account.id)
     schedules: dict[int, Any] = {}
     if may(current_user, "rotation.read"):

@@ -130,7 +130,8 @@ def detail(person_id: int) -> str:
     person = services.get_visible_person(db, current_user, person_id)
     record = services.person_record(db, person)
     offboardings = offboardings_of(db, person.id)
-    seen, seen_total = exposures(db, person_id=person.id, per_page=100)
+    exposed = exposures(db, person_id=person.id, per_page=100)
+    seen, seen_total = exposed.items, exposed.total or 0
     return render_template("directory/detail.html", person=person, record=record, statuses=STATUS_LABELS,
                            offboardings=offboardings,
                            offboarding_progress=progress_of(db, [o.id for o in offboardings]),

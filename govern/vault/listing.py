@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from govern.auth.models import User
 from govern.db import utcnow
 from govern.directory.models import Person
 from govern.grants.models import Grant
+from govern.paging import Page, count_of, read_page
 from govern.vault.access import CUSTODIAN_ROLE
 from govern.vault.models import Exposure, Secret, SecretVersion
 
@@ -68,7 +69,7 @@ def _account_secrets_statement() -> Select[*tuple[Any, ...]]:
     )
 
 
-def revealable_secrets(session: Session, user: User, *, page: int, per_page: int = 50) -> tuple[list[SecretRow], int]:
+def revealable_secrets(session: Session, user: User, *, page: int, per_page: int = 50) -> Page[SecretRow]:
     """The secrets ``user`` may reveal: all for IT; else those of active accounts with a revealing grant."""
     query = select(Secret).join(Account, Account.id == Secret.account_id)
     if CUSTODIAN_ROLE not in set(user.roles):
@@ -77,9 +78,9 @@ def revealable_secrets(session: Session, user: User, *, page: int, per_page: int
             Grant.person_id == user.person_id, Grant.status == "active", Grant.starts_at <= now,
             (Grant.expires_at.is_(None)) | (Grant.expires_at > now), Role.may_reveal.is_(True))
         query = query.where(Secret.account_id.in_(accounts), Account.status == "active")
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    secrets = list(session.scalars(query.order_by(Account.display_name, Secret.label).offset((page - 1) * per_page).limit(per_page)))
-    return secret_rows(session, secrets), total
+    found = read_page(session, query.order_by(Account.display_name, Secret.label), page, per_page, count=count_of(query),
+                      scalars=True)
+    return replace(found, items=secret_rows(session, found.items))
 
 
 def versions_of(session: Session, secret: Secret) -> list[SecretVersion]:
@@ -115,7 +116,7 @@ def _exposure_rows() -> Select[*tuple[Any, ...]]:
 
 
 def exposures(session: Session, *, secret_id: int | None = None, account_id: int | None = None,
-              person_id: int | None = None, page: int = 1, per_page: int = 50) -> tuple[list[ExposureRow], int]:
+              person_id: int | None = None, page: int = 1, per_page: int = 50) -> Page[ExposureRow]:
     """Exposures filtered by secret, account or person, newest first, with a total for paging."""
     params = {"secret_id": secret_id, "account_id": account_id, "person_id": person_id,
               "limit": per_page, "offset": (page - 1) * per_page}
@@ -125,7 +126,7 @@ def exposures(session: Session, *, secret_id: int | None = None, account_id: int
         total = len(rows)  # the first page holds them all: no count needed
     else:
         total = session.connection().execute(count_statement, params).scalar() or 0
-    return [ExposureRow(*row) for row in rows], total
+    return Page([ExposureRow(*row) for row in rows], page, per_page, total=total)
 
 
 def _exposure_statements(by_secret: bool, by_account: bool, by_person: bool) -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:

@@ -13,7 +13,6 @@ from govern.accounts.services import can_see_account, get_account
 from govern.crypto.keyring import Keyring
 from govern.db import get_session, utcnow
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
-from govern.paging import Page
 from govern.rotation import schedules as rotation_schedules
 from govern.vault import access, errors, keys, listing, versions
 from govern.vault.forms import MetadataForm, NewSecretForm, RevealForm, ValueForm
@@ -117,8 +116,7 @@ def index() -> str:
     """The credentials the user may reveal (IT: all of them)."""
     db = get_session()
     page = page_arg()
-    rows, total = listing.revealable_secrets(db, current_user, page=page, per_page=PAGE_SIZE)
-    return render_template("vault/index.html", secrets=Page(rows, page, PAGE_SIZE, total=total))
+    return render_template("vault/index.html", secrets=listing.revealable_secrets(db, current_user, page=page, per_page=PAGE_SIZE))
 
 
 @bp.route("/secrets/<int:secret_id>")
@@ -128,13 +126,13 @@ def detail(secret_id: int) -> str:
     db = get_session()
     secret = _visible_secret(secret_id)
     page = page_arg()
-    exposures, total = listing.exposures(db, secret_id=secret.id, page=page, per_page=PAGE_SIZE)
+    exposures = listing.exposures(db, secret_id=secret.id, page=page, per_page=PAGE_SIZE)
     # Rotation builds on the vault; its state of this secret (interval, due date, open task) is shown
     # here to those who may read rotation, so IT sees and starts a rotation from the secret itself.
     schedule = rotation_schedules.schedules(db, [secret])[0] if may(current_user, "rotation.read") else None
     return render_template(
         "vault/detail.html", secret=secret, versions=listing.versions_of(db, secret),
-        exposures=Page(exposures, page, PAGE_SIZE, total=total), schedule=schedule,
+        exposures=exposures, schedule=schedule,
         may_reveal=access.refusal(db, current_user, secret, "totp_code" if secret.kind == "totp" else "value") is None,
         may_see_seed=secret.kind == "totp" and access.refusal(db, current_user, secret, "totp_seed") is None,
     )

@@ -19,9 +19,9 @@ def test_exposure_totals_are_right_whether_or_not_the_first_page_holds_them_all(
     for per_page in (1, 3, 4, 50):
         pages = -(-expected // per_page)
         for page in range(1, pages + 2):
-            rows, total = exposures(db, secret_id=secret.id, page=page, per_page=per_page)
-            assert total == expected, (per_page, page)
-            assert len(rows) == max(0, min(per_page, expected - (page - 1) * per_page))
+            found = exposures(db, secret_id=secret.id, page=page, per_page=per_page)
+            assert found.total == expected, (per_page, page)
+            assert len(found.items) == max(0, min(per_page, expected - (page - 1) * per_page))
 
 
 def test_account_secrets_in_one_query_match_the_rows_read_secret_by_secret(db, world, ring, ctx, make_secret):
