@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from govern.db import utcnow
+from govern.paging import Page, read_page
 from govern.rotation.checklist import ChecklistItem, checklist
 from govern.rotation.models import RotationTask
 from govern.rotation.schedules import Schedule, schedules
@@ -19,30 +20,13 @@ from govern.rotation.versions import DEFAULT_RETENTION_DAYS, previous_version
 from govern.vault.models import SecretVersion
 
 
-@dataclass
-class Queue:
-    """One page of live tasks."""
-
-    tasks: list[RotationTask]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def has_next(self) -> bool:
-        """Whether another page follows."""
-        return self.page * self.per_page < self.total
-
-
-def task_queue(session: Session, *, page: int = 1, per_page: int = 25, status: str = "live") -> Queue:
+def task_queue(session: Session, *, page: int = 1, per_page: int = 25, status: str = "live") -> Page[RotationTask]:
     """Live tasks, urgent first then by due time: two queries (count and page) whatever the page size."""
     statuses = ("open", "staged") if status == "live" else (status,)
     where = RotationTask.status.in_(statuses)
-    total = session.scalar(select(func.count()).select_from(RotationTask).where(where)) or 0
     order = (RotationTask.is_urgent.desc(), RotationTask.due_at, RotationTask.id) if status == "live" else (RotationTask.id.desc(),)
-    tasks = list(session.scalars(select(RotationTask).where(where).order_by(*order)
-                                 .offset((page - 1) * per_page).limit(per_page)).unique())
-    return Queue(tasks, total, page, per_page)
+    return read_page(session, select(RotationTask).where(where).order_by(*order), page, per_page,
+                     count=select(func.count()).select_from(RotationTask).where(where), scalars=True, unique=True)
 
 
 @dataclass

@@ -3,11 +3,12 @@ intervals."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, current_app, flash, render_template, request, session, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from govern.accounts.models import Account
@@ -16,6 +17,7 @@ from govern.db import get_session, utcnow
 from govern.errors import ConflictError, GovernError, InvalidError
 from govern.incidents.services import open_incidents
 from govern.offboarding.checklist import close_linked_items
+from govern.paging import count_of, page_of, read_page
 from govern.rotation import charts, schedules, tasks, versions
 from govern.rotation import dashboard as board
 from govern.rotation.forms import AssignForm, CancelForm, ConfirmForm, IntervalForm, NoteForm, RollbackForm, StageForm
@@ -79,17 +81,15 @@ def secrets() -> str:
     page = page_arg()
     if state is None:
         query = select(Secret).join(Account, Account.id == Secret.account_id).where(Account.status != "archived")
-        total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-        chosen = list(db.scalars(query.order_by(Account.display_name, Secret.label)
-                                 .offset((page - 1) * SECRETS_SIZE).limit(SECRETS_SIZE)).unique())
-        rows = schedules.schedules(db, chosen)
+        found = read_page(db, query.order_by(Account.display_name, Secret.label), page, SECRETS_SIZE, count=count_of(query),
+                          scalars=True, unique=True)
+        listing = replace(found, items=schedules.schedules(db, found.items))
     else:
         every = [r for r in schedules.all_schedules(db) if r.state == state]
         every.sort(key=lambda r: (r.due_at is None, r.due_at or utcnow()))
-        total = len(every)
-        rows = every[(page - 1) * SECRETS_SIZE: page * SECRETS_SIZE]
-    return render_template("rotation/secrets.html", rows=rows, total=total, page=page, state=state, states=STATES,
-                           has_next=page * SECRETS_SIZE < total, interval_form=IntervalForm(), note_form=NoteForm())
+        listing = page_of(every, page, SECRETS_SIZE)
+    return render_template("rotation/secrets.html", listing=listing, state=state, states=STATES,
+                           interval_form=IntervalForm(), note_form=NoteForm())
 
 
 @bp.route("/tasks/<int:task_id>")
