@@ -9,7 +9,7 @@ grants of their direct reports; admins, IT, HR and auditors see everything.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import Join
 
+from govern import paging
 from govern.accounts.models import Account, PlatformRoleName, Role
 from govern.accounts.services import can_see_account, visible_accounts_clause
 from govern.auth.models import User
@@ -262,37 +263,27 @@ def _order_by(sort: str, descending: bool) -> list[Any]:
     return terms
 
 
-@dataclass
-class Page:
-    """One page of report rows and where it sits in the whole."""
+@dataclass(frozen=True)
+class Page(paging.Page[Row[*tuple[Any, ...]]]):
+    """One page of report rows (the one pager's Page), with the order it is sorted in."""
 
-    rows: list[Row[*tuple[Any, ...]]]
-    total: int
-    page: int
-    per_page: int = PER_PAGE
     sort: str = "person"
     descending: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def has_previous(self) -> bool:
-        """True when there is a page before this one."""
-        return self.page > 1
+    def rows(self) -> list[Row[*tuple[Any, ...]]]:
+        """The report's rows on this page."""
+        return self.items
 
     @property
-    def has_next(self) -> bool:
-        """True when there is a page after this one."""
-        return self.page * self.per_page < self.total
-
-    @property
-    def pages(self) -> int:
-        """Number of pages (at least one)."""
-        return max(1, -(-self.total // self.per_page))
+    def page(self) -> int:
+        """The page's number (from 1)."""
+        return self.number
 
     @property
     def first_index(self) -> int:
         """1-based position of the first row on this page (0 when empty)."""
-        return (self.page - 1) * self.per_page + 1 if self.rows else 0
+        return (self.number - 1) * self.per_page + 1 if self.items else 0
 
 
 def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, sort: str = "person",
@@ -328,7 +319,7 @@ def list_rows(session: Session, user: Any, flt: AccessFilter, *, page: int = 1, 
         else:
             found = connection.execute(rows_query(user, AccessFilter(statuses=flt.statuses), ids=ids)).all()
         rows = sorted((row for row in found if row.status in flt.statuses), key=lambda row: position[row.grant_id])
-    return Page(rows=rows, total=total, page=page, per_page=per_page, sort=sort, descending=descending)
+    return Page(rows, page, per_page, total=total, sort=sort, descending=descending)
 
 
 class _DrivingJoin(Join):

@@ -36,15 +36,11 @@ from govern.reports.access import (
     visible_person,
 )
 from govern.reports.filters import AccessFilter, departments, parse_filter, role_choices
-from govern.web import permission
+from govern.web import page_arg, permission
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 FORMATS = {"csv": ("text/csv", csv_chunks), "json": ("application/json", json_chunks)}
-
-
-def _page_arg(name: str = "page") -> int:
-    return request.args.get(name, 1, type=int) or 1
 
 
 def _sort_args() -> tuple[str, bool]:
@@ -68,10 +64,9 @@ def index() -> str:
 def access() -> str:
     flt = parse_filter(request.args)
     sort, descending = _sort_args()
-    page = list_rows(get_session(), current_user, flt, page=_page_arg(), sort=sort, descending=descending)
+    page = list_rows(get_session(), current_user, flt, page=page_arg(), sort=sort, descending=descending)
     params = flt.as_params()
-    pager_args = {**params, "sort": page.sort, **({"dir": "desc"} if page.descending else {})}
-    return render_template("reports/access.html", page=page, params=params, pager_args=pager_args, **_choices())
+    return render_template("reports/access.html", page=page, params=params, **_choices())
 
 
 @bp.route("/matrix")
@@ -103,9 +98,9 @@ def _person_or_404(person_id: int) -> Person:
 def _access_of(template: str, key: str, target: Account | Person, flt: AccessFilter, sort: str) -> str:
     """The page of ``target``'s access (``flt`` picks it): active grants, then their history."""
     db = get_session()
-    active = list_rows(db, current_user, flt, page=_page_arg(), sort=sort)
+    active = list_rows(db, current_user, flt, page=page_arg(), sort=sort)
     history = list_rows(db, current_user, replace(flt, statuses=HISTORY_STATUSES),
-                                 page=_page_arg("hpage"), sort="since", descending=True)
+                                 page=page_arg("hpage"), sort="since", descending=True)
     return render_template(template, **{key: target}, active=active, history=history, platforms=PLATFORM_LABELS)
 
 
