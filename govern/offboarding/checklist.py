@@ -175,7 +175,10 @@ def complete_item(session: Session, *, actor: User, item: OffboardingItem, note:
         _apply_successor(session, actor=actor, offboarding=offboarding, item=item)
     elif item.kind in ("rotation", "token_revoke"):
         raise ConflictError("This item closes by itself when the task it tracks is done.")
-    _close(session, actor, offboarding, item, "done", note_text, "offboarding.item_done", {"note": note_text})
+    _claim(session, actor, item, "done", note_text)
+    audit.record(session, "offboarding.item_done", actor=actor, target_type="offboarding_item", target_id=item.id,
+                 details={"offboarding_id": offboarding.id, "kind": item.kind, "note": note_text})
+    complete_if_done(session, offboarding, actor)
     return item
 
 
@@ -190,14 +193,15 @@ def skip_item(session: Session, *, actor: User, item: OffboardingItem, reason: s
         raise InvalidError("Say why this item is skipped.", {"reason": "Say why."})
     if len(reason) > MAX_NOTE:
         raise InvalidError(f"Keep the reason under {MAX_NOTE} characters.", {"reason": "Too long."})
-    _close(session, actor, offboarding, item, "skipped", reason, "offboarding.item_skipped", {"reason": reason})
+    _claim(session, actor, item, "skipped", reason)
+    audit.record(session, "offboarding.item_skipped", actor=actor, target_type="offboarding_item", target_id=item.id,
+                 details={"offboarding_id": offboarding.id, "kind": item.kind, "reason": reason})
+    complete_if_done(session, offboarding, actor)
     return item
 
 
-def _close(session: Session, actor: User, offboarding: Offboarding, item: OffboardingItem, status: str,
-           note: str | None, action: str, details: dict[str, Any]) -> None:
-    """Claim the open item for ``status`` (of two people closing it at once, exactly one wins), audit it,
-    and complete the offboarding when it was the last one."""
+def _claim(session: Session, actor: User, item: OffboardingItem, status: str, note: str | None) -> None:
+    """Close the open item as ``status``: of two people closing it at once, exactly one wins."""
     claimed = rowcount(session.execute(
         update(OffboardingItem).where(OffboardingItem.id == item.id, OffboardingItem.status == "open")
         .values(status=status, done_at=utcnow(), done_by_id=actor.id, evidence_note=note)
@@ -206,9 +210,6 @@ def _close(session: Session, actor: User, offboarding: Offboarding, item: Offboa
     if claimed != 1:
         raise ConflictError("Someone closed this item a moment ago.")
     session.refresh(item)
-    audit.record(session, action, actor=actor, target_type="offboarding_item", target_id=item.id,
-                 details={"offboarding_id": offboarding.id, "kind": item.kind, **details})
-    complete_if_done(session, offboarding, actor)
 
 
 def add_manual_item(session: Session, *, actor: Actor | None, offboarding: Offboarding, title: str, owner: str,
