@@ -150,6 +150,12 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "OFFBOARDING_IMMEDIATE_DEADLINE_HOURS": _int("OFFBOARDING_IMMEDIATE_DEADLINE_HOURS", 1, minimum=1),
         "OFFBOARDING_LAST_DAY_HOUR": _int("OFFBOARDING_LAST_DAY_HOUR", 17),
         "OFFBOARDING_ESCALATION_HOURS": _int("OFFBOARDING_ESCALATION_HOURS", 24, minimum=1),
+        # Scheduled backups (the jobs step "backup.make"): where, how often, how many kept, encrypted to what.
+        "BACKUP_DIR": _env("BACKUP_DIR"),
+        "BACKUP_EVERY_HOURS": _int("BACKUP_EVERY_HOURS", 24, minimum=1),
+        "BACKUP_KEEP": _int("BACKUP_KEEP", 7, minimum=1),
+        "BACKUP_RECIPIENTS": [r.strip() for r in (_env("BACKUP_RECIPIENTS") or "").split(",") if r.strip()],
+        "BACKUP_PASSPHRASE_FILE": _env("BACKUP_PASSPHRASE_FILE"),
         "REQUIRE_CURRENT_SCHEMA": True,
         "ORGANISATION_NAME": _env("ORGANISATION_NAME"),
         # The zone pages show times in for users who chose none (an IANA name such as Europe/Paris).

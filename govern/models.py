@@ -3,6 +3,7 @@
 from govern.accounts import models as accounts_models
 from govern.audit import models as audit_models
 from govern.auth import models as auth_models
+from govern.backup import models as backup_models
 from govern.directory import models as directory_models
 from govern.grants import models as grants_models
 from govern.incidents import models as incidents_models
@@ -20,4 +21,5 @@ __all__ = [
     "accounts_models", "audit_models", "auth_models", "directory_models", "grants_models",
     "policies_models", "reviews_models", "vault_models", "jobs_models", "notifications_models",
     "vault_rule_models", "rotation_models", "incidents_models", "offboarding_models", "scim_models",
+    "backup_models",
 ]

@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from govern.accounts.models import PLATFORM_LABELS
 from govern.auth.login import count_unused_recovery_codes
+from govern.backup import schedule as backups
 from govern.db import get_session, utcnow
 from govern.home import services
 from govern.jobs import services as jobs
@@ -33,6 +34,7 @@ def index() -> str:
     review_items, review_total = reviews.open_items_for(db, current_user.person_id, limit=HOME_REVIEW_ITEMS)
     listing = list_offboardings(db, current_user, per_page=HOME_OFFBOARDINGS) if may_manage(current_user) else None
     offboardings, offboarding_total = (listing.items, listing.total or 0) if listing is not None else ([], 0)
+    sees_jobs = may(current_user, "jobs.read")
     return render_template(
         "home/index.html",
         user=current_user,
@@ -43,7 +45,9 @@ def index() -> str:
         platforms=PLATFORM_LABELS,
         now=now,
         waiting=services.waiting_for(db, current_user, now),
-        jobs_notice=jobs.staleness(db) if may(current_user, "jobs.read") else None,
+        jobs_notice=jobs.staleness(db) if sees_jobs else None,
+        backup_notice=backups.staleness(db, now=now) if sees_jobs else None,
+        last_backup=backups.last_good(db) if sees_jobs else None,
         offboardings=offboardings,
         offboarding_total=offboarding_total,
         offboarding_progress=progress_of(db, [o.id for o in offboardings]),

@@ -12,10 +12,12 @@ import logging
 import ssl
 from collections.abc import Mapping
 
+from flask import current_app, has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from govern.auth.sessions import purge_stale_sessions
+from govern.backup import schedule as backups
 from govern.grants import services as grants
 from govern.jobs.services import JobContext, Step, prune_runs
 from govern.notifications import services as notifications
@@ -129,6 +131,14 @@ def check_leavers(session: Session, context: JobContext) -> Mapping[str, int]:
     return counts
 
 
+def make_backup(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Back up the database to GOVERN_BACKUP_DIR when the last good backup is old enough; prune the oldest."""
+    return backups.run_scheduled(session, url=str(context.config["DATABASE_URL"]),
+                                 keyring=current_app.extensions.get("govern.keyring") if has_app_context() else None,
+                                 config=context.config,
+                                 now=context.now)
+
+
 #: Every time-based step, in the order they run. Later areas add theirs here, one line each.
 STEPS: list[Step] = [
     Step("grants.expire", "Expire time-bound grants", expire_grants),
@@ -140,4 +150,6 @@ STEPS: list[Step] = [
     # After the starts above, so a leaver whose offboarding just started is no violation.
     Step("offboarding.check", "Check that no leaver keeps access (the leaver invariants)", check_leavers),
     Step("email.send", "Send queued email", send_email, own_transactions=True),
+    # Last: the snapshot then holds what the steps above did.
+    Step("backup.make", "Back up the database and prune old backups", make_backup, own_transactions=True),
 ]
