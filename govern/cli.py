@@ -77,7 +77,7 @@ def _create_cli_app() -> Any:
 #: The areas' command groups, in the root: name -> (where it lives, its one-line help).
 AREA_COMMANDS = {
     "backup": ("govern.backup.cli:group",
-               "Back up the database (govern backup DEST), or check an archive (govern backup verify FILE)."),
+               "Back up the database (`govern backup DEST`), or check an archive (`govern backup verify FILE`)."),
     "check": ("govern.offboarding.cli:check_command",
               "Check the leaver invariants (no leaver keeps access); list every violation, exit 1 if any."),
     "demo": ("govern.demo.cli:group", "Demo commands."),
@@ -86,7 +86,7 @@ AREA_COMMANDS = {
     "jobs": ("govern.jobs.cli:group", "Time-based work: expiry, reminders, the email outbox."),
     "offboarding": ("govern.offboarding.cli:group", "Offboardings of people who leave."),
     "restore": ("govern.backup.cli:restore_command",
-                "Restore a backup into an empty database (stop govern first), then check it."),
+                "Restore a backup into GOVERN_DATABASE_URL (an empty database; stop govern first), then check it."),
     "rotation": ("govern.rotation.cli:group", "Credential rotation: what is due, and opening the tasks."),
     "vault": ("govern.vault.cli:group", "The credential vault."),
 }

@@ -28,8 +28,8 @@ print("IMPORTED:", ",".join(heavy))
 sys.exit(code)
 """
 
-ROOT_COMMANDS = {"audit", "check", "db", "demo", "directory", "grants", "init", "jobs", "keys", "offboarding",
-                 "rotation", "routes", "run", "shell", "users", "vault"}
+ROOT_COMMANDS = {"audit", "backup", "check", "db", "demo", "directory", "grants", "init", "jobs", "keys", "offboarding",
+                 "restore", "rotation", "routes", "run", "shell", "users", "vault"}
 
 
 def _run_help(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

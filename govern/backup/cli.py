@@ -73,7 +73,7 @@ _identity = click.option("--identity", "identities", multiple=True, type=click.P
 
 
 @group.command("create")
-@click.argument("dest", type=click.Path(path_type=Path))
+@click.argument("dest", type=click.Path())
 @click.option("--recipient", "recipients", multiple=True, metavar="AGE1...",
               help="Encrypt to this age public key (age-keygen prints one); repeatable.")
 @_passphrase_file
@@ -83,9 +83,10 @@ _identity = click.option("--identity", "identities", multiple=True, type=click.P
                    "encrypted archive. Whoever opens the archive can then read every secret: keep the keys apart "
                    "unless you must.")
 @with_appcontext
-def create(dest: Path, recipients: tuple[str, ...], passphrase_file: Path | None, ask: bool,
+def create(dest: str, recipients: tuple[str, ...], passphrase_file: Path | None, ask: bool,
            include_keys: bool) -> None:
-    """Write a consistent backup of the database to DEST (a file, or a folder for a timestamped name)."""
+    """Write a consistent backup of the database to DEST: a file, or a folder (existing, or ending in /) where
+    the archive gets a timestamped name. govern keeps serving meanwhile."""
     from govern.backup.archive import BackupError, Encryption
     from govern.backup.make import make_backup, record_backup, record_failure
     from govern.db import get_session, utcnow
@@ -93,6 +94,10 @@ def create(dest: Path, recipients: tuple[str, ...], passphrase_file: Path | None
     g.audit_actor_label = "cli"
     session = get_session()
     started = utcnow()
+    folder = dest.endswith(("/", os.sep))
+    target = Path(dest)
+    if folder:  # "DIR/": a timestamped archive in that folder, created if need be
+        target.mkdir(parents=True, exist_ok=True)
     encryption = Encryption()
     try:
         passphrase = _read_passphrase_file(passphrase_file) if passphrase_file else None
@@ -102,12 +107,12 @@ def create(dest: Path, recipients: tuple[str, ...], passphrase_file: Path | None
         if include_keys:
             click.echo("warning: the archive will hold the vault key file and the secret key: anyone who opens it "
                        "can read every secret. Keep it as safe as the key file itself.", err=True)
-        made = make_backup(current_app.config["DATABASE_URL"], dest,
+        made = make_backup(current_app.config["DATABASE_URL"], target,
                            keyring=current_app.extensions.get("govern.keyring"),
                            secret_key=current_app.config["SECRET_KEY"], encryption=encryption,
                            include_keys=include_keys)
     except BackupError as exc:
-        record_failure(session, dest, str(exc), made_by="cli", started_at=started, encryption=encryption)
+        record_failure(session, target, str(exc), made_by="cli", started_at=started, encryption=encryption)
         session.commit()
         _fail(str(exc))
         return

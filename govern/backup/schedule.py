@@ -21,6 +21,9 @@ from govern.db import utcnow
 
 #: The admin home page warns when no good backup is younger than this.
 STALE_AFTER = timedelta(days=1)
+#: A backup is due this much before the interval is over: with jobs every few minutes, the daily
+#: backup does not drift later by a run each day.
+DUE_SLACK = timedelta(minutes=10)
 #: A .partial file older than this was left by a backup that was killed; the next run removes it.
 PARTIAL_MAX_AGE = timedelta(hours=6)
 
@@ -83,7 +86,7 @@ def run_scheduled(session: Session, *, url: str, keyring: Keyring | None, config
     last = last_good(session)
     # No transaction stays open while the snapshot is taken: on SQLite it would hold the write lock.
     session.commit()
-    if last is not None and now - last.finished_at < every:
+    if last is not None and now - last.finished_at < every - DUE_SLACK:
         return {"made": 0, "recent": 1}
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
