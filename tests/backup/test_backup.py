@@ -263,3 +263,21 @@ def test_the_keys_come_back_from_an_archive_that_holds_them(source, target_url, 
     assert restored.report.ok and restored.report.data_keys_unwrapped == 3
     assert restored.keyring_written == key_file and Keyring.load(key_file) == _ring(source)
     assert secret_file.read_text().strip() == TEST_SECRET_KEY and secret_file.stat().st_mode & 0o077 == 0
+
+
+def test_a_backup_from_before_a_key_rotation_restores_while_the_old_kek_is_kept(source, target_url, tmp_path):
+    """R12: after `keys rotate` and `rewrap` the old backup still needs the old KEK; once it is retired from the
+    key file, restoring that backup fails cleanly, naming the KEK, and writes nothing."""
+    old = _ring(source)
+    made = _backup(source, tmp_path / "before-rotation.tar")
+    rotated = rotate_keyring(old)  # keeps the old KEK until `keys retire`
+    retired = Keyring(primary_id=rotated.primary_id, keys={rotated.primary_id: rotated.keys[rotated.primary_id]})
+
+    with pytest.raises(BackupError, match=f"lacks KEK\\(s\\) the data needs: {old.primary_id} \\(3 data keys\\)"):
+        restore_archive(made.path, target_url, decryption=Decryption(), keyring=retired, key_file=None,
+                        secret_keys=NO_KEYS)
+    assert table_names(target_url) == []
+
+    restored = restore_archive(made.path, target_url, decryption=Decryption(), keyring=rotated, key_file=None,
+                               secret_keys=NO_KEYS)
+    assert restored.report.ok and restored.report.data_keys_unwrapped == 3
