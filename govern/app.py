@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from flask import Flask, Response, g, render_template, request, session
@@ -35,7 +36,8 @@ from govern.auth.throttle import (
     ThrottleUnavailableError,
 )
 from govern.auth.views import bp as auth_bp
-from govern.config import load_config
+from govern.config import ConfigError, load_config
+from govern.crypto.auditkeys import AuditKeyError, AuditKeys
 from govern.crypto.keyring import Keyring, KeyringError
 from govern.crypto.secretbox import SecretBox, derive_key
 from govern.db import Database, database, get_session
@@ -56,6 +58,7 @@ from govern.rotation.views import bp as rotation_bp
 from govern.schema import ensure_current
 from govern.scim.views import admin_bp as scim_admin_bp
 from govern.scim.views import bp as scim_bp
+from govern.shipping.views import bp as sinks_bp
 from govern.subscribers import connect_all
 from govern.uploads import InMemoryUploadsRequest
 from govern.users.views import bp as users_bp
@@ -86,6 +89,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_security(app)
     register_auth(app)
     register_keyring(app)
+    register_audit_keys(app)
     register_blueprints(app)
     register_errors(app)
     register_templates(app)
@@ -130,6 +134,7 @@ def register_security(app: Flask) -> None:
     csrf.init_app(app)
     app.request_class = InMemoryUploadsRequest
     audit_services.context_provider = web.current_audit_context
+    # Set once the keys are loaded (register_audit_keys, below in create_app).
     app.before_request(web.assign_request_id)
     app.before_request(web.reject_nul_bytes)
     app.before_request(web.enforce_permissions)
@@ -209,13 +214,29 @@ def register_keyring(app: Flask) -> None:
             log.warning("vault sealed: %s", problem)
 
 
+def register_audit_keys(app: Flask) -> None:
+    """Load the audit trail's keys (created outside production on the first start); a bad file stops the start."""
+    try:
+        if app.config["AUDIT_KEYS_JSON"]:
+            keys = AuditKeys.from_json(app.config["AUDIT_KEYS_JSON"])
+        elif app.config["IS_PRODUCTION"]:
+            keys = AuditKeys.load(app.config["AUDIT_KEY_FILE"])
+        else:
+            keys = AuditKeys.load_or_create(app.config["AUDIT_KEY_FILE"])
+    except (AuditKeyError, OSError) as exc:
+        raise ConfigError(f"the audit keys cannot be loaded: {exc}") from None
+    app.extensions["govern.audit_keys"] = keys
+    # One audit key per process: outside an app context (a service called from a script) this app's.
+    audit_services.chain_key_provider = partial(web.current_chain_key, fallback=keys)
+
+
 def register_blueprints(app: Flask) -> None:
     """Only the composition root imports views."""
     # Ids in URLs fit the database's integer columns; larger numbers are a plain 404.
     app.url_map.converters["int"] = BoundedIntConverter
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
                reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_bp, vault_tools_bp,
-               rotation_bp, incidents_bp, offboarding_bp, scim_bp, scim_admin_bp):
+               rotation_bp, incidents_bp, offboarding_bp, scim_bp, scim_admin_bp, sinks_bp):
         app.register_blueprint(bp)
     # The SCIM API authenticates by bearer token, never by the session cookie, so CSRF cannot apply.
     csrf.exempt(scim_bp)

@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import click
@@ -133,6 +134,7 @@ def _settings() -> dict[str, Any]:
 @click.pass_context
 def init_command(ctx: click.Context, admin_email: str) -> None:
     """Prepare the instance: keys, database at the latest migration, first admin."""
+    from govern.crypto.auditkeys import AuditKeys
     from govern.crypto.keyring import Keyring
 
     # The instance folder and the key file come first, so the app then starts with its keyring:
@@ -145,6 +147,10 @@ def init_command(ctx: click.Context, admin_email: str) -> None:
     if not settings["VAULT_KEYRING_JSON"] and not key_file.exists():
         Keyring.generate().save(key_file)
         click.echo(f"Created the vault key file {key_file} (mode 0600). Back it up apart from the database.")
+    audit_key_file = settings["AUDIT_KEY_FILE"]
+    if not settings["AUDIT_KEYS_JSON"] and not audit_key_file.exists():
+        AuditKeys.generate().save(audit_key_file)
+        click.echo(f"Created the audit key file {audit_key_file} (mode 0600). Back it up apart from the database.")
     with ctx.ensure_object(ScriptInfo).load_app().app_context():
         _init_database(admin_email)
 
@@ -260,30 +266,108 @@ def create_admin(email: str) -> None:
 # --- audit ---------------------------------------------------------------------------------------
 
 
-@cli.group("audit")
+#: The audit trail's shipping commands, in `govern audit` next to `verify`.
+AUDIT_COMMANDS = {
+    "ship": ("govern.shipping.cli:ship",
+             "Send the audit trail to every sink from its cursor (once, or --loop); safe to kill and rerun."),
+    "sinks": ("govern.shipping.cli:sinks", "The audit sinks (syslog, HTTPS): list, add, pause, resume, remove."),
+}
+
+
+@cli.group("audit", cls=LazyGroup, lazy_subcommands=AUDIT_COMMANDS)
 def audit_group() -> None:
     """The audit trail."""
 
 
 @audit_group.command("verify")
+@click.option("--against", "against", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also compare with an exported copy (JSON lines as a sink received them, or a syslog file "
+                   "whose messages are govern's JSON): every event there must be in the database, unchanged.")
 @with_appcontext
-def audit_verify() -> None:
-    """Check the whole hash chain in constant memory; exit 1 at the first broken link."""
+def audit_verify(against: Path | None) -> None:
+    """Check the whole chain in constant memory (HMACs with the audit keys) and the signed checkpoints;
+    exit 1 at the first broken link, naming the first event after the last good checkpoint."""
     from govern.audit.services import count_events, verify_chain
 
     session = _db_session()
+    keys = current_app.extensions.get("govern.audit_keys")
     total = count_events(session)
     if sys.stderr.isatty():
         with click.progressbar(length=total, label="verifying audit chain", file=sys.stderr) as bar:
-            result = verify_chain(session, progress=bar.update)
+            result = verify_chain(session, keys=keys, progress=bar.update)
     else:
-        result = verify_chain(session)
-    if result.ok:
-        click.echo(f"audit chain intact: {result.checked} events verified")
-        return
-    click.echo(f"audit chain BROKEN at event {result.broken_at}: {result.problem}", err=True)
-    click.echo(f"{result.checked} events before it verified", err=True)
-    sys.exit(1)
+        result = verify_chain(session, keys=keys)
+    if not result.ok:
+        click.echo(f"audit chain BROKEN at event {result.broken_at}: {result.problem}", err=True)
+        click.echo(f"{result.checked} events before it verified", err=True)
+        sys.exit(1)
+    keyed = f", keyed from event {result.keyed_from}" if result.keyed_from else ""
+    checkpoints = (f"; {result.checkpoints_checked} signed checkpoints hold (the newest at event "
+                   f"{result.last_good_checkpoint})" if result.checkpoints_checked else "; no checkpoint yet")
+    click.echo(f"audit chain intact: {result.checked} events verified{keyed}{checkpoints}")
+    if against is not None:
+        from govern.shipping.export import compare_with_export
+
+        comparison = compare_with_export(session, against)
+        if not comparison.ok:
+            click.echo(f"the database DIFFERS from {against}: {comparison.problem}", err=True)
+            sys.exit(1)
+        click.echo(f"matches {against}: {comparison.matched} exported events found unchanged in the database"
+                   + (f" ({comparison.skipped} lines without an event skipped)" if comparison.skipped else ""))
+
+
+@audit_group.group("keys")
+def audit_keys_group() -> None:
+    """The audit trail's keys (HMAC chain keys, checkpoint signing keys), kept outside the database."""
+
+
+@audit_keys_group.command("init", with_appcontext=False)
+def audit_keys_init() -> None:
+    """Create the audit key file (mode 0600) if there is none."""
+    from govern.crypto.auditkeys import AuditKeys
+
+    key_file = _settings()["AUDIT_KEY_FILE"]
+    if key_file.exists():
+        raise click.ClickException(f"{key_file} exists already; govern never overwrites a key file")
+    AuditKeys.generate().save(key_file)
+    click.echo(f"created {key_file} (mode 0600); back it up apart from the database")
+
+
+@audit_keys_group.command("rotate")
+@with_appcontext
+def audit_keys_rotate() -> None:
+    """Add a new primary HMAC key and signing key (older ones stay, to verify what they covered); restart govern."""
+    from govern import audit
+    from govern.crypto.auditkeys import AuditKeys
+
+    if current_app.config["AUDIT_KEYS_JSON"]:
+        raise click.ClickException("the audit keys come from GOVERN_AUDIT_KEYS: rotate them where that variable is set")
+    key_file = current_app.config["AUDIT_KEY_FILE"]
+    old: AuditKeys = current_app.extensions["govern.audit_keys"]
+    new = old.rotated()
+    session = _db_session()
+    # Recorded with the new key: the rotation is itself the first link the new key makes.
+    audit.record(session, "audit.keys_rotated", target_type="audit_key", target_id=new.hmac_primary,
+                 details={"previous_key": old.hmac_primary, "key": new.hmac_primary,
+                          "signing_key": new.signing_primary}, key=new.chain_key())
+    new.save(key_file)
+    session.commit()
+    current_app.extensions["govern.audit_keys"] = new
+    click.echo(f"audit keys rotated: chain key {new.hmac_primary}, signing key {new.signing_primary} "
+               f"(written to {key_file}); restart govern's processes so that they chain with the new key")
+
+
+@audit_group.command("checkpoint")
+@with_appcontext
+def audit_checkpoint() -> None:
+    """Sign the chain head now (the jobs do it on every run when the head moved)."""
+    from govern.audit.services import write_checkpoint
+
+    session = _db_session()
+    checkpoint = write_checkpoint(session, current_app.extensions["govern.audit_keys"])
+    session.commit()
+    click.echo(f"checkpoint signed at event {checkpoint.event_id}" if checkpoint else
+               "no new events since the last checkpoint")
 
 
 # --- keys ----------------------------------------------------------------------------------------

@@ -120,6 +120,11 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SECRET_KEY_FILE": Path(_env("SECRET_KEY_FILE") or instance / "secret_key"),
         "VAULT_KEY_FILE": Path(_env("VAULT_KEY_FILE") or instance / "vault.key"),
         "VAULT_KEYRING_JSON": _env("VAULT_KEYRING"),
+        # The audit trail's HMAC chain keys and checkpoint signing keys (outside the database).
+        "AUDIT_KEY_FILE": Path(_env("AUDIT_KEY_FILE") or instance / "audit.key"),
+        "AUDIT_KEYS_JSON": _env("AUDIT_KEYS"),
+        # A sink whose oldest unshipped event is older than this makes the admins be told.
+        "AUDIT_SINK_MAX_LAG_MINUTES": _int("AUDIT_SINK_MAX_LAG_MINUTES", 30, minimum=1),
         #: Retired secret versions are kept this long for rollback, then crypto-shredded.
         "VAULT_RETENTION_DAYS": _int("VAULT_RETENTION_DAYS", 30, minimum=1),
         "REDIS_URL": _env("REDIS_URL"),
@@ -212,6 +217,11 @@ def validate(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"production needs the vault key file: none at {config['VAULT_KEY_FILE']} "
                 "(create it with `govern keys init` or set GOVERN_VAULT_KEYRING)"
+            )
+        if not config.get("AUDIT_KEYS_JSON") and not Path(config["AUDIT_KEY_FILE"]).exists():
+            raise ConfigError(
+                f"production needs the audit key file: none at {config['AUDIT_KEY_FILE']} "
+                "(create it with `govern audit keys init` or `govern init`, or set GOVERN_AUDIT_KEYS)"
             )
     if config.get("ROTATION_EXPOSURE_MODE", "could_have_seen") not in ("could_have_seen", "revealed"):
         raise ConfigError("GOVERN_ROTATION_EXPOSURE_MODE must be could_have_seen or revealed")

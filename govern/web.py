@@ -33,6 +33,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern import audit, timezones
 from govern.audit.services import AuditContext, session_reference
+from govern.crypto.auditkeys import AuditKeys, ChainKey
 from govern.db import get_session, utcnow
 from govern.errors import GovernError, InvalidError
 
@@ -460,6 +461,14 @@ def current_audit_context() -> AuditContext:
         session_ref=session_reference(cast(str, current_app.secret_key), digest) if digest else None,
         request_id=g.get("request_id"),
     )
+
+
+def current_chain_key(fallback: AuditKeys | None = None) -> ChainKey | None:
+    """The key new audit events are chained with: the current app's primary audit HMAC key; outside an app
+    context (a service called from a script), ``fallback``: the keys of the app this process built."""
+    keys: AuditKeys | None = current_app.extensions.get("govern.audit_keys") if has_app_context() else None
+    keys = keys or fallback
+    return keys.chain_key() if keys is not None else None
 
 
 def _has_app_context() -> bool:

@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 
 from govern.accounts.models import Account
 from govern.audit.models import AuditChainHead, AuditEvent
-from govern.audit.services import chain_hash, event_content
+from govern.audit.services import event_content, link_hash
 from govern.auth.kit import AuthKit
 from govern.auth.models import User, UserRole
 from govern.crypto import totp
+from govern.crypto.auditkeys import AuditKeys, ChainKey
 from govern.crypto.keyring import Keyring
 from govern.db import utcnow
 from govern.directory.models import Person
@@ -28,6 +29,7 @@ from govern.offboarding.models import MANUAL_ORDER, OffboardingItem
 from govern.policies.models import Acknowledgement, PolicyVersion
 from govern.vault.models import Secret
 from govern.vault.versions import create_secret
+from tests.support import TEST_AUDIT_KEYS
 
 _counter = itertools.count(1)
 DEFAULT_PASSWORD = "correct horse battery staple 2026"
@@ -213,9 +215,16 @@ def chain_head(session: Session) -> tuple[int, str]:
     return head.last_event_id, head.last_hash
 
 
+#: The chain key of every test app (tests/support.py's TEST_AUDIT_KEYS).
+TEST_CHAIN_KEY = AuditKeys.from_json(TEST_AUDIT_KEYS).chain_key()
+
+
 def append_events(session: Session, count: int, *, action: str = "test.bulk", start: datetime | None = None,
-                  step: timedelta = timedelta(seconds=1), **fields: Any) -> list[int]:
+                  step: timedelta = timedelta(seconds=1), key: ChainKey | None = TEST_CHAIN_KEY,
+                  **fields: Any) -> list[int]:
     """Append ``count`` correctly chained events in one bulk INSERT (far faster than record()).
+
+    They are keyed with the test apps' audit key, as record() keys them; ``key=None`` writes plain links.
 
     ``fields`` may set actor_label, actor_user_id, target_type, target_id or details_json for every
     event; occurred_at starts at ``start`` and grows by ``step``. Returns the new ids, oldest first.
@@ -230,7 +239,8 @@ def append_events(session: Session, count: int, *, action: str = "test.bulk", st
     for n in range(1, count + 1):
         row = {**base, "id": last_id + n, "occurred_at": start + step * (n - 1)}
         content = event_content(event_id=row["id"], **{k: v for k, v in row.items() if k != "id"})
-        row["prev_hash"], row["hash"] = prev, chain_hash(prev, content)
+        row["prev_hash"], row["hash"] = prev, link_hash(prev, content, key)
+        row["key_id"] = key.key_id if key else None
         prev = row["hash"]
         rows.append(row)
     if rows:

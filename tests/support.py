@@ -14,6 +14,10 @@ import pytest
 #: The cheapest argon2id parameters the ASVS allows: the tests use them for speed.
 FAST_ARGON2 = {"ARGON2_TIME_COST": 2, "ARGON2_MEMORY_KIB": 19456}
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+#: The audit keys of every test app and `govern` subprocess, so that they chain and verify alike.
+TEST_AUDIT_KEYS = (
+    '{"format":1,"hmac":{"primary":"ak-7e570001","keys":{"ak-7e570001":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}},"signing":{"primary":"sk-7e570001","keys":{"sk-7e570001":"ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="}}}'
+)
 
 
 def app_config(instance: Path, database_url: str, **overrides: Any) -> dict[str, Any]:
@@ -23,6 +27,7 @@ def app_config(instance: Path, database_url: str, **overrides: Any) -> dict[str,
         "INSTANCE_PATH": instance,
         "DATABASE_URL": database_url,
         "SECRET_KEY": TEST_SECRET_KEY,
+        "AUDIT_KEYS_JSON": TEST_AUDIT_KEYS,
         "VAULT_KEY_FILE": instance / "vault.key",
         "BASE_URL": "http://localhost",
         # The session fixture migrated the database; the refusal itself has its own test.
@@ -38,7 +43,7 @@ def cli_env(instance_parent: Path, database_url: str) -> dict[str, str]:
     instance folder under ``instance_parent``, the database and a fresh secret key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
     env.update({"GOVERN_INSTANCE_PATH": str(instance_parent / "instance"), "GOVERN_DATABASE_URL": database_url,
-                "GOVERN_SECRET_KEY": secrets.token_urlsafe(30)})
+                "GOVERN_SECRET_KEY": secrets.token_urlsafe(30), "GOVERN_AUDIT_KEYS": TEST_AUDIT_KEYS})
     return env
 
 

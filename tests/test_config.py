@@ -11,6 +11,7 @@ import pytest
 
 from govern.app import create_app
 from govern.config import ConfigError, load_config
+from govern.crypto.auditkeys import AuditKeys
 from govern.crypto.keyring import Keyring
 from govern.schema import SchemaNotCurrentError, downgrade, upgrade
 
@@ -27,10 +28,13 @@ def _run(env_extra: dict[str, str], *args: str, tmp_path: Path) -> subprocess.Co
 
 
 def _production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    key_file = tmp_path / "vault.key"
+    key_file, audit_key_file = tmp_path / "vault.key", tmp_path / "audit.key"
     if not key_file.exists():
         Keyring.generate().save(key_file)
-    return {"GOVERN_ENV": "production", "GOVERN_SECRET_KEY": STRONG_KEY, "GOVERN_VAULT_KEY_FILE": str(key_file), **extra}
+    if not audit_key_file.exists():
+        AuditKeys.generate().save(audit_key_file)
+    return {"GOVERN_ENV": "production", "GOVERN_SECRET_KEY": STRONG_KEY, "GOVERN_VAULT_KEY_FILE": str(key_file),
+            "GOVERN_AUDIT_KEY_FILE": str(audit_key_file), **extra}
 
 
 @pytest.mark.parametrize("change,reason", [
@@ -39,6 +43,7 @@ def _production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     ({"GOVERN_SECRET_KEY": "dev"}, "development secret key"),
     ({"GOVERN_SECRET_KEY": "short-key"}, "development secret key"),
     ({"GOVERN_VAULT_KEY_FILE": "/nonexistent/vault.key"}, "vault key file"),
+    ({"GOVERN_AUDIT_KEY_FILE": "/nonexistent/audit.key"}, "audit key file"),
 ])
 def test_production_refuses_to_start_with_a_one_line_reason(tmp_path, change, reason):
     result = _run({**_production_env(tmp_path), **change}, "db", "current", tmp_path=tmp_path)

@@ -39,6 +39,9 @@ class AuditEvent(Base):
     details_json: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    #: The audit key (outside the database) whose HMAC chains this event; None: a plain SHA-256 link,
+    #: as every event before the keyed chain began.
+    key_id: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         Index("ix_audit_events_actor_user_id_id", "actor_user_id", "id"),
@@ -60,3 +63,22 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_event_id: Mapped[int] = mapped_column(BigId)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed statement of the chain head: "event ``event_id`` had hash ``event_hash``".
+
+    Signed with an Ed25519 key kept outside the database and shipped with the events, so a chain
+    rewritten or cut short after it no longer matches it.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigId)
+    event_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (Index("ix_audit_checkpoints_event_id", "event_id"),)

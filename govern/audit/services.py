@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, Table, func, insert, select, update
+from sqlalchemy import Select, Table, func, insert, inspect, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from govern.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
+from govern.audit.models import GENESIS_HASH, AuditChainHead, AuditCheckpoint, AuditEvent
+from govern.crypto.auditkeys import AuditKeys, ChainKey, keyed_link
 from govern.db import utcnow
 from govern.errors import AuditWriteError
 
@@ -58,6 +59,14 @@ class AuditContext:
 
 #: Set by the web layer (per request) or the CLI; returns the context of the current action.
 context_provider: Callable[[], AuditContext] = AuditContext
+
+
+def _no_chain_key() -> ChainKey | None:
+    return None
+
+
+#: Set by the app: the key new events are chained with (the audit key file's primary HMAC key).
+chain_key_provider: Callable[[], ChainKey | None] = _no_chain_key
 
 
 @dataclass
@@ -125,6 +134,11 @@ def chain_hash(prev_hash: str, content: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
 
 
+def link_hash(prev_hash: str, content: str, key: ChainKey | None) -> str:
+    """An event's hash: keyed (HMAC-SHA256) when there is a chain key, else a plain SHA-256 link."""
+    return keyed_link(key.key, prev_hash, content) if key is not None else chain_hash(prev_hash, content)
+
+
 @dataclass(frozen=True)
 class Entry:
     """One event for ``record_many``: the arguments ``record`` takes, minus the session."""
@@ -186,6 +200,7 @@ def record(
     outcome: str = "success",
     details: Mapping[str, Any] | None = None,
     context: AuditContext | None = None,
+    key: ChainKey | None = None,
 ) -> AuditEvent:
     """Append an event to the chain in the caller's transaction; raise AuditWriteError if it fails.
 
@@ -194,10 +209,11 @@ def record(
     entry = Entry(action=action, actor=actor, target_type=target_type, target_id=target_id, outcome=outcome,
                   details=details)
     columns = _columns(entry, context or context_provider())
+    key = key or chain_key_provider()
     try:
         event_id, prev_hash = _reserve_ids(session, 1)
-        event = AuditEvent(id=event_id, **columns, prev_hash=prev_hash,
-                           hash=chain_hash(prev_hash, event_content(event_id=event_id, **columns)))
+        event = AuditEvent(id=event_id, **columns, prev_hash=prev_hash, key_id=key.key_id if key else None,
+                           hash=link_hash(prev_hash, event_content(event_id=event_id, **columns), key))
         session.add(event)
         session.execute(
             update(AuditChainHead).where(AuditChainHead.id == 1).values(last_hash=event.hash)
@@ -208,7 +224,8 @@ def record(
     return event
 
 
-def record_many(session: Session, entries: Sequence[Entry], *, context: AuditContext | None = None) -> list[int]:
+def record_many(session: Session, entries: Sequence[Entry], *, context: AuditContext | None = None,
+                key: ChainKey | None = None) -> list[int]:
     """Append ``entries`` to the chain in order, as ``record`` would one by one; returns their ids.
 
     One update reserves the ids, one multi-row insert writes the events and one update moves the
@@ -218,14 +235,15 @@ def record_many(session: Session, entries: Sequence[Entry], *, context: AuditCon
     if not entries:
         return []
     ctx = context or context_provider()
+    key = key or chain_key_provider()
     rows = [_columns(entry, ctx) for entry in entries]
     try:
         # Autoflush first, so pending changes are written before the events that record them.
         session.flush()
         last_id, prev_hash = _reserve_ids(session, len(rows))
         for event_id, row in enumerate(rows, start=last_id - len(rows) + 1):
-            row_hash = chain_hash(prev_hash, event_content(event_id=event_id, **row))
-            row.update(id=event_id, prev_hash=prev_hash, hash=row_hash)
+            row_hash = link_hash(prev_hash, event_content(event_id=event_id, **row), key)
+            row.update(id=event_id, prev_hash=prev_hash, hash=row_hash, key_id=key.key_id if key else None)
             prev_hash = row_hash
         # A Core insert of the mapped table (declarative types __table__ as any FromClause).
         session.execute(insert(cast(Table, AuditEvent.__table__)), rows)
@@ -309,6 +327,13 @@ class VerifyResult:
     checked: int = 0
     broken_at: int | None = None
     problem: str | None = None
+    #: The first event chained with an audit key (None: the chain has no keyed event yet).
+    keyed_from: int | None = None
+    #: Keyed events whose HMAC could not be checked because no audit keys were given.
+    keyed_unchecked: int = 0
+    checkpoints_checked: int = 0
+    #: The newest checkpoint that holds: every event up to it is as it was when it was signed.
+    last_good_checkpoint: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -322,7 +347,7 @@ _json_string: Callable[[str], str] = json.encoder.encode_basestring
 #: The columns verify reads, in the order ``_fast_content`` expects them.
 _VERIFY_COLUMNS = (
     "id, {occurred_at}, actor_user_id, actor_label, ip, session_ref, request_id, action, target_type, "
-    "target_id, outcome, details_json, prev_hash, hash"
+    "target_id, outcome, details_json, prev_hash, hash, {key_id}"
 )
 #: Each dialect hands over ``occurred_at`` as the ISO text the hash covers. PostgreSQL formats it on
 #: the server (in another process, so on the other core); SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff".
@@ -355,18 +380,34 @@ def _fast_content(row: tuple[Any, ...]) -> str:
     )
 
 
-def _exact_hash(session: Session, event_id: int, prev_hash: str) -> str:
-    """Recompute one event's hash through the ORM and ``event_content``, the reference path."""
+def _exact_content(session: Session, event_id: int) -> str:
+    """One event's canonical content through the ORM and ``event_content``, the reference path."""
     event = session.get(AuditEvent, event_id)
     assert event is not None
-    content = event_content(event_id=event.id, **{name: getattr(event, name) for name in HASHED_COLUMNS})
-    return chain_hash(prev_hash, content)
+    return event_content(event_id=event_id, **{name: getattr(event, name) for name in HASHED_COLUMNS})
+
+
+def _link_holds(session: Session, row: tuple[Any, ...], prev_hash: str, key: bytes | None) -> bool:
+    """Whether the stored hash of ``row`` is its link (keyed when ``key`` is given); fast path first."""
+    stored: str = row[13]
+    if key is None:
+        if hashlib.sha256(f"{prev_hash}\n{_fast_content(row)}".encode()).hexdigest() == stored:
+            return True
+        return chain_hash(prev_hash, _exact_content(session, row[0])) == stored
+    if hmac.compare_digest(keyed_link(key, prev_hash, _fast_content(row)), stored):
+        return True
+    return hmac.compare_digest(keyed_link(key, prev_hash, _exact_content(session, row[0])), stored)
 
 
 def verify_chain(
-    session: Session, *, batch: int = 5000, progress: Callable[[int], None] | None = None
+    session: Session, *, keys: AuditKeys | None = None, batch: int = 5000,
+    progress: Callable[[int], None] | None = None,
 ) -> VerifyResult:
-    """Recompute every link in id order, in constant memory; stop at the first broken link.
+    """Recompute every link in id order, in constant memory; stop at the first broken link; then the checkpoints.
+
+    Keyed events are checked with ``keys`` (the audit key file); without them only their linkage is
+    checked and they are counted in ``keyed_unchecked``. Once the chain is keyed, an unkeyed event
+    is a break: someone without the key wrote it.
 
     Rows are read with the driver's own cursor in keyset batches (no ORM objects, no datetime
     parsing): at a million events the ORM path spent more time building rows than hashing.
@@ -378,12 +419,14 @@ def verify_chain(
     occurred_at = _VERIFY_OCCURRED_AT[dialect]
     placeholder = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     # Built from module constants and an int only; the one value from outside is a bound parameter.
-    sql = (f"SELECT {_VERIFY_COLUMNS.format(occurred_at=occurred_at)} FROM audit_events "  # noqa: S608
+    # A database restored from a backup is checked before its migrations run: before 0021 there is no key_id.
+    has_key_id = any(c["name"] == "key_id" for c in inspect(connection).get_columns("audit_events"))
+    columns = _VERIFY_COLUMNS.format(occurred_at=occurred_at, key_id="key_id" if has_key_id else "NULL")
+    sql = (f"SELECT {columns} FROM audit_events "  # noqa: S608
            f"WHERE id > {placeholder} ORDER BY id LIMIT {int(batch)}")
     dbapi_connection = connection.connection.dbapi_connection
     assert dbapi_connection is not None  # session.connection() has just checked it out
     cursor = dbapi_connection.cursor()
-    sha256 = hashlib.sha256
     try:
         last_seen = 0
         while True:
@@ -392,20 +435,13 @@ def verify_chain(
             if not rows:
                 break
             for row in rows:
-                event_id = row[0]
-                if event_id != expected_id:
-                    kind = "missing" if event_id > expected_id else "out of order"
-                    return _broken(result, expected_id, f"event {expected_id} is {kind} (found {event_id} next)")
-                if row[12] != prev_hash:
-                    return _broken(result, event_id,
-                                   f"event {event_id} does not link to event {event_id - 1} (reordered or replaced)")
-                stored = row[13]
-                if (sha256(f"{prev_hash}\n{_fast_content(row)}".encode()).hexdigest() != stored
-                        and _exact_hash(session, event_id, prev_hash) != stored):
-                    return _broken(result, event_id, f"event {event_id} was edited (its hash does not match its content)")
-                prev_hash = stored
+                problem = _row_problem(session, result, row, expected_id, prev_hash, keys)
+                if problem is not None:
+                    _broken(result, min(row[0], expected_id), problem)
+                    return _check_checkpoints(session, result, keys)
+                prev_hash = row[13]
                 expected_id += 1
-                result.checked = event_id
+                result.checked = row[0]
             last_seen = rows[-1][0]
             if progress is not None:
                 progress(len(rows))
@@ -413,12 +449,98 @@ def verify_chain(
         cursor.close()
     head = session.execute(select(AuditChainHead.last_event_id, AuditChainHead.last_hash)).one_or_none()
     if head is not None and (head.last_event_id != expected_id - 1 or head.last_hash != prev_hash):
-        return _broken(
-            result,
-            expected_id,
-            f"the chain ends at event {expected_id - 1} but its head says {head.last_event_id} (events deleted from the end)",
-        )
+        _broken(result, expected_id,
+                f"the chain ends at event {expected_id - 1} but its head says {head.last_event_id} (events deleted from the end)")
+    return _check_checkpoints(session, result, keys)
+
+
+def _row_problem(session: Session, result: VerifyResult, row: tuple[Any, ...], expected_id: int, prev_hash: str,
+                 keys: AuditKeys | None) -> str | None:
+    event_id, key_id = row[0], row[14]
+    if event_id != expected_id:
+        kind = "missing" if event_id > expected_id else "out of order"
+        return f"event {expected_id} is {kind} (found {event_id} next)"
+    if row[12] != prev_hash:
+        return f"event {event_id} does not link to event {event_id - 1} (reordered or replaced)"
+    if key_id is None:
+        if result.keyed_from is not None:
+            return (f"event {event_id} is not keyed although the chain is keyed from event {result.keyed_from} on: "
+                    "it was written or rewritten without the audit key")
+        return None if _link_holds(session, row, prev_hash, None) else (
+            f"event {event_id} was edited (its hash does not match its content)")
+    if result.keyed_from is None:
+        result.keyed_from = event_id
+    if keys is None:
+        result.keyed_unchecked += 1
+        return None
+    key = keys.hmac_keys.get(key_id)
+    if key is None:
+        return f"event {event_id} is chained with audit key {key_id}, which the audit key file lacks"
+    return None if _link_holds(session, row, prev_hash, key) else (
+        f"event {event_id} was edited or rewritten (its HMAC does not match its content under key {key_id})")
+
+
+def checkpoint_message(event_id: int, event_hash: str, created_at: datetime) -> bytes:
+    """The bytes a checkpoint's signature covers."""
+    return f"govern audit checkpoint v1\n{event_id}\n{event_hash}\n{created_at.isoformat()}".encode()
+
+
+def _check_checkpoints(session: Session, result: VerifyResult, keys: AuditKeys | None) -> VerifyResult:
+    """Every checkpoint must be signed by an audit signing key and match the chain; name the last good one."""
+    if not inspect(session.connection()).has_table("audit_checkpoints"):  # before migration 0021
+        return result
+    checkpoints = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.event_id, AuditCheckpoint.id)).all()
+    hashes = dict(session.execute(
+        select(AuditEvent.id, AuditEvent.hash).where(AuditEvent.id.in_({c.event_id for c in checkpoints}))
+    ).all()) if checkpoints else {}
+    failure = None
+    for checkpoint in checkpoints:
+        result.checkpoints_checked += 1
+        signed = keys is None or keys.signature_holds(
+            checkpoint.key_id, checkpoint_message(checkpoint.event_id, checkpoint.event_hash, checkpoint.created_at),
+            checkpoint.signature)
+        found = hashes.get(checkpoint.event_id)
+        if not signed:
+            failure = f"the checkpoint of event {checkpoint.event_id} is not signed by an audit signing key (forged)"
+        elif found is None:
+            failure = (f"the checkpoint signed at {checkpoint.created_at:%Y-%m-%d %H:%M} says the chain reached event "
+                       f"{checkpoint.event_id}, which is gone (events deleted from the end)")
+        elif not hmac.compare_digest(found, checkpoint.event_hash):
+            failure = (f"event {checkpoint.event_id} no longer has the hash its checkpoint signed "
+                       "(the chain was rewritten)")
+        elif result.broken_at is None or checkpoint.event_id < result.broken_at:
+            result.last_good_checkpoint = checkpoint.event_id
+            continue
+        if failure:
+            break
+    if failure and result.broken_at is None:
+        _broken(result, (result.last_good_checkpoint or 0) + 1, failure)
+    elif failure:
+        result.problem = f"{result.problem}; {failure}"
+    if result.broken_at is not None:
+        after = (result.last_good_checkpoint or 0) + 1
+        result.problem = (f"{result.problem}; the last good checkpoint covers events up to "
+                          f"{result.last_good_checkpoint}: the first event after it is {after}"
+                          if result.last_good_checkpoint is not None else
+                          f"{result.problem}; no checkpoint holds: trust nothing from event 1 on")
     return result
+
+
+def write_checkpoint(session: Session, keys: AuditKeys, *, now: datetime | None = None) -> AuditCheckpoint | None:
+    """Sign the chain head, unless the newest checkpoint already covers it; the caller commits."""
+    head = session.execute(select(AuditChainHead.last_event_id, AuditChainHead.last_hash)).one_or_none()
+    if head is None or head.last_event_id == 0:
+        return None
+    newest = session.scalar(select(func.max(AuditCheckpoint.event_id)))
+    if newest is not None and newest >= head.last_event_id:
+        return None
+    created_at = now or utcnow()
+    key_id, signature = keys.sign(checkpoint_message(head.last_event_id, head.last_hash, created_at))
+    checkpoint = AuditCheckpoint(event_id=head.last_event_id, event_hash=head.last_hash, created_at=created_at,
+                                 key_id=key_id, signature=signature)
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
 
 
 def _broken(result: VerifyResult, event_id: int, problem: str) -> VerifyResult:

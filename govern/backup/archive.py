@@ -31,6 +31,8 @@ MANIFEST_MEMBER = "manifest.json"
 KEYRING_MEMBER = "keyring.json"
 #: govern's SECRET_KEY: it seals the authenticator (TOTP) seeds, so a restore without it loses them.
 SECRET_KEY_MEMBER = "secret_key"  # noqa: S105 (a member name, not a key)
+#: The audit trail's HMAC and signing keys: without them a restored keyed chain cannot be verified.
+AUDIT_KEYS_MEMBER = "audit_keys.json"
 DATA_MEMBERS = {"sqlite": "database.sqlite3", "postgresql": "database.pgdump"}
 _AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
 _COPY_CHUNK = 1024 * 1024
@@ -100,6 +102,7 @@ class Opened:
     keyring: Keyring | None
     encryption: str
     secret_key: str | None = field(default=None, repr=False)
+    audit_keys_json: str | None = field(default=None, repr=False)
 
 
 def sha256_of(path: Path) -> str:
@@ -169,7 +172,8 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_archive(dest: Path, manifest: dict[str, Any], data_path: Path, *, keyring: Keyring | None,
-                  secret_key: str | None, include_keys: bool, encryption: Encryption) -> tuple[int, str]:
+                  secret_key: str | None, include_keys: bool, encryption: Encryption,
+                  audit_keys_json: str | None = None) -> tuple[int, str]:
     """Write the archive to ``dest`` atomically (a .partial file, fsync, rename); its size and SHA-256.
 
     ``manifest`` gets the members' sizes and checksums, then its MAC under the keyring's primary
@@ -184,6 +188,8 @@ def write_archive(dest: Path, manifest: dict[str, Any], data_path: Path, *, keyr
         keys[KEYRING_MEMBER] = keyring.to_json().encode()
     if include_keys and secret_key:
         keys[SECRET_KEY_MEMBER] = secret_key.encode()
+    if include_keys and audit_keys_json:
+        keys[AUDIT_KEYS_MEMBER] = audit_keys_json.encode()
     member = DATA_MEMBERS[manifest["database"]]
     manifest["members"] = {member: {"bytes": data_path.stat().st_size, "sha256": sha256_of(data_path)}}
     for name, raw in keys.items():
@@ -291,7 +297,7 @@ def open_archive(path: Path, decryption: Decryption, workdir: Path) -> Opened:
 
 def _read_member(tar: tarfile.TarFile, info: tarfile.TarInfo, manifest: dict[str, Any] | None,
                  found: dict[str, Path], workdir: Path) -> dict[str, Any] | None:
-    known = {MANIFEST_MEMBER, KEYRING_MEMBER, SECRET_KEY_MEMBER, *DATA_MEMBERS.values()}
+    known = {MANIFEST_MEMBER, KEYRING_MEMBER, SECRET_KEY_MEMBER, AUDIT_KEYS_MEMBER, *DATA_MEMBERS.values()}
     if info.name not in known or not info.isfile() or info.name in found:
         raise BackupError(f"the archive holds an unexpected member {info.name!r}: it is not a govern backup")
     source = tar.extractfile(info)
@@ -336,10 +342,11 @@ def _checked(manifest: dict[str, Any], found: Mapping[str, Path], encryption: st
     if KEYRING_MEMBER in found:
         keyring = Keyring.from_json(found[KEYRING_MEMBER].read_text(encoding="utf-8"))
     secret_key = found[SECRET_KEY_MEMBER].read_text(encoding="utf-8").strip() if SECRET_KEY_MEMBER in found else None
+    audit_keys = found[AUDIT_KEYS_MEMBER].read_text(encoding="utf-8") if AUDIT_KEYS_MEMBER in found else None
     return Opened(manifest=manifest, data_path=found[DATA_MEMBERS[database]], keyring=keyring, encryption=encryption,
-                  secret_key=secret_key)
+                  secret_key=secret_key, audit_keys_json=audit_keys)
 
 
 def member_names() -> Sequence[str]:
     """Every name an archive may hold (for the README and tests)."""
-    return (MANIFEST_MEMBER, *DATA_MEMBERS.values(), KEYRING_MEMBER, SECRET_KEY_MEMBER)
+    return (MANIFEST_MEMBER, *DATA_MEMBERS.values(), KEYRING_MEMBER, SECRET_KEY_MEMBER, AUDIT_KEYS_MEMBER)

@@ -18,6 +18,7 @@ from govern.audit.services import verify_chain
 from govern.backup.archive import manifest_mac_problem
 from govern.backup.snapshot import read_facts
 from govern.crypto import envelope
+from govern.crypto.auditkeys import AuditKeys
 from govern.crypto.envelope import Binding, Sealed, VaultCryptoError
 from govern.crypto.keyring import Keyring
 from govern.vault.models import Secret, SecretVersion
@@ -33,6 +34,8 @@ class CheckReport:
     events_verified: int = 0
     data_keys_unwrapped: int = 0
     keys_checked: bool = False
+    #: Keyed audit events whose HMAC was not checked (no audit keys given).
+    keyed_unchecked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -41,7 +44,8 @@ class CheckReport:
 
 
 def check_restored(url: str, manifest: Mapping[str, Any], keyring: Keyring | None, *,
-                   compare_counts: bool = True) -> CheckReport:
+                   audit_keys: AuditKeys | None = None, compare_counts: bool = True,
+                   require_audit_keys: bool = False) -> CheckReport:
     """Check the database at ``url`` (restored from the archive) against its manifest."""
     report = CheckReport()
     engine = create_engine(url, poolclass=NullPool)
@@ -50,7 +54,10 @@ def check_restored(url: str, manifest: Mapping[str, Any], keyring: Keyring | Non
             facts = read_facts(session.connection())
             if compare_counts:
                 _compare_facts(report, manifest, facts)
-            _check_chain(report, session, manifest)
+            _check_chain(report, session, manifest, audit_keys)
+            if require_audit_keys and report.keyed_unchecked:
+                report.problems.append("the backup's audit chain is keyed: restoring it needs the audit key file "
+                                       "(GOVERN_AUDIT_KEY_FILE or GOVERN_AUDIT_KEYS) of the govern that made it")
             if keyring is not None:
                 report.keys_checked = True
                 _check_keys(report, session, manifest, keyring)
@@ -71,9 +78,11 @@ def _compare_facts(report: CheckReport, manifest: Mapping[str, Any], facts: Mapp
         report.problems.append("row counts differ from the manifest: " + "; ".join(differ[:10]))
 
 
-def _check_chain(report: CheckReport, session: Session, manifest: Mapping[str, Any]) -> None:
+def _check_chain(report: CheckReport, session: Session, manifest: Mapping[str, Any],
+                 audit_keys: AuditKeys | None) -> None:
     head = manifest.get("audit_head")
-    result = verify_chain(session)
+    result = verify_chain(session, keys=audit_keys)
+    report.keyed_unchecked = result.keyed_unchecked
     report.events_verified = result.checked
     if not result.ok:
         report.problems.append(f"the audit chain is broken at event {result.broken_at}: {result.problem}")

@@ -79,8 +79,8 @@ _identity = click.option("--identity", "identities", multiple=True, type=click.P
 @_passphrase_file
 @_ask
 @click.option("--include-keys", is_flag=True,
-              help="Put the vault key file and the secret key (which seals the authenticator seeds) into the "
-                   "encrypted archive. Whoever opens the archive can then read every secret: keep the keys apart "
+              help="Put the vault key file, the audit keys and the secret key (which seals the authenticator seeds) "
+                   "into the encrypted archive. Whoever opens the archive can then read every secret: keep the keys apart "
                    "unless you must.")
 @with_appcontext
 def create(dest: str, recipients: tuple[str, ...], passphrase_file: Path | None, ask: bool,
@@ -110,7 +110,7 @@ def create(dest: str, recipients: tuple[str, ...], passphrase_file: Path | None,
         made = make_backup(current_app.config["DATABASE_URL"], target,
                            keyring=current_app.extensions.get("govern.keyring"),
                            secret_key=current_app.config["SECRET_KEY"], encryption=encryption,
-                           include_keys=include_keys)
+                           include_keys=include_keys, audit_keys=current_app.extensions.get("govern.audit_keys"))
     except BackupError as exc:
         record_failure(session, target, str(exc), made_by="cli", started_at=started, encryption=encryption)
         session.commit()
@@ -146,22 +146,26 @@ def _print_verified(verified: Any) -> None:
 @_passphrase_file
 @_ask
 @_identity
+@click.option("--audit-keys", "audit_keys_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The audit key file: the HMAC of every keyed audit event is checked too.")
 @click.option("--scratch-url", metavar="URL",
               help="PostgreSQL archives are loaded into a temporary database on this server "
                    "(default: GOVERN_DATABASE_URL's server); it is dropped afterwards.")
 def verify(file: Path, keyring_file: Path | None, passphrase_file: Path | None, ask: bool,
-           identities: tuple[Path, ...], scratch_url: str | None) -> None:
+           identities: tuple[Path, ...], audit_keys_file: Path | None, scratch_url: str | None) -> None:
     """Check an archive without restoring it: it opens, the chain verifies, the counts match, the keys unwrap."""
     from govern.backup.archive import BackupError
     from govern.backup.restore import verify_archive
     from govern.config import load_config
+    from govern.crypto.auditkeys import AuditKeyError, AuditKeys
 
     try:
         if scratch_url is None:
             scratch_url = str(load_config({"REQUIRE_CURRENT_SCHEMA": False})["DATABASE_URL"])
+        audit_keys = AuditKeys.load(audit_keys_file) if audit_keys_file else None
         verified = verify_archive(file, decryption=_decryption(passphrase_file, ask, identities),
-                                  keyring=_keyring(keyring_file), scratch_url=scratch_url)
-    except BackupError as exc:
+                                  keyring=_keyring(keyring_file), scratch_url=scratch_url, audit_keys=audit_keys)
+    except (BackupError, AuditKeyError) as exc:
         _fail(str(exc))
         return
     _print_verified(verified)
@@ -184,9 +188,10 @@ def verify(file: Path, keyring_file: Path | None, passphrase_file: Path | None, 
 def restore_command(file: Path, force: bool, keyring_file: Path | None, passphrase_file: Path | None, ask: bool,
                     identities: tuple[Path, ...]) -> None:
     """Restore a backup into GOVERN_DATABASE_URL (an empty database; stop govern first), then check it."""
-    from govern.backup.archive import BackupError
+    from govern.backup.archive import BackupError, is_encrypted
     from govern.backup.restore import SecretKeys, restore_archive
     from govern.config import load_config
+    from govern.crypto.auditkeys import AuditKeyError, AuditKeys
     from govern.crypto.keyring import Keyring, KeyringError
 
     from_environment = bool(os.environ.get("GOVERN_SECRET_KEY"))
@@ -200,10 +205,20 @@ def restore_command(file: Path, force: bool, keyring_file: Path | None, passphra
             keyring = Keyring.from_json(config["VAULT_KEYRING_JSON"])
         elif keyring is None and key_file.exists():
             keyring = Keyring.load(key_file)
+        audit_key_file = Path(config["AUDIT_KEY_FILE"])
+        audit_keys = None
+        if config.get("AUDIT_KEYS_JSON"):
+            audit_keys = AuditKeys.from_json(config["AUDIT_KEYS_JSON"])
+        elif audit_key_file.exists():
+            audit_keys = AuditKeys.load(audit_key_file)
+        elif not config["IS_PRODUCTION"] and file.is_file() and not is_encrypted(file):
+            # A plain archive never holds keys: this instance gets its own, as its first start would make them.
+            audit_keys = AuditKeys.load_or_create(audit_key_file)
         restored = restore_archive(file, str(config["DATABASE_URL"]),
                                    decryption=_decryption(passphrase_file, ask, identities), keyring=keyring,
-                                   key_file=key_file, secret_keys=secret_keys, force=force)
-    except (BackupError, KeyringError) as exc:
+                                   key_file=key_file, secret_keys=secret_keys, force=force, audit_keys=audit_keys,
+                                   audit_key_file=audit_key_file)
+    except (BackupError, KeyringError, AuditKeyError) as exc:
         _fail(str(exc))
         return
     report = restored.report

@@ -16,6 +16,7 @@ from govern import audit
 from govern.backup.archive import FORMAT, BackupError, Encryption, write_archive
 from govern.backup.models import BackupRecord
 from govern.backup.snapshot import take_snapshot
+from govern.crypto.auditkeys import AuditKeys
 from govern.crypto.keyring import Keyring
 from govern.db import utcnow
 
@@ -47,7 +48,8 @@ def archive_name(now: datetime, encryption: Encryption) -> str:
 
 
 def make_backup(url: str, dest: Path, *, keyring: Keyring | None, secret_key: str | None, encryption: Encryption,
-                include_keys: bool = False, now: datetime | None = None) -> MadeBackup:
+                include_keys: bool = False, audit_keys: AuditKeys | None = None,
+                now: datetime | None = None) -> MadeBackup:
     """Snapshot the database at ``url`` into the archive ``dest`` (a folder: a timestamped name in it).
 
     Nothing is written to the database: the caller records the result (``record_backup``) so that
@@ -72,7 +74,8 @@ def make_backup(url: str, dest: Path, *, keyring: Keyring | None, secret_key: st
             **snapshot.facts,
         }
         size, digest = write_archive(dest, manifest, snapshot.data_path, keyring=keyring, secret_key=secret_key,
-                                     include_keys=include_keys, encryption=encryption)
+                                     include_keys=include_keys, encryption=encryption,
+                                     audit_keys_json=audit_keys.to_json() if audit_keys else None)
     return MadeBackup(path=dest, size_bytes=size, sha256=digest, manifest=manifest)
 
 

@@ -26,6 +26,7 @@ from govern.audit.services import AuditContext
 from govern.backup.archive import BackupError, Decryption, Opened, open_archive, secret_key_check
 from govern.backup.checks import CheckReport, check_restored
 from govern.backup.snapshot import dialect_of, restore_pgdump, scratch_postgresql, sqlite_path, table_names
+from govern.crypto.auditkeys import AuditKeys
 from govern.crypto.keyring import Keyring, write_private_file
 
 
@@ -56,26 +57,38 @@ def _pick_keyring(keyring: Keyring | None, opened: Opened) -> tuple[Keyring | No
     return None, "none"
 
 
-def _check_opened(opened: Opened, keyring: Keyring | None, scratch_url: str | None, work: Path) -> CheckReport:
+def _audit_keys_of(opened: Opened, given: AuditKeys | None) -> AuditKeys | None:
+    if given is not None:
+        return given
+    return AuditKeys.from_json(opened.audit_keys_json) if opened.audit_keys_json else None
+
+
+def _check_opened(opened: Opened, keyring: Keyring | None, scratch_url: str | None, work: Path,
+                  audit_keys: AuditKeys | None = None) -> CheckReport:
+    audit_keys = _audit_keys_of(opened, audit_keys)
     if opened.manifest["database"] == "sqlite":
-        return check_restored(f"sqlite:///{opened.data_path}", opened.manifest, keyring)
+        return check_restored(f"sqlite:///{opened.data_path}", opened.manifest, keyring, audit_keys=audit_keys)
     if not scratch_url or dialect_of(scratch_url) != "postgresql":
         raise BackupError("checking a PostgreSQL backup loads it into a scratch database: give --scratch-url "
                           "(a PostgreSQL URL whose user may create databases; GOVERN_DATABASE_URL is used by default)")
     with scratch_postgresql(scratch_url, f"govern_verify_{secrets.token_hex(6)}") as url:
         restore_pgdump(opened.data_path, url)
-        return check_restored(url, opened.manifest, keyring)
+        return check_restored(url, opened.manifest, keyring, audit_keys=audit_keys)
 
 
 def verify_archive(path: Path, *, decryption: Decryption, keyring: Keyring | None,
-                   scratch_url: str | None) -> Verified:
+                   scratch_url: str | None, audit_keys: AuditKeys | None = None) -> Verified:
     """Open and check the archive at ``path``; raises BackupError when it cannot even be read."""
     with tempfile.TemporaryDirectory(prefix="govern-verify-") as work:
         opened = open_archive(path, decryption, Path(work))
         used, source = _pick_keyring(keyring, opened)
         version = _version_problem(opened.manifest)
-        report = CheckReport(problems=[version]) if version else _check_opened(opened, used, scratch_url, Path(work))
+        report = (CheckReport(problems=[version]) if version
+                  else _check_opened(opened, used, scratch_url, Path(work), audit_keys))
         notes = [] if used else ["no keyring given: the data keys were not checked (give --keyring FILE)"]
+        if report.keyed_unchecked:
+            notes.append(f"{report.keyed_unchecked} keyed audit events: their HMACs were not checked "
+                         "(give --audit-keys FILE)")
         return Verified(manifest=opened.manifest, report=report, encryption=opened.encryption,
                         keyring_source=source, notes=notes)
 
@@ -100,7 +113,8 @@ class SecretKeys:
 
 
 def restore_archive(path: Path, target_url: str, *, decryption: Decryption, keyring: Keyring | None,
-                    key_file: Path | None, secret_keys: SecretKeys, force: bool = False) -> Restored:
+                    key_file: Path | None, secret_keys: SecretKeys, force: bool = False,
+                    audit_keys: AuditKeys | None = None, audit_key_file: Path | None = None) -> Restored:
     """Restore the archive into ``target_url`` and check it; nothing is changed when a check fails first."""
     with tempfile.TemporaryDirectory(prefix="govern-restore-") as work:
         opened = open_archive(path, decryption, Path(work))
@@ -117,17 +131,21 @@ def restore_archive(path: Path, target_url: str, *, decryption: Decryption, keyr
             raise BackupError(f"the target database is not empty ({len(existing)} tables): restore never overwrites "
                               "data; restore into an empty database, or pass --force to replace this one")
         used, _source = _pick_keyring(keyring, opened)
+        chain_keys = _audit_keys_of(opened, audit_keys)
         if target == "sqlite":
-            report = _restore_sqlite(opened, target_url, used)
+            report = _restore_sqlite(opened, target_url, used, chain_keys)
         else:
-            report = _restore_postgresql(opened, target_url, used, force=bool(existing), work=Path(work))
+            report = _restore_postgresql(opened, target_url, used, chain_keys, force=bool(existing), work=Path(work))
         upgraded = None
         if manifest.get("migration") != schema.head_revision():
             schema.upgrade(target_url)
             upgraded = schema.head_revision()
         written = _write_keyring(opened.keyring, key_file) if keyring is None else None
         notes = _secret_key_notes(opened, secret_keys)
-        _record_restore(target_url, path, manifest, upgraded)
+        if audit_keys is None and chain_keys is not None and audit_key_file is not None and not audit_key_file.exists():
+            chain_keys.save(audit_key_file)
+            notes.append(f"the archive's audit keys were written to {audit_key_file} (mode 0600)")
+        _record_restore(target_url, path, manifest, upgraded, chain_keys)
         return Restored(manifest=manifest, report=report, upgraded_to=upgraded, keyring_written=written, notes=notes)
 
 
@@ -153,9 +171,11 @@ def _refuse(report: CheckReport) -> None:
         raise BackupError("the backup fails its checks, nothing was restored: " + " | ".join(report.problems))
 
 
-def _restore_sqlite(opened: Opened, target_url: str, keyring: Keyring | None) -> CheckReport:
+def _restore_sqlite(opened: Opened, target_url: str, keyring: Keyring | None,
+                    audit_keys: AuditKeys | None) -> CheckReport:
     # Checked where it lies, then moved into place in one rename: a failure changes nothing.
-    report = check_restored(f"sqlite:///{opened.data_path}", opened.manifest, keyring)
+    report = check_restored(f"sqlite:///{opened.data_path}", opened.manifest, keyring, audit_keys=audit_keys,
+                            require_audit_keys=True)
     _refuse(report)
     target = sqlite_path(target_url)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -184,13 +204,13 @@ def _drop_everything(url: str) -> None:
         engine.dispose()
 
 
-def _restore_postgresql(opened: Opened, target_url: str, keyring: Keyring | None, *, force: bool,
-                        work: Path) -> CheckReport:
+def _restore_postgresql(opened: Opened, target_url: str, keyring: Keyring | None, audit_keys: AuditKeys | None, *,
+                        force: bool, work: Path) -> CheckReport:
     if force:  # the data there goes: only for an archive that passed its checks in a scratch database
-        _refuse(_check_opened(opened, keyring, target_url, work))
+        _refuse(_check_opened(opened, keyring, target_url, work, audit_keys))
         _drop_everything(target_url)
     restore_pgdump(opened.data_path, target_url)
-    report = check_restored(target_url, opened.manifest, keyring)
+    report = check_restored(target_url, opened.manifest, keyring, audit_keys=audit_keys, require_audit_keys=True)
     if not report.ok:
         _drop_everything(target_url)  # back to the empty database it was
         _refuse(report)
@@ -205,7 +225,8 @@ def _write_keyring(keyring: Keyring | None, key_file: Path | None) -> Path | Non
     return key_file
 
 
-def _record_restore(url: str, path: Path, manifest: Mapping[str, Any], upgraded: str | None) -> None:
+def _record_restore(url: str, path: Path, manifest: Mapping[str, Any], upgraded: str | None,
+                    audit_keys: AuditKeys | None) -> None:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with Session(engine) as session:
@@ -213,7 +234,8 @@ def _record_restore(url: str, path: Path, manifest: Mapping[str, Any], upgraded:
                          details={"archive": str(path), "created_at": manifest.get("created_at"),
                                   "migration": manifest.get("migration"), "upgraded_to": upgraded,
                                   "audit_head": (manifest.get("audit_head") or {}).get("event_id")},
-                         context=AuditContext(actor_label="cli"))
+                         context=AuditContext(actor_label="cli"),
+                         key=audit_keys.chain_key() if audit_keys else None)
             session.commit()
     finally:
         engine.dispose()

@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from govern.audit.services import write_checkpoint
 from govern.auth.sessions import purge_stale_sessions
 from govern.backup import schedule as backups
 from govern.grants import services as grants
@@ -27,6 +30,8 @@ from govern.offboarding.escalation import escalate_overdue
 from govern.offboarding.invariants import check_and_notify
 from govern.offboarding.settings import settings_from
 from govern.rotation import reminders, schedules, versions
+from govern.shipping import shipper
+from govern.shipping.sinks import secret_box
 
 log = logging.getLogger("govern.jobs")
 
@@ -131,6 +136,29 @@ def check_leavers(session: Session, context: JobContext) -> Mapping[str, int]:
     return counts
 
 
+def _audit_keys() -> Any:
+    return current_app.extensions.get("govern.audit_keys") if has_app_context() else None
+
+
+def sign_checkpoint(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Sign the audit chain's head with the audit signing key, when it moved since the last checkpoint."""
+    keys = _audit_keys()
+    if keys is None:
+        return {"signed": 0, "no_keys": 1}
+    return {"signed": 1 if write_checkpoint(session, keys, now=context.now) else 0}
+
+
+def ship_audit(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Send the audit trail to every sink from its cursor; tell the admins about a sink that lags."""
+    config = context.config
+    box = secret_box([config["SECRET_KEY"], *config.get("SECRET_KEY_FALLBACKS", [])])
+    results = shipper.ship_all(session, box=box, keys=_audit_keys(), now=context.now, should_stop=context.should_stop)
+    lag = shipper.alert_on_lag(session, max_lag=timedelta(minutes=int(config.get("AUDIT_SINK_MAX_LAG_MINUTES") or 30)),
+                               now=context.now)
+    session.commit()
+    return shipper.result_counts(results, lag)
+
+
 def make_backup(session: Session, context: JobContext) -> Mapping[str, int]:
     """Back up the database to GOVERN_BACKUP_DIR when the last good backup is old enough; prune the oldest."""
     return backups.run_scheduled(session, url=str(context.config["DATABASE_URL"]),
@@ -149,6 +177,9 @@ STEPS: list[Step] = [
     Step("offboarding.escalate", "Escalate overdue offboarding items", escalate_offboardings),
     # After the starts above, so a leaver whose offboarding just started is no violation.
     Step("offboarding.check", "Check that no leaver keeps access (the leaver invariants)", check_leavers),
+    Step("audit.checkpoint", "Sign a checkpoint of the audit chain", sign_checkpoint),
+    # Before the email: a lag alert it queues goes out in the same run.
+    Step("audit.ship", "Ship the audit trail to its sinks", ship_audit, own_transactions=True),
     Step("email.send", "Send queued email", send_email, own_transactions=True),
     # Last: the snapshot then holds what the steps above did.
     Step("backup.make", "Back up the database and prune old backups", make_backup, own_transactions=True),

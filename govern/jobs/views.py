@@ -12,6 +12,7 @@ from govern.forms import FlaskForm
 from govern.jobs import services
 from govern.jobs.steps import STEPS
 from govern.notifications import services as notifications
+from govern.shipping.sinks import destination, lags
 from govern.web import page_arg, permission
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
@@ -35,6 +36,7 @@ def index() -> str:
         outbox=notifications.outbox_summary(db), failed=failed, waiting=waiting,
         smtp_missing=services.smtp_missing(last, bool(current_app.config.get("SMTP_HOST"))),
         max_attempts=notifications.MAX_ATTEMPTS,
+        sink_lags=lags(db), destination=destination,
         form=FlaskForm(),
     )
 

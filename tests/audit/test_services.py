@@ -25,12 +25,17 @@ from govern.audit.services import (
     event_content,
     filtered_query,
     iter_events,
+    link_hash,
     list_events,
     verify_chain,
 )
-from tests.factories import allow_tampering, append_events, chain_head
+from govern.crypto.auditkeys import AuditKeys
+from tests.factories import TEST_CHAIN_KEY, allow_tampering, append_events, chain_head
+from tests.support import TEST_AUDIT_KEYS
 
 CTX = AuditContext(actor_label="test")
+#: The keys every test app chains with: an edited keyed event shows only to a verify that has them.
+TEST_AUDIT_KEY_FILE = AuditKeys.from_json(TEST_AUDIT_KEYS)
 
 #: Every column an event's hash covers, plus the link columns (everything but the id).
 CONTENT_COLUMNS = ("occurred_at", "actor_user_id", "actor_label", "ip", "session_ref", "request_id", "action",
@@ -46,7 +51,10 @@ def _recomputed_hash(row: Any) -> str:
     fields = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
     prev_hash = fields.pop("prev_hash")
     del fields["hash"]
-    return chain_hash(prev_hash, event_content(event_id=fields.pop("id"), **fields))
+    key_id = fields.pop("key_id", None)
+    key = TEST_CHAIN_KEY if key_id is not None else None
+    assert key is None or key.key_id == key_id
+    return link_hash(prev_hash, event_content(event_id=fields.pop("id"), **fields), key)
 
 
 @dataclass
@@ -288,13 +296,13 @@ def test_verify_chain_finds_tampering(db, kind, batch):
     tamper, broken_index, words = TAMPERING[kind]
     ids = [audit.record(db, "test.tamper", target_id=n, details={"n": n}, context=CTX).id for n in range(5)]
     db.commit()
-    assert verify_chain(db, batch=batch).ok
+    assert verify_chain(db, batch=batch, keys=TEST_AUDIT_KEY_FILE).ok
 
     allow_tampering(db)
     tamper(db, ids)
     db.commit()
 
-    result = verify_chain(db, batch=batch)
+    result = verify_chain(db, batch=batch, keys=TEST_AUDIT_KEY_FILE)
     assert not result.ok
     assert result.broken_at == ids[broken_index], result.problem
     assert words in (result.problem or "")

@@ -23,6 +23,7 @@ from govern.backup.make import make_backup
 from govern.backup.restore import SecretKeys, restore_archive, verify_archive
 from govern.backup.snapshot import facts_of, table_names
 from govern.crypto import envelope
+from govern.crypto.auditkeys import AuditKeys
 from govern.crypto.envelope import Binding, Sealed
 from govern.crypto.keyring import Keyring
 from govern.db import get_session
@@ -45,9 +46,14 @@ def _ring(app: Flask) -> Keyring:
     return ring
 
 
+def _audit_keys(app: Flask) -> AuditKeys:
+    keys: AuditKeys = app.extensions["govern.audit_keys"]
+    return keys
+
+
 def _backup(app: Flask, dest: Path, *, encryption: Encryption | None = None, include_keys: bool = False) -> Any:
     return make_backup(_url(app), dest, keyring=_ring(app), secret_key=TEST_SECRET_KEY,
-                       encryption=encryption or Encryption(), include_keys=include_keys)
+                       encryption=encryption or Encryption(), include_keys=include_keys, audit_keys=_audit_keys(app))
 
 
 def _open_every_secret(url: str, ring: Keyring) -> dict[int, bytes]:
@@ -93,7 +99,7 @@ def test_a_backup_taken_during_writes_restores_with_every_secret_and_the_chain(s
         assert get_session().scalar(select(func.max(AuditEvent.id))) > head  # writes went on after the snapshot
 
     restored = restore_archive(made.path, target_url, decryption=Decryption(), keyring=_ring(source), key_file=None,
-                               secret_keys=SecretKeys(keys=(TEST_SECRET_KEY,)))
+                               secret_keys=SecretKeys(keys=(TEST_SECRET_KEY,)), audit_keys=_audit_keys(source))
     assert restored.report.ok, restored.report.problems
     assert restored.report.events_verified == head
     assert restored.report.data_keys_unwrapped == 3 and restored.notes == []
@@ -104,7 +110,8 @@ def test_a_backup_taken_during_writes_restores_with_every_secret_and_the_chain(s
     assert _open_every_secret(target_url, _ring(source)) == _open_every_secret(_url(source), _ring(source))
     engine = create_engine(target_url, poolclass=NullPool)
     with Session(engine) as session:
-        assert verify_chain(session).ok
+        result = verify_chain(session, keys=_audit_keys(source))
+        assert result.ok and result.keyed_from == 1 and result.keyed_unchecked == 0, result.problem
         last = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
         assert last.action == "backup.restored" and last.actor_label == "cli"
     engine.dispose()
@@ -210,7 +217,7 @@ def test_restore_refuses_a_database_with_data_unless_forced(source, tmp_path):
     made = _backup(source, tmp_path / "archive.tar")
     with pytest.raises(BackupError, match="not empty"):
         restore_archive(made.path, _url(source), decryption=Decryption(), keyring=_ring(source), key_file=None,
-                        secret_keys=NO_KEYS)
+                        secret_keys=NO_KEYS, audit_keys=_audit_keys(source))
     with source.app_context():
         session = get_session()
         before = session.scalar(select(func.count()).select_from(AuditEvent))
@@ -219,7 +226,7 @@ def test_restore_refuses_a_database_with_data_unless_forced(source, tmp_path):
     from govern.db import database
     database(source).engine.dispose()
     restored = restore_archive(made.path, _url(source), decryption=Decryption(), keyring=_ring(source), key_file=None,
-                               secret_keys=NO_KEYS, force=True)
+                               secret_keys=NO_KEYS, force=True, audit_keys=_audit_keys(source))
     assert restored.report.ok
     assert facts_of(_url(source))["row_counts"]["audit_events"] == before + 1
     assert any("sealed under another SECRET_KEY" in note for note in restored.notes)
@@ -238,7 +245,7 @@ def test_restore_refuses_a_backup_of_a_newer_govern(source, tmp_path, target_url
     _rewrite(made.path, tmp_path / "future.tar", future)
     with pytest.raises(BackupError, match="made by a newer govern \\(9.0.0\\)"):
         restore_archive(tmp_path / "future.tar", target_url, decryption=Decryption(), keyring=None, key_file=None,
-                        secret_keys=NO_KEYS)
+                        secret_keys=NO_KEYS, audit_keys=_audit_keys(source))
     assert table_names(target_url) == []  # nothing was written
 
 
@@ -275,9 +282,20 @@ def test_a_backup_from_before_a_key_rotation_restores_while_the_old_kek_is_kept(
 
     with pytest.raises(BackupError, match=f"lacks KEK\\(s\\) the data needs: {old.primary_id} \\(3 data keys\\)"):
         restore_archive(made.path, target_url, decryption=Decryption(), keyring=retired, key_file=None,
-                        secret_keys=NO_KEYS)
+                        secret_keys=NO_KEYS, audit_keys=_audit_keys(source))
     assert table_names(target_url) == []
 
     restored = restore_archive(made.path, target_url, decryption=Decryption(), keyring=rotated, key_file=None,
-                               secret_keys=NO_KEYS)
+                               secret_keys=NO_KEYS, audit_keys=_audit_keys(source))
     assert restored.report.ok and restored.report.data_keys_unwrapped == 3
+
+
+def test_a_keyed_chain_is_not_restored_without_its_audit_keys(source, target_url, tmp_path):
+    made = _backup(source, tmp_path / "archive.tar")
+    with pytest.raises(BackupError, match="needs the audit key file"):
+        restore_archive(made.path, target_url, decryption=Decryption(), keyring=_ring(source), key_file=None,
+                        secret_keys=NO_KEYS)
+    with pytest.raises(BackupError, match="chained with audit key ak-7e570001, which the audit key file lacks"):
+        restore_archive(made.path, target_url, decryption=Decryption(), keyring=_ring(source), key_file=None,
+                        secret_keys=NO_KEYS, audit_keys=AuditKeys.generate())
+    assert table_names(target_url) == []
