@@ -179,7 +179,7 @@ def seed(bench: Bench) -> Seeded:
     """Fill the scratch database; every phase timed."""
     from govern.accounts.models import Account
     from govern.audit.models import AuditChainHead, AuditEvent
-    from govern.audit.services import chain_hash, event_content
+    from govern.audit.services import event_content, link_hash
     from govern.auth.models import User, UserRole
     from govern.crypto import envelope, totp
     from govern.crypto.envelope import Binding
@@ -316,6 +316,7 @@ def seed(bench: Bench) -> Seeded:
 
         def audit_events() -> None:
             last_id, prev = session.execute(select(AuditChainHead.last_event_id, AuditChainHead.last_hash)).one()
+            key = app.extensions["govern.audit_keys"].chain_key()  # keyed, as govern writes them
             start = now - timedelta(days=730)  # the same kind of datetime govern writes
             rows: list[dict[str, Any]] = []
             for n in range(1, s.audit_events + 1):
@@ -325,7 +326,7 @@ def seed(bench: Bench) -> Seeded:
                        "target_type": "account" if n % 3 else "person", "target_id": str(n % 2000), "outcome": "success",
                        "details_json": f'{{"n":{n}}}'}
                 content = event_content(event_id=last_id + n, **row)
-                row.update(id=last_id + n, prev_hash=prev, hash=chain_hash(prev, content))
+                row.update(id=last_id + n, prev_hash=prev, hash=link_hash(prev, content, key), key_id=key.key_id)
                 prev = row["hash"]
                 rows.append(row)
                 if len(rows) == 20_000:
