@@ -8,6 +8,9 @@ was removed: switched off, no page got slower (every page's ratio rose, 4-127 %)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from flask import g, has_request_context, request
@@ -22,6 +25,21 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_MODE = "govern.read_transaction"
 
 
+#: Set by ``reading()``: work outside a request (a CLI, a job) whose next transactions start in read mode.
+_reading: ContextVar[bool] = ContextVar("govern_reading", default=False)
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """Transactions that begin inside the block start in read mode, outside a request too (the audit
+    shipper reads batches while the web workers write): no SQLite write lock until a statement writes."""
+    token = _reading.set(True)
+    try:
+        yield
+    finally:
+        _reading.reset(token)
+
+
 def reads_first() -> bool:
     """Whether a transaction beginning now starts in read mode: inside a web request, except in the view
     of a request that changes state until that view commits.
@@ -30,7 +48,7 @@ def reads_first() -> bool:
     its commit: neither needs the SQLite write lock nor a PostgreSQL transaction.
     """
     if not has_request_context():
-        return False
+        return _reading.get()
     return request.method in READ_METHODS or not g.get("govern_in_view", False) or g.get("govern_committed", False)
 
 

@@ -663,6 +663,16 @@ def govern_load(bench: Bench, seeded: Seeded) -> dict[str, Any]:
         for page in pages:
             out[page.name] = drive(sessions[page.role], page, bench.scale.seconds_per_page)
             log(f"{page.name}: {out[page.name]['rps']} req/s, p95 {out[page.name]['p95_ms']} ms, errors {out[page.name]['errors']}")
+        # The reveal again while the whole trail (the seeded backlog) ships to a syslog sink in the background.
+        with Shipping(bench, "syslog", name="bench-backlog", loop=True) as shipping:
+            shipping.wait_until_shipping()
+            before = shipping.cursor()
+            row = drive(sessions["it"], reveal, bench.scale.seconds_per_page)
+            row["events_shipped_meanwhile"] = shipping.cursor() - before
+            row["backlog_events"] = bench.scale.audit_events
+        out["reveal_while_shipping"] = row
+        log(f"reveal while shipping: {row['rps']} req/s (alone {out['reveal']['rps']}), "
+            f"{row['events_shipped_meanwhile']} events shipped meanwhile")
         rss = server.worker_rss_mb()
         bench.results.setdefault("operations", {})["gunicorn_worker_rss"] = {"mb": max(rss), "workers_mb": rss}
     finally:
@@ -783,12 +793,88 @@ def operations(bench: Bench, seeded: Seeded) -> dict[str, Any]:
     ops["csv_import"] = imported
     log(f"import of {s.import_people} people: {imported['seconds']} s")
 
+    for kind in ("syslog", "https"):
+        with Shipping(bench, kind, name=f"bench-{kind}") as shipping:
+            shipped = timed_process([GOVERN, "audit", "ship", "--batch-size", "1000"], env,
+                                    bench.out / f"audit-ship-{kind}.log")
+            events = shipping.cursor() - shipping.start_cursor
+        if shipped["exit_code"] != 0 or events <= 0:
+            raise RuntimeError(f"audit ship ({kind}) failed: {shipped['output_tail']}")
+        shipped.update(events=events, events_per_second=int(events / shipped["seconds"]),
+                       received=shipping.received)
+        ops[f"audit_ship_{kind}"] = shipped
+        log(f"audit ship to {kind}: {events} events in {shipped['seconds']} s ({shipped['events_per_second']}/s)")
+
     jobs = timed_process([GOVERN, "jobs", "run"], env, bench.out / "jobs-run.log")
     if jobs["exit_code"] != 0:
         raise RuntimeError(f"jobs run failed: {jobs['output_tail']}")
     ops["jobs_run"] = jobs
     log(f"jobs run: {jobs['seconds']} s")
     return ops
+
+
+class Shipping:
+    """A loopback receiver (its own process) and an audit sink pointed at it that starts at event 0, so the
+    whole seeded trail is its backlog; with ``loop``, `govern audit ship --loop 1s` runs in the background.
+    Other sinks are paused meanwhile, so each measurement ships to one receiver."""
+
+    def __init__(self, bench: Bench, kind: str, *, name: str, loop: bool = False) -> None:
+        self.bench, self.kind, self.name, self.loop = bench, kind, name, loop
+        self.port = free_port()
+        self.received: int | None = None
+        self.start_cursor = 0
+
+    def _sql(self, statement: str, **params: Any) -> Any:
+        from sqlalchemy import create_engine
+
+        engine = create_engine(self.bench.url)
+        try:
+            with engine.begin() as conn:
+                result = conn.execute(text(statement), params)
+                return result.scalar() if result.returns_rows else None
+        finally:
+            engine.dispose()
+
+    def cursor(self) -> int:
+        return int(self._sql("SELECT cursor FROM audit_sinks WHERE name = :name", name=self.name) or 0)
+
+    def wait_until_shipping(self, timeout: float = 60) -> None:
+        """Until the background shipper has acknowledged its first batch (its start is not measured)."""
+        deadline = time.time() + timeout
+        while self.cursor() == 0 and time.time() < deadline:
+            time.sleep(0.05)
+
+    def __enter__(self) -> Shipping:
+        self.receiver = subprocess.Popen([PYTHON, str(ROOT / "scripts" / "bench_receivers.py"), self.kind,  # noqa: S603
+                                          str(self.port)], stdout=subprocess.PIPE, text=True)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        env = self.bench.env(GOVERN_ENV="development")  # a loopback http:// receiver is refused in production
+        self._sql("UPDATE audit_sinks SET enabled = false")
+        add = (["add-syslog", self.name, "--host", "127.0.0.1", "--port", str(self.port)] if self.kind == "syslog"
+               else ["add-https", self.name, "--url", f"http://127.0.0.1:{self.port}/collect"])
+        subprocess.run([GOVERN, "audit", "sinks", *add], env=env, check=True, capture_output=True)  # noqa: S603
+        self._sql("UPDATE audit_sinks SET cursor = 0 WHERE name = :name", name=self.name)  # the whole trail
+        self.start_cursor = 0
+        self.shipper = None
+        if self.loop:
+            self.shipper = subprocess.Popen([GOVERN, "audit", "ship", "--loop", "1s", "--batch-size", "1000"],  # noqa: S603
+                                            env=self.bench.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        if self.shipper is not None:
+            self.shipper.terminate()
+            self.shipper.wait(timeout=60)
+        self.receiver.terminate()
+        out, _ = self.receiver.communicate(timeout=30)
+        self.received = int(out.split()[0]) if out.strip() else None
+        self._sql("DELETE FROM audit_sinks WHERE name = :name", name=self.name)
 
 
 def _json_line(lines: list[str]) -> dict[str, Any]:
@@ -874,6 +960,16 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     check("reveal: each one audited", "1 exposure + ≥ 1 audit event per reveal",
           f"{reveal['exposures_written']} exposures, {reveal['audit_events_written']} events for {reveal['requests']} + warm-up",
           reveal["exposures_written"] >= reveal["requests"] and reveal["audit_events_written"] >= reveal["exposures_written"])
+    shipping = pages.get("reveal_while_shipping")  # absent from results written before issue 21
+    if shipping:
+        kept = ratio(shipping["rps"], reveal["rps"])
+        check("reveal while the audit backlog ships: req/s vs reveal alone", "≥ 90%",
+              f"{kept:.0%} ({shipping['events_shipped_meanwhile']:,} events shipped meanwhile)", kept >= 0.9)
+    for kind in ("syslog", "https"):
+        shipped = ops.get(f"audit_ship_{kind}")
+        if shipped:
+            check(f"audit shipping to a loopback {kind} receiver", "≥ 5,000 events/s",
+                  f"{shipped['events_per_second']:,}/s ({shipped['events']:,} events)", shipped["events_per_second"] >= 5_000)
     helped = ops.get("cli_help")  # absent from results written before issue 17
     if helped:
         check("`govern --help` (CPU seconds; builds no app)", "≤ 0.5 s",
@@ -1069,6 +1165,7 @@ def main() -> int:
         offboard_person(args.offboard_person)
         return 0
 
+    from govern.crypto.auditkeys import AuditKeys
     from govern.crypto.keyring import Keyring
     from govern.schema import upgrade
 
@@ -1077,6 +1174,7 @@ def main() -> int:
     instance = out / "instance"
     instance.mkdir(exist_ok=True)
     Keyring.generate().save(instance / "vault.key")
+    AuditKeys.generate().save(instance / "audit.key")
     pg_name = admin_url = None
     if args.db == "sqlite":
         db_file = out / "bench.db"

@@ -18,9 +18,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench  # noqa: E402
 
-PAGES = {f"home_{role}" for role in bench.HOME_ROLES} | set(bench.LIST_PAGES) | {"account_page", "person_page", "reveal"}
+PAGES = {f"home_{role}" for role in bench.HOME_ROLES} | set(bench.LIST_PAGES) | {"account_page", "person_page", "reveal",
+                                                                                "reveal_while_shipping"}
 OPERATIONS = {"process_startup", "cli_help", "offboarding_start", "keys_rewrap", "audit_verify", "csv_import", "jobs_run", "login",
-              "gunicorn_worker_rss"}
+              "gunicorn_worker_rss", "audit_ship_syslog", "audit_ship_https"}
 
 
 @pytest.mark.slow
@@ -58,6 +59,10 @@ def test_quick_bench_reports_every_measurement(tmp_path: Path) -> None:
     assert ops["offboarding_start"]["rotation_tasks_touched"] > 0
     assert ops["keys_rewrap"]["data_keys"] == scale.accounts * scale.secrets_per_account * 3
     assert ops["audit_verify"]["events"] >= scale.audit_events
+    for kind in ("syslog", "https"):  # the whole seeded trail reached the receiver
+        shipped = ops[f"audit_ship_{kind}"]
+        assert shipped["events"] >= scale.audit_events and shipped["received"] >= scale.audit_events, shipped
+    assert results["pages"]["reveal_while_shipping"]["events_shipped_meanwhile"] > 0
     assert ops["csv_import"]["people"] == scale.import_people
     for name in OPERATIONS - {"login", "gunicorn_worker_rss"}:
         assert ops[name]["exit_code"] == 0 and ops[name]["seconds"] > 0 and ops[name]["peak_rss_mb"] > 0, name

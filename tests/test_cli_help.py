@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import pytest
 
-from govern.cli import AREA_COMMANDS, KEY_COMMANDS, cli
+from govern.cli import AREA_COMMANDS, AUDIT_COMMANDS, KEY_COMMANDS, cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,8 @@ def test_help_builds_no_app(tmp_path, args, listed):
     assert not (tmp_path / "instance").exists()
 
 
-@pytest.mark.parametrize(("table", "group_path"), [(AREA_COMMANDS, ()), (KEY_COMMANDS, ("keys",))])
+@pytest.mark.parametrize(("table", "group_path"), [(AREA_COMMANDS, ()), (KEY_COMMANDS, ("keys",)),
+                                                  (AUDIT_COMMANDS, ("audit",))])
 def test_the_help_in_the_tables_is_the_commands_own(table, group_path):
     group: click.Command | None = cli
     ctx = click.Context(cli)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -29,8 +30,10 @@ def _session() -> Any:
 @click.option("--loop", "loop_interval", metavar="INTERVAL", default=None,
               help="Ship again every INTERVAL (e.g. 5s, 1m) until SIGTERM or Ctrl-C.")
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--nice", "niceness", default=10, show_default=True, type=click.IntRange(0, 19),
+              help="With --loop: run at this lower CPU priority, so shipping a backlog never slows the pages.")
 @with_appcontext
-def ship(loop_interval: str | None, batch_size: int) -> None:
+def ship(loop_interval: str | None, batch_size: int, niceness: int) -> None:
     """Send the audit trail to every sink from its cursor (once, or --loop); safe to kill and rerun."""
     from govern.jobs.services import parse_interval, run_loop
     from govern.shipping.shipper import ship_all
@@ -40,7 +43,10 @@ def ship(loop_interval: str | None, batch_size: int) -> None:
     stop = threading.Event()
 
     def once() -> None:
-        for result in ship_all(session, box=_box(), keys=keys, should_stop=stop.is_set, batch_size=batch_size):
+        # Once: until caught up. In a loop: at most 200 batches a pass, so a big backlog does not starve the rest.
+        limit = None if loop_interval is None else 200
+        for result in ship_all(session, box=_box(), keys=keys, should_stop=stop.is_set, batch_size=batch_size,
+                               max_batches=limit):
             state = result.error or result.skipped or "ok"
             click.echo(f"{result.sink}: {result.events} events, {result.checkpoints} checkpoints "
                        f"in {result.batches} batches ({state})", err=bool(result.error))
@@ -52,6 +58,7 @@ def ship(loop_interval: str | None, batch_size: int) -> None:
         seconds = parse_interval(loop_interval)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--loop") from None
+    os.nice(niceness)  # a background shipper yields the CPU to the web workers
 
     def _stop(signum: int, _frame: Any) -> None:
         stop.set()

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from govern import audit, failpoints
+from govern import audit, db_tuning, failpoints
 from govern.activity import describe
 from govern.audit.models import AuditCheckpoint, AuditEvent
 from govern.auth.users import active_users_with_roles
@@ -82,7 +82,7 @@ def _read_batch(session: Session, cursor: int, checkpoint_cursor: int, size: int
 
 
 def ship_sink(session: Session, sink_id: int, *, box: SecretBox, keys: AuditKeys | None, now: datetime | None = None,
-              batch_size: int = BATCH, max_batches: int = 200, should_stop: Callable[[], bool] = lambda: False,
+              batch_size: int = BATCH, max_batches: int | None = 200, should_stop: Callable[[], bool] = lambda: False,
               transport: Transport | None = None) -> ShipResult:
     """Send one sink what is new, batch by batch, committing its cursor after each acknowledged batch."""
     now = now or utcnow()
@@ -107,11 +107,14 @@ def ship_sink(session: Session, sink_id: int, *, box: SecretBox, keys: AuditKeys
         result.error = str(exc)
         return result
     try:
-        for _ in range(max_batches):
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
             if should_stop():
                 break
-            records, last_event, last_checkpoint = _read_batch(session, cursor, checkpoint_cursor, batch_size, keys)
-            session.commit()
+            with db_tuning.reading():  # no write lock while a thousand events are read and shaped
+                records, last_event, last_checkpoint = _read_batch(session, cursor, checkpoint_cursor, batch_size, keys)
+                session.commit()
             if not records:
                 break
             try:
@@ -156,7 +159,7 @@ def _record_failure(session: Session, sink_id: int, failures: int, error: str, n
 
 def ship_all(session: Session, *, box: SecretBox, keys: AuditKeys | None, now: datetime | None = None,
              should_stop: Callable[[], bool] = lambda: False, batch_size: int = BATCH,
-             max_batches: int = 200) -> list[ShipResult]:
+             max_batches: int | None = 200) -> list[ShipResult]:
     """One pass over every enabled sink."""
     sink_ids = session.scalars(select(AuditSink.id).where(AuditSink.enabled.is_(True)).order_by(AuditSink.id)).all()
     session.commit()
