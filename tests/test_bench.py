@@ -69,8 +69,8 @@ def test_quick_bench_reports_every_measurement(tmp_path: Path) -> None:
     assert ops["login"]["seconds"] > 0 and ops["gunicorn_worker_rss"]["mb"] > 0
 
     assert {c["result"] for c in results["targets"]} <= {"PASS", "MISS"}
-    # 9 operation targets, govern --help among them
-    assert len(results["targets"]) == len(PAGES) + len(bench.LIST_PAGES) + 9
+    # 12 operation targets: govern --help among them, and the reveal during shipping and two shipping rates
+    assert len(results["targets"]) == len(PAGES) + len(bench.LIST_PAGES) + 12
     assert any("govern --help" in c["target"] for c in results["targets"])
     budget = results["list_budget"]
     assert set(budget["pages"]) == set(bench.LIST_PAGES)
