@@ -18,7 +18,7 @@ from playwright.sync_api import Page, Response, expect
 from govern.app import create_app
 from govern.db import database
 from tests.factories import DEFAULT_PASSWORD, accept_policy, make_account, make_grant, make_user, publish_policy
-from tests.support import app_config
+from tests.support import TEST_AUDIT_KEYS, app_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -64,6 +64,8 @@ def server_env(tmp_path: Path, database_url: str, base_url: str) -> dict[str, st
             "GOVERN_ARGON2_TIME_COST": "2",
             "GOVERN_ARGON2_MEMORY_KIB": "19456",
             "PYTHONUNBUFFERED": "1",
+            # The audit keys of the test apps, so that rows seeded through server_app chain alike.
+            "GOVERN_AUDIT_KEYS": TEST_AUDIT_KEYS,
         }
     )
     return env

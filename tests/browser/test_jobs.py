@@ -89,5 +89,28 @@ def test_admin_sees_jobs_and_notifications(browser: Any, live_server: LiveServer
     expect(page.locator(".flash")).to_contain_text(re.compile(r"Marked 2 notification"))
     screenshots(page, "notifications_read")
 
+    # An audit sink: the form, the signing secret shown once, the sink on the Jobs page (desktop and phone).
+    page.goto(live_server.url("/jobs/"))
+    page.get_by_role("link", name="Add a sink").click()
+    expect(page.get_by_role("heading", name="Add an audit sink")).to_be_visible()
+    screenshots(page, "sink_form")
+    page.get_by_label("Name").fill("SIEM")
+    page.get_by_label("Kind").select_option("https")
+    page.get_by_label("HTTPS address").fill("https://siem.example/collect")
+    submit(page, "Add the sink")
+    expect(page.locator("#sink-secret")).to_contain_text("whsec_")
+    screenshots(page, "sink_created")
+    page.goto(live_server.url("/jobs/"))
+    expect(page.locator("#audit-sinks")).to_contain_text("SIEM")
+    expect(page.locator("#audit-sinks")).not_to_contain_text("whsec_")
+    page.locator("#audit-sinks").scroll_into_view_if_needed()
+    screenshots(page, "jobs_sinks")
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, storage_state=context.storage_state())
+    phone_page = phone.new_page()
+    phone_page.goto(live_server.url("/jobs/"))
+    phone_page.locator("#audit-sinks").scroll_into_view_if_needed()
+    screenshots(phone_page, "jobs_sinks_phone")
+    phone.close()
+
     context.close()
     assert problems == [], problems
