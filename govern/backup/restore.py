@@ -86,6 +86,9 @@ def verify_archive(path: Path, *, decryption: Decryption, keyring: Keyring | Non
         report = (CheckReport(problems=[version]) if version
                   else _check_opened(opened, used, scratch_url, Path(work), audit_keys))
         notes = [] if used else ["no keyring given: the data keys were not checked (give --keyring FILE)"]
+        if not isinstance(opened.manifest.get("mac"), dict):
+            notes.append("the manifest is not signed (the vault was sealed when the backup was made): an edit of "
+                         "the manifest alone shows only where its counts or head no longer match the data")
         if report.keyed_unchecked:
             notes.append(f"{report.keyed_unchecked} keyed audit events: their HMACs were not checked "
                          "(give --audit-keys FILE)")
