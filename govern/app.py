@@ -66,6 +66,8 @@ from govern.vault.keys import keyring_problem_at_start
 from govern.vault.tool_views import bp as vault_tools_bp
 from govern.vault.views import bp as vault_bp
 from govern.web import BoundedIntConverter
+from govern.webhooks.views import account_bp as notification_settings_bp
+from govern.webhooks.views import bp as webhooks_bp
 
 __all__ = ["create_app"]
 
@@ -236,7 +238,8 @@ def register_blueprints(app: Flask) -> None:
     app.url_map.converters["int"] = BoundedIntConverter
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
                reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_bp, vault_tools_bp,
-               rotation_bp, incidents_bp, offboarding_bp, scim_bp, scim_admin_bp, sinks_bp):
+               rotation_bp, incidents_bp, offboarding_bp, scim_bp, scim_admin_bp, sinks_bp,
+               webhooks_bp, notification_settings_bp):
         app.register_blueprint(bp)
     # The SCIM API authenticates by bearer token, never by the session cookie, so CSRF cannot apply.
     csrf.exempt(scim_bp)

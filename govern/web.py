@@ -85,6 +85,7 @@ POLICY: dict[str, frozenset[str]] = {
     "vault.reveal_seed": frozenset({"admin", "it"}),
     "jobs.read": frozenset({"admin"}),
     "jobs.manage": frozenset({"admin"}),
+    "webhooks.manage": frozenset({"admin"}),
     # Vault tools: the password generator, its per-platform rules, and the import.
     "vault.generate": frozenset({"admin", "it"}),
     "vault.import": frozenset({"admin", "it"}),

@@ -33,7 +33,7 @@ def app_overrides():
     (("auditor",), EVERYONE | AREAS | {"Reviews": "/reviews/", "Users": "/admin/users/", "Audit trail": "/audit/",
                                         "Rotation": "/rotation/"}),
     (("admin",), EVERYONE | AREAS | {"Reviews": "/reviews/", "Users": "/admin/users/", "Audit trail": "/audit/",
-                                      "Jobs": "/jobs/", "Rotation": "/rotation/"}),
+                                      "Jobs": "/jobs/", "Rotation": "/rotation/", "Webhooks": "/admin/webhooks/"}),
 ], ids=["staff", "manager", "hr", "it", "auditor", "admin"])
 def test_navigation_by_role(app, db, kit, roles, expected):
     user = make_user(db, kit, roles=roles)

@@ -32,6 +32,9 @@ from govern.offboarding.settings import settings_from
 from govern.rotation import reminders, schedules, versions
 from govern.shipping import shipper
 from govern.shipping.sinks import secret_box
+from govern.webhooks import chat as webhook_chat
+from govern.webhooks import delivery as webhook_delivery
+from govern.webhooks.subscriptions import webhook_box
 
 log = logging.getLogger("govern.jobs")
 
@@ -159,6 +162,23 @@ def ship_audit(session: Session, context: JobContext) -> Mapping[str, int]:
     return shipper.result_counts(results, lag)
 
 
+def _webhook_box(config: Mapping[str, Any]) -> Any:
+    return webhook_box([config["SECRET_KEY"], *config.get("SECRET_KEY_FALLBACKS", [])])
+
+
+def deliver_webhooks(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Send every webhook endpoint its events in order; turn off one that failed for a day and tell the admins."""
+    results = webhook_delivery.deliver_all(session, box=_webhook_box(context.config),
+                                           base_url=str(context.config.get("BASE_URL") or ""), now=context.now,
+                                           should_stop=context.should_stop)
+    return webhook_delivery.counts(results)
+
+
+def send_chat(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Post people's notifications to their own chat (Slack or Teams), with retries."""
+    return webhook_chat.send_chat(session, box=_webhook_box(context.config), now=context.now)
+
+
 def make_backup(session: Session, context: JobContext) -> Mapping[str, int]:
     """Back up the database to GOVERN_BACKUP_DIR when the last good backup is old enough; prune the oldest."""
     return backups.run_scheduled(session, url=str(context.config["DATABASE_URL"]),
@@ -180,6 +200,9 @@ STEPS: list[Step] = [
     Step("audit.checkpoint", "Sign a checkpoint of the audit chain", sign_checkpoint),
     # Before the email: a lag alert it queues goes out in the same run.
     Step("audit.ship", "Ship the audit trail to its sinks", ship_audit, own_transactions=True),
+    Step("webhooks.deliver", "Deliver events to webhook endpoints (Slack, Teams, signed JSON)", deliver_webhooks,
+         own_transactions=True),
+    Step("chat.send", "Post people's notifications to their own chat", send_chat, own_transactions=True),
     Step("email.send", "Send queued email", send_email, own_transactions=True),
     # Last: the snapshot then holds what the steps above did.
     Step("backup.make", "Back up the database and prune old backups", make_backup, own_transactions=True),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from govern.db import Base, utcnow
@@ -61,4 +61,62 @@ class OutboxMessage(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {OUTBOX_STATUSES!r}", name="status"),
         Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+
+#: Groups of notifications a user may route: each is also emailed (the default), also sent to their
+#: chat, or kept in the app only. Security notices (sign-in, second factor, sessions) always email.
+NOTIFICATION_GROUPS = {
+    "grants": "Grants and requests", "rotation": "Credential rotation", "offboarding": "Offboardings",
+    "reviews": "Access reviews", "incidents": "Incidents and locked accounts", "other": "Everything else",
+}
+CHANNELS = ("email", "chat", "app")
+CHAT_STATUSES = ("pending", "sent", "failed")
+
+
+class NotificationPreference(Base):
+    """How one user wants one group of notifications: also by email, also in their chat, or in the app only."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    group: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (CheckConstraint(f"channel IN {CHANNELS!r}", name="channel"),)
+
+
+class ChatChannel(Base):
+    """A user's own chat: the Slack or Teams incoming webhook their notifications go to, sealed."""
+
+    __tablename__ = "chat_channels"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    format: Mapped[str] = mapped_column(String(16))
+    url_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    url_hint: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChatMessage(Base):
+    """A notification for a user's chat, written with the notification; the jobs runner posts it."""
+
+    __tablename__ = "chat_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str | None] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {CHAT_STATUSES!r}", name="status"),
+        Index("ix_chat_outbox_status_next_attempt_at", "status", "next_attempt_at"),
     )

@@ -28,7 +28,14 @@ from govern.auth.models import User
 from govern.config import base_url
 from govern.db import rowcount, utcnow
 from govern.errors import InvalidError, NotFoundError
-from govern.notifications.models import Notification, OutboxMessage
+from govern.notifications.models import (
+    NOTIFICATION_GROUPS,
+    ChatChannel,
+    ChatMessage,
+    Notification,
+    NotificationPreference,
+    OutboxMessage,
+)
 from govern.paging import Page, read_page
 
 #: After this many failed attempts a message is flagged "failed" on the Jobs page and not retried
@@ -66,16 +73,87 @@ def _internal_link(link: str | None) -> str | None:
     return link
 
 
+#: The first part of a notification kind -> the group a user routes (anything else: "other", and the
+#: security prefixes are never routed away from email).
+_GROUP_OF_PREFIX = {"grant": "grants", "rotation": "rotation", "offboarding": "offboarding", "review": "reviews",
+                    "incident": "incidents", "access": "grants", "policy": "grants"}
+SECURITY_PREFIXES = ("auth", "user", "account_security", "session", "mfa", "audit", "webhook")
+
+
+def group_of(kind: str) -> str | None:
+    """The group of a notification kind a user may route, or None for a security notice (always emailed)."""
+    prefix = kind.split(".", 1)[0]
+    if prefix in SECURITY_PREFIXES:
+        return None
+    return _GROUP_OF_PREFIX.get(prefix, "other")
+
+
+def channels_of(session: Session, user_ids: Iterable[int], kind: str) -> dict[int, str]:
+    """Each user's channel for ``kind``: "email" (the default), "chat" or "app"; one query for all of them."""
+    ids = list(user_ids)
+    group = group_of(kind)
+    chosen: dict[int, str] = {uid: "email" for uid in ids}
+    if group is None or not ids:
+        return chosen
+    for uid, channel in session.execute(select(NotificationPreference.user_id, NotificationPreference.channel).where(
+            NotificationPreference.user_id.in_(ids), NotificationPreference.group == group)):
+        chosen[uid] = channel
+    return chosen
+
+
 def notify(session: Session, *, kind: str, title: str, user: Any = None, users: Iterable[Any] = (),
            link: str | None = None, body: str | None = None) -> list[Notification]:
-    """Add an in-app notification for ``user`` and/or each of ``users`` (User objects or ids)."""
+    """Add an in-app notification for ``user`` and/or each of ``users`` (User objects or ids); a user who
+    routes this kind to their chat gets a chat message too, in the same transaction."""
     link = _internal_link(link)
     title = " ".join(title.split())[:MAX_TITLE]
-    rows = [Notification(user_id=uid, kind=kind[:64], title=title, body=body, link=link)
-            for uid in _user_ids(user, users)]
+    ids = _user_ids(user, users)
+    rows = [Notification(user_id=uid, kind=kind[:64], title=title, body=body, link=link) for uid in ids]
     session.add_all(rows)
+    chat = [uid for uid, channel in channels_of(session, ids, kind).items() if channel == "chat"]
+    if chat:
+        with_channel = set(session.scalars(select(ChatChannel.user_id).where(ChatChannel.user_id.in_(chat))))
+        session.add_all(ChatMessage(user_id=uid, kind=kind[:64], title=title, body=body, link=link)
+                        for uid in chat if uid in with_channel)
     session.flush()
     return rows
+
+
+def notified_since(session: Session, *, user_id: int, kind: str, title: str, since: datetime) -> bool:
+    """Whether the user got this very notification (kind and title) since ``since``."""
+    return session.scalar(select(Notification.id).where(
+        Notification.user_id == user_id, Notification.kind == kind[:64],
+        Notification.title == " ".join(title.split())[:MAX_TITLE],
+        Notification.created_at >= since).limit(1)) is not None
+
+
+def set_preferences(session: Session, *, actor: User, choices: Mapping[str, str]) -> None:
+    """Record ``actor``'s channel per group (only known groups and channels; audited)."""
+    clean = {group: channel for group, channel in choices.items()
+             if group in NOTIFICATION_GROUPS and channel in ("email", "chat", "app")}
+    current = {p.group: p for p in session.scalars(select(NotificationPreference).where(
+        NotificationPreference.user_id == actor.id))}
+    changed = {}
+    for group, channel in clean.items():
+        row = current.get(group)
+        if row is None:
+            session.add(NotificationPreference(user_id=actor.id, group=group, channel=channel))
+        elif row.channel != channel:
+            row.channel = channel
+        else:
+            continue
+        changed[group] = channel
+    if changed:
+        audit.record(session, "notifications.preferences_changed", actor=actor, target_type="user", target_id=actor.id,
+                     details={"channels": changed})
+    session.flush()
+
+
+def preferences_of(session: Session, user_id: int) -> dict[str, str]:
+    """The user's channel for every group (the default where they chose none)."""
+    chosen = dict(session.execute(select(NotificationPreference.group, NotificationPreference.channel)
+                                  .where(NotificationPreference.user_id == user_id)).all())
+    return {group: chosen.get(group, "email") for group in NOTIFICATION_GROUPS}
 
 
 def unread_count(session: Session, user_id: int) -> int:
@@ -166,10 +244,15 @@ def queue_email(session: Session, *, to: str, subject: str, body_text: str, kind
 
 def email_users(session: Session, *, users: Iterable[User], kind: str, subject: str, body: str,
                 link: str | None = None, dedupe_prefix: str | None = None) -> int:
-    """Queue one email per active user: the usual companion of ``notify`` for things that need action."""
+    """Queue one email per active user: the usual companion of ``notify`` for things that need action.
+
+    A user who routes this kind to their chat or keeps it in the app gets no email (a security notice
+    always goes)."""
     queued = 0
-    for user in users:
-        if not user.is_active:
+    targets = [user for user in users if user.is_active]
+    channels = channels_of(session, [user.id for user in targets], kind)
+    for user in targets:
+        if channels.get(user.id, "email") != "email":
             continue
         lines = [f"Hello {user.person.full_name},", "", body]
         if link:

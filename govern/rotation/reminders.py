@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from govern import audit
 from govern.auth.models import User
 from govern.auth.users import active_users_with_roles
 from govern.db import utcnow
@@ -48,11 +49,15 @@ def send_reminders(session: Session, *, now: datetime | None = None) -> dict[str
         late = now - task.due_at
         link = f"/rotation/tasks/{task.id}"
         users = [task.assignee] if task.assignee is not None and task.assignee.is_active else team
-        counts["reminders"] += _remind(
+        reminded = _remind(
             session, users=users, kind="rotation.reminder", title=f"Rotation overdue: {what}",
             body=f"The rotation of {what} ({REASON_LABELS[task.reason].lower()}) was due {day_text(task.due_at)} "
                  f"and is {task.status}; it is {late.days} day(s) late.",
             link=link, dedupe_prefix=f"rotation.reminder:{task.id}:{now:%Y-%m-%d}")
+        if reminded:  # once a day per task: what a webhook subscribed to overdue rotations hears
+            audit.record(session, "rotation.overdue_reminded", target_type="rotation_task", target_id=task.id,
+                         details={"days_late": late.days, "people": reminded})
+        counts["reminders"] += reminded
         if late >= (ESCALATE_URGENT_AFTER if task.is_urgent else ESCALATE_AFTER):
             counts["escalations"] += _remind(
                 session, users=admins, kind="rotation.escalation", title=f"Escalation: rotation of {what} is {late.days} days late",
@@ -66,10 +71,18 @@ def _remind(session: Session, *, users: Sequence[User], kind: str, title: str, b
             dedupe_prefix: str) -> int:
     # Each person gets the email and the in-app notification together, and only when the email's
     # dedupe key is new, so a reminder appears once a day in the app too, even with concurrent runs.
+    # Someone who routes these to their chat or keeps them in the app gets no email: for them the
+    # notification of the same title since the day began is what says "already reminded".
     sent = 0
+    channels = notifications.channels_of(session, [user.id for user in users], kind)
     for user in users:
-        if notifications.email_users(session, users=[user], kind=kind, subject=f"[govern] {title}", body=body, link=link,
-                                     dedupe_prefix=dedupe_prefix):
+        if channels.get(user.id, "email") == "email":
+            if notifications.email_users(session, users=[user], kind=kind, subject=f"[govern] {title}", body=body,
+                                         link=link, dedupe_prefix=dedupe_prefix):
+                notifications.notify(session, kind=kind, title=title, user=user, link=link, body=body)
+                sent += 1
+        elif not notifications.notified_since(session, user_id=user.id, kind=kind, title=title,
+                                              since=utcnow().replace(hour=0, minute=0, second=0, microsecond=0)):
             notifications.notify(session, kind=kind, title=title, user=user, link=link, body=body)
             sent += 1
     return sent
