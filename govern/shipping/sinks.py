@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +21,7 @@ from govern.crypto.secretbox import SecretBox, derive_key
 from govern.db import utcnow
 from govern.errors import InvalidError, NotFoundError
 from govern.shipping.models import AuditSink
+from govern.shipping.transports import new_signing_secret
 
 SECRET_PURPOSE = "govern/shipping.sink_secret/v1"  # noqa: S105 (a key-derivation label)
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
@@ -105,7 +105,7 @@ def create_sink(session: Session, *, actor: Actor | None, data: SinkInput, box: 
     session.flush()
     secret = None
     if data.kind == "https" and data.sign:
-        secret = "whsec_" + secrets.token_urlsafe(32)
+        secret = new_signing_secret()
         sink.secret_sealed = box.seal(secret.encode(), _context(sink.id))
     audit.record(session, "audit.sink_created", actor=actor, target_type="audit_sink", target_id=sink.id,
                  details={"name": sink.name, "kind": sink.kind, "format": sink.format, "destination": destination(sink),

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import socket
 import ssl
 import time
@@ -87,11 +88,19 @@ class SyslogTransport:
                 self._socket = None
 
 
+def new_signing_secret() -> str:
+    """A Standard Webhooks secret: "whsec_" and the base64 of 32 random bytes (the bytes are the HMAC key)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 def signature_headers(secret: bytes, body: bytes, message_id: str, *, now: float | None = None) -> dict[str, str]:
-    """Standard Webhooks headers: webhook-id, webhook-timestamp, webhook-signature (v1, HMAC-SHA256)."""
+    """Standard Webhooks headers: webhook-id, webhook-timestamp, webhook-signature (v1, HMAC-SHA256 keyed
+    with the secret's decoded bytes, as the specification's libraries verify it)."""
+    text = secret.decode()
+    key = base64.b64decode(text.removeprefix("whsec_"))
     timestamp = str(int(now if now is not None else time.time()))
     signed = f"{message_id}.{timestamp}.".encode() + body
-    signature = base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest()).decode()
+    signature = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
     return {"webhook-id": message_id, "webhook-timestamp": timestamp, "webhook-signature": f"v1,{signature}"}
 
 

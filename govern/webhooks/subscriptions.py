@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from govern.audit.models import AuditChainHead
 from govern.audit.services import Actor
 from govern.crypto.secretbox import SecretBox, derive_key
 from govern.errors import InvalidError, NotFoundError
+from govern.shipping.transports import new_signing_secret
 from govern.webhooks.events import EVENT_TYPES
 from govern.webhooks.models import WEBHOOK_FORMATS, WebhookSubscription
 
@@ -100,7 +100,7 @@ def create_subscription(session: Session, *, actor: Actor | None, data: Subscrip
     sub.url_sealed = box.seal(url.encode(), _context("url", sub.id))
     secret = None
     if data.format == "standard":
-        secret = "whsec_" + secrets.token_urlsafe(32)
+        secret = new_signing_secret()
         sub.secret_sealed = box.seal(secret.encode(), _context("secret", sub.id))
     audit.record(session, "webhook.subscribed", actor=actor, target_type="webhook", target_id=sub.id,
                  details={"name": name, "format": data.format, "endpoint": sub.url_hint,

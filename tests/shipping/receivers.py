@@ -66,7 +66,8 @@ class Collector:
             return True
         if not message_id or not timestamp or abs(time.time() - int(timestamp)) > 300:
             return False
-        expected = base64.b64encode(hmac.new(self.secret, f"{message_id}.{timestamp}.".encode() + body,
+        key = base64.b64decode(self.secret.decode().removeprefix("whsec_"))
+        expected = base64.b64encode(hmac.new(key, f"{message_id}.{timestamp}.".encode() + body,
                                              hashlib.sha256).digest()).decode()
         return any(hmac.compare_digest(f"v1,{expected}", sig) for sig in headers.get("webhook-signature", "").split())
 

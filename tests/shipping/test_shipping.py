@@ -25,7 +25,7 @@ from govern.shipping.export import compare_with_export
 from govern.shipping.formats import cef_message, event_record, syslog_line
 from govern.shipping.models import AuditSink
 from govern.shipping.sinks import SinkInput, create_sink, secret_box
-from govern.shipping.transports import ShipError
+from govern.shipping.transports import ShipError, new_signing_secret
 from tests.factories import Company, allow_tampering, csrf_from
 from tests.shipping.receivers import (
     Collector,
@@ -120,7 +120,7 @@ def test_a_receiver_that_answers_500_then_200_gets_each_event_once(scratch_app):
 
 
 def test_a_signature_made_with_another_secret_is_refused_by_the_receiver(scratch_app):
-    collector = Collector(secret=b"whsec_not-the-one-govern-has")
+    collector = Collector(secret=new_signing_secret().encode())
     server, url = start_collector(collector)
     with scratch_app.app_context():
         session = get_session()
