@@ -16,8 +16,8 @@ from govern.audit.models import AuditEvent
 from govern.crypto.keyring import Keyring
 from govern.db import get_session, utcnow
 from govern.errors import InvalidError
-from govern.schema import upgrade
 from govern.notifications.models import Notification, OutboxMessage
+from govern.schema import upgrade
 from govern.vault.access import reveal
 from govern.webhooks import delivery
 from govern.webhooks.models import WebhookSubscription
