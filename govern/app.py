@@ -299,7 +299,17 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def _db_down(_exc: OperationalError) -> tuple[str, int]:
         log.error("database unavailable", exc_info=True)
-        return page(503, "Temporarily unavailable", "govern cannot reach its database. Nothing was changed. Try again in a few minutes.")
+        title, message = ("Temporarily unavailable",
+                          "govern cannot reach its database. Nothing was changed. Try again in a few minutes.")
+        # Nothing on this page may touch the database: the layout would look up the user and their
+        # notifications, fail again inside the error handler, and the server would answer a bare 500
+        # (scripts/soak caught that when it killed PostgreSQL under load).
+        g.database_down = True
+        try:
+            return render_template("errors/unavailable.html", status=503, title=title, message=message), 503
+        except Exception:  # noqa: BLE001 (the last resort: a 503 in plain text rather than the server's 500)
+            log.exception("the database-down page failed to render")
+            return f"503 {title}: {message}\n", 503
 
     @app.errorhandler(DataError)
     @app.errorhandler(OverflowError)

@@ -9,7 +9,7 @@ import pytest
 from govern import web
 from govern.auth.models import User
 from govern.errors import ConflictError, InvalidError
-from tests.factories import csrf_token, login, make_user
+from tests.factories import csrf_token, login, make_user, signed_in
 
 REQUIRED_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -164,6 +164,27 @@ def test_database_unavailable_gives_503_not_success(app, db, kit, monkeypatch):
     response = client.post("/login", data={"csrf_token": token, "email": "a@example.com", "password": "p" * 20})
     assert response.status_code == 503
     assert "connection refused" not in response.get_data(as_text=True)
+
+
+def test_the_database_down_page_touches_no_database(app, db, kit, monkeypatch):
+    """A signed-in page whose database dies mid-request: the 503 page must not query again (the layout reads the
+    user's unread notifications) or the server answers a bare 500 (found by scripts/soak killing PostgreSQL)."""
+    from sqlalchemy.exc import OperationalError
+
+    import govern.notifications.views as notification_views
+    from govern.home import views as home_views
+
+    _who, client = signed_in(app, db, kit, "admin")
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(home_views.reviews, "open_items_for", down)  # the view's query fails...
+    monkeypatch.setattr(notification_views, "unread_for_current_user", down)  # ...and so would the layout's
+    response = client.get("/")
+    assert response.status_code == 503
+    body = response.get_data(as_text=True)
+    assert "govern cannot reach its database" in body and "server closed" not in body
 
 
 def test_static_assets_are_local_files(app):

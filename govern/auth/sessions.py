@@ -11,7 +11,7 @@ import secrets
 from datetime import timedelta
 from typing import Any, cast
 
-from flask import Flask, Request, Response, request
+from flask import Flask, Request, Response, g, request
 from flask import session as flask_session
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import String, bindparam, delete, func, insert, or_, select, update
@@ -127,6 +127,8 @@ class ServerSessionInterface(SessionInterface):
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, ServerSession)
+        if g.get("database_down"):
+            return  # the database-down page: nothing to save, nowhere to save it
 
         db = get_session()
         name = cookie_name(request)
