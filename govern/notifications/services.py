@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from types import TracebackType
 from typing import Any
 
@@ -388,7 +388,7 @@ class SmtpMailer:
         email["To"] = message.to_address
         email["Subject"] = message.subject
         email["Date"] = format_datetime(utcnow())
-        email["Message-ID"] = make_msgid(idstring=f"govern-outbox-{message.id}", domain=self.settings.sender.rpartition("@")[2] or None)
+        email["Message-ID"] = message_id_of(message, self.settings.sender)
         email["Auto-Submitted"] = "auto-generated"
         email.set_content(message.body_text)
         try:
@@ -418,6 +418,13 @@ class SmtpMailer:
         if self.settings.password:
             text = text.replace(self.settings.password, "***")
         return text[:MAX_ERROR]
+
+
+def message_id_of(message: OutboxMessage, sender: str) -> str:
+    """The same Message-ID on every attempt of one outbox row: a send repeated after a crash (the
+    server said 250, the sender died before recording it) is then a duplicate a mail system can drop."""
+    domain = sender.rpartition("@")[2] or "localhost"
+    return f"<govern-outbox-{message.id}.{message.created_at:%Y%m%d%H%M%S}@{domain}>"
 
 
 def _text(value: Any) -> str:

@@ -16,6 +16,7 @@ from govern.jobs.models import JobRun
 from govern.jobs.services import run_jobs
 from govern.jobs.steps import STEPS
 from govern.notifications import services
+from govern.notifications.services import message_id_of
 from govern.notifications.models import OutboxMessage
 from tests.smtp_server import free_port, start_server
 
@@ -91,6 +92,10 @@ def test_due_emails_arrive_at_the_smtp_server_once(db, app, smtp_server):
     assert "Body 0\r\nsecond line" in first.get_payload(decode=True).decode()
     rows = _rows(db)
     assert all(m.status == "sent" and m.attempts == 1 and m.sent_at and m.last_error is None for m in rows)
+    # One Message-ID per outbox row, the same on every attempt: a repeated send is a duplicate mail systems drop.
+    row = next(m for m in rows if m.to_address == "someone0@example.com")
+    assert first["Message-ID"] == message_id_of(row, "govern@example.com") == message_id_of(row, "govern@example.com")
+    assert first["Message-ID"].startswith(f"<govern-outbox-{row.id}.") and first["Message-ID"].endswith("@example.com>")
     assert db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "email.sent")) == 3
     # Sent messages are not sent again.
     again = _send(app)
