@@ -16,8 +16,8 @@ from govern.jobs.models import JobRun
 from govern.jobs.services import run_jobs
 from govern.jobs.steps import STEPS
 from govern.notifications import services
-from govern.notifications.services import message_id_of
 from govern.notifications.models import OutboxMessage
+from govern.notifications.services import message_id_of
 from tests.smtp_server import free_port, start_server
 
 SEND = [s for s in STEPS if s.name == "email.send"]
