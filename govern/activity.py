@@ -169,6 +169,7 @@ SENTENCES: dict[str, str] = {
     "vault.keys_rotated": "{actor} rotated the vault keys ({target})",
     "backup.created": "{actor} backed up the database",
     "audit.keys_rotated": "{actor} rotated the audit trail's keys ({target})",
+    "audit.chain_keyed": "The audit trail began chaining events with a key kept outside the database ({target})",
     "audit.sink_created": "{actor} added an audit sink ({target})",
     "audit.sink_enabled": "{actor} resumed an audit sink ({target})",
     "audit.sink_disabled": "{actor} paused an audit sink ({target})",

@@ -361,9 +361,10 @@ def audit_keys_rotate() -> None:
 @with_appcontext
 def audit_checkpoint() -> None:
     """Sign the chain head now (the jobs do it on every run when the head moved)."""
-    from govern.audit.services import write_checkpoint
+    from govern.audit.services import record_keying, write_checkpoint
 
     session = _db_session()
+    record_keying(session, current_app.extensions["govern.audit_keys"])
     checkpoint = write_checkpoint(session, current_app.extensions["govern.audit_keys"])
     session.commit()
     click.echo(f"checkpoint signed at event {checkpoint.event_id}" if checkpoint else

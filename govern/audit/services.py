@@ -485,8 +485,24 @@ def checkpoint_message(event_id: int, event_hash: str, created_at: datetime) -> 
     return f"govern audit checkpoint v1\n{event_id}\n{event_hash}\n{created_at.isoformat()}".encode()
 
 
+def _check_keying(session: Session, result: VerifyResult) -> None:
+    """The chain must be keyed from exactly the event its `audit.chain_keyed` record names."""
+    if result.broken_at is not None:
+        return
+    recorded = session.scalar(select(AuditEvent.details_json).where(AuditEvent.action == "audit.chain_keyed")
+                              .order_by(AuditEvent.id).limit(1))
+    if recorded is None:
+        return
+    keyed_from = json.loads(recorded).get("keyed_from_event")
+    if keyed_from != result.keyed_from:
+        _broken(result, min(keyed_from or 1, result.keyed_from or keyed_from or 1),
+                f"the chain records that it is keyed from event {keyed_from}, but the first keyed event is "
+                f"{result.keyed_from}: events were rewritten without the audit key")
+
+
 def _check_checkpoints(session: Session, result: VerifyResult, keys: AuditKeys | None) -> VerifyResult:
     """Every checkpoint must be signed by an audit signing key and match the chain; name the last good one."""
+    _check_keying(session, result)
     if not inspect(session.connection()).has_table("audit_checkpoints"):  # before migration 0021
         return result
     checkpoints = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.event_id, AuditCheckpoint.id)).all()
@@ -524,6 +540,23 @@ def _check_checkpoints(session: Session, result: VerifyResult, keys: AuditKeys |
                           if result.last_good_checkpoint is not None else
                           f"{result.problem}; no checkpoint holds: trust nothing from event 1 on")
     return result
+
+
+def record_keying(session: Session, keys: AuditKeys) -> AuditEvent | None:
+    """Once the chain holds keyed events, record (once) from which event on it is keyed, with which key.
+
+    The change from plain links to keyed ones is itself an event of the chain; `verify` checks that
+    the chain is keyed from exactly that event, so a keyed stretch rewritten as plain links shows.
+    """
+    if session.scalar(select(AuditEvent.id).where(AuditEvent.action == "audit.chain_keyed").limit(1)) is not None:
+        return None
+    first = session.execute(select(AuditEvent.id, AuditEvent.key_id).where(AuditEvent.key_id.is_not(None))
+                            .order_by(AuditEvent.id).limit(1)).one_or_none()
+    if first is None:
+        return None
+    return record(session, "audit.chain_keyed", target_type="audit_key", target_id=first.key_id,
+                  details={"keyed_from_event": first.id, "plain_events_before": first.id - 1},
+                  context=AuditContext(actor_label="system"), key=keys.chain_key())
 
 
 def write_checkpoint(session: Session, keys: AuditKeys, *, now: datetime | None = None) -> AuditCheckpoint | None:

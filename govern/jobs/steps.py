@@ -18,7 +18,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from govern.audit.services import write_checkpoint
+from govern.audit.services import record_keying, write_checkpoint
 from govern.auth.sessions import purge_stale_sessions
 from govern.backup import schedule as backups
 from govern.grants import services as grants
@@ -148,7 +148,8 @@ def sign_checkpoint(session: Session, context: JobContext) -> Mapping[str, int]:
     keys = _audit_keys()
     if keys is None:
         return {"signed": 0, "no_keys": 1}
-    return {"signed": 1 if write_checkpoint(session, keys, now=context.now) else 0}
+    keyed = record_keying(session, keys)  # once: the change to a keyed chain is an event of the chain
+    return {"signed": 1 if write_checkpoint(session, keys, now=context.now) else 0, "keying_recorded": 1 if keyed else 0}
 
 
 def ship_audit(session: Session, context: JobContext) -> Mapping[str, int]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import delete, select, update
 
 from govern import audit
 from govern.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
-from govern.audit.services import chain_hash, event_content, verify_chain, write_checkpoint
+from govern.audit.services import chain_hash, event_content, record_keying, verify_chain, write_checkpoint
 from govern.crypto.auditkeys import AuditKeys
 from tests.factories import TEST_CHAIN_KEY, allow_tampering, append_events, chain_head
 from tests.support import TEST_AUDIT_KEYS
@@ -107,3 +109,20 @@ def test_rotated_keys_keep_old_events_verifiable_and_the_rotation_is_in_the_chai
     assert not result.ok and "event 1 is chained with audit key ak-7e570001, which the audit key file lacks" in result.problem
     assert db.scalars(select(AuditEvent.action).where(AuditEvent.key_id == rotated.hmac_primary)).first() == \
         "audit.keys_rotated"
+
+
+def test_the_change_to_a_keyed_chain_is_recorded_and_checked(db):
+    append_events(db, 4, key=None)  # events written before the keyed chain began
+    append_events(db, 3)
+    keying = record_keying(db, KEYS)
+    assert keying is not None and keying.key_id == KEYS.hmac_primary
+    assert json.loads(keying.details_json) == {"keyed_from_event": 5, "plain_events_before": 4}
+    assert record_keying(db, KEYS) is None  # once
+    result = verify_chain(db, keys=KEYS)
+    assert result.ok and result.keyed_from == 5
+    # Someone without the key rewrites everything from the first keyed event on as plain links, no
+    # checkpoint yet: every link holds, but the chain's own record of its keying betrays it.
+    _rewrite_without_key(db, 5)
+    broken = verify_chain(db, keys=KEYS)
+    assert not broken.ok and broken.keyed_from is None
+    assert "records that it is keyed from event 5, but the first keyed event is None" in broken.problem
