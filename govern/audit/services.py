@@ -496,8 +496,9 @@ def _check_keying(session: Session, result: VerifyResult) -> None:
     keyed_from = json.loads(recorded).get("keyed_from_event")
     if keyed_from != result.keyed_from:
         _broken(result, min(keyed_from or 1, result.keyed_from or keyed_from or 1),
-                f"the chain records that it is keyed from event {keyed_from}, but the first keyed event is "
-                f"{result.keyed_from}: events were rewritten without the audit key")
+                f"the chain records that it is keyed from event {keyed_from}, but "
+                + (f"the first keyed event is {result.keyed_from}" if result.keyed_from else "no event is keyed")
+                + ": events were rewritten without the audit key")
 
 
 def _check_checkpoints(session: Session, result: VerifyResult, keys: AuditKeys | None) -> VerifyResult:

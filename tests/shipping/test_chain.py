@@ -125,4 +125,4 @@ def test_the_change_to_a_keyed_chain_is_recorded_and_checked(db):
     _rewrite_without_key(db, 5)
     broken = verify_chain(db, keys=KEYS)
     assert not broken.ok and broken.keyed_from is None
-    assert "records that it is keyed from event 5, but the first keyed event is None" in broken.problem
+    assert "records that it is keyed from event 5, but no event is keyed" in broken.problem
