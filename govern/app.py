@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, Response, g, render_template, request, session
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -221,6 +221,12 @@ def register_blueprints(app: Flask) -> None:
     csrf.exempt(scim_bp)
 
 
+#: The 503 page when even the layout cannot be rendered without the database.
+DB_DOWN_PAGE = ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Temporarily unavailable - govern</title>'
+                '<link rel="stylesheet" href="/static/govern.css"></head><body><main><h1>Temporarily unavailable</h1>'
+                "<p>{message}</p></main></body></html>")
+
+
 def register_errors(app: Flask) -> None:
     """Every error gets a page in the layout that reveals nothing internal."""
     def page(status: int, title: str, message: str) -> tuple[str, int]:
@@ -275,7 +281,14 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def _db_down(_exc: OperationalError) -> tuple[str, int]:
         log.error("database unavailable", exc_info=True)
-        return page(503, "Temporarily unavailable", "govern cannot reach its database. Nothing was changed. Try again in a few minutes.")
+        message = "govern cannot reach its database. Nothing was changed. Try again in a few minutes."
+        try:
+            return page(503, "Temporarily unavailable", message)
+        except SQLAlchemyError:
+            # The layout needed the database too (a signed-in user's details): without this the error
+            # escaped to gunicorn, a bare 500 (found by scripts/soak killing PostgreSQL mid-request).
+            log.error("database unavailable while rendering the error page")
+            return DB_DOWN_PAGE.format(message=message), 503
 
     @app.errorhandler(DataError)
     @app.errorhandler(OverflowError)
