@@ -326,3 +326,14 @@ def test_the_503_page_is_served_even_when_its_layout_needs_the_dead_database(tmp
     assert "cannot reach its database" in body and "govern.css" in body
     for leak in ("Traceback", "OperationalError", "server closed", "127.0.0.1:1"):
         assert leak not in body, leak
+
+
+def test_scim_answers_503_when_the_database_is_unreachable(tmp_path):
+    """scripts/soak: SCIM answered 500 while PostgreSQL was down; an identity provider retries a 503."""
+    from govern.app import create_app
+    from tests.support import app_config
+
+    app = create_app(app_config(tmp_path, "postgresql+psycopg://postgres@127.0.0.1:1/none"))
+    response = app.test_client().get("/scim/v2/Users", headers={"Authorization": "Bearer gscim_" + "x" * 43})
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert "cannot reach its database" in response.get_data(as_text=True)
