@@ -570,14 +570,15 @@ def reveal_and_rotate(world: World, n: int) -> None:
             status, _, location = it.post(f"/rotation/tasks/{task_id}/stage",
                                           {"csrf_token": token, "mode": "typed", "value": f"soak-pw-{uuid.uuid4().hex}"},
                                           "rotate_stage")
-            if status not in (302, 303) or not flashed(page := it.flash_after(location, "rotate_stage"), "staged"):
+            if status not in (302, 303) or not flashed(page := it.flash_after(location, "rotate_stage"),
+                                                                 "The new value is staged as a pending version"):
                 raise UnexpectedError(f"stage: {status}")
             world.recorder.acknowledged("rotation_staged", task_id=task_id, secret_id=secret_id)
             ticks = re.findall(r'name="checklist"[^>]*value="([^"]+)"', page)
             token = CSRF.search(page).group(1)  # type: ignore[union-attr]
             status, _, location = it.post(f"/rotation/tasks/{task_id}/confirm", {"csrf_token": token, "checklist": ticks},
                                           "rotate_confirm")
-            if status == 302 and flashed(it.flash_after(location, "rotate_confirm"), "confirmed"):
+            if status == 302 and flashed(it.flash_after(location, "rotate_confirm"), "confirmed: the new value is current"):
                 world.recorder.acknowledged("rotation_confirmed", task_id=task_id, secret_id=secret_id)
         except (NoAnswerError, UnexpectedError) as exc:
             world.counters["abandoned"] += 1
