@@ -150,6 +150,9 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SMTP_PASSWORD": _env("SMTP_PASSWORD"),
         "SMTP_STARTTLS": _bool("SMTP_STARTTLS", False),
         "SMTP_FROM": _env("SMTP_FROM", "govern@localhost"),
+        #: How long a sender's claim on an outbox email holds: a sender killed mid-send leaves its email
+        #: unsent until then (longer than any one SMTP exchange, so a slow send is never sent twice).
+        "OUTBOX_CLAIM_SECONDS": _int("OUTBOX_CLAIM_SECONDS", 600, minimum=60),
         "SMTP_CA_FILE": _env("SMTP_CA_FILE"),
         "OFFBOARDING_DEADLINE_HOURS": _int("OFFBOARDING_DEADLINE_HOURS", 24, minimum=1),
         "OFFBOARDING_IMMEDIATE_DEADLINE_HOURS": _int("OFFBOARDING_IMMEDIATE_DEADLINE_HOURS", 1, minimum=1),

@@ -159,3 +159,12 @@ def test_a_malformed_bind_address_stops_the_start_with_a_reason(monkeypatch, tmp
     monkeypatch.setenv("GOVERN_BIND", bind)
     with pytest.raises(ConfigError, match="GOVERN_BIND must be HOST:PORT"):
         load_config({"INSTANCE_PATH": tmp_path})
+
+
+def test_outbox_claim_lease_is_a_setting_of_at_least_a_minute(monkeypatch):
+    assert load_config({"ENV": "testing"})["OUTBOX_CLAIM_SECONDS"] == 600
+    monkeypatch.setenv("GOVERN_OUTBOX_CLAIM_SECONDS", "90")
+    assert load_config({"ENV": "testing"})["OUTBOX_CLAIM_SECONDS"] == 90
+    monkeypatch.setenv("GOVERN_OUTBOX_CLAIM_SECONDS", "5")
+    with pytest.raises(ConfigError, match="GOVERN_OUTBOX_CLAIM_SECONDS must be at least 60"):
+        load_config({"ENV": "testing"})

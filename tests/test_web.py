@@ -322,3 +322,39 @@ def test_form_errors_puts_reasons_on_their_fields_and_the_rest_on_the_default():
     form = fresh_form()
     web.form_errors(form, ConflictError("Taken."), default=form.name, whole=True)
     assert form.name.errors == ["Taken."] and form.due_on.errors == []
+
+
+def test_the_503_page_is_served_even_when_its_layout_needs_the_dead_database(tmp_path, monkeypatch):
+    """scripts/soak: PostgreSQL killed mid-request, the error page's layout queried it again -> a bare 500."""
+    from sqlalchemy.exc import OperationalError
+
+    import govern.app as app_module
+    from govern.app import create_app
+    from tests.support import app_config
+
+    real = app_module.render_template
+
+    def render(name, **context):
+        if name == "errors/error.html":
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+        return real(name, **context)
+
+    monkeypatch.setattr(app_module, "render_template", render)
+    app = create_app(app_config(tmp_path, "postgresql+psycopg://postgres@127.0.0.1:1/none"))
+    response = app.test_client().get("/login")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert "cannot reach its database" in body and "govern.css" in body
+    for leak in ("Traceback", "OperationalError", "server closed", "127.0.0.1:1"):
+        assert leak not in body, leak
+
+
+def test_scim_answers_503_when_the_database_is_unreachable(tmp_path):
+    """scripts/soak: SCIM answered 500 while PostgreSQL was down; an identity provider retries a 503."""
+    from govern.app import create_app
+    from tests.support import app_config
+
+    app = create_app(app_config(tmp_path, "postgresql+psycopg://postgres@127.0.0.1:1/none"))
+    response = app.test_client().get("/scim/v2/Users", headers={"Authorization": "Bearer gscim_" + "x" * 43})
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert "cannot reach its database" in response.get_data(as_text=True)

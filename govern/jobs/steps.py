@@ -67,11 +67,12 @@ def send_email(session: Session, context: JobContext) -> Mapping[str, int]:
         waiting = session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")) or 0
         return {"sent": 0, "not_configured_waiting": waiting}
     counts = {"sent": 0, "failed": 0, "gave_up": 0}
+    lease = timedelta(seconds=int(context.config.get("OUTBOX_CLAIM_SECONDS", 600)))
     with notifications.SmtpMailer(settings, ssl_context=_ssl_context(context.config)) as mailer:
         for _ in range(notifications.SEND_BATCH):
             if context.should_stop():
                 break
-            message = notifications.claim_due_email(session)
+            message = notifications.claim_due_email(session, lease=lease)
             session.commit()  # the claim is visible to other senders before we talk to the server
             if message is None:
                 break

@@ -29,6 +29,7 @@ from scim2_models import (
     Sort,
     User,
 )
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -131,6 +132,11 @@ def _not_allowed(_exc: Any) -> Response:
 
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception) -> Response:
+    # An error raised outside the view (the token check) arrives as a 500 wrapping the original.
+    if isinstance(exc, OperationalError) or isinstance(getattr(exc, "original_exception", None), OperationalError):
+        # The database is down: a 503 the identity provider retries, as the web pages answer (scripts/soak).
+        current_app.logger.error("database unavailable on SCIM %s %s", request.method, request.endpoint)
+        return error(503, "govern cannot reach its database; nothing was changed. Try again later.")
     if isinstance(exc, HTTPException):
         return error(exc.code or 400, exc.description or "The request could not be completed.")
     get_session().rollback()

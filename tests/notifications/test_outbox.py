@@ -166,6 +166,21 @@ def test_a_claimed_message_is_not_sent_by_a_second_sender(db, app):
         assert again is not None and again.id == claimed.id and again.attempts == 2
 
 
+def test_the_send_step_claims_for_the_configured_lease(db, app, smtp_server, monkeypatch):
+    app.config.update(smtp_server.config(OUTBOX_CLAIM_SECONDS=90))
+    leases = []
+    real = services.claim_due_email
+
+    def claim(session, **kwargs):
+        leases.append(kwargs.get("lease"))
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(services, "claim_due_email", claim)
+    _queue(db, 1)
+    assert _counts(_send(app))["sent"] == 1
+    assert leases and set(leases) == {timedelta(seconds=90)}
+
+
 def test_starttls_on(db, app, tmp_path):
     server = start_server(tmp_path, starttls=True)
     try:
