@@ -5,6 +5,7 @@ Only this module (with the CLI and the WSGI entry point) imports views.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from typing import Any
 from flask import Flask, Response, g, render_template, request, session
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError, PendingRollbackError, SQLAlchemyError
 from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -126,9 +127,24 @@ def register_sessions(app: Flask) -> None:
     def _discard_uncommitted(response: Response) -> Response:
         # Registered first, so it runs last among after_request hooks, just before the session
         # is saved: whatever a view flushed but did not commit is rolled back, not saved.
-        if "db_session" in g:
-            discard_uncommitted(g.db_session)
+        if "db_session" in g and not g.get("database_down"):
+            try:
+                discard_uncommitted(g.db_session)
+            except SQLAlchemyError:  # a transaction the database broke: it can only be rolled back
+                g.database_down = True
+                _rollback_quietly(g.db_session)
         return response
+
+
+def _rollback_quietly(session: Any) -> None:
+    """End a transaction the database broke; a dead connection may refuse even that, which is fine here."""
+    with contextlib.suppress(SQLAlchemyError):
+        session.rollback()
+
+
+#: Errors that mean the database cannot be used right now: a dead or refused connection, or a
+#: transaction it broke that something tried to use again. Each is a 503, never a 500.
+DATABASE_DOWN = (OperationalError, InterfaceError, PendingRollbackError)
 
 
 def register_security(app: Flask) -> None:
@@ -260,7 +276,7 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
         original = getattr(exc, "original_exception", None)  # set on the 500 of an unhandled error
-        if isinstance(original, OperationalError):
+        if isinstance(original, DATABASE_DOWN):
             # The database failed after the view (saving the session): still a 503, not a 500.
             return _db_down(original)
         status = exc.code or 500
@@ -286,10 +302,24 @@ def register_errors(app: Flask) -> None:
         body, status = page(429, "Too many attempts", exc.message)
         return body, status, {"Retry-After": str(exc.retry_after)}
 
+    def unavailable(title: str, message: str) -> tuple[str, int]:
+        """A 503 that touches no database: its own template rendered without the context processors (which
+        read the signed-in user and their notifications), no session save, and plain text as the last resort.
+        Without it a request whose database died answered gunicorn's bare 500 (found by scripts/soak)."""
+        g.database_down = True
+        if "db_session" in g:
+            _rollback_quietly(g.db_session)
+        try:
+            template = app.jinja_env.get_template("errors/unavailable.html")
+            return template.render(status=503, title=title, message=message), 503
+        except Exception:  # noqa: BLE001 (the last resort: a 503 in plain text rather than the server's 500)
+            log.exception("the database-down page failed to render")
+            return f"503 {title}: {message}\n", 503
+
     @app.errorhandler(AuditWriteError)
     def _audit_failed(exc: AuditWriteError) -> tuple[str, int]:
         log.error("audit write failed; change refused: %s", exc.message)
-        return page(503, "Not recorded, not done", "govern could not record this action in the audit trail, so it did not do it. Try again; if it keeps failing, tell IT.")
+        return unavailable("Not recorded, not done", "govern could not record this action in the audit trail, so it did not do it. Try again; if it keeps failing, tell IT.")
 
     @app.errorhandler(ThrottleUnavailableError)
     def _throttle_down(_exc: ThrottleUnavailableError) -> tuple[str, int]:
@@ -297,19 +327,12 @@ def register_errors(app: Flask) -> None:
         return page(503, "Sign-in unavailable", "Sign-in is paused because a safety service is unreachable. Try again in a few minutes.")
 
     @app.errorhandler(OperationalError)
-    def _db_down(_exc: OperationalError) -> tuple[str, int]:
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PendingRollbackError)
+    def _db_down(_exc: Exception) -> tuple[str, int]:
         log.error("database unavailable", exc_info=True)
-        title, message = ("Temporarily unavailable",
-                          "govern cannot reach its database. Nothing was changed. Try again in a few minutes.")
-        # Nothing on this page may touch the database: the layout would look up the user and their
-        # notifications, fail again inside the error handler, and the server would answer a bare 500
-        # (scripts/soak caught that when it killed PostgreSQL under load).
-        g.database_down = True
-        try:
-            return render_template("errors/unavailable.html", status=503, title=title, message=message), 503
-        except Exception:  # noqa: BLE001 (the last resort: a 503 in plain text rather than the server's 500)
-            log.exception("the database-down page failed to render")
-            return f"503 {title}: {message}\n", 503
+        return unavailable("Temporarily unavailable",
+                           "govern cannot reach its database. Nothing was changed. Try again in a few minutes.")
 
     @app.errorhandler(DataError)
     @app.errorhandler(OverflowError)

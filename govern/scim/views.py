@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -29,7 +30,7 @@ from scim2_models import (
     Sort,
     User,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, PendingRollbackError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -133,8 +134,13 @@ def _not_allowed(_exc: Any) -> Response:
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception) -> Response:
     # An error raised outside the view (the token check) arrives as a 500 wrapping the original.
-    if isinstance(exc, OperationalError) or isinstance(getattr(exc, "original_exception", None), OperationalError):
+    down = (OperationalError, InterfaceError, PendingRollbackError)
+    if isinstance(exc, down) or isinstance(getattr(exc, "original_exception", None), down):
         # The database is down: a 503 the identity provider retries, as the web pages answer (scripts/soak).
+        # Nothing after this may use the broken transaction (the after-request hooks check the flag).
+        g.database_down = True
+        with contextlib.suppress(SQLAlchemyError):
+            get_session().rollback()
         current_app.logger.error("database unavailable on SCIM %s %s", request.method, request.endpoint)
         return error(503, "govern cannot reach its database; nothing was changed. Try again later.")
     if isinstance(exc, HTTPException):
