@@ -177,6 +177,17 @@ def _columns(entry: Entry, ctx: AuditContext) -> dict[str, Any]:
     }
 
 
+def lock_chain_head(session: Session) -> None:
+    """Take the chain head's row lock now, before a caller locks other rows it will audit later.
+
+    Every audited write holds this lock from its first event to its commit; a transaction that locked
+    rotation tasks first and audited next could wait for one that audited first and then wanted those
+    tasks: a deadlock (scripts/soak met it on PostgreSQL). Taking the head first keeps one lock order.
+    On SQLite the write lock of BEGIN IMMEDIATE already orders every writer; the statement is a no-op lock.
+    """
+    session.execute(select(AuditChainHead.id).where(AuditChainHead.id == 1).with_for_update())
+
+
 def _reserve_ids(session: Session, count: int) -> tuple[int, str]:
     """Move the chain head on by ``count`` ids (locking it); return the last id and the hash before them."""
     head = session.execute(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from govern import audit
 from govern.accounts.models import Account
 from govern.audit.models import AuditEvent
+from govern.audit.services import lock_chain_head
 from govern.auth.models import User
 from govern.config import base_url
 from govern.db import utcnow
@@ -102,6 +103,7 @@ def close_incident(session: Session, *, actor: User, incident: Incident, note: s
     """IT closes the incident once every task is done (or cancelled with a reason); the account is unlocked."""
     require_custodian(actor)
     text = required_text(note, "note", "Write what was found and done; it closes the incident.")
+    lock_chain_head(session)  # the audit head before the incident: one lock order for every writer
     session.refresh(incident, with_for_update={"of": Incident})
     if incident.status != "open":
         raise ConflictError("This incident is closed already.")

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
 from govern import audit
-from govern.audit.services import Actor
+from govern.audit.services import Actor, lock_chain_head
 from govern.auth.models import User
 from govern.db import utcnow
 from govern.errors import ConflictError, InvalidError, NotFoundError
@@ -41,6 +41,7 @@ def _merge_json_list(raw: str, items: Iterable[Any], key: Callable[[Any], Any] =
 def _live_task(session: Session, secret_id: int, *, lock: bool = False) -> RotationTask | None:
     query = select(RotationTask).where(RotationTask.secret_id == secret_id, RotationTask.status.in_(("open", "staged")))
     if lock:
+        lock_chain_head(session)  # the audit head before the tasks: one lock order for every writer
         query = query.with_for_update(of=RotationTask)
     return session.scalar(query)
 
@@ -156,6 +157,7 @@ def open_tasks(session: Session, *, actor: Actor | None, requests: Sequence[Task
             raise InvalidError(f"Unknown reason {r.reason!r}.", {"reason": "Unknown reason."})
     if not requests:
         return {}
+    lock_chain_head(session)  # the audit head before the tasks: one lock order for every writer
     live = {t.secret_id: t for t in session.scalars(
         select(RotationTask).where(RotationTask.secret_id.in_([r.secret.id for r in requests]),
                                    RotationTask.status.in_(("open", "staged")))
@@ -215,6 +217,7 @@ def get_task(session: Session, task_id: int) -> RotationTask:
 
 def lock_live_task(session: Session, task: RotationTask, statuses: tuple[str, ...]) -> None:
     """Reload ``task`` under a row lock; ConflictError unless its status is one of ``statuses``."""
+    lock_chain_head(session)  # the audit head before the task: one lock order for every writer
     session.refresh(task, with_for_update={"of": RotationTask})
     if task.status not in statuses:
         raise ConflictError(f"This task is {task.status} already (someone else may have just changed it); reload the page.")
