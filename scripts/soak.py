@@ -275,6 +275,8 @@ class Mailbox:
         self.hold_seconds = 0.0
         self.holding = threading.Event()
         self.lost_mid_data = 0
+        #: Outbox ids of the messages held while the soak killed their sender.
+        self.held_ids: list[str] = []
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
@@ -282,6 +284,8 @@ class Mailbox:
             self.refused += 1
             return "451 4.3.0 soak: refusing for now"
         if self.hold_seconds:
+            held = re.search(r"govern-outbox-(\d+)", envelope.content.decode(errors="replace"))
+            self.held_ids.append(held.group(1) if held else "")
             self.holding.set()
             await asyncio.sleep(self.hold_seconds)
             if session.transport is None or session.transport.is_closing():
@@ -1218,7 +1222,8 @@ def main() -> int:
             "writes": dict(Counter(w["kind"] for w in recorder.writes)),
             "client_counters": dict(world.counters), "jobs_runs": dict(jobs.runs),
             "emails": {"accepted": len(stack.mailbox.accepted), "refused": stack.mailbox.refused,
-                       "lost_mid_data": stack.mailbox.lost_mid_data},
+                       "lost_mid_data": stack.mailbox.lost_mid_data,
+                       "held_while_sender_killed": stack.mailbox.held_ids},
             "drain": drain, "checks": checks.results,
             "passed": all(c["passed"] for c in checks.results.values()),
         }
