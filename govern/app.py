@@ -24,6 +24,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from govern import audit, timezones, web
 from govern.accounts.views import bp as accounts_bp
 from govern.audit import services as audit_services
+from govern.audit.services import lock_chain_head
 from govern.audit.views import bp as audit_bp
 from govern.auth.kit import AuthKit
 from govern.auth.models import User
@@ -42,7 +43,7 @@ from govern.crypto.auditkeys import AuditKeyError, AuditKeys
 from govern.crypto.keyring import Keyring, KeyringError
 from govern.crypto.secretbox import SecretBox, derive_key
 from govern.db import Database, database, get_session
-from govern.db_tuning import discard_uncommitted, enter_view
+from govern.db_tuning import READ_METHODS, discard_uncommitted, enter_view
 from govern.directory.views import bp as directory_bp
 from govern.errors import AuditWriteError, GovernError, ThrottledError
 from govern.grants.views import bp as grants_bp
@@ -100,6 +101,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     connect_all()
     # Last of the before_request hooks: see govern.db_tuning.enter_view.
     app.before_request(enter_view)
+    app.before_request(_audit_head_first)
     return app
 
 
@@ -134,6 +136,22 @@ def register_sessions(app: Flask) -> None:
                 g.database_down = True
                 _rollback_quietly(g.db_session)
         return response
+
+
+def _audit_head_first() -> None:
+    """PostgreSQL: a request that may change state takes the audit chain head's lock before anything else.
+
+    Every change writes an audit event, and the head stays locked from a transaction's first event to its
+    commit; a view that updated other rows (a rotation task) before its first event could wait for one
+    holding the head that wanted those rows: a deadlock, which scripts/soak met under load. Taking the
+    head first gives every writer one lock order. It costs no concurrency the audit trail did not already
+    take: writers were serialised from their first event on. SQLite's BEGIN IMMEDIATE orders writers already.
+    """
+    if request.method in READ_METHODS:
+        return
+    session = get_session()
+    if session.get_bind().dialect.name == "postgresql":
+        lock_chain_head(session)
 
 
 def _rollback_quietly(session: Any) -> None:
