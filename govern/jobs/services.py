@@ -135,6 +135,10 @@ def run_step(database: Database, step: Step, context: JobContext) -> StepResult:
                 result.outcome = "skipped"
                 result.error = "another run is doing this step right now"
             else:
+                if not step.own_transactions and session.get_bind().dialect.name == "postgresql":
+                    # The audit head first, as every web request that changes state takes it (govern.app):
+                    # one lock order for every writer, so a step and a request cannot deadlock on it.
+                    audit.lock_chain_head(session)
                 counts = step.run(session, context)
                 session.commit()
                 result.counts = {k: int(v) for k, v in counts.items()}
