@@ -23,6 +23,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from govern import audit, timezones, web
 from govern.accounts.views import bp as accounts_bp
+from govern.api.blueprint import down_problem, http_problem, is_api_request
+from govern.api.problems import problem as api_problem
+from govern.api.ratelimit import DatabaseRateStore, RedisRateStore
+from govern.api.routes import bp as api_bp
 from govern.audit import services as audit_services
 from govern.audit.services import lock_chain_head
 from govern.audit.views import bp as audit_bp
@@ -273,15 +277,20 @@ def register_blueprints(app: Flask) -> None:
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
                reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_bp, vault_tools_bp,
                rotation_bp, incidents_bp, offboarding_bp, scim_bp, scim_admin_bp, sinks_bp,
-               webhooks_bp, notification_settings_bp):
+               webhooks_bp, notification_settings_bp, api_bp):
         app.register_blueprint(bp)
-    # The SCIM API authenticates by bearer token, never by the session cookie, so CSRF cannot apply.
+    # The SCIM API and the API authenticate by bearer token, never by the session cookie, so CSRF cannot apply.
     csrf.exempt(scim_bp)
+    csrf.exempt(api_bp)
+    app.extensions["govern.api_rate_store"] = (
+        RedisRateStore(app.config["REDIS_URL"]) if app.config["REDIS_URL"] else DatabaseRateStore())
 
 
 def register_errors(app: Flask) -> None:
     """Every error gets a page in the layout that reveals nothing internal."""
-    def page(status: int, title: str, message: str) -> tuple[str, int]:
+    def page(status: int, title: str, message: str) -> Any:
+        if is_api_request():  # the API answers problem details, never a page
+            return api_problem(status, message)
         return render_template("errors/error.html", status=status, title=title, message=message), status
 
     @app.errorhandler(CSRFError)
@@ -297,6 +306,8 @@ def register_errors(app: Flask) -> None:
         if isinstance(original, DATABASE_DOWN):
             # The database failed after the view (saving the session): still a 503, not a 500.
             return _db_down(original)
+        if is_api_request():
+            return http_problem(exc)
         status = exc.code or 500
         messages = {
             400: ("Bad request", "The request could not be understood. Check what you entered and try again."),
@@ -327,6 +338,8 @@ def register_errors(app: Flask) -> None:
         g.database_down = True
         if "db_session" in g:
             _rollback_quietly(g.db_session)
+        if is_api_request():
+            return down_problem()  # type: ignore[return-value]  # a Response, as Flask accepts
         try:
             template = app.jinja_env.get_template("errors/unavailable.html")
             return template.render(status=503, title=title, message=message), 503

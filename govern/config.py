@@ -128,6 +128,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         #: Retired secret versions are kept this long for rollback, then crypto-shredded.
         "VAULT_RETENTION_DAYS": _int("VAULT_RETENTION_DAYS", 30, minimum=1),
         "REDIS_URL": _env("REDIS_URL"),
+        # Requests a minute one API token may send, counted across every worker (then 429 and Retry-After).
+        "API_RATE_LIMIT": _int("API_RATE_LIMIT", 600, minimum=1),
         # PostgreSQL: how long a statement may wait for a lock, or run, before it fails (0 = no limit).
         "DB_LOCK_TIMEOUT_SECONDS": _int("DB_LOCK_TIMEOUT_SECONDS", 10),
         "DB_STATEMENT_TIMEOUT_SECONDS": _int("DB_STATEMENT_TIMEOUT_SECONDS", 120),

@@ -10,6 +10,7 @@ from govern.incidents import models as incidents_models
 from govern.jobs import models as jobs_models
 from govern.notifications import models as notifications_models
 from govern.offboarding import models as offboarding_models
+from govern.api import models as api_models
 from govern.policies import models as policies_models
 from govern.reviews import models as reviews_models
 from govern.rotation import models as rotation_models
@@ -23,5 +24,5 @@ __all__ = [
     "accounts_models", "audit_models", "auth_models", "directory_models", "grants_models",
     "policies_models", "reviews_models", "vault_models", "jobs_models", "notifications_models",
     "vault_rule_models", "rotation_models", "incidents_models", "offboarding_models", "scim_models",
-    "backup_models", "shipping_models", "webhooks_models",
+    "backup_models", "shipping_models", "webhooks_models", "api_models",
 ]

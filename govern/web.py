@@ -131,6 +131,24 @@ class BearerAuth(Protocol):
 BEARER_AUTH: dict[str, BearerAuth] = {}
 
 
+#: Blueprints whose every endpoint is called with a bearer token (the API): their endpoints declare the
+#: same permissions as the pages, POLICY decides with the token's roles, and a session never counts.
+BEARER_BLUEPRINTS: dict[str, BearerAuth] = {}
+
+
+def register_bearer_blueprint(blueprint_name: str, auth: BearerAuth) -> None:
+    """Let every endpoint of ``blueprint_name`` identify callers by a bearer token."""
+    BEARER_BLUEPRINTS[blueprint_name] = auth
+
+
+def bearer_auth_of(permission_name: str) -> BearerAuth | None:
+    """How the current request's caller is identified by a token, or None for a session."""
+    blueprint = request.blueprint if has_request_context() else None
+    if blueprint in BEARER_BLUEPRINTS:
+        return BEARER_BLUEPRINTS[blueprint]
+    return BEARER_AUTH.get(permission_name)
+
+
 def register_bearer_auth(permission_name: str, auth: BearerAuth) -> None:
     """Let the endpoints of ``permission_name`` identify callers by a bearer token."""
     if permission_name not in POLICY:
@@ -291,10 +309,11 @@ def enforce_permissions() -> WerkzeugResponse | None:
     if name is None:
         current_app.logger.error("endpoint %s declares no permission; refused", request.endpoint)
         abort(403)
-    if name == PUBLIC:
+    bearer = bearer_auth_of(name)
+    if name == PUBLIC and bearer is None:
         return None
-    if name in BEARER_AUTH:
-        return _enforce_bearer(name, BEARER_AUTH[name])
+    if bearer is not None:
+        return _enforce_bearer(name, bearer)
     if not current_user.is_authenticated:
         if request.method == "GET":
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
@@ -312,10 +331,14 @@ def enforce_permissions() -> WerkzeugResponse | None:
 
 
 def _enforce_bearer(name: str, auth: BearerAuth) -> Response | None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if name == PUBLIC:
+        return None
     principal = auth.authenticate()
     if principal is None:
         return auth.refuse(401)
-    if not may(principal, name):
+    admits = getattr(auth, "admits", None)
+    if not may(principal, name) or (admits is not None and not admits(principal, view)):
         db = get_session()
         audit.record(db, "authz.denied", actor=principal, outcome="denied",
                      details={"endpoint": request.endpoint, "permission": name})
@@ -451,7 +474,10 @@ def current_audit_context() -> AuditContext:
     if principal is not None:
         # A bearer-token caller (SCIM): every event of its request names the token, including the
         # ones a service writes with no actor of its own (the sessions it ends, the tasks it opens).
-        return AuditContext(actor_label=principal.email, ip=client_ip(), request_id=g.get("request_id"))
+        # An API token acts as a user: its events name the user and, in place of a session, the token.
+        return AuditContext(actor_label=principal.email, actor_user_id=getattr(principal, "audit_user_id", None),
+                            session_ref=getattr(principal, "audit_ref", None), ip=client_ip(),
+                            request_id=g.get("request_id"))
     user = current_user
     digest = getattr(session, "digest", None)
     return AuditContext(
@@ -560,7 +586,7 @@ def resume_after_sign_in() -> WerkzeugResponse | None:
     if request.method != "POST" or not getattr(session, "expired", False):
         return None
     name = view_permission(current_app, request.endpoint)
-    if name is None or name == PUBLIC or name in BEARER_AUTH:
+    if name is None or name == PUBLIC or bearer_auth_of(name) is not None:
         return None
     rule = request.url_rule
     if rule is not None and "GET" in (rule.methods or ()):

@@ -45,8 +45,18 @@ class User(Base):
 
     @property
     def roles(self) -> frozenset[str]:
-        """The user's app roles (every user is also plain staff)."""
-        return frozenset(row.role for row in self.role_rows)
+        """The user's app roles (every user is also plain staff), within the cap of the request's API token."""
+        held = frozenset(row.role for row in self.role_rows)
+        cap: frozenset[str] | None = self.__dict__.get("_role_cap")
+        return held if cap is None else held & cap
+
+    def cap_roles(self, roles: frozenset[str]) -> None:
+        """Act, for the rest of this request, with no more than ``roles`` (an API token's cap).
+
+        A plain attribute of this instance, never stored: the request's session, and the cap with it,
+        end with the request.
+        """
+        self.__dict__["_role_cap"] = frozenset(roles)
 
     @property
     def has_mfa(self) -> bool:
@@ -148,3 +158,51 @@ class LoginThrottle(Base):
     lockouts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+API_TOKEN_KINDS = ("personal", "service")
+
+
+class ApiToken(Base):
+    """A bearer token of the API (/api/v1): stored as a digest, shown once, revoked, never deleted.
+
+    Every token acts as a user: a personal token as the user who made it, a service token as the
+    login of the person who owns it (who answers for the integration). Its roles are that user's
+    roles, capped by ``roles_json`` for a service token, and its ``scopes`` cap what it may call.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    #: SHA-256 of the whole token (256 random bits: no slow hash needed).
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The token's first characters ("govp_Ab3d"), so people can tell tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    #: The user the token acts as.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    #: The person who answers for the token (the user's person; for a service token, its owner).
+    owner_person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    #: JSON list of scopes (govern.auth.apitokens.SCOPES).
+    scopes_json: Mapped[str] = mapped_column(Text)
+    #: JSON list of app roles a service token may use at most; None: all of the user's roles.
+    roles_json: Mapped[str | None] = mapped_column(Text)
+    #: JSON list of account ids whose secrets a ``secrets:reveal`` token may reveal.
+    account_ids_json: Mapped[str | None] = mapped_column(Text)
+    #: A service token that may reveal works only once a second IT user approved it.
+    approved_at: Mapped[datetime | None]
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    expires_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    last_used_ip: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None]
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    revoke_reason: Mapped[str | None] = mapped_column(String(200))
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    owner: Mapped[Person] = relationship(foreign_keys=[owner_person_id])
+
+    __table_args__ = (CheckConstraint(f"kind IN {API_TOKEN_KINDS!r}", name="kind"),)
