@@ -106,7 +106,7 @@ class TokenBearer:
     def admits(self, principal: Any, view: Any) -> bool:
         """Whether the token holds the scope the view names (a view without one is refused)."""
         scope = getattr(view, SCOPE_ATTRIBUTE, None)
-        return scope is not None and scope in principal.scopes
+        return scope is not None and (scope == "any" or scope in principal.scopes)
 
     def refuse(self, status: int) -> Response:
         if status == 401:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from govern.api import people  # noqa: F401 - registers its routes
+from govern.api import accounts, grants, offboardings, people, secrets, tokens  # noqa: F401 - register their routes
 from govern.api.blueprint import bp
 
 __all__ = ["bp"]

@@ -71,6 +71,9 @@ class Link:
     parameters: Mapping[str, str]
 
 
+#: The scope of an endpoint any live token may call (the token itself: who am I, revoke me).
+ANY_SCOPE = "any"
+
 #: operationId -> extras document() adds: created (Idempotency-Key), conditional (If-Match), links.
 _EXTRAS: dict[str, dict[str, Any]] = {}
 
@@ -80,7 +83,7 @@ def endpoint(*, operation_id: str, permission_name: str, scope: str | None, tags
              body: type[BaseModel] | None = None, creates: bool = False, conditional: bool = False,
              links: Mapping[str, Link] | None = None) -> Callable[[F], F]:
     """Declare an API view: its permission (POLICY), the token scope it needs, its models and answers."""
-    if scope is not None and scope not in SCOPES:
+    if scope is not None and scope != ANY_SCOPE and scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; add it to govern.auth.apitokens.SCOPES")
     codes = {f"HTTP_{code}": model for code, model in responses.items()}
 
@@ -160,7 +163,7 @@ def document(raw: Mapping[str, Any]) -> dict[str, Any]:
                 if code in ("404", "409", "412") or (code.startswith(("4", "5")) and "content" not in response):
                     responses[code] = _problem_response(response.get("description") or "See detail.")
             scope = extras.get("scope")
-            if scope:
+            if scope and scope != ANY_SCOPE:
                 op["description"] = (op.get("description") or "") + \
                     f"\n\nScope: `{scope}`. Roles: {extras['permission']} (see the permission table)."
             params = op.setdefault("parameters", [])

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from govern import audit
 from govern.accounts.models import Account
 from govern.audit.services import Actor
-from govern.auth.models import User
+from govern.auth.models import ApiToken, User
 from govern.db import rowcount, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError, get_or_raise
@@ -88,6 +88,8 @@ def sync_linked_items(session: Session, offboarding: Offboarding, *, actor: Acto
         if task_ids else {}
     token_ids = [i.ref_id for i in items if i.ref_type == "scim_token" and i.ref_id]
     tokens = {t.id: t for t in session.scalars(select(ScimToken).where(ScimToken.id.in_(token_ids)))} if token_ids else {}
+    api_ids = [i.ref_id for i in items if i.ref_type == "api_token" and i.ref_id]
+    api_tokens = {t.id: t for t in session.scalars(select(ApiToken).where(ApiToken.id.in_(api_ids)))} if api_ids else {}
     cancelled = [t.secret_id for t in tasks.values() if t.status == "cancelled"]
     successors = {t.secret_id: t for t in session.scalars(select(RotationTask).where(
         RotationTask.secret_id.in_(cancelled), RotationTask.status.in_(("open", "staged", "done")))
@@ -118,6 +120,18 @@ def sync_linked_items(session: Session, offboarding: Offboarding, *, actor: Acto
                 closed += _close_linked(
                     session, offboarding, item, done_at=token.revoked_at, done_by_id=token.revoked_by_id, actor=actor,
                     note=f"SCIM token {token.prefix}… revoked.", details={"via": "scim_token_revoked", "scim_token_id": token.id})
+        elif item.ref_type == "api_token":
+            api_token = api_tokens.get(item.ref_id or 0)
+            if api_token is not None and api_token.revoked_at is not None:
+                closed += _close_linked(
+                    session, offboarding, item, done_at=api_token.revoked_at, done_by_id=api_token.revoked_by_id,
+                    actor=actor, note=f"API token {api_token.prefix}… revoked.",
+                    details={"via": "api_token_revoked", "api_token_id": api_token.id})
+            elif api_token is not None and api_token.owner_person_id != offboarding.person_id:
+                closed += _close_linked(
+                    session, offboarding, item, done_at=utcnow(), done_by_id=getattr(actor, "id", None), actor=actor,
+                    note=f"API token {api_token.prefix}… has a new owner.",
+                    details={"via": "api_token_owner_changed", "api_token_id": api_token.id})
     session.flush()
     if closed:
         complete_if_done(session, offboarding, actor)

@@ -97,7 +97,7 @@ def evidence(session: Session, offboarding: Offboarding) -> Evidence:
         conditions.append(and_(AuditEvent.target_type == "grant", AuditEvent.target_id.in_(grant_ids),
                                AuditEvent.action.in_(("grant.revoked", "grant.platform_removal_confirmed"))))
     item_of_ref = {(i.ref_type, str(i.ref_id)): i.id for i in items if i.ref_type and i.ref_id}
-    for ref_type in ("rotation_task", "scim_token"):
+    for ref_type in ("rotation_task", "scim_token", "api_token"):
         ref_ids = [ref_id for kind, ref_id in item_of_ref if kind == ref_type]
         if ref_ids:
             conditions.append(and_(AuditEvent.target_type == ref_type, AuditEvent.target_id.in_(ref_ids)))

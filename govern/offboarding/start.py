@@ -20,6 +20,7 @@ from govern import audit, failpoints
 from govern.accounts.models import Account
 from govern.audit.services import Actor
 from govern.auth.models import User
+from govern.auth import apitokens
 from govern.auth.sessions import end_user_sessions
 from govern.auth.users import deactivate_user
 from govern.config import base_url
@@ -92,6 +93,9 @@ def start_offboarding(session: Session, offboarding: Offboarding, *, actor: Acto
         else:
             end_user_sessions(session, user=login, actor=actor if is_user(actor) else None,
                                             reason="offboarding")
+    # The leaver's personal API tokens end with the login; service tokens they own stop working with it and
+    # wait on the checklist for a new owner (see _token_items).
+    apitokens.revoke_personal_tokens_of(session, actor=actor, person_id=person.id, reason="offboarding")
     # 2. Pending requests are cancelled; active grants revoked through the grants service, all at once
     # (a fixed number of statements however many grants; the rotation items below open the tasks).
     cancelled: list[audit.Entry] = []
@@ -293,13 +297,21 @@ def _digest(exposed: list[ExposedSecret]) -> str:
 
 
 def _token_items(session: Session, offboarding: Offboarding) -> list[OffboardingItem]:
-    """One "revoke" item per live SCIM token the leaver created (the only kind of API token govern has)."""
+    """One item per service token the leaver owns (a new owner) and per live SCIM token they created (revoke)."""
     login = login_of(session, offboarding.person_id)
     if login is None:
         return []
     tokens = session.scalars(select(ScimToken).where(ScimToken.created_by_id == login.id, ScimToken.revoked_at.is_(None))
                              .order_by(ScimToken.id))
-    return [OffboardingItem(
+    items = [OffboardingItem(
+        key=f"token:api:{token.id}", kind="token_revoke", owner="it", ref_type="api_token", ref_id=token.id,
+        title=f"Give the service token \"{token.name}\" ({token.prefix}…) a new owner, or revoke it"[:MAX_TITLE],
+        instructions=f"{offboarding.person.full_name} answered for this integration's token, which acts as their "
+                     "login and so stopped working with it. An admin chooses a new owner (or revokes it) under "
+                     "Admin > API tokens; this item closes when they do.",
+        sort_order=TOKEN_ORDER,
+    ) for token in apitokens.service_tokens_owned_by(session, offboarding.person_id)]
+    return items + [OffboardingItem(
         key=f"token:scim:{token.id}", kind="token_revoke", owner="it", ref_type="scim_token", ref_id=token.id,
         title=f"Revoke the SCIM token \"{token.name}\" ({token.prefix}…) {offboarding.person.full_name} created"[:MAX_TITLE],
         instructions="An admin revokes it under Admin > SCIM tokens (create a replacement first if the identity "
