@@ -1,6 +1,7 @@
 """Imports every model module so that Base.metadata knows every table (Alembic, tests)."""
 
 from govern.accounts import models as accounts_models
+from govern.api import models as api_models
 from govern.audit import models as audit_models
 from govern.auth import models as auth_models
 from govern.backup import models as backup_models
@@ -10,7 +11,6 @@ from govern.incidents import models as incidents_models
 from govern.jobs import models as jobs_models
 from govern.notifications import models as notifications_models
 from govern.offboarding import models as offboarding_models
-from govern.api import models as api_models
 from govern.policies import models as policies_models
 from govern.reviews import models as reviews_models
 from govern.rotation import models as rotation_models

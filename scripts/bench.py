@@ -118,7 +118,9 @@ class Bench:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERN_")}
         env.update(GOVERN_ENV="production", GOVERN_INSTANCE_PATH=str(self.instance), GOVERN_DATABASE_URL=self.url,
                    GOVERN_SECRET_KEY=SECRET_KEY, GOVERN_VAULT_KEY_FILE=str(self.instance / "vault.key"),
-                   GOVERN_BASE_URL="http://127.0.0.1", PYTHONPATH=str(ROOT))
+                   GOVERN_BASE_URL="http://127.0.0.1", PYTHONPATH=str(ROOT),
+                   # The API pages send far more than a token's default 600 requests a minute.
+                   GOVERN_API_RATE_LIMIT="100000000")
         env.update(extra)
         return env
 
@@ -414,10 +416,12 @@ class Client:
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.cookies: dict[str, str] = {}
+        #: Sent with every request (an API token's Authorization).
+        self.headers: dict[str, str] = {}
 
     def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, bytes, str]:
         """Send one request; returns status, body and Location."""
-        headers = {"Host": f"127.0.0.1:{self.port}"}
+        headers = {"Host": f"127.0.0.1:{self.port}", **self.headers}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
@@ -601,6 +605,29 @@ def reference_load(bench: Bench) -> dict[str, Any]:
     return out
 
 
+def api_token(bench: Bench, email: str) -> str:
+    """A personal API token of ``email`` with every scope their roles allow (for the API pages)."""
+    from govern.auth import apitokens
+    from govern.auth.models import User
+    from govern.db import database
+    from govern.web import POLICY, roles_allow
+
+    app = bench.app()
+    db = database(app).sessionmaker()
+    try:
+        user = db.scalar(select(User).where(User.email == email))
+        assert user is not None
+        scopes = [name for name, scope in apitokens.SCOPES.items() if not scope.service_only
+                  and any(roles_allow(user.roles | {"staff"}, p) for p in scope.permissions)]
+        _, text = apitokens.create_personal_token(db, actor=user, request=apitokens.TokenRequest(
+            name="bench", scopes=scopes, expires_at=datetime.now(UTC) + timedelta(days=1)), policy=POLICY)
+        db.commit()
+        return text
+    finally:
+        db.close()
+        database(app).engine.dispose()
+
+
 def count_rows(bench: Bench, table: str) -> int:
     """Rows of a table (to check reveals were audited)."""
     from sqlalchemy import create_engine
@@ -662,6 +689,15 @@ def govern_load(bench: Bench, seeded: Seeded) -> dict[str, Any]:
         log(f"reveal: {row['rps']} req/s, p95 {row['p95_ms']} ms, {row['exposures_written']} exposures, errors {row['errors']}")
         for page in pages:
             out[page.name] = drive(sessions[page.role], page, bench.scale.seconds_per_page)
+            log(f"{page.name}: {out[page.name]['rps']} req/s, p95 {out[page.name]['p95_ms']} ms, errors {out[page.name]['errors']}")
+        # The API with token auth (issue 18): one admin's personal token, as many clients as the pages.
+        api_clients = [Client(server.port) for _ in range(bench.scale.clients)]
+        token = api_token(bench, seeded.users["admin"][0])
+        for c in api_clients:
+            c.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        for page in (Page("api_person", "admin", f"/api/v1/people/{seeded.person_id}", expect=b'"full_name"'),
+                     Page("api_people_list", "admin", "/api/v1/people?limit=50", expect=b'"next"')):
+            out[page.name] = drive(api_clients, page, bench.scale.seconds_per_page)
             log(f"{page.name}: {out[page.name]['rps']} req/s, p95 {out[page.name]['p95_ms']} ms, errors {out[page.name]['errors']}")
         # The reveal again while the whole trail (the seeded backlog) ships to a syslog sink in the background.
         with Shipping(bench, "syslog", name="bench-backlog", loop=True) as shipping:
@@ -955,6 +991,13 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             row["x_bare_route"] = ratio(row["rps"], ref["bare_route"]["rps"])
             row["x_bare_50_rows"] = ratio(row["rps"], ref["bare_50_rows"]["rps"])
         results["list_budget"] = list_budget(results)
+    api_person, api_list, people_list = pages.get("api_person"), pages.get("api_people_list"), pages.get("people_list")
+    if api_person and api_list and people_list:  # absent from results written before issue 18
+        check("API GET /people/{id} with a token: req/s vs bare route", "≥ 30%", f"{api_person['x_bare_route']:.0%}",
+              api_person["x_bare_route"] >= 0.3)
+        check("API list of 50 people: req/s vs bare 50-row page, against the people list page's", "≥ the page's",
+              f"{api_list['x_bare_50_rows']:.0%} (the page {people_list['x_bare_50_rows']:.0%})",
+              api_list["x_bare_50_rows"] >= people_list["x_bare_50_rows"])
     reveal = pages["reveal"]
     check("reveal: req/s vs bare route", "≥ 5%", f"{reveal['x_bare_route']:.1%}", reveal["x_bare_route"] >= 0.05)
     check("reveal: each one audited", "1 exposure + ≥ 1 audit event per reveal",

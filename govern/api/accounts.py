@@ -18,8 +18,9 @@ from govern.api.blueprint import answer, bp, changed, created, require_match
 from govern.api.schemas import Id, Out, Paging, Strict
 from govern.api.spec import Link, body_of, endpoint, query_of
 from govern.db import get_session, utcnow
-from govern.errors import NotFoundError
+from govern.errors import InvalidError, NotFoundError
 from govern.grants.models import Grant
+from govern.rotation.schedules import schedules
 from govern.vault import access
 from govern.vault.models import Secret
 
@@ -138,7 +139,10 @@ _LINKS = {"GetAccount": Link("getAccount", {"account_id": "$response.body#/id"})
 
 @bp.get("/accounts")
 @endpoint(operation_id="listAccounts", permission_name="accounts.read", scope="accounts:read", tags=TAG,
-          query=AccountsQuery, responses={200: AccountList})
+          query=AccountsQuery, responses={200: AccountList},
+          links={"FirstAccount": Link("getAccount", {"account_id": "$response.body#/items/0/id"}),
+                 "FirstAccountSecrets": Link("listAccountSecrets", {"account_id": "$response.body#/items/0/id"}),
+                 "FirstAccountHolders": Link("listAccountHolders", {"account_id": "$response.body#/items/0/id"})})
 def list_accounts() -> Response:
     """Accounts you may see (a manager: the ones they own or are crisis contact of), in id order."""
     args = query_of(AccountsQuery)
@@ -158,7 +162,16 @@ def get_account(account_id: int) -> Response:
     return answer(AccountOut.model_validate(_visible(account_id)), tagged=True)
 
 
+#: Fields every account has: null cannot clear them.
+_REQUIRED = ("platform", "handle", "display_name", "tier", "status", "rotation_interval_days",
+             "max_credential_holders", "min_admins")
+
+
 def _input(account: Account | None, sent: dict[str, Any]) -> accounts.AccountInput:
+    nulls = sorted(name for name in _REQUIRED if name in sent and sent[name] is None)
+    if nulls:
+        raise InvalidError("Every account has these; send a value or leave them out.",
+                           {name: "cannot be null" for name in nulls})
     base: dict[str, Any] = {}
     if account is not None:
         base = {name: getattr(account, name) for name in (
@@ -215,7 +228,9 @@ def holders(account_id: int) -> Response:
 
 @bp.get("/accounts/<int:account_id>/secrets")
 @endpoint(operation_id="listAccountSecrets", permission_name="accounts.read", scope="accounts:read", tags=TAG,
-          responses={200: SecretList, 404: None})
+          responses={200: SecretList, 404: None},
+          links={"FirstSecret": Link("getSecret", {"secret_id": "$response.body#/items/0/id"}),
+                 "RevealFirstSecret": Link("revealSecret", {"secret_id": "$response.body#/items/0/id"})})
 def secrets(account_id: int) -> Response:
     """The account's secrets: metadata only (kind, label, status), never a value."""
     session = get_session()
@@ -223,6 +238,38 @@ def secrets(account_id: int) -> Response:
     rows = [s for s in session.scalars(select(Secret).where(Secret.account_id == account.id).order_by(Secret.id))
             if access.can_see_secret(session, current_user, s)]
     return answer(SecretList(items=[SecretOut.model_validate(s) for s in rows]))
+
+
+class RotationOut(Out):
+    """Where one secret stands against its rotation interval."""
+
+    secret_id: int
+    kind: str
+    label: str
+    interval_days: int | None
+    version: int | None
+    since: datetime | None
+    due_at: datetime | None
+    state: str = Field(description="fine, due, overdue, never or no_value")
+    open_task_id: int | None
+
+
+class RotationList(Out):
+    items: list[RotationOut]
+
+
+@bp.get("/accounts/<int:account_id>/rotation")
+@endpoint(operation_id="getAccountRotation", permission_name="rotation.read", scope="rotation:read", tags=TAG,
+          responses={200: RotationList, 404: None})
+def rotation(account_id: int) -> Response:
+    """The rotation status of the account's secrets: interval, current version's age, due date, open task."""
+    session = get_session()
+    account = _visible(account_id)
+    rows = list(session.scalars(select(Secret).where(Secret.account_id == account.id).order_by(Secret.id)))
+    return answer(RotationList(items=[RotationOut(
+        secret_id=s.secret.id, kind=s.secret.kind, label=s.secret.label, interval_days=s.interval_days,
+        version=s.version, since=s.since, due_at=s.due_at, state=s.state, open_task_id=s.task.id if s.task else None)
+        for s in schedules(session, rows)]))
 
 
 @bp.get("/roles")

@@ -109,9 +109,20 @@ def _unstorable(_exc: Exception) -> Response:
 def http_problem(exc: HTTPException) -> Response:
     """An HTTP error of an API request (routing, method, size) as a problem."""
     status = exc.code or 500
+    if status == 405 and not _path_exists():
+        status = 404  # werkzeug answers 405 for an id past its converter's range on some methods
     details = {404: "No such resource, or this token may not know it exists.",
                405: "This resource does not accept that method.", 413: "The request is too large."}
     return problem(status, details.get(status, exc.description or "The request could not be completed."))
+
+
+def _path_exists() -> bool:
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        adapter.match(request.path, method="GET")
+    except HTTPException as exc:
+        return getattr(exc, "code", 404) != 404
+    return True
 
 
 def down_problem() -> Response:

@@ -110,12 +110,17 @@ def _out(grant: Grant) -> GrantOut:
     return GrantOut.model_validate(grant)
 
 
-_LINKS = {"GetGrant": Link("getGrant", {"grant_id": "$response.body#/id"})}
+_LINKS = {"GetGrant": Link("getGrant", {"grant_id": "$response.body#/id"}),
+          "ApproveGrant": Link("approveGrant", {"grant_id": "$response.body#/id"}),
+          "RejectGrant": Link("rejectGrant", {"grant_id": "$response.body#/id"})}
 
 
 @bp.get("/grants")
-@endpoint(operation_id="listGrants", permission_name="directory.read", scope="grants:read", tags=TAG,
-          query=GrantsQuery, responses={200: GrantList})
+@endpoint(operation_id="listGrants", permission_name="grants.request", scope="grants:read", tags=TAG,
+          query=GrantsQuery, responses={200: GrantList},
+          links={"FirstGrant": Link("getGrant", {"grant_id": "$response.body#/items/0/id"}),
+                 "ApproveFirstGrant": Link("approveGrant", {"grant_id": "$response.body#/items/0/id"}),
+                 "RevokeFirstGrant": Link("revokeGrant", {"grant_id": "$response.body#/items/0/id"})})
 def list_grants() -> Response:
     """Grants you may see (a manager: of their reports and on their accounts), in id order."""
     args = query_of(GrantsQuery)
@@ -148,7 +153,7 @@ def person_grants(person_id: int) -> Response:
 
 
 @bp.get("/grants/<int:grant_id>")
-@endpoint(operation_id="getGrant", permission_name="directory.read", scope="grants:read", tags=TAG,
+@endpoint(operation_id="getGrant", permission_name="grants.request", scope="grants:read", tags=TAG,
           responses={200: GrantOut, 404: None})
 def get_grant(grant_id: int) -> Response:
     """One grant."""

@@ -127,7 +127,9 @@ _LINKS = {"GetOffboarding": Link("getOffboarding", {"offboarding_id": "$response
 
 @bp.get("/offboardings")
 @endpoint(operation_id="listOffboardings", permission_name="offboarding.read", scope="offboarding:read", tags=TAG,
-          query=OffboardingsQuery, responses={200: OffboardingList})
+          query=OffboardingsQuery, responses={200: OffboardingList},
+          links={"FirstOffboarding": Link("getOffboarding", {"offboarding_id": "$response.body#/items/0/id"}),
+                 "FirstEvidence": Link("getOffboardingEvidence", {"offboarding_id": "$response.body#/items/0/id"})})
 def list_offboardings() -> Response:
     """Offboardings you may see (a manager: of their reports, or with items they own), in id order."""
     args = query_of(OffboardingsQuery)

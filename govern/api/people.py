@@ -27,7 +27,10 @@ _GET = {"GetPerson": Link("getPerson", {"person_id": "$response.body#/id"}),
 
 @bp.get("/people")
 @endpoint(operation_id="listPeople", permission_name="directory.read", scope="people:read", tags=TAG,
-          query=PeopleQuery, responses={200: PersonList})
+          query=PeopleQuery, responses={200: PersonList},
+          links={"FirstPerson": Link("getPerson", {"person_id": "$response.body#/items/0/id"}),
+                 "FirstPersonGrants": Link("listPersonGrants", {"person_id": "$response.body#/items/0/id"}),
+                 "FirstPersonOffboardings": Link("listPersonOffboardings", {"person_id": "$response.body#/items/0/id"})})
 def list_people() -> Response:
     """People in your scope (a manager: their reports), in id order."""
     args = query_of(PeopleQuery)

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, lazyload
 from govern import audit, failpoints
 from govern.accounts.models import Account
 from govern.audit.services import Actor
-from govern.auth.models import User
 from govern.auth import apitokens
+from govern.auth.models import User
 from govern.auth.sessions import end_user_sessions
 from govern.auth.users import deactivate_user
 from govern.config import base_url

@@ -168,3 +168,15 @@ def test_failed_tokens_are_throttled_by_address(app, db, team) -> None:
     assert statuses[:5] == [401] * 5 and statuses[5] == 429
     # A good token from the same address waits too: the address is locked.
     assert Api(app, personal_token(db, team.hr, "people:read")).get("/people").status_code == 429
+
+
+def test_secret_metadata_and_rotation_status_never_carry_a_value(app, db, team) -> None:
+    it = Api(app, personal_token(db, team.it, "accounts:read", "rotation:read"))
+    secrets = it.get(f"/accounts/{team.account.id}/secrets")
+    assert secrets.status_code == 200 and {s["id"] for s in secrets.json["items"]} == {team.password.id}
+    rotation = it.get(f"/accounts/{team.account.id}/rotation")
+    assert rotation.status_code == 200 and rotation.json["items"][0]["state"] in ("fine", "due", "overdue")
+    for answer in (secrets, rotation, it.get(f"/secrets/{team.password.id}")):
+        assert "Hunter" not in answer.get_data(as_text=True)
+    with pytest.raises(InvalidError):  # plain staff lack accounts.read: no token of theirs gets it
+        personal_token(db, team.stranger, "accounts:read")
