@@ -17,6 +17,8 @@ PUBLIC_ENDPOINTS = {
     "auth.setup_authenticator",
     # A person without a login accepts a policy with an emailed one-time link (govern.policies.links).
     "policies.acknowledge", "policies.acknowledge_read", "policies.acknowledge_accept", "policies.acknowledged",
+    # The API's description and reference page, and revoking a leaked API token by its value.
+    "api.openapi", "api.reference", "api.revoke_by_value",
 }
 
 
@@ -64,7 +66,7 @@ def _matrix(app):
     cells = []
     for rule in _rules(app):
         name = web.view_permission(app, rule.endpoint)
-        if name == web.PUBLIC or name in web.BEARER_AUTH:
+        if name == web.PUBLIC or _is_bearer(app, rule):
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             for role in ("staff", *APP_ROLES):
@@ -79,8 +81,14 @@ def test_the_matrix_covers_every_protected_endpoint(app):
     assert endpoints == protected
 
 
+def _is_bearer(app, rule: Rule) -> bool:
+    """Called with a bearer token: a machine permission (SCIM), or any endpoint of a token blueprint (the API)."""
+    return web.view_permission(app, rule.endpoint) in web.BEARER_AUTH or \
+        rule.endpoint.partition(".")[0] in web.BEARER_BLUEPRINTS
+
+
 def _bearer_rules(app) -> list[Rule]:
-    return [r for r in _rules(app) if web.view_permission(app, r.endpoint) in web.BEARER_AUTH]
+    return [r for r in _rules(app) if _is_bearer(app, r) and web.view_permission(app, r.endpoint) != web.PUBLIC]
 
 
 def test_bearer_permissions_are_for_machine_roles_only():

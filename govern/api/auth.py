@@ -68,33 +68,24 @@ class TokenBearer:
             return None
         session = get_session()
         kit: AuthKit = current_app.extensions["govern.auth"]
-        key = _throttle_key()
-        try:
-            locked = kit.throttle.locked_for(session, [key])
-        except ThrottleUnavailableError as exc:
-            raise ApiProblem(503, "Token checks are paused: a safety service is unreachable.") from exc
-        if locked:
-            raise ApiProblem(429, "Too many failed token attempts from this address; wait before trying again.",
-                             kind="too-many-failures", headers={"Retry-After": str(locked)})
         found = apitokens.usable_token(session, text.strip())
         if isinstance(found, apitokens.Refusal):
-            kit.throttle.fail(session, key, kit.ip_policy)
-            audit.record(session, "api_token.refused", outcome="denied", target_type="api_token",
-                         target_id=found.token_id, details={"reason_code": found.reason})
-            session.commit()
-            g.token_refusal = found.reason
+            self._refused(session, kit, found)
             return None
         user = found.user
         cap = apitokens.role_cap_of(found)
         if cap is not None:
             user.cap_roles(cap)
         principal = TokenPrincipal(token=found, user=user, scopes=apitokens.scopes_of(found))
-        wrote = apitokens.touch(found, client_ip())
-        verdict = ratelimit.check(current_app.extensions["govern.api_rate_store"], session, f"token:{found.id}",
-                                  current_app.config["API_RATE_LIMIT"])
-        wrote = wrote or isinstance(current_app.extensions["govern.api_rate_store"], ratelimit.DatabaseRateStore)
-        if wrote:
+        if apitokens.touch(found, client_ip()):
             session.commit()
+        try:
+            verdict = ratelimit.check(current_app.extensions["govern.api_rate_store"], session, f"token:{found.id}",
+                                      current_app.config["API_RATE_LIMIT"])
+        except ratelimit.RateStoreUnavailableError as exc:
+            current_app.logger.error("API rate-limit store unreachable; request refused")
+            raise ApiProblem(503, "The API is paused: its rate limiter is unreachable. Retry later.",
+                             headers={"Retry-After": "30"}) from exc
         g.rate_verdict = verdict
         if not verdict.allowed:
             raise ApiProblem(429, f"This token sent more than {verdict.limit} requests this minute.",
@@ -102,6 +93,28 @@ class TokenBearer:
         # Flask-Login's current user for this request is the token's user: views and services see its capped roles.
         g._login_user = user
         return principal
+
+    @staticmethod
+    def _refused(session: Any, kit: AuthKit, refusal: apitokens.Refusal) -> None:
+        """A token that does not work: throttled per address (429 once locked), audited, said in the 401.
+
+        Only failures consult the throttle: a live token (about 238 random bits) is not guessed, so the lock
+        stops the noise of bad attempts without making every good request read the throttle store.
+        """
+        key = _throttle_key()
+        try:
+            locked = kit.throttle.locked_for(session, [key])
+            if not locked:
+                kit.throttle.fail(session, key, kit.ip_policy)
+        except ThrottleUnavailableError as exc:
+            raise ApiProblem(503, "Token checks are paused: a safety service is unreachable.") from exc
+        if locked:
+            raise ApiProblem(429, "Too many failed token attempts from this address; wait before trying again.",
+                             kind="too-many-failures", headers={"Retry-After": str(locked)})
+        audit.record(session, "api_token.refused", outcome="denied", target_type="api_token",
+                     target_id=refusal.token_id, details={"reason_code": refusal.reason})
+        session.commit()
+        g.token_refusal = refusal.reason
 
     def admits(self, principal: Any, view: Any) -> bool:
         """Whether the token holds the scope the view names (a view without one is refused)."""

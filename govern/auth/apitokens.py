@@ -355,7 +355,7 @@ def usable_token(session: Session, text: str) -> ApiToken | Refusal:
     if not looks_like_token(text):
         return Refusal("malformed")
     token = session.scalar(select(ApiToken).where(ApiToken.token_digest == token_digest(text))
-                           .options(joinedload(ApiToken.user).selectinload(User.role_rows)))
+                           .options(joinedload(ApiToken.user).joinedload(User.role_rows)))
     if token is None:
         return Refusal("unknown")
     status = status_of(token)

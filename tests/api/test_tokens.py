@@ -166,8 +166,8 @@ def test_failed_tokens_are_throttled_by_address(app, db, team) -> None:
     stranger = Api(app, apitokens.new_token_text("personal"))
     statuses = [stranger.get("/people").status_code for _ in range(6)]
     assert statuses[:5] == [401] * 5 and statuses[5] == 429
-    # A good token from the same address waits too: the address is locked.
-    assert Api(app, personal_token(db, team.hr, "people:read")).get("/people").status_code == 429
+    # A live token still works from there: 238 random bits are not guessed, the lock stops the noise.
+    assert Api(app, personal_token(db, team.hr, "people:read")).get("/people").status_code == 200
 
 
 def test_secret_metadata_and_rotation_status_never_carry_a_value(app, db, team) -> None:

@@ -1,0 +1,73 @@
+"""Rate limits shared by every worker: the database on the embedded default, Redis in production."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import redis
+from sqlalchemy.orm import Session
+
+from govern.api import ratelimit
+from govern.app import create_app
+from govern.db import Database
+from govern.schema import upgrade
+from tests.api.helpers import Api, personal_token
+from tests.factories import make_user
+from tests.support import app_config, require_service
+
+
+def test_two_workers_share_one_count_in_the_database(tmp_path: Path, scratch_database_url: str) -> None:
+    upgrade(scratch_database_url)
+    first, second = Database(scratch_database_url), Database(scratch_database_url)
+    store = ratelimit.DatabaseRateStore()
+    counts = []
+    for n in range(6):
+        db = (first if n % 2 else second).sessionmaker()
+        counts.append(ratelimit.check(store, db, "token:7", limit=4, now=600.0 + n).allowed)
+        db.close()
+    assert counts == [True] * 4 + [False] * 2
+    db = first.sessionmaker()
+    assert ratelimit.check(store, db, "token:7", limit=4, now=660.5).allowed  # the next window starts again
+    db.close()
+    first.engine.dispose()
+    second.engine.dispose()
+
+
+def _redis() -> tuple[str, bool]:
+    url = os.environ.get("GOVERN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        return url, True
+    except redis.RedisError:
+        return url, False
+
+
+def test_two_workers_share_one_count_in_redis() -> None:
+    url, up = _redis()
+    require_service("Redis", up, f"no Redis at {url}")
+    first, second = ratelimit.RedisRateStore(url), ratelimit.RedisRateStore(url)
+    first.prefix = second.prefix = f"govern-test:{secrets.token_hex(4)}:"
+    session: Any = None
+    verdicts = [ratelimit.check(first if n % 2 else second, session, "token:9", limit=3, now=1200.0 + n)
+                for n in range(5)]
+    assert [v.allowed for v in verdicts] == [True, True, True, False, False]
+    assert verdicts[-1].reset_in == 56 and verdicts[-1].remaining == 0
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(first.prefix + "*"):
+        assert 0 < client.ttl(key) <= 120
+        client.delete(key)
+
+
+def test_the_api_fails_closed_when_redis_is_unreachable(tmp_path: Path, database_url: str, connection: Any) -> None:
+    app = create_app(app_config(tmp_path, database_url, REDIS_URL="redis://127.0.0.1:1/0"))
+    app.extensions["govern.db"].engine.dispose()
+    app.extensions["govern.db"].sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+    db = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    who = make_user(db, app.extensions["govern.auth"], roles=("hr",))
+    db.commit()
+    answer = Api(app, personal_token(db, who, "people:read")).get("/people")
+    assert answer.status_code == 503 and answer.mimetype == "application/problem+json"
+    assert answer.headers["Retry-After"] == "30"
