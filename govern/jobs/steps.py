@@ -18,6 +18,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from govern.api import housekeeping as api_housekeeping
 from govern.audit.services import record_keying, write_checkpoint
 from govern.auth.sessions import purge_stale_sessions
 from govern.backup import schedule as backups
@@ -53,6 +54,11 @@ def purge_sessions(session: Session, context: JobContext) -> Mapping[str, int]:
 def prune_job_runs(session: Session, context: JobContext) -> Mapping[str, int]:
     """Delete job runs older than 90 days."""
     return prune_runs(session, now=context.now)
+
+
+def prune_api(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Forget the API's idempotent answers after a day and the rate counters of past windows."""
+    return api_housekeeping.prune(session, now=context.now)
 
 
 def _ssl_context(config: Mapping[str, object]) -> ssl.SSLContext | None:
@@ -194,6 +200,7 @@ STEPS: list[Step] = [
     Step("grants.expire", "Expire time-bound grants", expire_grants),
     Step("sessions.purge", "Purge stale web sessions", purge_sessions),
     Step("jobs.prune", "Delete job runs older than 90 days", prune_job_runs),
+    Step("api.prune", "Forget the API's idempotent answers after a day and past rate counters", prune_api),
     *ROTATION_STEPS,
     Step("offboarding.start_due", "Start due offboardings and close items done elsewhere", start_due_offboardings),
     Step("offboarding.escalate", "Escalate overdue offboarding items", escalate_offboardings),

@@ -71,3 +71,26 @@ def test_the_api_fails_closed_when_redis_is_unreachable(tmp_path: Path, database
     answer = Api(app, personal_token(db, who, "people:read")).get("/people")
     assert answer.status_code == 503 and answer.mimetype == "application/problem+json"
     assert answer.headers["Retry-After"] == "30"
+
+
+def test_the_jobs_step_forgets_old_idempotent_answers_and_counters(app, db, company) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from govern.api import housekeeping
+    from govern.api.models import IdempotentRequest, RateCounter
+    from govern.db import utcnow
+
+    company.add_staff("hr")
+    company.commit()
+    api = Api(app, personal_token(db, company.hr, "people:read", "people:write"))
+    assert api.post("/people", {"full_name": "Ida Idem", "email": "ida@example.com"},
+                    headers={"Idempotency-Key": "once"}).status_code == 201
+    db.add(RateCounter(key="token:old", window_start=1, count=3))
+    db.commit()
+    # An hour on, the answer is kept; both counters (the token's, and the old one) are past.
+    assert housekeeping.prune(db, now=utcnow() + timedelta(hours=1)) == {"idempotent_answers_deleted": 0,
+                                                                         "rate_counters_deleted": 2}
+    assert housekeeping.prune(db, now=utcnow() + timedelta(hours=25))["idempotent_answers_deleted"] == 1
+    assert db.scalar(select(func.count()).select_from(IdempotentRequest)) == 0
