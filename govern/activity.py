@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from govern.accounts.models import PLATFORM_LABELS, Account, Role
 from govern.audit.models import AuditEvent
-from govern.auth.models import User
+from govern.auth.models import ApiToken, User
 from govern.directory.models import Person
 from govern.grants.models import Grant
 from govern.incidents.models import Incident
@@ -141,6 +141,12 @@ SENTENCES: dict[str, str] = {
     "scim.token_revoked": "{actor} revoked the SCIM token {target}",
     "scim.user_created": "{actor} provisioned {target}",
     "scim.user_deleted": "{actor} deprovisioned {target}",
+    # API tokens
+    "api_token.created": "{actor} created the API token {target}",
+    "api_token.approved": "{actor} approved the API token {target}, which may reveal secrets",
+    "api_token.revoked": "{actor} revoked the API token {target}",
+    "api_token.owner_changed": "{actor} gave the API token {target} a new owner",
+    "api_token.refused": "{actor} called the API with a token that was refused{on_target}",
     # logins
     "users.created": "{actor} created a login for {target}",
     "users.admin_recovered": "{actor} recovered the admin login of {target}",
@@ -200,10 +206,11 @@ TYPE_WORDS = {
     "job_run": "job run", "outbox": "message", "kek": "key", "password_rule": "rule", "platform_role_name": "platform role",
     "rotation_task": "rotation task", "offboarding_item": "offboarding item", "policy_version": "policy",
     "review_campaign": "access review", "review_item": "review item", "scim_token": "SCIM token", "user": "login",
+    "api_token": "API token",
 }
 
 #: Kinds whose sentences say the kind before the target ("the secret {target}").
-_KINDS_NAMED_BY_SENTENCES = frozenset({"account", "secret", "scim_token", "review_campaign"})
+_KINDS_NAMED_BY_SENTENCES = frozenset({"account", "secret", "scim_token", "review_campaign", "api_token"})
 
 #: Details shown in sentences: numbers, a version, a report's name, a review decision, a zone name.
 _DETAIL_FIELDS = ("rows", "new", "updated", "remaining", "count", "attempts", "report", "decision", "items",
@@ -323,12 +330,17 @@ def _scim_tokens(db: Session, ids: set[str]) -> dict[str, str]:
     return {str(tid): f"“{name}”" for tid, name in rows}
 
 
+def _api_tokens(db: Session, ids: set[str]) -> dict[str, str]:
+    rows = db.execute(select(ApiToken.id, ApiToken.name, ApiToken.prefix).where(ApiToken.id.in_(_in(ids))))
+    return {str(tid): f"“{name}”, {prefix}…" for tid, name, prefix in rows}
+
+
 #: For each kind of target with a name: how to load the names of many at once (one query).
 _LOADERS: dict[str, Callable[[Session, set[str]], dict[str, str]]] = {
     "person": _people, "user": _users, "account": _accounts, "secret": _secrets, "grant": _grants,
     "offboarding": _offboardings, "offboarding_item": _offboarding_items, "rotation_task": _rotation_tasks,
     "incident": _incidents, "policy_version": _policies, "review_campaign": _campaigns, "review_item": _review_items,
-    "scim_token": _scim_tokens,
+    "scim_token": _scim_tokens, "api_token": _api_tokens,
 }
 
 

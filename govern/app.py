@@ -27,6 +27,7 @@ from govern.api.blueprint import down_problem, http_problem, is_api_request
 from govern.api.problems import problem as api_problem
 from govern.api.ratelimit import DatabaseRateStore, RedisRateStore
 from govern.api.routes import bp as api_bp
+from govern.api.token_views import bp as api_tokens_bp
 from govern.audit import services as audit_services
 from govern.audit.services import lock_chain_head
 from govern.audit.views import bp as audit_bp
@@ -277,7 +278,7 @@ def register_blueprints(app: Flask) -> None:
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
                reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_bp, vault_tools_bp,
                rotation_bp, incidents_bp, offboarding_bp, scim_bp, scim_admin_bp, sinks_bp,
-               webhooks_bp, notification_settings_bp, api_bp):
+               webhooks_bp, notification_settings_bp, api_bp, api_tokens_bp):
         app.register_blueprint(bp)
     # The SCIM API and the API authenticate by bearer token, never by the session cookie, so CSRF cannot apply.
     csrf.exempt(scim_bp)

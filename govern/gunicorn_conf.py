@@ -25,6 +25,9 @@ logconfig_dict: dict[str, Any] = {
     "root": {"handlers": ["stderr"], "level": "WARNING"},
 }
 
+# A request line up to gunicorn's maximum (4094 by default): an API list's filters, percent-encoded, fit.
+limit_request_line = 8190
+
 # The address and the number of workers come from GOVERN_BIND and GOVERN_WORKERS (--bind and
 # --workers on the command line still win), so scripts/serve and the printed address agree.
 try:

@@ -98,6 +98,9 @@ POLICY: dict[str, frozenset[str]] = {
     "offboarding.skip": frozenset({"admin"}),
     "offboarding.evidence": frozenset({"admin", "hr", "auditor"}),
     "scim.tokens": frozenset({"admin"}),
+    # API tokens: everyone makes their own (never beyond their roles); admins and IT make service tokens.
+    "api.tokens.own": frozenset({"staff"}),
+    "api.tokens.manage": frozenset({"admin", "it"}),
     # Identity providers, authenticated by a bearer token (see BEARER_AUTH), never by a session.
     "scim.provision": frozenset({"scim"}),
 }

@@ -29,11 +29,12 @@ def app_overrides():
     ((), EVERYONE),
     (("manager",), EVERYONE | AREAS | {"Reviews": "/reviews/mine"}),
     (("hr",), EVERYONE | AREAS),
-    (("it",), EVERYONE | AREAS | {"Rotation": "/rotation/"}),
+    (("it",), EVERYONE | AREAS | {"Rotation": "/rotation/", "API tokens": "/admin/api-tokens"}),
     (("auditor",), EVERYONE | AREAS | {"Reviews": "/reviews/", "Users": "/admin/users/", "Audit trail": "/audit/",
                                         "Rotation": "/rotation/"}),
     (("admin",), EVERYONE | AREAS | {"Reviews": "/reviews/", "Users": "/admin/users/", "Audit trail": "/audit/",
-                                      "Jobs": "/jobs/", "Rotation": "/rotation/", "Webhooks": "/admin/webhooks/"}),
+                                      "Jobs": "/jobs/", "Rotation": "/rotation/", "Webhooks": "/admin/webhooks/",
+                                      "API tokens": "/admin/api-tokens"}),
 ], ids=["staff", "manager", "hr", "it", "auditor", "admin"])
 def test_navigation_by_role(app, db, kit, roles, expected):
     user = make_user(db, kit, roles=roles)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from flask import Response
@@ -14,8 +14,9 @@ from sqlalchemy import select
 from govern.accounts import services as accounts
 from govern.accounts.models import ACCOUNT_STATUSES, ACCOUNT_TIERS, PLATFORMS, Account, Role
 from govern.api import cursors
-from govern.api.blueprint import answer, bp, changed, created, require_match
+from govern.api.blueprint import answer, answer_page, bp, changed, created, require_match
 from govern.api.schemas import Id, Out, Paging, Strict
+from govern.api.secrets import SecretMeta
 from govern.api.spec import Link, body_of, endpoint, query_of
 from govern.db import get_session, utcnow
 from govern.errors import InvalidError, NotFoundError
@@ -108,21 +109,8 @@ class HolderList(Out):
     items: list[HolderOut]
 
 
-class SecretOut(Out):
-    """A secret's metadata: never its value."""
-
-    id: int
-    account_id: int
-    kind: str
-    label: str
-    login: str | None
-    url: str | None
-    token_expires_at: date | None
-    updated_at: datetime
-
-
 class SecretList(Out):
-    items: list[SecretOut]
+    items: list[SecretMeta]
 
 
 def _visible(account_id: int) -> Account:
@@ -149,9 +137,7 @@ def list_accounts() -> Response:
     flt = accounts.AccountFilter(platform=args.platform, status=args.status, owner_id=args.owner_id, q=args.q)
     statement = accounts.accounts_query(current_user, flt).order_by(None)
     page = cursors.read_slice(get_session(), statement, Account.id, cursor=args.cursor, limit=args.limit)
-    link = cursors.next_link(page.next_cursor)
-    return answer(AccountList(items=[AccountOut.model_validate(a) for a in page.rows], next=link),
-                  headers=cursors.link_header(link))
+    return answer_page(AccountList, [AccountOut.model_validate(a) for a in page.rows], page.next_cursor)
 
 
 @bp.get("/accounts/<int:account_id>")
@@ -237,7 +223,7 @@ def secrets(account_id: int) -> Response:
     account = _visible(account_id)
     rows = [s for s in session.scalars(select(Secret).where(Secret.account_id == account.id).order_by(Secret.id))
             if access.can_see_secret(session, current_user, s)]
-    return answer(SecretList(items=[SecretOut.model_validate(s) for s in rows]))
+    return answer(SecretList(items=[SecretMeta.model_validate(s) for s in rows]))
 
 
 class RotationOut(Out):

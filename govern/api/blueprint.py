@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, render_template, request
@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, Operationa
 from werkzeug.exceptions import HTTPException
 
 from govern import web
+from govern.api import cursors
 from govern.api import spec as api_spec
 from govern.api.auth import TokenBearer, rate_headers
 from govern.api.models import IdempotentRequest
@@ -160,6 +161,12 @@ def answer(model: BaseModel, status: int = 200, headers: Mapping[str, str] | Non
     if tagged:
         response.headers["ETag"] = etag_of(body)
     return response
+
+
+def answer_page(list_model: type[BaseModel], items: Sequence[BaseModel], next_cursor: str | None) -> Response:
+    """One page of a list: its items and the next page's URL, in the body (``next``) and a Link header."""
+    link = cursors.next_link(next_cursor)
+    return answer(list_model(items=items, next=link), headers=cursors.link_header(link))
 
 
 def require_match(current: BaseModel) -> None:

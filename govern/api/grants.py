@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from govern.accounts.models import Account
 from govern.accounts.services import visible_accounts_clause
 from govern.api import cursors
-from govern.api.blueprint import answer, bp, changed, created
+from govern.api.blueprint import answer, answer_page, bp, changed, created
 from govern.api.schemas import Id, Out, Paging, Reason, Strict, Text
 from govern.api.spec import Link, body_of, endpoint, query_of
 from govern.db import get_session
@@ -133,8 +133,7 @@ def list_grants() -> Response:
         if value is not None:
             statement = statement.where(column == value)
     page = cursors.read_slice(get_session(), statement, Grant.id, cursor=args.cursor, limit=args.limit)
-    link = cursors.next_link(page.next_cursor)
-    return answer(GrantList(items=[_out(g) for g in page.rows], next=link), headers=cursors.link_header(link))
+    return answer_page(GrantList, [_out(g) for g in page.rows], page.next_cursor)
 
 
 @bp.get("/people/<int:person_id>/grants")
@@ -148,8 +147,7 @@ def person_grants(person_id: int) -> Response:
     person = get_visible_person(get_session(), current_user, person_id)
     page = cursors.read_slice(get_session(), select(Grant).where(Grant.person_id == person.id), Grant.id,
                               cursor=args.cursor, limit=args.limit)
-    link = cursors.next_link(page.next_cursor)
-    return answer(GrantList(items=[_out(g) for g in page.rows], next=link), headers=cursors.link_header(link))
+    return answer_page(GrantList, [_out(g) for g in page.rows], page.next_cursor)
 
 
 @bp.get("/grants/<int:grant_id>")

@@ -11,7 +11,7 @@ from pydantic import Field
 from sqlalchemy import or_, select
 
 from govern.api import cursors
-from govern.api.blueprint import answer, bp, changed, created
+from govern.api.blueprint import answer, answer_page, bp, changed, created
 from govern.api.schemas import Id, Out, Paging, Strict, Text
 from govern.api.spec import Link, body_of, endpoint, query_of
 from govern.db import get_session
@@ -144,9 +144,7 @@ def list_offboardings() -> Response:
     if args.person_id:
         statement = statement.where(Offboarding.person_id == args.person_id)
     page = cursors.read_slice(get_session(), statement, Offboarding.id, cursor=args.cursor, limit=args.limit)
-    link = cursors.next_link(page.next_cursor)
-    return answer(OffboardingList(items=[OffboardingOut.model_validate(o) for o in page.rows], next=link),
-                  headers=cursors.link_header(link))
+    return answer_page(OffboardingList, [OffboardingOut.model_validate(o) for o in page.rows], page.next_cursor)
 
 
 @bp.get("/people/<int:person_id>/offboardings")

@@ -10,7 +10,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from govern.api import cursors
-from govern.api.blueprint import answer, bp, changed, created, require_match
+from govern.api.blueprint import answer, answer_page, bp, changed, created, require_match
 from govern.api.schemas import PeopleQuery, PersonCreate, PersonList, PersonOut, PersonUpdate
 from govern.api.spec import Link, body_of, endpoint, query_of
 from govern.db import get_session
@@ -38,8 +38,7 @@ def list_people() -> Response:
     statement = directory.people_query(current_user, flt).order_by(None)
     page = cursors.read_slice(get_session(), statement, Person.id, cursor=args.cursor, limit=args.limit)
     items = [PersonOut.model_validate(p) for p in page.rows]
-    link = cursors.next_link(page.next_cursor)
-    return answer(PersonList(items=items, next=link), headers=cursors.link_header(link))
+    return answer_page(PersonList, items, page.next_cursor)
 
 
 @bp.get("/people/<int:person_id>")

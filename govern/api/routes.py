@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from govern.api import accounts, grants, offboardings, people, secrets, tokens  # noqa: F401 - register their routes
+from govern.api import (  # noqa: F401 - register their routes
+    accounts,
+    audit_events,
+    exposures,
+    grants,
+    offboardings,
+    people,
+    policies,
+    reviews,
+    rotation,
+    secrets,
+    tokens,
+)
 from govern.api.blueprint import bp
 
 __all__ = ["bp"]

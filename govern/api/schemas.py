@@ -29,7 +29,8 @@ class Paging(Strict):
     """Every list's query: a page size and the cursor of the previous page's ``next``."""
 
     limit: int = Field(50, ge=1, le=200, description="Rows per page (1-200).")
-    cursor: str | None = Field(None, max_length=200, description="The cursor from the previous page's next link.")
+    cursor: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9_-]*$",
+                               description="The cursor from the previous page's next link.")
 
 
 class Deleted(Out):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Integer, Row, Select, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
@@ -297,6 +297,10 @@ def reviewers_of(session: Session, campaign_id: int) -> list[ReviewerLoad]:
     return [ReviewerLoad(rid, name, email, total, int(open_ or 0)) for rid, name, email, total, open_ in rows]
 
 
+#: Any select over review items (the page reads rows of objects, the API rows of columns).
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
+
+
 @dataclass
 class ItemFilter:
     """Filters of a campaign's item list."""
@@ -308,18 +312,9 @@ class ItemFilter:
     q: str | None = None
 
 
-def list_items(session: Session, campaign_id: int, flt: ItemFilter, *, page: int, per_page: int = 50) -> Page[Row[ReviewItem, Person | None]]:
-    """One page of a campaign's items with their reviewer, counted."""
-    reviewer = aliased(Person)
-    grantee = aliased(Person)
-    query = (
-        select(ReviewItem, reviewer)
-        .join(Grant, Grant.id == ReviewItem.grant_id)
-        .join(Account, Account.id == Grant.account_id)
-        .join(grantee, grantee.id == Grant.person_id)
-        .outerjoin(reviewer, reviewer.id == ReviewItem.reviewer_id)
-        .where(ReviewItem.campaign_id == campaign_id)
-    )
+def filter_items(query: S, flt: ItemFilter, grantee: Any) -> S:
+    """``query`` (over review items joined to their grant, account and the grantee as ``grantee``) narrowed by ``flt``:
+    the item list's filters, for the page and the API alike."""
     if flt.decision == OPEN:
         query = query.where(ReviewItem.decision.is_(None))
     elif flt.decision:
@@ -335,6 +330,22 @@ def list_items(session: Session, campaign_id: int, flt: ItemFilter, *, page: int
         term, handle = f"%{text}%", f"%{text.lstrip('@')}%"
         query = query.where(or_(func.lower(grantee.full_name).like(term), grantee.email.like(term),
                                 Account.handle.like(handle), func.lower(Account.display_name).like(term)))
+    return query
+
+
+def list_items(session: Session, campaign_id: int, flt: ItemFilter, *, page: int, per_page: int = 50) -> Page[Row[ReviewItem, Person | None]]:
+    """One page of a campaign's items with their reviewer, counted."""
+    reviewer = aliased(Person)
+    grantee = aliased(Person)
+    query = (
+        select(ReviewItem, reviewer)
+        .join(Grant, Grant.id == ReviewItem.grant_id)
+        .join(Account, Account.id == Grant.account_id)
+        .join(grantee, grantee.id == Grant.person_id)
+        .outerjoin(reviewer, reviewer.id == ReviewItem.reviewer_id)
+        .where(ReviewItem.campaign_id == campaign_id)
+    )
+    query = filter_items(query, flt, grantee)
     return read_page(session, query.order_by(ReviewItem.decision.is_not(None), Account.display_name, grantee.full_name, ReviewItem.id),
                      page, per_page, count=count_of(query.with_only_columns(ReviewItem.id)), unique=True)
 

@@ -104,11 +104,12 @@ class ExposureRow:
     version: int
 
 
-def _exposure_rows() -> Select[*tuple[Any, ...]]:
-    """The columns and joins of ``exposures``."""
+def exposure_rows(*extra: Any) -> Select[*tuple[Any, ...]]:
+    """The columns and joins of ``exposures`` (an ExposureRow's, in order), then ``extra`` columns (the API's ids)."""
     return (
-        select(Exposure.id, Exposure.exposed_at, Exposure.secret_id, Exposure.kind, Exposure.reason, Person.full_name,
-               User.email, Secret.label, Account.display_name, SecretVersion.version)
+        select(Exposure.id, Exposure.exposed_at, Exposure.secret_id, Exposure.kind, Exposure.reason,
+               Person.full_name.label("person_name"), User.email.label("user_email"), Secret.label.label("secret_label"),
+               Account.display_name.label("account_name"), SecretVersion.version, *extra)
         .join(Person, Person.id == Exposure.person_id).join(User, User.id == Exposure.user_id)
         .join(Secret, Secret.id == Exposure.secret_id).join(Account, Account.id == Exposure.account_id)
         .join(SecretVersion, SecretVersion.id == Exposure.secret_version_id)
@@ -142,7 +143,7 @@ def _exposure_statements(by_secret: bool, by_account: bool, by_person: bool) -> 
         conditions.append(Exposure.account_id == bindparam("account_id", type_=Integer))
     if by_person:
         conditions.append(Exposure.person_id == bindparam("person_id", type_=Integer))
-    rows = (_exposure_rows().where(*conditions).order_by(Exposure.exposed_at.desc(), Exposure.id.desc())
+    rows = (exposure_rows().where(*conditions).order_by(Exposure.exposed_at.desc(), Exposure.id.desc())
             .offset(bindparam("offset", type_=Integer)).limit(bindparam("limit", type_=Integer)))
     return rows, select(func.count(Exposure.id)).where(*conditions)
 

@@ -77,8 +77,8 @@ def api_server(tmp_path: Path, scratch_database_url: str) -> Any:
             pytest.fail(f"govern {' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
     tokens = _seed(tmp_path, scratch_database_url)
     log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen([str(VENV_BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
-                                "govern.wsgi:app"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([str(VENV_BIN / "gunicorn"), "--config", "python:govern.gunicorn_conf", "--workers", "2",
+                                "--bind", f"127.0.0.1:{port}", "govern.wsgi:app"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
