@@ -218,7 +218,7 @@ def holders(account_id: int) -> Response:
           links={"FirstSecret": Link("getSecret", {"secret_id": "$response.body#/items/0/id"}),
                  "RevealFirstSecret": Link("revealSecret", {"secret_id": "$response.body#/items/0/id"})})
 def secrets(account_id: int) -> Response:
-    """The account's secrets: metadata only (kind, label, status), never a value."""
+    """The account's secrets: metadata only (kind, label, login, expiry), never a value."""
     session = get_session()
     account = _visible(account_id)
     rows = [s for s in session.scalars(select(Secret).where(Secret.account_id == account.id).order_by(Secret.id))

@@ -20,7 +20,7 @@ from spectree.models import SecureType, SecuritySchemeData
 from govern.api.auth import SCOPE_ATTRIBUTE
 from govern.api.problems import ApiProblem, field_errors
 from govern.auth.apitokens import SCOPES
-from govern.web import PUBLIC, permission
+from govern.web import POLICY, PUBLIC, permission
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=BaseModel)
@@ -164,8 +164,9 @@ def document(raw: Mapping[str, Any]) -> dict[str, Any]:
                     responses[code] = _problem_response(response.get("description") or "See detail.")
             scope = extras.get("scope")
             if scope and scope != ANY_SCOPE:
+                roles = ", ".join(sorted(POLICY[extras["permission"]])).replace("staff", "any user")
                 op["description"] = (op.get("description") or "") + \
-                    f"\n\nScope: `{scope}`. Roles: {extras['permission']} (see the permission table)."
+                    f"\n\nScope: `{scope}`. Permission `{extras['permission']}`: app roles {roles}."
             params = op.setdefault("parameters", [])
             if extras.get("creates"):
                 params.append({"name": "Idempotency-Key", "in": "header", "required": False,
