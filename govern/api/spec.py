@@ -163,7 +163,9 @@ def document(raw: Mapping[str, Any]) -> dict[str, Any]:
                 if code in ("404", "409", "412") or (code.startswith(("4", "5")) and "content" not in response):
                     responses[code] = _problem_response(response.get("description") or "See detail.")
             scope = extras.get("scope")
-            if scope and scope != ANY_SCOPE:
+            if scope == ANY_SCOPE:
+                op["description"] = (op.get("description") or "") + "\n\nScope: any; every live token may call this."
+            elif scope:
                 roles = ", ".join(sorted(POLICY[extras["permission"]])).replace("staff", "any user")
                 op["description"] = (op.get("description") or "") + \
                     f"\n\nScope: `{scope}`. Permission `{extras['permission']}`: app roles {roles}."
