@@ -87,3 +87,23 @@ def test_a_token_without_the_endpoints_scope_is_refused_whatever_its_roles(app, 
             answer = api.call(method, _path(rule).removeprefix("/api/v1"),
                               json={} if method in ("POST", "PATCH") else None)
             assert answer.status_code == 403, (rule.endpoint, method, answer.status_code)
+
+
+def test_an_api_view_without_a_scope_or_a_permission_is_refused(app, db, kit) -> None:
+    admin = make_user(db, kit, roles=("admin",))
+    db.commit()
+    api = Api(app, personal_token(db, admin, *_scopes_for(admin.user.roles)))
+
+    @web.permission("staff")
+    def scopeless() -> str:
+        return "should never be served"
+
+    def undeclared() -> str:
+        return "should never be served"
+
+    app.add_url_rule("/api/v1/scopeless", endpoint="api.scopeless", view_func=scopeless)
+    app.add_url_rule("/api/v1/undeclared", endpoint="api.undeclared", view_func=undeclared)
+    for path in ("/scopeless", "/undeclared"):
+        answer = api.get(path)
+        assert answer.status_code == 403 and answer.mimetype == "application/problem+json", path
+        assert "never be served" not in answer.get_data(as_text=True)
