@@ -695,7 +695,9 @@ def govern_load(bench: Bench, seeded: Seeded) -> dict[str, Any]:
         token = api_token(bench, seeded.users["admin"][0])
         for c in api_clients:
             c.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        for page in (Page("api_person", "admin", f"/api/v1/people/{seeded.person_id}", expect=b'"full_name"'),
+        # api_floor: a token's request with nothing else (who am I), the API's counterpart of govern's floor.
+        for page in (Page("api_floor", "admin", "/api/v1/tokens/current", expect=b'"acts_as"'),
+                     Page("api_person", "admin", f"/api/v1/people/{seeded.person_id}", expect=b'"full_name"'),
                      Page("api_people_list", "admin", "/api/v1/people?limit=50", expect=b'"next"')):
             out[page.name] = drive(api_clients, page, bench.scale.seconds_per_page)
             log(f"{page.name}: {out[page.name]['rps']} req/s, p95 {out[page.name]['p95_ms']} ms, errors {out[page.name]['errors']}")

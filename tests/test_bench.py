@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench  # noqa: E402
 
 PAGES = {f"home_{role}" for role in bench.HOME_ROLES} | set(bench.LIST_PAGES) | {"account_page", "person_page", "reveal",
-                                                                                "reveal_while_shipping", "api_person",
-                                                                                "api_people_list"}
+                                                                                "reveal_while_shipping", "api_floor",
+                                                                                "api_person", "api_people_list"}
 OPERATIONS = {"process_startup", "cli_help", "offboarding_start", "keys_rewrap", "audit_verify", "csv_import", "jobs_run", "login",
               "gunicorn_worker_rss", "audit_ship_syslog", "audit_ship_https"}
 
