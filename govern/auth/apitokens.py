@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
 from govern import audit
@@ -351,12 +351,17 @@ class Refusal:
     token_id: int | None = None
 
 
+#: The token with its user, the user's person and roles, in one statement built once (as the web session's own
+#: lookup, govern.auth.sessions): a statement object built per request costs SQLAlchemy a walk of it each time.
+_TOKEN_AND_USER = (select(ApiToken).where(ApiToken.token_digest == bindparam("digest", type_=String))
+                   .options(joinedload(ApiToken.user).joinedload(User.role_rows)))
+
+
 def usable_token(session: Session, text: str) -> ApiToken | Refusal:
     """The live token whose text this is, with its user, or why not."""
     if not looks_like_token(text):
         return Refusal("malformed")
-    token = session.scalar(select(ApiToken).where(ApiToken.token_digest == token_digest(text))
-                           .options(joinedload(ApiToken.user).joinedload(User.role_rows)))
+    token = session.execute(_TOKEN_AND_USER, {"digest": token_digest(text)}).unique().scalar_one_or_none()
     if token is None:
         return Refusal("unknown")
     status = status_of(token)
