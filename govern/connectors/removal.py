@@ -98,7 +98,7 @@ def remove_on_platform(session: Session, *, actor: User | None, settings: Settin
         audit.record(session, "connectors.removal_failed", actor=actor, target_type="account",
                      target_id=removal.account_id, outcome="failure",
                      details={"person_id": removal.person_id, "platform_removal_id": removal.id,
-                              "error": exc.message, "platform_code": exc.code})
+                              "error": exc.message, "error_code": exc.code})
         session.flush()
         return Outcome(False, f"{connection.label} did not remove {person_name}: {exc.message}")
     who = actor.email if actor is not None else "govern (automatic removal)"

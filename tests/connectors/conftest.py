@@ -18,11 +18,6 @@ from tests.factories import make_account, make_grant, make_person, make_user
 
 
 @pytest.fixture
-def app_overrides(keyring: Keyring) -> dict[str, Any]:
-    return {"VAULT_KEYRING_JSON": keyring.to_json()}
-
-
-@pytest.fixture
 def platforms() -> Platforms:
     return Platforms()
 
@@ -31,6 +26,12 @@ def platforms() -> Platforms:
 def platform_url(platforms: Platforms) -> Iterator[str]:
     with serve(platforms) as url:
         yield url
+
+
+@pytest.fixture
+def app_overrides(keyring: Keyring, platform_url: str) -> dict[str, Any]:
+    return {"VAULT_KEYRING_JSON": keyring.to_json(), "META_GRAPH_URL": platform_url, "LINKEDIN_API_URL": platform_url,
+            "TIKTOK_API_URL": platform_url}
 
 
 class NoSleep:
@@ -95,5 +96,5 @@ def world(app: Any, db: Any, kit: Any, ring: Keyring, platforms: Platforms) -> I
             {"role": "ADMINISTRATOR", "roleAssignee": "urn:li:person:old", "state": "REVOKED", "organization": "urn:li:organization:9"},
         ]
         platforms.bcs["bc1"] = [{"user_id": "t1", "user_name": "Sam", "user_email": "sam@acme.test", "user_role": "STANDARD"}]
-        yield SimpleNamespace(admin=admin.user, it=it.user, olga=olga.user, lea=lea, sam=sam, dora=dora, page=page, org=org,
-                              tiktok=tiktok, grants=grants, meta=meta, li=li, tt=tt, users={"admin": admin, "it": it})
+    yield SimpleNamespace(admin=admin.user, it=it.user, olga=olga.user, lea=lea, sam=sam, dora=dora, page=page, org=org,
+                          tiktok=tiktok, grants=grants, meta=meta, li=li, tt=tt, users={"admin": admin, "it": it, "olga": olga})

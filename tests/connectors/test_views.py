@@ -1,0 +1,79 @@
+"""The connectors' pages, the button that syncs, removal from the account page, attestation, the API's drift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from govern.connectors import attestations, sync
+from govern.connectors.connections import Settings
+from govern.connectors.models import Attestation
+from govern.grants.models import PlatformRemoval
+from govern.grants.services import revoke_grant
+from tests.api.helpers import Api, personal_token
+from tests.connectors.fakeplatforms import Platforms
+from tests.factories import csrf_token, login, make_account, make_grant, post
+
+
+def test_it_syncs_from_the_page_and_sees_the_drift(app: Any, db: Any, world: Any, client: Any) -> None:
+    login(client, db, world.users["it"])
+    page = client.get("/connectors/")
+    assert page.status_code == 200 and "Acme business" in page.text
+    answer = post(client, "/connectors/sync", token_page="/connectors/")
+    assert answer.status_code == 302
+    report = client.get("/connectors/drift").text
+    assert "Dora Departed" in report and "urn:li:person:zed" in report and "Role mismatch" in report
+    account = client.get(f"/connectors/accounts/{world.page.id}").text
+    assert "Dora Departed" in account and "last confirmed" in account
+    home = client.get("/").text
+    assert 'id="waiting-drift"' in home
+
+
+def test_revoking_a_grant_offers_removal_on_the_platform(app: Any, db: Any, world: Any, client: Any,
+                                                         settings: Settings, platforms: Platforms) -> None:
+    sync.run_sync(db, actor=None, settings=settings, trigger="job", checkpoint=db.commit)
+    with app.test_request_context():
+        revoke_grant(db, actor=world.admin, grant=world.grants.lea_page, reason="moved team")
+        db.commit()
+    removal = db.scalar(select(PlatformRemoval).where(PlatformRemoval.grant_id == world.grants.lea_page.id))
+    login(client, db, world.users["it"])
+    page = client.get(f"/connectors/accounts/{world.page.id}").text
+    assert "Remove on Meta" in page
+    answer = post(client, f"/connectors/removals/{removal.id}/remove", token_page=f"/connectors/accounts/{world.page.id}")
+    assert answer.status_code == 302
+    db.expire_all()
+    assert db.get(PlatformRemoval, removal.id).confirmed_at is not None
+    assert "100" not in platforms.pages["p1"]
+
+
+def test_owner_attests_an_x_account_and_drift_follows(app: Any, db: Any, world: Any, client: Any) -> None:
+    x = make_account(db, display_name="Acme News", handle="acme_news", platform="x", url="https://x.com/acme_news",
+                     business_owner_id=world.olga.person_id)
+    make_grant(db, world.sam, x, "publisher")
+    db.commit()
+    assert x in attestations.due_attestations(db)
+    login(client, db, world.users["olga"])
+    token = csrf_token(client, f"/connectors/accounts/{x.id}")
+    answer = client.post(f"/connectors/accounts/{x.id}/attest", data={
+        "csrf_token": token, "members": "sam@acme.test, admin\nstranger@gmail.com, publisher", "note": "as seen today"})
+    assert answer.status_code == 302, answer.text
+    row = db.scalar(select(Attestation).where(Attestation.account_id == x.id))
+    assert row is not None and len(row.members) == 2
+    page = client.get(f"/connectors/accounts/{x.id}").text
+    assert "stranger@gmail.com" in page and "Role mismatch" in page
+    assert x not in attestations.due_attestations(db)
+
+
+def test_api_drift_for_the_company_and_one_account(app: Any, db: Any, world: Any, settings: Settings) -> None:
+    sync.run_sync(db, actor=None, settings=settings, trigger="job", checkpoint=db.commit)
+    api = Api(app, personal_token(db, world.users["it"], "accounts:read"))
+    everything = api.get("/drift")
+    assert everything.status_code == 200, everything.text
+    body = everything.get_json()
+    assert body["count"] == len(body["items"]) >= 4
+    assert {i["kind"] for i in body["items"]} == {"unmanaged", "mismatch"}
+    one = api.get(f"/accounts/{world.org.id}/drift").get_json()
+    assert [i["member_id"] for i in one["items"]] == ["urn:li:person:zed"]
+    assert api.get("/accounts/999999/drift").status_code == 404
+    assert "token" not in str(body).lower()
