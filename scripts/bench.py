@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pyotp  # noqa: E402
-from sqlalchemy import func, insert, select, text, update  # noqa: E402
+from sqlalchemy import delete, func, insert, select, text, update  # noqa: E402
 from sqlalchemy.exc import DBAPIError  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -991,6 +991,10 @@ def connectors_sync(accounts: int) -> None:
         second = sync.run_sync(session, actor=None, settings=settings, trigger="cli", checkpoint=session.commit)
         second_seconds = time.perf_counter() - started
         after = counts()
+        # Leave no connection behind: the jobs run measured next must not call the real Graph API.
+        session.execute(delete(ConnectedAccount).where(ConnectedAccount.connection_id == connection.id))
+        session.execute(delete(Connection).where(Connection.id == connection.id))
+        session.commit()
     written = {k: after[k] - middle[k] for k in after if after[k] != middle[k]}
     print(json.dumps({"accounts": accounts, "members_each": 20, "first_seconds": round(first_seconds, 2),
                       "first_requests": first.requests, "first_status": first.status,

@@ -18,6 +18,7 @@ class ConnectionForm(FlaskForm):
 
 
 class CoverForm(FlaskForm):
+    connection_id = SelectField("Connection", coerce=int)
     account_id = SelectField("Account", coerce=int)
     platform_id = StringField("The account's id on the platform (Page id, organisation id, Business Center id)",
                               validators=[DataRequired(), Length(max=100)])

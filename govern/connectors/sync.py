@@ -145,8 +145,12 @@ def run_sync(session: Session, *, actor: Actor | None, settings: Settings, trigg
                 progress["failed"][str(row.account_id)] = exc.message
             continue
         cache: dict[str, Any] = {}
+        given_up: str | None = None
         with client:
             for row in rows:
+                if given_up is not None:  # the platform is down, throttling us or refusing the token: ask no more
+                    progress["failed"][str(row.account_id)] = given_up
+                    continue
                 failpoints.hit("connectors.sync_account", account_id=row.account_id)
                 sent = client.requests
                 try:
@@ -156,6 +160,8 @@ def run_sync(session: Session, *, actor: Actor | None, settings: Settings, trigg
                     progress["done"][str(row.account_id)] = len(members)
                 except ConnectorError as exc:
                     progress["failed"][str(row.account_id)] = exc.message
+                    if exc.rate_limited or exc.expired_token:
+                        given_up = exc.message
                 run.requests += client.requests - sent
                 run.progress_json = json.dumps(progress)
                 session.flush()

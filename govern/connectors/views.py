@@ -36,6 +36,8 @@ def _forms() -> tuple[ConnectionForm, CoverForm, IdentityForm]:
     cover = CoverForm()
     platforms = sorted({p for covered in COVERS.values() for p in covered})
     taken = select(ConnectedAccount.account_id)
+    cover.connection_id.choices = [(c.id, f"{c.name} ({c.label})") for c in db.scalars(
+        select(Connection).order_by(Connection.name))]
     cover.account_id.choices = [(a.id, f"{a.display_name} ({a.platform_label})") for a in db.scalars(
         select(Account).where(Account.platform.in_(platforms), Account.id.not_in(taken)).order_by(Account.display_name))]
     return form, cover, IdentityForm()
@@ -92,15 +94,15 @@ def create() -> Any:
                done=lambda c: success(f"{c.name} is connected; add the accounts it covers.", back))
 
 
-@bp.route("/connections/<int:connection_id>/accounts", methods=["POST"])
+@bp.route("/connections/accounts", methods=["POST"])
 @permission("connectors.manage")
-def cover(connection_id: int) -> Any:
+def cover() -> Any:
     db = get_session()
     _, form, _ = _forms()
     back = url_for("connectors.index")
 
     def change() -> ConnectedAccount:
-        connection = connections.get_connection(db, connection_id)
+        connection = connections.get_connection(db, form.connection_id.data or 0)
         account = get_or_raise(db, Account, form.account_id.data or 0, "No such account.")
         return connections.cover_account(db, actor=current_user, connection=connection, account=account,
                                          platform_id=form.platform_id.data or "")

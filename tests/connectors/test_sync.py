@@ -101,3 +101,19 @@ def test_a_run_that_dies_half_way_is_continued(db: Any, world: Any, settings: Se
     assert run.id == died.id and run.status == "done"
     assert set(run.progress["done"]) == {str(world.page.id), str(world.org.id), str(world.tiktok.id)}
     assert not [p for _, p in platforms.requests if "assigned_users" in p]  # the Page was not read again
+
+
+def test_a_platform_that_gives_up_is_not_asked_again_for_each_account(db: Any, world: Any, settings: Settings,
+                                                                       platforms: Platforms) -> None:
+    from govern.connectors import connections
+    from tests.factories import make_account
+
+    other = make_account(db, display_name="Acme Careers", handle="acme-careers", platform="facebook")
+    connections.cover_account(db, actor=world.it, connection=world.meta, account=other, platform_id="p9")
+    db.commit()
+    platforms.fault("GET", "/b1/business_users", 400, {"error": {"message": "limit", "code": 4}}, times=20)
+    run = sync.run_sync(db, actor=None, settings=settings, trigger="job", checkpoint=db.commit)
+    assert "Gave up" in run.progress["failed"][str(world.page.id)]
+    assert run.progress["failed"][str(other.id)] == run.progress["failed"][str(world.page.id)]
+    assert len([p for _, p in platforms.requests if p == "/b1/business_users"]) == 5  # one account's attempts only
+    assert str(world.org.id) in run.progress["done"]

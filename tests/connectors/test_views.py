@@ -77,3 +77,27 @@ def test_api_drift_for_the_company_and_one_account(app: Any, db: Any, world: Any
     assert [i["member_id"] for i in one["items"]] == ["urn:li:person:zed"]
     assert api.get("/accounts/999999/drift").status_code == 404
     assert "token" not in str(body).lower()
+
+
+def test_it_connects_a_platform_and_covers_an_account_from_the_page(app: Any, db: Any, world: Any, client: Any) -> None:
+    from govern.connectors.models import ConnectedAccount, Connection
+    from govern.vault.models import Secret
+
+    insta = make_account(db, display_name="Acme Instagram", handle="acme-ig", platform="instagram")
+    db.commit()
+    secret = db.scalar(select(Secret).where(Secret.account_id == world.page.id))
+    login(client, db, world.users["it"])
+    token = csrf_token(client, "/connectors/")
+    answer = client.post("/connectors/connections", data={"csrf_token": token, "platform": "meta", "external_id": "b2",
+                                                           "name": "Second business", "secret_id": secret.id})
+    assert answer.status_code == 302
+    second = db.scalar(select(Connection).where(Connection.external_id == "b2"))
+    assert second is not None and not second.auto_remove
+    answer = client.post("/connectors/connections/accounts", data={
+        "csrf_token": token, "connection_id": second.id, "account_id": insta.id, "platform_id": "p2"})
+    assert answer.status_code == 302
+    assert db.scalar(select(ConnectedAccount.platform_id).where(ConnectedAccount.account_id == insta.id)) == "p2"
+    # The same account twice is refused in words, not a 500.
+    answer = client.post("/connectors/connections/accounts", data={
+        "csrf_token": token, "connection_id": second.id, "account_id": insta.id, "platform_id": "p3"}, follow_redirects=True)
+    assert answer.status_code == 200
