@@ -962,7 +962,8 @@ def connectors_sync(accounts: int) -> None:
         platforms.business_users["bench"] = users
         ids = sorted(users)
         with app.test_request_context():
-            rows = [Account(platform="facebook", handle=f"bench-page-{i}", url=f"https://facebook.com/bench{i}",
+            tag = f"{time.time_ns():x}"  # a rerun on the same database adds its own pages
+            rows = [Account(platform="facebook", handle=f"bench-{tag}-{i}", url=f"https://facebook.com/bench{i}",
                             display_name=f"Bench Page {i:04d}") for i in range(accounts)]
             session.add_all(rows)
             session.flush()

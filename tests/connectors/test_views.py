@@ -101,3 +101,35 @@ def test_it_connects_a_platform_and_covers_an_account_from_the_page(app: Any, db
     answer = client.post("/connectors/connections/accounts", data={
         "csrf_token": token, "connection_id": second.id, "account_id": insta.id, "platform_id": "p3"}, follow_redirects=True)
     assert answer.status_code == 200
+
+
+def test_the_account_page_shows_platform_drift_and_offers_removal(app: Any, db: Any, world: Any, client: Any,
+                                                                  settings: Settings) -> None:
+    sync.run_sync(db, actor=None, settings=settings, trigger="job", checkpoint=db.commit)
+    with app.test_request_context():
+        revoke_grant(db, actor=world.admin, grant=world.grants.lea_org, reason="moved team",
+                     override_reason="the test's only admin")
+        db.commit()
+    login(client, db, world.users["it"])
+    page = client.get(f"/accounts/{world.org.id}").text
+    assert 'id="platform-drift"' in page and "urn:li:person:zed" in page and "Remove on LinkedIn" in page
+
+
+def test_a_review_campaign_shows_the_latest_attestation(app: Any, db: Any, world: Any, client: Any) -> None:
+    from datetime import timedelta
+
+    from govern.db import utcnow
+    from govern.reviews.models import ReviewCampaign, ReviewItem
+
+    x = make_account(db, display_name="Acme News", handle="acme_news", platform="x", url="https://x.com/acme_news",
+                     business_owner_id=world.olga.person_id)
+    grant = make_grant(db, world.sam, x, "publisher")
+    campaign = ReviewCampaign(name="Q4", scope_kind="all", due_at=utcnow() + timedelta(days=7))
+    db.add(campaign)
+    db.flush()
+    db.add(ReviewItem(campaign_id=campaign.id, grant_id=grant.id, reviewer_id=world.olga.person_id))
+    attestations.attest(db, actor=world.olga, account=x, members_text="sam@acme.test, publisher", note="checked Monday")
+    db.commit()
+    login(client, db, world.users["admin"])
+    page = client.get(f"/reviews/{campaign.id}").text
+    assert 'id="attestations"' in page and "checked Monday" in page
