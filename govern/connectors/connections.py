@@ -199,3 +199,12 @@ def connected_accounts(session: Session, account_id: int | None = None) -> list[
     if account_id is not None:
         query = query.where(ConnectedAccount.account_id == account_id)
     return list(session.scalars(query).unique())
+
+
+def connected_labels(session: Session, account_ids: set[int]) -> dict[int, str]:
+    """Account id -> the name of the platform whose connection covers it ("Meta"...), for those covered."""
+    if not account_ids:
+        return {}
+    rows = session.execute(select(ConnectedAccount.account_id, Connection.platform).join(
+        Connection, Connection.id == ConnectedAccount.connection_id).where(ConnectedAccount.account_id.in_(account_ids)))
+    return {account_id: CONNECTOR_LABELS[platform] for account_id, platform in rows}

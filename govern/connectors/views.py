@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -19,7 +19,7 @@ from govern.directory.models import Person
 from govern.errors import InvalidError, NotFoundError, get_or_raise
 from govern.grants.models import PlatformRemoval
 from govern.vault.models import Secret
-from govern.web import act, ensure_visible, permission, success
+from govern.web import act, ensure_visible, permission, safe_next, success
 
 bp = Blueprint("connectors", __name__, url_prefix="/connectors")
 
@@ -165,7 +165,7 @@ def account(account_id: int) -> str:
 def remove(removal_id: int) -> Any:
     db = get_session()
     row = get_or_raise(db, PlatformRemoval, removal_id, "No such removal.")
-    back = url_for("connectors.account", account_id=row.account_id)
+    back = safe_next(request.form.get("next"), url_for("connectors.account", account_id=row.account_id))
 
     def done(outcome: removal.Outcome) -> WerkzeugResponse:
         flash(outcome.message, "success" if outcome.ok else "error")

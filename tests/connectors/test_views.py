@@ -133,3 +133,25 @@ def test_a_review_campaign_shows_the_latest_attestation(app: Any, db: Any, world
     login(client, db, world.users["admin"])
     page = client.get(f"/reviews/{campaign.id}").text
     assert 'id="attestations"' in page and "checked Monday" in page
+
+
+def test_it_presses_remove_on_meta_on_the_offboarding_checklist(app: Any, db: Any, world: Any, client: Any,
+                                                                settings: Settings, platforms: Platforms) -> None:
+    from govern.offboarding.models import OffboardingItem
+    from govern.offboarding.scheduling import schedule_offboarding
+    from govern.offboarding.settings import Settings as OffboardingSettings
+
+    run = schedule_offboarding(db, actor=world.admin, person=world.lea, effective_at=None, settings=OffboardingSettings())
+    db.commit()
+    item = db.scalar(select(OffboardingItem).where(OffboardingItem.offboarding_id == run.id,
+                                                   OffboardingItem.account_id == world.page.id))
+    login(client, db, world.users["it"])
+    page = client.get(f"/offboarding/{run.id}").text
+    assert "Remove on Meta" in page and "Remove on LinkedIn" in page
+    token = csrf_token(client, f"/offboarding/{run.id}")
+    answer = client.post(f"/connectors/removals/{item.platform_removal_id}/remove",
+                         data={"csrf_token": token, "next": f"/offboarding/{run.id}"})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(f"/offboarding/{run.id}")
+    db.expire_all()
+    assert db.get(OffboardingItem, item.id).status == "done"
+    assert "100" not in platforms.pages["p1"]
