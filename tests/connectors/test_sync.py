@@ -117,3 +117,35 @@ def test_a_platform_that_gives_up_is_not_asked_again_for_each_account(db: Any, w
     assert run.progress["failed"][str(other.id)] == run.progress["failed"][str(world.page.id)]
     assert len([p for _, p in platforms.requests if p == "/b1/business_users"]) == 5  # one account's attempts only
     assert str(world.org.id) in run.progress["done"]
+
+
+def test_no_token_in_logs_run_records_or_audit(db: Any, world: Any, settings: Settings, platforms: Platforms,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from tests.connectors.fakeplatforms import LINKEDIN_TOKEN, META_TOKEN, TIKTOK_TOKEN
+
+    caplog.set_level(logging.DEBUG)
+    platforms.fault("GET", "/b1/business_users", 400, {"error": {"message": "limit", "code": 4}}, times=2)
+    platforms.fault("GET", "/rest/organizationAcls", 401, {"status": 401, "message": "expired"})
+    run = sync.run_sync(db, actor=None, settings=settings, trigger="job", checkpoint=db.commit)
+    stored = run.progress_json + " ".join(db.scalars(select(AuditEvent.details_json)))
+    stored += " ".join(db.scalars(select(MemberSnapshot.members_json)))
+    for token in (META_TOKEN, LINKEDIN_TOKEN, TIKTOK_TOKEN):
+        assert token not in caplog.text and token not in stored
+
+
+def test_the_jobs_step_syncs_and_removes_where_allowed(app: Any, db: Any, world: Any, platforms: Platforms) -> None:
+    from govern.connectors import connections
+    from govern.jobs.services import JobContext
+    from govern.jobs.steps import sync_connectors
+    from govern.offboarding.scheduling import schedule_offboarding
+    from govern.offboarding.settings import Settings as OffboardingSettings
+
+    schedule_offboarding(db, actor=world.admin, person=world.lea, effective_at=None, settings=OffboardingSettings())
+    connections.set_auto_remove(db, actor=world.admin, connection=world.meta, allowed=True)
+    db.commit()
+    with app.app_context():
+        counts = sync_connectors(db, JobContext(now=utcnow(), config=app.config))
+    assert counts["accounts"] == 3 and counts["failed"] == 0 and counts["removed"] == 1 and counts["requests"] > 0
+    assert "100" not in platforms.pages["p1"]
