@@ -942,6 +942,7 @@ def connectors_sync(accounts: int) -> None:
     from govern.auth.models import User, UserRole
     from govern.connectors import sync
     from govern.connectors.connections import Settings
+    from govern.connectors.drift import company_drift
     from govern.connectors.models import ConnectedAccount, Connection, MemberSnapshot, SyncRun
     from govern.db import database
     from govern.directory.models import Person
@@ -992,6 +993,9 @@ def connectors_sync(accounts: int) -> None:
         second = sync.run_sync(session, actor=None, settings=settings, trigger="cli", checkpoint=session.commit)
         second_seconds = time.perf_counter() - started
         after = counts()
+        started = time.perf_counter()
+        drift_items = len(company_drift(session))
+        drift_seconds = time.perf_counter() - started
         # Leave no connection behind: the jobs run measured next must not call the real Graph API.
         session.execute(delete(ConnectedAccount).where(ConnectedAccount.connection_id == connection.id))
         session.execute(delete(Connection).where(Connection.id == connection.id))
@@ -1002,7 +1006,8 @@ def connectors_sync(accounts: int) -> None:
                       "first_rows_written": sum(middle[k] - before[k] for k in middle),
                       "second_seconds": round(second_seconds, 2), "second_requests": second.requests,
                       "second_status": second.status, "second_rows_written": sum(written.values()),
-                      "second_tables_written": written}))
+                      "second_tables_written": written, "drift_items": drift_items,
+                      "drift_seconds": round(drift_seconds, 2)}))
 
 
 def offboard_person(person_id: int) -> None:

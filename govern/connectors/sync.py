@@ -27,7 +27,7 @@ from govern.connectors.clients.linkedin import LinkedInClient
 from govern.connectors.clients.meta import MetaClient
 from govern.connectors.clients.tiktok import TikTokClient
 from govern.connectors.connections import Settings, client_for, connected_accounts
-from govern.connectors.drift import DriftItem, Observed, drift_of
+from govern.connectors.drift import DriftItem, Observed, company_drift, drift_of
 from govern.connectors.models import ConnectedAccount, Connection, MemberSnapshot, SyncRun
 from govern.db import utcnow
 from govern.notifications import services as notifications
@@ -167,6 +167,9 @@ def run_sync(session: Session, *, actor: Actor | None, settings: Settings, trigg
                 session.flush()
                 checkpoint()
         connection.last_synced_at = now or utcnow()
+    items = company_drift(session)
+    # The home page reads this count from the run instead of computing the whole drift on each view.
+    progress["drift"] = {"total": len(items), "critical": sum(1 for i in items if i.severity == "critical")}
     run.progress_json = json.dumps(progress)
     run.status = "done" if not progress["failed"] else ("partial" if progress["done"] else "failed")
     run.finished_at = utcnow()
@@ -183,6 +186,13 @@ def sync_one(session: Session, *, settings: Settings, covered: ConnectedAccount,
     store_snapshot(session, account=covered.account, platform=covered.connection.platform, members=members,
                    now=now or utcnow())
     return members
+
+
+def drift_summary(session: Session) -> dict[str, int]:
+    """The drift count the last finished sync run left ({"total", "critical"}); empty before any."""
+    run = session.scalar(select(SyncRun).where(SyncRun.status != "running").order_by(SyncRun.id.desc()).limit(1))
+    summary: dict[str, int] = run.progress.get("drift", {}) if run is not None else {}
+    return summary
 
 
 def latest_runs(session: Session, limit: int = 10) -> list[SyncRun]:
