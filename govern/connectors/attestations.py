@@ -7,8 +7,11 @@ publisher, ...); govern compares it with the grants like a synced snapshot (see 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -22,6 +25,10 @@ from govern.db import utcnow
 from govern.errors import ForbiddenError, InvalidError
 
 MAX_MEMBERS = 200
+MAX_SCREENSHOT = 5 * 1024 * 1024
+#: The image kinds a screenshot may be, by their first bytes (the name or the browser's type is not trusted).
+IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg"}
+IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 MAX_NOTE = 2000
 #: How often an owner attests (the schedule): an older attestation is due again.
 ATTEST_EVERY_DAYS = 90
@@ -65,6 +72,32 @@ def attest(session: Session, *, actor: User, account: Account, members_text: str
     audit.record(session, "connectors.attested", actor=actor, target_type="account", target_id=account.id,
                  details={"attestation_id": row.id, "members": len(members), "screenshot": bool(screenshot)})
     return row
+
+
+def screenshot_name(data: bytes) -> str:
+    """A stored name for a PNG or JPEG screenshot (random, with the kind its bytes show); InvalidError otherwise."""
+    if len(data) > MAX_SCREENSHOT:
+        raise InvalidError("Keep the screenshot under 5 MB.", {"screenshot": "Too large."})
+    kind = next((k for sig, k in IMAGE_SIGNATURES.items() if data.startswith(sig)), None)
+    if kind is None:
+        raise InvalidError("The screenshot must be a PNG or JPEG image.", {"screenshot": "Not a PNG or JPEG."})
+    return f"{secrets.token_hex(16)}.{kind}"
+
+
+def write_screenshot(folder: Path, name: str, data: bytes) -> None:
+    """Write a screenshot checked by ``screenshot_name`` under ``folder`` (created 0700, the file 0600)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+        out.write(data)
+
+
+def screenshot_path(folder: Path, attestation: Attestation) -> Path | None:
+    """Where an attestation's screenshot is, if it has one and it is still there."""
+    name = attestation.screenshot or ""
+    if not name or "/" in name or name.startswith("."):
+        return None
+    path = folder / name
+    return path if path.is_file() else None
 
 
 def latest_attestations(session: Session, account_ids: Iterable[int]) -> dict[int, Attestation]:

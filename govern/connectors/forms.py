@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, FileField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from govern.forms import FlaskForm
@@ -35,6 +35,7 @@ class AttestForm(FlaskForm):
     members = TextAreaField("Members as you see them on the platform: one a line, \"email or id, role\"",
                             validators=[Optional(), Length(max=20000)])
     note = TextAreaField("Note", validators=[Optional(), Length(max=2000)])
+    screenshot = FileField("Screenshot of the platform's member list (optional, PNG or JPEG, up to 5 MB)")
 
 
 class AutoRemoveForm(FlaskForm):

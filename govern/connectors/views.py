@@ -3,9 +3,10 @@ what the platform says, removal on the platform, and attestations of accounts wi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -13,7 +14,14 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from govern.accounts.models import Account
 from govern.connectors import attestations, connections, drift, removal, sync
 from govern.connectors.forms import AttestForm, ConnectionForm, CoverForm, IdentityForm
-from govern.connectors.models import ATTESTED_PLATFORMS, COVERS, ConnectedAccount, Connection, PlatformIdentity
+from govern.connectors.models import (
+    ATTESTED_PLATFORMS,
+    COVERS,
+    Attestation,
+    ConnectedAccount,
+    Connection,
+    PlatformIdentity,
+)
 from govern.db import get_session
 from govern.directory.models import Person
 from govern.errors import InvalidError, NotFoundError, get_or_raise
@@ -22,6 +30,22 @@ from govern.vault.models import Secret
 from govern.web import act, ensure_visible, permission, safe_next, success
 
 bp = Blueprint("connectors", __name__, url_prefix="/connectors")
+
+
+def _screenshots() -> Path:
+    return Path(current_app.config["INSTANCE_PATH"]) / "attestations"
+
+
+@bp.route("/attestations/<int:attestation_id>/screenshot")
+@permission("accounts.read")
+def screenshot(attestation_id: int) -> Any:
+    row = get_or_raise(get_session(), Attestation, attestation_id, "No such attestation.")
+    path = attestations.screenshot_path(_screenshots(), row)
+    ensure_visible(path is not None)
+    assert path is not None
+    response = send_file(path, mimetype=attestations.IMAGE_TYPES[path.suffix.lstrip(".")], max_age=0)
+    response.headers["Content-Disposition"] = "inline"
+    return response
 
 
 def _settings() -> connections.Settings:
@@ -189,7 +213,16 @@ def attest(account_id: int) -> Any:
         flash(exc.message, "error")
         return redirect(back)
 
-    return act(lambda: attestations.attest(db, actor=current_user, account=row, members_text=form.members.data or "",
-                                           note=form.note.data or ""),
+    def change() -> Any:
+        upload = request.files.get("screenshot")
+        data = upload.read() if upload is not None and upload.filename else b""
+        name = attestations.screenshot_name(data) if data else None  # validated before anything is written
+        attestation = attestations.attest(db, actor=current_user, account=row, members_text=form.members.data or "",
+                                          note=form.note.data or "", screenshot=name)
+        if data and name:
+            attestations.write_screenshot(_screenshots(), name, data)
+        return attestation
+
+    return act(change,
                back=back, valid=form.validate_on_submit(), refused="Check the list.", invalid=shown_again,
                done=lambda a: success(f"Attested {len(a.members)} member(s) of {row.display_name}.", back))

@@ -155,3 +155,26 @@ def test_it_presses_remove_on_meta_on_the_offboarding_checklist(app: Any, db: An
     db.expire_all()
     assert db.get(OffboardingItem, item.id).status == "done"
     assert "100" not in platforms.pages["p1"]
+
+
+def test_an_attestation_keeps_a_screenshot_and_refuses_other_files(app: Any, db: Any, world: Any, client: Any) -> None:
+    import io
+
+    x = make_account(db, display_name="Acme Tube", handle="acmetube", platform="youtube", url="https://youtube.com/@acme",
+                     business_owner_id=world.olga.person_id)
+    db.commit()
+    login(client, db, world.users["olga"])
+    token = csrf_token(client, f"/connectors/accounts/{x.id}")
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    answer = client.post(f"/connectors/accounts/{x.id}/attest", content_type="multipart/form-data", data={
+        "csrf_token": token, "members": "sam@acme.test, admin", "screenshot": (io.BytesIO(png), "members.png")})
+    assert answer.status_code == 302
+    row = db.scalar(select(Attestation).where(Attestation.account_id == x.id))
+    assert row.screenshot and row.screenshot.endswith(".png")
+    shown = client.get(f"/connectors/attestations/{row.id}/screenshot")
+    assert shown.status_code == 200 and shown.data == png and shown.mimetype == "image/png"
+    answer = client.post(f"/connectors/accounts/{x.id}/attest", content_type="multipart/form-data", data={
+        "csrf_token": token, "members": "sam@acme.test, admin",
+        "screenshot": (io.BytesIO(b"<svg onload=alert(1)>"), "members.png")}, follow_redirects=True)
+    assert "must be a PNG or JPEG" in answer.text
+    assert len(list(db.scalars(select(Attestation).where(Attestation.account_id == x.id)))) == 1
