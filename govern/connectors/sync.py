@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from govern import audit, failpoints
@@ -31,6 +31,11 @@ from govern.connectors.drift import DriftItem, Observed, company_drift, drift_of
 from govern.connectors.models import ConnectedAccount, Connection, MemberSnapshot, SyncRun
 from govern.db import utcnow
 from govern.notifications import services as notifications
+
+#: Progress (and the snapshots read) is committed every this many accounts and at the end of each
+#: connection: a crash redoes at most this many; writing the progress after every account made a run
+#: of n accounts encode n progress records of up to n entries.
+CHECKPOINT_EVERY = 25
 
 
 def _noop() -> None:
@@ -68,11 +73,29 @@ def snapshot_at(session: Session, account_id: int, when: datetime) -> MemberSnap
                           .order_by(MemberSnapshot.taken_at.desc(), MemberSnapshot.id.desc()).limit(1))
 
 
+def latest_digests(session: Session, account_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """Account id -> (id, digest) of its newest snapshot, in one query per 500 accounts."""
+    found: dict[int, tuple[int, str]] = {}
+    for start in range(0, len(account_ids), 500):
+        chunk = account_ids[start:start + 500]
+        newest = select(func.max(MemberSnapshot.id)).where(MemberSnapshot.account_id.in_(chunk)) \
+            .group_by(MemberSnapshot.account_id)
+        for sid, aid, digest in session.execute(select(MemberSnapshot.id, MemberSnapshot.account_id,
+                                                       MemberSnapshot.digest).where(MemberSnapshot.id.in_(newest))):
+            found[aid] = (sid, digest)
+    return found
+
+
 def store_snapshot(session: Session, *, account: Account, platform: str, members: list[Member],
-                   now: datetime) -> MemberSnapshot | None:
-    """Keep what the sync saw; a new row only when the set changed (returns it), else None."""
+                   now: datetime, known: tuple[int, str] | None = None) -> MemberSnapshot | None:
+    """Keep what the sync saw; a new row only when the set changed (returns it), else None.
+
+    ``known`` is the (id, digest) of the account's newest snapshot when the caller read it already."""
     rows = sorted((m.as_dict() for m in members), key=lambda m: m["id"])
     digest = digest_of(rows)
+    if known is not None and known[1] == digest:
+        session.execute(update(MemberSnapshot).where(MemberSnapshot.id == known[0]).values(last_seen_at=now))
+        return None
     previous = latest_snapshot(session, account.id)
     if previous is not None and previous.digest == digest:
         previous.last_seen_at = now
@@ -146,8 +169,9 @@ def run_sync(session: Session, *, actor: Actor | None, settings: Settings, trigg
             continue
         cache: dict[str, Any] = {}
         given_up: str | None = None
+        known = latest_digests(session, [row.account_id for row in rows])
         with client:
-            for row in rows:
+            for number, row in enumerate(rows, start=1):
                 if given_up is not None:  # the platform is down, throttling us or refusing the token: ask no more
                     progress["failed"][str(row.account_id)] = given_up
                     continue
@@ -156,17 +180,21 @@ def run_sync(session: Session, *, actor: Actor | None, settings: Settings, trigg
                 try:
                     members = fetch_members(client, connection, row, cache)
                     store_snapshot(session, account=row.account, platform=connection.platform, members=members,
-                                   now=now or utcnow())
+                                   now=now or utcnow(), known=known.get(row.account_id))
                     progress["done"][str(row.account_id)] = len(members)
                 except ConnectorError as exc:
                     progress["failed"][str(row.account_id)] = exc.message
                     if exc.rate_limited or exc.expired_token:
                         given_up = exc.message
                 run.requests += client.requests - sent
-                run.progress_json = json.dumps(progress)
-                session.flush()
-                checkpoint()
+                if number % CHECKPOINT_EVERY == 0:
+                    run.progress_json = json.dumps(progress)
+                    session.flush()
+                    checkpoint()
         connection.last_synced_at = now or utcnow()
+        run.progress_json = json.dumps(progress)
+        session.flush()
+        checkpoint()
     items = company_drift(session)
     # The home page reads this count from the run instead of computing the whole drift on each view.
     progress["drift"] = {"total": len(items), "critical": sum(1 for i in items if i.severity == "critical")}

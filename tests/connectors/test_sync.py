@@ -86,7 +86,10 @@ def test_expired_token_fails_the_connection_in_plain_words(db: Any, world: Any, 
     assert "expired" in run.progress["failed"][str(world.page.id)]
 
 
-def test_a_run_that_dies_half_way_is_continued(db: Any, world: Any, settings: Settings, platforms: Platforms) -> None:
+def test_a_run_that_dies_half_way_is_continued(db: Any, world: Any, settings: Settings, platforms: Platforms,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sync, "CHECKPOINT_EVERY", 1)
+
     def crash(account_id: int) -> None:
         if account_id == world.org.id:
             raise RuntimeError("killed")
