@@ -30,6 +30,7 @@ from govern.grants import services as grants
 from govern.grants.models import PlatformRemoval
 from govern.offboarding import checklist
 from govern.offboarding.models import Offboarding, OffboardingItem
+from govern.offboarding.permissions import may_work_item
 
 
 @dataclass
@@ -121,7 +122,7 @@ def _close(session: Session, actor: User | None, removal: PlatformRemoval, evide
     item = session.scalar(select(OffboardingItem).join(Offboarding, Offboarding.id == OffboardingItem.offboarding_id)
                           .where(OffboardingItem.platform_removal_id == removal.id, OffboardingItem.status == "open",
                                  Offboarding.status == "in_progress"))
-    if item is not None and actor is not None:
+    if item is not None and actor is not None and may_work_item(actor, item):
         checklist.complete_item(session, actor=actor, item=item, note=evidence)
         return
     if actor is not None:

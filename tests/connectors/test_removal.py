@@ -82,3 +82,15 @@ def test_automatic_removal_only_where_an_admin_allowed_it(db: Any, world: Any, s
     items = removal_items(db, run)
     assert items[world.org.id].status == "done" and "govern (automatic removal)" in items[world.org.id].evidence_note
     assert items[world.page.id].status == "open"
+
+
+def test_the_accounts_owner_removes_and_the_it_item_still_closes(db: Any, world: Any, settings: Settings,
+                                                                 platforms: Platforms) -> None:
+    run = start_leaving(db, world)
+    item = removal_items(db, run)[world.page.id]
+    outcome = removal.remove_on_platform(db, actor=world.olga, settings=settings,
+                                         removal=db.get(PlatformRemoval, item.platform_removal_id))
+    db.commit()
+    assert outcome.ok, outcome.message
+    done = db.get(OffboardingItem, item.id)
+    assert done.status == "done" and done.done_by_id == world.olga.id and "no longer listed" in done.evidence_note
