@@ -113,6 +113,16 @@ SENTENCES: dict[str, str] = {
     "offboarding.item_done": "{actor} completed {target}",
     "offboarding.item_skipped": "{actor} skipped {target}",
     "offboarding.item_relinked": "{actor} linked {target} to another rotation task",
+    # platform connectors
+    "connectors.connected": "{actor} connected a platform ({target})",
+    "connectors.auto_remove_changed": "{actor} changed automatic removal of leavers on a connection ({target})",
+    "connectors.account_covered": "{actor} added the account {target} to a platform connection",
+    "connectors.identity_linked": "{actor} linked a platform identity to {target}",
+    "connectors.members_changed": "A sync saw the members of the account {target} change ({members} now)",
+    "connectors.drift_found": "A sync found access on the account {target} that govern does not manage ({count}); IT and the owner were told",
+    "connectors.removed": "{actor} removed someone on the platform of the account {target}; a sync confirmed it",
+    "connectors.removal_failed": "{actor} tried to remove someone on the platform of the account {target}; the platform refused",
+    "connectors.attested": "{actor} attested the members of the account {target} ({members})",
     # policies
     "policy.published": "{actor} published {target}",
     "policy.accepted": "{actor} accepted {target}",
@@ -206,7 +216,7 @@ TYPE_WORDS = {
     "job_run": "job run", "outbox": "message", "kek": "key", "password_rule": "rule", "platform_role_name": "platform role",
     "rotation_task": "rotation task", "offboarding_item": "offboarding item", "policy_version": "policy",
     "review_campaign": "access review", "review_item": "review item", "scim_token": "SCIM token", "user": "login",
-    "api_token": "API token",
+    "api_token": "API token", "connection": "platform connection",
 }
 
 #: Kinds whose sentences say the kind before the target ("the secret {target}").
@@ -214,7 +224,7 @@ _KINDS_NAMED_BY_SENTENCES = frozenset({"account", "secret", "scim_token", "revie
 
 #: Details shown in sentences: numbers, a version, a report's name, a review decision, a zone name.
 _DETAIL_FIELDS = ("rows", "new", "updated", "remaining", "count", "attempts", "report", "decision", "items",
-                  "to_version", "version", "left", "secrets_created", "rewrapped", "violations")
+                  "to_version", "version", "left", "secrets_created", "rewrapped", "violations", "members")
 _MAX_DETAIL = 60
 
 

@@ -44,6 +44,7 @@ from govern.auth.throttle import (
 )
 from govern.auth.views import bp as auth_bp
 from govern.config import ConfigError, load_config
+from govern.connectors.views import bp as connectors_bp
 from govern.crypto.auditkeys import AuditKeyError, AuditKeys
 from govern.crypto.keyring import Keyring, KeyringError
 from govern.crypto.secretbox import SecretBox, derive_key
@@ -278,7 +279,7 @@ def register_blueprints(app: Flask) -> None:
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
                reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_bp, vault_tools_bp,
                rotation_bp, incidents_bp, offboarding_bp, scim_bp, scim_admin_bp, sinks_bp,
-               webhooks_bp, notification_settings_bp, api_bp, api_tokens_bp):
+               webhooks_bp, notification_settings_bp, api_bp, api_tokens_bp, connectors_bp):
         app.register_blueprint(bp)
     # The SCIM API and the API authenticate by bearer token, never by the session cookie, so CSRF cannot apply.
     csrf.exempt(scim_bp)

@@ -81,6 +81,8 @@ AREA_COMMANDS = {
                "Back up the database (`govern backup DEST`), or check an archive (`govern backup verify FILE`)."),
     "check": ("govern.offboarding.cli:check_command",
               "Check the leaver invariants (no leaver keeps access); list every violation, exit 1 if any."),
+    "connectors": ("govern.connectors.cli:group",
+                   "Platform connectors (Meta, LinkedIn, TikTok): sync members and report drift."),
     "demo": ("govern.demo.cli:group", "Demo commands."),
     "directory": ("govern.directory.cli:group", "Directory commands."),
     "grants": ("govern.grants.cli:group", "Grants of account roles."),

@@ -166,6 +166,11 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "BACKUP_KEEP": _int("BACKUP_KEEP", 7, minimum=1),
         "BACKUP_RECIPIENTS": [r.strip() for r in (_env("BACKUP_RECIPIENTS") or "").split(",") if r.strip()],
         "BACKUP_PASSPHRASE_FILE": _env("BACKUP_PASSPHRASE_FILE"),
+        # Platform connectors: where each platform's API answers (a test or a proxy points them elsewhere).
+        "META_GRAPH_URL": (_env("META_GRAPH_URL") or "https://graph.facebook.com/v21.0").rstrip("/"),
+        "LINKEDIN_API_URL": (_env("LINKEDIN_API_URL") or "https://api.linkedin.com").rstrip("/"),
+        "LINKEDIN_VERSION": (_env("LINKEDIN_VERSION") or "202411").strip(),
+        "TIKTOK_API_URL": (_env("TIKTOK_API_URL") or "https://business-api.tiktok.com").rstrip("/"),
         "REQUIRE_CURRENT_SCHEMA": True,
         "ORGANISATION_NAME": _env("ORGANISATION_NAME"),
         # The zone pages show times in for users who chose none (an IANA name such as Europe/Paris).

@@ -5,6 +5,7 @@ from govern.api import models as api_models
 from govern.audit import models as audit_models
 from govern.auth import models as auth_models
 from govern.backup import models as backup_models
+from govern.connectors import models as connectors_models
 from govern.directory import models as directory_models
 from govern.grants import models as grants_models
 from govern.incidents import models as incidents_models
@@ -24,5 +25,5 @@ __all__ = [
     "accounts_models", "audit_models", "auth_models", "directory_models", "grants_models",
     "policies_models", "reviews_models", "vault_models", "jobs_models", "notifications_models",
     "vault_rule_models", "rotation_models", "incidents_models", "offboarding_models", "scim_models",
-    "backup_models", "shipping_models", "webhooks_models", "api_models",
+    "backup_models", "shipping_models", "webhooks_models", "api_models", "connectors_models",
 ]

@@ -92,6 +92,10 @@ POLICY: dict[str, frozenset[str]] = {
     "vault.rules.read": frozenset({"admin", "it"}),
     "vault.rules.manage": frozenset({"admin"}),
     # Object-level rules narrow these further (a manager sees the offboardings of their reports).
+    "connectors.read": frozenset({"admin", "it", "auditor"}),
+    "connectors.manage": frozenset({"admin", "it"}),
+    # Owners (managers) attest the members of accounts without an API; the service checks ownership.
+    "connectors.attest": frozenset({"admin", "it", "manager"}),
     "offboarding.read": frozenset({"admin", "hr", "it", "manager", "auditor"}),
     "offboarding.manage": frozenset({"admin", "hr"}),
     "offboarding.work": frozenset({"admin", "hr", "it", "manager"}),

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pyotp  # noqa: E402
-from sqlalchemy import func, insert, select, text, update  # noqa: E402
+from sqlalchemy import delete, func, insert, select, text, update  # noqa: E402
 from sqlalchemy.exc import DBAPIError  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -88,6 +88,8 @@ class Scale:
     import_people: int
     clients: int
     seconds_per_page: float
+    #: Connected accounts (Facebook Pages) the connectors' sync reads from the loopback fake, 20 members each.
+    connector_accounts: int = 2_000
 
 
 FULL = Scale(people=10_000, accounts=2_000, grants=40_000, secrets_per_account=5, exposures=200_000,
@@ -96,7 +98,8 @@ FULL = Scale(people=10_000, accounts=2_000, grants=40_000, secrets_per_account=5
              seconds_per_page=8.0)
 QUICK = Scale(people=400, accounts=80, grants=1_600, secrets_per_account=5, exposures=4_000, audit_events=20_000,
               rotation_tasks=40, scheduled_offboardings=3, immediate_offboardings=2, leaver_reveal_accounts=6,
-              leaver_other_accounts=14, import_people=400, clients=2, seconds_per_page=0.6)
+              leaver_other_accounts=14, import_people=400, clients=2, seconds_per_page=0.6,
+              connector_accounts=40)
 
 
 # --- environment ----------------------------------------------------------------------------------------
@@ -843,6 +846,15 @@ def operations(bench: Bench, seeded: Seeded) -> dict[str, Any]:
         ops[f"audit_ship_{kind}"] = shipped
         log(f"audit ship to {kind}: {events} events in {shipped['seconds']} s ({shipped['events_per_second']}/s)")
 
+    synced = timed_process([PYTHON, str(ROOT / "scripts" / "bench.py"), "--connectors-sync", str(s.connector_accounts)],
+                           env, bench.out / "connectors-sync.log")
+    if synced["exit_code"] != 0:
+        raise RuntimeError(f"connectors sync failed: {synced['output_tail']}")
+    synced.update(_json_line(synced["output_tail"]))
+    ops["connectors_sync"] = synced
+    log(f"connectors sync: {synced['accounts']} accounts in {synced['first_seconds']} s, {synced['first_requests']} "
+        f"requests; unchanged: {synced['second_seconds']} s, {synced['second_rows_written']} row(s) written")
+
     jobs = timed_process([GOVERN, "jobs", "run"], env, bench.out / "jobs-run.log")
     if jobs["exit_code"] != 0:
         raise RuntimeError(f"jobs run failed: {jobs['output_tail']}")
@@ -920,6 +932,87 @@ def _json_line(lines: list[str]) -> dict[str, Any]:
         if line.startswith("{"):
             return dict(json.loads(line))
     raise RuntimeError(f"no result in {lines}")
+
+
+def connectors_sync(accounts: int) -> None:
+    """(In its own process) connect ``accounts`` Facebook Pages of 20 members each, served by the loopback fake
+    of the platforms (tests/connectors/fakeplatforms.py); sync twice; print times, requests and rows written."""
+    sys.path.insert(0, str(ROOT))
+    from govern.accounts.models import Account
+    from govern.app import create_app
+    from govern.audit.models import AuditEvent
+    from govern.auth.models import User, UserRole
+    from govern.connectors import sync
+    from govern.connectors.connections import Settings
+    from govern.connectors.drift import company_drift
+    from govern.connectors.models import ConnectedAccount, Connection, MemberSnapshot, SyncRun
+    from govern.db import database
+    from govern.directory.models import Person
+    from govern.notifications.models import Notification
+    from govern.vault import versions
+    from tests.connectors.fakeplatforms import META_TOKEN, Platforms, serve
+
+    app = create_app()
+    platforms = Platforms(page_size=100)
+    tables = (MemberSnapshot, AuditEvent, Notification, SyncRun, ConnectedAccount, Connection)
+    with app.app_context(), database(app).session_scope() as session, serve(platforms) as url:
+        keyring = app.extensions["govern.keyring"]
+        admin = session.scalar(select(User).join(UserRole, UserRole.user_id == User.id).where(UserRole.role == "admin"))
+        assert admin is not None
+        emails = list(session.scalars(select(Person.email).order_by(Person.id).limit(400)))
+        users = {str(1000 + i): {"id": str(1000 + i), "name": f"Member {i}", "email": email, "role": "EMPLOYEE"}
+                 for i, email in enumerate(emails)}
+        platforms.business_users["bench"] = users
+        ids = sorted(users)
+        with app.test_request_context():
+            tag = f"{time.time_ns():x}"  # a rerun on the same database adds its own pages
+            rows = [Account(platform="facebook", handle=f"bench-{tag}-{i}", url=f"https://facebook.com/bench{i}",
+                            display_name=f"Bench Page {i:04d}") for i in range(accounts)]
+            session.add_all(rows)
+            session.flush()
+            secret = versions.create_secret(session, actor=admin, keyring=keyring, account=rows[0], kind="api_token",
+                                            label="Meta system user (bench)", value=META_TOKEN)
+            connection = Connection(platform="meta", external_id="bench", name="Bench business", secret_id=secret.id)
+            session.add(connection)
+            session.flush()
+            session.add_all(ConnectedAccount(connection_id=connection.id, account_id=a.id, platform_id=f"page{i}")
+                            for i, a in enumerate(rows))
+            for i in range(accounts):
+                platforms.pages[f"page{i}"] = {ids[(i * 7 + k) % len(ids)]: ["CREATE_CONTENT"] for k in range(20)}
+            session.commit()
+        settings = Settings.from_config(app.config, keyring, sleep=time.sleep)
+        settings.meta_url = url
+
+        def counts() -> dict[str, int]:
+            return {t.__tablename__: session.scalar(select(func.count()).select_from(t)) or 0 for t in tables}
+
+        before = counts()
+        # CPU seconds count the loopback server's threads too (same process): wall time on a shared machine
+        # mostly measures the queue for a core.
+        started, cpu = time.perf_counter(), time.process_time()
+        first = sync.run_sync(session, actor=None, settings=settings, trigger="cli", checkpoint=session.commit)
+        first_seconds, first_cpu = time.perf_counter() - started, time.process_time() - cpu
+        middle = counts()
+        started, cpu = time.perf_counter(), time.process_time()
+        second = sync.run_sync(session, actor=None, settings=settings, trigger="cli", checkpoint=session.commit)
+        second_seconds, second_cpu = time.perf_counter() - started, time.process_time() - cpu
+        after = counts()
+        started = time.perf_counter()
+        drift_items = len(company_drift(session))
+        drift_seconds = time.perf_counter() - started
+        # Leave no connection behind: the jobs run measured next must not call the real Graph API.
+        session.execute(delete(ConnectedAccount).where(ConnectedAccount.connection_id == connection.id))
+        session.execute(delete(Connection).where(Connection.id == connection.id))
+        session.commit()
+    written = {k: after[k] - middle[k] for k in after if after[k] != middle[k]}
+    print(json.dumps({"accounts": accounts, "members_each": 20, "first_seconds": round(first_seconds, 2),
+                      "first_cpu_seconds": round(first_cpu, 2), "second_cpu_seconds": round(second_cpu, 2),
+                      "first_requests": first.requests, "first_status": first.status,
+                      "first_rows_written": sum(middle[k] - before[k] for k in middle),
+                      "second_seconds": round(second_seconds, 2), "second_requests": second.requests,
+                      "second_status": second.status, "second_rows_written": sum(written.values()),
+                      "second_tables_written": written, "drift_items": drift_items,
+                      "drift_seconds": round(drift_seconds, 2)}))
 
 
 def offboard_person(person_id: int) -> None:
@@ -1019,6 +1112,12 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     if helped:
         check("`govern --help` (CPU seconds; builds no app)", "≤ 0.5 s",
               f"{helped['cpu_seconds']} CPU-s; wall {helped['seconds']} s", helped["cpu_seconds"] <= 0.5)
+    synced = ops.get("connectors_sync")  # absent from results written before issue 20
+    if synced:
+        check("connectors: a second sync of an unchanged company writes only its run record", "1 row",
+              f"{synced['second_rows_written']} row(s); first sync {synced['first_seconds']} s, "
+              f"{synced['first_requests']:,} requests for {synced['accounts']:,} accounts",
+              synced["second_rows_written"] == 1 and synced["second_status"] == "done")
     off = ops["offboarding_start"]
     check("offboarding start (service + commit)", "≤ 1 s", f"{off['service_seconds']} s", off["service_seconds"] <= 1)
     rw = ops["keys_rewrap"]
@@ -1195,6 +1294,7 @@ def main() -> int:
     parser.add_argument("--report", type=Path, metavar="RESULTS_JSON",
                         help="only judge and write again the report of an earlier run's results.json")
     parser.add_argument("--offboard-person", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--connectors-sync", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.report:
         results = json.loads(args.report.read_text())
@@ -1208,6 +1308,9 @@ def main() -> int:
         return 0
     if args.offboard_person:
         offboard_person(args.offboard_person)
+        return 0
+    if args.connectors_sync:
+        connectors_sync(args.connectors_sync)
         return 0
 
     from govern.crypto.auditkeys import AuditKeys

@@ -22,6 +22,7 @@ PAGES = {f"home_{role}" for role in bench.HOME_ROLES} | set(bench.LIST_PAGES) | 
                                                                                 "reveal_while_shipping", "api_floor",
                                                                                 "api_person", "api_people_list"}
 OPERATIONS = {"process_startup", "cli_help", "offboarding_start", "keys_rewrap", "audit_verify", "csv_import", "jobs_run", "login",
+              "connectors_sync",
               "gunicorn_worker_rss", "audit_ship_syslog", "audit_ship_https"}
 
 
@@ -70,8 +71,9 @@ def test_quick_bench_reports_every_measurement(tmp_path: Path) -> None:
     assert ops["login"]["seconds"] > 0 and ops["gunicorn_worker_rss"]["mb"] > 0
 
     assert {c["result"] for c in results["targets"]} <= {"PASS", "MISS"}
-    # 14 operation targets: govern --help among them, the reveal during shipping, two shipping rates and two of the API
-    assert len(results["targets"]) == len(PAGES) + len(bench.LIST_PAGES) + 14
+    # 15 operation targets: govern --help among them, the reveal during shipping, two shipping rates, two of the API
+    # and the connectors' unchanged sync
+    assert len(results["targets"]) == len(PAGES) + len(bench.LIST_PAGES) + 15
     assert any("govern --help" in c["target"] for c in results["targets"])
     budget = results["list_budget"]
     assert set(budget["pages"]) == set(bench.LIST_PAGES)

@@ -28,7 +28,7 @@ print("IMPORTED:", ",".join(heavy))
 sys.exit(code)
 """
 
-ROOT_COMMANDS = {"audit", "backup", "check", "db", "demo", "directory", "grants", "init", "jobs", "keys", "offboarding",
+ROOT_COMMANDS = {"audit", "backup", "check", "connectors", "db", "demo", "directory", "grants", "init", "jobs", "keys", "offboarding",
                  "restore", "rotation", "routes", "run", "shell", "users", "vault"}
 
 

@@ -29,11 +29,12 @@ def app_overrides():
     ((), EVERYONE),
     (("manager",), EVERYONE | AREAS | {"Reviews": "/reviews/mine"}),
     (("hr",), EVERYONE | AREAS),
-    (("it",), EVERYONE | AREAS | {"Rotation": "/rotation/", "API tokens": "/admin/api-tokens"}),
+    (("it",), EVERYONE | AREAS | {"Rotation": "/rotation/", "API tokens": "/admin/api-tokens",
+                                   "Connectors": "/connectors/"}),
     (("auditor",), EVERYONE | AREAS | {"Reviews": "/reviews/", "Users": "/admin/users/", "Audit trail": "/audit/",
-                                        "Rotation": "/rotation/"}),
+                                        "Rotation": "/rotation/", "Connectors": "/connectors/"}),
     (("admin",), EVERYONE | AREAS | {"Reviews": "/reviews/", "Users": "/admin/users/", "Audit trail": "/audit/",
-                                      "Jobs": "/jobs/", "Rotation": "/rotation/", "Webhooks": "/admin/webhooks/",
+                                      "Jobs": "/jobs/", "Rotation": "/rotation/", "Connectors": "/connectors/", "Webhooks": "/admin/webhooks/",
                                       "API tokens": "/admin/api-tokens"}),
 ], ids=["staff", "manager", "hr", "it", "auditor", "admin"])
 def test_navigation_by_role(app, db, kit, roles, expected):

@@ -13,6 +13,9 @@ from werkzeug.wrappers import Response
 from govern.accounts import services
 from govern.accounts.forms import AccountForm, MappingForm, NewMappingForm
 from govern.accounts.models import ACCOUNT_STATUSES, PLATFORM_LABELS, PLATFORMS, Account, PlatformRoleName
+from govern.connectors import drift as connector_drift
+from govern.connectors import removal as connector_removal
+from govern.connectors.models import ATTESTED_PLATFORMS
 from govern.db import get_session
 from govern.directory.services import find_person_by_email
 from govern.errors import ConflictError, InvalidError, NotFoundError
@@ -180,6 +183,7 @@ def detail(account_id: int) -> str:
         select(PlatformRemoval).where(PlatformRemoval.account_id == account.id, PlatformRemoval.confirmed_at.is_(None))
         .order_by(PlatformRemoval.id)
     )) if stats.unconfirmed_removals else []
+    connector = connector_removal.covered_account(db, account.id)
     return render_template(
         "accounts/detail.html", account=account, stats=stats, holders=holders, roles=roles, pending=pending,
         history=grants, history_size=HISTORY_SIZE, removals=removals, role_names=role_names,
@@ -188,6 +192,9 @@ def detail(account_id: int) -> str:
         revoke_form=RevokeForm(), removal_form=RemovalForm(), risk_labels=services.RISK_FLAGS,
         **_vault_section(db, account),
         unaccepted=stats.unaccepted_grant_ids,
+        connector=connector,
+        platform_drift=connector_drift.account_drift(db, account.id)
+        if connector is not None or account.platform in ATTESTED_PLATFORMS else None,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from govern.api import (  # noqa: F401 - register their routes
     accounts,
     audit_events,
+    drift,
     exposures,
     grants,
     offboardings,

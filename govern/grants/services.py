@@ -433,6 +433,20 @@ def confirm_removal(session: Session, *, actor: User, removal: PlatformRemoval, 
     return removal
 
 
+def confirm_removal_by_connector(session: Session, *, removal: PlatformRemoval, note: str) -> PlatformRemoval:
+    """A platform connector removed the person on the platform and a sync confirmed it (no person acted)."""
+    if removal.confirmed_at is not None:
+        raise ConflictError("This removal was confirmed already.")
+    removal.confirmed_at = utcnow()
+    removal.confirmed_by_id = None
+    removal.note = note.strip()[:MAX_REASON] or None
+    session.flush()
+    audit.record(session, "grant.platform_removal_confirmed", target_type="grant", target_id=removal.grant_id,
+                 details={"account_id": removal.account_id, "person_id": removal.person_id,
+                          "platform_role": removal.platform_role, "via": "connector"})
+    return removal
+
+
 def get_grant(session: Session, grant_id: int) -> Grant:
     """Return the grant or raise NotFoundError."""
     return get_or_raise(session, Grant, grant_id, "No such grant.")

@@ -14,6 +14,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from govern.accounts.models import Account
+from govern.connectors import sync as connector_sync
 from govern.directory.models import Person
 from govern.grants import services as grants
 from govern.grants.models import Grant, PlatformRemoval
@@ -52,6 +53,9 @@ class Waiting:
     removal_total: int = 0
     offboardings: dict[str, int] = field(default_factory=dict)
     admin_items: int = 0
+    #: Platform drift (connectors): every item, and those by a departed or unknown person.
+    drift_total: int = 0
+    drift_critical: int = 0
 
 
 def successor_picks(session: Session, person_id: int, *, limit: int = SHORT_LIST) -> tuple[list[SuccessorPick], int]:
@@ -132,6 +136,9 @@ def waiting_for(session: Session, user: Any, now: datetime) -> Waiting:
         waiting.rotation_overdue, waiting.rotation_due, waiting.rotation_tasks = rotation_summary(session, now)
     if "it" in roles or "admin" in roles:
         waiting.removals, waiting.removal_total = removals_to_confirm(session)
+        summary = connector_sync.drift_summary(session)  # as of the last sync: the whole drift is too slow per view
+        waiting.drift_total = summary.get("total", 0)
+        waiting.drift_critical = summary.get("critical", 0)
     if "hr" in roles or "admin" in roles:
         waiting.offboardings = offboarding_counts(session, now)
     if "admin" in roles:

@@ -22,6 +22,9 @@ from govern.api import housekeeping as api_housekeeping
 from govern.audit.services import record_keying, write_checkpoint
 from govern.auth.sessions import purge_stale_sessions
 from govern.backup import schedule as backups
+from govern.connectors import removal as connector_removal
+from govern.connectors import sync as connector_sync
+from govern.connectors.connections import Settings as ConnectorSettings
 from govern.grants import services as grants
 from govern.jobs.services import JobContext, Step, prune_runs
 from govern.notifications import services as notifications
@@ -146,6 +149,20 @@ def check_leavers(session: Session, context: JobContext) -> Mapping[str, int]:
     return counts
 
 
+def sync_connectors(session: Session, context: JobContext) -> Mapping[str, int]:
+    """Read who holds which role on every connected account (resuming a run that died), then carry out
+    the removals an admin allowed to run automatically. Commits after each account."""
+    keyring = current_app.extensions.get("govern.keyring") if has_app_context() else None
+    settings = ConnectorSettings.from_config(context.config, keyring)
+    run = connector_sync.run_sync(session, actor=None, settings=settings, trigger="job", checkpoint=session.commit,
+                                  now=context.now)
+    removed = connector_removal.remove_automatically(session, settings=settings)
+    session.commit()
+    progress = run.progress
+    return {"accounts": len(progress.get("done", {})), "failed": len(progress.get("failed", {})),
+            "requests": run.requests, **removed}
+
+
 def _audit_keys() -> Any:
     return current_app.extensions.get("govern.audit_keys") if has_app_context() else None
 
@@ -204,6 +221,8 @@ STEPS: list[Step] = [
     *ROTATION_STEPS,
     Step("offboarding.start_due", "Start due offboardings and close items done elsewhere", start_due_offboardings),
     Step("offboarding.escalate", "Escalate overdue offboarding items", escalate_offboardings),
+    Step("connectors.sync", "Sync platform members (Meta, LinkedIn, TikTok), report drift, remove leavers where allowed",
+         sync_connectors, own_transactions=True),
     # After the starts above, so a leaver whose offboarding just started is no violation.
     Step("offboarding.check", "Check that no leaver keeps access (the leaver invariants)", check_leavers),
     Step("audit.checkpoint", "Sign a checkpoint of the audit chain", sign_checkpoint),

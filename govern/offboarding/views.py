@@ -13,6 +13,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern.auth.models import User
+from govern.connectors.connections import connected_labels
 from govern.csvexport import safe_cell
 from govern.db import get_session, utcnow
 from govern.directory import services as directory
@@ -138,6 +139,7 @@ def detail(offboarding_id: int) -> str:
         owner_labels=OWNER_LABELS,
         done_form=DoneForm(), skip_form=SkipForm(), item_form=ItemForm(), successor_form=SuccessorForm(),
         cancel_form=CancelForm(),
+        connected=connected_labels(db, {i.account_id for i in items if i.kind == "platform_removal" and i.account_id}),
     )
 
 

@@ -11,12 +11,15 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from govern.accounts.models import PLATFORM_LABELS, PLATFORMS
+from govern.accounts.models import PLATFORM_LABELS, PLATFORMS, Account
 from govern.auth.models import User
+from govern.connectors import attestations
+from govern.connectors.models import ATTESTED_PLATFORMS
 from govern.csvexport import csv_chunks
 from govern.db import database, get_session, utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from govern.grants.models import Grant
 from govern.reviews import services
 from govern.reviews.forms import CampaignForm, CloseForm, DecideForm
 from govern.reviews.models import DECISIONS, ReviewCampaign, ReviewItem
@@ -106,7 +109,18 @@ def detail(campaign_id: int) -> str:
         users=_users_by_id(db, {campaign.created_by_id, campaign.closed_by_id} | {i.decided_by_id for i, _ in item_page.items}),
         decidable={i.id for i, _ in item_page.items if i.decision is None and services.may_decide_item(current_user, i)},
         platforms=PLATFORM_LABELS,
+        attested=_attestations_of(db, campaign.id),
     )
+
+
+def _attestations_of(db: Any, campaign_id: int) -> list[tuple[Account, Any]]:
+    """The YouTube and X accounts the campaign reviews, each with its owner's latest member attestation."""
+    accounts = list(db.scalars(
+        select(Account).join(Grant, Grant.account_id == Account.id).join(ReviewItem, ReviewItem.grant_id == Grant.id)
+        .where(ReviewItem.campaign_id == campaign_id, Account.platform.in_(ATTESTED_PLATFORMS))
+        .distinct().order_by(Account.display_name)))
+    latest = attestations.latest_attestations(db, [a.id for a in accounts])
+    return [(a, latest.get(a.id)) for a in accounts]
 
 
 @bp.route("/<int:campaign_id>/close", methods=["POST"])

@@ -42,8 +42,8 @@ EVENT_TYPES: dict[str, EventType] = {e.code: e for e in (
               "Close the overdue checklist items: the person may still have access."),
     EventType("offboarding.completed", "Offboarding completed", ("offboarding.completed",),
               "Nothing: every item is done and the evidence is kept."),
-    # Raised by the platform connectors, which do not exist yet: nothing sends it today.
-    EventType("drift.found", "Drift found (platform connectors, not built yet)", (),
+    # Raised by the platform connectors' sync: a departed or unknown person holds access on the platform.
+    EventType("drift.found", "Drift found (unmanaged access on a platform)", ("connectors.drift_found",),
               "Remove access that govern does not know of, or record it as a grant."),
     EventType("review.due", "Access review due", ("review.campaign_opened",),
               "Reviewers keep or revoke each access before the campaign's due date."),

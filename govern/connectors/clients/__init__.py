@@ -1,0 +1,1 @@
+"""Clients of the platforms' APIs, over one small HTTP base (``base``)."""
