@@ -100,11 +100,23 @@ def callback(slug: str) -> Any:
 
 
 def logout_target() -> str | None:
-    """Where logout sends the browser: the provider's end-session page when this session came from SSO."""
+    """Where logout sends the browser when this session came from SSO: govern's page that offers the
+    provider's end-session (a redirect there straight from the logout form would break govern's CSP
+    form-action 'self', which also covers where a form's answer redirects)."""
     provider_id = session.get("sso_provider_id")
     if not provider_id:
         return None
     provider = get_session().get(SsoProvider, int(provider_id))
-    if provider is None:
-        return None
-    return services.end_session_url(_kit(), provider, post_logout_redirect_uri=f"{current_app.config['BASE_URL']}/login")
+    return url_for("sso.signed_out", slug=provider.slug) if provider is not None else None
+
+
+@bp.route("/logout/sso/<slug>", methods=["GET"])
+@permission(PUBLIC)
+def signed_out(slug: str) -> Any:
+    """Signed out of govern; RP-initiated logout at the provider when its metadata offers it."""
+    try:
+        provider = services.provider_by_slug(get_session(), slug)
+    except NotFoundError:
+        abort(404)
+    end_url = services.end_session_url(_kit(), provider, post_logout_redirect_uri=f"{current_app.config['BASE_URL']}/login")
+    return render_template("sso/signed_out.html", provider=provider, end_url=end_url)

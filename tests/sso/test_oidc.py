@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 from datetime import timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from govern.notifications.models import Notification
 from govern.sso import services
 from govern.sso.models import SsoIdentity
 from tests.factories import csrf_from, fresh_code, make_person, make_user, offboard, session_cookie
-from tests.sso.conftest import BASE, CALLBACK, CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, SECRET_ENV
+from tests.sso.idp import BASE, CALLBACK, CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, SECRET_ENV
 
 pytestmark = pytest.mark.usefixtures("proxy")
 
@@ -225,7 +226,9 @@ def test_logout_ends_the_session_and_the_providers(app, db, kit, provider, oidc_
     cookie = session_cookie(client)
     page = client.get("/")
     response = client.post("/logout", data={"csrf_token": csrf_from(page.get_data(as_text=True))})
-    target = response.headers["Location"]
+    assert response.headers["Location"] == "/logout/sso/test"
+    offer = client.get("/logout/sso/test").get_data(as_text=True)
+    target = next(html.unescape(part.split('"', 1)[0]) for part in offer.split('href="') if "/session/end" in part.split('"', 1)[0])
     assert target.startswith(oidc_provider.issuer + "/session/end")
     assert parse_qs(urlsplit(target).query)["client_id"] == [CLIENT_ID]
     replay = app.test_client()
@@ -286,3 +289,31 @@ def test_the_cli_adds_a_provider_and_requires_sso(app, db, kit):
     settings = services.settings_of(db)
     assert settings.required_roles == "admin it" and settings.break_glass_user_id == glass.id
     assert runner.invoke(require, args=["--role", "wizard"]).exit_code != 0
+
+
+def test_step_up_at_the_provider_counts_only_with_a_second_factor(app, db, kit, provider, oidc_provider):
+    make_user(db, kit, email="pat@example.com", roles=("admin",), with_mfa=False)
+    oidc_provider.set_accounts({"pat": _account("pat@example.com", amr=["pwd"])})
+    client = app.test_client()
+    assert _sso(client, oidc_provider, "pat").status_code == 302
+    reauth = client.get("/admin/users/new")
+    assert "/reauth" in reauth.headers["Location"]
+    page = client.get(reauth.headers["Location"]).get_data(as_text=True)
+    assert "Confirm with Test IdP" in page and 'name="code"' not in page  # no govern authenticator to ask for
+
+    def step_up() -> Any:
+        start = client.get("/login/sso/test?reauth=1&next=/admin/users/new")
+        query = parse_qs(urlsplit(start.headers["Location"]).query)
+        assert query["prompt"] == ["login"] and query["max_age"] == ["0"]
+        back = oidc_provider.sign_in(start.headers["Location"], "pat")
+        return client.get(back[len(BASE):])
+
+    # The provider asked for a password only: not a step-up.
+    assert "/reauth" in step_up().headers["Location"]
+    assert client.get("/admin/users/new").status_code == 302
+    oidc_provider.set_accounts({"pat": _account("pat@example.com", amr=["pwd", "otp", "mfa"])})
+    done = step_up()
+    assert done.headers["Location"].endswith("/admin/users/new")
+    assert client.get("/admin/users/new").status_code == 200
+    db.expire_all()
+    assert db.scalar(select(AuditEvent.id).where(AuditEvent.action == "sso.reauth.succeeded")) is not None
