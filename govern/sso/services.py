@@ -1,6 +1,7 @@
 """Single sign-on with OpenID Connect: the authorization code flow with PKCE, state and nonce.
 
-Authlib makes the PKCE challenge and exchanges the code; joserfc (Authlib's JOSE library) checks
+Authlib makes the PKCE verifier and challenge; the code is exchanged with govern's httpx client
+(Authlib's httpx integration is deprecated in favour of httpx2); joserfc (Authlib's JOSE library) checks
 the id token's signature against the keys the provider publishes, then its issuer, audience,
 expiry and nonce, with a bounded clock skew. Nothing here writes a code, state, nonce, token or
 client secret to the audit trail or the logs.
@@ -16,11 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -253,10 +253,14 @@ def complete(session: Session, kit: SsoKit, provider: SsoProvider, *, pending: M
         raise _fail(session, provider, "no_code")
     metadata = discover(kit, provider)
     try:
-        with OAuth2Client(provider.client_id, client_secret(provider), transport=kit.transport, timeout=kit.timeout,
-                          token_endpoint_auth_method="client_secret_basic") as oauth:  # noqa: S106 - a method name
-            token = oauth.fetch_token(metadata["token_endpoint"], grant_type="authorization_code", code=code,
-                                      redirect_uri=redirect_uri, code_verifier=pending["verifier"])
+        # client_secret_basic (RFC 6749 2.3.1: both parts form-encoded first), PKCE's verifier in the body.
+        credentials = (quote(provider.client_id, safe=""), quote(client_secret(provider), safe=""))
+        with kit.client() as client:
+            response = client.post(metadata["token_endpoint"], auth=credentials, headers={"Accept": "application/json"},
+                                   data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+                                         "code_verifier": pending["verifier"]})
+        response.raise_for_status()
+        token = response.json()
     except Exception:  # noqa: BLE001 - the provider refused or could not be reached; the reason is not shown
         raise _fail(session, provider, "code_exchange_failed") from None
     claims = _verify_id_token(session, kit, provider, metadata, str(token.get("id_token") or ""), str(pending["nonce"]))
