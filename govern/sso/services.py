@@ -35,6 +35,7 @@ from govern.directory.models import Person
 from govern.directory.services import normalise_email
 from govern.errors import ForbiddenError, InvalidError, NotFoundError
 from govern.notifications.services import notify
+from govern.scim.models import ScimIdentity
 from govern.sso.models import SsoIdentity, SsoProvider, SsoSettings
 
 #: The clock skew accepted on exp, iat and nbf (seconds).
@@ -345,7 +346,7 @@ def _link(session: Session, provider: SsoProvider, claims: Mapping[str, Any], *,
 
 
 def _first_link_user(session: Session, provider: SsoProvider, claims: Mapping[str, Any]) -> User | None:
-    """The user of the person with this verified email, in an allowed domain; None when there is none."""
+    """The user of the person with this verified email (or SCIM externalId), in an allowed domain."""
     email = normalise_email(str(claims.get("email") or ""))
     if not email or claims.get("email_verified") is not True:
         raise _fail(session, provider, "email_not_verified")
@@ -354,11 +355,23 @@ def _first_link_user(session: Session, provider: SsoProvider, claims: Mapping[st
         raise _fail(session, provider, "domain_not_allowed")
     person = session.scalar(select(Person).where(Person.email == email))
     if person is None:
+        person = _person_by_external_id(session, claims)
+    if person is None:
         raise _fail(session, provider, "unknown_email")
     user = session.scalar(select(User).where(User.person_id == person.id))
     if user is None:
         raise _fail(session, provider, "no_user")
     return user
+
+
+def _person_by_external_id(session: Session, claims: Mapping[str, Any]) -> Person | None:
+    """The person SCIM provisioned under this externalId: Okta's user id is the id token's ``sub``,
+    Entra ID's object id its ``oid`` (when the SCIM mapping sends objectId as externalId)."""
+    candidates = [str(claims[name]) for name in ("sub", "oid") if claims.get(name)]
+    if not candidates:
+        return None
+    return session.scalar(select(Person).join(ScimIdentity, ScimIdentity.person_id == Person.id)
+                          .where(ScimIdentity.external_id.in_(candidates)).limit(1))
 
 
 def mfa_is_recent(mfa_at: datetime | None, window: timedelta) -> bool:

@@ -317,3 +317,18 @@ def test_step_up_at_the_provider_counts_only_with_a_second_factor(app, db, kit, 
     assert client.get("/admin/users/new").status_code == 200
     db.expire_all()
     assert db.scalar(select(AuditEvent.id).where(AuditEvent.action == "sso.reauth.succeeded")) is not None
+
+
+def test_a_person_provisioned_by_scim_is_found_by_external_id(app, db, kit, provider, oidc_provider):
+    from govern.scim.models import ScimIdentity
+
+    dana = make_user(db, kit, email="dana.old@example.com", with_mfa=False)
+    db.add(ScimIdentity(person_id=dana.user.person_id, external_id="00u-dana"))
+    db.commit()
+    # The provider knows her by a newer address; her Okta user id (the SCIM externalId) is the subject.
+    oidc_provider.set_accounts({"00u-dana": _account("dana@example.com")})
+    client = app.test_client()
+    assert _sso(client, oidc_provider, "00u-dana").status_code == 302
+    assert client.get("/").status_code == 200
+    db.expire_all()
+    assert db.scalar(select(SsoIdentity.user_id).where(SsoIdentity.subject == "00u-dana")) == dana.id
