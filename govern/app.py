@@ -67,6 +67,8 @@ from govern.schema import ensure_current
 from govern.scim.views import admin_bp as scim_admin_bp
 from govern.scim.views import bp as scim_bp
 from govern.shipping.views import bp as sinks_bp
+from govern.sso.services import SsoKit
+from govern.sso.views import bp as sso_bp
 from govern.subscribers import connect_all
 from govern.uploads import InMemoryUploadsRequest
 from govern.users.views import bp as users_bp
@@ -206,12 +208,14 @@ def register_auth(app: Flask) -> None:
         if user is None or user.id != int(user_id):
             user = get_session().get(User, int(user_id), options=[joinedload(User.role_rows)])
         # Authorisation is re-read from the database on every request.
-        return user if user is not None and user.is_active and user.has_mfa else None
+        # A single sign-on session needs no TOTP enrolment: the identity provider vouched for the person.
+        return user if user is not None and user.is_active and (user.has_mfa or bool(session.get("sso_provider_id"))) else None
 
     keys = [app.config["SECRET_KEY"], *app.config["SECRET_KEY_FALLBACKS"]]
     throttle: ThrottleStore = (
         RedisThrottleStore(app.config["REDIS_URL"]) if app.config["REDIS_URL"] else DatabaseThrottleStore()
     )
+    app.extensions["govern.sso"] = SsoKit()
     app.extensions["govern.auth"] = AuthKit(
         hashing=PasswordHashing(app.config["ARGON2_TIME_COST"], app.config["ARGON2_MEMORY_KIB"]),
         mfa_box=SecretBox([derive_key(k.encode(), "govern/users.mfa_seed/v1") for k in keys]),
@@ -279,7 +283,7 @@ def register_blueprints(app: Flask) -> None:
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
                reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_bp, vault_tools_bp,
                rotation_bp, incidents_bp, offboarding_bp, scim_bp, scim_admin_bp, sinks_bp,
-               webhooks_bp, notification_settings_bp, api_bp, api_tokens_bp, connectors_bp):
+               webhooks_bp, notification_settings_bp, api_bp, api_tokens_bp, connectors_bp, sso_bp):
         app.register_blueprint(bp)
     # The SCIM API and the API authenticate by bearer token, never by the session cookie, so CSRF cannot apply.
     csrf.exempt(scim_bp)

@@ -95,6 +95,12 @@ AREA_COMMANDS = {
 }
 
 #: The vault's keyring commands, in `govern keys` next to `keys init`.
+SSO_COMMANDS = {
+    "add-provider": ("govern.sso.cli:add_provider",
+                     "Add an OpenID Connect provider; its redirect URI is GOVERN_BASE_URL/login/sso/SLUG/callback."),
+    "require": ("govern.sso.cli:require", "Refuse password sign-in to everyone, or to the holders of some app roles."),
+}
+
 KEY_COMMANDS = {
     "rotate": ("govern.vault.cli:rotate",
                "Add a new primary key-encryption key (older keys stay, to unwrap existing data keys)."),
@@ -374,6 +380,11 @@ def audit_checkpoint() -> None:
 
 
 # --- keys ----------------------------------------------------------------------------------------
+
+
+@cli.group("sso", cls=LazyGroup, lazy_subcommands=SSO_COMMANDS)
+def sso_group() -> None:
+    """Single sign-on: identity providers and who must use them."""
 
 
 @cli.group("keys", cls=LazyGroup, lazy_subcommands=KEY_COMMANDS)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from gunicorn.glogging import Logger
+
 from govern.config import ConfigError, base_url_for_bind, bind_address, worker_count
 
 #: gunicorn reads this with --config python:govern.gunicorn_conf; handlers write to stderr.
@@ -35,6 +37,33 @@ try:
     workers = worker_count()
 except ConfigError as exc:
     raise SystemExit(str(exc)) from None
+
+
+#: Paths whose query string carries one-time protocol values (the OpenID callback's code and state).
+SECRET_QUERY_PATHS = ("/login/sso/",)
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, but the access line of an SSO callback keeps no code or state (in the
+    request line, the query or a referrer that points at such a callback)."""
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        secrets: list[str] = []
+        query = str(environ.get("QUERY_STRING", ""))
+        if str(environ.get("PATH_INFO", "")).startswith(SECRET_QUERY_PATHS) and query:
+            secrets.append(query)
+        referer = str(environ.get("HTTP_REFERER", ""))
+        if any(p in referer for p in SECRET_QUERY_PATHS) and "?" in referer:
+            secrets.append(referer.split("?", 1)[1])
+        for secret in secrets:
+            # Every atom: the request line, the query, the referrer, the environ atoms ({raw_uri}e...).
+            atoms = {key: value.replace(secret, "[redacted]") if isinstance(value, str) else value
+                     for key, value in atoms.items()}
+        return atoms
+
+
+logger_class = RedactingLogger
 
 
 def when_ready(server: Any) -> None:

@@ -17,6 +17,7 @@ from govern.reviews import models as reviews_models
 from govern.rotation import models as rotation_models
 from govern.scim import models as scim_models
 from govern.shipping import models as shipping_models
+from govern.sso import models as sso_models
 from govern.vault import models as vault_models
 from govern.vault import rule_models as vault_rule_models
 from govern.webhooks import models as webhooks_models
@@ -25,5 +26,5 @@ __all__ = [
     "accounts_models", "audit_models", "auth_models", "directory_models", "grants_models",
     "policies_models", "reviews_models", "vault_models", "jobs_models", "notifications_models",
     "vault_rule_models", "rotation_models", "incidents_models", "offboarding_models", "scim_models",
-    "backup_models", "shipping_models", "webhooks_models", "api_models", "connectors_models",
+    "backup_models", "shipping_models", "webhooks_models", "api_models", "connectors_models", "sso_models",
 ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import pytest
 
-from govern.cli import AREA_COMMANDS, AUDIT_COMMANDS, KEY_COMMANDS, cli
+from govern.cli import AREA_COMMANDS, AUDIT_COMMANDS, KEY_COMMANDS, SSO_COMMANDS, cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +29,7 @@ sys.exit(code)
 """
 
 ROOT_COMMANDS = {"audit", "backup", "check", "connectors", "db", "demo", "directory", "grants", "init", "jobs", "keys", "offboarding",
-                 "restore", "rotation", "routes", "run", "shell", "users", "vault"}
+                 "restore", "rotation", "routes", "run", "shell", "sso", "users", "vault"}
 
 
 def _run_help(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -55,7 +55,7 @@ def test_help_builds_no_app(tmp_path, args, listed):
 
 
 @pytest.mark.parametrize(("table", "group_path"), [(AREA_COMMANDS, ()), (KEY_COMMANDS, ("keys",)),
-                                                  (AUDIT_COMMANDS, ("audit",))])
+                                                  (AUDIT_COMMANDS, ("audit",)), (SSO_COMMANDS, ("sso",))])
 def test_the_help_in_the_tables_is_the_commands_own(table, group_path):
     group: click.Command | None = cli
     ctx = click.Context(cli)

@@ -19,6 +19,8 @@ PUBLIC_ENDPOINTS = {
     "policies.acknowledge", "policies.acknowledge_read", "policies.acknowledge_accept", "policies.acknowledged",
     # The API's description and reference page, and revoking a leaked API token by its value.
     "api.openapi", "api.reference", "api.revoke_by_value",
+    # Single sign-on: leaving for the identity provider and coming back with a code (govern.sso).
+    "sso.start", "sso.callback", "sso.signed_out",
 }
 
 

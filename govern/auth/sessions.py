@@ -56,6 +56,8 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         #: Set by the login flow: stamps to write with the next save.
         self.mark_authenticated = False
         self.mark_mfa_verified = False
+        #: When the second factor happened, if not now (a provider's MFA at single sign-on).
+        self.mfa_verified_stamp: Any = None
 
     @property
     def digest(self) -> str | None:
@@ -157,7 +159,7 @@ class ServerSessionInterface(SessionInterface):
                 "created_at": now,
                 "last_seen_at": now,
                 "authenticated_at": now if session.mark_authenticated else carried_authenticated_at,
-                "mfa_verified_at": now if session.mark_mfa_verified else carried_mfa_verified_at,
+                "mfa_verified_at": (session.mfa_verified_stamp or now) if session.mark_mfa_verified else carried_mfa_verified_at,
                 "ip": (request.remote_addr or "")[:64] or None,
                 "user_agent": (request.user_agent.string or "")[:200] or None,
             }
@@ -172,7 +174,7 @@ class ServerSessionInterface(SessionInterface):
             changes["data"] = json.dumps(dict(session))
             changes["user_id"] = _user_id(session)
         if session.mark_mfa_verified:
-            changes["mfa_verified_at"] = now
+            changes["mfa_verified_at"] = session.mfa_verified_stamp or now
         if changes or now - session.row.last_seen_at >= TOUCH_INTERVAL:
             changes["last_seen_at"] = now
             result = db.execute(update(WebSession).where(WebSession.id == session.row.id).values(**changes))

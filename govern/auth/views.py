@@ -33,6 +33,9 @@ from govern.auth.sessions import server_session
 from govern.crypto import totp
 from govern.db import get_session
 from govern.errors import ForbiddenError, InvalidError, NotFoundError
+from govern.sso import services as sso
+from govern.sso import views as sso_views
+from govern.sso.models import SsoProvider
 from govern.web import PUBLIC, RESUME_KEY, STAFF, client_ip, form_errors, fresh_mfa_required, permission, safe_next
 
 bp = Blueprint("auth", __name__)
@@ -103,13 +106,20 @@ def login() -> Any:
         except (InvalidError, ForbiddenError) as exc:
             db.commit()  # the failure count and its audit event must persist
             form_errors(form, exc, default=form.password)
-            return render_template("auth/login.html", form=form), 200
+            return render_template("auth/login.html", form=form, sso_providers=sso.enabled_providers(db)), 200
+        try:
+            break_glass = sso.check_password_allowed(db, user)
+        except ForbiddenError as exc:
+            db.commit()  # the refusal's audit event stays
+            form_errors(form, exc, default=form.password)
+            return render_template("auth/login.html", form=form, sso_providers=sso.enabled_providers(db)), 200
         db.commit()
         _begin_new_session(keep_resume=True)
-        session["auth_pending"] = {"user_id": user.id, "at": time.time(), "password_stamp": _password_stamp(user)}
+        session["auth_pending"] = {"user_id": user.id, "at": time.time(), "password_stamp": _password_stamp(user),
+                                   "break_glass": break_glass}
         session["next"] = safe_next(form.next.data, "")
         return redirect(url_for("auth.login_code"))
-    return render_template("auth/login.html", form=form)
+    return render_template("auth/login.html", form=form, sso_providers=sso.enabled_providers(get_session()))
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
@@ -135,6 +145,9 @@ def login_code() -> Any:
             sessions.end_user_sessions(db, user=user, actor=user, reason="recovery_code_used")
             remaining = auth_login.count_unused_recovery_codes(db, user)
             flash(f"You signed in with a recovery code; {remaining} left. Create new codes under Your account if you are running low.", "warning")
+        pending = session.get("auth_pending") or {}
+        if pending.get("break_glass"):
+            sso.record_break_glass(db, user=user)
         return _finish_login(user, factor, session.get("next"))
     return render_template("auth/login_code.html", form=form, user=user)
 
@@ -146,11 +159,13 @@ def logout() -> Response:
     if not form.validate_on_submit():
         return redirect(url_for("home.index"))
     db = get_session()
+    provider_logout = sso_views.logout_target()
     auth_login.record_logout(db, user=current_user)
     db.commit()
     logout_user()
     server_session().ended = True
-    response = redirect(url_for("auth.login"))
+    # A single sign-on session also ends at the provider when it offers RP-initiated logout.
+    response = redirect(provider_logout or url_for("auth.login"))
     response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
     return response
 
@@ -168,12 +183,18 @@ def reauth() -> Any:
         except InvalidError as exc:
             db.commit()
             form_errors(form, exc, default=form.code)
-            return render_template("auth/reauth.html", form=form), 200
+            return render_template("auth/reauth.html", form=form, sso_provider=_sso_provider()), 200
         db.commit()
         server_session().regenerate = True
         server_session().mark_mfa_verified = True
         return redirect(safe_next(form.next.data, url_for("home.index")))
-    return render_template("auth/reauth.html", form=form)
+    return render_template("auth/reauth.html", form=form, sso_provider=_sso_provider())
+
+
+def _sso_provider() -> SsoProvider | None:
+    """The provider this session signed in through, for a step-up there."""
+    provider_id = session.get("sso_provider_id")
+    return get_session().get(SsoProvider, int(provider_id)) if provider_id else None
 
 
 # --- setup: first login and MFA re-enrolment ------------------------------------------------------

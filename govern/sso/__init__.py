@@ -1,0 +1,1 @@
+"""Single sign-on through the organisation's OpenID Connect identity provider."""
