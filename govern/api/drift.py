@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from flask import Response
 from flask_login import current_user
+from pydantic import Field
 
 from govern.accounts import services as accounts
 from govern.accounts.models import Account
-from govern.api.blueprint import answer, bp
-from govern.api.schemas import Out
-from govern.api.spec import endpoint
+from govern.api import cursors
+from govern.api.blueprint import answer, answer_page, bp
+from govern.api.schemas import Out, Paging
+from govern.api.spec import endpoint, query_of
 from govern.connectors import drift
 from govern.db import get_session
 from govern.errors import NotFoundError
@@ -35,16 +37,35 @@ class DriftReport(Out):
     items: list[DriftItemOut]
 
 
+class DriftPage(Out):
+    """The drift of one page of accounts (in id order): ``next`` reads the following accounts."""
+
+    items: list[DriftItemOut]
+    next: str | None = Field(description="The URL of the next page of accounts; null on the last.")
+
+
+class DriftQuery(Paging):
+    limit: int = Field(50, ge=1, le=200, description="Accounts per page (each may have several items, or none).")
+
+
 def _report(items: list[drift.DriftItem]) -> Response:
     return answer(DriftReport(count=len(items), items=[DriftItemOut(**i.as_dict()) for i in items]))
 
 
 @bp.get("/drift")
 @endpoint(operation_id="listDrift", permission_name="accounts.read", scope="accounts:read", tags=TAG,
-          responses={200: DriftReport})
+          query=DriftQuery, responses={200: DriftPage})
 def company_drift() -> Response:
-    """Every drift item of the company: unmanaged access, stale records, role mismatches; worst first."""
-    return _report(drift.company_drift(get_session()))
+    """The drift of the accounts you may see (a manager: their own), a page of accounts at a time in id
+    order: unmanaged access, stale records, role mismatches, worst first within the page."""
+    args = query_of(DriftQuery)
+    session = get_session()
+    statement = accounts.accounts_query(current_user, accounts.AccountFilter()).with_only_columns(Account.id) \
+        .order_by(None)
+    page = cursors.read_slice(session, statement, Account.id, cursor=args.cursor, limit=args.limit, scalars=False)
+    account_ids = [row[0] for row in page.rows]
+    items = drift.drift_of(session, drift.observations(session, account_ids)) if account_ids else []
+    return answer_page(DriftPage, [DriftItemOut(**i.as_dict()) for i in items], page.next_cursor)
 
 
 @bp.get("/accounts/<int:account_id>/drift")
