@@ -12,6 +12,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern.accounts.models import Account
+from govern.accounts.services import can_see_account
 from govern.connectors import attestations, connections, drift, removal, sync
 from govern.connectors.forms import AttestForm, ConnectionForm, CoverForm, IdentityForm
 from govern.connectors.models import (
@@ -40,8 +41,9 @@ def _screenshots() -> Path:
 @permission("accounts.read")
 def screenshot(attestation_id: int) -> Any:
     row = get_or_raise(get_session(), Attestation, attestation_id, "No such attestation.")
+    account = get_session().get(Account, row.account_id)
     path = attestations.screenshot_path(_screenshots(), row)
-    ensure_visible(path is not None)
+    ensure_visible(path is not None and account is not None and can_see_account(current_user, account))
     assert path is not None
     response = send_file(path, mimetype=attestations.IMAGE_TYPES[path.suffix.lstrip(".")], max_age=0)
     response.headers["Content-Disposition"] = "inline"
@@ -172,7 +174,8 @@ def link_identity() -> Any:
 def account(account_id: int) -> str:
     db = get_session()
     row = db.get(Account, account_id)
-    ensure_visible(row is not None)
+    # The account page's own rule: a manager sees the accounts they own or are crisis contact of.
+    ensure_visible(row is not None and can_see_account(current_user, row))
     assert row is not None
     covered = removal.covered_account(db, account_id)
     snapshot = sync.latest_snapshot(db, account_id)
@@ -204,7 +207,8 @@ def remove(removal_id: int) -> Any:
 def attest(account_id: int) -> Any:
     db = get_session()
     row = db.get(Account, account_id)
-    ensure_visible(row is not None)
+    # The account page's own rule: a manager sees the accounts they own or are crisis contact of.
+    ensure_visible(row is not None and can_see_account(current_user, row))
     assert row is not None
     form = AttestForm()
     back = url_for("connectors.account", account_id=account_id)

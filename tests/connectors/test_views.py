@@ -192,3 +192,16 @@ def test_an_attestation_keeps_a_screenshot_and_refuses_other_files(app: Any, db:
         "screenshot": (io.BytesIO(b"<svg onload=alert(1)>"), "members.png")}, follow_redirects=True)
     assert "must be a PNG or JPEG" in answer.text
     assert len(list(db.scalars(select(Attestation).where(Attestation.account_id == x.id)))) == 1
+
+
+def test_a_manager_sees_and_attests_only_their_own_accounts(app: Any, db: Any, world: Any, client: Any) -> None:
+    other = make_account(db, display_name="Not Olga's X", handle="not-olgas-x", platform="x")
+    db.commit()
+    login(client, db, world.users["olga"])
+    assert client.get(f"/connectors/accounts/{world.page.id}").status_code == 200
+    assert client.get(f"/connectors/accounts/{other.id}").status_code == 404
+    token = csrf_token(client, f"/connectors/accounts/{world.page.id}")
+    refused = client.post(f"/connectors/accounts/{other.id}/attest",
+                          data={"csrf_token": token, "members": "x@acme.test, admin", "note": "not mine"})
+    assert refused.status_code == 404
+    assert db.scalar(select(Attestation).where(Attestation.account_id == other.id)) is None
