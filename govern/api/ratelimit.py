@@ -6,6 +6,7 @@ seconds to the next window). Never process memory: four gunicorn workers must co
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -36,32 +37,70 @@ class RateStoreUnavailableError(Exception):
 class RateStore(Protocol):
     """Where the counts of the current window live."""
 
-    def hit(self, session: Session, key: str, window: int) -> int:
-        """Count one request of ``key`` in ``window``; return the window's count so far."""
+    def hit(self, session: Session, key: str, window: int, limit: int) -> int:
+        """Count one request of ``key`` in ``window``; return its place in the window (1 for the first)."""
         ...
 
 
-class DatabaseRateStore:
-    """One row per token in ``api_rate_counters``, counted by one statement on a pooled connection of its own.
+def lease_size(limit: int) -> int:
+    """How many places of a window a worker of the database store takes at once: one for every 100 of the limit,
+    at most 20, so a limit under 200 is counted request by request."""
+    return max(1, min(20, limit // 100))
 
-    Outside the request's transaction, on the bare driver connection: the count is shared the moment it is
-    taken, a request that only reads keeps its read-mode transaction, and the statement costs about 0.03 ms
-    on SQLite where the same upsert through an ORM session or an autocommit engine connection cost 0.5-0.75 ms
-    (scripts/bench's API pages; measured 2026-12-04).
+
+@dataclass
+class _Lease:
+    window: int
+    next_place: int
+    last_place: int
+
+
+class DatabaseRateStore:
+    """One row per token in ``api_rate_counters``; each worker takes a lease of places from it at a time.
+
+    On SQLite every write takes the database's one write lock, so a write per request made two workers queue
+    for it (scripts/bench's API pages: about 7% of a GET by id). A worker adds ``lease_size(limit)`` to the row
+    at once and hands out those places itself: the places are unique across workers, so never more than
+    ``limit`` requests pass in a window; a worker's unused places are lost at the window's end, so with W
+    workers a token may be refused up to W x (lease - 1) requests early (4 workers, the default 600 a minute:
+    at most 15 early). Limits under 200 take one place per request, exactly.
+
+    The write goes outside the request's transaction, on the bare driver connection: the count is shared the
+    moment it is taken, and the statement costs about 0.03 ms on SQLite where the same upsert through an ORM
+    session or an autocommit engine connection cost 0.5-0.75 ms (scripts/bench; measured 2026-12-04).
     """
 
-    _SQL = ("INSERT INTO api_rate_counters (key, window_start, count) VALUES ({p}, {p}, 1) ON CONFLICT (key) DO UPDATE "
-            "SET count = CASE WHEN api_rate_counters.window_start = excluded.window_start "
-            "THEN api_rate_counters.count + 1 ELSE 1 END, window_start = excluded.window_start RETURNING count")
+    _SQL = ("INSERT INTO api_rate_counters (key, window_start, count) VALUES ({p}, {p}, {p}) ON CONFLICT (key) "
+            "DO UPDATE SET count = CASE WHEN api_rate_counters.window_start = excluded.window_start "
+            "THEN api_rate_counters.count + excluded.count ELSE excluded.count END, "
+            "window_start = excluded.window_start RETURNING count")
 
-    def hit(self, session: Session, key: str, window: int) -> int:
+    def __init__(self) -> None:
+        self._leases: dict[str, _Lease] = {}
+        self._lock = threading.Lock()  # threaded workers share the process's leases
+
+    def hit(self, session: Session, key: str, window: int, limit: int) -> int:
+        with self._lock:
+            lease = self._leases.get(key)
+            if lease is None or lease.window != window or lease.next_place > lease.last_place:
+                size = lease_size(limit)
+                last = self._take(session, key, window, size)
+                lease = self._leases[key] = _Lease(window, last - size + 1, last)
+                if len(self._leases) > 10_000:  # a worker serving very many tokens: keep only this one's lease
+                    self._leases = {key: lease}
+            place = lease.next_place
+            lease.next_place += 1
+            return place
+
+    def _take(self, session: Session, key: str, window: int, size: int) -> int:
+        """Add ``size`` places to ``key``'s window (a new window starts at ``size``); the window's count after."""
         bind = session.get_bind()
         if not isinstance(bind, Engine):  # a session bound to one connection (the tests' savepoints)
             insert: Any = postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
             same = RateCounter.window_start == window
-            statement = insert(RateCounter).values(key=key, window_start=window, count=1).on_conflict_do_update(
+            statement = insert(RateCounter).values(key=key, window_start=window, count=size).on_conflict_do_update(
                 index_elements=[RateCounter.key],
-                set_={"count": _case(same, RateCounter.count + 1, 1), "window_start": window},
+                set_={"count": _case(same, RateCounter.count + size, size), "window_start": window},
             ).returning(RateCounter.count)
             count = int(session.execute(statement).scalar_one())
             session.commit()
@@ -70,7 +109,7 @@ class DatabaseRateStore:
         connection = bind.raw_connection()
         try:
             cursor = connection.cursor()
-            cursor.execute(sql, (key, window))
+            cursor.execute(sql, (key, window, size))
             row = cursor.fetchone()
             connection.commit()
         finally:
@@ -95,7 +134,7 @@ class RedisRateStore:
         #: Keys are <prefix><token key>:<window>; tests set a prefix of their own.
         self.prefix = "govern:api-rate:"
 
-    def hit(self, session: Session, key: str, window: int) -> int:
+    def hit(self, session: Session, key: str, window: int, limit: int) -> int:
         import redis  # noqa: PLC0415 - loaded only when GOVERN_REDIS_URL is set
 
         name = f"{self.prefix}{key}:{window}"
@@ -113,6 +152,6 @@ def check(store: RateStore, session: Session, key: str, limit: int, now: float |
     """Count this request against ``key``'s window."""
     moment = time.time() if now is None else now
     window = int(moment // WINDOW_SECONDS)
-    count = store.hit(session, key, window)
+    count = store.hit(session, key, window, limit)
     reset_in = max(1, int((window + 1) * WINDOW_SECONDS - moment))
     return Verdict(allowed=count <= limit, limit=limit, remaining=max(0, limit - count), reset_in=reset_in)

@@ -36,6 +36,36 @@ def test_two_workers_share_one_count_in_the_database(tmp_path: Path, scratch_dat
     second.engine.dispose()
 
 
+def test_workers_take_leases_of_places_and_never_pass_more_than_the_limit(scratch_database_url: str) -> None:
+    """A limit of 1,000 a minute: each worker writes once per 10 requests; the window never admits 1,001."""
+    from sqlalchemy import select
+
+    from govern.api.models import RateCounter
+
+    upgrade(scratch_database_url)
+    database = Database(scratch_database_url)
+    workers = [ratelimit.DatabaseRateStore() for _ in range(3)]
+    assert ratelimit.lease_size(1000) == 10 and ratelimit.lease_size(150) == 1 and ratelimit.lease_size(10**8) == 20
+    db = database.sessionmaker()
+    places = [ratelimit.check(workers[0], db, "token:3", limit=1000, now=6000.0)]
+    db.close()
+    db = database.sessionmaker()
+    assert db.scalar(select(RateCounter.count).where(RateCounter.key == "token:3")) == 10  # one write, ten places
+    db.close()
+    for n in range(1, 1100):
+        db = database.sessionmaker()
+        places.append(ratelimit.check(workers[n % 3], db, "token:3", limit=1000, now=6000.0 + n / 100))
+        db.close()
+    admitted = sum(v.allowed for v in places)
+    # Never more than the limit; at most (workers x (lease - 1)) places left unused in the other workers' leases.
+    assert 1000 - 3 * 9 <= admitted <= 1000
+    assert not places[-1].allowed
+    db = database.sessionmaker()
+    assert ratelimit.check(workers[1], db, "token:3", limit=1000, now=6060.0).allowed  # a new window, a new lease
+    db.close()
+    database.engine.dispose()
+
+
 def _redis() -> tuple[str, bool]:
     url = os.environ.get("GOVERN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     try:
