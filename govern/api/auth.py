@@ -77,11 +77,8 @@ class TokenBearer:
         if cap is not None:
             user.cap_roles(cap)
         principal = TokenPrincipal(token=found, user=user, scopes=apitokens.scopes_of(found))
-        apitokens.touch(found, client_ip())
-        # Commit even when nothing changed: it ends the lookup's read snapshot before the rate counter's write.
-        # On SQLite a reader open across every write keeps the WAL from restarting; it grew without end and
-        # the counter's write went from 0.03 ms to 0.7 ms within a few thousand requests (scripts/bench).
-        session.commit()
+        if apitokens.touch(found, client_ip()):
+            session.commit()
         try:
             verdict = ratelimit.check(current_app.extensions["govern.api_rate_store"], session, f"token:{found.id}",
                                       current_app.config["API_RATE_LIMIT"])
