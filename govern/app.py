@@ -33,6 +33,7 @@ from govern.audit.services import lock_chain_head
 from govern.audit.views import bp as audit_bp
 from govern.auth.kit import AuthKit
 from govern.auth.models import User
+from govern.auth.passkey_views import bp as passkeys_bp
 from govern.auth.passwords import PasswordHashing
 from govern.auth.sessions import ServerSessionInterface
 from govern.auth.throttle import (
@@ -283,7 +284,7 @@ def register_blueprints(app: Flask) -> None:
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
                reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_bp, vault_tools_bp,
                rotation_bp, incidents_bp, offboarding_bp, scim_bp, scim_admin_bp, sinks_bp,
-               webhooks_bp, notification_settings_bp, api_bp, api_tokens_bp, connectors_bp, sso_bp):
+               webhooks_bp, notification_settings_bp, api_bp, api_tokens_bp, connectors_bp, sso_bp, passkeys_bp):
         app.register_blueprint(bp)
     # The SCIM API and the API authenticate by bearer token, never by the session cookie, so CSRF cannot apply.
     csrf.exempt(scim_bp)

@@ -136,6 +136,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "PROXY_HOPS": _int("PROXY_HOPS", 0),
         # The address in setup links and emails: GOVERN_BASE_URL, else where GOVERN_BIND listens.
         "BASE_URL": (_env("BASE_URL") or base_url_for_bind(bind_address())).rstrip("/"),
+        # Passkeys are bound to this domain (default: BASE_URL's host) and to BASE_URL's origin.
+        "WEBAUTHN_RP_ID": _env("WEBAUTHN_RP_ID"),
         "SESSION_IDLE_TIMEOUT": timedelta(minutes=_int("SESSION_IDLE_MINUTES", 30, minimum=1)),
         "SESSION_ABSOLUTE_TIMEOUT": timedelta(hours=_int("SESSION_MAX_HOURS", 12, minimum=1)),
         "FRESH_MFA_WINDOW": timedelta(minutes=5),

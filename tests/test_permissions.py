@@ -13,7 +13,7 @@ from tests.factories import csrf_token, login, make_user
 
 #: Reviewed list of endpoints anyone may reach without signing in.
 PUBLIC_ENDPOINTS = {
-    "static", "home.healthz", "auth.login", "auth.login_code", "auth.setup", "auth.setup_password",
+    "static", "home.healthz", "auth.login", "auth.login_code", "auth.login_passkey", "auth.setup", "auth.setup_password",
     "auth.setup_authenticator",
     # A person without a login accepts a policy with an emailed one-time link (govern.policies.links).
     "policies.acknowledge", "policies.acknowledge_read", "policies.acknowledge_accept", "policies.acknowledged",

@@ -61,3 +61,20 @@ class TimeZoneForm(FlaskForm):
         "Show times in", validators=[Length(max=64)],
         render_kw={"list": "time-zone-names", "autocomplete": "off", "spellcheck": "false", "placeholder": "Europe/Paris"},
     )
+
+
+class PasskeyAnswerForm(FlaskForm):
+    """The authenticator's answer, put in ``credential`` by static/passkeys.js."""
+
+    credential = HiddenField(validators=[DataRequired(message="No passkey answer arrived: try again."), Length(max=64_000)])
+    next = HiddenField()
+
+
+class PasskeyRegisterForm(FlaskForm):
+    name = StringField("Name of this passkey", validators=[DataRequired(), Length(max=80)],
+                       render_kw={"autocomplete": "off", "placeholder": "Work laptop, YubiKey 5C...", "autofocus": True})
+    credential = HiddenField(validators=[Length(max=64_000)])
+
+
+class PasskeyRenameForm(FlaskForm):
+    name = StringField("New name", validators=[DataRequired(), Length(max=80)], render_kw={"autocomplete": "off"})

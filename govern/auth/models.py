@@ -206,3 +206,43 @@ class ApiToken(Base):
     owner: Mapped[Person] = relationship(foreign_keys=[owner_person_id])
 
     __table_args__ = (CheckConstraint(f"kind IN {API_TOKEN_KINDS!r}", name="kind"),)
+
+
+class Passkey(Base):
+    """A WebAuthn credential (a passkey or a security key) a user registered as a second factor.
+
+    Only the public key is stored: the private key never leaves the authenticator.
+    """
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: The authenticator's credential id (raw bytes; at most 1,023 by the specification).
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    #: The COSE public key the registration returned.
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The authenticator's signature counter; 0 for the many that do not count.
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(80))
+    #: JSON list of transports the browser reported ("internal", "usb", "hybrid"...), a hint for sign-in.
+    transports_json: Mapped[str] = mapped_column(Text, default="[]")
+    aaguid: Mapped[str] = mapped_column(String(36), default="")
+    #: Backup eligible (BE): a synced passkey rather than one bound to a device; fixed at registration.
+    backup_eligible: Mapped[bool] = mapped_column(default=False)
+    #: Backup state (BS) as of the last use.
+    backup_state: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+
+
+class FactorPolicy(Base):
+    """One row: the app roles whose users must use a phishing-resistant factor (a passkey)."""
+
+    __tablename__ = "factor_policy"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: JSON list of app roles.
+    passkey_roles_json: Mapped[str] = mapped_column(Text, default="[]")
+    updated_at: Mapped[datetime | None]
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

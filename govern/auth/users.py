@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from govern import audit, timezones
 from govern.auth.enrolment import issue_setup_token
 from govern.auth.kit import AuthKit
-from govern.auth.models import APP_ROLES, RecoveryCode, SetupToken, User, UserRole
+from govern.auth.models import APP_ROLES, Passkey, RecoveryCode, SetupToken, User, UserRole
 from govern.auth.sessions import end_user_sessions
 from govern.auth.throttle import account_key
 from govern.db import utcnow
@@ -175,7 +175,7 @@ def reactivate_user(session: Session, *, actor: User, user: User) -> None:
 
 
 def reset_mfa(session: Session, kit: AuthKit, *, actor: User, user: User) -> str:
-    """Clear a user's authenticator and recovery codes; returns a new setup secret for re-enrolment.
+    """Clear a user's authenticator, recovery codes and passkeys; returns a new setup secret for re-enrolment.
 
     The user must still prove their password to enrol again; an admin never learns or sets it.
     """
@@ -184,8 +184,12 @@ def reset_mfa(session: Session, kit: AuthKit, *, actor: User, user: User) -> str
     user.mfa_seed_sealed = None
     user.mfa_enabled_at = None
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    # A lost passkey is why an admin resets too: the user enrols again, and registers a new one.
+    passkeys_removed = len(session.scalars(select(Passkey.id).where(Passkey.user_id == user.id)).all())
+    session.execute(delete(Passkey).where(Passkey.user_id == user.id))
     ended = end_user_sessions(session, user=user, actor=actor, reason="mfa_reset")
-    audit.record(session, "users.mfa_reset", actor=actor, target_type="user", target_id=user.id, details={"sessions_ended": ended})
+    audit.record(session, "users.mfa_reset", actor=actor, target_type="user", target_id=user.id,
+                 details={"sessions_ended": ended, "passkeys_removed": passkeys_removed})
     purpose = "mfa_reset" if user.password_hash else "setup"
     return issue_setup_token(session, kit, user=user, purpose=purpose, actor=actor)
 

@@ -14,7 +14,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from govern import timezones
-from govern.auth import credentials, enrolment, once, sessions, users
+from govern.auth import credentials, enrolment, once, passkeys, sessions, users
 from govern.auth import login as auth_login
 from govern.auth.forms import (
     ChangePasswordForm,
@@ -24,6 +24,7 @@ from govern.auth.forms import (
     EnrolForm,
     LoginForm,
     NewPasswordForm,
+    PasskeyAnswerForm,
     SetupTokenForm,
     TimeZoneForm,
 )
@@ -84,7 +85,35 @@ def _finish_login(user: User, factor: str, next_url: str | None) -> Response:
     login_user(user, remember=False)
     server_session().mark_authenticated = True
     server_session().mark_mfa_verified = True
+    if factor != "passkey" and passkeys.passkey_required(db, user) and not passkeys.has_passkey(db, user):
+        # The policy wants a passkey and this user has none yet: registering one is all they may do next.
+        session[passkeys.ENROLMENT_KEY] = True
+        flash("Your role must sign in with a passkey: register one now to go on.", "warning")
+        return redirect(url_for("passkeys.new"))
     return redirect(safe_next(next_url, url_for("home.index")))
+
+
+def _passkey_offer(user: User, purpose: str) -> str | None:
+    """The WebAuthn options for ``user``'s passkeys (JSON for static/passkeys.js), its challenge kept in the
+    session; None when the user has no passkey."""
+    db = get_session()
+    if not passkeys.has_passkey(db, user):
+        return None
+    options, challenge = passkeys.authentication_options(db, _relying_party(), user, purpose)
+    session[passkeys.CHALLENGE_KEY] = challenge.to_session()
+    return options
+
+
+def _relying_party() -> passkeys.RelyingParty:
+    return passkeys.relying_party(current_app.config)
+
+
+def _check_passkey(user: User, purpose: str, form: PasskeyAnswerForm) -> None:
+    """Verify the passkey answer of ``form`` against the challenge this session waits on (used once)."""
+    stored = session.pop(passkeys.CHALLENGE_KEY, None)
+    challenge = passkeys.Challenge.from_session(stored, purpose=purpose, user_id=user.id)
+    passkeys.verify(get_session(), _relying_party(), user=user, challenge=challenge,
+                    response=form.credential.data or "")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -130,26 +159,62 @@ def login_code() -> Any:
         flash("Start by entering your email and password.", "info")
         return redirect(url_for("auth.login"))
     form = CodeForm()
+    db = get_session()
+    passkey_only = passkeys.passkey_required(db, user) and passkeys.has_passkey(db, user)
     if form.validate_on_submit():
-        db = get_session()
         try:
+            if passkey_only:
+                raise InvalidError("Your role must sign in with a passkey: use the passkey button.",
+                                   reasons={"code": "Your role must sign in with a passkey: use the passkey button."})
             factor = auth_login.verify_second_factor(
                 db, _kit(), user=user, code=form.code.data or "", ip=client_ip(), purpose="login"
             )
         except InvalidError as exc:
             db.commit()
             form_errors(form, exc, default=form.code)
-            return render_template("auth/login_code.html", form=form, user=user), 200
+            return _login_code_page(form, user, passkey_only), 200
         if factor == "recovery_code":
             # A recovery code means the authenticator may be lost: end every other session.
             sessions.end_user_sessions(db, user=user, actor=user, reason="recovery_code_used")
             remaining = auth_login.count_unused_recovery_codes(db, user)
             flash(f"You signed in with a recovery code; {remaining} left. Create new codes under Your account if you are running low.", "warning")
-        pending = session.get("auth_pending") or {}
-        if pending.get("break_glass"):
-            sso.record_break_glass(db, user=user)
-        return _finish_login(user, factor, session.get("next"))
-    return render_template("auth/login_code.html", form=form, user=user)
+        return _second_factor_done(user, factor)
+    return _login_code_page(form, user, passkey_only)
+
+
+def _login_code_page(form: CodeForm, user: User, passkey_only: bool) -> str:
+    offer = _passkey_offer(user, "login")
+    db = get_session()
+    db.commit()
+    return render_template("auth/login_code.html", form=form, user=user, passkey_options=offer,
+                           passkey_form=PasskeyAnswerForm(), passkey_only=passkey_only)
+
+
+def _second_factor_done(user: User, factor: str) -> Response:
+    pending = session.get("auth_pending") or {}
+    if pending.get("break_glass"):
+        sso.record_break_glass(get_session(), user=user)
+    return _finish_login(user, factor, session.get("next"))
+
+
+@bp.route("/login/passkey", methods=["POST"])
+@permission(PUBLIC)
+def login_passkey() -> Any:
+    user = _pending_user()
+    if user is None:
+        flash("Start by entering your email and password.", "info")
+        return redirect(url_for("auth.login"))
+    form = PasskeyAnswerForm()
+    db = get_session()
+    try:
+        if not form.validate_on_submit():
+            raise InvalidError("No passkey answer arrived: try again.")
+        _check_passkey(user, "login", form)
+    except InvalidError as exc:
+        db.commit()  # the refusal's audit event stays
+        flash(exc.message, "error")
+        return redirect(url_for("auth.login_code"))
+    return _second_factor_done(user, "passkey")
 
 
 @bp.route("/logout", methods=["POST"])
@@ -174,21 +239,53 @@ def logout() -> Response:
 @permission(STAFF)
 def reauth() -> Any:
     form = CodeForm()
+    db = get_session()
+    passkey_only = passkeys.passkey_required(db, current_user) and passkeys.has_passkey(db, current_user)
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next"), "")
     if form.validate_on_submit():
-        db = get_session()
         try:
+            if passkey_only:
+                raise InvalidError("Your role must confirm with a passkey: use the passkey button.",
+                                   reasons={"code": "Your role must confirm with a passkey: use the passkey button."})
             auth_login.verify_second_factor(db, _kit(), user=current_user, code=form.code.data or "", ip=client_ip(), purpose="reauth")
         except InvalidError as exc:
             db.commit()
             form_errors(form, exc, default=form.code)
-            return render_template("auth/reauth.html", form=form, sso_provider=_sso_provider()), 200
+            return _reauth_page(form, passkey_only), 200
         db.commit()
-        server_session().regenerate = True
-        server_session().mark_mfa_verified = True
-        return redirect(safe_next(form.next.data, url_for("home.index")))
-    return render_template("auth/reauth.html", form=form, sso_provider=_sso_provider())
+        return _stepped_up(form.next.data)
+    return _reauth_page(form, passkey_only)
+
+
+def _reauth_page(form: CodeForm, passkey_only: bool) -> str:
+    offer = _passkey_offer(current_user, "reauth")
+    get_session().commit()
+    return render_template("auth/reauth.html", form=form, sso_provider=_sso_provider(), passkey_options=offer,
+                           passkey_form=PasskeyAnswerForm(next=form.next.data), passkey_only=passkey_only)
+
+
+def _stepped_up(next_url: str | None) -> Response:
+    server_session().regenerate = True
+    server_session().mark_mfa_verified = True
+    return redirect(safe_next(next_url, url_for("home.index")))
+
+
+@bp.route("/reauth/passkey", methods=["POST"])
+@permission(STAFF)
+def reauth_passkey() -> Any:
+    form = PasskeyAnswerForm()
+    db = get_session()
+    try:
+        if not form.validate_on_submit():
+            raise InvalidError("No passkey answer arrived: try again.")
+        _check_passkey(current_user, "reauth", form)
+    except InvalidError as exc:
+        db.commit()  # the refusal's audit event stays
+        flash(exc.message, "error")
+        return redirect(url_for("auth.reauth", next=safe_next(form.next.data, "") or None))
+    db.commit()
+    return _stepped_up(form.next.data)
 
 
 def _sso_provider() -> SsoProvider | None:
@@ -317,6 +414,7 @@ def account(zone_form: TimeZoneForm | None = None) -> str:
                                              absolute=current_app.config["SESSION_ABSOLUTE_TIMEOUT"]),
         current_session=getattr(session, "digest", None),
         codes_left=auth_login.count_unused_recovery_codes(db, user),
+        passkey_count=len(passkeys.passkeys_of(db, user)),
         form=ConfirmForm(),
         zone_form=zone_form or TimeZoneForm(time_zone=user.time_zone or ""),
         zone_names=timezones.zone_names(),

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from govern.auth import login as auth_login
-from govern.auth import once
+from govern.auth import once, passkeys
 from govern.auth import sessions as auth_sessions
 from govern.auth import users as auth_users
 from govern.auth.forms import ConfirmForm
@@ -214,3 +214,23 @@ def setup_secret(user_id: int) -> Any:
     token = str(shown["token"])
     return render_template("users/setup_secret.html", user=user, token=token, link=_setup_link(token),
                            ttl_hours=int(_kit().setup_token_ttl.total_seconds() // 3600), reason=shown.get("reason"))
+
+
+@bp.route("/passkey-policy", methods=["GET", "POST"])
+@permission("users.manage")
+@fresh_mfa_required
+def passkey_policy() -> Any:
+    """Which app roles must sign in and confirm sensitive actions with a passkey (phishing-resistant)."""
+    db = get_session()
+    form = RolesForm(data={"roles": sorted(passkeys.policy_roles(db))})
+    if form.validate_on_submit():
+        try:
+            passkeys.set_policy_roles(db, actor=current_user, roles=form.roles.data or [])
+        except InvalidError as exc:
+            db.rollback()
+            form_errors(form, exc, default=form.roles)
+            return render_template("users/passkey_policy.html", form=form, role_labels=ROLE_LABELS), 200
+        db.commit()
+        flash("Saved. Users of these roles sign in and confirm with a passkey from their next sign-in.", "success")
+        return redirect(url_for("users.passkey_policy"))
+    return render_template("users/passkey_policy.html", form=form, role_labels=ROLE_LABELS)
