@@ -44,7 +44,8 @@ ADMIN_EMAIL = "admin@example.com"
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
-    server = getattr(item, "funcargs", {}).get("live_server")
+    funcargs = getattr(item, "funcargs", {})
+    server = funcargs.get("live_server") or funcargs.get("localhost_server")
     if report.failed and isinstance(server, LiveServer):
         report.sections.append((f"govern server log ({report.when})", server.read_log()))
 
@@ -108,8 +109,19 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def live_server(tmp_path: Path, scratch_database_url: str) -> Iterator[LiveServer]:
     """`govern init` on an empty database, then gunicorn (2 workers) on a free local port."""
+    yield from serve(tmp_path, scratch_database_url, host="127.0.0.1")
+
+
+@pytest.fixture
+def localhost_server(tmp_path: Path, scratch_database_url: str) -> Iterator[LiveServer]:
+    """The same server at http://localhost:PORT: browsers allow WebAuthn on plain http only for localhost,
+    and an IP address cannot be a relying party id."""
+    yield from serve(tmp_path, scratch_database_url, host="localhost")
+
+
+def serve(tmp_path: Path, scratch_database_url: str, *, host: str) -> Iterator[LiveServer]:
     port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"http://{host}:{port}"
     env = server_env(tmp_path, scratch_database_url, base_url)
 
     init = subprocess.run(
@@ -146,7 +158,7 @@ def live_server(tmp_path: Path, scratch_database_url: str) -> Iterator[LiveServe
     server = LiveServer(base_url, ADMIN_EMAIL, secret, link, log_path, process, env)
     try:
         problem = _wait_healthy(
-            server.url("/healthz"), process, time.monotonic() + SERVER_START_SECONDS
+            f"http://127.0.0.1:{port}/healthz", process, time.monotonic() + SERVER_START_SECONDS
         )
         if problem:
             pytest.fail(
