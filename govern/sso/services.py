@@ -360,7 +360,23 @@ def _first_link_user(session: Session, provider: SsoProvider, claims: Mapping[st
         raise _fail(session, provider, "unknown_email")
     user = session.scalar(select(User).where(User.person_id == person.id))
     if user is None:
+        user = _login_for(session, provider, person)
+    return user
+
+
+def _login_for(session: Session, provider: SsoProvider, person: Person) -> User:
+    """A login created at the first sign-in (just in time) for an active person who has none: plain staff, no
+    app role (an admin grants those), no password or authenticator (it signs in through the provider)."""
+    if person.status != "active":
+        raise _fail(session, provider, "person_not_active")
+    email = normalise_email(person.email or "")
+    if not email or session.scalar(select(User.id).where(User.email == email)) is not None:
         raise _fail(session, provider, "no_user")
+    user = User(person=person, email=email)
+    session.add(user)
+    session.flush()
+    audit.record(session, "sso.user.created", actor=user, target_type="user", target_id=user.id,
+                 details={"provider": provider.slug, "person_id": person.id})
     return user
 
 

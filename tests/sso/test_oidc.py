@@ -15,7 +15,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
-from govern.auth.models import WebSession
+from govern.auth.models import User, WebSession
 from govern.db import utcnow
 from govern.notifications.models import Notification
 from govern.sso import services
@@ -177,18 +177,37 @@ def test_a_nonce_mismatch_is_refused(app, db, kit, provider, oidc_provider, prox
 
 
 def test_an_unknown_or_unverified_email_gets_no_login(app, db, kit, provider, oidc_provider):
-    make_person(db, email="nologin@example.com")
     make_user(db, kit, email="unverified@example.com")
     make_user(db, kit, email="elsewhere@other.org")
-    oidc_provider.set_accounts({"ghost": _account("ghost@example.com"), "nologin": _account("nologin@example.com"),
+    offboard(db, make_person(db, email="gone@example.com"), "departed")  # no login, and gone
+    db.commit()
+    oidc_provider.set_accounts({"ghost": _account("ghost@example.com"),
                                 "unverified": _account("unverified@example.com", verified=False),
-                                "elsewhere": _account("elsewhere@other.org")})
-    for login in ("ghost", "nologin", "unverified", "elsewhere"):
+                                "elsewhere": _account("elsewhere@other.org"), "gone": _account("gone@example.com")})
+    for login in ("ghost", "unverified", "elsewhere", "gone"):
         client = app.test_client()
         assert _sso(client, oidc_provider, login).status_code == 400
         assert client.get("/").status_code == 302  # still signed out
-    assert _reasons(db) == ["unknown_email", "no_user", "email_not_verified", "domain_not_allowed"]
+    assert _reasons(db) == ["unknown_email", "email_not_verified", "domain_not_allowed", "person_not_active"]
     assert db.scalar(select(SsoIdentity)) is None
+    assert db.scalar(select(User).where(User.email == "gone@example.com")) is None
+
+
+def test_an_active_person_without_a_login_gets_one_at_the_first_sign_in(app, db, kit, provider, oidc_provider):
+    make_person(db, email="nologin@example.com", full_name="Nora Nologin")
+    db.commit()
+    oidc_provider.set_accounts({"nologin": _account("nologin@example.com")})
+    client = app.test_client()
+    assert _sso(client, oidc_provider, "nologin").status_code == 302
+    assert "Welcome" in client.get("/").get_data(as_text=True)
+    user = db.scalar(select(User).where(User.email == "nologin@example.com"))
+    assert user is not None and user.roles == frozenset() and user.password_hash is None and not user.has_mfa
+    assert client.get("/admin/users/").status_code == 403  # plain staff until an admin grants a role
+    created = db.scalars(select(AuditEvent).where(AuditEvent.action == "sso.user.created")).one()
+    assert created.actor_user_id == user.id and created.target_id == str(user.id)
+    # The next sign-in uses the same login.
+    assert _sso(app.test_client(), oidc_provider, "nologin").status_code == 302
+    assert len(db.scalars(select(User).where(User.email == "nologin@example.com")).all()) == 1
 
 
 @pytest.mark.parametrize("status", ["departed", "leaving"])
