@@ -8,6 +8,7 @@ from govern.backup import models as backup_models
 from govern.connectors import models as connectors_models
 from govern.directory import models as directory_models
 from govern.grants import models as grants_models
+from govern.groups import models as groups_models
 from govern.incidents import models as incidents_models
 from govern.jobs import models as jobs_models
 from govern.notifications import models as notifications_models
@@ -27,4 +28,5 @@ __all__ = [
     "policies_models", "reviews_models", "vault_models", "jobs_models", "notifications_models",
     "vault_rule_models", "rotation_models", "incidents_models", "offboarding_models", "scim_models",
     "backup_models", "shipping_models", "webhooks_models", "api_models", "connectors_models", "sso_models",
+    "groups_models",
 ]

@@ -17,6 +17,7 @@ from scim2_models import (
     EnterpriseUser,
     ETag,
     Filter,
+    Group,
     ListResponse,
     Meta,
     Patch,
@@ -208,18 +209,21 @@ def _schemas() -> list[Schema]:
             attribute.sub_attributes = [s for s in attribute.sub_attributes or [] if s.name in NAME_ATTRIBUTES]
     enterprise = EnterpriseUser.to_schema()
     enterprise.attributes = [a for a in enterprise.attributes or [] if a.name in ENTERPRISE_ATTRIBUTES]
+    group = Group.to_schema()
 
-    for schema in (user, enterprise):
+    for schema in (user, enterprise, group):
         schema.meta = Meta(resource_type="Schema", location=url_for("scim.schema", schema_id=schema.id, _external=True))
-    return [user, enterprise]
+    return [user, enterprise, group]
 
 
-def _resource_type() -> ResourceType:
-    resource_type = ResourceType.from_resource(ScimUser)
-
-    resource_type.meta = Meta(resource_type="ResourceType",
-                              location=url_for("scim.resource_type", type_id="User", _external=True))
-    return resource_type
+def _resource_types() -> list[ResourceType]:
+    out = []
+    for name, model in (("User", ScimUser), ("Group", Group)):
+        resource_type = ResourceType.from_resource(model)
+        resource_type.meta = Meta(resource_type="ResourceType",
+                                  location=url_for("scim.resource_type", type_id=name, _external=True))
+        out.append(resource_type)
+    return out
 
 
 @bp.route("/ServiceProviderConfig")
@@ -261,17 +265,19 @@ def schema(schema_id: str) -> Response:
 @bp.route("/ResourceTypes")
 @permission(PERMISSION)
 def resource_types() -> Response:
-    item = _resource_type()
-    listing = ListResponse[ResourceType](total_results=1, start_index=1, items_per_page=1, resources=[item])
+    items = _resource_types()
+    listing = ListResponse[ResourceType](total_results=len(items), start_index=1, items_per_page=len(items),
+                                         resources=items)
     return _json(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE))
 
 
 @bp.route("/ResourceTypes/<type_id>")
 @permission(PERMISSION)
 def resource_type(type_id: str) -> Response:
-    if type_id != "User":
-        return error(404, f"No resource type {type_id[:100]}.")
-    return _json(_resource_type().model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+    for item in _resource_types():
+        if item.id == type_id:
+            return _json(item.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
+    return error(404, f"No resource type {type_id[:100]}.")
 
 
 # --- users ----------------------------------------------------------------------------------------
@@ -303,7 +309,7 @@ def _int_arg(name: str, default: int) -> int:
 def unknown(anything: str) -> Response:
     # Werkzeug prefers this rule over a 405 for a known endpoint called with another method.
     head = anything.split("/", 1)[0]
-    if head in ("ServiceProviderConfig", "Schemas", "ResourceTypes", "Users") and anything.count("/") <= 1:
+    if head in ("ServiceProviderConfig", "Schemas", "ResourceTypes", "Users", "Groups") and anything.count("/") <= 1:
         return error(405, "This endpoint does not accept that method.")
     return error(404, "No such SCIM endpoint or resource.")
 
@@ -322,6 +328,12 @@ def list_users() -> Response:
 
 
 @bp.route("/.search", methods=["POST"])
+@permission(PERMISSION)
+def search_everything() -> Response:
+    # RFC 7644 3.4.3: a search at the root spans every resource type; govern searches one at a time.
+    return error(501, "Search one resource type at a time: POST /Users/.search or /Groups/.search.")
+
+
 @bp.route("/Users/.search", methods=["POST"])
 @permission(PERMISSION)
 def search_users() -> Response:
@@ -443,3 +455,7 @@ def revoke_token(token_id: int) -> WerkzeugResponse:
     db.commit()
     flash("Token revoked: the identity provider's next call is refused.", "success")
     return redirect(url_for("scim_admin.tokens"))
+
+
+# The /Groups routes join this blueprint (they use the helpers above).
+from govern.scim import group_views  # noqa: E402,F401

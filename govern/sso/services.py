@@ -34,6 +34,7 @@ from govern.db import utcnow
 from govern.directory.models import Person
 from govern.directory.services import normalise_email
 from govern.errors import ForbiddenError, InvalidError, NotFoundError
+from govern.groups import services as directory_groups
 from govern.notifications.services import notify
 from govern.scim.models import ScimIdentity
 from govern.sso.models import SsoIdentity, SsoProvider, SsoSettings
@@ -337,6 +338,8 @@ def _link(session: Session, provider: SsoProvider, claims: Mapping[str, Any], *,
                      details={"provider": provider.slug, "added": sorted(set(groups) - before),
                               "removed": sorted(before - set(groups))})
         identity.groups_json = json.dumps(groups)
+    # The claim decides this provider's memberships of the groups SCIM (or an admin) made; never creates one.
+    directory_groups.sync_claim(session, actor=user, provider_slug=provider.slug, person=user.person, claim_values=groups)
     identity.last_login_at = now
     mfa_at = _mfa_at(claims)
     audit.record(session, "sso.reauth.succeeded" if reauth else "sso.login.succeeded", actor=user, target_type="user",

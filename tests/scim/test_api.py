@@ -35,8 +35,11 @@ def test_discovery_endpoints_speak_scim_json(scim):
     assert {a["name"] for a in user_schema["attributes"]} == {"userName", "name", "displayName", "title", "active", "emails"}
     assert scim.call("GET", f"/Schemas/{ENTERPRISE}").json["id"] == ENTERPRISE
     types = scim.call("GET", "/ResourceTypes").json
-    assert types["totalResults"] == 1 and types["Resources"][0]["endpoint"] == "/Users"
-    assert scim.call("GET", "/ResourceTypes/Group").status_code == 404
+    assert types["totalResults"] == 2 and [t["endpoint"] for t in types["Resources"]] == ["/Users", "/Groups"]
+    assert scim.call("GET", "/ResourceTypes/Group").json["schema"] == "urn:ietf:params:scim:schemas:core:2.0:Group"
+    assert scim.call("GET", "/ResourceTypes/Device").status_code == 404
+    assert scim.call("GET", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group").status_code == 200
+    assert scim.call("POST", "/.search", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}).status_code == 501
 
 
 def test_no_valid_token_no_access(app, db, kit, scim):

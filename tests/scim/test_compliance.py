@@ -37,3 +37,11 @@ def test_scim2_tester_finds_no_error(results):
     assert failures == [], failures
     assert statuses[Status.SUCCESS] >= 20, statuses
     assert not any(r.status == Status.SKIPPED and r.title and r.title.startswith("object_") for r in results)
+
+
+def test_scim2_tester_checks_groups_too(results):
+    """The Group resource type is discovered and put through the same checks (create, query, replace,
+    patch add/replace/remove, search with attributes, delete)."""
+    on_groups = Counter(r.status for r in results if getattr(r, "resource_type", None) == "Group")
+    assert on_groups[Status.SUCCESS] >= 8, on_groups
+    assert not on_groups.keys() & FAILING, on_groups

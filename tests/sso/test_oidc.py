@@ -17,6 +17,7 @@ from sqlalchemy import select
 from govern.audit.models import AuditEvent
 from govern.auth.models import User, WebSession
 from govern.db import utcnow
+from govern.groups.models import DirectoryGroup
 from govern.notifications.models import Notification
 from govern.sso import services
 from govern.sso.models import SsoIdentity
@@ -235,6 +236,35 @@ def test_group_claim_changes_are_seen_at_the_next_sign_in(app, db, kit, provider
     changes = [json.loads(row.details_json) for row in db.scalars(
         select(AuditEvent).where(AuditEvent.action == "sso.groups.changed").order_by(AuditEvent.id))]
     assert changes[-1]["added"] == ["it-admins"] and changes[-1]["removed"] == ["marketing"]
+
+
+def test_the_group_claim_sets_this_providers_memberships_of_known_groups(app, db, kit, provider, oidc_provider):
+    from govern.groups import services as groups
+    from govern.groups.models import GroupMember
+
+    carol = make_user(db, kit, email="carol@example.com")
+    social = groups.create_group(db, actor=None, display_name="social", external_id="grp-social-0001")
+    it_admins = groups.create_group(db, actor=None, display_name="IT admins", external_id="grp-it-0002")
+    groups.add_members(db, actor=None, group=social, person_ids=[carol.user.person_id])  # SCIM's own row
+    db.commit()
+
+    def by_claim() -> list[str]:
+        db.expire_all()
+        return sorted(name for name, in db.execute(
+            select(DirectoryGroup.display_name).join(GroupMember, GroupMember.group_id == DirectoryGroup.id)
+            .where(GroupMember.person_id == carol.user.person_id, GroupMember.source == "sso:test")))
+
+    # Entra sends object ids, Okta names; a name govern has no group for ("marketing") makes none.
+    oidc_provider.set_accounts({"carol": _account("carol@example.com", groups=["grp-social-0001", "marketing"])})
+    assert _sso(app.test_client(), oidc_provider, "carol").status_code == 302
+    assert by_claim() == ["social"]
+    oidc_provider.set_accounts({"carol": _account("carol@example.com", groups=["IT admins"])})
+    assert _sso(app.test_client(), oidc_provider, "carol").status_code == 302
+    assert by_claim() == ["IT admins"]
+    # Leaving the claim removed only the provider's membership: SCIM's stays.
+    assert groups.member_ids(db, social) == [carol.user.person_id]
+    assert groups.member_ids(db, it_admins, "sso:test") == [carol.user.person_id]
+    assert db.scalar(select(DirectoryGroup).where(DirectoryGroup.display_name == "marketing")) is None
 
 
 def test_logout_ends_the_session_and_the_providers(app, db, kit, provider, oidc_provider):
