@@ -22,6 +22,10 @@ _events = Namespace()
 #: the ladder, opens all of the leaver's rotation tasks itself in one go.
 access_lost = _events.signal("access-lost")
 
+#: A person accepted the current version of a policy tier (govern.policies.services.accept_version), with the
+#: version as sender and ``session``, ``actor`` and ``person_id``: a group's grant that waited for it follows.
+policy_accepted = _events.signal("policy-accepted")
+
 #: The events a security reaction hangs on: each must have its subscriber connected in every entry
 #: point (tests/test_events.py checks it).
 SECURITY_EVENTS = (access_lost,)

@@ -12,12 +12,14 @@ from typing import Any
 
 from blinker import Signal
 
-from govern.events import access_lost
+from govern.events import access_lost, policy_accepted
+from govern.groups.mappings import on_policy_accepted
 from govern.rotation.exposure import on_access_lost
 
 #: Every (event, subscriber) pair. A new reaction is one line here.
 SUBSCRIBERS: tuple[tuple[Signal, Callable[..., Any]], ...] = (
     (access_lost, on_access_lost),
+    (policy_accepted, on_policy_accepted),
 )
 
 

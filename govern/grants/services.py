@@ -202,6 +202,23 @@ def grant_role(
     return grant
 
 
+def grant_for_group(session: Session, *, actor: Actor | None, person_id: int, account_id: int, role_code: str,
+                    reason: str, requested_by_id: int | None, approved_by_id: int | None) -> Grant:
+    """A grant that follows a group mapping (govern.groups): active at once, the mapping being its approval (a
+    second admin approved a mapping whose role asks for one); every other rule of a new grant holds, the policy
+    gate included (PolicyNotAcceptedError: the group's grant waits until the person accepts)."""
+    person, account, role = _load(session, person_id, account_id, role_code)
+    reason = _reason(reason)
+    now = utcnow()
+    _check_rules(session, person=person, account=account, role=role, starts_at=now, expires_at=None)
+    grant = Grant(person_id=person.id, account_id=account.id, role_code=role.code, reason=reason, status="active",
+                  requested_by_id=requested_by_id, approved_by_id=approved_by_id, decided_at=now, starts_at=now)
+    _insert(session, grant)
+    audit.record(session, "grant.created", actor=actor, target_type="grant", target_id=grant.id,
+                 details=_describe(grant, person, account, role) | {"cause": "group"})
+    return grant
+
+
 def request_role(session: Session, *, actor: User, account_id: int, role_code: str, reason: str,
                  expires_at: datetime | None = None) -> Grant:
     """Staff ask for a role for themselves; the account owner or their manager decides."""

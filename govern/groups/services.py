@@ -15,7 +15,8 @@ from govern.audit.services import Actor
 from govern.db import utcnow
 from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, NotFoundError
-from govern.groups.models import SCIM_SOURCE, DirectoryGroup, GroupMember
+from govern.groups import mappings
+from govern.groups.models import SCIM_SOURCE, DirectoryGroup, GroupMapping, GroupMember
 
 MAX_NAME = 255
 MAX_MEMBERS_PER_CALL = 10_000
@@ -199,10 +200,15 @@ def _apply(session: Session, *, actor: Actor | None, group: DirectoryGroup, add:
         group.updated_at = utcnow()
         audit.record(session, "group.members_changed", actor=actor, target_type="group", target_id=group.id,
                      details={"source": source, "added": list(change.added), "removed": list(change.removed)})
+        # What the group's mappings give follows at once, in the same transaction.
+        mappings.reconcile_people(session, actor=actor, person_ids=(*change.added, *change.removed))
     return change
 
 
 def delete_group(session: Session, *, actor: Actor | None, group: DirectoryGroup) -> None:
+    """Delete a group: what its mappings gave is taken back first (cause ``group``)."""
+    for mapping in list(session.scalars(select(GroupMapping).where(GroupMapping.group_id == group.id))):
+        mappings.remove(session, actor=actor, mapping=mapping)
     audit.record(session, "group.deleted", actor=actor, target_type="group", target_id=group.id,
                  details={"display_name": group.display_name, "members": len(member_ids(session, group))})
     session.delete(group)

@@ -18,6 +18,7 @@ from govern.auth.models import User
 from govern.auth.roles import sees_all_accounts
 from govern.directory.models import Person
 from govern.errors import ConflictError, InvalidError, get_or_raise
+from govern.events import policy_accepted
 from govern.grants.models import Grant
 from govern.paging import Page, count_of, read_page
 from govern.policies.models import Acknowledgement, PolicyVersion
@@ -137,6 +138,7 @@ def accept_version(session: Session, *, actor: User, version: PolicyVersion) -> 
         return existing, False
     audit.record(session, "policy.accepted", actor=actor, target_type="policy_version", target_id=version.id,
                  details={"person_id": actor.person_id, "tier": version.tier, "version": version.version})
+    policy_accepted.send(version, session=session, actor=actor, person_id=actor.person_id)
     return ack, True
 
 

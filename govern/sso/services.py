@@ -34,6 +34,7 @@ from govern.db import utcnow
 from govern.directory.models import Person
 from govern.directory.services import normalise_email
 from govern.errors import ForbiddenError, InvalidError, NotFoundError
+from govern.groups import mappings as group_mappings
 from govern.groups import services as directory_groups
 from govern.notifications.services import notify
 from govern.scim.models import ScimIdentity
@@ -340,6 +341,8 @@ def _link(session: Session, provider: SsoProvider, claims: Mapping[str, Any], *,
         identity.groups_json = json.dumps(groups)
     # The claim decides this provider's memberships of the groups SCIM (or an admin) made; never creates one.
     directory_groups.sync_claim(session, actor=user, provider_slug=provider.slug, person=user.person, claim_values=groups)
+    # A mapping's app role may have waited for this person's first login.
+    group_mappings.reconcile_person(session, actor=user, person_id=user.person_id)
     identity.last_login_at = now
     mfa_at = _mfa_at(claims)
     audit.record(session, "sso.reauth.succeeded" if reauth else "sso.login.succeeded", actor=user, target_type="user",

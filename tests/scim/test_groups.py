@@ -8,8 +8,10 @@ import json
 from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
+from govern.groups import mappings
+from govern.groups import services as groups
 from govern.groups.models import DirectoryGroup, GroupMember
-from tests.factories import make_person
+from tests.factories import make_person, make_user
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -130,3 +132,23 @@ def test_what_govern_cannot_take_is_a_scim_error_that_changes_nothing(scim, db):
     assert scim.call("GET", '/Groups?filter=externalId eq "none"').json["totalResults"] == 0
     assert scim.call("GET", f'/Groups?filter=id eq "{group_id}"').json["totalResults"] == 1
     assert json.loads(scim.call("GET", "/Groups?count=0").data)["totalResults"] == 1
+
+
+def test_scim_membership_changes_drive_the_mappings(scim, db, kit):
+    """Through the SCIM API, as an identity provider drives it."""
+    ada = scim.admin.user
+    ivy = make_user(db, kit, full_name="Ivy")
+    db.commit()
+    created = scim.call("POST", "/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                                 "displayName": "Auditors"})
+    group = groups.get_group(db, int(created.json["id"]))
+    mappings.propose(db, actor=ada, group=group, app_role="auditor")
+    db.commit()
+    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+             "Operations": [{"op": "Add", "path": "members", "value": [{"value": str(ivy.user.person_id)}]}]}
+    assert scim.call("PATCH", f"/Groups/{group.id}", patch).status_code == 204
+    db.expire_all()
+    assert "auditor" in ivy.user.roles
+    assert scim.call("DELETE", f"/Groups/{group.id}").status_code == 204
+    db.expire_all()
+    assert "auditor" not in ivy.user.roles
