@@ -54,6 +54,7 @@ from govern.db_tuning import READ_METHODS, discard_uncommitted, enter_view
 from govern.directory.views import bp as directory_bp
 from govern.errors import AuditWriteError, GovernError, ThrottledError
 from govern.grants.views import bp as grants_bp
+from govern.groups.views import bp as groups_bp
 from govern.home.views import bp as home_bp
 from govern.incidents.views import bp as incidents_bp
 from govern.jobs.views import bp as jobs_bp
@@ -284,7 +285,7 @@ def register_blueprints(app: Flask) -> None:
     for bp in (home_bp, auth_bp, users_bp, audit_bp, directory_bp, accounts_bp, grants_bp, policies_bp,
                reviews_bp, reports_bp, jobs_bp, notifications_bp, vault_bp, vault_tools_bp,
                rotation_bp, incidents_bp, offboarding_bp, scim_bp, scim_admin_bp, sinks_bp,
-               webhooks_bp, notification_settings_bp, api_bp, api_tokens_bp, connectors_bp, sso_bp, passkeys_bp):
+               webhooks_bp, notification_settings_bp, api_bp, api_tokens_bp, connectors_bp, sso_bp, passkeys_bp, groups_bp):
         app.register_blueprint(bp)
     # The SCIM API and the API authenticate by bearer token, never by the session cookie, so CSRF cannot apply.
     csrf.exempt(scim_bp)
