@@ -168,12 +168,17 @@ def _give(session: Session, *, actor: Actor | None, mapping: GroupMapping, perso
         _give_grant(session, actor=actor, mapping=mapping, person=person, effect=effect)
     session.flush()
     if effect.state != before or effect.state in GIVEN:
-        action = ("group.access_given" if effect.state in GIVEN else
-                  "group.access_held" if effect.state == "held_by_hand" else "group.access_waits")
-        audit.record(session, action, actor=actor,
-                     target_type="person", target_id=person.id,
-                     details={"group": mapping.group.display_name, "gives": describe(mapping), "state": effect.state,
-                              "note": effect.note})
+        details = {"group": mapping.group.display_name, "gives": describe(mapping), "state": effect.state,
+                   "note": effect.note}
+        if effect.state in GIVEN:
+            audit.record(session, "group.access_given", actor=actor, target_type="person", target_id=person.id,
+                         details=details)
+        elif effect.state == "held_by_hand":
+            audit.record(session, "group.access_held", actor=actor, target_type="person", target_id=person.id,
+                         details=details)
+        else:
+            audit.record(session, "group.access_waits", actor=actor, target_type="person", target_id=person.id,
+                         details=details)
 
 
 def _give_app_role(session: Session, *, actor: Actor | None, mapping: GroupMapping, person: Person,
