@@ -219,9 +219,9 @@ def _undo(session: Session, *, actor: Actor | None, mapping: GroupMapping | None
     if mapping is not None and effect.state == "granted" and effect.grant_id is not None:
         grant = session.get(Grant, effect.grant_id)
         if grant is not None and grant.status == "active":
-            grants.revoke_grant(session, actor=actor if isinstance(actor, User) else None, grant=grant,
-                                reason=f"group: no longer in {mapping.group.display_name}",
-                                override_reason="the group mapping gave it", cause="group",
+            # The reason is the word "group", as an offboarding's is "offboarding"; the group is in the audit event.
+            grants.revoke_grant(session, actor=actor if isinstance(actor, User) else None, grant=grant, reason="group",
+                                override_reason=f"no longer in the group {mapping.group.display_name}", cause="group",
                                 check_permission=False, force=True)
     elif mapping is not None and effect.state == "role_added" and mapping.app_role:
         _take_app_role(session, mapping=mapping, person_id=effect.person_id)

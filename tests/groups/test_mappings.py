@@ -102,7 +102,7 @@ def test_an_account_role_waits_for_the_policy_then_leaving_revokes_with_cause_gr
     finally:
         access_lost.disconnect(receiver)
     db.refresh(grant)
-    assert grant.status == "revoked" and grant.revoke_reason == "group: no longer in Publishers"
+    assert grant.status == "revoked" and grant.revoke_reason == "group"
     assert lost == [(grant.id, "exposure")]
     revoked = db.scalars(select(AuditEvent).where(AuditEvent.action == "grant.revoked")).one()
     assert json.loads(revoked.details_json)["cause"] == "group"
