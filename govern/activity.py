@@ -146,6 +146,7 @@ SENTENCES: dict[str, str] = {
     "connectors.auto_remove_changed": "{actor} changed automatic removal of leavers on a connection ({target})",
     "connectors.account_covered": "{actor} added the account {target} to a platform connection",
     "connectors.identity_linked": "{actor} linked a platform identity to {target}",
+    "connectors.identity_unlinked": "{actor} unlinked a platform identity from {target}",
     "connectors.members_changed": "A sync saw the members of the account {target} change ({members} now)",
     "connectors.drift_found": "A sync found access on the account {target} that govern does not manage ({count}); IT and the owner were told",
     "connectors.removed": "{actor} removed someone on the platform of the account {target}; a sync confirmed it",

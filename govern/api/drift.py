@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Response
 from flask_login import current_user
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from govern.accounts import services as accounts
 from govern.accounts.models import Account
 from govern.api import cursors
 from govern.api.blueprint import answer, answer_page, bp
-from govern.api.schemas import Out, Paging
+from govern.api.schemas import Out, Paging, Strict
 from govern.api.spec import endpoint, query_of
-from govern.connectors import drift
+from govern.connectors import drift, history
 from govern.db import get_session
 from govern.errors import NotFoundError
 
@@ -77,3 +79,41 @@ def account_drift(account_id: int) -> Response:
     if account is None or not accounts.can_see_account(current_user, account):
         raise NotFoundError("No such account.")
     return _report(drift.account_drift(get_session(), account.id))
+
+
+class PlatformMemberOut(Out):
+    id: str = Field(description="The member's id on the platform (a Meta user id, a LinkedIn member URN, an email).")
+    name: str
+    email: str | None = Field(description="The verified email the platform gives, if any.")
+    roles: list[str] = Field(description="The platform's roles or tasks (MANAGE, ADMINISTRATOR, ...).")
+    person_id: int | None = Field(description="The person govern matched (by verified email or a linked identity).")
+    person_name: str | None
+
+
+class PlatformMembers(Out):
+    account_id: int
+    at: datetime
+    source: str | None = Field(description="sync, attestation, or null when nothing was known by then.")
+    seen_from: datetime | None = Field(description="When a sync first saw this set (or when it was attested).")
+    seen_until: datetime | None = Field(description="The last sync that still saw it.")
+    members: list[PlatformMemberOut]
+
+
+class MembersQuery(Strict):
+    at: AwareDatetime | None = Field(None, description="The moment asked about (with a time zone); now when absent.")
+
+
+@bp.get("/accounts/<int:account_id>/platform-members")
+@endpoint(operation_id="getAccountPlatformMembers", permission_name="accounts.read", scope="accounts:read", tags=TAG,
+          query=MembersQuery, responses={200: PlatformMembers, 404: None})
+def account_platform_members(account_id: int) -> Response:
+    """Who held a role on the account on the platform at a moment, as the syncs saw it (or the owner attested it):
+    "who was admin of this Page on 3 March"."""
+    args = query_of(MembersQuery)
+    account = get_session().get(Account, account_id)
+    if account is None or not accounts.can_see_account(current_user, account):
+        raise NotFoundError("No such account.")
+    found = history.members_at(get_session(), account, args.at)
+    return answer(PlatformMembers(account_id=found.account_id, at=found.at, source=found.source,
+                                  seen_from=found.seen_from, seen_until=found.seen_until,
+                                  members=[PlatformMemberOut(**m) for m in found.members]))

@@ -19,10 +19,13 @@ from sqlalchemy.orm import Session
 from govern import audit
 from govern.accounts.models import ROLE_CODES, Account
 from govern.auth.models import User
+from govern.auth.users import active_users_with_roles
 from govern.connectors.connections import may_manage
 from govern.connectors.models import ATTESTED_PLATFORMS, Attestation
 from govern.db import utcnow
 from govern.errors import ForbiddenError, InvalidError
+from govern.notifications import services as notifications
+from govern.notifications.models import Notification
 
 MAX_MEMBERS = 200
 MAX_SCREENSHOT = 5 * 1024 * 1024
@@ -32,6 +35,8 @@ IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 MAX_NOTE = 2000
 #: How often an owner attests (the schedule): an older attestation is due again.
 ATTEST_EVERY_DAYS = 90
+#: An owner whose attestation is due is reminded again after this many days, until they attest.
+REMIND_EVERY_DAYS = 7
 
 
 def parse_members(text: str) -> list[dict[str, object]]:
@@ -116,3 +121,34 @@ def due_attestations(session: Session, now: datetime | None = None) -> list[Acco
     latest = latest_attestations(session, [a.id for a in accounts])
     cutoff = (now or utcnow()) - timedelta(days=ATTEST_EVERY_DAYS)
     return [a for a in accounts if a.id not in latest or latest[a.id].attested_at < cutoff]
+
+
+def remind_due(session: Session, now: datetime | None = None) -> int:
+    """Remind each due account's owner (IT when it has none) to attest; at most once a week per account.
+
+    Returns how many accounts were reminded. Reads the recent reminders once, not per account."""
+    moment = now or utcnow()
+    due = due_attestations(session, moment)
+    if not due:
+        return 0
+    since = moment - timedelta(days=REMIND_EVERY_DAYS)
+    reminded = set(session.scalars(select(Notification.link).where(
+        Notification.kind == "connectors.attest_due", Notification.created_at >= since)))
+    owners = {u.person_id: u for u in session.scalars(select(User).where(
+        User.person_id.in_({a.business_owner_id for a in due if a.business_owner_id is not None}),
+        User.is_active.is_(True)))}
+    it = None
+    count = 0
+    for account in due:
+        link = f"/connectors/accounts/{account.id}"
+        if link in reminded:
+            continue
+        owner = owners.get(account.business_owner_id) if account.business_owner_id is not None else None
+        if owner is None and it is None:
+            it = list(active_users_with_roles(session, ["it"]))
+        notifications.notify(session, kind="connectors.attest_due", users=[owner] if owner is not None else it or [],
+                             link=link, title=f"Attest who manages {account.display_name}",
+                             body=f"{account.platform_label} has no API govern can read: list the members as you see "
+                                  f"them on the platform (every {ATTEST_EVERY_DAYS} days).")
+        count += 1
+    return count

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,7 @@ from govern import audit
 from govern.accounts.models import Account
 from govern.audit.services import Actor
 from govern.auth.models import User
+from govern.auth.users import active_users_with_roles
 from govern.connectors.clients.base import ConnectorError, HttpBase
 from govern.connectors.clients.linkedin import LinkedInClient
 from govern.connectors.clients.meta import MetaClient
@@ -33,6 +34,7 @@ from govern.connectors.models import (
 from govern.crypto.keyring import Keyring
 from govern.directory.models import Person
 from govern.errors import ConflictError, ForbiddenError, InvalidError, get_or_raise
+from govern.notifications import services as notifications
 from govern.vault.access import decrypt_version
 from govern.vault.models import Secret, SecretVersion
 
@@ -189,8 +191,32 @@ def link_identity(session: Session, *, actor: User, person: Person, platform: st
     except IntegrityError:
         raise ConflictError("This platform identity is linked to someone already.") from None
     audit.record(session, "connectors.identity_linked", actor=actor, target_type="person", target_id=person.id,
-                 details={"platform": platform, "external_id": external_id})
+                 details={"platform": platform, "external_id": external_id, "by_the_person": not may_manage(actor)})
+    if not may_manage(actor):
+        # A link decides whom a platform member counts as: IT sees every one a person made for themselves.
+        notifications.notify(session, kind="connectors.identity", users=active_users_with_roles(session, ["it"]),
+                             link=f"/people/{person.id}",
+                             title=f"{person.full_name} linked their {platform} identity {external_id}",
+                             body="Check that it is theirs; unlink it from their page if not.")
     return row
+
+
+def unlink_identity(session: Session, *, actor: User, identity: PlatformIdentity) -> None:
+    """Undo a wrong link (IT or an admin); the member is unmatched again at the next drift."""
+    if not may_manage(actor):
+        raise ForbiddenError("Only IT or an admin can unlink a platform identity.")
+    details = {"platform": identity.platform, "external_id": identity.external_id}
+    person_id = identity.person_id
+    session.delete(identity)
+    session.flush()
+    audit.record(session, "connectors.identity_unlinked", actor=actor, target_type="person", target_id=person_id,
+                 details=details)
+
+
+def identities_of(session: Session, person_id: int) -> list[PlatformIdentity]:
+    """The platform identities linked to a person."""
+    return list(session.scalars(select(PlatformIdentity).where(PlatformIdentity.person_id == person_id)
+                                .order_by(PlatformIdentity.platform, PlatformIdentity.id)))
 
 
 def connected_accounts(session: Session, account_id: int | None = None) -> list[ConnectedAccount]:
@@ -208,3 +234,9 @@ def connected_labels(session: Session, account_ids: set[int]) -> dict[int, str]:
     rows = session.execute(select(ConnectedAccount.account_id, Connection.platform).join(
         Connection, Connection.id == ConnectedAccount.connection_id).where(ConnectedAccount.account_id.in_(account_ids)))
     return {account_id: CONNECTOR_LABELS[platform] for account_id, platform in rows}
+
+
+def covered_counts(session: Session) -> dict[int, int]:
+    """Connection id -> how many accounts it covers, in one query."""
+    return {cid: n for cid, n in session.execute(select(ConnectedAccount.connection_id, func.count())
+                                                 .group_by(ConnectedAccount.connection_id))}

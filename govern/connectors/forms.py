@@ -31,6 +31,13 @@ class IdentityForm(FlaskForm):
     external_id = StringField("Id on the platform (e.g. urn:li:person:…)", validators=[DataRequired(), Length(max=200)])
 
 
+class OwnIdentityForm(FlaskForm):
+    platform = SelectField("Platform", choices=[("linkedin", "LinkedIn"), ("meta", "Meta (Facebook, Instagram)"),
+                                                ("tiktok", "TikTok"), ("youtube", "YouTube"), ("x", "X")])
+    external_id = StringField("Your id on the platform (LinkedIn: urn:li:person:…)",
+                              validators=[DataRequired(), Length(max=200)])
+
+
 class AttestForm(FlaskForm):
     members = TextAreaField("Members as you see them on the platform: one a line, \"email or id, role\"",
                             validators=[Optional(), Length(max=20000)])

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -36,6 +37,8 @@ from govern.notifications import services as notifications
 #: connection: a crash redoes at most this many; writing the progress after every account made a run
 #: of n accounts encode n progress records of up to n entries.
 CHECKPOINT_EVERY = 25
+#: The critical drift items a run keeps for the IT dashboard (the drift report has them all).
+CRITICAL_KEPT = 20
 
 
 def _noop() -> None:
@@ -71,6 +74,27 @@ def snapshot_at(session: Session, account_id: int, when: datetime) -> MemberSnap
     return session.scalar(select(MemberSnapshot).where(MemberSnapshot.account_id == account_id,
                                                        MemberSnapshot.taken_at <= when)
                           .order_by(MemberSnapshot.taken_at.desc(), MemberSnapshot.id.desc()).limit(1))
+
+
+def snapshot_history(session: Session, account_id: int, limit: int = 20) -> list[tuple[int, datetime, datetime, int]]:
+    """The account's newest member-set changes: (snapshot id, taken_at, last_seen_at, member count), newest first.
+
+    Reads the ids and times only; the counts come from the JSON of at most ``limit`` rows."""
+    rows = session.execute(select(MemberSnapshot.id, MemberSnapshot.taken_at, MemberSnapshot.last_seen_at,
+                                  MemberSnapshot.members_json).where(MemberSnapshot.account_id == account_id)
+                           .order_by(MemberSnapshot.taken_at.desc(), MemberSnapshot.id.desc()).limit(limit))
+    return [(sid, taken, seen, len(json.loads(members or "[]"))) for sid, taken, seen, members in rows]
+
+
+def latest_seen(session: Session, account_ids: list[int]) -> dict[int, tuple[datetime, int]]:
+    """Account id -> (last seen by a sync, member count) of its newest snapshot, for a page of accounts."""
+    if not account_ids:
+        return {}
+    newest = select(func.max(MemberSnapshot.id)).where(MemberSnapshot.account_id.in_(account_ids)) \
+        .group_by(MemberSnapshot.account_id)
+    return {aid: (seen, len(json.loads(members or "[]"))) for aid, seen, members in session.execute(
+        select(MemberSnapshot.account_id, MemberSnapshot.last_seen_at, MemberSnapshot.members_json)
+        .where(MemberSnapshot.id.in_(newest)))}
 
 
 def latest_digests(session: Session, account_ids: list[int]) -> dict[int, tuple[int, str]]:
@@ -197,7 +221,10 @@ def run_sync(session: Session, *, actor: Actor | None, settings: Settings, trigg
         checkpoint()
     items = company_drift(session)
     # The home page reads this count from the run instead of computing the whole drift on each view.
-    progress["drift"] = {"total": len(items), "critical": sum(1 for i in items if i.severity == "critical")}
+    critical = [i for i in items if i.severity == "critical"]
+    progress["drift"] = {"total": len(items), "critical": len(critical),
+                         "critical_items": [{"account_id": i.account_id, "account_name": i.account_name,
+                                             "sentence": i.sentence} for i in critical[:CRITICAL_KEPT]]}
     run.progress_json = json.dumps(progress)
     run.status = "done" if not progress["failed"] else ("partial" if progress["done"] else "failed")
     run.finished_at = utcnow()
@@ -216,11 +243,40 @@ def sync_one(session: Session, *, settings: Settings, covered: ConnectedAccount,
     return members
 
 
-def drift_summary(session: Session) -> dict[str, int]:
-    """The drift count the last finished sync run left ({"total", "critical"}); empty before any."""
+def drift_summary(session: Session) -> dict[str, Any]:
+    """The drift the last finished sync run left ({"total", "critical", "critical_items"}); empty before any."""
     run = session.scalar(select(SyncRun).where(SyncRun.status != "running").order_by(SyncRun.id.desc()).limit(1))
-    summary: dict[str, int] = run.progress.get("drift", {}) if run is not None else {}
+    summary: dict[str, Any] = run.progress.get("drift", {}) if run is not None else {}
     return summary
+
+
+@dataclass(frozen=True)
+class DriftPoint:
+    """The drift the last finished sync of one day left."""
+
+    day: date
+    total: int
+    critical: int
+
+
+def drift_history(session: Session, *, days: int = 14, now: datetime | None = None) -> list[DriftPoint]:
+    """The drift count of the last finished sync of each of the last ``days`` days that had one, oldest first.
+
+    The runs' times are read first (no progress JSON), then the progress of at most ``days`` runs."""
+    since = (now or utcnow()) - timedelta(days=days)
+    last_of_day: dict[date, int] = {}
+    for run_id, started in session.execute(select(SyncRun.id, SyncRun.started_at).where(
+            SyncRun.status != "running", SyncRun.started_at >= since).order_by(SyncRun.id)):
+        last_of_day[started.date()] = run_id
+    if not last_of_day:
+        return []
+    progress: dict[int, str] = {run_id: text for run_id, text in session.execute(
+        select(SyncRun.id, SyncRun.progress_json).where(SyncRun.id.in_(last_of_day.values())))}
+    points = []
+    for day, run_id in sorted(last_of_day.items()):
+        counted = json.loads(progress.get(run_id) or "{}").get("drift") or {}
+        points.append(DriftPoint(day, int(counted.get("total") or 0), int(counted.get("critical") or 0)))
+    return points
 
 
 def latest_runs(session: Session, limit: int = 10) -> list[SyncRun]:

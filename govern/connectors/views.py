@@ -3,6 +3,7 @@ what the platform says, removal on the platform, and attestations of accounts wi
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from govern.accounts.models import Account
 from govern.accounts.services import can_see_account
 from govern.connectors import attestations, connections, drift, removal, sync
-from govern.connectors.forms import AttestForm, ConnectionForm, CoverForm, IdentityForm
+from govern.connectors.forms import AttestForm, ConnectionForm, CoverForm, IdentityForm, OwnIdentityForm
 from govern.connectors.models import (
     ATTESTED_PLATFORMS,
     COVERS,
@@ -27,10 +28,12 @@ from govern.db import get_session
 from govern.directory.models import Person
 from govern.errors import InvalidError, NotFoundError, get_or_raise
 from govern.grants.models import PlatformRemoval
+from govern.paging import count_of, page_of, read_page
 from govern.vault.models import Secret
-from govern.web import act, ensure_visible, permission, safe_next, success
+from govern.web import STAFF, act, end_of_local_day, ensure_visible, page_arg, permission, safe_next, success, to_local
 
 bp = Blueprint("connectors", __name__, url_prefix="/connectors")
+PER_PAGE = 100
 
 
 def _screenshots() -> Path:
@@ -74,19 +77,36 @@ def _forms() -> tuple[ConnectionForm, CoverForm, IdentityForm]:
 def index() -> str:
     db = get_session()
     rows = list(db.scalars(select(Connection).order_by(Connection.platform, Connection.name)))
-    covered = connections.connected_accounts(db)
-    items = drift.company_drift(db)
     form, cover, identity = _forms()
     due = attestations.due_attestations(db)
-    return render_template("connectors/index.html", connections=rows, covered=covered, runs=sync.latest_runs(db),
-                           items=items, form=form, cover=cover, identity=identity, due=due)
+    # The drift as the last sync left it: computing the whole company's on each view is too slow (docs/performance.md).
+    return render_template("connectors/index.html", connections=rows, counts=connections.covered_counts(db),
+                           runs=sync.latest_runs(db), summary=sync.drift_summary(db), form=form, cover=cover,
+                           identity=identity, due=due)
+
+
+@bp.route("/connections/<int:connection_id>")
+@permission("connectors.read")
+def connection(connection_id: int) -> str:
+    db = get_session()
+    row = connections.get_connection(db, connection_id)
+    query = select(ConnectedAccount).join(Account, Account.id == ConnectedAccount.account_id).where(
+        ConnectedAccount.connection_id == row.id)
+    listing = read_page(db, query.order_by(Account.display_name, ConnectedAccount.id), page_arg(), PER_PAGE,
+                        count=count_of(query), scalars=True, unique=True)
+    seen = sync.latest_seen(db, [c.account_id for c in listing.items])
+    return render_template("connectors/connection.html", connection=row, listing=listing, seen=seen)
 
 
 @bp.route("/drift")
 @permission("connectors.read")
 def company_drift() -> str:
-    items = drift.company_drift(get_session())
-    return render_template("connectors/drift.html", items=items)
+    everything = drift.company_drift(get_session())
+    kind = request.args.get("kind") if request.args.get("kind") in drift.KIND_LABELS else None
+    severity = request.args.get("severity") if request.args.get("severity") in drift.SEVERITY_ORDER else None
+    items = [i for i in everything if (kind is None or i.kind == kind) and (severity is None or i.severity == severity)]
+    return render_template("connectors/drift.html", listing=page_of(items, page_arg(), PER_PAGE), total=len(everything),
+                           kind=kind, severity=severity, kinds=drift.KIND_LABELS, severities=list(drift.SEVERITY_ORDER))
 
 
 @bp.route("/sync", methods=["POST"])
@@ -169,6 +189,45 @@ def link_identity() -> Any:
                done=lambda row: success("The platform identity is linked.", back))
 
 
+@bp.route("/identities/mine")
+@permission(STAFF)
+def my_identities() -> str:
+    db = get_session()
+    rows = connections.identities_of(db, current_user.person_id) if current_user.person_id else []
+    return render_template("connectors/identities_mine.html", identities=rows, form=OwnIdentityForm())
+
+
+@bp.route("/identities/mine", methods=["POST"])
+@permission(STAFF)
+def link_my_identity() -> Any:
+    db = get_session()
+    form = OwnIdentityForm()
+    back = url_for("connectors.my_identities")
+
+    def change() -> PlatformIdentity:
+        person = db.get(Person, current_user.person_id or 0)
+        if person is None:
+            raise NotFoundError("Your login is not linked to a person in the directory.")
+        return connections.link_identity(db, actor=current_user, person=person, platform=form.platform.data or "",
+                                         external_id=form.external_id.data or "")
+
+    return act(change, back=back, valid=form.validate_on_submit(), refused="Choose the platform and give your id.",
+               done=lambda row: success("Your platform identity is linked.", back))
+
+
+@bp.route("/identities/<int:identity_id>/unlink", methods=["POST"])
+@permission("connectors.manage")
+def unlink_identity(identity_id: int) -> Any:
+    db = get_session()
+    row = get_or_raise(db, PlatformIdentity, identity_id, "No such platform identity.")
+    back = url_for("directory.detail", person_id=row.person_id)
+
+    def change() -> None:
+        connections.unlink_identity(db, actor=current_user, identity=row)
+
+    return act(change, back=back, done=lambda _: success("The platform identity is unlinked.", back))
+
+
 @bp.route("/accounts/<int:account_id>")
 @permission("accounts.read")
 def account(account_id: int) -> str:
@@ -178,13 +237,40 @@ def account(account_id: int) -> str:
     ensure_visible(row is not None and can_see_account(current_user, row))
     assert row is not None
     covered = removal.covered_account(db, account_id)
-    snapshot = sync.latest_snapshot(db, account_id)
+    asked, at_error = _asked_day()
+    if asked is not None:
+        # "Who held it on 3 March": the set seen last on or before the end of that day, in the reader's zone.
+        end_of_day = end_of_local_day(asked)
+        assert end_of_day is not None
+        snapshot = sync.snapshot_at(db, account_id, end_of_day)
+    else:
+        snapshot = sync.latest_snapshot(db, account_id)
     latest = attestations.latest_attestations(db, [account_id]).get(account_id)
     open_removals = list(db.scalars(select(PlatformRemoval).where(
         PlatformRemoval.account_id == account_id, PlatformRemoval.confirmed_at.is_(None)).order_by(PlatformRemoval.id)).unique())
     return render_template("connectors/account.html", account=row, covered=covered, snapshot=snapshot,
                            items=drift.account_drift(db, account_id), attestation=latest, removals=open_removals,
-                           attested=row.platform in ATTESTED_PLATFORMS, form=AttestForm())
+                           attested=row.platform in ATTESTED_PLATFORMS, form=AttestForm(), asked=asked,
+                           at_error=at_error, history=_history(db, account_id) if covered else [])
+
+
+def _history(db: Any, account_id: int) -> list[dict[str, Any]]:
+    rows = []
+    for _, taken, seen, count in sync.snapshot_history(db, account_id):
+        local = to_local(taken)
+        rows.append({"taken": taken, "seen": seen, "count": count, "day": local.date().isoformat() if local else ""})
+    return rows
+
+
+def _asked_day() -> tuple[date | None, str | None]:
+    """The day of ``?at=YYYY-MM-DD`` (None when absent), or an error sentence for a bad one."""
+    text = (request.args.get("at") or "").strip()
+    if not text:
+        return None, None
+    try:
+        return date.fromisoformat(text), None
+    except ValueError:
+        return None, "Give the day as YYYY-MM-DD, for example 2026-03-03."
 
 
 @bp.route("/removals/<int:removal_id>/remove", methods=["POST"])

@@ -30,6 +30,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern import audit
+from govern.connectors.connections import identities_of
 from govern.csvexport import csv_chunks
 from govern.db import get_session
 from govern.directory import import_columns, import_mappings, import_parse, import_plan, services
@@ -40,7 +41,7 @@ from govern.offboarding import lifecycle
 from govern.offboarding.reading import offboardings_of, progress_of
 from govern.offboarding.settings import settings_from as offboarding_settings
 from govern.vault.listing import exposures
-from govern.web import form_errors, page_arg, permission
+from govern.web import form_errors, may, page_arg, permission
 
 bp = Blueprint("directory", __name__, url_prefix="/people")
 
@@ -135,7 +136,8 @@ def detail(person_id: int) -> str:
     return render_template("directory/detail.html", person=person, record=record, statuses=STATUS_LABELS,
                            offboardings=offboardings,
                            offboarding_progress=progress_of(db, [o.id for o in offboardings]),
-                           exposures=seen, exposure_total=seen_total)
+                           exposures=seen, exposure_total=seen_total,
+                           identities=identities_of(db, person.id) if may(current_user, "connectors.read") else [])
 
 
 def _input_from(form: PersonForm) -> services.PersonInput:

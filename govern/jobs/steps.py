@@ -22,6 +22,7 @@ from govern.api import housekeeping as api_housekeeping
 from govern.audit.services import record_keying, write_checkpoint
 from govern.auth.sessions import purge_stale_sessions
 from govern.backup import schedule as backups
+from govern.connectors import attestations as connector_attestations
 from govern.connectors import removal as connector_removal
 from govern.connectors import sync as connector_sync
 from govern.connectors.connections import Settings as ConnectorSettings
@@ -158,9 +159,11 @@ def sync_connectors(session: Session, context: JobContext) -> Mapping[str, int]:
                                   now=context.now)
     removed = connector_removal.remove_automatically(session, settings=settings)
     session.commit()
+    reminded = connector_attestations.remind_due(session, now=context.now)
+    session.commit()
     progress = run.progress
     return {"accounts": len(progress.get("done", {})), "failed": len(progress.get("failed", {})),
-            "requests": run.requests, **removed}
+            "requests": run.requests, "attestations_reminded": reminded, **removed}
 
 
 def _audit_keys() -> Any:

@@ -74,3 +74,14 @@ def compliance_chart(months: Sequence[MonthCompliance]) -> Chart:
                         "–" if pct is None else f"{pct:.0f}%", css))
     grid = [(HEIGHT - BOTTOM - v * scale, f"{v}%") for v in (0, 50, 100)]
     return Chart("Rotation compliance, last 12 months", WIDTH, HEIGHT, bars, grid, HEIGHT - BOTTOM)
+
+
+def count_chart(title: str, points: Sequence[tuple[str, int, str]]) -> Chart:
+    """Bars of a count per point (label, value, CSS class), e.g. the drift at each day's last sync."""
+    peak = max([value for _, value, _ in points] + [1])
+    scale = _scale(peak)
+    slot = (WIDTH - LEFT - 8) / max(1, len(points))
+    bars = [Bar(LEFT + i * slot + 4, HEIGHT - BOTTOM - value * scale, slot - 8, value * scale, label, str(value), css)
+            for i, (label, value, css) in enumerate(points)]
+    grid = [(HEIGHT - BOTTOM - v * scale, str(v)) for v in sorted({0, peak // 2, peak})]
+    return Chart(title, WIDTH, HEIGHT, bars, grid, HEIGHT - BOTTOM)

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from govern.accounts.models import Account
 from govern.auth import once
+from govern.connectors.sync import drift_history, drift_summary
 from govern.db import get_session, utcnow
 from govern.errors import ConflictError, GovernError, InvalidError
 from govern.incidents.services import open_incidents
@@ -67,10 +68,19 @@ def dashboard() -> str:
         "rotation/dashboard.html", counts=board.counts_by_platform(rows), queue=queue, reasons=REASON_LABELS,
         age_chart=charts.age_chart(board.age_distribution(rows, now=now)),
         compliance_chart=charts.compliance_chart(board.compliance_history(db, rows, now=now)),
-        incidents=open_incidents(db), now=now,
+        incidents=open_incidents(db), now=now, drift=drift_summary(db), drift_chart=_drift_chart(db, now),
         totals={"due": sum(1 for r in rows if r.state == "due"), "overdue": sum(1 for r in rows if r.state == "overdue"),
                 "rotate_now": sum(1 for r in rows if r.rotate_now), "all": len(rows)},
     )
+
+
+def _drift_chart(db: Any, now: Any) -> charts.Chart | None:
+    points = drift_history(db, now=now)
+    if not points:
+        return None
+    return charts.count_chart("Drift between the platforms and govern, last sync of each day", [
+        (p.day.strftime("%d %b"), p.total, "bar bar-overdue" if p.critical else "bar bar-due" if p.total else "bar bar-fine")
+        for p in points])
 
 
 @bp.route("/secrets")
