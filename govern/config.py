@@ -173,6 +173,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "LINKEDIN_API_URL": (_env("LINKEDIN_API_URL") or "https://api.linkedin.com").rstrip("/"),
         "LINKEDIN_VERSION": (_env("LINKEDIN_VERSION") or "202411").strip(),
         "TIKTOK_API_URL": (_env("TIKTOK_API_URL") or "https://business-api.tiktok.com").rstrip("/"),
+        # How long the "Sync now" button reads before it leaves the rest to the next jobs run (under the worker timeout).
+        "CONNECTORS_WEB_SYNC_SECONDS": _int("CONNECTORS_WEB_SYNC_SECONDS", 20, minimum=1),
         "REQUIRE_CURRENT_SCHEMA": True,
         "ORGANISATION_NAME": _env("ORGANISATION_NAME"),
         # The zone pages show times in for users who chose none (an IANA name such as Europe/Paris).

@@ -37,8 +37,11 @@ def sync_command(account: str | None) -> None:
             if row is None:
                 raise click.ClickException(f"No such account: {account}")
             account_id = row.id
-        run = sync.run_sync(session, actor=None, settings=settings, trigger="cli", account_id=account_id,
-                            checkpoint=session.commit)
+        try:
+            run = sync.run_sync(session, actor=None, settings=settings, trigger="cli", account_id=account_id,
+                                checkpoint=session.commit)
+        except sync.SyncBusy as exc:
+            raise click.ClickException(str(exc)) from None
         progress = run.progress
     click.echo(f"sync run #{run.id}: {run.status}; {len(progress['done'])} account(s) read, "
                f"{len(progress['failed'])} failed, {run.requests} request(s)")

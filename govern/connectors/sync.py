@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -37,6 +38,9 @@ from govern.notifications import services as notifications
 #: connection: a crash redoes at most this many; writing the progress after every account made a run
 #: of n accounts encode n progress records of up to n entries.
 CHECKPOINT_EVERY = 25
+#: How long a run being carried on is held by its process without a checkpoint (a process that died
+#: leaves it free after this long).
+LEASE_SECONDS = 300
 #: The critical drift items a run keeps for the IT dashboard (the drift report has them all).
 CRITICAL_KEPT = 20
 
@@ -157,23 +161,57 @@ def alert_drift(session: Session, account: Account, items: list[DriftItem]) -> N
                           "person_ids": [i.person_id for i in items if i.person_id is not None]})
 
 
+def _never() -> bool:
+    return False
+
+
+class SyncBusy(Exception):
+    """Another process is carrying the run on right now (its lease has not run out)."""
+
+
 def _resumable(session: Session) -> SyncRun | None:
-    return session.scalar(select(SyncRun).where(SyncRun.status == "running").order_by(SyncRun.id.desc()).limit(1))
+    # FOR UPDATE: two processes resuming at once read the lease one after the other (SQLite's writers are
+    # serialised by BEGIN IMMEDIATE already).
+    return session.scalar(select(SyncRun).where(SyncRun.status == "running").order_by(SyncRun.id.desc()).limit(1)
+                          .with_for_update())
+
+
+def _lease(progress: dict[str, Any], holder: str) -> None:
+    progress["lease"] = {"holder": holder, "until": (utcnow() + timedelta(seconds=LEASE_SECONDS)).isoformat()}
+
+
+def _leased_by_another(progress: dict[str, Any], holder: str) -> bool:
+    lease = progress.get("lease") or {}
+    if not lease or lease.get("holder") == holder:
+        return False
+    return datetime.fromisoformat(str(lease["until"])) > utcnow()
 
 
 def run_sync(session: Session, *, actor: Actor | None, settings: Settings, trigger: str, account_id: int | None = None,
-             checkpoint: Callable[[], None] = _noop, now: datetime | None = None) -> SyncRun:
+             checkpoint: Callable[[], None] = _noop, now: datetime | None = None,
+             should_stop: Callable[[], bool] = _never) -> SyncRun:
     """Sync every connected account (or one); continue a run that died. ``checkpoint`` (the caller's commit)
-    runs after each account, so the progress survives a crash."""
+    runs after every few accounts, so the progress survives a crash. When ``should_stop()`` turns true the run
+    stops at the next account, keeps its progress and stays "running": the next run carries it on.
+
+    A run being carried on holds a lease (renewed at each checkpoint); another process that finds it held
+    gets SyncBusy instead of reading the same accounts a second time. A lease left by a process that died
+    runs out after LEASE_SECONDS."""
+    holder = secrets.token_hex(8)
     run = _resumable(session) if account_id is None else None
+    if run is not None and _leased_by_another(run.progress, holder):
+        session.rollback()
+        raise SyncBusy(f"Sync run #{run.id} is being carried on by another process; try again in a few minutes.")
     if run is None:
         ids = [c.account_id for c in connected_accounts(session, account_id)]
         run = SyncRun(trigger=trigger, started_by_id=getattr(actor, "id", None), started_at=now or utcnow(),
                       progress_json=json.dumps({"accounts": ids, "done": {}, "failed": {}}))
         session.add(run)
-        session.flush()
-        checkpoint()
     progress = run.progress
+    _lease(progress, holder)
+    run.progress_json = json.dumps(progress)
+    session.flush()
+    checkpoint()
     finished = set(progress["done"]) | set(progress["failed"])
     todo = [i for i in progress["accounts"] if str(i) not in finished]
     covered = {c.account_id: c for c in connected_accounts(session)} if todo else {}
@@ -183,6 +221,7 @@ def run_sync(session: Session, *, actor: Actor | None, settings: Settings, trigg
             by_connection.setdefault(covered[aid].connection_id, []).append(covered[aid])
         else:
             progress["failed"][str(aid)] = "The account is no longer connected."
+    stopped = False
     for rows in by_connection.values():
         connection = rows[0].connection
         try:
@@ -196,6 +235,9 @@ def run_sync(session: Session, *, actor: Actor | None, settings: Settings, trigg
         known = latest_digests(session, [row.account_id for row in rows])
         with client:
             for number, row in enumerate(rows, start=1):
+                if should_stop():
+                    stopped = True
+                    break
                 if given_up is not None:  # the platform is down, throttling us or refusing the token: ask no more
                     progress["failed"][str(row.account_id)] = given_up
                     continue
@@ -212,13 +254,24 @@ def run_sync(session: Session, *, actor: Actor | None, settings: Settings, trigg
                         given_up = exc.message
                 run.requests += client.requests - sent
                 if number % CHECKPOINT_EVERY == 0:
+                    _lease(progress, holder)
                     run.progress_json = json.dumps(progress)
                     session.flush()
                     checkpoint()
         connection.last_synced_at = now or utcnow()
+        _lease(progress, holder)
         run.progress_json = json.dumps(progress)
         session.flush()
         checkpoint()
+        if stopped:
+            break
+    if stopped:
+        progress.pop("lease", None)  # the next run may carry it on at once
+        run.progress_json = json.dumps(progress)
+        session.flush()
+        checkpoint()
+        return run
+    progress.pop("lease", None)
     items = company_drift(session)
     # The home page reads this count from the run instead of computing the whole drift on each view.
     critical = [i for i in items if i.severity == "critical"]

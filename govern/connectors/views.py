@@ -3,6 +3,7 @@ what the platform says, removal on the platform, and attestations of accounts wi
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from govern.accounts.models import Account
 from govern.accounts.services import can_see_account
-from govern.connectors import attestations, connections, drift, removal, sync
+from govern.connectors import attestations, connections, drift, history, removal, sync
 from govern.connectors.forms import AttestForm, ConnectionForm, CoverForm, IdentityForm, OwnIdentityForm
 from govern.connectors.models import (
     ATTESTED_PLATFORMS,
@@ -113,8 +114,20 @@ def company_drift() -> str:
 @permission("connectors.manage")
 def sync_now() -> WerkzeugResponse:
     db = get_session()
-    run = sync.run_sync(db, actor=current_user, settings=_settings(), trigger="web", checkpoint=db.commit)
+    # A page may not wait for thousands of accounts: past the budget the run stops where it is and stays
+    # "running"; the next jobs run (or the next press) carries it on.
+    deadline = time.monotonic() + float(current_app.config.get("CONNECTORS_WEB_SYNC_SECONDS") or 20)
+    try:
+        run = sync.run_sync(db, actor=current_user, settings=_settings(), trigger="web", checkpoint=db.commit,
+                            should_stop=lambda: time.monotonic() > deadline)
+    except sync.SyncBusy as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("connectors.index"))
     progress = run.progress
+    if run.status == "running":
+        flash(f"Sync run #{run.id}: {len(progress['done']) + len(progress['failed'])} of {len(progress['accounts'])} "
+              "account(s) read so far; the next jobs run carries on with the rest (or press Sync now again).", "success")
+        return redirect(url_for("connectors.index"))
     flash(f"Sync run #{run.id}: {len(progress['done'])} account(s) read, {len(progress['failed'])} failed, "
           f"{run.requests} request(s).", "success" if not progress["failed"] else "error")
     for account_id, error in progress["failed"].items():
@@ -238,17 +251,12 @@ def account(account_id: int) -> str:
     assert row is not None
     covered = removal.covered_account(db, account_id)
     asked, at_error = _asked_day()
-    if asked is not None:
-        # "Who held it on 3 March": the set seen last on or before the end of that day, in the reader's zone.
-        end_of_day = end_of_local_day(asked)
-        assert end_of_day is not None
-        snapshot = sync.snapshot_at(db, account_id, end_of_day)
-    else:
-        snapshot = sync.latest_snapshot(db, account_id)
+    # "Who held it on 3 March": the set seen last by the end of that day, in the reader's zone.
+    found = history.members_at(db, row, end_of_local_day(asked) if asked is not None else None)
     latest = attestations.latest_attestations(db, [account_id]).get(account_id)
     open_removals = list(db.scalars(select(PlatformRemoval).where(
         PlatformRemoval.account_id == account_id, PlatformRemoval.confirmed_at.is_(None)).order_by(PlatformRemoval.id)).unique())
-    return render_template("connectors/account.html", account=row, covered=covered, snapshot=snapshot,
+    return render_template("connectors/account.html", account=row, covered=covered, found=found,
                            items=drift.account_drift(db, account_id), attestation=latest, removals=open_removals,
                            attested=row.platform in ATTESTED_PLATFORMS, form=AttestForm(), asked=asked,
                            at_error=at_error, history=_history(db, account_id) if covered else [])

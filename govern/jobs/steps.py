@@ -155,8 +155,11 @@ def sync_connectors(session: Session, context: JobContext) -> Mapping[str, int]:
     the removals an admin allowed to run automatically. Commits after each account."""
     keyring = current_app.extensions.get("govern.keyring") if has_app_context() else None
     settings = ConnectorSettings.from_config(context.config, keyring)
-    run = connector_sync.run_sync(session, actor=None, settings=settings, trigger="job", checkpoint=session.commit,
-                                  now=context.now)
+    try:
+        run = connector_sync.run_sync(session, actor=None, settings=settings, trigger="job", checkpoint=session.commit,
+                                      now=context.now, should_stop=context.should_stop)
+    except connector_sync.SyncBusy:
+        return {"busy": 1}
     removed = connector_removal.remove_automatically(session, settings=settings)
     session.commit()
     reminded = connector_attestations.remind_due(session, now=context.now)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from govern.connectors.models import MemberSnapshot, SyncRun
 from govern.db import utcnow
 from govern.notifications.models import Notification
 from tests.connectors.fakeplatforms import Platforms
+from tests.factories import csrf_token, login
 
 
 def count(db: Any, model: Any) -> int:
@@ -99,6 +102,15 @@ def test_a_run_that_dies_half_way_is_continued(db: Any, world: Any, settings: Se
     db.rollback()
     died = db.scalar(select(SyncRun))
     assert died.status == "running" and list(died.progress["done"]) == [str(world.page.id)]
+    # The dead process's lease holds the run for a while: another process does not read the same accounts twice.
+    with pytest.raises(sync.SyncBusy):
+        sync.run_sync(db, actor=None, settings=settings, trigger="job", checkpoint=db.commit)
+    died = db.scalar(select(SyncRun))
+    lease = died.progress["lease"]
+    assert lease["until"] > utcnow().isoformat()
+    # LEASE_SECONDS later it has run out.
+    died.progress_json = json.dumps({**died.progress, "lease": {**lease, "until": (utcnow() - timedelta(seconds=1)).isoformat()}})
+    db.commit()
     platforms.requests.clear()
     run = sync.run_sync(db, actor=None, settings=settings, trigger="job", checkpoint=db.commit)
     assert run.id == died.id and run.status == "done"
@@ -152,3 +164,35 @@ def test_the_jobs_step_syncs_and_removes_where_allowed(app: Any, db: Any, world:
         counts = sync_connectors(db, JobContext(now=utcnow(), config=app.config))
     assert counts["accounts"] == 3 and counts["failed"] == 0 and counts["removed"] == 1 and counts["requests"] > 0
     assert "100" not in platforms.pages["p1"]
+
+
+def test_a_run_told_to_stop_keeps_its_progress_and_the_next_carries_on(db: Any, world: Any, settings: Settings,
+                                                                       platforms: Platforms,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sync, "CHECKPOINT_EVERY", 1)
+    asked = iter([False, True])  # read one account, then the budget is spent
+    run = sync.run_sync(db, actor=None, settings=settings, trigger="web", checkpoint=db.commit,
+                        should_stop=lambda: next(asked, True))
+    assert run.status == "running" and run.finished_at is None and len(run.progress["done"]) == 1
+    assert "lease" not in run.progress  # stopped on purpose: free for the next run at once
+    platforms.requests.clear()
+    carried = sync.run_sync(db, actor=None, settings=settings, trigger="job", checkpoint=db.commit)
+    assert carried.id == run.id and carried.status == "done" and len(carried.progress["done"]) == 3
+    assert "lease" not in carried.progress and carried.progress["drift"]["total"] >= 1
+
+
+def test_the_sync_button_stops_at_its_time_budget(app: Any, db: Any, world: Any, client: Any) -> None:
+    app.config["CONNECTORS_WEB_SYNC_SECONDS"] = 1
+    login(client, db, world.users["it"])
+    token = csrf_token(client, "/connectors/")
+    # The view's clock: the deadline is taken at 0 s; the first account is read at 0 s, the next at 5 s.
+    clock = iter([0.0, 0.0, 5.0])
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr("govern.connectors.views.time", SimpleNamespace(monotonic=lambda: next(clock, 9.0)))
+    try:
+        answer = client.post("/connectors/sync", data={"csrf_token": token}, follow_redirects=True)
+    finally:
+        monkey.undo()
+    assert answer.status_code == 200 and "the next jobs run carries on with the rest" in answer.text
+    run = db.scalar(select(SyncRun))
+    assert run.status == "running" and 0 < len(run.progress["done"]) < 3
