@@ -171,7 +171,9 @@ class SyncBusy(Exception):
 
 def _resumable(session: Session) -> SyncRun | None:
     # FOR UPDATE: two processes resuming at once read the lease one after the other (SQLite's writers are
-    # serialised by BEGIN IMMEDIATE already).
+    # serialised by BEGIN IMMEDIATE already). The audit head first, as every audited writer takes it: one lock
+    # order, so a claim cannot deadlock with a request that audits and then reads the run.
+    audit.lock_chain_head(session)
     return session.scalar(select(SyncRun).where(SyncRun.status == "running").order_by(SyncRun.id.desc()).limit(1)
                           .with_for_update())
 
