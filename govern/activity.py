@@ -150,6 +150,7 @@ SENTENCES: dict[str, str] = {
     "connectors.members_changed": "A sync saw the members of the account {target} change ({members} now)",
     "connectors.drift_found": "A sync found access on the account {target} that govern does not manage ({count}); IT and the owner were told",
     "connectors.removed": "{actor} removed someone on the platform of the account {target}; a sync confirmed it",
+    "connectors.unmanaged_removed": "{actor} removed access govern did not manage on the platform of the account {target}; a sync confirmed it",
     "connectors.removal_failed": "{actor} tried to remove someone on the platform of the account {target}; the platform refused",
     "connectors.attested": "{actor} attested the members of the account {target} ({members})",
     # policies

@@ -27,7 +27,7 @@ from govern.connectors.sync import fetch_members, latest_snapshot, store_snapsho
 from govern.db import utcnow
 from govern.errors import ConflictError, ForbiddenError
 from govern.grants import services as grants
-from govern.grants.models import PlatformRemoval
+from govern.grants.models import Grant, PlatformRemoval
 from govern.offboarding import checklist
 from govern.offboarding.models import Offboarding, OffboardingItem
 from govern.offboarding.permissions import may_work_item
@@ -110,6 +110,57 @@ def remove_on_platform(session: Session, *, actor: User | None, settings: Settin
                  details={"person_id": removal.person_id, "platform_removal_id": removal.id, "calls": len(calls)})
     _close(session, actor, removal, evidence)
     return Outcome(True, f"{person_name} was removed on {connection.label}; a sync confirmed it.", evidence)
+
+
+def remove_unmanaged(session: Session, *, actor: User, settings: Settings, account_id: int,
+                     member_id: str) -> Outcome:
+    """Remove on the platform a member govern gives no access to (unmanaged access: someone a colleague added
+    on the platform, a departed person's leftover role, someone govern does not know), then confirm by a sync.
+
+    Refused for a member who holds an active grant: that is managed access, which ends by revoking the grant
+    (whose platform removal follows)."""
+    if not may_manage(actor):
+        raise ForbiddenError("Only IT or an admin can remove unmanaged access on the platform.")
+    covered = covered_account(session, account_id)
+    if covered is None:
+        raise ConflictError("No connection covers this account.")
+    connection = covered.connection
+    name = member_id
+    calls: list[str] = []
+    person_id: int | None = None
+    try:
+        with client_for(session, settings, connection, actor) as client:
+            _read(session, client, covered)  # what the platform says now
+            snapshot = latest_snapshot(session, covered.account_id)
+            row = next((m for m in (snapshot.members if snapshot else []) if str(m["id"]) == member_id), None)
+            if row is None:
+                return Outcome(True, f"{member_id} is no longer listed on {connection.label}: nothing to remove.")
+            person = match_members(session, connection.platform, [row]).get(member_id)
+            name = person.full_name if person is not None else str(row.get("name") or member_id)
+            person_id = person.id if person is not None else None
+            if person is not None and session.scalar(select(Grant.id).where(
+                    Grant.account_id == covered.account_id, Grant.person_id == person.id, Grant.status == "active")):
+                raise ConflictError(f"{name} holds a grant on this account: revoke the grant, and remove them "
+                                    "through its platform removal.")
+            member = Member(id=member_id, name=name, roles=tuple(row.get("roles") or ()), email=row.get("email"))
+            call, answer = _call(client, covered, member)
+            calls.append(f"{call} -> {json.dumps(answer, separators=(',', ':'))[:300]}")
+            _read(session, client, covered)  # the confirming sync
+        snapshot = latest_snapshot(session, covered.account_id)
+        if any(str(m["id"]) == member_id for m in (snapshot.members if snapshot else [])):
+            raise ConnectorError(f"{connection.label} answered, but {name} is still listed on the platform.")
+    except ConnectorError as exc:
+        audit.record(session, "connectors.removal_failed", actor=actor, target_type="account", target_id=account_id,
+                     outcome="failure", details={"member_id": member_id, "person_id": person_id,
+                                                 "error": exc.message, "error_code": exc.code})
+        session.flush()
+        return Outcome(False, f"{connection.label} did not remove {name}: {exc.message}")
+    evidence = (f"Removed on {connection.label} by {actor.email}: " + "; ".join(calls) +
+                f". A sync at {utcnow().isoformat(timespec='seconds')} confirms {name} is no longer listed on "
+                f"{covered.account.display_name}.")
+    audit.record(session, "connectors.unmanaged_removed", actor=actor, target_type="account", target_id=account_id,
+                 details={"member_id": member_id, "member_name": name, "person_id": person_id, "evidence": evidence})
+    return Outcome(True, f"{name} was removed on {connection.label}; a sync confirmed it.", evidence)
 
 
 def _read(session: Session, client: Any, covered: ConnectedAccount) -> None:

@@ -296,6 +296,24 @@ def remove(removal_id: int) -> Any:
                back=back, done=done)
 
 
+@bp.route("/accounts/<int:account_id>/remove-member", methods=["POST"])
+@permission("connectors.manage")
+def remove_member(account_id: int) -> Any:
+    db = get_session()
+    back = url_for("connectors.account", account_id=account_id)
+    member_id = (request.form.get("member_id") or "").strip()[:200]
+
+    def done(outcome: removal.Outcome) -> WerkzeugResponse:
+        flash(outcome.message, "success" if outcome.ok else "error")
+        return redirect(back)
+
+    if not member_id:
+        flash("Choose the member to remove.", "error")
+        return redirect(back)
+    return act(lambda: removal.remove_unmanaged(db, actor=current_user, settings=_settings(), account_id=account_id,
+                                                member_id=member_id), back=back, done=done)
+
+
 @bp.route("/accounts/<int:account_id>/attest", methods=["POST"])
 @permission("connectors.attest")
 def attest(account_id: int) -> Any:

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from govern.audit.models import AuditEvent
 from govern.connectors import connections, removal, sync
 from govern.connectors.connections import Settings
+from govern.errors import ConflictError, ForbiddenError
 from govern.grants.models import PlatformRemoval
 from govern.offboarding.evidence import evidence
 from govern.offboarding.models import OffboardingItem
 from govern.offboarding.scheduling import schedule_offboarding
 from govern.offboarding.settings import Settings as OffboardingSettings
 from tests.connectors.fakeplatforms import Platforms
+from tests.factories import login, post
 
 
 def start_leaving(db: Any, world: Any) -> Any:
@@ -94,3 +97,51 @@ def test_the_accounts_owner_removes_and_the_it_item_still_closes(db: Any, world:
     assert outcome.ok, outcome.message
     done = db.get(OffboardingItem, item.id)
     assert done.status == "done" and done.done_by_id == world.olga.id and "no longer listed" in done.evidence_note
+
+
+def test_it_removes_unmanaged_access_on_the_platform_from_the_account_page(app: Any, db: Any, world: Any, client: Any,
+                                                                           settings: Settings, platforms: Platforms) -> None:
+    """Dora left long ago and was never granted the Page in govern; she still holds ANALYZE on it, and LinkedIn
+    lists a member govern does not know. IT removes both from the drift table."""
+    sync.run_sync(db, actor=None, settings=settings, trigger="job", checkpoint=db.commit)
+    login(client, db, world.users["it"])
+    page = client.get(f"/connectors/accounts/{world.page.id}").text
+    assert "Remove on Meta" in page and 'name="member_id" value="102"' in page
+    assert 'name="member_id" value="100"' not in page  # Lea holds a grant: her access is managed
+    answer = post(client, f"/connectors/accounts/{world.page.id}/remove-member", {"member_id": "102"},
+                  token_page=f"/connectors/accounts/{world.page.id}", follow_redirects=True)
+    assert answer.status_code == 200 and "Dora Departed was removed on Meta; a sync confirmed it." in answer.text
+    assert "102" not in platforms.pages["p1"]
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "connectors.unmanaged_removed"))
+    assert event is not None and '"member_id":"102"' in event.details_json and "DELETE /p1/assigned_users" in event.details_json
+    assert "Dora Departed" not in client.get(f"/connectors/accounts/{world.org.id}").text
+    answer = post(client, f"/connectors/accounts/{world.org.id}/remove-member", {"member_id": "urn:li:person:zed"},
+                  token_page=f"/connectors/accounts/{world.org.id}", follow_redirects=True)
+    assert "urn:li:person:zed was removed on LinkedIn" in answer.text
+    assert {e["roleAssignee"] for e in platforms.orgs["9"] if e["state"] == "APPROVED"} == {"urn:li:person:lea"}
+
+
+def test_unmanaged_removal_refusals(app: Any, db: Any, world: Any, client: Any, settings: Settings,
+                                    platforms: Platforms) -> None:
+    sync.run_sync(db, actor=None, settings=settings, trigger="job", checkpoint=db.commit)
+    # Managed access ends by revoking the grant, not from here.
+    with pytest.raises(ConflictError, match="holds a grant"):
+        removal.remove_unmanaged(db, actor=world.it, settings=settings, account_id=world.page.id, member_id="100")
+    assert "100" in platforms.pages["p1"]
+    # The platform refuses: the drift stays, the error is in plain words and audited.
+    platforms.refuse_removal["p1"] = (400, {"error": {"message": "(#200) The user cannot be removed", "code": 200}})
+    outcome = removal.remove_unmanaged(db, actor=world.it, settings=settings, account_id=world.page.id, member_id="102")
+    db.commit()
+    assert not outcome.ok and "cannot be removed" in outcome.message and "102" in platforms.pages["p1"]
+    assert db.scalar(select(AuditEvent).where(AuditEvent.action == "connectors.removal_failed")) is not None
+    # Someone no longer listed: nothing to do, said so.
+    gone = removal.remove_unmanaged(db, actor=world.it, settings=settings, account_id=world.page.id, member_id="999")
+    assert gone.ok and "no longer listed" in gone.message
+    # Only IT or an admin; a manager (even the owner) is refused, on the page too.
+    with pytest.raises(ForbiddenError):
+        removal.remove_unmanaged(db, actor=world.olga, settings=settings, account_id=world.page.id, member_id="102")
+    login(client, db, world.users["olga"])
+    refused = post(client, f"/connectors/accounts/{world.page.id}/remove-member", {"member_id": "102"},
+                   token_page=f"/connectors/accounts/{world.page.id}")
+    assert refused.status_code in (403, 404)
+    assert "102" in platforms.pages["p1"]
