@@ -17,8 +17,11 @@ from govern.connectors.connections import Settings
 from govern.connectors.models import MemberSnapshot, SyncRun
 from govern.db import utcnow
 from govern.notifications.models import Notification
-from tests.connectors.fakeplatforms import Platforms
+from govern.webhooks import delivery
+from govern.webhooks.subscriptions import SubscriptionInput, create_subscription, webhook_box
+from tests.connectors.fakeplatforms import META_TOKEN, Platforms
 from tests.factories import csrf_token, login
+from tests.webhooks.receiver import Endpoint, start
 
 
 def count(db: Any, model: Any) -> int:
@@ -196,3 +199,22 @@ def test_the_sync_button_stops_at_its_time_budget(app: Any, db: Any, world: Any,
     assert answer.status_code == 200 and "the next jobs run carries on with the rest" in answer.text
     run = db.scalar(select(SyncRun))
     assert run.status == "running" and 0 < len(run.progress["done"]) < 3
+
+
+def test_new_departed_access_reaches_a_drift_found_webhook_without_the_token(app: Any, db: Any, world: Any,
+                                                                             settings: Settings) -> None:
+    box = webhook_box([app.config["SECRET_KEY"]])
+    endpoint = start(Endpoint())
+    try:
+        sub, endpoint.secret = create_subscription(db, actor=None, box=box, allow_plain_loopback=True, data=SubscriptionInput(
+            name="SIEM", url=endpoint.url, format="standard", event_types=("drift.found",)))
+        db.commit()
+        sync.run_sync(db, actor=None, settings=settings, trigger="job", checkpoint=db.commit)
+        result = delivery.deliver_subscription(db, sub.id, box=box, base_url="https://govern.example")
+        assert result.error is None and result.delivered >= 1
+        bodies = endpoint.bodies
+        assert {b["type"] for b in bodies} == {"drift.found"}
+        assert any(b["data"]["target_id"] == str(world.page.id) for b in bodies)
+        assert META_TOKEN not in json.dumps(bodies)
+    finally:
+        endpoint.stop()
