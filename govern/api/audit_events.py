@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from govern.api import cursors
 from govern.api.blueprint import answer_page, bp
-from govern.api.schemas import Out, Paging
+from govern.api.schemas import Moment, Out, Paging
 from govern.api.spec import endpoint, query_of
 from govern.audit.models import AuditEvent
 from govern.audit.services import AuditFilter, filtered_query
@@ -44,8 +44,8 @@ class EventsQuery(Paging):
     actor: str | None = Field(None, max_length=320, description="The actor's email (label), or their user id.")
     target_type: str | None = Field(None, max_length=40)
     target_id: str | None = Field(None, max_length=80)
-    since: AwareDatetime | None = Field(None, description="Events at or after this moment (with a time zone).")
-    until: AwareDatetime | None = Field(None, description="Events before this moment (with a time zone).")
+    since: Moment | None = Field(None, description="Events at or after this moment (with a time zone).")
+    until: Moment | None = Field(None, description="Events before this moment (with a time zone).")
 
     @model_validator(mode="after")
     def _ordered(self) -> EventsQuery:

@@ -6,13 +6,13 @@ from datetime import datetime
 
 from flask import Response
 from flask_login import current_user
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from govern.accounts import services as accounts
 from govern.accounts.models import Account
 from govern.api import cursors
 from govern.api.blueprint import answer, answer_page, bp
-from govern.api.schemas import Out, Paging, Strict
+from govern.api.schemas import Moment, Out, Paging, Strict
 from govern.api.spec import endpoint, query_of
 from govern.connectors import drift, history
 from govern.db import get_session
@@ -100,7 +100,7 @@ class PlatformMembers(Out):
 
 
 class MembersQuery(Strict):
-    at: AwareDatetime | None = Field(None, description="The moment asked about (with a time zone); now when absent.")
+    at: Moment | None = Field(None, description="The moment asked about (with a time zone); now when absent.")
 
 
 @bp.get("/accounts/<int:account_id>/platform-members")

@@ -14,7 +14,7 @@ from govern.accounts.models import Account
 from govern.accounts.services import visible_accounts_clause
 from govern.api import cursors
 from govern.api.blueprint import answer, answer_page, bp, changed, created
-from govern.api.schemas import Id, Out, Paging, Reason, Strict, Text
+from govern.api.schemas import Id, Moment, Out, Paging, Reason, Strict, Text
 from govern.api.spec import Link, body_of, endpoint, query_of
 from govern.db import get_session
 from govern.directory.models import Person
@@ -62,8 +62,8 @@ class GrantCreate(Strict):
     role_code: str = Field(max_length=16)
     reason: Reason
     person_id: Id | None = Field(None, description="Whom to grant it to; leave out to request it for yourself.")
-    starts_at: datetime | None = None
-    expires_at: datetime | None = None
+    starts_at: Moment | None = None
+    expires_at: Moment | None = None
 
 
 class Decision(Strict):

@@ -12,7 +12,7 @@ from sqlalchemy import or_, select
 
 from govern.api import cursors
 from govern.api.blueprint import answer, answer_page, bp, changed, created
-from govern.api.schemas import Id, Out, Paging, Strict, Text
+from govern.api.schemas import Id, Moment, Out, Paging, Strict, Text
 from govern.api.spec import Link, body_of, endpoint, query_of
 from govern.db import get_session
 from govern.directory.models import Person
@@ -82,7 +82,7 @@ class OffboardingsQuery(Paging):
 
 class OffboardingStart(Strict):
     person_id: Id
-    effective_at: datetime | None = Field(None, description="When it takes effect; leave out to offboard now.")
+    effective_at: Moment | None = Field(None, description="When it takes effect, with a time zone; leave out to offboard now.")
     deadline_hours: int | None = Field(None, ge=1, le=24 * 30)
     note: Text | None = None
 

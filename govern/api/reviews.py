@@ -7,14 +7,14 @@ from typing import Annotated, Any, Literal
 
 from flask import Response
 from flask_login import current_user
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 from sqlalchemy import Select, select
 from sqlalchemy.orm import aliased
 
 from govern.accounts.models import PLATFORMS, Account
 from govern.api import cursors
 from govern.api.blueprint import answer, answer_page, bp, changed, created
-from govern.api.schemas import Out, Paging, Strict
+from govern.api.schemas import Moment, Out, Paging, Strict
 from govern.api.spec import Link, body_of, endpoint, query_of
 from govern.db import get_session
 from govern.directory.models import Person
@@ -81,7 +81,7 @@ class CampaignCreate(Strict):
     platform: Platform | None = Field(None, description="The platform of a platform scope.")
     department: Annotated[str, StringConstraints(max_length=reviews.MAX_DEPARTMENT)] | None = Field(
         None, description="The department of a department scope (its people's grants).")
-    due_at: AwareDatetime = Field(description="When reviewers should be done; in the future, with a time zone.")
+    due_at: Moment = Field(description="When reviewers should be done; in the future, with a time zone.")
 
 
 class ItemOut(Out):

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 Text = Annotated[str, StringConstraints(max_length=2000)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-14:00 is past the calendar's end in UTC
+        raise ValueError("the moment is out of range once converted to UTC") from None
+
+
+#: A moment a request gives: with a time zone (a time without one is ambiguous), stored in UTC.
+Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class Strict(BaseModel):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import func, select
 
 from govern.audit.models import AuditEvent
 from govern.grants.models import Grant
@@ -106,3 +109,25 @@ def test_hr_offboards_through_the_api_and_reads_the_evidence(app, db, company) -
     assert evidence.json["grants_before"] and evidence.json["items"]
     manager = Api(app, personal_token(db, team.manager, "offboarding:read"))
     assert manager.get(f"/offboardings/{body['id']}").status_code == 404
+
+
+@pytest.mark.parametrize("moment", ["2030-01-01T09:00:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_moments_without_a_zone_or_past_the_calendar_in_utc_are_refused(app, db, company, moment) -> None:
+    """A time without a zone is ambiguous, and a far offset at the calendar's ends does not exist in UTC: each
+    is a 422 naming the field, and nothing changes (they reached the database and failed with a 500 before)."""
+    team = _team(company)
+    admin = Api(app, personal_token(db, team.admin, "grants:write", "offboarding:write", "audit:read", "accounts:read"))
+    grants_before = db.scalar(select(func.count()).select_from(Grant))
+    for path, body, field in (
+            ("/grants", {"account_id": team.account.id, "role_code": "publisher", "reason": "cover",
+                         "person_id": team.report.id, "expires_at": moment}, "expires_at"),
+            ("/offboardings", {"person_id": team.report.id, "effective_at": moment}, "effective_at")):
+        answer = admin.post(path, body)
+        assert answer.status_code == 422, (path, answer.json)
+        assert any(e["field"] == field for e in answer.json["errors"])
+    for path in (f"/audit-events?since={quote(moment)}", f"/accounts/{team.account.id}/platform-members?at={quote(moment)}"):
+        answer = admin.get(path)
+        assert answer.status_code == 422, (path, answer.json)
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(Grant)) == grants_before
+    assert db.scalar(select(func.count()).select_from(Offboarding)) == 0
