@@ -65,3 +65,42 @@ def drift_command() -> None:
     click.echo(f"{len(items)} drift item(s)")
     if items:
         raise SystemExit(1)
+
+
+@group.command("members")
+@click.argument("account")
+@click.option("--at", "at", default=None, help="A day (2026-03-03: its end, in UTC) or a moment with a time zone.")
+@with_appcontext
+def members_command(account: str, at: str | None) -> None:
+    """Who held a role on ACCOUNT (id or handle) on the platform, now or --at a past day or moment."""
+    from datetime import UTC, date, datetime, time, timedelta
+
+    from sqlalchemy import select
+
+    from govern.accounts.models import Account
+    from govern.connectors.history import members_at
+    from govern.db import database
+
+    moment = None
+    if at:
+        try:
+            moment = (datetime.combine(date.fromisoformat(at) + timedelta(days=1), time.min, tzinfo=UTC)
+                      - timedelta(microseconds=1)) if len(at) == 10 else datetime.fromisoformat(at)
+        except ValueError:
+            raise click.BadParameter("give a day (2026-03-03) or a moment with a time zone", param_hint="--at") from None
+        if moment.tzinfo is None:
+            raise click.BadParameter("a moment needs a time zone (2026-03-03T17:00:00Z)", param_hint="--at")
+    with database(current_app).session_scope() as session:
+        row = session.get(Account, int(account)) if account.isdigit() else \
+            session.scalar(select(Account).where(Account.handle == account.lstrip("@").lower()))
+        if row is None:
+            raise click.ClickException(f"No such account: {account}")
+        found = members_at(session, row, moment)
+        if found.source is None:
+            click.echo(f"{row.display_name}: nothing was known of its members by {found.at.isoformat(timespec='seconds')}")
+            return
+        click.echo(f"{row.display_name}, as the {found.source} first seen {found.seen_from:%Y-%m-%d %H:%M} UTC "
+                   f"(still seen {found.seen_until:%Y-%m-%d %H:%M} UTC):")
+        for member in found.members:
+            who = member["person_name"] or f"{member['name']} (not known to govern)"
+            click.echo(f"  {who} [{member['id']}]: {', '.join(member['roles'])}")

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from govern.audit.models import AuditEvent
+from govern.cli import cli
 from govern.connectors import attestations, connections, sync
 from govern.connectors.connections import Settings
 from govern.connectors.models import PlatformIdentity
@@ -169,3 +170,21 @@ def test_owners_are_reminded_to_attest_once_a_week(app: Any, db: Any, world: Any
         attestations.attest(db, actor=world.olga, account=x, members_text="sam@acme.test, publisher", now=now)
         db.commit()
     assert attestations.remind_due(db, now=now + timedelta(days=8)) == 1  # only YouTube is still due
+
+
+def test_the_cli_answers_who_held_it_on_a_day(app: Any, db: Any, world: Any, settings: Settings,
+                                              platforms: Platforms) -> None:
+    _two_syncs(db, settings, platforms)
+    runner = app.test_cli_runner()
+    then = runner.invoke(cli, ["connectors", "members", "acme-fb", "--at", "2026-03-03"])
+    assert then.exit_code == 0, then.output
+    assert "Sam Staff [101]: CREATE_CONTENT, MANAGE" in then.output and "Dora Departed [102]" in then.output
+    now = runner.invoke(cli, ["connectors", "members", str(world.page.id)])
+    assert now.exit_code == 0 and "[101]" not in now.output and "first seen 2026-03-10" in now.output
+    unknown = runner.invoke(cli, ["connectors", "members", "acme-li", "--at", "2026-03-04T00:00:00+00:00"])
+    assert "urn:li:person:zed (not known to govern)" in unknown.output
+    before = runner.invoke(cli, ["connectors", "members", "acme-fb", "--at", "2026-03-02"])
+    assert before.exit_code == 0 and "nothing was known" in before.output
+    assert runner.invoke(cli, ["connectors", "members", "acme-fb", "--at", "2026-03-05T10:00"]).exit_code == 2
+    assert runner.invoke(cli, ["connectors", "members", "acme-fb", "--at", "soon"]).exit_code == 2
+    assert runner.invoke(cli, ["connectors", "members", "nobody"]).exit_code == 1
