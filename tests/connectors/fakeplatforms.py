@@ -38,6 +38,8 @@ class Platforms:
     refuse_removal: dict[str, tuple[int, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     page_size: int = 2
+    #: LinkedIn's paging carries "total" on some finders and versions, not on others.
+    linkedin_total: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fault(self, method: str, prefix: str, status: int, body: Any, headers: dict[str, str] | None = None,
@@ -136,8 +138,10 @@ class Handler(BaseHTTPRequestHandler):
             rows = p.orgs.get(org, [])
             start, count = int(query.get("start", 0)), int(query.get("count", 10))
             count = min(count, p.page_size)
-            return self._send(200, {"elements": rows[start:start + count],
-                                    "paging": {"start": start, "count": count, "total": len(rows)}})
+            paging: dict[str, Any] = {"start": start, "count": count, "links": []}
+            if p.linkedin_total:
+                paging["total"] = len(rows)
+            return self._send(200, {"elements": rows[start:start + count], "paging": paging})
         if method == "DELETE":
             ids = unquote(raw_query.split("ids=", 1)[1])
             results: dict[str, Any] = {}

@@ -115,6 +115,13 @@ def test_linkedin_paginates_keeps_approved_and_sends_version(url: str, platforms
     assert len(platforms.orgs["9"]) == 5
 
 
+def test_linkedin_paging_without_a_total_reads_to_the_end(url: str, platforms: Platforms) -> None:
+    platforms.linkedin_total = False
+    with LinkedInClient(url, LINKEDIN_TOKEN, version="202411", sleep=Sleeps()) as client:
+        members = client.members("9")
+    assert [m.id for m in members] == [f"urn:li:person:m{i}" for i in range(5)]  # 6 ACLs, 2 a page, no total
+
+
 def test_linkedin_429_backoff_and_retry_after(url: str, platforms: Platforms) -> None:
     platforms.fault("GET", "/rest/organizationAcls", 429, {"status": 429, "message": "Too many requests"},
                     {"Retry-After": "7"})

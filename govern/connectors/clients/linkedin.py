@@ -14,6 +14,18 @@ from govern.connectors.clients.base import Answer, ConnectorError, HttpBase, Mem
 PAGE_SIZE = 100
 
 
+def _last_page(paging: dict[str, Any], elements: list[Any], read: int) -> bool:
+    """Whether the page just read is the last: by "total" when LinkedIn sends it (not every finder or version
+    does), else by a "next" link, else by a page shorter than the count the server says it served."""
+    if not elements:
+        return True
+    if paging.get("total") is not None:
+        return read >= int(paging["total"])
+    if any(isinstance(link, dict) and link.get("rel") == "next" for link in paging.get("links") or []):
+        return False
+    return len(elements) < int(paging.get("count") or PAGE_SIZE)
+
+
 class LinkedInClient(HttpBase):
     """The organisation ACLs of LinkedIn organisations."""
 
@@ -57,9 +69,8 @@ class LinkedInClient(HttpBase):
             for element in elements:
                 if element.get("state") == "APPROVED" and element.get("roleAssignee"):
                     roles.setdefault(str(element["roleAssignee"]), set()).add(str(element.get("role")))
-            total = int((body.get("paging") or {}).get("total") or 0)
             start += len(elements)
-            if not elements or start >= total:
+            if _last_page(body.get("paging") or {}, elements, start):
                 break
         return [Member(id=assignee, name=assignee, roles=tuple(sorted(r))) for assignee, r in sorted(roles.items())]
 
