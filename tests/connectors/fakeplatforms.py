@@ -166,7 +166,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"code": 40105, "message": "Access token is invalid or expired.", "data": {}})
         if path.endswith("/bc/member/get/"):
             rows = p.bcs.get(query.get("bc_id", ""), [])
-            page, size = int(query.get("page", 1)), min(int(query.get("page_size", 10)), p.page_size)
+            page, size = int(query.get("page", 1)), int(query.get("page_size", 10))
+            if size > 20:  # the documented maximum
+                return self._send(200, {"code": 40002, "message": "page_size: must be at most 20", "data": {}})
+            size = min(size, p.page_size)
             total_page = max(1, -(-len(rows) // size))
             return self._send(200, {"code": 0, "message": "OK", "request_id": "r", "data": {
                 "list": rows[(page - 1) * size: page * size],
@@ -177,7 +180,11 @@ class Handler(BaseHTTPRequestHandler):
                 status, refusal = p.refuse_removal[body["bc_id"]]
                 return self._send(status, refusal)
             with p.lock:
-                p.bcs[body["bc_id"]] = [m for m in p.bcs.get(body["bc_id"], []) if m["user_email"] != body.get("user_email")]
+                # An existing member by user_id; user_email revokes an invitation (a PENDING row) only.
+                p.bcs[body["bc_id"]] = [m for m in p.bcs.get(body["bc_id"], []) if not (
+                    (body.get("user_id") and m["user_id"] == body["user_id"]) or
+                    (body.get("user_email") and m.get("relation_status") == "PENDING"
+                     and m["user_email"] == body["user_email"]))]
             return self._send(200, {"code": 0, "message": "OK", "data": {}})
         return self._send(200, {"code": 40002, "message": "Unknown endpoint", "data": {}})
 

@@ -25,8 +25,13 @@ def platforms() -> Platforms:
                     "organization": "urn:li:organization:9"} for i in range(5)]
     p.orgs["9"].append({"role": "ANALYST", "roleAssignee": "urn:li:person:gone", "state": "REVOKED",
                         "organization": "urn:li:organization:9"})
-    p.bcs["bc1"] = [{"user_id": f"t{i}", "user_name": f"T {i}", "user_email": f"t{i}@acme.test", "user_role": "STANDARD"}
-                    for i in range(5)]
+    p.bcs["bc1"] = [{"user_id": f"t{i}", "user_name": f"T {i}", "user_email": f"t{i}@acme.test", "user_role": "STANDARD",
+                     "relation_status": "BOUND"} for i in range(5)]
+    # An invitation not accepted and a refused one: no access.
+    p.bcs["bc1"] += [{"user_id": "t8", "user_name": "Invited", "user_email": "inv@acme.test", "user_role": "ADMIN",
+                      "relation_status": "PENDING"},
+                     {"user_id": "t9", "user_name": "Refused", "user_email": "no@acme.test", "user_role": "ADMIN",
+                      "relation_status": "REJECTED"}]
     return p
 
 
@@ -158,7 +163,8 @@ def test_tiktok_pages_errors_and_removal(url: str, platforms: Platforms) -> None
     sleeps = Sleeps()
     client = TikTokClient(url, TIKTOK_TOKEN, sleep=sleeps, backoff_start=0.5)
     members = client.members("bc1")
-    assert len(members) == 5 and client.requests == 3 and members[0].email == "t0@acme.test"
+    assert len(members) == 5 and client.requests == 4 and members[0].email == "t0@acme.test"  # 7 rows, 2 a page
+    assert "t8" not in {m.id for m in members} and "t9" not in {m.id for m in members}
     platforms.fault("GET", "/open_api/v1.3/bc/member/get/", 200, {"code": 40100, "message": "Too many requests"})
     assert len(client.members("bc1")) == 5 and sleeps == [0.5]
     platforms.fault("GET", "/open_api/v1.3/bc/member/get/", 200, {"code": 40001, "message": "No permission"})
@@ -167,8 +173,10 @@ def test_tiktok_pages_errors_and_removal(url: str, platforms: Platforms) -> None
     platforms.fault("GET", "/open_api/v1.3/bc/member/get/", 200, {"code": 40002, "message": "bc_id is invalid"})
     with pytest.raises(ConnectorError, match="bc_id is invalid"):
         client.members("bc1")
-    client.remove_member("bc1", members[0])
-    assert len(platforms.bcs["bc1"]) == 4
+    client.remove_member("bc1", members[0])  # by user_id: the documented way for a member who joined
+    assert "t0" not in {m["user_id"] for m in platforms.bcs["bc1"]} and len(platforms.bcs["bc1"]) == 6
+    client.remove_member("bc1", Member("t3", "T 3", ("STANDARD",)))  # no email needed
+    assert "t3" not in {m["user_id"] for m in platforms.bcs["bc1"]}
     platforms.refuse_removal["bc1"] = (200, {"code": 40001, "message": "Cannot remove the owner"})
     with pytest.raises(ConnectorError, match="Cannot remove the owner"):
         client.remove_member("bc1", members[1])

@@ -1,10 +1,15 @@
-"""TikTok Business Center API: members, and deleting one. Errors are in the JSON body's code (0 = ok)."""
+"""TikTok Business Center API: members, and deleting one. Errors are in the JSON body's code (0 = ok).
+
+Only members whose relation_status is BOUND hold access; pages hold at most 20 members."""
 
 from __future__ import annotations
 
 from govern.connectors.clients.base import Answer, ConnectorError, HttpBase, Member
 
-PAGE_SIZE = 50
+#: The documented maximum page size of /bc/member/get/.
+PAGE_SIZE = 20
+#: relation_status of a member who joined; PENDING (an invitation not accepted) and REJECTED hold no access.
+JOINED = "BOUND"
 RATE_LIMIT_CODES = {40100, 40133, 50002}
 EXPIRED_CODES = {40102, 40104, 40105}
 PERMISSION_CODES = {40001, 40300, 40301}
@@ -47,7 +52,7 @@ class TikTokClient(HttpBase):
                                 params={"bc_id": bc_id, "page": page, "page_size": PAGE_SIZE}).body.get("data") or {}
             for row in data.get("list") or []:
                 uid = str(row.get("user_id") or "")
-                if uid:
+                if uid and str(row.get("relation_status") or JOINED) == JOINED:
                     email = row.get("user_email")
                     members.append(Member(id=uid, name=str(row.get("user_name") or uid),
                                           roles=(str(row.get("user_role") or "STANDARD"),),
@@ -58,7 +63,6 @@ class TikTokClient(HttpBase):
             page += 1
 
     def remove_member(self, bc_id: str, member: Member) -> Answer:
-        """POST /bc/member/delete/ for the member (by email, as the API asks)."""
-        if not member.email:
-            raise ConnectorError("TikTok removes a member by email, and this member has none in the Business Center.")
-        return self.request("POST", "/open_api/v1.3/bc/member/delete/", json={"bc_id": bc_id, "user_email": member.email})
+        """POST /bc/member/delete/: a member who joined by their user_id (the API takes user_email only to
+        revoke an invitation, which is not access)."""
+        return self.request("POST", "/open_api/v1.3/bc/member/delete/", json={"bc_id": bc_id, "user_id": member.id})
