@@ -111,6 +111,9 @@ class Handler(BaseHTTPRequestHandler):
             rows = [{"id": uid, "name": p.business_users[query["business"]].get(uid, {}).get("name", uid), "tasks": tasks}
                     for uid, tasks in sorted(users.items())]
         elif parts[-1] == "assigned_users" and method == "DELETE":
+            if set(query) - {"user"}:  # the edge's one documented parameter
+                return self._send(400, {"error": {"message": f"(#100) Param {sorted(set(query) - {'user'})[0]} is not "
+                                                             "valid", "code": 100}})
             if parts[0] in p.refuse_removal:
                 status, body = p.refuse_removal[parts[0]]
                 return self._send(status, body)

@@ -106,8 +106,9 @@ class MetaClient(HttpBase):
         return self._pages(f"/{business_id}/client_instagram_accounts", {"fields": "id,username"})
 
     def remove_member(self, page_id: str, business_id: str, member: Member) -> Answer:
-        """Remove a user's tasks on a Page: DELETE /{page_id}/assigned_users."""
-        answer = self.request("DELETE", f"/{page_id}/assigned_users", params={"user": member.id, "business": business_id})
+        """Remove a user's tasks on a Page: DELETE /{page_id}/assigned_users?user= (its one documented parameter;
+        ``business_id`` is for the reads)."""
+        answer = self.request("DELETE", f"/{page_id}/assigned_users", params={"user": member.id})
         if not (isinstance(answer.body, dict) and answer.body.get("success") is True):
             raise ConnectorError(f"Meta did not confirm the removal (answer: {json.dumps(answer.body)[:200]}).",
                                  status=answer.status)
