@@ -260,13 +260,13 @@ def run_sync(session: Session, *, actor: Actor | None, settings: Settings, trigg
                     run.progress_json = json.dumps(progress)
                     session.flush()
                     checkpoint()
-        connection.last_synced_at = now or utcnow()
+        if stopped:
+            break
+        connection.last_synced_at = now or utcnow()  # every account of it read
         _lease(progress, holder)
         run.progress_json = json.dumps(progress)
         session.flush()
         checkpoint()
-        if stopped:
-            break
     if stopped:
         progress.pop("lease", None)  # the next run may carry it on at once
         run.progress_json = json.dumps(progress)

@@ -178,6 +178,8 @@ def test_a_run_told_to_stop_keeps_its_progress_and_the_next_carries_on(db: Any, 
                         should_stop=lambda: next(asked, True))
     assert run.status == "running" and run.finished_at is None and len(run.progress["done"]) == 1
     assert "lease" not in run.progress  # stopped on purpose: free for the next run at once
+    assert world.meta.last_synced_at is not None  # its one account was read: the connection is synced
+    assert world.li.last_synced_at is None  # stopped before any of its accounts
     platforms.requests.clear()
     carried = sync.run_sync(db, actor=None, settings=settings, trigger="job", checkpoint=db.commit)
     assert carried.id == run.id and carried.status == "done" and len(carried.progress["done"]) == 3
