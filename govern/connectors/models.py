@@ -22,6 +22,7 @@ COVERS = {"meta": ("facebook", "instagram", "threads"), "linkedin": ("linkedin",
 ATTESTED_PLATFORMS = ("youtube", "x")
 #: What a platform identity belongs to: a connector, or an attested platform.
 IDENTITY_PLATFORMS = CONNECTOR_PLATFORMS + ATTESTED_PLATFORMS
+IDENTITY_LABELS = {"meta": "Meta", "linkedin": "LinkedIn", "tiktok": "TikTok", "youtube": "YouTube", "x": "X"}
 RUN_STATUSES = ("running", "done", "partial", "failed")
 
 
@@ -137,6 +138,11 @@ class PlatformIdentity(Base):
         CheckConstraint(f"platform IN {IDENTITY_PLATFORMS!r}", name="platform"),
         UniqueConstraint("platform", "external_id", name="uq_connector_identities_platform_external_id"),
     )
+
+    @property
+    def platform_label(self) -> str:
+        """The platform's name as people write it."""
+        return IDENTITY_LABELS.get(self.platform, self.platform)
 
 
 class Attestation(Base):

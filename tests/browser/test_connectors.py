@@ -107,7 +107,7 @@ def test_connectors_pages(browser: Any, live_server: LiveServer, screenshots: An
     mine.get_by_label("Platform", exact=True).select_option("linkedin")
     mine.get_by_label("Your id on the platform (LinkedIn: urn:li:person:…)").fill("urn:li:person:zed")
     submit(mine, "Link")
-    expect(mine.locator("#identities")).to_contain_text("urn:li:person:zed")
+    expect(mine.locator("#identities")).to_contain_text("LinkedIn: urn:li:person:zed")
     screenshots(mine, "platform_identities_phone")
     mine.context.close()
     assert problems == [], "browser reported problems:\n" + "\n".join(problems)
